@@ -1,0 +1,59 @@
+"""Error types raised by the library; only the CLI turns them into messages and exit codes.
+
+Exit codes (DESIGN.md): 0 supported, 1 gate failed, 2 invalid input or usage, 3 model server or harness failure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, located precisely enough to fix it without guessing."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    field: str | None = None
+    value: object = None
+    fix: str | None = None
+
+    def render(self) -> str:
+        where = self.file or "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+        parts = [where + ":"]
+        if self.field:
+            parts.append(f"{self.field}:")
+        parts.append(self.message)
+        if self.value is not None:
+            parts.append(f"(got {self.value!r})")
+        text = " ".join(parts)
+        if self.fix:
+            text += f"\n    fix: {self.fix}"
+        return text
+
+
+class AuditError(Exception):
+    """Base of every error the library raises on purpose."""
+
+    exit_code = 2
+
+
+@dataclass
+class InputError(AuditError):
+    """Invalid user input (claim file, log, dataset): exit code 2. Carries every problem found, not the first."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    exit_code = 2
+
+    def __str__(self) -> str:
+        head = f"{len(self.problems)} problem(s):" if len(self.problems) != 1 else "1 problem:"
+        return head + "\n" + "\n".join("  " + p.render().replace("\n", "\n  ") for p in self.problems)
+
+
+class ServerError(AuditError):
+    """A model server or harness failed (down, garbage answers, retries exhausted): exit code 3."""
+
+    exit_code = 3
