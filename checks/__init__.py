@@ -1,0 +1,38 @@
+"""The check registry: a plain dict of name → :class:`CheckSpec`.
+
+A check is a pure function ``(Context, params) -> list[Finding]``. It never talks to servers and never joins arms on
+its own (it asks ``ctx.records.paired``). A check that cannot compute returns an *inconclusive* finding with the
+reason, never a fake 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel
+
+from audit.checks import reported_numbers, scoring, significance, truncation
+from audit.checks._common import Context
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    run: Callable[[Context, BaseModel], list]
+    params: type[BaseModel]
+    needs_samples: bool
+    description: str
+
+
+REGISTRY: dict[str, CheckSpec] = {
+    "significance": CheckSpec("significance", significance.run, significance.Params, False,
+                              "the delta at the claimed setting, its CI, the right test for the design, power/MDE"),
+    "truncation": CheckSpec("truncation", truncation.run, truncation.Params, True,
+                            "outputs that hit the generation budget; the delta per budget and on untruncated items"),
+    "scoring": CheckSpec("scoring", scoring.run, scoring.Params, True,
+                         "the delta under every scoring; arms scored with different extractors or metric versions"),
+    "reported_numbers": CheckSpec("reported_numbers", reported_numbers.run, reported_numbers.Params, False,
+                                  "reported rates, delta and p-value against k/n granularity and the standard tests"),
+}
+
+__all__ = ["REGISTRY", "CheckSpec", "Context"]

@@ -1,0 +1,203 @@
+"""Importers: turn replayed sample logs into :class:`audit.records.Records`.
+
+:func:`load_records` reads every file a claim names, reports every problem at once (file, line, fix) and validates
+that the runs can be paired: the same items in both arms, the same prompt within an arm across budgets, and logs
+that were generated at the budget they are filed under.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from audit.claim import Claim, resolve_paths
+from audit.errors import InputError, Problem
+from audit.importers.jsonl import read_jsonl
+from audit.importers.lmeval import find_results, read_results, read_samples, sha256_of, task_of
+from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
+from audit.scoring import SCORERS
+
+
+def load_records(claim: Claim) -> Records:
+    """Read the claim's sample logs into Records, or raise :class:`InputError` with every problem found."""
+    if claim.samples is None:
+        raise InputError([Problem("the claim has no samples: section", file=str(claim.path),
+                                  fix="add samples: with per-arm logs, or audit the reported numbers only")])
+    fmt = claim.samples.format
+    problems: list[Problem] = []
+    frames: list[pd.DataFrame] = []
+    sources: list[Source] = []
+    settings: dict[str, dict] = {a: {} for a in ARMS}
+    where: dict[tuple, str] = {}
+    requested = claim.scorings()
+    for arm in ARMS:
+        for budget, pattern in sorted(getattr(claim.samples, arm).items()):
+            files = resolve_paths(claim, pattern)
+            if fmt == "lm-eval":
+                files = [f for f in files if f.suffix == ".jsonl"]
+            if not files:
+                problems.append(Problem(f"no sample file matches {pattern!r}", file=str(claim.path),
+                                        field=f"samples.{arm}.{budget}",
+                                        fix=f"paths resolve against {claim.base_dir}; check the folder and glob"))
+                continue
+            where[(arm, DEFAULT_VARIANT, budget)] = ", ".join(str(f) for f in files)
+            if fmt == "lm-eval":
+                df, probs, st = _read_lmeval(claim, files, arm, budget)
+            else:
+                df, probs, st = _read_generic(files, arm, budget)
+            problems.extend(probs)
+            settings[arm][budget] = st
+            if df is not None and len(df):
+                frames.append(df)
+                for f in files:
+                    sources.append(Source(arm, budget, str(f), sha256_of(f), int((df["source"] == str(f)).sum())))
+    if problems:
+        raise InputError(problems)
+    table = pd.concat(frames, ignore_index=True)
+    table, probs = _apply_scorings(table, requested, fmt, str(claim.path))
+    problems.extend(probs)
+    problems.extend(_hash_problems(table))
+    if problems:
+        raise InputError(problems)
+    return build_records([table], sources, settings, where)
+
+
+def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int):
+    problems: list[Problem] = []
+    tasks = sorted({task_of(f) for f in files})
+    if len(tasks) > 1:
+        return None, [Problem(f"the pattern for {arm} at budget {budget} matches samples of several tasks: {tasks}",
+                              file=str(claim.path), field=f"samples.{arm}.{budget}",
+                              fix="narrow the glob to one task, e.g. samples_<task>_*.jsonl")], {}
+    task = tasks[0]
+    results_path = find_results(files[0])
+    st: dict = {"task": task, "format": "lm-eval"}
+    filter_order = None
+    if results_path is not None:
+        st.update(read_results(results_path, task))
+        filter_order = st.get("filter_list") or None
+    frames = []
+    for f in files:
+        df, probs = read_samples(f, arm, budget, claim.claim.metric, filter_order)
+        problems.extend(probs)
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    # A log filed under budget B must have been generated at B; otherwise every budget comparison is wrong.
+    declared = {v for v in df.get("line_max_gen_toks", pd.Series(dtype=object)).dropna().unique()}
+    gk = st.get("generation_kwargs") or {}
+    if not declared and isinstance(gk, dict) and gk.get("max_gen_toks") is not None:
+        declared = {gk["max_gen_toks"]}
+    declared_ints = {int(v) for v in declared if str(v).lstrip("-").isdigit()}
+    if declared_ints and declared_ints != {budget}:
+        problems.append(Problem(
+            f"logs filed under budget {budget} were generated with max_gen_toks={sorted(declared_ints)}",
+            file=str(files[0]), field=f"samples.{arm}.{budget}",
+            fix="file each log under the budget it was generated with (the key in samples.<arm> is max_gen_toks)"))
+    if declared_ints:
+        st["max_gen_toks"] = sorted(declared_ints)[0]
+    return df.drop(columns=["line_max_gen_toks"], errors="ignore"), problems, st
+
+
+def _read_generic(files: list[Path], arm: str, budget: int):
+    frames, problems = [], []
+    for f in files:
+        df, probs = read_jsonl(f, arm, budget)
+        frames.append(df)
+        problems.extend(probs)
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return df, problems, {"format": "jsonl", "files": [str(f) for f in files]}
+
+
+def _apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_file: str):
+    """Keep one row per requested scoring: from the logs when they carry it, else re-scored by a built-in scorer."""
+    problems: list[Problem] = []
+    if fmt == "jsonl":
+        logged = sorted({k for s in table["scores"] for k in s})
+        names = requested or logged or ["exact"]
+        parts = []
+        for name in names:
+            part = table.copy()
+            if name in logged:
+                vals = part["scores"].map(lambda s: s.get(name))
+                missing = part[vals.isna()]
+                if len(missing):
+                    r = missing.iloc[0]
+                    problems.append(Problem(f"scoring {name!r} is missing on {len(missing)} line(s)", file=r["source"],
+                                            line=int(r["line"]), fix=f"give scores.{name} on every line"))
+                part["score"] = pd.to_numeric(vals, errors="coerce")
+            elif name in SCORERS:
+                if part["target"].isna().any():
+                    r = part[part["target"].isna()].iloc[0]
+                    problems.append(Problem(f"built-in scoring {name!r} needs a target", file=r["source"],
+                                            line=int(r["line"]), fix="add target to every line"))
+                    continue
+                fn = SCORERS[name]
+                part["score"] = [fn(o, t) for o, t in zip(part["text"], part["target"])]
+            else:
+                problems.append(_unknown_scoring(name, logged, claim_file))
+                continue
+            part["scoring"] = name
+            parts.append(part)
+        table = pd.concat(parts, ignore_index=True) if parts else table.iloc[:0]
+        return table.drop(columns=["scores"]), problems
+    logged = list(dict.fromkeys(table["scoring"]))
+    names = requested or logged
+    parts = []
+    base = table[table["scoring"] == logged[0]]
+    for name in names:
+        if name in logged:
+            parts.append(table[table["scoring"] == name])
+        elif name in SCORERS:
+            fn = SCORERS[name]
+            part = base.copy()
+            part["score"] = [fn(o or "", t or "") for o, t in zip(part["text"], part["target"])]
+            part["scoring"] = name
+            part["extracted"] = None
+            parts.append(part)
+        else:
+            problems.append(_unknown_scoring(name, logged, claim_file))
+    return pd.concat(parts, ignore_index=True) if parts else table.iloc[:0], problems
+
+
+def _unknown_scoring(name: str, logged: list[str], claim_file: str) -> Problem:
+    import difflib
+
+    options = list(logged) + list(SCORERS)
+    close = difflib.get_close_matches(name, options, n=1)
+    return Problem(f"scoring {name!r} is neither in the logs nor a built-in scorer", file=claim_file,
+                   field="perturbations.scorings", value=name,
+                   fix=(f"did you mean {close[0]!r}? " if close else "")
+                   + f"in the logs: {logged or 'none'}; built-in: {list(SCORERS)}")
+
+
+def _hash_problems(table: pd.DataFrame) -> list[Problem]:
+    """Refuse to pair runs that did not see the same prompt (within an arm) or the same document (across arms)."""
+    problems: list[Problem] = []
+    first = table["scoring"].iloc[0]
+    t = table[table["scoring"] == first]
+    for arm in ARMS:
+        sub = t[(t["arm"] == arm) & t["prompt_hash"].notna()]
+        if sub.empty:
+            continue
+        n_hashes = sub.groupby("item_id")["prompt_hash"].nunique()
+        bad = n_hashes[n_hashes > 1]
+        if len(bad):
+            item = bad.index[0]
+            rows = sub[sub["item_id"] == item]
+            problems.append(Problem(
+                f"{arm}: the prompt of item {item!r} differs between budgets {sorted(rows['budget'].unique().tolist())} "
+                f"({len(bad)} item(s) affected): these runs did not use the same prompt",
+                file=", ".join(sorted(set(rows["source"]))),
+                fix="a budget sweep must change only the budget; re-run the budgets with the same task config"))
+    docs = t[t["doc_hash"].notna()]
+    if not docs.empty:
+        per = docs.groupby(["item_id"])["doc_hash"].nunique()
+        bad = per[per > 1]
+        if len(bad):
+            item = bad.index[0]
+            rows = docs[docs["item_id"] == item]
+            problems.append(Problem(
+                f"item {item!r} is a different document in different logs ({len(bad)} item(s) affected): the arms "
+                "were not run on the same data", file=", ".join(sorted(set(rows["source"]))),
+                fix="run both arms on the same dataset in the same order (doc_id is the pairing key)"))
+    return problems

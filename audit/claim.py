@@ -1,0 +1,363 @@
+"""The claim file: what the authors report, where the evidence is, and which perturbations to apply.
+
+Validated with pydantic (extra="forbid") at the edge; every problem is reported at once with the YAML line, the
+field path, the bad value and a did-you-mean hint (see :func:`load_claim`).
+"""
+from __future__ import annotations
+
+import difflib
+import glob
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from audit.errors import InputError, Problem
+
+Test = Literal["fisher", "mcnemar", "bootstrap", "ttest", "ztest", "chi2", "boschloo", "wilcoxon", "unknown"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Counts(_Strict):
+    """A rate given as passes out of n, e.g. ``{passes: 6, n: 89}``."""
+
+    passes: int = Field(ge=0, description="items scored correct")
+    n: int = Field(gt=0, description="items evaluated")
+
+    @model_validator(mode="after")
+    def _passes_le_n(self) -> "Counts":
+        if self.passes > self.n:
+            raise ValueError(f"passes ({self.passes}) exceeds n ({self.n})")
+        return self
+
+    @property
+    def rate(self) -> float:
+        return self.passes / self.n
+
+
+class Reported(_Strict):
+    """What the authors report. Every key is optional; the checks use what is there."""
+
+    baseline: float | Counts | None = Field(None, description="baseline score: a rate in [0, 1] or {passes, n}")
+    treatment: float | Counts | None = Field(None, description="treatment score: a rate in [0, 1] or {passes, n}")
+    delta: float | None = Field(None, description="treatment − baseline as reported")
+    n: int | None = Field(None, gt=0, description="items per arm")
+    p_value: float | None = Field(None, ge=0, le=1, description="the reported p-value")
+    test: Test | None = Field(None, description="the test the authors say they used")
+    ci: tuple[float, float] | None = Field(None, description="the reported CI of the delta, if any")
+
+    @field_validator("baseline", "treatment")
+    @classmethod
+    def _rate_in_unit(cls, v: Any) -> Any:
+        if isinstance(v, float) and not 0.0 <= v <= 1.0:
+            raise ValueError("a rate must lie in [0, 1]; give percentages as fractions (0.15, not 15)")
+        return v
+
+    def counts(self, arm: str) -> Counts | None:
+        """The arm's score as counts, using ``n`` and the granularity of k/n when only a rate is given."""
+        v = getattr(self, arm)
+        if isinstance(v, Counts):
+            return v
+        if isinstance(v, float) and self.n:
+            k = round(v * self.n)
+            return Counts(passes=k, n=self.n)
+        return None
+
+    def rate(self, arm: str) -> float | None:
+        v = getattr(self, arm)
+        if isinstance(v, Counts):
+            return v.rate
+        return v
+
+
+class Settings(_Strict):
+    """The setting the claim was made under."""
+
+    max_tokens: int | None = Field(
+        None, gt=0, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
+        description="generation budget (aliases: n_predict, max_gen_toks)",
+    )
+    scoring: str | None = Field(None, description="the scoring the headline number used (an lm-eval filter name or built-in scorer)")
+    temperature: float | None = None
+
+
+class ClaimInfo(_Strict):
+    title: str
+    metric: str = Field("exact_match", description="the headline metric key in the logs")
+    direction: Literal["greater", "less"] = Field(
+        "greater", description="greater: the claim is that treatment scores higher (use less for error rates)")
+    reported: Reported = Field(default_factory=Reported)
+    settings: Settings = Field(default_factory=Settings)
+
+
+class Samples(_Strict):
+    """Replay mode: per-arm sample logs keyed by generation budget. Values are paths or globs, relative to the claim."""
+
+    format: Literal["lm-eval", "jsonl"] = "lm-eval"
+    baseline: dict[int, str | list[str]]
+    treatment: dict[int, str | list[str]]
+
+    @model_validator(mode="after")
+    def _same_budgets(self) -> "Samples":
+        if set(self.baseline) != set(self.treatment):
+            raise ValueError(
+                f"baseline budgets {sorted(self.baseline)} and treatment budgets {sorted(self.treatment)} differ; "
+                "give logs for the same budgets in both arms")
+        return self
+
+
+class Perturbations(_Strict):
+    scorings: list[str] = Field(default_factory=list, description="re-score both arms under each (lm-eval filter names or built-in scorers)")
+
+
+class Options(_Strict):
+    """Statistical options; every one is recorded in the report."""
+
+    seed: int = 0
+    resamples: int = Field(10_000, ge=100)
+    level: float = Field(0.95, gt=0.5, lt=1.0)
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+    power: float = Field(0.8, gt=0.5, lt=1.0)
+
+
+class Claim(_Strict):
+    claim: ClaimInfo
+    samples: Samples | None = None
+    perturbations: Perturbations = Field(default_factory=Perturbations)
+    options: Options = Field(default_factory=Options)
+    checks: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-check parameters, by check name")
+
+    # Not part of the file: where it was read from (relative paths resolve against its folder).
+    path: Path | None = Field(None, exclude=True)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    @property
+    def claimed_budget(self) -> int | None:
+        if self.claim.settings.max_tokens is not None:
+            return self.claim.settings.max_tokens
+        if self.samples and len(self.samples.baseline) == 1:
+            return next(iter(self.samples.baseline))
+        return None
+
+    def scorings(self) -> list[str]:
+        """The claimed scoring first, then every perturbation scoring, without repeats."""
+        out: list[str] = []
+        for s in [self.claim.settings.scoring, *self.perturbations.scorings]:
+            if s and s not in out:
+                out.append(s)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading with located errors
+
+
+def _line_map(text: str) -> dict[tuple, int]:
+    """Map each field path (tuple of keys / indices) to its 1-based line in the YAML text."""
+    lines: dict[tuple, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key: Any = k.value
+                if k.tag.endswith(":int"):
+                    try:
+                        key = int(k.value)
+                    except ValueError:
+                        pass
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+                lines[path + (key,)] = k.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _fields_of(model: type[BaseModel], path: tuple) -> list[str]:
+    """The allowed keys at ``path`` inside ``model`` (for did-you-mean hints)."""
+    current: Any = model
+    for key in path:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        f = current.model_fields.get(key) if isinstance(key, str) else None
+        if f is None:
+            return []
+        ann = f.annotation
+        current = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        names = []
+        for name, f in current.model_fields.items():
+            if name == "path":
+                continue
+            names.append(name)
+            va = f.validation_alias
+            if isinstance(va, AliasChoices):
+                names.extend(c for c in va.choices if isinstance(c, str))
+        return names
+    return []
+
+
+def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple, int]) -> list[Problem]:
+    problems = []
+    for e in err.errors():
+        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x in {"float", "Counts", "str", "list[str]", "int"}))
+        # Pydantic adds union member names to locations; keep only real keys.
+        loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x.startswith("function-"))))
+        line = None
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        field_path = ".".join(str(x) for x in loc) or "<top level>"
+        fix = None
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            allowed = _fields_of(Claim, loc[:-1])
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            fix = (f"did you mean '{close[0]}'? " if close else "") + (
+                f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else "remove this key")
+            msg = "unknown key"
+            value = None
+        elif kind == "missing":
+            msg = "required key is missing"
+            fix = f"add '{loc[-1]}'" if loc else None
+            value = None
+        else:
+            msg = e["msg"]
+            value = e.get("input")
+            if isinstance(value, (dict, list)):
+                value = None
+        problems.append(Problem(message=msg, file=file, line=line, field=field_path, value=value, fix=fix))
+    # Unions report one error per member; collapse exact repeats.
+    seen, unique = set(), []
+    for p in problems:
+        k = (p.line, p.field, p.message)
+        if k not in seen:
+            seen.add(k)
+            unique.append(p)
+    return unique
+
+
+def load_claim(path: str | Path, check_files: bool = True) -> Claim:
+    """Read and validate a claim file; raise :class:`InputError` listing every problem found."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError([Problem("claim file not found", file=file, fix="check the path")]) from None
+    except OSError as exc:
+        raise InputError([Problem(f"cannot read claim file: {exc.strerror}", file=file)]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        what = getattr(exc, "problem", None) or str(exc)
+        ctx = getattr(exc, "context", None)
+        msg = f"YAML syntax error: {what}" + (f" ({ctx})" if ctx else "")
+        raise InputError([Problem(msg, file=file, line=line,
+                                  fix="check indentation and quoting on this line and the one before it")]) from None
+    if not isinstance(data, dict):
+        raise InputError([Problem("a claim file must be a YAML mapping with a 'claim:' section", file=file, line=1,
+                                  fix="see `audit schema` or the README for the format")])
+    lines = _line_map(text)
+    try:
+        claim = Claim.model_validate(data)
+    except ValidationError as err:
+        raise InputError(_problems_from_validation(err, file, lines)) from None
+    claim = claim.model_copy(update={"path": path.resolve()})
+    problems = _semantic_problems(claim, file, lines, check_files)
+    if problems:
+        raise InputError(problems)
+    return claim
+
+
+def resolve_paths(claim: Claim, pattern: str | list[str]) -> list[Path]:
+    """Expand a path or glob (or list of them) relative to the claim's folder, sorted."""
+    patterns = [pattern] if isinstance(pattern, str) else pattern
+    found: list[Path] = []
+    for p in patterns:
+        full = p if Path(p).is_absolute() else str(claim.base_dir / p)
+        matches = sorted(glob.glob(full, recursive=True))
+        found.extend(Path(m) for m in matches if Path(m).is_file())
+    return found
+
+
+def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    rep = claim.claim.reported
+    for arm in ("baseline", "treatment"):
+        v = getattr(rep, arm)
+        if isinstance(v, Counts) and rep.n is not None and v.n != rep.n:
+            problems.append(Problem(f"{arm}.n ({v.n}) disagrees with reported n ({rep.n})", file=file,
+                                    line=lines.get(("claim", "reported", arm)), field=f"claim.reported.{arm}.n",
+                                    fix="give n once, or make both agree"))
+    if claim.samples is not None:
+        budgets = sorted(claim.samples.baseline)
+        cb = claim.claim.settings.max_tokens
+        if cb is not None and cb not in budgets:
+            problems.append(Problem(
+                f"the claimed budget {cb} has no logs (samples are keyed by budgets {budgets})", file=file,
+                line=lines.get(("claim", "settings", "max_tokens")) or lines.get(("claim", "settings")),
+                field="claim.settings.max_tokens", value=cb,
+                fix="add logs for the claimed budget under samples.baseline/treatment, or correct max_tokens"))
+        if cb is None and len(budgets) > 1:
+            problems.append(Problem(
+                "several budgets are given but the claim does not say which one it was made at", file=file,
+                line=lines.get(("claim", "settings")) or lines.get(("claim",)), field="claim.settings.max_tokens",
+                fix=f"add claim.settings.max_tokens: one of {budgets}"))
+        if check_files:
+            for arm in ("baseline", "treatment"):
+                for budget, pattern in getattr(claim.samples, arm).items():
+                    if not resolve_paths(claim, pattern):
+                        problems.append(Problem(
+                            f"no file matches {pattern!r} (relative paths resolve against {claim.base_dir})",
+                            file=file, line=lines.get(("samples", arm, budget)), field=f"samples.{arm}.{budget}",
+                            fix="check the path; globs like runs/base_16/samples_*.jsonl are allowed"))
+    elif rep.baseline is None and rep.treatment is None:
+        problems.append(Problem(
+            "nothing to audit: no samples and no reported baseline/treatment scores", file=file,
+            line=lines.get(("claim",)), field="claim.reported",
+            fix="add samples: (per-arm logs) or claim.reported.baseline/treatment as {passes, n}"))
+    from audit.checks import REGISTRY  # local: the registry imports this module
+
+    for name, params in claim.checks.items():
+        if name not in REGISTRY:
+            close = difflib.get_close_matches(name, list(REGISTRY), n=1)
+            problems.append(Problem("unknown check", file=file, line=lines.get(("checks", name)), field=f"checks.{name}",
+                                    fix=(f"did you mean '{close[0]}'? " if close else "") + f"known checks: {', '.join(REGISTRY)}"))
+            continue
+        model = REGISTRY[name].params
+        try:
+            model.model_validate(params or {})
+        except ValidationError as err:
+            for p in _problems_from_validation(err, file, {}):
+                problems.append(Problem(p.message, file=file, line=lines.get(("checks", name)),
+                                        field=f"checks.{name}.{p.field}", value=p.value, fix=p.fix))
+    return problems
+
+
+def json_schema() -> dict:
+    """JSON Schema of the claim file, for editors (yaml-language-server) and `audit schema`."""
+    schema = Claim.model_json_schema(by_alias=False)
+    schema["properties"].pop("path", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "audit claim file"
+    return schema

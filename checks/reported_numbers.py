@@ -1,0 +1,185 @@
+"""reported_numbers: can the reported numbers have come from any k/n and any standard test?
+
+* Granularity: a rate reported to d decimals from n items must equal some k/n rounded to d decimals.
+* Arithmetic: the reported delta must equal treatment − baseline within the rounding of the three numbers.
+* p-value: recomputed from the counts under every test a paper plausibly used (Fisher, Boschloo, pooled z, χ² with
+  and without Yates' correction, and McNemar variants when the paired discordant counts are known), each two-sided
+  and one-sided; the check says which variants reproduce the reported p and whether that is the test the authors
+  name. A one-sided p reported as if two-sided is a common error.
+* With samples: the reported rates and n against what the logs give at the claimed setting.
+"""
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from audit import stats
+from audit.checks._common import Context
+from audit.claim import Counts
+from audit.findings import Finding
+
+NAME = "reported_numbers"
+
+# Which recomputed test variants belong to the test the authors name.
+FAMILIES = {
+    "fisher": ("fisher",), "mcnemar": ("mcnemar",), "boschloo": ("boschloo",), "ztest": ("z-test", "ztest"),
+    "chi2": ("chi2", "chi-square", "chi²"),
+}
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def decimals(x: float) -> int:
+    """Decimal places as written (0.15 → 2, 0.3 → 1); floats from YAML keep their shortest repr."""
+    exp = Decimal(repr(float(x))).normalize().as_tuple().exponent
+    return max(0, -int(exp))
+
+
+def half_unit(x: float) -> float:
+    """Half a unit in the last reported place: the rounding tolerance of a reported number."""
+    if x == 0:
+        return 0.5 * 10 ** (-decimals(x)) if decimals(x) else 0.5
+    d = Decimal(repr(float(x))).normalize()
+    return 0.5 * 10 ** int(d.as_tuple().exponent)
+
+
+def rounds_to(value: float, reported: float) -> bool:
+    return math.isfinite(value) and abs(value - reported) <= half_unit(reported) + 1e-12
+
+
+def granular_k(rate: float, n: int) -> list[int]:
+    """Every k with k/n rounding to the reported rate."""
+    centre = round(rate * n)
+    return [k for k in range(max(0, centre - 2), min(n, centre + 2) + 1) if rounds_to(k / n, rate)]
+
+
+def run(ctx: Context, params: Params) -> list[Finding]:
+    rep = ctx.claim.claim.reported
+    prov = ctx.provenance(rounding="half a unit in the last reported digit")
+    findings: list[Finding] = []
+    n = rep.n or (rep.baseline.n if isinstance(rep.baseline, Counts) else None)
+    # Granularity of k/n.
+    for arm in ("baseline", "treatment"):
+        v = getattr(rep, arm)
+        if isinstance(v, float) and n:
+            ks = granular_k(v, n)
+            if not ks:
+                lo, hi = math.floor(v * n), math.ceil(v * n)
+                findings.append(Finding(
+                    NAME, "impossible_rate", "flag",
+                    f"The reported {arm} rate {v} cannot come from n = {n}: no k/{n} rounds to it "
+                    f"({lo}/{n} = {lo / n:.4f}, {hi}/{n} = {hi / n:.4f})", severity="critical",
+                    impact="not_reproduced", statistic={"arm": arm, "reported": v, "n": n}, provenance=prov))
+            else:
+                findings.append(Finding(NAME, "rate_granular", "pass",
+                                        f"The reported {arm} rate {v} is consistent with "
+                                        + " or ".join(f"{k}/{n}" for k in ks),
+                                        statistic={"arm": arm, "reported": v, "n": n, "k": ks}, provenance=prov))
+    # Delta arithmetic.
+    b, t = rep.rate("baseline"), rep.rate("treatment")
+    if rep.delta is not None and b is not None and t is not None:
+        tol = half_unit(rep.delta) + (half_unit(b) if not isinstance(rep.baseline, Counts) else 0) + (
+            half_unit(t) if not isinstance(rep.treatment, Counts) else 0)
+        diff = t - b
+        stat = {"reported_delta": rep.delta, "treatment_minus_baseline": diff, "tolerance": tol}
+        if abs(rep.delta - diff) > tol + 1e-12:
+            findings.append(Finding(NAME, "delta_arithmetic", "flag",
+                                    f"The reported delta {rep.delta} is not treatment − baseline = {t} − {b} = {diff:.4f}",
+                                    severity="critical", impact="not_reproduced", statistic=stat, provenance=prov))
+        else:
+            findings.append(Finding(NAME, "delta_consistent", "pass",
+                                    f"The reported delta {rep.delta} equals treatment − baseline ({diff:.4f}) within rounding",
+                                    statistic=stat, provenance=prov))
+    findings.extend(_p_value(ctx, prov))
+    findings.extend(_against_logs(ctx, prov))
+    if not findings:
+        findings.append(Finding(NAME, "nothing_reported", "inconclusive",
+                                "No reported numbers to check (claim.reported is empty)", impact="none",
+                                provenance=prov))
+    return findings
+
+
+def _p_value(ctx: Context, prov: dict) -> list[Finding]:
+    rep = ctx.claim.claim.reported
+    if rep.p_value is None:
+        return []
+    cb, ct = rep.counts("baseline"), rep.counts("treatment")
+    b_disc = c_disc = None
+    if ctx.records is not None and ctx.cell(ctx.claimed_budget) is not None:
+        p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
+        if p.binary:
+            b_disc = int(((p.baseline == 0) & (p.treatment == 1)).sum())
+            c_disc = int(((p.baseline == 1) & (p.treatment == 0)).sum())
+            if cb is None or ct is None:
+                cb = Counts(passes=int(p.baseline.sum()), n=p.n)
+                ct = Counts(passes=int(p.treatment.sum()), n=p.n)
+    if cb is None or ct is None:
+        return [Finding(NAME, "p_value_no_counts", "inconclusive",
+                        f"The reported p = {rep.p_value} cannot be recomputed without counts",
+                        detail="Give claim.reported.n (or {passes, n} for each arm), or per-item samples.",
+                        severity="minor", impact="none", provenance=prov)]
+    variants = stats.p_value_variants(ct.passes, ct.n, cb.passes, cb.n, paired_b=b_disc, paired_c=c_disc)
+    rows = [{"test": v.method, "alternative": v.alternative, "p_value": v.p_value,
+             "matches": rounds_to(v.p_value, rep.p_value)} for v in variants]
+    matches = [r for r in rows if r["matches"]]
+    stat = {"reported_p": rep.p_value, "reported_test": rep.test, "counts": {
+        "baseline": [cb.passes, cb.n], "treatment": [ct.passes, ct.n]},
+        "discordant": None if b_disc is None else {"b": b_disc, "c": c_disc}}
+    pv = dict(prov, counts="treatment as group 1; 'greater' = treatment higher")
+    named = FAMILIES.get(rep.test or "", ())
+    named_matches = [r for r in matches if any(f in r["test"].lower() for f in named)]
+    two_sided_named = [r for r in named_matches if r["alternative"] == "two-sided"]
+    if not matches:
+        return [Finding(NAME, "p_value_irreproducible", "flag",
+                        f"No standard test on {ct.passes}/{ct.n} vs {cb.passes}/{cb.n} gives the reported p = {rep.p_value}",
+                        detail="Closest: " + ", ".join(f"{r['test']} {r['alternative']} p = {r['p_value']:.4g}"
+                                                        for r in sorted(rows, key=lambda r: abs(r['p_value'] - rep.p_value))[:3]),
+                        severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
+    which = ", ".join(f"{r['test']} ({r['alternative']})" for r in matches)
+    if named and not named_matches:
+        return [Finding(NAME, "p_value_other_test", "flag",
+                        f"The reported p = {rep.p_value} is not what {rep.test} gives; it matches {which}",
+                        severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
+    if named and not two_sided_named:
+        return [Finding(NAME, "p_value_one_sided", "flag",
+                        f"The reported p = {rep.p_value} reproduces only as a one-sided {rep.test} test ({which})",
+                        detail="Papers usually mean two-sided; a one-sided p reported as if two-sided halves it.",
+                        severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
+    return [Finding(NAME, "p_value_reproduced", "pass", f"The reported p = {rep.p_value} reproduces as {which}",
+                    statistic=stat, rows=rows, provenance=pv)]
+
+
+def _against_logs(ctx: Context, prov: dict) -> list[Finding]:
+    rep = ctx.claim.claim.reported
+    if ctx.records is None or ctx.cell(ctx.claimed_budget) is None:
+        return []
+    cell = ctx.cell(ctx.claimed_budget)
+    out = []
+    p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
+    if rep.n is not None and rep.n != cell.n:
+        out.append(Finding(NAME, "n_mismatch", "flag",
+                           f"The claim reports n = {rep.n} items per arm; the logs have {cell.n} paired items",
+                           severity="major", impact="not_reproduced", statistic={"reported_n": rep.n, "logs_n": cell.n},
+                           provenance=prov))
+    for arm, measured, arr in (("baseline", cell.baseline, p.baseline), ("treatment", cell.treatment, p.treatment)):
+        v = getattr(rep, arm)
+        if v is None:
+            continue
+        reported = v.rate if isinstance(v, Counts) else v
+        k = arr.sum()
+        ok = (v.passes == k and v.n == cell.n) if isinstance(v, Counts) else rounds_to(measured, reported)
+        stat = {"arm": arm, "reported": reported, "measured": measured, "k": float(k), "n": cell.n}
+        if ok:
+            out.append(Finding(NAME, "matches_logs", "pass",
+                               f"The reported {arm} score {reported} matches the logs ({k:g}/{cell.n} = {measured:.4f})",
+                               statistic=stat, provenance=prov))
+        else:
+            out.append(Finding(NAME, "differs_from_logs", "flag",
+                               f"The reported {arm} score {reported} differs from the logs at the claimed setting "
+                               f"({k:g}/{cell.n} = {measured:.4f}, {ctx.claimed_scoring}, {ctx.claimed_budget} tokens)",
+                               severity="major", impact="not_reproduced", statistic=stat, provenance=prov))
+    return out
