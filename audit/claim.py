@@ -213,7 +213,8 @@ def _fields_of(model: type[BaseModel], path: tuple) -> list[str]:
     return []
 
 
-def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple, int]) -> list[Problem]:
+def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple, int],
+                              root: type[BaseModel] | None = None) -> list[Problem]:
     problems = []
     for e in err.errors():
         loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x in {"float", "Counts", "str", "list[str]", "int"}))
@@ -228,7 +229,7 @@ def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple
         fix = None
         kind = e["type"]
         if kind == "extra_forbidden":
-            allowed = _fields_of(Claim, loc[:-1])
+            allowed = _fields_of(root or Claim, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             fix = (f"did you mean '{close[0]}'? " if close else "") + (
                 f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else "remove this key")
@@ -348,7 +349,7 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
         try:
             model.model_validate(params or {})
         except ValidationError as err:
-            for p in _problems_from_validation(err, file, {}):
+            for p in _problems_from_validation(err, file, {}, root=model):
                 problems.append(Problem(p.message, file=file, line=lines.get(("checks", name)),
                                         field=f"checks.{name}.{p.field}", value=p.value, fix=p.fix))
     return problems

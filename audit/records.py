@@ -114,8 +114,8 @@ class Records:
         cols = ["item_id", "score", "text", "finish_reason", "completion_tokens"]
         b = self.table.iloc[groups["baseline"]][cols].set_index("item_id")
         t = self.table.iloc[groups["treatment"]][cols].set_index("item_id")
-        f = b.join(t, how="inner", lsuffix="_b", rsuffix="_t").sort_index()
-        f = f.rename(columns={"score_b": "score_b", "finish_reason_b": "finish_b", "finish_reason_t": "finish_t",
+        f = b.merge(t, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
+        f = f.rename(columns={"finish_reason_b": "finish_b", "finish_reason_t": "finish_t",
                               "completion_tokens_b": "tokens_b", "completion_tokens_t": "tokens_t"})
         f = f.reset_index()
         p = Paired(variant, budget, scoring, f)

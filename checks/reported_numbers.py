@@ -39,22 +39,34 @@ def decimals(x: float) -> int:
     return max(0, -int(exp))
 
 
-def half_unit(x: float) -> float:
-    """Half a unit in the last reported place: the rounding tolerance of a reported number."""
+def half_unit(x: float, places: int | None = None) -> float:
+    """Half a unit in the last reported place: the rounding tolerance of a reported number.
+
+    ``places`` overrides the decimals read off the float: YAML turns "0.30" into 0.3, so the caller passes the
+    precision the other numbers of the same table were reported to.
+    """
+    if places is not None:
+        return 0.5 * 10 ** (-places)
     if x == 0:
         return 0.5 * 10 ** (-decimals(x)) if decimals(x) else 0.5
     d = Decimal(repr(float(x))).normalize()
     return 0.5 * 10 ** int(d.as_tuple().exponent)
 
 
-def rounds_to(value: float, reported: float) -> bool:
-    return math.isfinite(value) and abs(value - reported) <= half_unit(reported) + 1e-12
+def rounds_to(value: float, reported: float, places: int | None = None) -> bool:
+    return math.isfinite(value) and abs(value - reported) <= half_unit(reported, places) + 1e-12
 
 
-def granular_k(rate: float, n: int) -> list[int]:
+def granular_k(rate: float, n: int, places: int | None = None) -> list[int]:
     """Every k with k/n rounding to the reported rate."""
     centre = round(rate * n)
-    return [k for k in range(max(0, centre - 2), min(n, centre + 2) + 1) if rounds_to(k / n, rate)]
+    return [k for k in range(max(0, centre - 2), min(n, centre + 2) + 1) if rounds_to(k / n, rate, places)]
+
+
+def table_places(*values: float | None) -> int | None:
+    """The precision a table of rates was reported to: the most decimals among its numbers (0.30 is read as 0.3)."""
+    ds = [decimals(v) for v in values if isinstance(v, float)]
+    return max(ds) if ds else None
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
@@ -62,11 +74,13 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     prov = ctx.provenance(rounding="half a unit in the last reported digit")
     findings: list[Finding] = []
     n = rep.n or (rep.baseline.n if isinstance(rep.baseline, Counts) else None)
+    places = table_places(rep.baseline, rep.treatment, rep.delta)
+    prov = dict(prov, reported_places=places)
     # Granularity of k/n.
     for arm in ("baseline", "treatment"):
         v = getattr(rep, arm)
         if isinstance(v, float) and n:
-            ks = granular_k(v, n)
+            ks = granular_k(v, n, places)
             if not ks:
                 lo, hi = math.floor(v * n), math.ceil(v * n)
                 findings.append(Finding(
@@ -82,8 +96,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     # Delta arithmetic.
     b, t = rep.rate("baseline"), rep.rate("treatment")
     if rep.delta is not None and b is not None and t is not None:
-        tol = half_unit(rep.delta) + (half_unit(b) if not isinstance(rep.baseline, Counts) else 0) + (
-            half_unit(t) if not isinstance(rep.treatment, Counts) else 0)
+        tol = half_unit(rep.delta, places) + (half_unit(b, places) if not isinstance(rep.baseline, Counts) else 0) + (
+            half_unit(t, places) if not isinstance(rep.treatment, Counts) else 0)
         diff = t - b
         stat = {"reported_delta": rep.delta, "treatment_minus_baseline": diff, "tolerance": tol}
         if abs(rep.delta - diff) > tol + 1e-12:
@@ -171,7 +185,8 @@ def _against_logs(ctx: Context, prov: dict) -> list[Finding]:
             continue
         reported = v.rate if isinstance(v, Counts) else v
         k = arr.sum()
-        ok = (v.passes == k and v.n == cell.n) if isinstance(v, Counts) else rounds_to(measured, reported)
+        places = table_places(rep.baseline, rep.treatment, rep.delta)
+        ok = (v.passes == k and v.n == cell.n) if isinstance(v, Counts) else rounds_to(measured, reported, places)
         stat = {"arm": arm, "reported": reported, "measured": measured, "k": float(k), "n": cell.n}
         if ok:
             out.append(Finding(NAME, "matches_logs", "pass",

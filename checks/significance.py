@@ -104,16 +104,19 @@ def _decide(ctx, delta, ci, p, test, mde, reported, n, stat, rows, prov, where) 
     findings = []
     mde_txt = (f"With n = {n} this design detects a delta of ±{mde:.3f} with {ctx.power:.0%} power at "
                f"α = {ctx.alpha} (two-sided).")
-    if not ci.ok:
+    if not ci.ok and not math.isfinite(p):
         findings.append(Finding(NAME, "no_interval", "inconclusive", f"The delta at {where} has no interval",
                                 detail=ci.reason or "", severity="major", impact="inconclusive", statistic=stat,
                                 rows=rows, provenance=prov))
         return findings
-    if effect > 0 and p < ctx.alpha and excludes_zero(ci):
+    # A bootstrap interval is undefined when every paired difference is equal; the exact test still decides.
+    if not ci.ok:
+        mde_txt += f" The interval is undefined ({ci.reason}); the decision rests on the {test} test."
+    if effect > 0 and p < ctx.alpha and (excludes_zero(ci) or not ci.ok):
         findings.append(Finding(NAME, "reproduced", "pass", f"The gain reproduces at {where}: {summary}",
                                 detail=mde_txt, severity="info", impact="reproduced", statistic=stat, rows=rows,
                                 provenance=prov))
-    elif effect < 0 and excludes_zero(ci):
+    elif effect < 0 and (excludes_zero(ci) or (not ci.ok and p < ctx.alpha)):
         findings.append(Finding(NAME, "reversed", "flag",
                                 f"At {where} the measured delta goes the other way: {summary}",
                                 detail=mde_txt, severity="critical", impact="not_reproduced", statistic=stat,

@@ -56,3 +56,47 @@ def jsonl_claim(budgets: list[int], claimed: int, scorings: list[str] | None = N
         "perturbations": {"scorings": scorings or ["exact"]},
         "options": {"resamples": 2000},
     }
+
+
+def lmeval_lines(texts: list[str], scores: dict[str, list[float]], budget: int, prompt: str = "Q",
+                 with_filter_key: bool = True, metric: str = "exact_match") -> list[dict]:
+    """lm-eval 0.4.x --log_samples lines: one per doc × filter (grouped by filter, as lm-eval writes them)."""
+    import hashlib
+
+    def h(s: str) -> str:
+        return hashlib.sha256(s.encode()).hexdigest()
+
+    out = []
+    for filt, vals in scores.items():
+        for i, (t, v) in enumerate(zip(texts, vals)):
+            d = {"doc_id": i, "doc": {"question": f"{i}+1", "answer": str(i + 1)}, "target": str(i + 1),
+                 "arguments": {"gen_args_0": {"arg_0": f"{prompt} {i}+1", "arg_1": {"until": ["\n\n"],
+                                                                                    "max_gen_toks": budget}}},
+                 "resps": [[t]], "filtered_resps": [t], "filter": filt, "metrics": [metric],
+                 "doc_hash": h(f"doc{i}"), "prompt_hash": h(f"{prompt} {i}+1"), "target_hash": h(str(i + 1)),
+                 metric: v}
+            if not with_filter_key:
+                del d["filter"]
+            out.append(d)
+    return out
+
+
+def lmeval_results(task: str, budget: int, filters: list[str], version: float = 1.0) -> dict:
+    return {
+        "results": {task: {}},
+        "configs": {task: {"task": task, "generation_kwargs": {"until": ["\n\n"], "max_gen_toks": budget},
+                           "filter_list": [{"name": f, "filter": []} for f in filters],
+                           "metric_list": [{"metric": "exact_match"}], "doc_to_target": "{{answer}}"}},
+        "versions": {task: version},
+        "config": {"model": "local-completions", "model_args": "model=m,base_url=http://127.0.0.1:1/v1,api_key=SECRET"},
+        "lm_eval_version": "0.4.9",
+    }
+
+
+def write_lmeval_run(folder: Path, task: str, budget: int, texts: list[str], scores: dict[str, list[float]],
+                     prompt: str = "Q", with_filter_key: bool = True, version: float = 1.0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / f"samples_{task}_2026-11-21T05-00-00.000000.jsonl",
+                lmeval_lines(texts, scores, budget, prompt, with_filter_key))
+    (folder / "results_2026-11-21T05-00-00.000000.json").write_text(
+        json.dumps(lmeval_results(task, budget, list(scores), version)))
