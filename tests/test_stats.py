@@ -1,0 +1,660 @@
+"""Tests for audit.stats: oracle values from reference/statistics.md, direct comparisons with scipy/statsmodels,
+hypothesis properties for invariants, and tolerance tests for the (seeded) bootstrap."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit import stats as S
+from audit.errors import InputError
+
+PROPS = settings(max_examples=50, deadline=None)
+ABS4 = 5e-5  # half a unit in the 4th decimal: "to the digits shown"
+
+
+def close(actual: float, expected: float, abs_tol: float) -> bool:
+    return math.isclose(actual, expected, rel_tol=0.0, abs_tol=abs_tol)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Oracle values (reference/statistics.md)
+
+
+@pytest.mark.parametrize(
+    "k, n, low, high",
+    [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718)],
+)
+def test_wilson_oracle(k, n, low, high):
+    ci = S.wilson(k, n)
+    assert close(ci.low, low, ABS4) and close(ci.high, high, ABS4)
+    assert ci.method == "wilson" and ci.level == 0.95 and ci.reason is None and ci.ok
+
+
+def test_wilson_is_not_statsmodels_default_wald():
+    from statsmodels.stats.proportion import proportion_confint
+
+    ci = S.wilson(1, 29)
+    assert (ci.low, ci.high) == pytest.approx(proportion_confint(1, 29, method="wilson"), rel=1e-12)
+    wald = proportion_confint(1, 29)  # statsmodels default: Wald
+    assert not math.isclose(ci.low, wald[0])
+
+
+@pytest.mark.parametrize(
+    "k1, n1, k2, n2, low, high",
+    [
+        (56, 70, 48, 80, 0.0524, 0.3339),
+        (9, 10, 3, 10, 0.1705, 0.8090),
+        (5, 56, 0, 29, -0.0381, 0.1926),
+        (0, 10, 0, 20, -0.1611, 0.2775),
+        (0, 10, 0, 10, -0.2775, 0.2775),
+        (10, 10, 0, 20, 0.6791, 1.0000),
+    ],
+)
+def test_newcombe_oracle(k1, n1, k2, n2, low, high):
+    ci = S.newcombe_diff(k1, n1, k2, n2)
+    assert close(ci.low, low, ABS4) and close(ci.high, high, ABS4)
+    assert ci.method == "newcombe-hybrid-score"
+
+
+def test_fisher_tea_tasting():
+    # [[3, 1], [1, 3]]: group 1 = 3/4, group 2 = 1/4
+    assert S.fisher_exact(3, 4, 1, 4, "greater").p_value == pytest.approx(17 / 70, rel=1e-6)
+    assert S.fisher_exact(3, 4, 1, 4).p_value == pytest.approx(34 / 70, rel=1e-6)
+    assert close(S.fisher_exact(3, 4, 1, 4, "greater").p_value, 0.2429, ABS4)
+    assert close(S.fisher_exact(3, 4, 1, 4).p_value, 0.4857, ABS4)
+
+
+def test_fisher_scipy_docstring():
+    # [[8, 2], [1, 5]]: group 1 = 8/10, group 2 = 1/6
+    r = S.fisher_exact(8, 10, 1, 6)
+    assert r.statistic == pytest.approx(20.0, rel=1e-12)
+    assert close(r.p_value, 0.03497, 5e-6)
+    assert r.method == "fisher-exact" and r.alternative == "two-sided" and r.n == 16
+
+
+def test_fisher_all_matches_scipy():
+    from scipy.stats import fisher_exact
+
+    res = S.fisher_all(8, 10, 1, 6)
+    assert set(res) == {"two-sided", "greater", "less"}
+    for alt, r in res.items():
+        assert r.p_value == pytest.approx(fisher_exact([[8, 2], [1, 5]], alternative=alt).pvalue, rel=1e-12)
+        assert r.alternative == alt
+
+
+def test_barnard_scipy_docstring():
+    # scipy table [[7, 12], [8, 3]] has the groups as columns: group 1 = 7/15, group 2 = 12/15
+    from scipy.stats import barnard_exact
+
+    r = S.barnard_exact(7, 15, 12, 15, "less")
+    assert close(r.statistic, -1.894, 5e-4)
+    # scipy's docstring (and the reference) print 0.03407 for 0.0340767...: truncated, so check the digits shown
+    assert 0.03407 <= r.p_value < 0.03408
+    assert r.p_value == pytest.approx(barnard_exact([[7, 12], [8, 3]], alternative="less").pvalue, rel=1e-9)
+
+
+def test_boschloo_reference_and_column_trap():
+    from scipy.stats import boschloo_exact
+
+    # scipy's [[74, 31], [43, 32]] has the groups as columns: group 1 = 74/117, group 2 = 31/63
+    r = S.boschloo_exact(74, 117, 31, 63, "greater")
+    # the reference (and scipy's docstring) print 0.0355 for 0.035564..., i.e. truncated: check the digits shown
+    assert 0.0355 <= r.p_value < 0.0356
+    assert r.p_value == pytest.approx(boschloo_exact([[74, 31], [43, 32]], alternative="greater").pvalue, rel=1e-9)
+    assert r.details["table"] == [[74, 31], [43, 32]]
+    # the trap: groups passed as rows give a different p with no warning
+    rows = boschloo_exact([[74, 43], [31, 32]], alternative="greater").pvalue
+    assert not math.isclose(rows, r.p_value, rel_tol=1e-3)
+
+
+def test_boschloo_greater_means_p1_greater():
+    assert S.boschloo_exact(9, 10, 1, 10, "greater").p_value < 0.01
+    assert S.boschloo_exact(9, 10, 1, 10, "less").p_value > 0.99
+    assert S.boschloo_exact(1, 10, 9, 10, "less").p_value < 0.01
+
+
+def test_mcnemar_agresti():
+    # Agresti's presidential approval [[794, 150], [86, 570]]: discordant 150 vs 86
+    ex = S.mcnemar_exact(150, 86)
+    assert close(ex.p_value, 3.716e-5, 5e-9)
+    assert ex.details["b"] == 150 and ex.details["c"] == 86
+    chi = S.mcnemar_chi2(150, 86, correction=False)
+    assert close(chi.statistic, 17.36, 5e-3)
+    assert close(chi.p_value, 3.099e-5, 5e-9)
+
+
+def test_auc_hanley_mcneil_ct_data():
+    neg = np.repeat([1, 2, 3, 4, 5], [33, 6, 6, 11, 2])
+    pos = np.repeat([1, 2, 3, 4, 5], [3, 2, 2, 11, 33])
+    assert neg.size == 58 and pos.size == 51
+    est = S.auc_delong(pos, neg)
+    assert close(est.value, 0.8932, ABS4)
+    assert close(est.se, 0.03072, 5e-6)
+    assert close(est.interval.low, 0.8330, ABS4) and close(est.interval.high, 0.9534, ABS4)
+    assert est.n == 109 and est.method == "delong"
+    mw = S.auc_mann_whitney(pos, neg)
+    assert mw.statistic == pytest.approx(est.value, rel=1e-12)
+    assert mw.p_value < 1e-10 and mw.alternative == "greater"
+    assert close(S.hanley_mcneil_se(est.value, 51, 58), 0.03249, 5e-6)
+
+
+def test_clustered_toy():
+    s = [1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0]
+    g = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    corrected = S.clustered_se(s, g)
+    plain = S.clustered_se(s, g, correction=False)
+    assert close(corrected.value, 0.4167, ABS4)
+    assert close(corrected.se, 0.2097, ABS4)
+    assert close(plain.se, 0.1816, ABS4)
+    # hand Liang-Zeger: sqrt(sum_c (sum_i resid)^2) / n, times sqrt(C/(C-1))
+    x = np.array(s, float)
+    r = x - x.mean()
+    lz = math.sqrt(sum(r[np.array(g) == c].sum() ** 2 for c in range(4))) / 12
+    assert plain.se == pytest.approx(lz, rel=1e-12)
+    assert corrected.se == pytest.approx(lz * math.sqrt(4 / 3), rel=1e-12)
+    # paired view: baseline all 0, treatment = s
+    clt = S.paired_clt_delta(np.zeros(12), s)
+    assert close(clt.value, 0.4167, ABS4) and close(clt.se, 0.1486, ABS4)
+    cl = S.paired_clt_delta(np.zeros(12), s, clusters=g)
+    assert cl.se == pytest.approx(corrected.se, rel=1e-12)
+    assert cl.details["se_clt"] == pytest.approx(clt.se, rel=1e-12) and cl.details["clusters"] == 4
+
+
+@given(st.lists(st.floats(-100, 100, allow_nan=False), min_size=3, max_size=40))
+@PROPS
+def test_singleton_clusters_give_the_clt_se(values):
+    n = len(values)
+    clt = S.paired_clt_delta(np.zeros(n), values)
+    if not clt.interval.ok:
+        return
+    cl = S.clustered_se(values, list(range(n)))  # C = n: Liang-Zeger with C/(C-1) is the CLT SE
+    assert cl.se == pytest.approx(clt.se, rel=1e-9)
+
+
+def test_clustered_se_strings_and_too_few_clusters():
+    two = S.clustered_se([1, 0, 1, 1], ["a", "a", "b", "b"])
+    assert two.interval.ok and two.details["clusters"] == 2
+    one = S.clustered_se([1, 0, 1, 1], ["a"] * 4)
+    assert math.isnan(one.se) and not one.interval.ok and "cluster" in one.reason
+
+
+def test_sample_size_miller():
+    assert S.sample_size_paired(0.03, 1 / 9) == 969
+    assert S.sample_size_paired(-0.03, 1 / 9) == 969
+
+
+@pytest.mark.parametrize(
+    "p, em", [(0.5, 0.000977), (0.6, 0.006047), (0.7, 0.02825), (0.8, 0.1074), (0.9, 0.3487), (0.95, 0.5987)]
+)
+def test_schaeffer_exact_match(p, em):
+    digits = len(f"{em:.6f}".rstrip("0").split(".")[1]) if em >= 0.001 else 6
+    assert close(S.exact_match_from_token_accuracy(p, 10), em, 0.5 * 10 ** -digits)
+
+
+def test_schaeffer_vectorised_and_edit_distance():
+    p = np.array([0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    em = S.exact_match_from_token_accuracy(p, 10)
+    assert isinstance(em, np.ndarray) and em.shape == (6,)
+    assert np.allclose(em, [0.000977, 0.006047, 0.02825, 0.1074, 0.3487, 0.5987], atol=5e-5, rtol=0)
+    assert S.edit_distance_from_token_accuracy(0.9, 10) == pytest.approx(1.0, rel=1e-12)
+    with pytest.raises(InputError):
+        S.exact_match_from_token_accuracy(1.2, 10)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Direct comparisons with scipy / statsmodels / hand formulas
+
+
+def _binom_pmf(x: int, n: int) -> float:
+    return math.comb(n, x) / 2**n
+
+
+@given(st.integers(0, 40), st.integers(0, 40))
+@PROPS
+def test_mcnemar_against_statsmodels_and_hand_mid_p(b, c):
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    n = b + c
+    two = S.mcnemar_exact(b, c)
+    if n:
+        assert two.p_value == pytest.approx(mcnemar([[0, b], [c, 0]], exact=True).pvalue, rel=1e-9)
+    m = min(b, c)
+    mid_two = min(1.0, 2 * sum(_binom_pmf(x, n) for x in range(m)) + _binom_pmf(m, n))
+    assert two.details["mid_p"] == pytest.approx(mid_two, rel=1e-9, abs=1e-15)
+    g = S.mcnemar_exact(b, c, "greater")
+    assert g.p_value == pytest.approx(sum(_binom_pmf(x, n) for x in range(b, n + 1)), rel=1e-9)
+    mid_g = sum(_binom_pmf(x, n) for x in range(b + 1, n + 1)) + 0.5 * _binom_pmf(b, n)
+    assert g.details["mid_p"] == pytest.approx(mid_g, rel=1e-9, abs=1e-15)
+    lo = S.mcnemar_exact(b, c, "less")
+    assert lo.details["mid_p"] == pytest.approx(
+        sum(_binom_pmf(x, n) for x in range(b)) + 0.5 * _binom_pmf(b, n), rel=1e-9, abs=1e-15)
+
+
+def test_mcnemar_no_discordant_pairs_is_p_one():
+    r = S.mcnemar_exact(0, 0)
+    assert r.p_value == 1.0 and r.reason is None and "no discordant" in r.details["note"]
+    assert r.details["mid_p"] == 1.0
+    chi = S.mcnemar_chi2(0, 0)
+    assert math.isnan(chi.p_value) and chi.reason
+
+
+def test_mcnemar_paired_counts_b_and_c():
+    base = [0, 0, 0, 1, 1, 1, 0, 1]
+    treat = [1, 1, 0, 0, 1, 1, 1, 1]
+    r = S.mcnemar_paired(base, treat, "greater")
+    assert (r.details["b"], r.details["c"]) == (3, 1)
+    assert r.details["both_pass"] == 3 and r.details["both_fail"] == 1 and r.n == 8
+    assert r.p_value == pytest.approx(S.mcnemar_exact(3, 1, "greater").p_value, rel=1e-15)
+    with pytest.raises(InputError):
+        S.mcnemar_paired([0, 1, 2], [0, 1, 1])
+
+
+def test_mcnemar_chi2_one_sided_matches_normal():
+    from scipy.stats import norm
+
+    r = S.mcnemar_chi2(12, 5, alternative="greater")
+    assert r.p_value == pytest.approx(norm.sf(7 / math.sqrt(17)), rel=1e-12)
+    rc = S.mcnemar_chi2(12, 5, correction=True, alternative="less")
+    assert rc.p_value == pytest.approx(norm.cdf(8 / math.sqrt(17)), rel=1e-12)
+    two = S.mcnemar_chi2(12, 5, correction=True)
+    assert two.statistic == pytest.approx((7 - 1) ** 2 / 17, rel=1e-12)
+
+
+def test_ztest_and_chi2_against_libraries():
+    from scipy.stats import chi2_contingency
+    from statsmodels.stats.proportion import proportions_ztest
+
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        n1, n2 = rng.integers(20, 200, size=2)
+        k1, k2 = rng.integers(1, n1), rng.integers(1, n2)
+        z = S.ztest_2prop(k1, n1, k2, n2)
+        zs, ps = proportions_ztest([k1, k2], [n1, n2])
+        assert z.statistic == pytest.approx(zs, rel=1e-12) and z.p_value == pytest.approx(ps, rel=1e-12)
+        g = S.ztest_2prop(k1, n1, k2, n2, "greater")
+        assert g.p_value == pytest.approx(proportions_ztest([k1, k2], [n1, n2], alternative="larger")[1], rel=1e-12)
+        chi = S.chi2_2x2(k1, n1, k2, n2, correction=False)
+        assert chi.statistic == pytest.approx(zs**2, rel=1e-9)
+        assert chi.p_value == pytest.approx(ps, rel=1e-9)
+        yates = S.chi2_2x2(k1, n1, k2, n2)
+        assert yates.p_value == pytest.approx(chi2_contingency([[k1, n1 - k1], [k2, n2 - k2]]).pvalue, rel=1e-12)
+        unp = S.ztest_2prop(k1, n1, k2, n2, pooled=False)
+        p1, p2 = k1 / n1, k2 / n2
+        assert unp.statistic == pytest.approx((p1 - p2) / math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2),
+                                              rel=1e-9)
+
+
+def test_ztest_zero_variance_is_nan_with_reason():
+    r = S.ztest_2prop(0, 10, 0, 12)
+    assert math.isnan(r.p_value) and "zero variance" in r.reason
+    assert math.isnan(S.chi2_2x2(5, 5, 7, 7).p_value)
+
+
+def test_ttests_against_scipy():
+    from scipy.stats import ttest_ind, ttest_rel
+
+    rng = np.random.default_rng(3)
+    b = rng.normal(size=40)
+    t = b + rng.normal(0.5, 0.5, size=40)
+    for alt in S.ALTERNATIVES:
+        r = S.paired_ttest(b, t, alt)
+        ref = ttest_rel(t, b, alternative=alt)
+        assert r.statistic == pytest.approx(ref.statistic, rel=1e-12)
+        assert r.p_value == pytest.approx(ref.pvalue, rel=1e-12)
+        w = S.welch_ttest(t, b, alt)
+        assert w.p_value == pytest.approx(ttest_ind(t, b, equal_var=False, alternative=alt).pvalue, rel=1e-12)
+    assert S.paired_ttest(b, t, "greater").p_value < 0.05
+
+
+def test_multiple_comparisons_explicit_methods():
+    from statsmodels.stats.multitest import multipletests
+
+    p = [0.01, 0.04, 0.03, 0.2]
+    assert np.allclose(S.holm(p), [0.04, 0.09, 0.09, 0.2], rtol=1e-12)  # Holm, not Holm-Sidak
+    assert np.allclose(S.holm(p), multipletests(p, method="holm")[1], rtol=1e-12)
+    assert not np.allclose(S.holm(p), multipletests(p)[1], rtol=1e-9)  # statsmodels default differs
+    assert np.allclose(S.benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+    assert np.allclose(S.benjamini_hochberg(p), [0.04, 0.0533333333, 0.0533333333, 0.2], rtol=1e-8)
+    with_nan = S.holm([0.01, float("nan"), 0.04])
+    assert math.isnan(with_nan[1]) and np.allclose(with_nan[[0, 2]], [0.02, 0.04])
+    assert S.holm([]).shape == (0,)
+    with pytest.raises(InputError):
+        S.holm([0.5, 1.5])
+
+
+def test_auc_mann_whitney_against_bruteforce():
+    rng = np.random.default_rng(11)
+    pos = rng.integers(0, 5, size=30).astype(float)
+    neg = rng.integers(0, 4, size=25).astype(float)
+    wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
+    r = S.auc_mann_whitney(pos, neg)
+    assert r.statistic == pytest.approx(wins / (30 * 25), rel=1e-12)
+    assert S.auc_delong(pos, neg).value == pytest.approx(r.statistic, rel=1e-12)
+
+
+def test_auc_degenerate_cases():
+    perfect = S.auc_delong([3, 4, 5], [0, 1, 2])
+    assert perfect.value == 1.0 and not perfect.interval.ok and "zero" in perfect.reason
+    tiny = S.auc_delong([1.0], [0.0, 0.5])
+    assert math.isnan(tiny.value) and tiny.interval.reason
+    empty = S.auc_mann_whitney([], [1.0, 2.0])
+    assert math.isnan(empty.p_value) and empty.reason
+
+
+def test_mde():
+    from scipy.stats import norm
+
+    zz = norm.ppf(0.975) + norm.ppf(0.8)
+    assert S.mde_paired(100, 0.5) == pytest.approx(zz * 0.05, rel=1e-12)
+    assert S.mde_unpaired(89, 0.05) == pytest.approx(zz * math.sqrt(2 * 0.05 * 0.95 / 89), rel=1e-12)
+    assert math.isnan(S.mde_unpaired(50, 0.0))
+    sd = S.sd_diff_from_discordance(3, 9, 89)
+    d = np.array([1] * 3 + [-1] * 9 + [0] * 77, float)
+    assert sd == pytest.approx(d.std(), rel=1e-12)
+    # the design check: 4/89 vs 6/89 cannot see a ~2-point effect
+    assert S.mde_unpaired(89, 4 / 89) > 0.08
+    # round trip with the sample-size formula
+    n = S.sample_size_paired(0.03, 1 / 9)
+    assert S.mde_paired(n, math.sqrt(1 / 9)) <= 0.03 < S.mde_paired(n - 1, math.sqrt(1 / 9))
+
+
+def test_p_value_variants_labels_and_values():
+    variants = S.p_value_variants(4, 89, 6, 89, paired_b=3, paired_c=9)
+    labels = [(v.method, v.alternative) for v in variants]
+    assert len(labels) == len(set(labels)) == 29
+    for method in ("fisher-exact", "boschloo-exact", "barnard-exact", "z-test-pooled", "z-test-unpooled",
+                   "mcnemar-exact", "mcnemar-mid-p", "mcnemar-chi2", "mcnemar-chi2-cc"):
+        assert {a for m, a in labels if m == method} == set(S.ALTERNATIVES), method
+    assert ("chi2", "two-sided") in labels and ("chi2-yates", "two-sided") in labels
+    by = {(v.method, v.alternative): v for v in variants}
+    assert by[("fisher-exact", "less")].p_value == pytest.approx(S.fisher_exact(4, 89, 6, 89, "less").p_value)
+    assert by[("mcnemar-mid-p", "less")].p_value == pytest.approx(S.mcnemar_exact(3, 9, "less").details["mid_p"])
+    unpaired_only = S.p_value_variants(4, 89, 6, 89, include_barnard=False)
+    assert len(unpaired_only) == 14 and not any(v.method.startswith("mcnemar") for v in unpaired_only)
+    with pytest.raises(InputError):
+        S.p_value_variants(4, 89, 6, 89, paired_b=3)
+
+
+def test_p_value_variants_find_a_one_sided_report():
+    # a paper reporting Fisher's one-sided p as if two-sided: the variants reveal which test it was
+    reported = S.fisher_exact(3, 4, 1, 4, "greater").p_value
+    hits = [(v.method, v.alternative) for v in S.p_value_variants(3, 4, 1, 4)
+            if v.ok and math.isclose(v.p_value, reported, rel_tol=1e-6)]
+    assert ("fisher-exact", "greater") in hits and ("fisher-exact", "two-sided") not in hits
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validation, NaN reasons, serialisation
+
+
+def test_invalid_input_reports_every_problem():
+    with pytest.raises(InputError) as exc:
+        S.newcombe_diff(11, 10, 12, 10, level=1.5)
+    fields = [p.field for p in exc.value.problems]
+    assert fields == ["k1", "k2", "level"]
+    assert exc.value.exit_code == 2
+    with pytest.raises(InputError):
+        S.wilson(2.5, 10)
+    with pytest.raises(InputError):
+        S.fisher_exact(1, 10, 2, 10, alternative="larger")
+    with pytest.raises(InputError) as exc:
+        S.paired_clt_delta([1, 0, 1], [1, 0])
+    assert "differ in length" in str(exc.value)
+    with pytest.raises(InputError):
+        S.paired_bootstrap_delta([1, 0], [0, 1], rng=42)
+    with pytest.raises(InputError):
+        S.paired_clt_delta([1, float("nan")], [1, 0])
+
+
+def test_empty_groups_are_nan_with_reason():
+    assert not S.wilson(0, 0).ok and S.wilson(0, 0).reason
+    assert not S.newcombe_diff(0, 0, 3, 10).ok
+    for r in (S.fisher_exact(0, 0, 3, 10), S.boschloo_exact(0, 0, 3, 10), S.ztest_2prop(1, 5, 0, 0)):
+        assert math.isnan(r.p_value) and "no items" in r.reason
+    assert math.isnan(S.sd_diff_from_discordance(0, 0, 0))
+
+
+def test_to_dict_is_plain_and_json_safe():
+    rng = np.random.default_rng(0)
+    objs = [
+        S.wilson(3, 10),
+        S.wilson(0, 0),
+        S.mcnemar_paired(np.array([0, 1, 0, 1]), np.array([1, 1, 1, 0])),
+        S.boschloo_exact(3, 10, 5, 10),
+        S.paired_bootstrap_delta(rng.random(50), rng.random(50), rng, resamples=200, seed=0),
+        S.paired_clt_delta([1.0], [0.0]),
+        S.auc_delong([1, 2, 3], [0, 1, 2]),
+    ]
+
+    def walk(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                assert isinstance(k, str)
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        else:
+            assert x is None or type(x) in (bool, int, float, str), (x, type(x))
+
+    for o in objs:
+        d = o.to_dict()
+        walk(d)
+        json.dumps(d)  # NaN stays float('nan'); the caller decides how to serialise it
+    nan_ci = S.wilson(0, 0).to_dict()
+    assert math.isnan(nan_ci["low"]) and nan_ci["reason"]
+
+
+def test_results_are_frozen():
+    ci = S.wilson(3, 10)
+    with pytest.raises(AttributeError):
+        ci.low = 0.0  # type: ignore[misc]
+
+
+def test_import_is_cheap():
+    import subprocess
+    import sys
+
+    code = "import sys, audit.stats; print(any(m in sys.modules for m in ('scipy.stats', 'statsmodels')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hypothesis properties
+
+arms01 = st.integers(2, 60).flatmap(
+    lambda n: st.tuples(st.lists(st.integers(0, 1), min_size=n, max_size=n),
+                        st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+scores = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+arms_real = st.integers(2, 60).flatmap(
+    lambda n: st.tuples(st.lists(scores, min_size=n, max_size=n), st.lists(scores, min_size=n, max_size=n)))
+
+
+@given(st.one_of(arms01, arms_real))
+@PROPS
+def test_swap_arms_clt_exact_mirror(arms):
+    b, t = arms
+    fwd, rev = S.paired_clt_delta(b, t), S.paired_clt_delta(t, b)
+    assert rev.value == -fwd.value
+    if fwd.interval.ok:
+        assert rev.interval.low == -fwd.interval.high and rev.interval.high == -fwd.interval.low
+        assert rev.se == fwd.se
+    else:
+        assert not rev.interval.ok and rev.reason and fwd.reason
+
+
+@given(st.one_of(arms01, arms_real), st.integers(0, 2**32 - 1))
+@PROPS
+def test_swap_arms_bootstrap_same_seed_mirrors(arms, seed):
+    b, t = arms
+    fwd = S.paired_bootstrap_delta(b, t, np.random.default_rng(seed), resamples=300, seed=seed)
+    rev = S.paired_bootstrap_delta(t, b, np.random.default_rng(seed), resamples=300, seed=seed)
+    assert rev.value == -fwd.value
+    assert rev.details["sampler"] == fwd.details["sampler"]
+    if fwd.interval.ok:
+        # same indices, negated replicates: mirrored exactly (the brief asks for 1e-12; we get equality)
+        assert rev.interval.low == -fwd.interval.high and rev.interval.high == -fwd.interval.low
+        assert rev.se == pytest.approx(fwd.se, rel=1e-12, abs=1e-15)
+    else:
+        assert not rev.interval.ok and rev.reason
+
+
+@given(st.one_of(arms01.map(lambda a: a[0]), arms_real.map(lambda a: a[0])))
+@PROPS
+def test_identical_arms_never_significant(arm):
+    clt = S.paired_clt_delta(arm, arm)
+    assert clt.value == 0.0 and not clt.interval.ok and clt.reason  # never a zero-width interval
+    boot = S.paired_bootstrap_delta(arm, arm, np.random.default_rng(0), resamples=100)
+    assert boot.value == 0.0 and not boot.interval.ok and boot.reason
+    assert not S.paired_ttest(arm, arm).significant()
+    assert not S.paired_ttest(arm, arm, "greater").significant()
+    if set(arm) <= {0, 1}:
+        for alt in S.ALTERNATIVES:
+            r = S.mcnemar_paired(arm, arm, alt)
+            assert r.p_value == 1.0 and not r.significant()
+
+
+@given(st.lists(st.floats(-10, 10, allow_nan=False), max_size=1))
+@PROPS
+def test_fewer_than_two_items_is_nan_with_reason(arm):
+    for est in (S.paired_clt_delta(arm, arm), S.paired_bootstrap_delta(arm, arm, np.random.default_rng(0)),
+                S.clustered_se(arm, list(range(len(arm))))):
+        assert not est.interval.ok and math.isnan(est.interval.low) and math.isnan(est.interval.high)
+        assert est.interval.reason and est.reason and math.isnan(est.se)
+    r = S.paired_ttest(arm, arm)
+    assert math.isnan(r.p_value) and r.reason
+
+
+counts = st.integers(0, 15).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
+
+
+@given(counts, counts, st.integers(0, 30), st.integers(0, 30))
+@PROPS
+def test_every_p_value_in_unit_interval(g1, g2, b, c):
+    (k1, n1), (k2, n2) = g1, g2
+    for r in S.p_value_variants(k1, n1, k2, n2, paired_b=b, paired_c=c):
+        assert (0.0 <= r.p_value <= 1.0) or (math.isnan(r.p_value) and r.reason), (r.method, r.alternative, r)
+
+
+@given(st.integers(1, 500).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+       st.sampled_from([0.5, 0.8, 0.9, 0.95, 0.99]))
+@PROPS
+def test_wilson_contains_estimate_within_unit(kn, level):
+    k, n = kn
+    ci = S.wilson(k, n, level)
+    assert ci.ok and 0.0 <= ci.low < ci.high <= 1.0
+    assert ci.low - 1e-12 <= k / n <= ci.high + 1e-12
+
+
+@given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+       st.integers(1, 60).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+@PROPS
+def test_newcombe_antisymmetric_and_contains_estimate(g1, g2):
+    (k1, n1), (k2, n2) = g1, g2
+    fwd, rev = S.newcombe_diff(k1, n1, k2, n2), S.newcombe_diff(k2, n2, k1, n1)
+    assert rev.low == pytest.approx(-fwd.high, abs=1e-12) and rev.high == pytest.approx(-fwd.low, abs=1e-12)
+    assert -1.0 <= fwd.low < fwd.high <= 1.0
+    assert fwd.low - 1e-12 <= k1 / n1 - k2 / n2 <= fwd.high + 1e-12
+
+
+@given(counts, counts)
+@PROPS
+def test_fisher_swap_groups_swaps_alternatives(g1, g2):
+    (k1, n1), (k2, n2) = g1, g2
+    if n1 == 0 or n2 == 0:
+        return
+    assert S.fisher_exact(k1, n1, k2, n2, "greater").p_value == pytest.approx(
+        S.fisher_exact(k2, n2, k1, n1, "less").p_value, rel=1e-9)
+    assert S.fisher_exact(k1, n1, k2, n2).p_value == pytest.approx(S.fisher_exact(k2, n2, k1, n1).p_value, rel=1e-9)
+
+
+@given(st.integers(0, 60), st.integers(0, 60))
+@PROPS
+def test_mcnemar_swap_b_c_swaps_alternatives(b, c):
+    assert S.mcnemar_exact(b, c).p_value == pytest.approx(S.mcnemar_exact(c, b).p_value, rel=1e-12)
+    g, l_ = S.mcnemar_exact(b, c, "greater"), S.mcnemar_exact(c, b, "less")
+    assert g.p_value == pytest.approx(l_.p_value, rel=1e-12)
+    assert g.details["mid_p"] == pytest.approx(l_.details["mid_p"], rel=1e-12, abs=1e-15)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bootstrap: seeded reproducibility and tolerance agreement with the CLT
+
+
+def _correlated_binary(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    skill = rng.random(n)
+    base = (rng.random(n) < skill).astype(int)
+    treat = np.where(rng.random(n) < 0.8, base, (rng.random(n) < skill + 0.05).astype(int))
+    return base, treat
+
+
+def test_bootstrap_seeded_reproducibility():
+    b, t = _correlated_binary(500, 1)
+    x = S.paired_bootstrap_delta(b, t, np.random.default_rng(123), resamples=2000, seed=123)
+    y = S.paired_bootstrap_delta(b, t, np.random.default_rng(123), resamples=2000, seed=123)
+    assert x == y
+    assert x.seed == 123 and x.resamples == 2000 and x.method == "paired-bootstrap-percentile"
+    z = S.paired_bootstrap_delta(b, t, np.random.default_rng(124), resamples=2000, seed=124)
+    assert z.se != x.se  # (percentile bounds of 0/1 data sit on a 1/n grid and may coincide)
+
+
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_bootstrap_agrees_with_clt_on_large_sample(kind):
+    if kind == "binary":
+        b, t = _correlated_binary(20_000, 2)
+    else:
+        rng = np.random.default_rng(2)
+        b = rng.normal(size=20_000)
+        t = 0.9 * b + rng.normal(0.02, 0.5, size=20_000)
+    boot = S.paired_bootstrap_delta(b, t, np.random.default_rng(5), resamples=2000, seed=5)
+    clt = S.paired_clt_delta(b, t)
+    assert boot.details["sampler"] == ("multinomial" if kind == "binary" else "index")
+    assert boot.value == pytest.approx(clt.value, rel=1e-9)
+    assert boot.se == pytest.approx(clt.se, rel=0.10)  # se is the replicate SD, not SD / sqrt(resamples)
+    assert boot.interval.low == pytest.approx(clt.interval.low, abs=0.2 * clt.se * 1.96)
+    assert boot.interval.high == pytest.approx(clt.interval.high, abs=0.2 * clt.se * 1.96)
+    # pairing matters: correlated arms make the paired SE much smaller than the unpaired one
+    assert boot.se < 0.8 * clt.details["se_unpaired"]
+
+
+def test_bootstrap_index_path_reproduces_scipy_bootstrap():
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(21)
+    b = rng.random(300)
+    t = b + rng.normal(0.05, 0.3, size=300)
+    ours = S.paired_bootstrap_delta(b, t, np.random.default_rng(4), resamples=999, seed=4)
+    ref = bootstrap((t - b,), np.mean, n_resamples=999, method="percentile", rng=np.random.default_rng(4),
+                    vectorized=True, batch=50)
+    assert ours.details["sampler"] == "index"
+    assert ours.se == pytest.approx(ref.standard_error, rel=1e-12)
+    assert ours.interval.low == pytest.approx(ref.confidence_interval.low, rel=1e-12)
+    assert ours.interval.high == pytest.approx(ref.confidence_interval.high, rel=1e-12)
+
+
+def test_bootstrap_samplers_agree(monkeypatch):
+    b, t = _correlated_binary(5_000, 3)
+    grouped = S.paired_bootstrap_delta(b, t, np.random.default_rng(9), resamples=3000)
+    monkeypatch.setattr(S, "_GROUPED_MAX_DISTINCT", 0)
+    indexed = S.paired_bootstrap_delta(b, t, np.random.default_rng(9), resamples=3000)
+    assert (grouped.details["sampler"], indexed.details["sampler"]) == ("multinomial", "index")
+    assert indexed.se == pytest.approx(grouped.se, rel=0.10)
+
+
+def test_bootstrap_speed_100k_items():
+    rng = np.random.default_rng(0)
+    b = rng.random(100_000)
+    t = b + rng.normal(0.01, 0.3, size=100_000)  # continuous: the slower index sampler
+    start = time.perf_counter()
+    est = S.paired_bootstrap_delta(b, t, np.random.default_rng(1), resamples=2000)
+    elapsed = time.perf_counter() - start
+    assert est.details["sampler"] == "index" and est.interval.ok
+    assert elapsed < 10.0  # ~1 s measured; the bound catches a per-replicate Python loop, not jitter
