@@ -79,14 +79,21 @@ class Records:
 
     # --- what is there -------------------------------------------------------------------------------------
     def budgets(self) -> list[int]:
-        return sorted(int(b) for b in self.table["budget"].dropna().unique())
+        if "budgets" not in self._cache:
+            self._cache["budgets"] = sorted(int(b) for b in self.table["budget"].dropna().unique())
+        return self._cache["budgets"]
 
     def variants(self) -> list[str]:
-        vs = list(dict.fromkeys(self.table["variant"]))
-        return sorted(vs, key=lambda v: (v != DEFAULT_VARIANT, v))
+        if "variants" not in self._cache:
+            vs = [str(v) for v in self.table["variant"].unique()]
+            self._cache["variants"] = sorted(vs, key=lambda v: (v != DEFAULT_VARIANT, v))
+        return self._cache["variants"]
 
     def scorings(self) -> list[str]:
-        return list(dict.fromkeys(self.table["scoring"]))
+        """Scoring names in first-seen order (the claimed scoring first when the importer put it first)."""
+        if "scorings" not in self._cache:
+            self._cache["scorings"] = [str(s) for s in self.table["scoring"].unique()]
+        return self._cache["scorings"]
 
     def has(self, variant: str, budget: int | None, scoring: str) -> bool:
         return (variant, budget, scoring) in self._groups()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+
+import orjson
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +37,8 @@ def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default
         if not raw.strip():
             continue
         try:
-            d = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            d = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             end = i == len(lines) and not raw.endswith("\n")
             problems.append(Problem(
                 f"not valid JSON ({exc.msg} at column {exc.colno})", file=file, line=i,

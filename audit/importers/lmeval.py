@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+
+import orjson
 import re
 from pathlib import Path
 from typing import Any
@@ -129,8 +131,8 @@ def read_samples(path: Path, arm: str, budget: int | None, metric: str, filter_o
         if not raw.strip():
             continue
         try:
-            d = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            d = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             hint = ("the file ends mid-line: the run was probably interrupted; re-run lm-eval for this task or delete "
                     "the partial last line" if i == last and not raw.endswith("\n")
                     else "each line must be one JSON object; the file may be damaged or not an lm-eval samples log")

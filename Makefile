@@ -1,0 +1,32 @@
+# Two commands on a fresh machine with Python 3.11 and pip:
+#   make demo   — the demo audit, ending with the path of report.html
+#   make test   — the test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test bench fixtures clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/audit verify fixtures/claims/truncation.yaml --out out/demo; \
+	  code=$$?; echo "report: $$(pwd)/out/demo/report.html (audit exit code $$code)"; test $$code -le 1
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/replay_100k.py
+
+fixtures: $(STAMP)
+	$(PY) -m pip install -q -e ".[live,lmeval]"
+	$(PY) fixtures/scripts/make_lmeval_logs.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
