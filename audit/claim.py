@@ -112,6 +112,69 @@ class Samples(_Strict):
 
 class Perturbations(_Strict):
     scorings: list[str] = Field(default_factory=list, description="re-score both arms under each (lm-eval filter names or built-in scorers)")
+    max_tokens: list[int] = Field(
+        default_factory=list, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
+        description="live mode: the budget sweep (the claimed budget is always included)")
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(b < 1 for b in v):
+            raise ValueError("every budget must be a positive number of tokens")
+        return v
+
+
+class RegexScorer(_Strict):
+    """A scorer defined in the claim: extract with a regex (like lm-eval's regex filter), compare with the target."""
+
+    regex: str = Field(description="Python regular expression; the group below is the extracted answer")
+    group: int = Field(1, ge=0)
+    select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
+    compare: Literal["exact", "numeric"] = Field("exact", description="numeric: 12 == 12.0 == 1,2 is not; exact: normalised text")
+    ignore_case: bool = False
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        import re
+
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+
+class Arm(_Strict):
+    """Live mode: where one arm's generations come from."""
+
+    model: str = Field("gemma-3-270m", description="model name sent to the server")
+    endpoint: str = Field("embedded", description="'embedded' (llama.cpp in-process) or an OpenAI-compatible base URL")
+    api: Literal["completions", "chat"] = "completions"
+    replicas: list[str] = Field(default_factory=list, description="more base URLs serving the same model")
+    api_key_env: str | None = Field(None, description="NAME of the environment variable holding the API key")
+    system_prompt: str | None = Field(None, description="chat only: the system message")
+    prompt: str | None = Field(None, description="jinja2 template overriding task.prompt for this arm")
+    max_concurrency: int = Field(4, ge=1, description="concurrent requests per base URL")
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    model_path: str | None = Field(None, description="embedded only: a GGUF file instead of the packaged Gemma 3 270M")
+    n_threads: int | None = Field(None, ge=1, description="embedded only: CPU threads")
+
+
+class Task(_Strict):
+    """Live mode: the items, the prompt and the target."""
+
+    dataset: str = Field(description="JSONL file of items (relative to the claim), one object per line")
+    id_field: str = Field("id", description="the key of each row that identifies the item")
+    prompt: str = Field(description="jinja2 template of the prompt (StrictUndefined: a missing field is an error)")
+    target: str = Field("{{ answer }}", description="jinja2 template of the reference answer")
+    stop: list[str] = Field(default_factory=list, description="stop sequences")
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy; a budget sweep then costs one run")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(0, description="sampling seed sent to the server")
+    limit: int | None = Field(None, ge=1, description="use only the first N items")
+    sweep_check: int = Field(3, ge=0, description="items per arm re-run at each smaller budget to verify the one-run sweep")
 
 
 class Options(_Strict):
@@ -127,6 +190,9 @@ class Options(_Strict):
 class Claim(_Strict):
     claim: ClaimInfo
     samples: Samples | None = None
+    arms: dict[Literal["baseline", "treatment"], Arm] | None = Field(None, description="live mode: the two arms")
+    task: Task | None = Field(None, description="live mode: items, prompt, target")
+    scorers: dict[str, RegexScorer] = Field(default_factory=dict, description="regex scorers usable as scorings")
     perturbations: Perturbations = Field(default_factory=Perturbations)
     options: Options = Field(default_factory=Options)
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-check parameters, by check name")
@@ -139,12 +205,28 @@ class Claim(_Strict):
         return self.path.parent if self.path else Path.cwd()
 
     @property
+    def live(self) -> bool:
+        return self.task is not None
+
+    @property
     def claimed_budget(self) -> int | None:
         if self.claim.settings.max_tokens is not None:
             return self.claim.settings.max_tokens
         if self.samples and len(self.samples.baseline) == 1:
             return next(iter(self.samples.baseline))
+        if self.live and len(self.perturbations.max_tokens) == 1:
+            return self.perturbations.max_tokens[0]
         return None
+
+    def budgets(self) -> list[int]:
+        """Live mode: every budget to generate at (the sweep plus the claimed one), ascending."""
+        out = set(self.perturbations.max_tokens)
+        if self.claim.settings.max_tokens is not None:
+            out.add(self.claim.settings.max_tokens)
+        return sorted(out)
+
+    def arm(self, name: str) -> "Arm":
+        return (self.arms or {}).get(name) or Arm()
 
     def scorings(self) -> list[str]:
         """The claimed scoring first, then every perturbation scoring, without repeats."""
@@ -332,7 +414,43 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
                             f"no file matches {pattern!r} (relative paths resolve against {claim.base_dir})",
                             file=file, line=lines.get(("samples", arm, budget)), field=f"samples.{arm}.{budget}",
                             fix="check the path; globs like runs/base_16/samples_*.jsonl are allowed"))
-    elif rep.baseline is None and rep.treatment is None:
+    if claim.samples is not None and (claim.task is not None or claim.arms is not None):
+        problems.append(Problem("give either samples: (replay logs) or arms:/task: (a live run), not both", file=file,
+                                line=lines.get(("samples",)), field="samples",
+                                fix="remove samples: to re-run the models, or arms:/task: to replay the logs"))
+    if claim.arms is not None and claim.task is None:
+        problems.append(Problem("arms: needs a task: (dataset, prompt, target) to generate from", file=file,
+                                line=lines.get(("arms",)), field="task", fix="add task: {dataset: ..., prompt: ...}"))
+    if claim.task is not None:
+        if not claim.budgets():
+            problems.append(Problem("a live run needs a generation budget", file=file,
+                                    line=lines.get(("claim", "settings")) or lines.get(("claim",)),
+                                    field="claim.settings.max_tokens",
+                                    fix="set claim.settings.max_tokens (and perturbations.max_tokens for a sweep)"))
+        elif claim.claimed_budget is None:
+            problems.append(Problem("several budgets are swept but the claim does not say which one it was made at",
+                                    file=file, line=lines.get(("perturbations", "max_tokens")),
+                                    field="claim.settings.max_tokens",
+                                    fix=f"add claim.settings.max_tokens: one of {claim.budgets()}"))
+        if check_files:
+            ds = claim.base_dir / claim.task.dataset
+            if not ds.is_file():
+                problems.append(Problem(f"dataset not found: {ds}", file=file, line=lines.get(("task", "dataset")),
+                                        field="task.dataset", value=claim.task.dataset,
+                                        fix="paths resolve against the claim file's folder"))
+        for arm_name, arm in (claim.arms or {}).items():
+            if arm.endpoint != "embedded" and not arm.endpoint.startswith(("http://", "https://")):
+                problems.append(Problem("endpoint must be 'embedded' or an http(s) base URL", file=file,
+                                        line=lines.get(("arms", arm_name, "endpoint")),
+                                        field=f"arms.{arm_name}.endpoint", value=arm.endpoint,
+                                        fix="e.g. endpoint: http://127.0.0.1:8000/v1"))
+            for tmpl_field, tmpl in (("prompt", arm.prompt),):
+                if tmpl is not None:
+                    problems.extend(_template_problems(tmpl, file, lines.get(("arms", arm_name, tmpl_field)),
+                                                       f"arms.{arm_name}.{tmpl_field}"))
+        problems.extend(_template_problems(claim.task.prompt, file, lines.get(("task", "prompt")), "task.prompt"))
+        problems.extend(_template_problems(claim.task.target, file, lines.get(("task", "target")), "task.target"))
+    if claim.samples is None and claim.task is None and rep.baseline is None and rep.treatment is None:
         problems.append(Problem(
             "nothing to audit: no samples and no reported baseline/treatment scores", file=file,
             line=lines.get(("claim",)), field="claim.reported",
@@ -353,6 +471,19 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
                 problems.append(Problem(p.message, file=file, line=lines.get(("checks", name)),
                                         field=f"checks.{name}.{p.field}", value=p.value, fix=p.fix))
     return problems
+
+
+def _template_problems(template: str, file: str, line: int | None, field: str) -> list[Problem]:
+    from jinja2 import TemplateSyntaxError
+
+    from audit.prompts import environment
+
+    try:
+        environment().parse(template)
+    except TemplateSyntaxError as exc:
+        return [Problem(f"jinja2 syntax error: {exc.message}", file=file, line=line, field=field,
+                        fix="check the {{ }} / {% %} pairs in the template")]
+    return []
 
 
 def json_schema() -> dict:

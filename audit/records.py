@@ -75,6 +75,8 @@ class Records:
     sources: tuple[Source, ...] = ()
     # Effective settings per arm (generation kwargs, task config, versions), keyed arm -> budget -> dict.
     settings: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
+    # Live mode: what generating cost per arm (requests, cached, tokens, sweep derivation and its check).
+    run: dict[str, dict[str, Any]] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # --- what is there -------------------------------------------------------------------------------------
@@ -147,7 +149,7 @@ class Records:
 
 
 def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: dict | None = None,
-                  where: dict[tuple, str] | None = None) -> Records:
+                  where: dict[tuple, str] | None = None, run: dict | None = None) -> Records:
     """Concatenate per-file frames into Records and validate the pairing.
 
     ``where`` maps (arm, variant, budget) to a human description of the input (file paths) used in error messages.
@@ -192,7 +194,7 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
                     "--limit / dataset, or remove the extra items"))
     if problems:
         raise InputError(problems)
-    return Records(table=table, sources=tuple(sources), settings=settings or {})
+    return Records(table=table, sources=tuple(sources), settings=settings or {}, run=run or {})
 
 
 def _preview(ids: list, k: int = 5) -> str:

@@ -57,6 +57,38 @@ def contains(output: str, target: str) -> float:
     return float(bool(t) and t in _norm(output))
 
 
+def regex_scorer(spec) -> Callable[[str, str], float]:
+    """A claim-defined scorer (``scorers:`` in the claim): extract like lm-eval's regex filter, then compare."""
+    flags = re.IGNORECASE if spec.ignore_case else 0
+    pattern = re.compile(spec.regex, flags)
+
+    def score(output: str, target: str) -> float:
+        matches = list(pattern.finditer(output or ""))
+        if not matches:
+            return 0.0
+        m = matches[0] if spec.select == "first" else matches[-1]
+        try:
+            got = m.group(spec.group)
+        except IndexError:
+            return 0.0
+        if got is None:
+            return 0.0
+        if spec.compare == "numeric":
+            a, b = _num(got), _num(target or "")
+            return float(a is not None and a == b)
+        return float(_norm(got) == _norm(target or ""))
+
+    score.__doc__ = f"regex {spec.regex!r}, {spec.select} match, group {spec.group}, {spec.compare} comparison"
+    return score
+
+
+def resolve(name: str, defined: dict | None = None) -> Callable[[str, str], float] | None:
+    """The scorer called ``name``: one defined in the claim's ``scorers:`` first, else a built-in, else None."""
+    if defined and name in defined:
+        return regex_scorer(defined[name])
+    return SCORERS.get(name)
+
+
 SCORERS: dict[str, Callable[[str, str], float]] = {
     "exact": exact,
     "first-line-exact": first_line_exact,

@@ -64,14 +64,26 @@ def run_checks(ctx: Context) -> tuple[list[Finding], list[str]]:
     return findings, ran
 
 
-def verify(claim: Claim, records: Records | None = None, command: str = "", seed: int | None = None,
-           resamples: int | None = None) -> Outcome:
-    """Audit a claim. ``records`` come from replayed logs or a live run; None audits the reported numbers only."""
-    opts = claim.options
-    if records is None and claim.samples is not None:
+def collect(claim: Claim, cache=None, progress=None) -> Records | None:
+    """The claim's records: replayed logs, a live run on its arms' endpoints, or None (reported numbers only)."""
+    if claim.samples is not None:
         from audit.importers import load_records
 
-        records = load_records(claim)
+        return load_records(claim)
+    if claim.live:
+        from audit.live import run_live
+
+        records, _ = run_live(claim, cache=cache, progress=progress)
+        return records
+    return None
+
+
+def verify(claim: Claim, records: Records | None = None, command: str = "", seed: int | None = None,
+           resamples: int | None = None, cache=None, progress=None) -> Outcome:
+    """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given)."""
+    opts = claim.options
+    if records is None:
+        records = collect(claim, cache=cache, progress=progress)
     seed = opts.seed if seed is None else seed
     resamples = opts.resamples if resamples is None else resamples
     ctx = Context(claim=claim, records=records, seed=seed, resamples=resamples, level=opts.level, alpha=opts.alpha,
@@ -106,6 +118,7 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
         environment=_environment(),
         cells=[clean(c) for c in cells],
         arms=clean(records.settings) if records is not None else {},
+        run=clean(records.run) if records is not None else {},
         sources=[clean(s.__dict__) for s in (records.sources if records is not None else ())],
         findings=[f.to_dict() for f in findings],
         checks_run=ran,

@@ -111,7 +111,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     findings.extend(_p_value(ctx, prov))
     findings.extend(_against_logs(ctx, prov))
     if not findings:
-        findings.append(Finding(NAME, "nothing_reported", "inconclusive",
+        findings.append(Finding(NAME, "nothing_reported", "info",
                                 "No reported numbers to check (claim.reported is empty)", impact="none",
                                 provenance=prov))
     return findings

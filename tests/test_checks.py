@@ -244,7 +244,7 @@ def test_cli_verify_writes_outputs(claim_dir, tmp_path):
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert report["verdict"] == "fragile" and report["options"]["seed"] == 7
     assert (tmp_path / "out/report.html").read_text().count('class="card') == len(report["findings"])
-    assert "## audit: fragile" in (tmp_path / "out/summary.md").read_text()
+    assert "audit: fragile" in (tmp_path / "out/summary.md").read_text()
 
 
 def test_same_seed_same_numbers(claim_dir):

@@ -15,7 +15,7 @@ from audit.errors import InputError, Problem
 from audit.importers.jsonl import read_jsonl
 from audit.importers.lmeval import find_results, read_results, read_samples, sha256_of, task_of
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
-from audit.scoring import SCORERS
+from audit.scoring import SCORERS, resolve
 
 
 def load_records(claim: Claim) -> Records:
@@ -54,7 +54,7 @@ def load_records(claim: Claim) -> Records:
     if problems:
         raise InputError(problems)
     table = pd.concat(frames, ignore_index=True)
-    table, probs = _apply_scorings(table, requested, fmt, str(claim.path))
+    table, probs = apply_scorings(table, requested, fmt, str(claim.path), claim.scorers)
     problems.extend(probs)
     problems.extend(_hash_problems(table))
     if problems:
@@ -108,7 +108,7 @@ def _read_generic(files: list[Path], arm: str, budget: int):
     return df, problems, {"format": "jsonl", "files": [str(f) for f in files]}
 
 
-def _apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_file: str):
+def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_file: str, defined: dict | None = None):
     """Keep one row per requested scoring: from the logs when they carry it, else re-scored by a built-in scorer."""
     problems: list[Problem] = []
     if fmt == "jsonl":
@@ -125,16 +125,16 @@ def _apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_f
                     problems.append(Problem(f"scoring {name!r} is missing on {len(missing)} line(s)", file=r["source"],
                                             line=int(r["line"]), fix=f"give scores.{name} on every line"))
                 part["score"] = pd.to_numeric(vals, errors="coerce")
-            elif name in SCORERS:
+            elif resolve(name, defined) is not None:
                 if part["target"].isna().any():
                     r = part[part["target"].isna()].iloc[0]
                     problems.append(Problem(f"built-in scoring {name!r} needs a target", file=r["source"],
                                             line=int(r["line"]), fix="add target to every line"))
                     continue
-                fn = SCORERS[name]
+                fn = resolve(name, defined)
                 part["score"] = [fn(o, t) for o, t in zip(part["text"], part["target"])]
             else:
-                problems.append(_unknown_scoring(name, logged, claim_file))
+                problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
                 continue
             part["scoring"] = name
             parts.append(part)
@@ -147,15 +147,15 @@ def _apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_f
     for name in names:
         if name in logged:
             parts.append(table[table["scoring"] == name])
-        elif name in SCORERS:
-            fn = SCORERS[name]
+        elif resolve(name, defined) is not None:
+            fn = resolve(name, defined)
             part = base.copy()
             part["score"] = [fn(o or "", t or "") for o, t in zip(part["text"], part["target"])]
             part["scoring"] = name
             part["extracted"] = None
             parts.append(part)
         else:
-            problems.append(_unknown_scoring(name, logged, claim_file))
+            problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
     return pd.concat(parts, ignore_index=True) if parts else table.iloc[:0], problems
 
 
