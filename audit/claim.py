@@ -92,6 +92,17 @@ class ClaimInfo(_Strict):
         "greater", description="greater: the claim is that treatment scores higher (use less for error rates)")
     reported: Reported = Field(default_factory=Reported)
     settings: Settings = Field(default_factory=Settings)
+    treatment_changes: list[str] = Field(
+        default_factory=list,
+        description="the settings the treatment is meant to change (e.g. prompt_template, model); any other "
+                    "difference between the arms' effective settings is flagged")
+
+
+class VariantLogs(_Strict):
+    """Replay logs of both arms under one prompt variant (an OOD set or a perturbed prompt), keyed by budget."""
+
+    baseline: dict[int, str | list[str]]
+    treatment: dict[int, str | list[str]]
 
 
 class Samples(_Strict):
@@ -100,6 +111,8 @@ class Samples(_Strict):
     format: Literal["lm-eval", "jsonl"] = "lm-eval"
     baseline: dict[int, str | list[str]]
     treatment: dict[int, str | list[str]]
+    variants: dict[str, VariantLogs] = Field(
+        default_factory=dict, description="more prompt variants (OOD sets, perturbed prompts) by name")
 
     @model_validator(mode="after")
     def _same_budgets(self) -> "Samples":
@@ -115,6 +128,7 @@ class Perturbations(_Strict):
     max_tokens: list[int] = Field(
         default_factory=list, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
         description="live mode: the budget sweep (the claimed budget is always included)")
+    ood: "Ood | None" = Field(None, description="out-of-distribution prompt variants")
 
     @field_validator("max_tokens")
     @classmethod
@@ -122,6 +136,44 @@ class Perturbations(_Strict):
         if any(b < 1 for b in v):
             raise ValueError("every budget must be a positive number of tokens")
         return v
+
+
+class OodSet(_Strict):
+    """A user-supplied out-of-distribution variant: a second dataset, or per-item rewrites joined by id."""
+
+    name: str
+    dataset: str | None = Field(None, description="JSONL items of a second dataset (same fields as task.dataset)")
+    rewrites: str | None = Field(None, description="JSONL of {id, <fields to replace>} rewriting the task's own items")
+    prompt: str | None = Field(None, description="jinja2 prompt template for this variant (default: the arm's)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "OodSet":
+        if (self.dataset is None) == (self.rewrites is None) and self.prompt is None:
+            raise ValueError("give exactly one of dataset or rewrites (or a prompt template)")
+        return self
+
+
+class Ood(_Strict):
+    """Out-of-distribution prompts (live mode): user-supplied sets and built-in seeded prompt perturbations."""
+
+    sets: list[OodSet] = Field(default_factory=list)
+    builtin: list[str] = Field(default_factory=list, description="built-in prompt perturbations (`audit perturbations`)")
+    seed: int = Field(0, description="seeds every built-in perturbation")
+    question: Literal["holds_everywhere", "find_breaks"] = Field(
+        "holds_everywhere",
+        description="holds_everywhere: the gain must survive every variant (intersection–union, no adjustment); "
+                    "find_breaks: which variants break it, Holm-adjusted")
+
+
+class Probes(_Strict):
+    """Per-item probe scores and labels, in-distribution and OOD (CSV or JSONL by file suffix)."""
+
+    in_distribution: str = Field(description="file with one row per item: id, score, label (0/1)")
+    ood: dict[str, str] = Field(description="OOD sets by name → file of the same shape")
+    claimed_auc: float | None = Field(None, ge=0, le=1, description="the in-distribution AUC the authors report")
+    id_column: str = "id"
+    score_column: str = "score"
+    label_column: str = "label"
 
 
 class RegexScorer(_Strict):
@@ -177,6 +229,9 @@ class Task(_Strict):
     sweep_check: int = Field(3, ge=0, description="items per arm re-run at each smaller budget to verify the one-run sweep")
 
 
+Perturbations.model_rebuild()
+
+
 class Options(_Strict):
     """Statistical options; every one is recorded in the report."""
 
@@ -193,6 +248,7 @@ class Claim(_Strict):
     arms: dict[Literal["baseline", "treatment"], Arm] | None = Field(None, description="live mode: the two arms")
     task: Task | None = Field(None, description="live mode: items, prompt, target")
     scorers: dict[str, RegexScorer] = Field(default_factory=dict, description="regex scorers usable as scorings")
+    probes: Probes | None = Field(None, description="probe AUCs in-distribution vs OOD")
     perturbations: Perturbations = Field(default_factory=Perturbations)
     options: Options = Field(default_factory=Options)
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-check parameters, by check name")
@@ -450,7 +506,8 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
                                                        f"arms.{arm_name}.{tmpl_field}"))
         problems.extend(_template_problems(claim.task.prompt, file, lines.get(("task", "prompt")), "task.prompt"))
         problems.extend(_template_problems(claim.task.target, file, lines.get(("task", "target")), "task.target"))
-    if claim.samples is None and claim.task is None and rep.baseline is None and rep.treatment is None:
+    if (claim.samples is None and claim.task is None and claim.probes is None and rep.baseline is None
+            and rep.treatment is None):
         problems.append(Problem(
             "nothing to audit: no samples and no reported baseline/treatment scores", file=file,
             line=lines.get(("claim",)), field="claim.reported",
