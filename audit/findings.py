@@ -131,6 +131,9 @@ class Report(_Model):
     environment: dict[str, Any]
     cells: list[CellModel]
     arms: dict[str, Any]
+    run: dict[str, Any] = {}
     sources: list[SourceModel]
     findings: list[FindingModel]
     checks_run: list[str]
+    # The CI gate that set exit_code (audit.gate): fail_on, passed, reasons, failing_findings. None: the default.
+    gate: dict[str, Any] | None = None

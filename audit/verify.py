@@ -46,7 +46,11 @@ def decide(findings: list[Finding]) -> tuple[str, str]:
     reproduced = first("reproduced")
     if reproduced is None:
         f = first("inconclusive")
-        return "inconclusive", f.title if f else "No check could establish the claimed gain."
+        reason = f.title if f else "No check could establish the claimed gain."
+        critical = [g for g in findings if g.outcome == "flag" and g.severity == "critical"]
+        if critical:
+            reason += f"; and {len(critical)} critical finding(s), first: {critical[0].title}"
+        return "inconclusive", reason
     if (f := first("fragile")) is not None:
         return "fragile", f.title
     return "supported", reproduced.title + "; no perturbation removes it"

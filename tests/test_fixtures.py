@@ -1,0 +1,57 @@
+"""The committed fixture claims, audited end to end through the CLI as a user would."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from audit.cli import main
+from conftest import FIXTURES
+
+
+def run(claim: str, tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["verify", str(FIXTURES / "claims" / claim), "--out", str(out)])
+    return res, json.loads((out / "report.json").read_text()) if (out / "report.json").exists() else None
+
+
+def test_truncation_claim_exits_1_with_per_budget_deltas(tmp_path):
+    res, report = run("truncation.yaml", tmp_path)
+    assert res.exit_code == 1, res.output
+    by_code = {f["code"]: f for f in report["findings"] if f["check"] == "truncation"}
+    assert {"rates", "per_budget", "reverses", "from_truncation"} <= set(by_code)
+    per_budget = {r["budget"]: r for r in by_code["per_budget"]["rows"]}
+    # From the committed lm-eval logs (n = 50, strict-match): verify 5/50 vs direct 11/50 at 32 tokens,
+    # verify 20/50 vs direct 11/50 at 64 tokens.
+    assert per_budget[32]["delta"] == pytest.approx(0.12) and per_budget[64]["delta"] == pytest.approx(-0.18)
+    for r in per_budget.values():
+        assert r["ci_low"] < r["delta"] < r["ci_high"]
+        assert r["n"] == 50
+    rates = {(r["arm"], r["budget"]): r for r in by_code["rates"]["rows"]}
+    assert rates[("baseline", 32)]["truncated"] == 37 and rates[("treatment", 32)]["truncated"] == 0
+    assert rates[("baseline", 64)]["rate"] is None  # largest budget: unknown, not 0
+    assert by_code["reverses"]["severity"] == "critical"
+    assert by_code["from_truncation"]["rows"][0]["n"] == 13
+
+
+def test_counts_only_claim(tmp_path):
+    res, report = run("underpowered_counts.yaml", tmp_path)
+    assert res.exit_code == 1
+    assert report["verdict"] == "inconclusive"
+    codes = {f["code"] for f in report["findings"]}
+    assert {"underpowered", "p_value_irreproducible"} <= codes
+    assert report["cells"] == []
+
+
+def test_inconsistent_numbers_claim(tmp_path):
+    res, report = run("inconsistent_numbers.yaml", tmp_path)
+    assert res.exit_code == 1
+    assert report["verdict"] == "not_reproduced"
+    assert {"impossible_rate", "delta_arithmetic"} <= {f["code"] for f in report["findings"]}
+
+
+@pytest.mark.parametrize("claim", sorted(p.name for p in (FIXTURES / "claims").glob("*.yaml")))
+def test_every_fixture_claim_validates(claim):
+    res = CliRunner().invoke(main, ["validate", str(FIXTURES / "claims" / claim)])
+    assert res.exit_code == 0, res.output
