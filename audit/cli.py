@@ -55,6 +55,16 @@ def validate(claim_file: Path) -> None:
     click.echo(f"{claim_file}: valid{extra}")
 
 
+def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
+    from audit.gate import Gate
+
+    try:
+        return Gate.parse(value)
+    except AuditError as exc:
+        problem = exc.problems[0]
+        raise click.BadParameter(f"{problem.message}. Valid values: {problem.fix}", ctx=ctx, param=param) from None
+
+
 @main.command()
 @click.argument("claim_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -63,12 +73,33 @@ def validate(claim_file: Path) -> None:
 @click.option("--resamples", type=click.IntRange(min=100), default=None,
               help="Bootstrap resamples (default: options.resamples in the claim, else 10000).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of the summary.")
-def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: int | None, as_json: bool) -> None:
-    """Audit a claim: replay its logs, run every check, print the verdict.
+@click.option("--fail-on", "fail_on", default=None, metavar="LIST", callback=_parse_gate,
+              help="Comma list of verdicts (supported, fragile, not_reproduced, inconclusive) and/or severities "
+                   "(critical, major, minor, info: a flagged finding of that severity or worse) that fail the run "
+                   "with exit 1; 'none' never fails. Default: fragile,not_reproduced,inconclusive.")
+@click.option("--summary-md", "summary_md", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a Markdown summary (GitHub job summary / PR comment) to this file.")
+@click.option("--junit", "junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write JUnit XML (one test case per check) to this file.")
+@click.option("--no-cache", is_flag=True, help="Live mode: neither read nor write the generation cache.")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Live mode: the generation cache file (default: $AUDIT_CACHE_DIR/generations.sqlite or "
+                   "~/.cache/audit/generations.sqlite).")
+def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: int | None, as_json: bool,
+           fail_on, summary_md: Path | None, junit: Path | None, no_cache: bool, cache_path: Path | None) -> None:
+    """Audit a claim: replay its logs (samples:) or generate both arms live (arms:/task:), run every check,
+    print the verdict.
 
-    The exit code is 0 only when the verdict is 'supported'.
+    Live generations are cached: a re-run or an added scoring costs no model calls, and an interrupted run
+    resumes where it stopped. Exit 2 on invalid input, 3 when a model server fails.
+
+    The exit code is 0 when the CI gate (--fail-on) passes — by default only when the verdict is 'supported' —
+    and 1 when it fails.
     """
+    import dataclasses
+
     from audit.claim import load_claim
+    from audit.gate import apply_gate, write_ci_files
     from audit.verify import verify as run_verify
     from audit.verify import write_outputs
 
@@ -76,17 +107,44 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
         f"audit verify {shlex.quote(str(claim_file))}"
     try:
         claim = load_claim(claim_file)
-        outcome = run_verify(claim, command=command, seed=seed, resamples=resamples)
+        cache = None
+        if claim.live and not no_cache:
+            from audit.cache import GenerationCache
+
+            cache = GenerationCache(cache_path)
+        outcome = run_verify(claim, command=command, seed=seed, resamples=resamples, cache=cache,
+                             progress=_progress if claim.live and not as_json else None)
+        report, gate_result = apply_gate(outcome.report, fail_on)
+        outcome = dataclasses.replace(outcome, report=report)
         paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
+        paths.update(write_ci_files(report, summary_md=summary_md, junit=junit))
     except AuditError as exc:
         _fail(exc)
         return
-    report = outcome.report
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
         _print_summary(report, paths)
+        state = click.style("passed", fg="green") if gate_result.passed else click.style("failed", fg="red")
+        why = f": {'; '.join(gate_result.reasons)}" if gate_result.reasons else ""
+        click.echo(f"\n  gate --fail-on {gate_result.gate.spec}: {state} (exit {report.exit_code}){why}")
     sys.exit(report.exit_code)
+
+
+def _progress(label: str, total: int):
+    """A progress bar on stderr for one arm × variant × budget."""
+    state: dict = {"bar": None, "last": 0}
+
+    def update(done: int, total_: int) -> None:
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=total_, label=f"{label:<36}", file=sys.stderr, show_pos=True)
+            state["bar"].__enter__()
+        state["bar"].update(done - state["last"])
+        state["last"] = done
+        if done >= total_:
+            state["bar"].__exit__(None, None, None)
+
+    return update
 
 
 def _print_summary(report, paths) -> None:
@@ -118,6 +176,42 @@ def _print_summary(report, paths) -> None:
 
 
 @main.command()
+@click.argument("old_report", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new_report", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--any-claim", is_flag=True, help="Compare even when the reports audit different claims.")
+def compare(old_report: Path, new_report: Path, as_json: bool, any_claim: bool) -> None:
+    """What changed between two audits (report.json) of the same claim: verdict, cells, findings, options, sources.
+
+    \b
+    Exit codes: 0 same verdict, 1 the verdict changed, 2 unreadable or incompatible reports.
+    """
+    from audit.compare import compare as run_compare
+    from audit.compare import load_report, render_text
+    from audit.errors import InputError
+
+    problems = []
+    reports = []
+    for path in (old_report, new_report):
+        try:
+            reports.append(load_report(path))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    try:
+        if problems:
+            raise InputError(problems)
+        result = run_compare(reports[0], reports[1], str(old_report), str(new_report), any_claim=any_claim)
+    except AuditError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        click.echo(render_text(result), nl=False)
+    sys.exit(result.exit_code)
+
+
+@main.command()
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the schema to this file instead of stdout.")
 def schema(output: Path | None) -> None:
@@ -130,6 +224,45 @@ def schema(output: Path | None) -> None:
         click.echo(f"wrote {output}")
     else:
         click.echo(text)
+
+
+@main.group()
+def cache() -> None:
+    """Inspect or clear the generation cache of live runs."""
+
+
+_CACHE_OPTION = click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                             help="The cache file (default: the one `audit verify` uses).")
+
+
+@cache.command("info")
+@_CACHE_OPTION
+def cache_info(cache_path: Path | None) -> None:
+    """Where the cache is, how many generations it holds, for which models."""
+    from audit.cache import GenerationCache
+
+    try:
+        info = GenerationCache(cache_path).info()
+    except AuditError as exc:
+        _fail(exc)
+        return
+    for k, v in info.items():
+        click.echo(f"{k}: {v}")
+
+
+@cache.command("clear")
+@_CACHE_OPTION
+@click.confirmation_option(prompt="Delete every cached generation?")
+def cache_clear(cache_path: Path | None) -> None:
+    """Delete every cached generation."""
+    from audit.cache import GenerationCache
+
+    try:
+        n = GenerationCache(cache_path).clear()
+    except AuditError as exc:
+        _fail(exc)
+        return
+    click.echo(f"removed {n} cached generation(s)")
 
 
 @main.command("checks")

@@ -1,0 +1,116 @@
+"""JUnit XML for CI test reporters (GitHub Actions reporters, GitLab `artifacts:reports:junit`, Jenkins).
+
+One ``<testsuite name="audit">`` with one ``<testcase>`` per check that ran, plus ``audit.verdict``:
+
+* a flagged finding that fails the gate is a ``<failure>`` of its check's test case (one per finding);
+* a check whose findings include an inconclusive one, and nothing that fails, is ``<skipped>``;
+* ``audit.verdict`` fails when the verdict is in ``--fail-on``, is skipped when the verdict is inconclusive and not
+  gated, and passes otherwise — so the suite has failures exactly when the gate failed (exit code 1).
+
+Shape: the Jenkins/Ant JUnit schema (testsuites > testsuite > properties, testcase*, system-out, system-err;
+testcase > skipped?, failure*, system-out?), validated in tests against tests/data/junit-10.xsd.
+"""
+from __future__ import annotations
+
+import json
+import re
+from xml.etree import ElementTree as ET
+
+from audit.findings import Report
+
+_BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _x(s: object) -> str:
+    """Text safe for XML 1.0 (ElementTree escapes markup but not control characters, which XML forbids)."""
+    return _BAD_XML.sub("\ufffd", "" if s is None else str(s))
+
+
+def _describe(f) -> str:
+    lines = [f.title]
+    if f.detail:
+        lines.append(f.detail)
+    if f.statistic:
+        lines.append("statistic: " + json.dumps(f.statistic, ensure_ascii=False, default=str))
+    if f.provenance:
+        lines.append("provenance: " + json.dumps(f.provenance, ensure_ascii=False, default=str))
+    for e in f.evidence[:5]:
+        lines.append(f"evidence item {e.get('item_id')}: baseline score {e.get('baseline_score')}, "
+                     f"treatment score {e.get('treatment_score')}")
+    return "\n".join(lines)
+
+
+def render_junit(report: Report) -> str:
+    from audit.gate import Gate, evaluate
+
+    gate = Gate.parse((report.gate or {}).get("fail_on"))
+    result = evaluate(report, gate)
+    failing = set(result.failing)
+
+    suites = ET.Element("testsuites", name="audit")
+    suite = ET.SubElement(suites, "testsuite", name="audit")
+    props = ET.SubElement(suite, "properties")
+    title = (report.claim.get("claim") or {}).get("title", "")
+    for k, v in (("claim", title), ("claim_file", report.claim_file or ""), ("verdict", report.verdict),
+                 ("verdict_reason", report.verdict_reason), ("fail_on", gate.spec),
+                 ("gate", "passed" if result.passed else "failed"), ("exit_code", str(result.exit_code)),
+                 ("seed", str(report.options.get("seed"))), ("resamples", str(report.options.get("resamples"))),
+                 ("audit_version", report.audit_version)):
+        ET.SubElement(props, "property", name=k, value=_x(v))
+
+    n_tests = n_fail = n_skip = 0
+
+    def case(name: str):
+        nonlocal n_tests
+        n_tests += 1
+        return ET.SubElement(suite, "testcase", name=name, classname=f"audit.{name}", time="0")
+
+    # The verdict itself.
+    tc = case("verdict")
+    if report.verdict in gate.verdicts:
+        n_fail += 1
+        el = ET.SubElement(tc, "failure", message=_x(f"verdict {report.verdict}: {report.verdict_reason}"),
+                           type=report.verdict)
+        el.text = _x(f"{report.verdict}: {report.verdict_reason}\ngate --fail-on {gate.spec}: "
+                     + "; ".join(result.reasons))
+    elif report.verdict == "inconclusive":
+        n_skip += 1
+        ET.SubElement(tc, "skipped", message=_x(f"inconclusive: {report.verdict_reason}"))
+    ET.SubElement(tc, "system-out").text = _x(f"verdict: {report.verdict}\n{report.verdict_reason}")
+
+    names = list(dict.fromkeys([*report.checks_run, *(f.check for f in report.findings)]))
+    for name in names:
+        tc = case(name)
+        mine = [(i, f) for i, f in enumerate(report.findings) if f.check == name]
+        fails = [(i, f) for i, f in mine if i in failing]
+        inconclusive = [f for _, f in mine if f.outcome == "inconclusive"]
+        if fails:
+            n_fail += 1
+            for _, f in fails:
+                el = ET.SubElement(tc, "failure", message=_x(f"[{f.severity}] {f.code}: {f.title}"),
+                                   type=f"{f.check}.{f.code}")
+                el.text = _x(_describe(f))
+        elif inconclusive:
+            n_skip += 1
+            ET.SubElement(tc, "skipped", message=_x("inconclusive: " + "; ".join(f.title for f in inconclusive)))
+        out = "\n".join(f"[{f.outcome}{'/' + f.severity if f.outcome == 'flag' else ''}] {f.code}: {f.title}"
+                        for _, f in mine) or "no findings"
+        ET.SubElement(tc, "system-out").text = _x(out)
+
+    ET.SubElement(suite, "system-out").text = _x(f"audit {report.audit_version}: {report.command}")
+    ET.SubElement(suite, "system-err").text = ""
+    stamp = report.created[:19]
+    for el in (suites, suite):
+        el.set("tests", str(n_tests))
+        el.set("failures", str(n_fail))
+        el.set("errors", "0")
+        el.set("time", "0")
+    suites.set("disabled", "0")
+    suite.set("skipped", str(n_skip))
+    suite.set("disabled", "0")
+    suite.set("timestamp", stamp)
+    suite.set("hostname", "audit")
+    suite.set("id", "0")
+    suite.set("package", "audit")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
