@@ -14,6 +14,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from audit.errors import InputError, Problem
+from audit.scorer_specs import scorer_spec
 
 Test = Literal["fisher", "mcnemar", "bootstrap", "ttest", "ztest", "chi2", "boschloo", "wilcoxon", "unknown"]
 
@@ -250,7 +251,8 @@ class Claim(_Strict):
     samples: Samples | None = None
     arms: dict[Literal["baseline", "treatment"], Arm] | None = Field(None, description="live mode: the two arms")
     task: Task | None = Field(None, description="live mode: items, prompt, target")
-    scorers: dict[str, RegexScorer] = Field(default_factory=dict, description="regex scorers usable as scorings")
+    scorers: dict[str, scorer_spec(RegexScorer)] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="scorers usable as scorings: regex (no kind:), or kind: extract | evaluate | code_exec")
     probes: Probes | None = Field(None, description="probe AUCs in-distribution vs OOD")
     perturbations: Perturbations = Field(default_factory=Perturbations)
     options: Options = Field(default_factory=Options)

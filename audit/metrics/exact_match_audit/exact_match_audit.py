@@ -1,0 +1,9 @@
+"""exact_match_audit: audit's `exact` scorer as a Hugging Face evaluate metric (mean over items).
+
+    evaluate.load("<path to this folder>").compute(predictions=[...], references=[...])
+"""
+from audit.metrics import base as _base
+
+
+class ExactMatchAudit(_base.AuditMetric):
+    scorer = "exact"

