@@ -517,6 +517,40 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
             "nothing to audit: no samples and no reported baseline/treatment scores", file=file,
             line=lines.get(("claim",)), field="claim.reported",
             fix="add samples: (per-arm logs) or claim.reported.baseline/treatment as {passes, n}"))
+    ood = claim.perturbations.ood
+    if ood is not None:
+        from audit.perturb import PERTURBATIONS
+
+        if not claim.live:
+            problems.append(Problem("perturbations.ood generates new prompts, so it needs a live run (arms:/task:)",
+                                    file=file, line=lines.get(("perturbations", "ood")), field="perturbations.ood",
+                                    fix="for replayed logs of OOD prompts, list them under samples.variants.<name>"))
+        for i, name in enumerate(ood.builtin):
+            if name not in PERTURBATIONS:
+                close = difflib.get_close_matches(name, list(PERTURBATIONS), n=1)
+                problems.append(Problem("unknown built-in perturbation", file=file,
+                                        line=lines.get(("perturbations", "ood", "builtin", i)),
+                                        field=f"perturbations.ood.builtin[{i}]", value=name,
+                                        fix=(f"did you mean '{close[0]}'? " if close else "")
+                                        + f"built-in: {', '.join(PERTURBATIONS)}"))
+        names = [s_.name for s_ in ood.sets] + list(ood.builtin)
+        for dup in sorted({n for n in names if names.count(n) > 1} | ({"default"} & set(names))):
+            problems.append(Problem(f"variant name {dup!r} is used twice or is reserved", file=file,
+                                    line=lines.get(("perturbations", "ood")), field="perturbations.ood",
+                                    fix="give every OOD set a distinct name other than 'default'"))
+        if check_files:
+            for i, s_ in enumerate(ood.sets):
+                for key in ("dataset", "rewrites"):
+                    rel = getattr(s_, key)
+                    if rel and not (claim.base_dir / rel).is_file():
+                        problems.append(Problem(f"file not found: {claim.base_dir / rel}", file=file,
+                                                line=lines.get(("perturbations", "ood", "sets", i, key)),
+                                                field=f"perturbations.ood.sets[{i}].{key}", value=rel,
+                                                fix="paths resolve against the claim file's folder"))
+    if claim.samples is not None and "default" in claim.samples.variants:
+        problems.append(Problem("the variant name 'default' is reserved for samples.baseline/treatment", file=file,
+                                line=lines.get(("samples", "variants", "default")), field="samples.variants.default",
+                                fix="rename the variant"))
     from audit.checks import REGISTRY  # local: the registry imports this module
 
     for name, params in claim.checks.items():

@@ -156,11 +156,14 @@ def _print_summary(report, paths) -> None:
     click.echo(f"  {report.verdict_reason}")
     if report.cells:
         click.echo("")
-        click.echo(f"  {'budget':>6}  {'scoring':<18} {'n':>6}  {'base':>6} {'treat':>6} {'delta':>7}  "
+        show_variant = any(c.variant != "default" for c in report.cells)
+        vhead = f"{'variant':<14} " if show_variant else ""
+        click.echo(f"  {vhead}{'budget':>6}  {'scoring':<18} {'n':>6}  {'base':>6} {'treat':>6} {'delta':>7}  "
                    f"{'95% CI':<18} {'p':>9}")
         for c in report.cells:
             star = "*" if c.claimed else " "
-            click.echo(f"{star} {str(c.budget):>6}  {c.scoring[:18]:<18} {c.n:>6}  {num(c.baseline):>6} "
+            v = f"{c.variant[:14]:<14} " if show_variant else ""
+            click.echo(f"{star} {v}{str(c.budget):>6}  {c.scoring[:18]:<18} {c.n:>6}  {num(c.baseline):>6} "
                        f"{num(c.treatment):>6} {delta(c.delta):>7}  {ci(c.ci_low, c.ci_high):<18} {pval(c.p_value):>9}")
         click.echo("  (* the claimed setting)")
     flagged = [f for f in report.findings if f.outcome in ("flag", "inconclusive")]

@@ -1,16 +1,19 @@
 """Live mode: generate both arms on their endpoints and turn the generations into Records.
 
 The plan is arms × variants × budgets. With greedy decoding a budget sweep costs one run per arm: generate at the
-largest budget (asking for token logprobs, which carry the token boundaries) and derive every smaller budget by
-cutting the token sequence (DESIGN.md, "Cost"). A few items per arm are also generated for real at each smaller
-budget and compared with the derived text; any mismatch is recorded and shown by the `infrastructure` finding, and
-the derived generations are then replaced by real runs for the whole budget. Sampled decoding runs every budget.
+largest budget and derive every smaller budget by cutting the token sequence (DESIGN.md, "Cost"). A few items per
+arm are also generated for real at each smaller budget and compared with the derived text; a mismatch is recorded
+(the `settings` check shows it) and the whole budget is then generated for real. Sampled decoding runs every budget.
+
+Out-of-distribution variants (``perturbations.ood``: second datasets, per-item rewrites, built-in prompt
+perturbations) are generated at the claimed budget only.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -30,6 +33,19 @@ class Item:
     line: int
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One prompt variant: its items, and per arm the rendered prompts (same order as the items)."""
+
+    name: str
+    items: list[Item]
+    source: str  # the dataset file the items came from
+    prompts: dict[str, list[str]]
+    targets: list[str]
+    budgets: list[int]
+    how: str  # human description, for the report
+
+
 @dataclass
 class RunStats:
     """What the live run cost, per arm (for the report and the sweep benchmark)."""
@@ -42,13 +58,16 @@ class RunStats:
     sweep_mismatches: list[dict] = field(default_factory=list)
 
 
-def load_dataset(claim: Claim) -> list[Item]:
-    task = claim.task
-    path = claim.base_dir / task.dataset
+def load_items(path: Path, id_field: str, limit: int | None = None) -> list[Item]:
+    """JSONL rows with an id; every problem (bad JSON, missing or repeated id) reported with its line."""
     problems: list[Problem] = []
     items: list[Item] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InputError([Problem(f"cannot read dataset: {exc.strerror}", file=str(path))]) from None
+    with fh:
         for i, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue
@@ -58,24 +77,82 @@ def load_dataset(claim: Claim) -> list[Item]:
                 problems.append(Problem(f"not valid JSON ({exc.msg})", file=str(path), line=i,
                                         fix="one JSON object per line"))
                 continue
-            if not isinstance(row, dict) or task.id_field not in row:
-                problems.append(Problem(f"row has no {task.id_field!r} field", file=str(path), line=i,
-                                        fix=f"add an id to every row, or set task.id_field"))
+            if not isinstance(row, dict) or id_field not in row:
+                problems.append(Problem(f"row has no {id_field!r} field", file=str(path), line=i,
+                                        fix="add an id to every row, or set task.id_field"))
                 continue
-            rid = str(row[task.id_field])
+            rid = str(row[id_field])
             if rid in seen:
                 problems.append(Problem(f"id {rid!r} repeats line {seen[rid]}", file=str(path), line=i,
                                         fix="item ids must be unique"))
                 continue
             seen[rid] = i
             items.append(Item(rid, row, i))
-            if task.limit and len(items) >= task.limit:
+            if limit and len(items) >= limit:
                 break
     if problems:
         raise InputError(problems[:20])
     if not items:
         raise InputError([Problem("the dataset has no items", file=str(path))])
     return items
+
+
+def load_dataset(claim: Claim) -> list[Item]:
+    return load_items(claim.base_dir / claim.task.dataset, claim.task.id_field, claim.task.limit)
+
+
+def _render(claim: Claim, items: list[Item], source: str, override: str | None = None) -> tuple[dict, list[str]]:
+    from audit.prompts import render_all
+
+    rows = [it.row for it in items]
+    lines = [it.line for it in items]
+    prompts = {}
+    for arm in ARMS:
+        a = claim.arm(arm)
+        template = override or a.prompt or claim.task.prompt
+        where = "the OOD prompt" if override else (f"arms.{arm}.prompt" if a.prompt else "task.prompt")
+        prompts[arm] = render_all(template, rows, where, source, lines)
+    return prompts, render_all(claim.task.target, rows, "task.target", source, lines)
+
+
+def plan_variants(claim: Claim) -> list[Variant]:
+    """The default variant at every budget, then each OOD variant at the claimed budget."""
+    from audit.perturb import PERTURBATIONS
+
+    items = load_dataset(claim)
+    source = str(claim.base_dir / claim.task.dataset)
+    prompts, targets = _render(claim, items, source)
+    out = [Variant(DEFAULT_VARIANT, items, source, prompts, targets, claim.budgets(), "the task's own prompts")]
+    ood = claim.perturbations.ood
+    if ood is None:
+        return out
+    cb = [claim.claimed_budget]
+    for s in ood.sets:
+        if s.dataset:
+            path = claim.base_dir / s.dataset
+            v_items = load_items(path, claim.task.id_field, claim.task.limit)
+            how = f"second dataset {s.dataset}"
+        elif s.rewrites:
+            path = claim.base_dir / s.rewrites
+            rewrites = {it.id: it for it in load_items(path, claim.task.id_field)}
+            unknown = sorted(set(rewrites) - {it.id for it in items})
+            if unknown:
+                raise InputError([Problem(f"rewrites for ids not in the task's dataset: {unknown[:5]}",
+                                          file=str(path), fix="rewrite rows must use ids of task.dataset")])
+            v_items = [Item(it.id, {**it.row, **rewrites[it.id].row}, rewrites[it.id].line)
+                       for it in items if it.id in rewrites]
+            how = f"per-item rewrites {s.rewrites}"
+        else:
+            path, v_items, how = Path(source), items, "the task's items"
+        v_prompts, v_targets = _render(claim, v_items, str(path), s.prompt)
+        out.append(Variant(s.name, v_items, str(path), v_prompts, v_targets, cb,
+                           how + (" with its own prompt template" if s.prompt else "")))
+    for name in ood.builtin:
+        p = PERTURBATIONS[name]
+        v_prompts = {arm: [p.apply(pr, ood.seed, it.id) for pr, it in zip(prompts[arm], items)] for arm in ARMS}
+        out.append(Variant(name, items, source, v_prompts, targets, cb,
+                           f"built-in perturbation '{name}' ({p.family}), seed {ood.seed}"))
+    return out
 
 
 def _endpoint(claim: Claim, arm: str):
@@ -88,112 +165,128 @@ def _endpoint(claim: Claim, arm: str):
 
 
 def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) -> tuple[Records, dict[str, RunStats]]:
-    """Generate every arm × budget (cache first) and return Records plus what it cost."""
-    from audit.prompts import render_all
-    from audit.runner import GenerationRequest, TruncationError, public_url, run_generations, truncate_to_tokens
+    """Generate every arm × variant × budget (cache first) and return Records plus what it cost."""
+    from audit.runner import public_url
 
     task = claim.task
-    items = load_dataset(claim)
-    ds_path = str(claim.base_dir / task.dataset)
-    lines = [it.line for it in items]
-    rows = [it.row for it in items]
-    targets = render_all(task.target, rows, "task.target", ds_path, lines)
-    budgets = claim.budgets()
-    top = budgets[-1]
-    greedy = task.temperature == 0.0
-    frames, sources, settings, stats, run = [], [], {}, {}, {}
+    variants = plan_variants(claim)
+    frames, sources, settings, stats = [], [], {}, {}
     for arm in ARMS:
         a = claim.arm(arm)
         endpoint = _endpoint(claim, arm)
-        template = a.prompt or task.prompt
-        prompts = render_all(template, rows, f"arms.{arm}.prompt" if a.prompt else "task.prompt", ds_path, lines)
         st = RunStats()
         stats[arm] = st
-
-        def requests_at(budget: int, logprobs: int | None, subset=None) -> list:
-            idx = range(len(items)) if subset is None else subset
-            return [GenerationRequest(item_id=items[i].id, prompt=prompts[i], system_prompt=a.system_prompt,
-                                      max_tokens=budget, temperature=task.temperature, top_p=task.top_p,
-                                      stop=tuple(task.stop), seed=task.seed, logprobs=logprobs) for i in idx]
-
-        def generate(reqs: list, label: str) -> list:
-            cb = progress(label, len(reqs)) if progress else None
-            gens = run_generations(endpoint, reqs, cache, progress=cb, label=label, seed=claim.options.seed)
-            st.requests += sum(not g.cached for g in gens)
-            st.cached += sum(g.cached for g in gens)
-            st.completion_tokens += sum((g.completion_tokens or 0) for g in gens if not g.cached)
-            return gens
-
-        by_budget: dict[int, list] = {}
-        how: dict[int, str] = {}
-        if greedy and len(budgets) > 1:
-            by_budget[top] = generate(requests_at(top, 1), f"{arm}/{DEFAULT_VARIANT}/{top}")
-            how[top] = "generated"
-            rng = np.random.default_rng([claim.options.seed, 7])
-            check_idx = sorted(rng.choice(len(items), size=min(task.sweep_check, len(items)), replace=False).tolist())
-            for b in budgets[:-1]:
-                try:
-                    derived = [truncate_to_tokens(g, b, endpoint, request=r)
-                               for g, r in zip(by_budget[top], requests_at(top, 1))]
-                except TruncationError as exc:
-                    st.sweep_mismatches.append({"budget": b, "item_id": None, "reason": str(exc).splitlines()[0]})
-                    derived = None
-                if derived is not None and check_idx:
-                    real = generate(requests_at(b, None, check_idx), f"{arm}/{DEFAULT_VARIANT}/{b} (sweep check)")
-                    st.sweep_checked += len(check_idx)
-                    for i, g in zip(check_idx, real):
-                        if g.text != derived[i].text:
-                            st.sweep_mismatches.append({"budget": b, "item_id": items[i].id,
-                                                        "derived": derived[i].text, "real": g.text})
-                if derived is None or any(m["budget"] == b for m in st.sweep_mismatches):
-                    by_budget[b] = generate(requests_at(b, None), f"{arm}/{DEFAULT_VARIANT}/{b}")
-                    how[b] = "generated (derivation failed the check)"
-                else:
-                    by_budget[b] = derived
-                    st.derived += len(derived)
-                    how[b] = f"derived from the {top}-token run"
-        else:
-            for b in budgets:
-                by_budget[b] = generate(requests_at(b, None), f"{arm}/{DEFAULT_VARIANT}/{b}")
-                how[b] = "generated"
-        label = f"live:{public_url(endpoint.url) if not endpoint.is_embedded else 'embedded'}"
         settings[arm] = {}
-        for b in budgets:
-            gens = by_budget[b]
-            frames.append(pd.DataFrame({
-                "arm": arm, "item_id": [it.id for it in items], "variant": DEFAULT_VARIANT, "budget": b,
-                "text": [g.text for g in gens], "target": targets,
-                "finish_reason": [g.finish_reason for g in gens],
-                "completion_tokens": [g.completion_tokens for g in gens],
-                "prompt_hash": [hashlib.sha256(p.encode()).hexdigest() for p in prompts],
-                "doc_hash": [hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest() for it in items],
-                "source": f"{label} {arm}@{b}", "line": lines,
-            }))
-            sources.append(Source(arm, b, f"{label} ({endpoint.model}, {how[b]})",
-                                  hashlib.sha256("".join(g.text for g in gens).encode()).hexdigest(), len(gens)))
-            settings[arm][b] = {
-                "mode": "live", "endpoint": "embedded" if endpoint.is_embedded else public_url(endpoint.url),
-                "replicas": [public_url(r) for r in endpoint.replicas], "model": endpoint.model, "api": endpoint.api,
-                "max_tokens": b, "temperature": task.temperature, "top_p": task.top_p, "seed": task.seed,
-                "stop": list(task.stop), "prompt_template": template, "system_prompt": a.system_prompt,
-                "budget_source": how[b], **_versions(endpoint),
-            }
-        run[arm] = {"requests": st.requests, "cached": st.cached,
-                                "completion_tokens_generated": st.completion_tokens, "derived": st.derived,
-                                "sweep_checked": st.sweep_checked, "sweep_mismatches": st.sweep_mismatches}
+        label = "embedded" if endpoint.is_embedded else public_url(endpoint.url)
+        for v in variants:
+            by_budget, how = _generate(claim, endpoint, arm, v, st, cache, progress)
+            for b in v.budgets:
+                gens = by_budget[b]
+                frames.append(pd.DataFrame({
+                    "arm": arm, "item_id": [it.id for it in v.items], "variant": v.name, "budget": b,
+                    "text": [g.text for g in gens], "target": v.targets,
+                    "finish_reason": [g.finish_reason for g in gens],
+                    "completion_tokens": [g.completion_tokens for g in gens],
+                    "prompt_hash": [hashlib.sha256(p.encode()).hexdigest() for p in v.prompts[arm]],
+                    "doc_hash": [hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest()
+                                 for it in v.items],
+                    "source": f"live:{label} {arm}/{v.name}@{b}", "line": [it.line for it in v.items],
+                }))
+                sources.append(Source(arm, b, f"live:{label} ({endpoint.model}, {v.name}: {how[b]})",
+                                      hashlib.sha256("\x00".join(g.text for g in gens).encode()).hexdigest(),
+                                      len(gens)))
+            if v.name != DEFAULT_VARIANT:
+                continue
+            for b in v.budgets:
+                settings[arm][b] = {
+                    "mode": "live", "endpoint": label, "replicas": [public_url(r) for r in endpoint.replicas],
+                    "model": endpoint.model, "api": endpoint.api, "max_tokens": b, "temperature": task.temperature,
+                    "top_p": task.top_p, "seed": task.seed, "stop": list(task.stop),
+                    "prompt_template": a.prompt or task.prompt, "system_prompt": a.system_prompt,
+                    "budget_source": how[b], **_versions(endpoint),
+                }
+    run = {arm: {"requests": s.requests, "cached": s.cached, "completion_tokens_generated": s.completion_tokens,
+                 "derived": s.derived, "sweep_checked": s.sweep_checked, "sweep_mismatches": s.sweep_mismatches,
+                 "variants": {v.name: v.how for v in variants}}
+           for arm, s in stats.items()}
     table = pd.concat(frames, ignore_index=True)
     from audit.importers import apply_scorings
 
-    names = claim.scorings() or ["exact"]
     table["extracted"] = None
-    table["scoring"] = "__raw__"
-    table["score"] = np.nan
-    table, probs = apply_scorings(table.assign(scores=[{}] * len(table)), names, "jsonl", str(claim.path),
-                                  claim.scorers)
+    table, probs = apply_scorings(table.assign(scores=[{}] * len(table)), claim.scorings() or ["exact"], "jsonl",
+                                  str(claim.path), claim.scorers)
     if probs:
         raise InputError(probs)
-    where = {(arm, DEFAULT_VARIANT, b): f"live run of {arm}" for arm in ARMS for b in budgets}
+    where = {(arm, v.name, b): f"live run of {arm} ({v.name})" for arm in ARMS for v in variants for b in v.budgets}
     return build_records([table], sources, settings, where, run), stats
+
+
+def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress):
+    """Generations of one arm × variant at each of its budgets, and how each budget was obtained."""
+    from audit.runner import GenerationRequest, TruncationError, run_generations, tokenize, truncate_to_tokens
+
+    task = claim.task
+    a = claim.arm(arm)
+
+    def requests_at(budget: int, logprobs: int | None, subset=None) -> list:
+        idx = range(len(v.items)) if subset is None else subset
+        return [GenerationRequest(item_id=v.items[i].id, prompt=v.prompts[arm][i], system_prompt=a.system_prompt,
+                                  max_tokens=budget, temperature=task.temperature, top_p=task.top_p,
+                                  stop=tuple(task.stop), seed=task.seed, logprobs=logprobs) for i in idx]
+
+    def generate(reqs: list, label: str) -> list:
+        cb = progress(label, len(reqs)) if progress else None
+        gens = run_generations(endpoint, reqs, cache, progress=cb, label=label, seed=claim.options.seed)
+        st.requests += sum(not g.cached for g in gens)
+        st.cached += sum(g.cached for g in gens)
+        st.completion_tokens += sum((g.completion_tokens or 0) for g in gens if not g.cached)
+        return gens
+
+    budgets = v.budgets
+    top = budgets[-1]
+    by_budget: dict[int, list] = {}
+    how: dict[int, str] = {}
+    if task.temperature != 0.0 or len(budgets) == 1:
+        for b in budgets:
+            by_budget[b] = generate(requests_at(b, None), f"{arm}/{v.name}/{b}")
+            how[b] = "generated"
+        return by_budget, how
+    # Token boundaries for the cut come from the endpoint's tokenizer when it has one: asking for logprobs makes
+    # llama.cpp compute full-vocabulary logits for every prompt token, many times slower on a 262k vocabulary.
+    lp = None if endpoint.is_embedded or tokenize(endpoint, "1 + 1") is not None else 1
+    full_reqs = requests_at(top, lp)
+    by_budget[top] = generate(full_reqs, f"{arm}/{v.name}/{top}")
+    how[top] = "generated"
+    rng = np.random.default_rng([claim.options.seed, 7])
+    check_idx = sorted(rng.choice(len(v.items), size=min(task.sweep_check, len(v.items)), replace=False).tolist())
+    for b in budgets[:-1]:
+        # Derive each item by cutting its longest run; an item whose cut cannot be made exactly (the tokenizer does
+        # not round-trip its text) is generated for real, together with the spot-check items.
+        derived: list = [None] * len(v.items)
+        uncut = []
+        for i, (g, r) in enumerate(zip(by_budget[top], full_reqs)):
+            try:
+                derived[i] = truncate_to_tokens(g, b, endpoint, request=r)
+            except TruncationError:
+                uncut.append(i)
+        checked = [i for i in check_idx if i not in uncut]
+        real_idx = sorted(set(uncut) | set(checked))
+        real = dict(zip(real_idx, generate(requests_at(b, None, real_idx), f"{arm}/{v.name}/{b} (cuts + check)")
+                        if real_idx else []))
+        st.sweep_checked += len(checked)
+        mismatches = [{"budget": b, "variant": v.name, "item_id": v.items[i].id, "derived": derived[i].text,
+                       "real": real[i].text} for i in checked if real[i].text != derived[i].text]
+        st.sweep_mismatches.extend(mismatches)
+        if mismatches:
+            by_budget[b] = generate(requests_at(b, None), f"{arm}/{v.name}/{b}")
+            how[b] = "generated (the one-run derivation failed its spot check)"
+            continue
+        by_budget[b] = [real[i] if i in uncut else derived[i] for i in range(len(v.items))]
+        st.derived += len(v.items) - len(uncut)
+        how[b] = (f"derived from the {top}-token run (spot-checked on {len(checked)} items"
+                  + (f"; {len(uncut)} item(s) the tokenizer could not cut exactly generated for real)" if uncut
+                     else ")"))
+    return by_budget, how
 
 
 def _versions(endpoint) -> dict[str, Any]:

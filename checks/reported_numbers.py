@@ -174,7 +174,7 @@ def _against_logs(ctx: Context, prov: dict) -> list[Finding]:
     cell = ctx.cell(ctx.claimed_budget)
     out = []
     p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
-    if rep.n is not None and rep.n != cell.n:
+    if rep.n is not None and rep.n != cell.n and not (ctx.claim.live and ctx.claim.task.limit):
         out.append(Finding(NAME, "n_mismatch", "flag",
                            f"The claim reports n = {rep.n} items per arm; the logs have {cell.n} paired items",
                            severity="major", impact="not_reproduced", statistic={"reported_n": rep.n, "logs_n": cell.n},
@@ -186,8 +186,27 @@ def _against_logs(ctx: Context, prov: dict) -> list[Finding]:
         reported = v.rate if isinstance(v, Counts) else v
         k = arr.sum()
         places = table_places(rep.baseline, rep.treatment, rep.delta)
-        ok = (v.passes == k and v.n == cell.n) if isinstance(v, Counts) else rounds_to(measured, reported, places)
         stat = {"arm": arm, "reported": reported, "measured": measured, "k": float(k), "n": cell.n}
+        where = f"{ctx.claimed_scoring}, {ctx.claimed_budget} tokens"
+        if ctx.claim.live:
+            # A re-run on another server or machine need not match to the last digit: the reported rate must lie
+            # inside the re-run's Wilson interval.
+            iv = stats.wilson(int(round(k)), cell.n, level=ctx.level) if p.binary else None
+            stat.update({"ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None})
+            if iv is None or iv.contains(reported):
+                out.append(Finding(NAME, "consistent_with_rerun", "pass",
+                                   f"The reported {arm} score {reported} is inside the re-run's {ctx.level:.0%} "
+                                   f"interval ({k:g}/{cell.n} = {measured:.4f}" + (f", [{iv.low:.3f}, {iv.high:.3f}])"
+                                                                                  if iv else ")"),
+                                   statistic=stat, provenance=dict(prov, interval="Wilson")))
+            else:
+                out.append(Finding(NAME, "outside_rerun", "flag",
+                                   f"The reported {arm} score {reported} lies outside the re-run's {ctx.level:.0%} "
+                                   f"interval [{iv.low:.3f}, {iv.high:.3f}] ({k:g}/{cell.n}, {where})",
+                                   severity="major", impact="not_reproduced", statistic=stat,
+                                   provenance=dict(prov, interval="Wilson")))
+            continue
+        ok = (v.passes == k and v.n == cell.n) if isinstance(v, Counts) else rounds_to(measured, reported, places)
         if ok:
             out.append(Finding(NAME, "matches_logs", "pass",
                                f"The reported {arm} score {reported} matches the logs ({k:g}/{cell.n} = {measured:.4f})",
@@ -195,6 +214,6 @@ def _against_logs(ctx: Context, prov: dict) -> list[Finding]:
         else:
             out.append(Finding(NAME, "differs_from_logs", "flag",
                                f"The reported {arm} score {reported} differs from the logs at the claimed setting "
-                               f"({k:g}/{cell.n} = {measured:.4f}, {ctx.claimed_scoring}, {ctx.claimed_budget} tokens)",
+                               f"({k:g}/{cell.n} = {measured:.4f}, {where})",
                                severity="major", impact="not_reproduced", statistic=stat, provenance=prov))
     return out

@@ -51,7 +51,7 @@ def test_http_audit_equals_embedded(llama_server, tmp_path, api):
     # one run per arm at the largest budget, the smaller one derived and spot-checked against real runs
     assert stats["baseline"].derived == 5 and stats["baseline"].sweep_checked == 2
     assert stats["baseline"].sweep_mismatches == []
-    assert http.settings["baseline"][4]["budget_source"] == "derived from the 12-token run"
+    assert http.settings["baseline"][4]["budget_source"].startswith("derived from the 12-token run")
 
 
 def test_cached_rerun_costs_no_model_calls(llama_server, tmp_path):

@@ -30,27 +30,32 @@ def load_records(claim: Claim) -> Records:
     settings: dict[str, dict] = {a: {} for a in ARMS}
     where: dict[tuple, str] = {}
     requested = claim.scorings()
-    for arm in ARMS:
-        for budget, pattern in sorted(getattr(claim.samples, arm).items()):
-            files = resolve_paths(claim, pattern)
-            if fmt == "lm-eval":
-                files = [f for f in files if f.suffix == ".jsonl"]
-            if not files:
-                problems.append(Problem(f"no sample file matches {pattern!r}", file=str(claim.path),
-                                        field=f"samples.{arm}.{budget}",
-                                        fix=f"paths resolve against {claim.base_dir}; check the folder and glob"))
-                continue
-            where[(arm, DEFAULT_VARIANT, budget)] = ", ".join(str(f) for f in files)
-            if fmt == "lm-eval":
-                df, probs, st = _read_lmeval(claim, files, arm, budget)
-            else:
-                df, probs, st = _read_generic(files, arm, budget)
-            problems.extend(probs)
+    plan = [(DEFAULT_VARIANT, arm, budget, pattern, f"samples.{arm}.{budget}")
+            for arm in ARMS for budget, pattern in sorted(getattr(claim.samples, arm).items())]
+    plan += [(name, arm, budget, pattern, f"samples.variants.{name}.{arm}.{budget}")
+             for name, logs in claim.samples.variants.items()
+             for arm in ARMS for budget, pattern in sorted(getattr(logs, arm).items())]
+    for variant, arm, budget, pattern, field_path in plan:
+        files = resolve_paths(claim, pattern)
+        if fmt == "lm-eval":
+            files = [f for f in files if f.suffix == ".jsonl"]
+        if not files:
+            problems.append(Problem(f"no sample file matches {pattern!r}", file=str(claim.path),
+                                    field=field_path,
+                                    fix=f"paths resolve against {claim.base_dir}; check the folder and glob"))
+            continue
+        where[(arm, variant, budget)] = ", ".join(str(f) for f in files)
+        if fmt == "lm-eval":
+            df, probs, st = _read_lmeval(claim, files, arm, budget, variant)
+        else:
+            df, probs, st = _read_generic(files, arm, budget, variant)
+        problems.extend(probs)
+        if variant == DEFAULT_VARIANT:
             settings[arm][budget] = st
-            if df is not None and len(df):
-                frames.append(df)
-                for f in files:
-                    sources.append(Source(arm, budget, str(f), sha256_of(f), int((df["source"] == str(f)).sum())))
+        if df is not None and len(df):
+            frames.append(df)
+            for f in files:
+                sources.append(Source(arm, budget, str(f), sha256_of(f), int((df["source"] == str(f)).sum())))
     if problems:
         raise InputError(problems)
     table = pd.concat(frames, ignore_index=True)
@@ -62,7 +67,7 @@ def load_records(claim: Claim) -> Records:
     return build_records([table], sources, settings, where)
 
 
-def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int):
+def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):
     problems: list[Problem] = []
     tasks = sorted({task_of(f) for f in files})
     if len(tasks) > 1:
@@ -78,7 +83,7 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int):
         filter_order = st.get("filter_list") or None
     frames = []
     for f in files:
-        df, probs = read_samples(f, arm, budget, claim.claim.metric, filter_order)
+        df, probs = read_samples(f, arm, budget, claim.claim.metric, filter_order, variant)
         problems.extend(probs)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -98,10 +103,10 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int):
     return df.drop(columns=["line_max_gen_toks"], errors="ignore"), problems, st
 
 
-def _read_generic(files: list[Path], arm: str, budget: int):
+def _read_generic(files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):
     frames, problems = [], []
     for f in files:
-        df, probs = read_jsonl(f, arm, budget)
+        df, probs = read_jsonl(f, arm, budget, variant)
         frames.append(df)
         problems.extend(probs)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -174,7 +179,7 @@ def _hash_problems(table: pd.DataFrame) -> list[Problem]:
     """Refuse to pair runs that did not see the same prompt (within an arm) or the same document (across arms)."""
     problems: list[Problem] = []
     first = table["scoring"].iloc[0]
-    t = table[table["scoring"] == first]
+    t = table[(table["scoring"] == first) & (table["variant"] == DEFAULT_VARIANT)]
     for arm in ARMS:
         sub = t[(t["arm"] == arm) & t["prompt_hash"].notna()]
         if sub.empty:
