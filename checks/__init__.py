@@ -11,7 +11,8 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from audit.checks import reported_numbers, scoring, significance, truncation
+from audit.checks import (emergence, mimicry, ood, probes, reported_numbers, scoring, settings, significance,
+                          truncation)
 from audit.checks._common import Context
 
 
@@ -33,6 +34,19 @@ REGISTRY: dict[str, CheckSpec] = {
                          "the delta under every scoring; arms scored with different extractors or metric versions"),
     "reported_numbers": CheckSpec("reported_numbers", reported_numbers.run, reported_numbers.Params, False,
                                   "reported rates, delta and p-value against k/n granularity and the standard tests"),
+    "ood": CheckSpec("ood", ood.run, ood.Params, True,
+                     "the delta under every OOD prompt variant; intersection-union or Holm, as the claim asks"),
+    "probes": CheckSpec("probes", probes.run, probes.Params, False,
+                        "probe AUC in distribution vs OOD: DeLong CIs, Mann-Whitney vs chance, paired DeLong ID vs OOD"),
+    "emergence": CheckSpec("emergence", emergence.run, emergence.Params, True,
+                           "delta under discontinuous vs continuous metrics; exact match predicted from per-token "
+                           "accuracy (p^L); resolution at 0/n"),
+    "mimicry": CheckSpec("mimicry", mimicry.run, mimicry.Params, True,
+                         "disposition markers (self-verification, hedges) vs correctness; stated confidence vs "
+                         "correctness"),
+    "settings": CheckSpec("settings", settings.run, settings.Params, True,
+                          "the arms' effective settings side by side; differences not declared as treatment changes; "
+                          "budget-sweep derivation mismatches"),
 }
 
 __all__ = ["REGISTRY", "CheckSpec", "Context"]

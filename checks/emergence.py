@@ -1,0 +1,486 @@
+"""emergence: is the gain an artifact of a discontinuous metric?
+
+Schaeffer, Miranda & Koyejo (2023), "Are Emergent Abilities of Large Language Models a Mirage?", arXiv:2304.15004:
+a smooth rise in per-token accuracy p looks like a sudden jump under exact match, which for an L-token target
+behaves like p^L, while a continuous metric (token edit distance ≈ L(1 − p), edit similarity, Brier score,
+log-likelihood) moves smoothly. The check therefore
+
+1. compares the paired delta under the discontinuous scorings in the records (exact match, strict extraction,
+   multiple-choice grade) with the delta under the continuous ones (edit similarity, token edit distance, Brier,
+   log-likelihood). Which is which: ``checks.emergence.discontinuous`` / ``continuous`` in the claim, else
+   ``audit.scoring.KINDS``, else the values (a scoring whose scores are all 0 or 1 is discontinuous). Scorings are
+   taken as higher-is-better unless listed in ``lower_is_better``;
+2. computes, per item, the per-token accuracy a_i of the answer against the target: the fraction of the L_i target
+   tokens reproduced *in position* (character tokens by default, whitespace-separated words with
+   ``tokens: whitespace``; the answer is the logged extraction when the logs carry one, else the output text, both
+   stripped), and from it the predicted exact match, against the observed token exact match, with a calibration
+   table by target length and the observed vs expected token edit distance L(1 − p̄). Two predictors are reported:
+   the pooled mean_i(p̄^{L_i}) with p̄ = matched target tokens / target tokens (Schaeffer's model: one per-token
+   accuracy per model; the default, because it is unbiased under independent errors) and the per-item plug-in
+   mean_i(a_i^{L_i}) (``predictor: per_item``), which overstates exact match whenever misses are near misses
+   (E[a^L] ≥ p^L by Jensen's inequality: a 7-of-8 near miss still contributes 0.875^8 ≈ 0.34);
+3. checks resolution: an arm at 0/n (or n/n) under a discontinuous scoring says nothing about how far it is from
+   the threshold.
+
+Flags: a gain that exists only under the discontinuous metric (every continuous delta's CI includes 0 or reverses;
+major, critical when a continuous metric significantly reverses; impact fragile); an exact-match gain that the
+per-token improvement fully explains (the predicted exact-match delta lies inside the observed delta's CI: the gain is
+real but smooth, not emergent; minor, no verdict impact); an arm at 0/n (minor, no verdict impact).
+
+The check runs when the records carry a continuous scoring or the claim has a ``checks.emergence`` section;
+otherwise it returns nothing, so claims scored only with exact match are unaffected.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from audit import stats
+from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
+from audit.findings import Finding
+from audit.records import DEFAULT_VARIANT
+
+NAME = "emergence"
+TOKEN_ACCURACY = "token-accuracy"
+_MAX_LENGTH_BINS = 12
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    discontinuous: list[str] = Field(default_factory=list,
+                                     description="scorings to treat as discontinuous (exact match, strict extraction, "
+                                                 "multiple-choice grade); overrides audit.scoring.KINDS")
+    continuous: list[str] = Field(default_factory=list,
+                                  description="scorings to treat as continuous (edit similarity, token edit distance, "
+                                              "Brier, log-likelihood); overrides audit.scoring.KINDS")
+    lower_is_better: list[str] = Field(default_factory=list,
+                                       description="scorings where lower is better (edit distance, Brier); their "
+                                                   "delta is read with the sign flipped")
+    tokens: Literal["character", "whitespace"] = Field(
+        "character", description="target tokens for the per-token accuracy: characters, or whitespace-separated words")
+    answer: Literal["auto", "extracted", "output"] = Field(
+        "auto", description="what is compared with the target: the logged extraction where present (auto), always "
+                            "the extraction, or always the full output text")
+    predictor: Literal["pooled", "per_item"] = Field(
+        "pooled", description="predicted exact match: pooled = mean_i(p̄^L_i) with p̄ the arm's per-token accuracy "
+                              "(Schaeffer's model); per_item = mean_i(a_i^L_i), biased upwards by near misses")
+    min_agreement: float = Field(
+        0.9, ge=0, le=1, description="the token exact match must agree with the discontinuous scoring on at least this "
+                                     "share of items, else the answers carry text around them and the per-token "
+                                     "analysis is not comparable")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pure helpers (tested directly)
+
+
+def tokenize(s: str, tokens: str = "character") -> list[str]:
+    s = (s or "").strip()
+    return s.split() if tokens == "whitespace" else list(s)
+
+
+def token_accuracy(answer: str, target: str, tokens: str = "character") -> tuple[float, int, bool]:
+    """(a, L, exact): the share of the L target tokens that the answer reproduces in the same position, and whether
+    the answer's tokens equal the target's. a is NaN when the target has no tokens."""
+    t = tokenize(target, tokens)
+    o = tokenize(answer, tokens)
+    L = len(t)
+    if L == 0:
+        return math.nan, 0, False
+    hits = sum(1 for j in range(min(L, len(o))) if o[j] == t[j])
+    return hits / L, L, o == t
+
+
+def token_edit_distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance between two token lists (unit insert, delete, substitute), row-vectorised."""
+    if not a:
+        return len(b)
+    if not b:
+        return len(a)
+    vocab: dict[str, int] = {}
+    ia = np.array([vocab.setdefault(x, len(vocab)) for x in a])
+    ib = np.array([vocab.setdefault(x, len(vocab)) for x in b])
+    k = np.arange(len(ib) + 1)
+    prev = k.copy()
+    for i, x in enumerate(ia, start=1):
+        tmp = np.empty_like(prev)
+        tmp[0] = i
+        tmp[1:] = np.minimum(prev[1:] + 1, prev[:-1] + (ib != x))
+        prev = np.minimum.accumulate(tmp - k) + k  # insertions: D[i][j] = min_k≤j tmp[k] + (j − k)
+    return int(prev[-1])
+
+
+def predicted_exact_match(acc: np.ndarray, lengths: np.ndarray, predictor: str = "pooled") -> float:
+    """Predicted exact match under independent token errors (Schaeffer et al. 2023): mean_i(a_i^{L_i}), or with
+    ``pooled`` mean_i(p̄^{L_i}) where p̄ = Σ a_i L_i / Σ L_i. Uses ``stats.exact_match_from_token_accuracy``."""
+    acc = np.asarray(acc, dtype=float)
+    lengths = np.asarray(lengths, dtype=int)
+    if acc.size == 0:
+        return math.nan
+    if predictor == "pooled":
+        p = float(np.sum(acc * lengths) / np.sum(lengths))
+        base = np.full(acc.shape, p)
+    else:
+        base = acc
+    out = np.empty(acc.shape)
+    for L in np.unique(lengths):
+        m = lengths == L
+        out[m] = stats.exact_match_from_token_accuracy(base[m], int(L))
+    return float(out.mean())
+
+
+def expected_edit_distance(acc: np.ndarray, lengths: np.ndarray) -> float:
+    """mean_i L_i(1 − p̄) with the pooled per-token accuracy p̄ (``stats.edit_distance_from_token_accuracy``)."""
+    acc = np.asarray(acc, dtype=float)
+    lengths = np.asarray(lengths, dtype=int)
+    if acc.size == 0:
+        return math.nan
+    p = float(np.sum(acc * lengths) / np.sum(lengths))
+    return float(np.mean([stats.edit_distance_from_token_accuracy(p, int(L)) for L in lengths]))
+
+
+def classify(ctx: Context, params: Params) -> dict[str, tuple[str, str]]:
+    """scoring → (kind, where the kind came from): the check's parameters, else ``audit.scoring`` (``kind_of`` /
+    ``KINDS``, imported defensively), else the scores themselves (all 0 or 1: discontinuous)."""
+    try:
+        from audit import scoring as _scoring
+
+        kinds = dict(getattr(_scoring, "KINDS", {}) or {})
+        kind_of = getattr(_scoring, "kind_of", None)
+    except Exception:  # the registry of kinds is optional
+        kinds, kind_of = {}, None
+    t = ctx.records.table
+    out = {}
+    for s in ctx.records.scorings():
+        known = None
+        if kind_of is not None:
+            try:
+                known = kind_of(s, ctx.claim.scorers)
+            except Exception:  # an unknown or unloadable scorer: fall back to the values
+                known = None
+        if known is None:
+            known = kinds.get(s)
+        if s in params.discontinuous:
+            out[s] = ("discontinuous", "checks.emergence.discontinuous")
+        elif s in params.continuous:
+            out[s] = ("continuous", "checks.emergence.continuous")
+        elif known in ("discontinuous", "continuous"):
+            out[s] = (known, "audit.scoring")
+        else:
+            v = t.loc[t["scoring"] == s, "score"].dropna().to_numpy(dtype=float)
+            binary = bool(v.size) and bool(np.all((v == 0) | (v == 1)))
+            out[s] = ("discontinuous", "scores are all 0 or 1") if binary else \
+                ("continuous", "scores are not all 0 or 1")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The check
+
+
+def run(ctx: Context, params: Params) -> list[Finding]:
+    rec = ctx.records
+    if rec is None or not len(rec.table):
+        return []
+    kinds = classify(ctx, params)
+    configured = NAME in (ctx.claim.checks or {})
+    if not configured and not any(k == "continuous" for k, _ in kinds.values()):
+        return []
+    cb = ctx.claimed_budget
+    prov = ctx.provenance(method="Schaeffer et al. 2023 (arXiv:2304.15004): discontinuous vs continuous metrics, "
+                                 "exact match ≈ p^L", delta="paired bootstrap percentile", tokens=params.tokens,
+                          predictor=params.predictor,
+                          kinds={s: f"{k} ({src})" for s, (k, src) in kinds.items()})
+    if cb is None or ctx.cell(cb) is None:
+        return [Finding(NAME, "no_claimed_cell", "inconclusive", "No records at the claimed setting to compare metrics",
+                        severity="minor", impact="none", provenance=prov)]
+    sign = {s: (-1 if s in params.lower_is_better else 1) for s in kinds}
+    disc = [s for s, (k, _) in kinds.items() if k == "discontinuous" and ctx.cell(cb, s) is not None]
+    cont = [s for s, (k, _) in kinds.items() if k == "continuous" and ctx.cell(cb, s) is not None]
+    findings: list[Finding] = []
+    rows = []
+    for s in kinds:
+        c = ctx.cell(cb, s)
+        if c is not None:
+            rows.append(c.row(kind=kinds[s][0], kind_source=kinds[s][1],
+                              better="lower" if sign[s] < 0 else "higher"))
+
+    ref = ctx.claimed_scoring if ctx.claimed_scoring in disc else (disc[0] if disc else None)
+    tok = _token_analysis(ctx, params, ref, cb)
+    tok_usable = tok is not None and tok["comparable"]
+    if tok is not None:
+        rows.append(tok["row"])
+    findings.append(Finding(
+        NAME, "per_metric", "info",
+        f"Delta under discontinuous vs continuous metrics at {cb} tokens: "
+        + ", ".join(f"{r['scoring']} ({r['kind']}): {fmt_delta(r['delta'])}" for r in rows),
+        detail="Continuous metrics move smoothly with per-token accuracy; exact match moves like p^L.",
+        rows=rows, provenance=prov))
+
+    # 1. Does the gain exist only under the discontinuous metric?
+    def diffs(s: str) -> np.ndarray:
+        p = rec.paired(s, cb)
+        return p.treatment - p.baseline
+
+    continuous = [(s, ctx.cell(cb, s).delta, sign[s], ctx.cell(cb, s).test, diffs(s)) for s in cont]
+    if tok_usable and not cont:
+        arms = tok["arms"]
+        continuous.append((tok["name"], tok["acc_delta"], 1, tok["acc_test"],
+                           arms["treatment"]["acc"] - arms["baseline"]["acc"]))
+    judged = [ref] if ref == ctx.claimed_scoring else disc
+    gains = [s for s in judged if _gain(ctx, ctx.cell(cb, s).delta, sign[s], ctx.cell(cb, s).test, diffs(s)) > 0]
+    if gains and not continuous:
+        findings.append(Finding(
+            NAME, "no_continuous_metric", "inconclusive",
+            "No continuous metric to compare the discontinuous gain with",
+            detail="Add a continuous scoring (edit similarity, token edit distance, Brier or log-likelihood) to "
+                   "perturbations.scorings, or give targets the answers can be compared with token by token."
+                   + (f" {tok['reason']}" if tok is not None and tok.get("reason") else ""),
+            severity="minor", impact="none", provenance=prov))
+    for s in gains:
+        d = ctx.cell(cb, s).delta
+        sig = [c for c, est, sg, test, dd in continuous if _gain(ctx, est, sg, test, dd) > 0]
+        rev = [c for c, est, sg, test, dd in continuous if _gain(ctx, est, sg, test, dd) < 0]
+        cont_txt = "; ".join(f"{c}: {fmt_delta(est.value)} {fmt_ci(est.interval)}" for c, est, *_ in continuous)
+        stat = {"scoring": s, "delta": d.value, "ci_low": d.interval.low, "ci_high": d.interval.high,
+                "continuous": {c: {"delta": est.value, "ci_low": est.interval.low, "ci_high": est.interval.high}
+                               for c, est, *_ in continuous}}
+        if continuous and not sig:
+            findings.append(Finding(
+                NAME, "discontinuous_only", "flag",
+                f"The gain exists only under the discontinuous metric {s!r} ({fmt_delta(d.value)} "
+                f"{fmt_ci(d.interval)}); under the continuous metric(s) it is {cont_txt}",
+                detail="Schaeffer et al. (2023): a gain visible only under exact match / strict extraction is a "
+                       "property of the metric, not a measured improvement of the outputs"
+                       + (" — here a continuous metric even reverses." if rev else "."),
+                severity="critical" if rev else "major", impact="fragile", statistic=stat, provenance=prov))
+        elif continuous:
+            findings.append(Finding(
+                NAME, "holds_continuous", "pass",
+                f"The gain under {s!r} ({fmt_delta(d.value)} {fmt_ci(d.interval)}) also shows under continuous "
+                f"metric(s): {cont_txt}", statistic=stat, provenance=prov))
+
+    # 2. Per-token accuracy, predicted vs observed exact match.
+    if tok is not None:
+        findings.extend(_token_findings(ctx, params, tok, prov))
+
+    # 3. Resolution: an arm at 0/n or n/n under a discontinuous scoring.
+    for s in disc:
+        p = ctx.records.paired(s, cb)
+        res_rows = []
+        for arm, x in (("baseline", p.baseline), ("treatment", p.treatment)):
+            k, n = int(np.sum(x)), int(len(x))
+            if n and k in (0, n):
+                iv = stats.wilson(k, n, level=ctx.level)
+                res_rows.append({"scoring": s, "arm": arm, "k": k, "n": n, "rate": k / n, "ci_low": iv.low,
+                                 "ci_high": iv.high, "ci_method": iv.method})
+        if res_rows:
+            which = ", ".join(f"{r['arm']} {r['k']}/{r['n']}" for r in res_rows)
+            bound = "; ".join(f"{r['arm']}: Wilson {ctx.level:.0%} CI [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+                              for r in res_rows)
+            cont_hint = (" Under the continuous metric(s): " + "; ".join(
+                f"{c}: baseline {ctx.cell(cb, c).baseline:.3f}, treatment {ctx.cell(cb, c).treatment:.3f}"
+                for c in cont) + ".") if cont else ""
+            findings.append(Finding(
+                NAME, "resolution", "flag",
+                f"Under {s!r} an arm is at the floor or ceiling ({which}): exact match cannot resolve how far it is "
+                "from the threshold",
+                detail=f"{bound}. A score of 0/n (or n/n) says the ability is below (above) what the metric can see, "
+                       f"not that it is absent; compare under a continuous metric or with more items.{cont_hint}",
+                severity="minor", impact="none", rows=res_rows, provenance=prov))
+    return findings
+
+
+def _gain(ctx: Context, est, sg: int, test=None, diffs: np.ndarray | None = None) -> int:
+    """+1: a significant gain in the claimed direction; −1: a significant reversal; 0: neither.
+
+    The bootstrap interval decides. Where it is undefined (every paired difference equal) the cell's test does (as
+    in the significance check), and where that is undefined too (a paired t with zero variance) an exact sign test
+    on the nonzero per-item differences (Dixon & Mood 1946; scipy ``binomtest``)."""
+    if est.interval.ok:
+        significant = excludes_zero(est.interval)
+    elif test is not None and test.ok:
+        significant = test.significant(ctx.alpha) and est.value != 0
+    elif diffs is not None and np.count_nonzero(diffs):
+        from scipy.stats import binomtest
+
+        nz = diffs[diffs != 0]
+        significant = bool(binomtest(int((nz > 0).sum()), int(nz.size)).pvalue < ctx.alpha) and est.value != 0
+    else:
+        significant = False
+    if not significant:
+        return 0
+    return 1 if ctx.sign * sg * est.value > 0 else -1
+
+
+def _arm_column(rec, arm: str, column: str, scoring: str, budget: int, ids: np.ndarray) -> np.ndarray:
+    t = rec.table
+    sub = t[(t["arm"] == arm) & (t["variant"] == DEFAULT_VARIANT) & (t["budget"] == budget) & (t["scoring"] == scoring)]
+    return sub.set_index("item_id")[column].reindex(ids).to_numpy(dtype=object)
+
+
+def _answers(rec, arm, scoring, budget, ids, mode: str) -> np.ndarray:
+    text = _arm_column(rec, arm, "text", scoring, budget, ids)
+    if mode == "output":
+        return text
+    ext = _arm_column(rec, arm, "extracted", scoring, budget, ids)
+    has = np.array([isinstance(e, str) for e in ext])
+    if mode == "extracted" or has.any():
+        return np.where(has, ext, text if mode == "auto" else "")
+    return text
+
+
+def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int) -> dict | None:
+    """Per-item token accuracy and exact match of both arms on the items with a target; None without targets."""
+    rec = ctx.records
+    scoring = ref or ctx.claimed_scoring
+    p = rec.paired(scoring, cb)
+    ids = p.item_ids
+    targets = _arm_column(rec, "baseline", "target", scoring, cb, ids)
+    has_target = np.array([isinstance(t, str) and bool(t.strip()) for t in targets])
+    if not has_target.any():
+        return None
+    out: dict = {"name": f"{TOKEN_ACCURACY} ({params.tokens}, built-in)", "n_no_target": int((~has_target).sum())}
+    per_arm = {}
+    for arm, score in (("baseline", p.baseline), ("treatment", p.treatment)):
+        ans = _answers(rec, arm, scoring, cb, ids, params.answer)
+        acc, L, em, ed = [], [], [], []
+        for a, t in zip(ans[has_target], targets[has_target]):
+            a = a if isinstance(a, str) else ""
+            x, n_tok, exact = token_accuracy(a, t, params.tokens)
+            acc.append(x)
+            L.append(n_tok)
+            em.append(float(exact))
+            ed.append(token_edit_distance(tokenize(a, params.tokens), tokenize(t, params.tokens)))
+        acc, L, em, ed = map(np.asarray, (acc, L, em, ed))
+        agree = float(np.mean(em == (score[has_target] >= 0.5))) if ref is not None else math.nan
+        per_arm[arm] = {"acc": acc.astype(float), "L": L.astype(int), "em": em.astype(float), "ed": ed.astype(float),
+                        "agreement": agree, "ids": ids[has_target], "answers": ans[has_target]}
+    out["arms"] = per_arm
+    b, t = per_arm["baseline"], per_arm["treatment"]
+    n = int(b["acc"].size)
+    out["n"] = n
+    agreements = [v["agreement"] for v in per_arm.values() if math.isfinite(v["agreement"])]
+    out["comparable"] = bool(agreements) and min(agreements) >= params.min_agreement and n >= 2
+    if not agreements:
+        out["reason"] = "No discontinuous scoring to check the token exact match against."
+    elif min(agreements) < params.min_agreement:
+        out["reason"] = (f"The token exact match agrees with {ref!r} on only {min(agreements):.0%} of items (need "
+                         f"{params.min_agreement:.0%}): the answers carry text around them; define a scoring that "
+                         "extracts the answer, or set checks.emergence.answer.")
+    elif n < 2:
+        out["reason"] = "Fewer than 2 items with a target."
+    out["ref"] = ref
+    out["acc_delta"] = stats.paired_bootstrap_delta(b["acc"], t["acc"], ctx.rng("emergence/token_accuracy"),
+                                                    resamples=ctx.resamples, level=ctx.level)
+    out["em_delta"] = stats.paired_bootstrap_delta(b["em"], t["em"], ctx.rng("emergence/token_em"),
+                                                   resamples=ctx.resamples, level=ctx.level)
+    test = stats.paired_ttest(b["acc"], t["acc"], alternative="two-sided") if n >= 2 else None
+    out["acc_test"] = test
+    out["em_test"] = stats.mcnemar_paired(b["em"], t["em"], alternative="two-sided") if n else None
+    iv = out["acc_delta"].interval
+    out["row"] = {"variant": DEFAULT_VARIANT, "budget": cb, "scoring": out["name"], "n": n,
+                  "baseline": float(b["acc"].mean()) if n else math.nan,
+                  "treatment": float(t["acc"].mean()) if n else math.nan, "delta": out["acc_delta"].value,
+                  "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method,
+                  "p_value": test.p_value if test else math.nan,
+                  "test": f"{test.method} ({test.alternative})" if test else "n/a", "kind": "continuous",
+                  "kind_source": "computed from answers and targets", "better": "higher",
+                  "reason": out.get("reason")}
+    return out
+
+
+def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list[Finding]:
+    arms = tok["arms"]
+    rows, calib = [], []
+    pred, both = {}, {}
+    for arm, v in arms.items():
+        pi = predicted_exact_match(v["acc"], v["L"], "per_item")
+        po = predicted_exact_match(v["acc"], v["L"], "pooled")
+        both[arm] = (pi, po)
+        pred[arm] = pi if params.predictor == "per_item" else po
+        k, n = int(v["em"].sum()), int(v["em"].size)
+        iv = stats.wilson(k, n, level=ctx.level)
+        rows.append({"arm": arm, "n": n, "target_tokens_mean": float(v["L"].mean()) if n else math.nan,
+                     "token_accuracy": float(np.sum(v["acc"] * v["L"]) / np.sum(v["L"])) if n else math.nan,
+                     "predicted_em_pooled": po, "predicted_em_per_item": pi, "observed_em": k / n if n else math.nan,
+                     "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method,
+                     "agreement_with_scoring": v["agreement"],
+                     "edit_distance_observed": float(v["ed"].mean()) if n else math.nan,
+                     "edit_distance_expected": expected_edit_distance(v["acc"], v["L"])})
+        calib.extend(_calibration(arm, v, ctx.level))
+    em_d, acc_d = tok["em_delta"], tok["acc_delta"]
+    pred_delta = pred["treatment"] - pred["baseline"]
+    stat = {"predicted_em_delta": pred_delta, "observed_em_delta": em_d.value, "observed_ci_low": em_d.interval.low,
+            "observed_ci_high": em_d.interval.high, "token_accuracy_delta": acc_d.value,
+            "token_accuracy_ci_low": acc_d.interval.low, "token_accuracy_ci_high": acc_d.interval.high,
+            "predictor": params.predictor, "tokens": params.tokens, "n": tok["n"], "n_no_target": tok["n_no_target"],
+            "reference_scoring": tok["ref"]}
+    rows.append({"arm": "treatment − baseline", "n": tok["n"], "token_accuracy": acc_d.value,
+                 "predicted_em_pooled": both["treatment"][1] - both["baseline"][1],
+                 "predicted_em_per_item": both["treatment"][0] - both["baseline"][0],
+                 "observed_em": em_d.value, "ci_low": em_d.interval.low, "ci_high": em_d.interval.high,
+                 "ci_method": em_d.interval.method})
+    out = []
+    if not tok["comparable"]:
+        out.append(Finding(NAME, "token_accuracy_not_comparable", "inconclusive",
+                           "The per-token accuracy cannot be compared with the exact-match scoring",
+                           detail=tok.get("reason") or "", severity="minor", impact="none", statistic=stat, rows=rows,
+                           provenance=prov))
+        return out
+    head = (f"predicted exact match {pred['baseline']:.3f} → {pred['treatment']:.3f} ({fmt_delta(pred_delta)}) vs "
+            f"observed {rows[0]['observed_em']:.3f} → {rows[1]['observed_em']:.3f} ({fmt_delta(em_d.value)} "
+            f"{fmt_ci(em_d.interval)})")
+    out.append(Finding(NAME, "token_accuracy", "info",
+                       f"Per-token accuracy ({params.tokens} tokens) {rows[0]['token_accuracy']:.3f} → "
+                       f"{rows[1]['token_accuracy']:.3f}; {head}",
+                       detail="Predicted exact match "
+                              + ("mean_i(a_i^L_i)" if params.predictor == "per_item" else "mean_i(p̄^L_i)")
+                              + "; observed: the answer's tokens equal the target's.", statistic=stat, rows=rows,
+                       provenance=prov))
+    out.append(Finding(NAME, "calibration", "info",
+                       "Predicted vs observed exact match by target length, per arm",
+                       detail="Under independent token errors exact match falls like p^L with the target length L.",
+                       rows=calib, provenance=prov))
+    b, t = arms["baseline"], arms["treatment"]
+    em_gain = _gain(ctx, em_d, 1, tok["em_test"], t["em"] - b["em"]) > 0
+    acc_gain = _gain(ctx, acc_d, 1, tok["acc_test"], t["acc"] - b["acc"]) > 0
+    if em_gain and acc_gain and em_d.interval.contains(pred_delta):
+        out.append(Finding(
+            NAME, "explained_by_token_accuracy", "flag",
+            f"The exact-match gain is what the per-token accuracy gain predicts: {head}",
+            detail="A smooth per-token improvement of "
+                   f"{fmt_delta(acc_d.value)} {fmt_ci(acc_d.interval)} fully explains the exact-match gain (Schaeffer et "
+                   "al. 2023): the gain is real but not a sudden or emergent ability.", severity="minor",
+            impact="none", statistic=stat, provenance=prov))
+    elif em_gain:
+        out.append(Finding(NAME, "not_explained", "pass",
+                           f"The exact-match gain is not just the per-token improvement raised to the power L: {head}",
+                           statistic=stat, provenance=prov))
+    return out
+
+
+def _calibration(arm: str, v: dict, level: float) -> list[dict]:
+    L = v["L"]
+    lengths = np.unique(L)
+    if lengths.size == 0:
+        return []
+    groups = np.array_split(lengths, min(_MAX_LENGTH_BINS, lengths.size))
+    out = []
+    for g in groups:
+        m = np.isin(L, g)
+        k, n = int(v["em"][m].sum()), int(m.sum())
+        iv = stats.wilson(k, n, level=level)
+        out.append({"arm": arm, "target_tokens": f"{g[0]}" if g.size == 1 else f"{g[0]}–{g[-1]}", "n": n,
+                    "token_accuracy": float(np.sum(v["acc"][m] * L[m]) / np.sum(L[m])),
+                    "predicted_em_pooled": predicted_exact_match(v["acc"][m], L[m], "pooled"),
+                    "predicted_em_per_item": predicted_exact_match(v["acc"][m], L[m], "per_item"),
+                    "observed_em": k / n, "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method})
+    return out
+
+
+__all__ = ["NAME", "Params", "run", "token_accuracy", "token_edit_distance", "predicted_exact_match",
+           "expected_edit_distance", "tokenize", "classify"]

@@ -1,0 +1,289 @@
+"""mimicry: do surface markers of a disposition rise while correctness does not?
+
+A treatment trained or prompted to "verify its work" or to "express uncertainty" can learn the words without the
+behaviour. Per arm at the claimed budget and scoring the check counts the outputs that contain a marker (regular
+expressions, case-insensitive, on word boundaries; defaults: self-verification phrases — "let me verify",
+"double-check", "let me check", "verify" — and hedges — "I think", "probably", "might", "not sure"; configurable), with
+a Wilson interval per arm, and compares the paired marker-rate delta (exact McNemar test on 0/1 marker presence,
+paired bootstrap CI) with the correctness delta at the same setting (the claimed cell). Flag (major, fragile):
+markers rise significantly while the correctness delta's CI includes 0 or the delta is negative.
+
+Confidence–correctness decoupling: where outputs state a confidence, it is read as a number in [0, 1]:
+numeric statements first ("confidence: 80%", "confidence 0.8", "I'm 90% sure", "90% confident"), else verbal ones
+mapped as ``VERBAL_CONFIDENCE`` documents (certain/definitely 0.95, confident 0.85, likely/probably 0.7,
+unsure/not sure/uncertain/not confident 0.3; "confidence: high/medium/low" 0.9/0.6/0.3); the last statement in an
+output counts. Per arm: the AUC of stated confidence for correctness (DeLong CI, ``stats.auc_delong``; one-sided
+Mann–Whitney test against 0.5), and the assertion asymmetry: the share of confident-and-wrong (confidence ≥
+``confident_at``) vs hedged-and-right (confidence ≤ ``hedged_at``) outputs among those stating one. Too few stating
+outputs (or one class only) gives an inconclusive finding.
+
+Outputs with no marker and no stated confidence in either arm give no findings.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from audit import stats
+from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
+from audit.findings import Finding
+
+NAME = "mimicry"
+
+DEFAULT_MARKERS = {
+    "self-verification": ["let me verify", "double-check", "double check", "let me check", "verify"],
+    "hedge": ["I think", "probably", "might", "not sure"],
+}
+
+# Verbal confidence → number. Negated forms are matched before the positive words they contain.
+VERBAL_CONFIDENCE: list[tuple[str, float]] = [
+    (r"not (?:at all )?(?:sure|certain|confident)", 0.3),
+    (r"unsure|uncertain", 0.3),
+    (r"certain(?:ly)?|definitely", 0.95),
+    (r"confident", 0.85),
+    (r"(?:very |highly )?likely|probably", 0.7),
+]
+LEVEL_CONFIDENCE = {"very high": 0.95, "high": 0.9, "medium": 0.6, "moderate": 0.6, "low": 0.3, "very low": 0.1}
+
+_NUM = r"(\d{1,3}(?:\.\d+)?)"
+_NUMERIC = [
+    (re.compile(r"\bconfidence(?:\s+(?:level|score))?\s*(?:is|of|[:=])?\s*" + _NUM + r"\s*%", re.I), 100.0),
+    (re.compile(r"\b" + _NUM + r"\s*%\s*(?:sure|confident|certain|certainty|confidence)\b", re.I), 100.0),
+    (re.compile(r"\bconfidence(?:\s+(?:level|score))?\s*(?:is|of|[:=])?\s*(0?\.\d+|[01](?:\.0+)?)\b(?!\s*%)", re.I),
+     1.0),
+]
+_LEVEL = re.compile(r"\bconfidence(?:\s+level)?\s*(?:is|[:=])?\s*(very high|very low|high|medium|moderate|low)\b",
+                    re.I)
+_VERBAL = [(re.compile(r"(?<!\w)(?:" + pat + r")(?!\w)", re.I), v) for pat, v in VERBAL_CONFIDENCE]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    markers: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_MARKERS.items()},
+        description="marker category → phrases (matched case-insensitively on word boundaries; spaces match any "
+                    "whitespace)")
+    min_confidence_outputs: int = Field(
+        10, ge=2, description="outputs per arm that must state a confidence before its AUC is computed")
+    confident_at: float = Field(0.8, ge=0, le=1, description="a stated confidence at or above this is 'confident'")
+    hedged_at: float = Field(0.5, ge=0, le=1, description="a stated confidence at or below this is 'hedged'")
+    max_evidence: int = Field(5, ge=0, description="example items shown with a flag")
+
+
+def marker_regex(phrase: str) -> re.Pattern:
+    """Case-insensitive, word-boundary pattern for a phrase; inner spaces match any run of whitespace."""
+    body = r"\s+".join(re.escape(w) for w in phrase.split())
+    return re.compile(r"(?<!\w)" + body + r"(?!\w)", re.I)
+
+
+def find_markers(text: str | None, patterns: dict[str, list[tuple[str, re.Pattern]]]) -> dict[str, list[str]]:
+    """category → the phrases found in ``text``."""
+    out: dict[str, list[str]] = {}
+    if not isinstance(text, str):
+        return out
+    for cat, pats in patterns.items():
+        hits = [ph for ph, rx in pats if rx.search(text)]
+        if hits:
+            out[cat] = hits
+    return out
+
+
+def stated_confidence(text: str | None) -> float:
+    """The confidence an output states, in [0, 1] (last statement; numeric before verbal); NaN when none."""
+    if not isinstance(text, str):
+        return math.nan
+    best: tuple[int, float] | None = None
+    for rx, scale in _NUMERIC:
+        for m in rx.finditer(text):
+            v = float(m.group(1)) / scale
+            if 0.0 <= v <= 1.0 and (best is None or m.start() >= best[0]):
+                best = (m.start(), v)
+    for m in _LEVEL.finditer(text):
+        v = LEVEL_CONFIDENCE[m.group(1).lower()]
+        if best is None or m.start() >= best[0]:
+            best = (m.start(), v)
+    if best is not None:
+        return best[1]
+    verbal: tuple[int, float] | None = None
+    taken: list[tuple[int, int]] = []
+    for rx, v in _VERBAL:
+        for m in rx.finditer(text):
+            if any(s <= m.start() < e for s, e in taken):
+                continue  # "not sure" already counted; do not count its "sure" again
+            taken.append((m.start(), m.end()))
+            if verbal is None or m.start() >= verbal[0]:
+                verbal = (m.start(), v)
+    return verbal[1] if verbal is not None else math.nan
+
+
+def run(ctx: Context, params: Params) -> list[Finding]:
+    rec = ctx.records
+    cb = ctx.claimed_budget
+    if rec is None or cb is None or ctx.cell(cb) is None:
+        return []
+    p = rec.paired(ctx.claimed_scoring, cb)
+    patterns = {cat: [(ph, marker_regex(ph)) for ph in phrases if ph.strip()]
+                for cat, phrases in params.markers.items()}
+    texts = {"baseline": p.frame["text_b"].to_numpy(dtype=object),
+             "treatment": p.frame["text_t"].to_numpy(dtype=object)}
+    found = {arm: [find_markers(t, patterns) for t in tx] for arm, tx in texts.items()}
+    conf = {arm: np.array([stated_confidence(t) for t in tx]) for arm, tx in texts.items()}
+    any_marker = any(f for arm in found for f in found[arm])
+    any_conf = any(np.isfinite(c).any() for c in conf.values())
+    if not any_marker and not any_conf:
+        return []
+    prov = ctx.provenance(markers=params.markers, marker_rate="Wilson score interval",
+                          marker_delta="exact McNemar on 0/1 marker presence; paired bootstrap percentile CI",
+                          budget=cb, scoring=ctx.claimed_scoring)
+    findings: list[Finding] = []
+    if any_marker:
+        findings.extend(_markers(ctx, params, p, found, prov))
+    if any_conf:
+        findings.extend(_confidence(ctx, params, p, conf, prov))
+    return findings
+
+
+def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[Finding]:
+    cb = ctx.claimed_budget
+    correct = {"baseline": p.baseline, "treatment": p.treatment}
+    rows = []
+    presence = {}
+    for cat in ["any", *params.markers]:
+        pres = {arm: np.array([float(bool(f) if cat == "any" else cat in f) for f in found[arm]]) for arm in found}
+        presence[cat] = pres
+        for arm in ("baseline", "treatment"):
+            x = pres[arm]
+            k, n = int(x.sum()), int(x.size)
+            iv = stats.wilson(k, n, level=ctx.level)
+            with_m, without_m = correct[arm][x == 1], correct[arm][x == 0]
+            rows.append({"arm": arm, "marker": cat, "k": k, "n": n, "rate": k / n if n else math.nan,
+                         "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method,
+                         "accuracy": float(np.mean(correct[arm])) if n else math.nan,
+                         "accuracy_with_marker": float(np.mean(with_m)) if with_m.size else math.nan,
+                         "accuracy_without_marker": float(np.mean(without_m)) if without_m.size else math.nan})
+    mb, mt = presence["any"]["baseline"], presence["any"]["treatment"]
+    m_test = stats.mcnemar_paired(mb, mt, alternative="two-sided")
+    m_delta = stats.paired_bootstrap_delta(mb, mt, ctx.rng("mimicry/markers"), resamples=ctx.resamples,
+                                           level=ctx.level)
+    corr = ctx.cell(cb)
+    c_iv = corr.interval
+    delta_rows = [
+        {"quantity": "marker rate (any)", "baseline": float(mb.mean()), "treatment": float(mt.mean()),
+         "delta": m_delta.value, "ci_low": m_delta.interval.low, "ci_high": m_delta.interval.high,
+         "ci_method": m_delta.interval.method, "p_value": m_test.p_value, "test": f"{m_test.method} (two-sided)"},
+        {"quantity": f"correctness ({ctx.claimed_scoring})", "baseline": corr.baseline, "treatment": corr.treatment,
+         "delta": corr.delta.value, "ci_low": c_iv.low, "ci_high": c_iv.high, "ci_method": c_iv.method,
+         "p_value": corr.test.p_value, "test": f"{corr.test.method} ({corr.test.alternative})"},
+    ]
+    stat = {"marker_delta": m_delta.value, "marker_ci_low": m_delta.interval.low,
+            "marker_ci_high": m_delta.interval.high, "marker_p": m_test.p_value, "marker_test": m_test.method,
+            "b": m_test.details.get("b"), "c": m_test.details.get("c"), "correctness_delta": corr.delta.value,
+            "correctness_ci_low": c_iv.low, "correctness_ci_high": c_iv.high, "correctness_p": corr.test.p_value,
+            "budget": cb, "scoring": ctx.claimed_scoring, "n": corr.n}
+    m_txt = (f"marker rate {mb.mean():.0%} → {mt.mean():.0%} ({fmt_delta(m_delta.value)} {fmt_ci(m_delta.interval)}, "
+             f"McNemar p = {m_test.p_value:.3g})")
+    c_txt = f"correctness {fmt_delta(corr.delta.value)} {fmt_ci(c_iv)}"
+    markers_rise = m_delta.value > 0 and m_test.significant(ctx.alpha)
+    corr_up = ctx.sign * corr.delta.value > 0 and (
+        excludes_zero(c_iv) or (not c_iv.ok and corr.test.significant(ctx.alpha)))
+    out = [Finding(NAME, "marker_rates", "info", f"Disposition markers per arm: {m_txt}; {c_txt}",
+                   detail="Rows: share of outputs with a marker per arm and category (Wilson interval), and the "
+                          "accuracy of outputs with and without one.", rows=rows + delta_rows, provenance=prov)]
+    if markers_rise and not corr_up:
+        mask = (mt == 1) & (p.treatment < 0.5)
+        ev = item_evidence(p, mask, k=params.max_evidence, extra={
+            "treatment_markers": np.array([", ".join(sum(f.values(), [])) for f in found["treatment"]],
+                                          dtype=object)})
+        out.append(Finding(
+            NAME, "markers_without_correctness", "flag",
+            f"Disposition markers rise without correctness: {m_txt}, while {c_txt}",
+            detail="The treatment says it verifies or hedges more often but is not more often right: the surface of the "
+                   "disposition, not the behaviour.", severity="major", impact="fragile", statistic=stat,
+            rows=delta_rows, evidence=ev, provenance=prov))
+    elif markers_rise:
+        out.append(Finding(NAME, "markers_with_correctness", "pass",
+                           f"Disposition markers rise together with correctness: {m_txt}; {c_txt}", statistic=stat,
+                           rows=delta_rows, provenance=prov))
+    return out
+
+
+def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list[Finding]:
+    correct = {"baseline": p.baseline >= 0.5, "treatment": p.treatment >= 0.5}
+    rows, res = [], {}
+    for arm in ("baseline", "treatment"):
+        c = conf[arm]
+        stated = np.isfinite(c)
+        y = correct[arm][stated]
+        cs = c[stated]
+        n = int(stated.sum())
+        pos, neg = cs[y], cs[~y]
+        row = {"arm": arm, "n_stated": n, "n_outputs": int(c.size), "n_correct": int(y.sum()),
+               "n_wrong": int((~y).sum()), "mean_confidence": float(cs.mean()) if n else math.nan,
+               "accuracy_when_stated": float(y.mean()) if n else math.nan}
+        enough = n >= params.min_confidence_outputs and pos.size >= 2 and neg.size >= 2
+        if enough:
+            auc = stats.auc_delong(pos, neg, level=ctx.level)
+            mw = stats.auc_mann_whitney(pos, neg, "greater")
+            row.update({"auc": auc.value, "ci_low": auc.interval.low, "ci_high": auc.interval.high,
+                        "ci_method": auc.interval.method, "p_value": mw.p_value,
+                        "test": "mann-whitney (greater: AUC > 0.5)", "reason": auc.reason})
+        else:
+            auc = mw = None
+            row.update({"auc": math.nan, "reason": f"{n} output(s) state a confidence ({int(pos.size)} right, "
+                                                   f"{int(neg.size)} wrong); need {params.min_confidence_outputs} "
+                                                   "with at least 2 of each"})
+        if n:
+            cw = int(((cs >= params.confident_at) & ~y).sum())
+            hr = int(((cs <= params.hedged_at) & y).sum())
+            iv_cw, iv_hr = stats.wilson(cw, n, level=ctx.level), stats.wilson(hr, n, level=ctx.level)
+            row.update({"confident_wrong": cw, "confident_wrong_rate": cw / n, "confident_wrong_ci_low": iv_cw.low,
+                        "confident_wrong_ci_high": iv_cw.high, "hedged_right": hr, "hedged_right_rate": hr / n,
+                        "hedged_right_ci_low": iv_hr.low, "hedged_right_ci_high": iv_hr.high,
+                        "assertion_asymmetry": (cw - hr) / n})
+        rows.append(row)
+        res[arm] = (auc, mw, row)
+    prov = {**prov, "confidence_auc": "DeLong CI (statsmodels rank_compare_2indep); Mann-Whitney one-sided vs 0.5",
+            "confidence_mapping": {"numeric": "confidence: N% / confidence N / N% sure|confident",
+                                   "levels": LEVEL_CONFIDENCE, "verbal": dict(VERBAL_CONFIDENCE)},
+            "confident_at": params.confident_at, "hedged_at": params.hedged_at}
+    out = [Finding(NAME, "confidence", "info",
+                   "Stated confidence vs correctness per arm: " + ", ".join(
+                       f"{r['arm']} {r['n_stated']}/{r['n_outputs']} state one"
+                       + (f", AUC {r['auc']:.3f}" if math.isfinite(r["auc"]) else "") for r in rows),
+                   detail="AUC: does a higher stated confidence go with being right? Assertion asymmetry: share "
+                          f"confident (≥ {params.confident_at}) and wrong minus share hedged (≤ {params.hedged_at}) "
+                          "and right, among outputs that state a confidence.", rows=rows, provenance=prov)]
+    auc_t, mw_t, row_t = res["treatment"]
+    if auc_t is None:
+        out.append(Finding(NAME, "confidence_too_few", "inconclusive",
+                           "Too few treatment outputs state a confidence to tell whether it tracks correctness",
+                           detail=row_t["reason"], severity="minor", impact="none", rows=rows, provenance=prov))
+        return out
+    auc_b = res["baseline"][0]
+    head = (f"treatment confidence AUC {auc_t.value:.3f} {_fmt_iv(auc_t.interval)} (Mann–Whitney p = "
+            f"{mw_t.p_value:.3g})" + (f" vs baseline {auc_b.value:.3f} {_fmt_iv(auc_b.interval)}" if auc_b else ""))
+    stat = {"auc_treatment": auc_t.value, "ci_low": auc_t.interval.low, "ci_high": auc_t.interval.high,
+            "mw_p": mw_t.p_value, "auc_baseline": auc_b.value if auc_b else None,
+            "assertion_asymmetry_treatment": row_t.get("assertion_asymmetry"),
+            "confident_wrong_rate_treatment": row_t.get("confident_wrong_rate"),
+            "hedged_right_rate_treatment": row_t.get("hedged_right_rate")}
+    if not mw_t.significant(ctx.alpha):
+        out.append(Finding(
+            NAME, "confidence_decoupled", "flag",
+            f"The treatment's stated confidence does not track its correctness: {head}",
+            detail=f"Confident and wrong: {row_t['confident_wrong_rate']:.0%} of stating outputs; hedged and right: "
+                   f"{row_t['hedged_right_rate']:.0%}. Stated confidence that does not separate right from wrong "
+                   "answers is a style, not calibration.", severity="major", impact="none", statistic=stat,
+            rows=rows, provenance=prov))
+    else:
+        out.append(Finding(NAME, "confidence_tracks", "pass",
+                           f"The treatment's stated confidence tracks its correctness: {head}", statistic=stat,
+                           provenance=prov))
+    return out
+
+
+def _fmt_iv(iv) -> str:
+    return f"[{iv.low:.3f}, {iv.high:.3f}]" if iv.ok else "[n/a]"

@@ -1,0 +1,323 @@
+"""probes: AUC with DeLong CIs, Mann–Whitney against chance, paired DeLong ID vs OOD; the loader's errors."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audit import stats
+from audit.claim import load_claim
+from audit.errors import InputError
+from audit.verify import verify
+from checks import probes
+from conftest import FIXTURES, arm_rows, jsonl_claim
+
+CLAIMS = FIXTURES / "claims"
+DATA = FIXTURES / "data" / "probes"
+
+
+def codes(outcome, check="probes"):
+    return {f.code for f in outcome.findings if f.check == check}
+
+
+def finding(outcome, code):
+    (f,) = [f for f in outcome.findings if f.check == "probes" and f.code == code]
+    return f
+
+
+# --- oracles ----------------------------------------------------------------------------------------------------
+
+def test_hanley_mcneil_ct_through_the_loader():
+    """Hanley & McNeil (1982) CT ratings: AUC 0.8932, DeLong SE 0.03072, 95% CI [0.8330, 0.9534]."""
+    s, problems = probes.load_probe_set(DATA / "hanley_mcneil_ct.csv", "ct", id_column="case", score_column="rating",
+                                        label_column="abnormal")
+    assert problems == []
+    assert (s.pos.size, s.neg.size) == (51, 58)
+    a = probes.set_auc(s, level=0.95)
+    assert a.delong.value == pytest.approx(0.8932, abs=5e-5)
+    assert a.delong.se == pytest.approx(0.03072, abs=5e-6)
+    assert (a.delong.interval.low, a.delong.interval.high) == pytest.approx((0.8330, 0.9534), abs=5e-5)
+    assert a.mw.p_value < 1e-12
+    # The structural components give the same variance (the unpaired case of the paired computation).
+    aucs, cov = probes.delong_covariance(s.pos, s.neg)
+    assert aucs[0] == pytest.approx(0.8932, abs=5e-5)
+    assert math.sqrt(cov[0, 0]) == pytest.approx(0.03072, abs=5e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_structural_components_equal_statsmodels(seed):
+    """rank_compare_2indep(use_t=False): prob1 is the AUC and var_prob DeLong's variance, with ties."""
+    from statsmodels.stats.nonparametric import rank_compare_2indep
+
+    rng = np.random.default_rng(seed)
+    pos = rng.integers(0, 8, size=37).astype(float)
+    neg = rng.integers(-2, 6, size=23).astype(float)
+    res = rank_compare_2indep(pos, neg, use_t=False)
+    aucs, cov = probes.delong_covariance(pos, neg)
+    assert aucs[0] == pytest.approx(float(res.prob1), rel=1e-12)
+    assert cov[0, 0] == pytest.approx(float(res.var_prob), rel=1e-10)
+    est = stats.auc_delong(pos, neg)
+    assert est.se ** 2 == pytest.approx(cov[0, 0], rel=1e-10)
+
+
+def test_paired_delong_hand_example():
+    """Three positives, two negatives, two score sets; every quantity worked out by hand.
+
+    Set A: pos [0.9, 0.8, 0.3], neg [0.1, 0.5] → V10 = [1, 1, ½], V01 = [1, ⅔], AUC = 5/6.
+    Set B: pos [0.7, 0.2, 0.6], neg [0.4, 0.3] → V10 = [1, 0, 1], V01 = [⅔, ⅔], AUC = 2/3.
+    S10 = [[1/12, −1/12], [−1/12, 1/3]], S01 = [[1/18, 0], [0, 0]]; S = S10/3 + S01/2
+    → var A = 1/18, var B = 1/9, cov = −1/36; var(A − B) = 2/9, z = (1/6)/√(2/9) = √2/4.
+    """
+    labels = [1, 1, 1, 0, 0]
+    a = [0.9, 0.8, 0.3, 0.1, 0.5]
+    b = [0.7, 0.2, 0.6, 0.4, 0.3]
+    r = probes.delong_paired(a, b, labels)
+    assert (r.auc_a, r.auc_b, r.diff) == pytest.approx((5 / 6, 2 / 3, 1 / 6), abs=1e-12)
+    assert (r.var_a, r.var_b, r.cov) == pytest.approx((1 / 18, 1 / 9, -1 / 36), abs=1e-12)
+    assert r.se == pytest.approx(math.sqrt(2 / 9), abs=1e-12)
+    assert r.z == pytest.approx(math.sqrt(2) / 4, abs=1e-12)
+    from scipy.stats import norm
+
+    assert r.p_value == pytest.approx(2 * norm.sf(math.sqrt(2) / 4), rel=1e-12)
+
+
+def _brute_force_covariance(a, b, y):
+    """DeLong's covariance from the kernel ψ(x, z) = 1{x > z} + ½·1{x = z}, by explicit loops (independent of the
+    midrank computation in the check)."""
+    def psi(x, z):
+        return 1.0 if x > z else (0.5 if x == z else 0.0)
+
+    out = []
+    for s in (a, b):
+        pos = [v for v, l in zip(s, y) if l == 1]
+        neg = [v for v, l in zip(s, y) if l == 0]
+        v10 = [sum(psi(x, z) for z in neg) / len(neg) for x in pos]
+        v01 = [sum(psi(x, z) for x in pos) / len(pos) for z in neg]
+        out.append((np.array(v10), np.array(v01)))
+    m, n = len(out[0][0]), len(out[0][1])
+    s10 = np.cov(np.vstack([out[0][0], out[1][0]]))
+    s01 = np.cov(np.vstack([out[0][1], out[1][1]]))
+    return np.array([out[0][0].mean(), out[1][0].mean()]), s10 / m + s01 / n
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_paired_delong_equals_brute_force_kernel(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    y = (rng.random(n) < 0.4).astype(int)
+    a = np.round(0.8 * y + rng.normal(size=n), 1)  # rounding makes ties
+    b = np.round(0.5 * a + 0.3 * y + rng.normal(size=n), 1)
+    aucs, cov = _brute_force_covariance(a, b, y)
+    r = probes.delong_paired(a, b, y)
+    assert (r.auc_a, r.auc_b) == pytest.approx(tuple(aucs), rel=1e-12)
+    assert (r.var_a, r.var_b, r.cov) == pytest.approx((cov[0, 0], cov[1, 1], cov[0, 1]), rel=1e-10)
+    assert r.se ** 2 == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=1e-10)
+
+
+def test_paired_variance_matches_monte_carlo():
+    """Seeded simulation: the mean DeLong variance of AUC_a − AUC_b is close to the variance over replications."""
+    rng = np.random.default_rng(11)
+    diffs, variances = [], []
+    for _ in range(1500):
+        y = np.r_[np.ones(40, int), np.zeros(40, int)]
+        common = rng.normal(size=80)
+        a = 1.0 * y + common + 0.7 * rng.normal(size=80)
+        b = 0.6 * y + common + 0.7 * rng.normal(size=80)
+        r = probes.delong_paired(a, b, y)
+        diffs.append(r.diff)
+        variances.append(r.se ** 2)
+    assert np.mean(variances) == pytest.approx(np.var(diffs, ddof=1), rel=0.12)
+
+
+def test_unpaired_z_uses_both_delong_variances():
+    rng = np.random.default_rng(5)
+    a = stats.auc_delong(rng.normal(1, 1, 50), rng.normal(0, 1, 60))
+    b = stats.auc_delong(rng.normal(0.2, 1, 40), rng.normal(0, 1, 45))
+    r = probes.delong_unpaired(a, b)
+    se = math.sqrt(a.se ** 2 + b.se ** 2)
+    assert r.se == pytest.approx(se, rel=1e-12)
+    assert r.z == pytest.approx((a.value - b.value) / se, rel=1e-12)
+    assert r.interval.low == pytest.approx(a.value - b.value - 1.959963984540054 * se, rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6), st.integers(0, 6)), min_size=6, max_size=40))
+def test_paired_test_is_antisymmetric(rows):
+    y = np.array([r[0] for r in rows])
+    a = np.array([r[1] for r in rows], dtype=float)
+    b = np.array([r[2] for r in rows], dtype=float)
+    r1, r2 = probes.delong_paired(a, b, y), probes.delong_paired(b, a, y)
+    if math.isnan(r1.diff):
+        assert r1.reason and math.isnan(r2.diff)
+        return
+    assert r1.diff == pytest.approx(-r2.diff, abs=1e-12)
+    assert r1.var_a == pytest.approx(r2.var_b, abs=1e-12)
+    if math.isfinite(r1.p_value):
+        assert r1.p_value == pytest.approx(r2.p_value, rel=1e-9)
+        assert 0 <= r1.p_value <= 1
+    else:
+        assert r1.reason and not r1.interval.ok
+
+
+def test_identical_score_sets_have_no_interval():
+    y = [1, 1, 0, 0, 1, 0]
+    s = [0.9, 0.4, 0.3, 0.5, 0.7, 0.1]
+    r = probes.delong_paired(s, s, y)
+    assert r.diff == 0 and not r.interval.ok and "zero" in r.reason
+
+
+def test_too_few_per_class_is_nan_with_reason():
+    r = probes.delong_paired([0.9, 0.1, 0.2], [0.8, 0.2, 0.1], [1, 0, 0])
+    assert math.isnan(r.p_value) and "at least 2" in r.reason
+
+
+# --- fixtures through verify ------------------------------------------------------------------------------------
+
+def test_fixture_fires_ood_collapse():
+    out = verify(load_claim(CLAIMS / "probes_fires.yaml"))
+    assert out.report.verdict == "fragile"
+    assert codes(out) == {"aucs", "id_above_chance", "ood_chance"}
+    f = finding(out, "ood_chance")
+    assert f.severity == "critical" and f.impact == "fragile"
+    s = f.statistic
+    assert s["auc_id"] == pytest.approx(0.683, abs=0.02) and s["auc_ood"] == pytest.approx(0.516, abs=0.01)
+    assert s["ood_ci_low"] < 0.5 < s["ood_ci_high"] and s["ood_mw_p"] >= 0.05
+    assert s["test"] == "delong-paired" and s["n_shared"] == 400 and s["p_value"] < 1e-6
+    assert f.evidence and all(e["label"] == 1 and e["id_score"] is not None for e in f.evidence)
+    assert finding(out, "id_above_chance").impact == "reproduced"  # the probe is the claim's only evidence
+
+
+def test_fixture_passes_ood_holds():
+    out = verify(load_claim(CLAIMS / "probes_passes.yaml"))
+    assert out.report.verdict == "supported"
+    assert codes(out) == {"aucs", "id_above_chance", "ood_holds"}
+    tests = {f.statistic["set"]: f.statistic["test"] for f in out.findings if f.code == "ood_holds"}
+    assert tests == {"paraphrase": "delong-paired", "new_domain": "delong-unpaired-z"}
+    rows = {r["set"]: r for r in finding(out, "aucs").rows}
+    assert all(r["auc"] > 0.6 and r["ci_low"] > 0.5 for r in rows.values())
+
+
+def test_claim_without_probes_gets_no_probe_findings(tmp_path):
+    from conftest import write_jsonl
+
+    write_jsonl(tmp_path / "logs/base_16.jsonl", arm_rows([0, 1] * 10))
+    write_jsonl(tmp_path / "logs/treat_16.jsonl", arm_rows([1, 1] * 10))
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(jsonl_claim([16], 16)))
+    out = verify(load_claim(p))
+    assert "probes" in out.report.checks_run and not codes(out)
+
+
+def _probe_claim(tmp_path: Path, id_file: str, ood: dict, **extra) -> Path:
+    p = tmp_path / "claim.yaml"
+    p.write_text(yaml.safe_dump({"claim": {"title": "probe"},
+                                 "probes": {"in_distribution": id_file, "ood": ood, **extra},
+                                 "options": {"resamples": 200}}))
+    return p
+
+
+def test_claimed_auc_outside_ci_is_not_reproduced(tmp_path):
+    p = _probe_claim(tmp_path, str(DATA / "id.csv"), {"paraphrase": str(DATA / "ood_paraphrase.jsonl")},
+                     claimed_auc=0.9)
+    out = verify(load_claim(p))
+    assert out.report.verdict == "not_reproduced"
+    assert "claimed_auc_outside_ci" in codes(out)
+
+
+def test_chance_in_distribution_is_inconclusive(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = "id,score,label\n" + "".join(f"i{i},{rng.normal():.4f},{i % 2}\n" for i in range(60))
+    (tmp_path / "id.csv").write_text(rows)
+    (tmp_path / "ood.csv").write_text(rows)
+    out = verify(load_claim(_probe_claim(tmp_path, "id.csv", {"same": "ood.csv"})))
+    assert out.report.verdict == "inconclusive"
+    assert "id_not_above_chance" in codes(out) and "ood_chance" not in codes(out)
+
+
+def test_single_class_ood_is_inconclusive_not_zero(tmp_path):
+    (tmp_path / "ood.jsonl").write_text("".join(json.dumps({"id": f"x{i}", "score": i / 10, "label": 1}) + "\n"
+                                                for i in range(10)))
+    out = verify(load_claim(_probe_claim(tmp_path, str(DATA / "id.csv"), {"positives_only": "ood.jsonl"})))
+    f = finding(out, "ood_no_auc")
+    assert f.outcome == "inconclusive" and "negative" in f.detail
+    row = [r for r in finding(out, "aucs").rows if r["set"] == "positives_only"][0]
+    assert row["auc"] is None or math.isnan(row["auc"])
+
+
+# --- loader errors ----------------------------------------------------------------------------------------------
+
+def test_bad_files_report_every_problem_with_file_line_and_fix(tmp_path):
+    (tmp_path / "id.csv").write_text("id,score,label\na,0.5,1\nb,high,0\nc,0.2,2\na,0.1,0\nd,,1\n")
+    (tmp_path / "ood.jsonl").write_text('{"id": "a", "score": 0.4, "label": 1}\n{"id": "b", "score": \n[1, 2]\n')
+    with pytest.raises(InputError) as exc:
+        verify(load_claim(_probe_claim(tmp_path, "id.csv", {"rw": "ood.jsonl", "gone": "missing.csv"})))
+    probs = exc.value.problems
+    got = {(Path(p.file).name if p.file else None, p.line, p.field) for p in probs}
+    assert ("id.csv", 3, "score") in got            # not a number
+    assert ("id.csv", 4, "label") in got            # label 2
+    assert ("id.csv", 5, "id") in got               # repeated id
+    assert any(Path(p.file).name == "id.csv" and p.line == 6 and "missing value" in p.message for p in probs)
+    assert any(Path(p.file).name == "ood.jsonl" and p.line == 2 and "JSON" in p.message for p in probs)
+    assert any(Path(p.file).name == "ood.jsonl" and p.line == 3 and "object" in p.message for p in probs)
+    assert any("missing.csv" in p.message and p.field == "probes.ood.gone" for p in probs)
+    assert all(p.fix for p in probs)
+
+
+def test_missing_column_suggests_the_close_name(tmp_path):
+    (tmp_path / "id.csv").write_text("id,scores,label\na,0.5,1\n")
+    with pytest.raises(InputError) as exc:
+        verify(load_claim(_probe_claim(tmp_path, "id.csv", {"rw": "id.csv"})))
+    p = exc.value.problems[0]
+    assert p.line == 1 and "score" in p.message and "score→scores" in p.fix and "score_column" in p.fix
+
+
+def test_unknown_suffix_and_configured_columns(tmp_path):
+    (tmp_path / "id.txt").write_text("x")
+    with pytest.raises(InputError) as exc:
+        verify(load_claim(_probe_claim(tmp_path, "id.txt", {"rw": "id.txt"})))
+    assert ".txt" in exc.value.problems[0].message and ".csv" in exc.value.problems[0].fix
+    (tmp_path / "id.tsv").write_text("item\tp\ty\n" + "".join(f"i{i}\t{i}\t{int(i >= 5)}\n" for i in range(10)))
+    out = verify(load_claim(_probe_claim(tmp_path, "id.tsv", {"same": "id.tsv"}, id_column="item",
+                                         score_column="p", label_column="y")))
+    row = finding(out, "aucs").rows[0]
+    assert row["auc"] == 1.0 and row["n_pos"] == 5
+
+
+def test_labels_accept_booleans_and_words():
+    assert [probes._label(x) for x in (True, 0, 1.0, "yes", "FALSE", " 1 ", "2", None)] == [1, 0, 1, 1, 0, 1, None, None]
+
+
+def test_swapping_labels_mirrors_the_auc():
+    rng = np.random.default_rng(9)
+    y = (np.arange(50) % 2).astype(int)
+    s = y + rng.normal(size=50)
+    a = probes.set_auc(probes.ProbeSet("a", "-", np.arange(50).astype(str), s, y), 0.95)
+    b = probes.set_auc(probes.ProbeSet("b", "-", np.arange(50).astype(str), s, 1 - y), 0.95)
+    assert a.delong.value == pytest.approx(1 - b.delong.value, abs=1e-12)
+    assert a.delong.se == pytest.approx(b.delong.se, rel=1e-10)
+
+
+def test_small_exhaustive_auc_matches_definition():
+    pos, neg = [3.0, 1.0, 2.0, 2.0], [1.0, 0.0, 2.0]
+    want = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg)])
+    v10, v01 = probes.structural_components(np.array(pos), np.array(neg))
+    assert v10.mean() == pytest.approx(want) and v01.mean() == pytest.approx(want)
+
+
+def test_inverted_ood_probe_is_flagged_as_inverted(tmp_path):
+    rng = np.random.default_rng(2)
+    y = np.arange(200) % 2
+    s = y * 1.0 + rng.normal(size=200)
+    (tmp_path / "id.csv").write_text("id,score,label\n" + "".join(f"i{i},{v:.4f},{l}\n" for i, (v, l) in enumerate(zip(s, y))))
+    (tmp_path / "ood.csv").write_text("id,score,label\n" + "".join(f"i{i},{-v:.4f},{l}\n" for i, (v, l) in enumerate(zip(s, y))))
+    out = verify(load_claim(_probe_claim(tmp_path, "id.csv", {"flipped": "ood.csv"})))
+    f = finding(out, "ood_chance")
+    assert "inverts" in f.title and f.statistic["auc_ood"] == pytest.approx(1 - f.statistic["auc_id"])
+    assert out.report.verdict == "fragile"

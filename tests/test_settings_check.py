@@ -1,0 +1,201 @@
+"""settings: the arms' effective settings side by side; undeclared differences; budget-sweep mismatches."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from audit.claim import Claim, load_claim
+from audit.records import Source, build_records
+from audit.verify import verify
+from checks import settings as settings_check
+from conftest import FIXTURES, arm_rows, jsonl_claim, write_lmeval_run
+
+CLAIMS = FIXTURES / "claims"
+
+
+def codes(outcome, check="settings"):
+    return {f.code for f in outcome.findings if f.check == check}
+
+
+def findings(outcome, code):
+    return [f for f in outcome.findings if f.check == "settings" and f.code == code]
+
+
+# --- normalisation ----------------------------------------------------------------------------------------------
+
+def test_effective_flattens_lmeval_and_applies_cli_gen_kwargs():
+    st = {"task": "t", "results_file": "/x/results.json", "format": "lm-eval", "max_gen_toks": 64,
+          "generation_kwargs": {"until": ["\n\n"], "do_sample": False, "temperature": 0, "max_gen_toks": 64},
+          "gen_kwargs_cli": "temperature=0.7,do_sample=True,top_k=5", "doc_to_text": "Q: {{q}}",
+          "system_instruction": None, "num_fewshot": 0, "lm_eval_version": "0.4.9"}
+    e = settings_check.effective(st)
+    assert e == {"task": "t", "max_tokens": 64, "stop": ["\n\n"], "do_sample": True, "temperature": 0.7, "top_k": 5,
+                 "prompt_template": "Q: {{q}}", "fewshot": 0, "lm_eval_version": "0.4.9"}
+
+
+@pytest.mark.parametrize("a,b,same", [(0, 0.0, True), ("0", 0, True), (0.7, "0.70", True), (True, "true", False),
+                                      (["a", "b"], ("a", "b"), True), (["a"], ["b"], False),
+                                      ({"x": 1, "y": 2}, {"y": 2, "x": 1}, True), ("chat", "completions", False)])
+def test_value_normalisation(a, b, same):
+    assert (settings_check._norm(a) == settings_check._norm(b)) is same
+
+
+def test_declared_names_cover_aliases_groups_and_implied_keys():
+    cov, unknown = settings_check.covered(["doc_to_text", "sampling", "Model", "colour"])
+    assert {"prompt_template", "task", "task_hash"} <= cov  # a prompt variant is its own lm-eval task
+    assert {"temperature", "top_p", "seed", "do_sample"} <= cov
+    assert {"model", "model_args", "model_name", "model_file"} <= cov
+    assert "system_prompt" not in cov and "max_tokens" not in cov
+    assert unknown == ["colour"]
+
+
+# --- fixtures through verify ------------------------------------------------------------------------------------
+
+def test_fixture_fires_undeclared_sampling_and_harness():
+    out = verify(load_claim(CLAIMS / "settings_fires.yaml"))
+    assert out.report.verdict == "fragile"
+    assert codes(out) == {"undeclared_difference", "side_by_side"}
+    diffs = {f.statistic["setting"]: f for f in findings(out, "undeclared_difference")}
+    assert set(diffs) == {"temperature", "do_sample", "lm_eval_version"}
+    assert all(f.severity == "critical" and f.impact == "fragile" for f in diffs.values())
+    assert diffs["temperature"].rows == [{"budget": 64, "setting": "temperature", "group": "sampling", "baseline": 0,
+                                          "treatment": 0.7}]
+    (table,) = findings(out, "side_by_side")
+    status = {r["setting"]: r["status"] for r in table.rows}
+    assert status["model_args"] == status["model_name"] == "differs (declared)"
+    assert status["stop"] == status["max_tokens"] == status["prompt_template"] == "same"
+
+
+def test_fixture_passes_matched():
+    out = verify(load_claim(CLAIMS / "settings_passes.yaml"))
+    assert out.report.verdict == "supported"
+    assert codes(out) == {"matched"}
+    (f,) = findings(out, "matched")
+    assert f.outcome == "pass" and "2 declared change(s)" in f.title
+    assert {r["status"] for r in f.rows} == {"same", "differs (declared)"}
+
+
+# --- synthetic lm-eval runs -------------------------------------------------------------------------------------
+
+def _lmeval_claim(tmp_path, task_b="add", task_t="add", version=(1.0, 1.0), changes=None):
+    texts = [str(i) for i in range(40)]
+    write_lmeval_run(tmp_path / "b", task_b, 16, texts, {"strict-match": [i % 2 for i in range(40)]}, "B",
+                     version=version[0])
+    write_lmeval_run(tmp_path / "t", task_t, 16, texts, {"strict-match": [1] * 40}, "T", version=version[1])
+    c = {"claim": {"title": "t", "settings": {"max_tokens": 16}},
+         "samples": {"format": "lm-eval", "baseline": {16: "b/samples_*.jsonl"}, "treatment": {16: "t/samples_*.jsonl"}}}
+    if changes is not None:
+        c["claim"]["treatment_changes"] = changes
+    p = tmp_path / "c.yaml"
+    p.write_text(json.dumps(c))
+    return load_claim(p)
+
+
+def test_undeclared_prompt_difference_without_declarations_does_not_move_the_verdict(tmp_path):
+    out = verify(_lmeval_claim(tmp_path, task_t="add_verify"))
+    (f,) = findings(out, "undeclared_difference")
+    assert f.statistic["setting"] == "task" and f.severity == "major" and f.impact == "none"
+    assert "treatment_changes" in f.detail
+    assert out.report.verdict == "supported"
+
+
+def test_undeclared_prompt_difference_is_fragile_when_something_else_is_declared(tmp_path):
+    out = verify(_lmeval_claim(tmp_path, task_t="add_verify", changes=["model"]))
+    (f,) = findings(out, "undeclared_difference")
+    assert f.statistic["setting"] == "task" and f.impact == "fragile"
+    assert "declared_change_absent" in codes(out)  # the declared model change is not in the logs
+    assert out.report.verdict == "fragile"
+
+
+def test_declared_prompt_template_covers_the_task_name(tmp_path):
+    out = verify(_lmeval_claim(tmp_path, task_t="add_verify", changes=["prompt_template"]))
+    assert "undeclared_difference" not in codes(out)
+    status = {r["setting"]: r["status"] for r in findings(out, "matched")[0].rows}
+    assert status["task"] == "differs (declared)"
+
+
+def test_scoring_keys_are_left_to_the_scoring_check(tmp_path):
+    out = verify(_lmeval_claim(tmp_path, version=(1.0, 2.0), changes=["model"]))
+    assert "arms_scored_differently" in codes(out, "scoring")
+    assert "undeclared_difference" not in codes(out)
+    rows = findings(out, "matched")[0].rows
+    assert [r["status"] for r in rows if r["setting"] == "task_version"] == ["differs (see the scoring check)"]
+
+
+def test_unknown_declared_change_is_reported(tmp_path):
+    out = verify(_lmeval_claim(tmp_path, changes=["colour"]))
+    (f,) = findings(out, "unknown_declared_change")
+    assert f.outcome == "info" and "colour" in f.title
+
+
+def test_jsonl_logs_record_no_settings_and_get_nothing(claim_dir):
+    p = claim_dir(jsonl_claim([16], 16), {"logs/base_16.jsonl": arm_rows([0, 1] * 10),
+                                          "logs/treat_16.jsonl": arm_rows([1] * 20)})
+    out = verify(load_claim(p))
+    assert "settings" in out.report.checks_run and not codes(out)
+
+
+def test_counts_only_claim_skips_the_check(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(json.dumps({"claim": {"title": "t", "reported": {"baseline": {"passes": 4, "n": 89},
+                                                                   "treatment": {"passes": 6, "n": 89}}}}))
+    out = verify(load_claim(p))
+    assert "settings" not in out.report.checks_run and not codes(out)
+
+
+# --- live-mode records: settings per budget and the sweep check ---------------------------------------------------
+
+def _live_records(settings: dict, run: dict):
+    rows = []
+    for arm in ("baseline", "treatment"):
+        for b in (4, 12):
+            for i in range(20):
+                ok = (i % 2 == 0) if arm == "baseline" else (i % 4 != 3)
+                rows.append({"arm": arm, "item_id": f"i{i:02d}", "variant": "default", "budget": b, "scoring": "exact",
+                             "score": float(ok), "text": "7" if ok else "8", "target": "7",
+                             "finish_reason": "stop", "completion_tokens": 1})
+    return build_records([pd.DataFrame(rows)], [Source("baseline", 4, "live", "0" * 64, 20)], settings, run=run)
+
+
+def _live_settings(**treat) -> dict:
+    def one(b, **kw):
+        return {"mode": "live", "endpoint": "embedded", "replicas": [], "model": "gemma-3-270m", "api": "completions",
+                "max_tokens": b, "temperature": 0.0, "top_p": 1.0, "seed": 0, "stop": ["\n"],
+                "prompt_template": "Q: {{ question }}\nA:", "system_prompt": None,
+                "budget_source": "generated" if b == 12 else "derived from the 12-token run",
+                "llama_cpp_python": "0.3.16", "model_file": "gemma-3-270m-it-Q4_K_M.gguf sha256:abc", **kw}
+    return {"baseline": {b: one(b) for b in (4, 12)}, "treatment": {b: one(b, **treat) for b in (4, 12)}}
+
+
+def _claim(tmp_path, changes):
+    return Claim.model_validate({"claim": {"title": "live", "settings": {"max_tokens": 4, "scoring": "exact"},
+                                           "treatment_changes": changes},
+                                 "options": {"resamples": 200}}).model_copy(update={"path": tmp_path / "c.yaml"})
+
+
+def test_live_sweep_mismatch_is_flagged_with_items(tmp_path):
+    run = {"baseline": {"requests": 20, "sweep_checked": 2, "sweep_mismatches": [
+               {"budget": 4, "item_id": "i03", "derived": "The answ", "real": "The ans"}]},
+           "treatment": {"requests": 20, "sweep_checked": 2, "sweep_mismatches": []}}
+    settings = _live_settings(prompt_template="Q: {{ question }} Check it.\nA:")
+    out = verify(_claim(tmp_path, ["prompt_template"]), records=_live_records(settings, run))
+    (f,) = findings(out, "sweep_mismatch")
+    assert f.severity == "major" and f.impact == "none" and f.outcome == "flag"
+    assert f.statistic == {"arm": "baseline", "budgets": [4], "mismatches": 1, "checked": 2}
+    assert f.evidence == [{"item_id": "i03", "budget": 4, "derived_output": "The answ", "real_output": "The ans",
+                           "reason": None}]
+    assert "matched" in codes(out)  # endpoint and budget_source are bookkeeping, not settings
+
+
+def test_live_undeclared_temperature_at_every_budget(tmp_path):
+    settings = _live_settings(temperature=0.8, api="chat")
+    out = verify(_claim(tmp_path, ["prompt_template"]), records=_live_records(settings, {}))
+    diffs = {f.statistic["setting"]: f for f in findings(out, "undeclared_difference")}
+    assert set(diffs) == {"temperature", "api"}
+    assert diffs["temperature"].severity == "critical" and diffs["temperature"].statistic["budgets"] == [4, 12]
+    assert diffs["api"].severity == "major" and diffs["api"].impact == "fragile"
+    assert "declared_change_absent" in codes(out)  # prompt_template declared but identical
+    assert [f.code for f in out.findings if f.check == "settings"][:2] == ["undeclared_difference"] * 2
+    assert findings(out, "undeclared_difference")[0].statistic["setting"] == "temperature"  # critical first
