@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/audit verify fixtures/claims/truncation.yaml --out out/demo; \
+	$(VENV)/bin/audit verify fixtures/claims/demo.yaml --out out/demo; \
 	  code=$$?; echo "report: $$(pwd)/out/demo/report.html (audit exit code $$code)"; test $$code -le 1
 
 test: $(STAMP)

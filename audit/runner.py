@@ -779,11 +779,19 @@ def truncate_to_tokens(gen: Generation, budget: int, endpoint: Endpoint, *,
             f"cannot cut a generation to {budget} tokens: no token strings were recorded (logprobs not asked) "
             f"and {public_url(endpoint.url)} offers no tokenizer route\n"
             "    fix: request logprobs, or run this budget separately")
-    if n_full is not None and len(ids) != n_full:
+    # A generation that ended on a stop sequence counts the stop sequence's tokens, which its text omits.
+    stopped = gen.finish_reason == "stop"
+    if n_full is not None and (len(ids) > n_full if stopped else len(ids) != n_full):
         raise TruncationError(
             f"cannot cut a generation to {budget} tokens exactly: re-tokenizing its text gives {len(ids)} tokens, "
             f"the server generated {n_full}\n    fix: request logprobs, or run this budget separately")
     if len(ids) <= budget:
+        if n_full is not None and budget < n_full:
+            # The budget ends inside the stop sequence: the shorter run would stop by length, perhaps with part of
+            # the stop sequence in its text. Not derivable exactly.
+            raise TruncationError(
+                f"cannot cut a generation to {budget} tokens: the budget ends inside its stop sequence\n"
+                "    fix: run this budget separately")
         return gen if n_full is not None else replace(gen, completion_tokens=len(ids))
     full = detokenize(endpoint, ids)
     cut = detokenize(endpoint, ids[:budget])
