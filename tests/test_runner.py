@@ -461,6 +461,17 @@ def test_truncate_uses_the_server_tokenizer_when_no_tokens_were_recorded(serve):
     assert cut.text == "hello" and cut.completion_tokens == 5 and cut.truncated_from == 11
 
 
+def test_truncate_a_stopped_generation_whose_count_includes_the_stop_sequence(serve):
+    """Servers count the stop sequence's tokens in completion_tokens; the text omits them."""
+    e = ep(serve(tokenizer=True).url)
+    cut = truncate_to_tokens(_gen("hello world", 12, finish="stop"), 5, e)  # 11 text tokens + 1 stop token
+    assert cut.text == "hello" and cut.finish_reason == "length" and cut.completion_tokens == 5
+    with pytest.raises(TruncationError, match="inside its stop sequence"):
+        truncate_to_tokens(_gen("hello world", 13, finish="stop"), 12, e)  # budget 12 ends in the stop sequence
+    with pytest.raises(TruncationError, match="re-tokenizing"):
+        truncate_to_tokens(_gen("hello world", 10, finish="stop"), 5, e)  # fewer tokens than the text: not exact
+
+
 def test_truncate_refuses_when_it_cannot_be_exact(serve):
     srv = serve(tokenizer=True)
     with pytest.raises(TruncationError, match="re-tokenizing"):
