@@ -14,7 +14,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from audit.errors import InputError, Problem
-from audit.scorer_specs import scorer_spec
+from audit.scorer_specs import Regex, scorer_spec
 
 Test = Literal["fisher", "mcnemar", "bootstrap", "ttest", "ztest", "chi2", "boschloo", "wilcoxon", "unknown"]
 
@@ -180,22 +180,11 @@ class Probes(_Strict):
 class RegexScorer(_Strict):
     """A scorer defined in the claim: extract with a regex (like lm-eval's regex filter), compare with the target."""
 
-    regex: str = Field(description="Python regular expression; the group below is the extracted answer")
+    regex: Regex = Field(description="Python regular expression; the group below is the extracted answer")
     group: int = Field(1, ge=0)
     select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
     compare: Literal["exact", "numeric"] = Field("exact", description="numeric: 12 == 12.0 == 1,2 is not; exact: normalised text")
     ignore_case: bool = False
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        import re
-
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return v
 
 
 class Arm(_Strict):

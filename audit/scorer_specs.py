@@ -16,9 +16,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from audit.scoring import SCORERS
+
+
+def _compiles(v: str) -> str:
+    try:
+        re.compile(v)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return v
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
 
 Continuity = Literal["discontinuous", "continuous"]
 
@@ -31,20 +42,11 @@ class ExtractScorer(_Strict):
     """Extract the answer with a regex, then score it with a built-in scorer (e.g. a continuous one)."""
 
     kind: Literal["extract"]
-    regex: str = Field(description="Python regular expression; the group below is the extracted answer")
+    regex: Regex = Field(description="Python regular expression; the group below is the extracted answer")
     group: int = Field(1, ge=0)
     select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
     ignore_case: bool = False
     compare: str = Field(description=f"a built-in scorer applied to (extracted answer, target): {', '.join(SCORERS)}")
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return v
 
     @field_validator("compare")
     @classmethod
