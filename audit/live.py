@@ -21,6 +21,7 @@ import pandas as pd
 
 from audit.claim import Claim
 from audit.errors import InputError, Problem
+from audit.jsonlines import json_objects
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
 
 ProgressFactory = Callable[[str, int], Callable[[int, int], None]]
@@ -64,32 +65,23 @@ def load_items(path: Path, id_field: str, limit: int | None = None) -> list[Item
     items: list[Item] = []
     seen: dict[str, int] = {}
     try:
-        fh = open(path, encoding="utf-8")
+        objects = list(json_objects(path, problems, example=f'{{"{id_field}": "q1", "question": "..."}}'))
     except OSError as exc:
         raise InputError([Problem(f"cannot read dataset: {exc.strerror}", file=str(path))]) from None
-    with fh:
-        for i, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                problems.append(Problem(f"not valid JSON ({exc.msg})", file=str(path), line=i,
-                                        fix="one JSON object per line"))
-                continue
-            if not isinstance(row, dict) or id_field not in row:
-                problems.append(Problem(f"row has no {id_field!r} field", file=str(path), line=i,
-                                        fix="add an id to every row, or set task.id_field"))
-                continue
-            rid = str(row[id_field])
-            if rid in seen:
-                problems.append(Problem(f"id {rid!r} repeats line {seen[rid]}", file=str(path), line=i,
-                                        fix="item ids must be unique"))
-                continue
-            seen[rid] = i
-            items.append(Item(rid, row, i))
-            if limit and len(items) >= limit:
-                break
+    for i, row in objects:
+        if id_field not in row:
+            problems.append(Problem(f"row has no {id_field!r} field", file=str(path), line=i,
+                                    fix="add an id to every row, or set task.id_field"))
+            continue
+        rid = str(row[id_field])
+        if rid in seen:
+            problems.append(Problem(f"id {rid!r} repeats line {seen[rid]}", file=str(path), line=i,
+                                    fix="item ids must be unique"))
+            continue
+        seen[rid] = i
+        items.append(Item(rid, row, i))
+        if limit and len(items) >= limit:
+            break
     if problems:
         raise InputError(problems[:20])
     if not items:

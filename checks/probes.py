@@ -21,7 +21,6 @@ above chance is reported (major, no verdict impact). A claim without ``probes:``
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from audit import stats
 from audit.checks._common import Context
 from audit.errors import InputError, Problem
 from audit.findings import Finding
+from audit.jsonlines import json_objects
 
 NAME = "probes"
 _MAX_PROBLEMS = 20
@@ -101,25 +101,7 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
                 for row in reader:
                     raw.append((reader.line_num, row))
         else:
-            with open(path, encoding="utf-8") as fh:
-                lines = fh.readlines()
-            for i, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    problems.append(Problem(f"not valid JSON ({exc.msg} at column {exc.colno})", file=file, line=i,
-                                            fix="one JSON object per line"))
-                    if len(problems) >= _MAX_PROBLEMS:
-                        break
-                    continue
-                if not isinstance(d, dict):
-                    problems.append(Problem("line is not a JSON object", file=file, line=i,
-                                            fix="one JSON object per line, e.g. {\"id\": \"q1\", \"score\": 0.7, "
-                                                "\"label\": 1}"))
-                    continue
-                raw.append((i, d))
+            raw.extend(json_objects(path, problems, example='{"id": "q1", "score": 0.7, "label": 1}'))
     except UnicodeDecodeError:
         return None, [Problem("the file is not UTF-8 text", file=file, fix="save the probe file as UTF-8")]
     except OSError as exc:

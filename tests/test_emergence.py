@@ -120,7 +120,6 @@ def _rows(outputs, targets, sim=None):
 def test_classification_precedence(tmp_path, monkeypatch):
     import audit.scoring
 
-    targets = ["1234"] * 6
     base = [{"id": f"q{i}", "output": o, "target": "1234", "scores": {"sim": s, "em01": float(o == "1234")}}
             for i, (o, s) in enumerate(zip(["1234", "1230", "0000", "1234", "1200", "1234"], [1, .75, 0, 1, .5, 1]))]
     claim = _claim(tmp_path, base, base, ["exact", "sim", "em01", "contains"])

@@ -9,7 +9,7 @@ from audit.claim import load_claim
 from audit.cli import main
 from audit.errors import InputError
 from audit.importers import load_records
-from conftest import arm_rows, jsonl_claim, write_jsonl, write_lmeval_run
+from conftest import arm_rows, jsonl_claim, write_lmeval_run
 
 TEXTS = ["1", "the answer is 2", "x", "5"]
 

@@ -1,7 +1,6 @@
 """OOD prompt variants: replayed variants (fixture claims), the two multiplicity questions, a live run."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import yaml

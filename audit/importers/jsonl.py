@@ -13,14 +13,12 @@ One JSON object per line::
 from __future__ import annotations
 
 import hashlib
-import json
-
-import orjson
 from pathlib import Path
 
 import pandas as pd
 
 from audit.errors import Problem
+from audit.jsonlines import json_objects
 
 REQUIRED = ("id", "output")
 KNOWN = {"id", "prompt", "output", "target", "finish_reason", "completion_tokens", "scores", "doc"}
@@ -31,25 +29,7 @@ def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default
     problems: list[Problem] = []
     rows = []
     file = str(path)
-    with open(path, encoding="utf-8") as fh:
-        lines = fh.readlines()
-    for i, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            d = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            end = i == len(lines) and not raw.endswith("\n")
-            problems.append(Problem(
-                f"not valid JSON ({exc.msg} at column {exc.colno})", file=file, line=i,
-                fix="the file ends mid-line (interrupted run?): remove the partial last line" if end
-                else "each line must be one JSON object"))
-            if len(problems) >= 20:
-                break
-            continue
-        if not isinstance(d, dict):
-            problems.append(Problem("line is not a JSON object", file=file, line=i))
-            continue
+    for i, d in json_objects(path, problems, example='{"id": "q1", "output": "12", "target": "12"}'):
         missing = [k for k in REQUIRED if k not in d]
         if missing:
             problems.append(Problem(f"missing required key(s) {missing}", file=file, line=i,

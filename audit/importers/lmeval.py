@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-
-import orjson
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from audit.errors import InputError, Problem
+from audit.jsonlines import json_objects
 
 _SAMPLES = re.compile(r"^samples_(?P<task>.+?)_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-\.]+)\.jsonl$")
 
@@ -121,27 +120,11 @@ def read_samples(path: Path, arm: str, budget: int | None, metric: str, filter_o
     seen_per_doc: dict[Any, int] = {}
     file = str(path)
     try:
-        fh = open(path, encoding="utf-8")
+        objects = list(json_objects(path, problems))
     except OSError as exc:
         return pd.DataFrame(), [Problem(f"cannot open samples file: {exc.strerror}", file=file)]
-    with fh:
-        lines = fh.readlines()
-    last = len(lines)
-    for i, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            d = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            hint = ("the file ends mid-line: the run was probably interrupted; re-run lm-eval for this task or delete "
-                    "the partial last line" if i == last and not raw.endswith("\n")
-                    else "each line must be one JSON object; the file may be damaged or not an lm-eval samples log")
-            problems.append(Problem(f"not valid JSON ({exc.msg} at column {exc.colno})", file=file, line=i, fix=hint))
-            if len(problems) >= 20:
-                problems.append(Problem("stopping after 20 problems in this file", file=file))
-                break
-            continue
-        if not isinstance(d, dict) or "doc_id" not in d:
+    for i, d in objects:
+        if "doc_id" not in d:
             problems.append(Problem("line is not an lm-eval sample (no 'doc_id')", file=file, line=i,
                                     fix="samples.format: lm-eval expects --log_samples output; use format: jsonl for other logs"))
             continue
