@@ -264,3 +264,25 @@ def test_large_report_opens(page, tmp_path):
     assert "2,000 of 20,000 items are embedded" in page.eval("document.getElementById('items-count').textContent")
     page.eval("document.getElementById('pg-next').click()")
     assert page.eval("document.getElementById('pg-info').textContent").startswith("items 26–50 of 2000")
+
+
+@pytest.mark.live
+def test_demo_report_in_the_browser(page, tmp_path):
+    """The demo claim (fixtures/claims/demo.yaml), live on the embedded model with its first 12 items."""
+    from audit.cache import GenerationCache
+    from audit.claim import load_claim
+    from audit.verify import verify
+    from conftest import FIXTURES, require_live
+
+    require_live()
+    claim = load_claim(FIXTURES / "claims/demo.yaml")
+    claim = claim.model_copy(update={"task": claim.task.model_copy(update={"limit": 12})})
+    outcome = verify(claim, cache=GenerationCache(tmp_path / "cache.sqlite"), command="audit verify demo.yaml")
+    page.load(_write(tmp_path, outcome))
+    assert page.errors == [] and page.dialogs == []
+    w, h = page.eval(SIZE % "forest-plot")
+    assert w > 200 and h > 100
+    w, h = page.eval(SIZE % "item-list")
+    assert w > 200 and h > 100
+    assert page.eval("document.querySelectorAll('#item-list .item').length") == 12
+    page.screenshot("report-demo.png")

@@ -55,3 +55,24 @@ def test_inconsistent_numbers_claim(tmp_path):
 def test_every_fixture_claim_validates(claim):
     res = CliRunner().invoke(main, ["validate", str(FIXTURES / "claims" / claim)])
     assert res.exit_code == 0, res.output
+
+
+REPLAY_CLAIMS = sorted(p.name for p in (FIXTURES / "claims").glob("*.yaml") if p.name != "demo.yaml")
+
+
+@pytest.mark.parametrize("claim", REPLAY_CLAIMS)
+def test_every_fixture_report_renders(claim, tmp_path):
+    """report.html of every replayable fixture claim: the verdict banner, one card per finding, CIs shown."""
+    import html5lib
+
+    res, report = run(claim, tmp_path)
+    assert res.exit_code in (0, 1), res.output
+    doc = html5lib.parse((tmp_path / "out/report.html").read_text(), namespaceHTMLElements=False)
+    banner = doc.find(".//*[@id='verdict']")
+    assert banner is not None and banner.get("data-verdict") == report["verdict"]
+    cards = [e for e in doc.iter() if "finding" in (e.get("class") or "").split() and e.get("data-check")]
+    assert len(cards) == len(report["findings"])
+    text = "".join(doc.find(".//body").itertext())
+    for cell in report["cells"]:
+        if cell["ci_low"] is not None:
+            assert f"{cell['ci_low']:+.3f}" in text
