@@ -76,3 +76,16 @@ def test_every_fixture_report_renders(claim, tmp_path):
     for cell in report["cells"]:
         if cell["ci_low"] is not None:
             assert f"{cell['ci_low']:+.3f}" in text
+
+
+@pytest.mark.parametrize("claim,verdict,code", [
+    ("scoring_fires.yaml", "fragile", "sign_change"),
+    ("scoring_passes.yaml", "supported", "holds"),
+    ("truncation_passes.yaml", "supported", "holds_at_budget"),
+    ("reported_passes.yaml", "supported", "reproduced"),
+])
+def test_fires_and_passes(claim, verdict, code, tmp_path):
+    res, report = run(claim, tmp_path)
+    assert report["verdict"] == verdict, report["verdict_reason"]
+    assert res.exit_code == (0 if verdict == "supported" else 1)
+    assert code in {f["code"] for f in report["findings"]}
