@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,live]"
+	$(PY) -m pip install -q -e ".[test,live,lmeval]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)

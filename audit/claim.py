@@ -197,6 +197,7 @@ class Arm(_Strict):
     api_key_env: str | None = Field(None, description="NAME of the environment variable holding the API key")
     system_prompt: str | None = Field(None, description="chat only: the system message")
     prompt: str | None = Field(None, description="jinja2 template overriding task.prompt for this arm")
+    lm_eval_task: str | None = Field(None, description="with task.lm_eval: this arm's lm-eval task (its prompt variant)")
     max_concurrency: int = Field(4, ge=1, description="concurrent requests per base URL")
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(4, ge=0)
@@ -207,12 +208,30 @@ class Arm(_Strict):
                                 "started with --n_batch 1 exactly (batching changes the float rounding)")
 
 
-class Task(_Strict):
-    """Live mode: the items, the prompt and the target."""
+class LmEvalTask(_Strict):
+    """Prompts, targets, stop sequences and regex filters taken from an lm-eval task YAML (lm-eval's own loader)."""
 
-    dataset: str = Field(description="JSONL file of items (relative to the claim), one object per line")
+    task: str = Field(description="the task name (arms.<arm>.lm_eval_task overrides it per arm)")
+    include_path: str | None = Field(None, description="folder of task YAMLs, relative to the claim")
+    data_root: str = Field(".", description="folder the task YAML's relative data_files resolve against, relative "
+                                            "to the claim (lm-eval itself resolves them against the working directory)")
+
+
+class Task(_Strict):
+    """Live mode: the items, the prompt and the target (or an lm-eval task that supplies them)."""
+
+    dataset: str | None = Field(None, description="JSONL file of items (relative to the claim), one object per line")
     id_field: str = Field("id", description="the key of each row that identifies the item")
-    prompt: str = Field(description="jinja2 template of the prompt (StrictUndefined: a missing field is an error)")
+    prompt: str | None = Field(None, description="jinja2 template of the prompt (StrictUndefined: a missing field is an error)")
+    lm_eval: LmEvalTask | None = Field(None, description="instead of dataset/prompt/target: an lm-eval task")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Task":
+        if self.lm_eval is None and (self.dataset is None or self.prompt is None):
+            raise ValueError("give dataset and prompt, or lm_eval: {task: ..., include_path: ...}")
+        if self.lm_eval is not None and (self.dataset is not None or self.prompt is not None):
+            raise ValueError("give either dataset/prompt or lm_eval, not both")
+        return self
     target: str = Field("{{ answer }}", description="jinja2 template of the reference answer")
     stop: list[str] = Field(default_factory=list, description="stop sequences")
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy; a budget sweep then costs one run")
@@ -482,7 +501,7 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
                                     file=file, line=lines.get(("perturbations", "max_tokens")),
                                     field="claim.settings.max_tokens",
                                     fix=f"add claim.settings.max_tokens: one of {claim.budgets()}"))
-        if check_files:
+        if check_files and claim.task.dataset is not None:
             ds = claim.base_dir / claim.task.dataset
             if not ds.is_file():
                 problems.append(Problem(f"dataset not found: {ds}", file=file, line=lines.get(("task", "dataset")),
@@ -498,7 +517,8 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
                 if tmpl is not None:
                     problems.extend(_template_problems(tmpl, file, lines.get(("arms", arm_name, tmpl_field)),
                                                        f"arms.{arm_name}.{tmpl_field}"))
-        problems.extend(_template_problems(claim.task.prompt, file, lines.get(("task", "prompt")), "task.prompt"))
+        if claim.task.prompt is not None:
+            problems.extend(_template_problems(claim.task.prompt, file, lines.get(("task", "prompt")), "task.prompt"))
         problems.extend(_template_problems(claim.task.target, file, lines.get(("task", "target")), "task.target"))
     if (claim.samples is None and claim.task is None and claim.probes is None and rep.baseline is None
             and rep.treatment is None):

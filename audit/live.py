@@ -45,6 +45,7 @@ class Variant:
     targets: list[str]
     budgets: list[int]
     how: str  # human description, for the report
+    stop: tuple[str, ...] = ()
 
 
 @dataclass
@@ -107,17 +108,56 @@ def _render(claim: Claim, items: list[Item], source: str, override: str | None =
     return prompts, render_all(claim.task.target, rows, "task.target", source, lines)
 
 
-def plan_variants(claim: Claim) -> list[Variant]:
-    """The default variant at every budget, then each OOD variant at the claimed budget."""
+def _from_lm_eval(claim: Claim) -> tuple[Variant, dict, dict]:
+    """The default variant from lm-eval task(s): one task for both arms, or one per arm (its prompt variant)."""
+    from audit.lmeval_task import load_task
+
+    spec = claim.task.lm_eval
+    base = claim.base_dir
+    loaded = {}
+    for arm in ARMS:
+        name = claim.arm(arm).lm_eval_task or spec.task
+        if name not in loaded:
+            loaded[name] = load_task(name, base / spec.include_path if spec.include_path else None,
+                                     base / spec.data_root, claim.task.limit, str(claim.path))
+    per_arm = {arm: loaded[claim.arm(arm).lm_eval_task or spec.task] for arm in ARMS}
+    first = loaded[spec.task] if spec.task in loaded else next(iter(loaded.values()))
+    for arm, t in per_arm.items():
+        if len(t.docs) != len(first.docs) or t.targets != first.targets:
+            raise InputError([Problem(f"lm-eval tasks {first.name!r} and {t.name!r} do not have the same documents "
+                                      "and targets", file=str(claim.path), field=f"arms.{arm}.lm_eval_task",
+                                      fix="the arms' tasks must read the same dataset in the same order")])
+    items = [Item(str(i), d, i + 1) for i, d in enumerate(first.docs)]
+    stop = tuple(claim.task.stop) or tuple(first.until)
+    variant = Variant(DEFAULT_VARIANT, items, f"lm-eval task {first.name}", {a: t.prompts for a, t in per_arm.items()},
+                      first.targets, claim.budgets(), "prompts built by lm-eval from the task YAML", stop)
+    return variant, first.scorers, {arm: t.settings for arm, t in per_arm.items()}
+
+
+def plan_variants(claim: Claim) -> tuple[list[Variant], dict, dict]:
+    """The default variant at every budget, then each OOD variant at the claimed budget; plus the scorers and
+    settings an lm-eval task contributes (empty otherwise)."""
     from audit.perturb import PERTURBATIONS
 
-    items = load_dataset(claim)
-    source = str(claim.base_dir / claim.task.dataset)
-    prompts, targets = _render(claim, items, source)
-    out = [Variant(DEFAULT_VARIANT, items, source, prompts, targets, claim.budgets(), "the task's own prompts")]
+    if claim.task.lm_eval is not None:
+        default, scorers, task_settings = _from_lm_eval(claim)
+        items, source, prompts, targets = default.items, default.source, default.prompts, default.targets
+        out = [default]
+    else:
+        scorers, task_settings = {}, {}
+        items = load_dataset(claim)
+        source = str(claim.base_dir / claim.task.dataset)
+        prompts, targets = _render(claim, items, source)
+        out = [Variant(DEFAULT_VARIANT, items, source, prompts, targets, claim.budgets(), "the task's own prompts",
+                       tuple(claim.task.stop))]
+    stop = out[0].stop
     ood = claim.perturbations.ood
     if ood is None:
-        return out
+        return out, scorers, task_settings
+    if claim.task.lm_eval is not None and ood.sets:
+        raise InputError([Problem("OOD sets need task.dataset/prompt (they are rendered with the task's templates); "
+                                  "with task.lm_eval use built-in perturbations", file=str(claim.path),
+                                  field="perturbations.ood.sets", fix="remove the sets, or describe the task natively")])
     cb = [claim.claimed_budget]
     for s in ood.sets:
         if s.dataset:
@@ -138,13 +178,13 @@ def plan_variants(claim: Claim) -> list[Variant]:
             path, v_items, how = Path(source), items, "the task's items"
         v_prompts, v_targets = _render(claim, v_items, str(path), s.prompt)
         out.append(Variant(s.name, v_items, str(path), v_prompts, v_targets, cb,
-                           how + (" with its own prompt template" if s.prompt else "")))
+                           how + (" with its own prompt template" if s.prompt else ""), stop))
     for name in ood.builtin:
         p = PERTURBATIONS[name]
         v_prompts = {arm: [p.apply(pr, ood.seed, it.id) for pr, it in zip(prompts[arm], items)] for arm in ARMS}
         out.append(Variant(name, items, source, v_prompts, targets, cb,
-                           f"built-in perturbation '{name}' ({p.family}), seed {ood.seed}"))
-    return out
+                           f"built-in perturbation '{name}' ({p.family}), seed {ood.seed}", stop))
+    return out, scorers, task_settings
 
 
 def _endpoint(claim: Claim, arm: str):
@@ -161,7 +201,7 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
     from audit.runner import public_url
 
     task = claim.task
-    variants = plan_variants(claim)
+    variants, task_scorers, task_settings = plan_variants(claim)
     frames, sources, settings, stats = [], [], {}, {}
     for arm in ARMS:
         a = claim.arm(arm)
@@ -193,9 +233,9 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
                 settings[arm][b] = {
                     "mode": "live", "endpoint": label, "replicas": [public_url(r) for r in endpoint.replicas],
                     "model": endpoint.model, "api": endpoint.api, "max_tokens": b, "temperature": task.temperature,
-                    "top_p": task.top_p, "seed": task.seed, "stop": list(task.stop),
+                    "top_p": task.top_p, "seed": task.seed, "stop": list(v.stop),
                     "prompt_template": a.prompt or task.prompt, "system_prompt": a.system_prompt,
-                    "budget_source": how[b], **_versions(endpoint),
+                    "budget_source": how[b], **task_settings.get(arm, {}), **_versions(endpoint),
                 }
     run = {arm: {"requests": s.requests, "cached": s.cached, "completion_tokens_generated": s.completion_tokens,
                  "derived": s.derived, "sweep_checked": s.sweep_checked, "sweep_mismatches": s.sweep_mismatches,
@@ -205,8 +245,9 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
     from audit.importers import apply_scorings
 
     table["extracted"] = None
-    table, probs = apply_scorings(table.assign(scores=[{}] * len(table)), claim.scorings() or ["exact"], "jsonl",
-                                  str(claim.path), claim.scorers)
+    table, probs = apply_scorings(table.assign(scores=[{}] * len(table)),
+                                  claim.scorings() or list(task_scorers) or ["exact"], "jsonl", str(claim.path),
+                                  {**task_scorers, **claim.scorers})
     if probs:
         raise InputError(probs)
     where = {(arm, v.name, b): f"live run of {arm} ({v.name})" for arm in ARMS for v in variants for b in v.budgets}
@@ -224,7 +265,7 @@ def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache,
         idx = range(len(v.items)) if subset is None else subset
         return [GenerationRequest(item_id=v.items[i].id, prompt=v.prompts[arm][i], system_prompt=a.system_prompt,
                                   max_tokens=budget, temperature=task.temperature, top_p=task.top_p,
-                                  stop=tuple(task.stop), seed=task.seed, logprobs=logprobs) for i in idx]
+                                  stop=v.stop, seed=task.seed, logprobs=logprobs) for i in idx]
 
     def generate(reqs: list, label: str) -> list:
         cb = progress(label, len(reqs)) if progress else None
