@@ -63,11 +63,6 @@ class Paired:
         vals = np.concatenate([self.baseline, self.treatment])
         return bool(np.all((vals == 0) | (vals == 1)))
 
-    def swapped(self) -> "Paired":
-        f = self.frame.rename(columns={c: c[:-2] + ("_t" if c.endswith("_b") else "_b") for c in self.frame.columns
-                                       if c.endswith(("_b", "_t"))})
-        return Paired(self.variant, self.budget, self.scoring, f[self.frame.columns])
-
 
 @dataclass(frozen=True)
 class Records:
