@@ -432,3 +432,26 @@ def test_renders_from_report_json_alone(rendered):
     doc = parse(render_html(report))  # no Records: no item browser or length plot, everything else
     assert by_id(doc, "items") is None and by_id(doc, "lengths") is None
     assert by_id(doc, "forest") is not None and by_id(doc, "truncation-rates") is not None
+
+
+def test_golden_snapshot_of_the_truncation_fixture():
+    """The committed truncation fixture claim (real lm-eval logs), rendered: report.html and summary.md."""
+    from audit.claim import load_claim
+    from audit.verify import verify
+    from conftest import REPO
+
+    outcome = verify(load_claim(REPO / "fixtures/claims/truncation.yaml"), command="audit verify truncation.yaml")
+    report = outcome.report.model_copy(update={
+        "created": "2000-01-01T00:00:00+00:00", "audit_version": "0.0.0", "environment": {"python": "3.x"},
+        "findings": [f.model_copy(update={"provenance": {**f.provenance, "audit_version": "0.0.0"}})
+                     for f in outcome.report.findings]})
+    got = {"report.html": _normalise(render_html(report, outcome.records), REPO),
+           "summary.md": render_summary(report).replace(str(REPO), "<tmp>")}
+    for name, content in got.items():
+        path = GOLDEN / f"truncation_{name}"
+        if UPDATE or not path.exists():
+            if not UPDATE and os.environ.get("CI"):
+                pytest.fail(f"golden file {path} is missing; run AUDIT_UPDATE_GOLDEN=1 pytest {__file__}")
+            path.write_text(content, encoding="utf-8")
+        assert content == path.read_text(encoding="utf-8"), (
+            f"{name} differs from {path}; if the change is intended, regenerate with AUDIT_UPDATE_GOLDEN=1")
