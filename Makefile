@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench fixtures clean
+.PHONY: demo test bench bench-live fixtures clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/replay_100k.py
+
+bench-live: $(STAMP)
+	$(PY) benchmarks/live_sweep.py
+	$(PY) benchmarks/live_throughput.py
+	$(PY) benchmarks/cached_demo.py
 
 fixtures: $(STAMP)
 	$(PY) -m pip install -q -e ".[live,lmeval]"

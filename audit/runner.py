@@ -787,8 +787,13 @@ def truncate_to_tokens(gen: Generation, budget: int, endpoint: Endpoint, *,
             f"the server generated {n_full}\n    fix: request logprobs, or run this budget separately")
     if len(ids) <= budget:
         if n_full is not None and budget < n_full:
-            # The budget ends inside the stop sequence: the shorter run would stop by length, perhaps with part of
-            # the stop sequence in its text. Not derivable exactly.
+            # The text is exactly ``budget`` tokens and the stop sequence followed as whole tokens: the shorter run
+            # generated the same text and stopped by length.
+            if stopped and len(ids) == budget and request is not None and any(
+                    (t := tokenize(endpoint, gen.text + stop)) is not None and len(t) == n_full for stop in request.stop):
+                return replace(gen, finish_reason="length", completion_tokens=budget, truncated_from=n_full)
+            # Otherwise the budget ends inside the stop sequence: the shorter run would stop by length, perhaps
+            # with part of the stop sequence in its text. Not derivable exactly.
             raise TruncationError(
                 f"cannot cut a generation to {budget} tokens: the budget ends inside its stop sequence\n"
                 "    fix: run this budget separately")

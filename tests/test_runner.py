@@ -468,6 +468,13 @@ def test_truncate_a_stopped_generation_whose_count_includes_the_stop_sequence(se
     assert cut.text == "hello" and cut.finish_reason == "length" and cut.completion_tokens == 5
     with pytest.raises(TruncationError, match="inside its stop sequence"):
         truncate_to_tokens(_gen("hello world", 13, finish="stop"), 12, e)  # budget 12 ends in the stop sequence
+    # Text of exactly `budget` tokens, then a one-token stop sequence: the shorter run is the same text, cut by length.
+    exact = truncate_to_tokens(_gen("hello world", 12, finish="stop"), 11, e,
+                               request=GenerationRequest("a", "p", stop=("\n",)))
+    assert exact.text == "hello world" and exact.finish_reason == "length" and exact.completion_tokens == 11
+    with pytest.raises(TruncationError, match="inside its stop sequence"):  # a two-token stop would not fit
+        truncate_to_tokens(_gen("hello world", 13, finish="stop"), 11, e,
+                           request=GenerationRequest("a", "p", stop=("\n",)))
     with pytest.raises(TruncationError, match="re-tokenizing"):
         truncate_to_tokens(_gen("hello world", 10, finish="stop"), 5, e)  # fewer tokens than the text: not exact
 
