@@ -22,7 +22,7 @@ def json_objects(path: str | Path, problems: list[Problem], example: str = "") -
         lines = fh.readlines()
     bad = 0
     for i, raw in enumerate(lines, start=1):
-        if not raw.strip():
+        if raw.isspace():  # blank line (isspace does not copy the line, strip would)
             continue
         try:
             d = orjson.loads(raw)
