@@ -291,17 +291,18 @@ def _normalise(html: str, root: Path) -> str:
     return re.sub(r"<svg id=\"([\w-]+)\".*?</svg>", r'<svg id="\1"><!-- plot --></svg>', html, flags=re.S)
 
 
-def test_golden_snapshot(tmp_path):
-    outcome = audit(fragile_claim(tmp_path, n=12))
-    report = outcome.report.model_copy(update={
-        "created": "2000-01-01T00:00:00+00:00", "audit_version": "0.0.0", "environment": {"python": "3.x"},
-        "command": "audit verify claim.yaml --out out",
-        "findings": [f.model_copy(update={"provenance": {**f.provenance, "audit_version": "0.0.0"}})
-                     for f in outcome.report.findings]})
-    got = {"report.html": _normalise(render_html(report, outcome.records), tmp_path),
-           "summary.md": render_summary(report).replace(str(tmp_path), "<tmp>")}
+def _assert_golden(prefix: str, outcome, root: Path, command: str | None = None) -> None:
+    """Compare report.html and summary.md (timestamps, versions and ``root`` normalised) with tests/data/golden."""
+    update = {"created": "2000-01-01T00:00:00+00:00", "audit_version": "0.0.0", "environment": {"python": "3.x"},
+              "findings": [f.model_copy(update={"provenance": {**f.provenance, "audit_version": "0.0.0"}})
+                           for f in outcome.report.findings]}
+    if command is not None:
+        update["command"] = command
+    report = outcome.report.model_copy(update=update)
+    got = {"report.html": _normalise(render_html(report, outcome.records), root),
+           "summary.md": render_summary(report).replace(str(root), "<tmp>")}
     for name, content in got.items():
-        path = GOLDEN / f"fragile_{name}"
+        path = GOLDEN / f"{prefix}_{name}"
         if UPDATE or not path.exists():
             if not UPDATE and os.environ.get("CI"):
                 pytest.fail(f"golden file {path} is missing; run AUDIT_UPDATE_GOLDEN=1 pytest {__file__}")
@@ -310,6 +311,10 @@ def test_golden_snapshot(tmp_path):
         expected = path.read_text(encoding="utf-8")
         assert content == expected, (f"{name} differs from {path}; if the change is intended, regenerate with "
                                      "AUDIT_UPDATE_GOLDEN=1 pytest tests/test_reports.py")
+
+
+def test_golden_snapshot(tmp_path):
+    _assert_golden("fragile", audit(fragile_claim(tmp_path, n=12)), tmp_path, "audit verify claim.yaml --out out")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -441,17 +446,4 @@ def test_golden_snapshot_of_the_truncation_fixture():
     from conftest import REPO
 
     outcome = verify(load_claim(REPO / "fixtures/claims/truncation.yaml"), command="audit verify truncation.yaml")
-    report = outcome.report.model_copy(update={
-        "created": "2000-01-01T00:00:00+00:00", "audit_version": "0.0.0", "environment": {"python": "3.x"},
-        "findings": [f.model_copy(update={"provenance": {**f.provenance, "audit_version": "0.0.0"}})
-                     for f in outcome.report.findings]})
-    got = {"report.html": _normalise(render_html(report, outcome.records), REPO),
-           "summary.md": render_summary(report).replace(str(REPO), "<tmp>")}
-    for name, content in got.items():
-        path = GOLDEN / f"truncation_{name}"
-        if UPDATE or not path.exists():
-            if not UPDATE and os.environ.get("CI"):
-                pytest.fail(f"golden file {path} is missing; run AUDIT_UPDATE_GOLDEN=1 pytest {__file__}")
-            path.write_text(content, encoding="utf-8")
-        assert content == path.read_text(encoding="utf-8"), (
-            f"{name} differs from {path}; if the change is intended, regenerate with AUDIT_UPDATE_GOLDEN=1")
+    _assert_golden("truncation", outcome, REPO)
