@@ -28,8 +28,10 @@ not thread-safe, and on a small CPU box one model at a time is the fastest anywa
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -137,11 +139,32 @@ def load(model_path: str | None = None, n_threads: int | None = None, logits_all
                 kwargs["n_threads"] = n_threads
             if n_batch is not None:
                 kwargs["n_batch"] = n_batch  # llama-cpp-python caps n_ubatch at n_batch
-            llm = llama_cpp.Llama(**kwargs)
+            with _quiet_stderr():
+                llm = llama_cpp.Llama(**kwargs)
             if _wants_gemma_format(llm):
                 llm.chat_format = "gemma"
             _models[key] = llm
     return llm
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence llama.cpp's C-level log lines while the model loads (verbose=False does not reach all of them)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured by a test runner)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _wants_gemma_format(llm: Any) -> bool:
