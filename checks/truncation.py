@@ -201,8 +201,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         findings.append(Finding(
             NAME, "from_truncation", "flag",
             f"The gain comes from truncation of the {worse}: {rb:.0%} of baseline vs {rt:.0%} of treatment outputs hit "
-            f"the {cb}-token cap; on the {n_clean} items neither arm truncated the delta is {fmt_delta(sub.value)} "
-            f"{fmt_ci(sub.interval)}",
+            f"the {cb}-token cap; " + (f"on the {n_clean} items neither arm truncated the delta is "
+                                       f"{fmt_delta(sub.value)} {fmt_ci(sub.interval)}" if n_clean
+                                       else "no item escaped the cap in both arms"),
             detail=f"Truncation asymmetry: {asym.method} p = {asym.p_value:.3g}.", severity="critical",
             impact="fragile", statistic=stat, rows=[untr_row], provenance=prov,
             evidence=item_evidence(p_claimed, trunc_mask)))
