@@ -252,6 +252,10 @@ class Options(_Strict):
     level: float = Field(0.95, gt=0.5, lt=1.0)
     alpha: float = Field(0.05, gt=0.0, lt=0.5)
     power: float = Field(0.8, gt=0.5, lt=1.0)
+    cluster_field: str | None = Field(
+        None, description="the item field that groups items sharing a passage or template (lm-eval: a key of the "
+                          "logged doc; jsonl: a top-level key; live: a dataset field); deltas then use cluster-robust "
+                          "standard errors (Liang–Zeger, Miller 2024) instead of treating items as independent")
 
 
 class Claim(_Strict):

@@ -223,6 +223,8 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
                     "doc_hash": [hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest()
                                  for it in v.items],
                     "source": f"live:{label} {arm}/{v.name}@{b}", "line": [it.line for it in v.items],
+                    "cluster": [it.row.get(claim.options.cluster_field) if claim.options.cluster_field else None
+                                for it in v.items],
                 }))
                 sources.append(Source(arm, b, f"live:{label} ({endpoint.model}, {v.name}: {how[b]})",
                                       hashlib.sha256("\x00".join(g.text for g in gens).encode()).hexdigest(),

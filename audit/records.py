@@ -17,7 +17,7 @@ from audit.errors import InputError, Problem
 ARMS = ("baseline", "treatment")
 COLUMNS = [
     "arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
-    "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted",
+    "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "cluster",
 ]
 DEFAULT_VARIANT = "default"
 
@@ -57,6 +57,14 @@ class Paired:
     @property
     def treatment(self) -> np.ndarray:
         return self.frame["score_t"].to_numpy(dtype=float)
+
+    @property
+    def clusters(self) -> np.ndarray | None:
+        """Cluster label per item (from options.cluster_field), or None when items are independent."""
+        c = self.frame["cluster"] if "cluster" in self.frame else None
+        if c is None or c.isna().all():
+            return None
+        return c.astype(str).to_numpy()
 
     @property
     def binary(self) -> bool:
@@ -116,7 +124,7 @@ class Records:
         if not groups or set(groups) != set(ARMS):
             raise KeyError(f"no paired records for variant={variant!r} budget={budget} scoring={scoring!r}")
         cols = ["item_id", "score", "text", "finish_reason", "completion_tokens"]
-        b = self.table.iloc[groups["baseline"]][cols].set_index("item_id")
+        b = self.table.iloc[groups["baseline"]][cols + ["cluster"]].set_index("item_id")
         t = self.table.iloc[groups["treatment"]][cols].set_index("item_id")
         f = b.merge(t, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
         f = f.rename(columns={"finish_reason_b": "finish_b", "finish_reason_t": "finish_t",

@@ -89,6 +89,12 @@ class Context:
 
 def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float) -> Cell:
     b, t = p.baseline, p.treatment
+    clusters = p.clusters
+    if clusters is not None:
+        # Items share passages/templates: resampling items as if independent understates the uncertainty, so the
+        # primary interval and the test use the cluster-robust SE (Liang–Zeger with C/(C−1); Miller 2024).
+        clt = stats.paired_clt_delta(b, t, level=level, clusters=clusters)
+        return Cell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), clt, clt, _cluster_z(clt), p.binary)
     delta = stats.paired_bootstrap_delta(b, t, rng, resamples=resamples, level=level)
     clt = stats.paired_clt_delta(b, t, level=level)
     if p.binary:
@@ -96,6 +102,17 @@ def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float) -
     else:
         test = stats.paired_ttest(b, t, alternative="two-sided")
     return Cell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), delta, clt, test, p.binary)
+
+
+def _cluster_z(est) -> "stats.TestResult":
+    """Two-sided z-test of delta = 0 with the cluster-robust SE (normal reference, as Miller 2024)."""
+    from scipy.stats import norm
+
+    if not (est.se > 0):
+        return stats.TestResult(math.nan, math.nan, "cluster-robust-z", "two-sided", est.n, est.reason)
+    z = est.value / est.se
+    return stats.TestResult(z, float(2 * norm.sf(abs(z))), "cluster-robust-z", "two-sided", est.n, None,
+                            {"clusters": est.details.get("clusters"), "se_cluster": est.se})
 
 
 def _mean(x: np.ndarray) -> float:

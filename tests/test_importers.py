@@ -185,3 +185,13 @@ def test_cli_malformed_input_exits_2(claim_dir, case):
                 "missing_file": ("samples.baseline.16", "check the path")}[case]
     for text in expected:
         assert text in res.output
+
+
+def test_jsonl_misspelt_key_is_caught_but_metadata_is_fine(claim_dir):
+    rows = arm_rows([1, 0])
+    typo = [dict(r, finish_reson="length", meta={"k": 1}) for r in rows]
+    p = claim_dir(jsonl_claim([16], 16), {"logs/base_16.jsonl": rows, "logs/treat_16.jsonl": typo})
+    with pytest.raises(InputError) as exc:
+        load_records(load_claim(p))
+    (prob,) = exc.value.problems
+    assert prob.message == "unknown key(s) ['finish_reson']" and "finish_reson→finish_reason" in prob.fix

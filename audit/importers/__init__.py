@@ -48,7 +48,7 @@ def load_records(claim: Claim) -> Records:
         if fmt == "lm-eval":
             df, probs, st = _read_lmeval(claim, files, arm, budget, variant)
         else:
-            df, probs, st = _read_generic(files, arm, budget, variant)
+            df, probs, st = _read_generic(files, arm, budget, variant, claim.options.cluster_field)
         problems.extend(probs)
         if variant == DEFAULT_VARIANT:
             settings[arm][budget] = st
@@ -62,6 +62,11 @@ def load_records(claim: Claim) -> Records:
     table, probs = apply_scorings(table, requested, fmt, str(claim.path), claim.scorers)
     problems.extend(probs)
     problems.extend(_hash_problems(table))
+    if claim.options.cluster_field and table["cluster"].isna().any():
+        r = table[table["cluster"].isna()].iloc[0]
+        problems.append(Problem(f"options.cluster_field {claim.options.cluster_field!r} is missing on "
+                                f"{int(table['cluster'].isna().sum())} row(s)", file=str(r["source"]), line=int(r["line"]),
+                                fix="give every item its cluster (lm-eval: a key of doc; jsonl: a top-level key)"))
     if problems:
         raise InputError(problems)
     return build_records([table], sources, settings, where)
@@ -83,7 +88,8 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant
         filter_order = st.get("filter_list") or None
     frames = []
     for f in files:
-        df, probs = read_samples(f, arm, budget, claim.claim.metric, filter_order, variant)
+        df, probs = read_samples(f, arm, budget, claim.claim.metric, filter_order, variant,
+                                 claim.options.cluster_field)
         problems.extend(probs)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -103,10 +109,11 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant
     return df.drop(columns=["line_max_gen_toks"], errors="ignore"), problems, st
 
 
-def _read_generic(files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):
+def _read_generic(files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT,
+                  cluster_field: str | None = None):
     frames, problems = [], []
     for f in files:
-        df, probs = read_jsonl(f, arm, budget, variant)
+        df, probs = read_jsonl(f, arm, budget, variant, cluster_field)
         frames.append(df)
         problems.extend(probs)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

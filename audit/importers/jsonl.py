@@ -24,7 +24,8 @@ REQUIRED = ("id", "output")
 KNOWN = {"id", "prompt", "output", "target", "finish_reason", "completion_tokens", "scores", "doc"}
 
 
-def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default") -> tuple[pd.DataFrame, list[Problem]]:
+def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default",
+               cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
     """Parse one generic JSONL file into rows with a ``scores`` dict column (expanded by the caller)."""
     problems: list[Problem] = []
     rows = []
@@ -35,15 +36,15 @@ def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default
             problems.append(Problem(f"missing required key(s) {missing}", file=file, line=i,
                                     fix="generic JSONL lines need at least id and output (see README: sample formats)"))
             continue
-        unknown = sorted(set(d) - KNOWN)
-        if unknown and len(problems) < 20 and i == 1:
+        # Extra keys (metadata) are fine; a key that looks like a misspelt known one is almost surely a mistake.
+        if i == 1:
             import difflib
 
-            hints = [f"{u}→{difflib.get_close_matches(u, sorted(KNOWN), n=1)[0]}"
-                     for u in unknown if difflib.get_close_matches(u, sorted(KNOWN), n=1)]
-            problems.append(Problem(f"unknown key(s) {unknown}", file=file, line=i,
-                                    fix=(f"did you mean {', '.join(hints)}? " if hints else "")
-                                    + f"known keys: {', '.join(sorted(KNOWN))}"))
+            typos = {u: m[0] for u in sorted(set(d) - KNOWN - {cluster_field})
+                     if (m := difflib.get_close_matches(u, sorted(KNOWN), n=1, cutoff=0.8))}
+            if typos:
+                problems.append(Problem(f"unknown key(s) {sorted(typos)}", file=file, line=i,
+                                        fix="did you mean " + ", ".join(f"{u}→{k}" for u, k in typos.items()) + "?"))
         scores = d.get("scores") or {}
         if not isinstance(scores, dict):
             problems.append(Problem("'scores' must be an object of scoring name → number", file=file, line=i))
@@ -63,5 +64,6 @@ def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default
             "text": str(d["output"]), "target": None if d.get("target") is None else str(d["target"]),
             "finish_reason": fr, "completion_tokens": d.get("completion_tokens"), "prompt_hash": ph,
             "doc_hash": None, "source": file, "line": i, "scores": scores,
+            "cluster": d.get(cluster_field) if cluster_field else None,
         })
     return pd.DataFrame(rows), problems

@@ -113,7 +113,7 @@ def _redact(model_args: Any) -> Any:
 
 
 def read_samples(path: Path, arm: str, budget: int | None, metric: str, filter_order: list[str] | None,
-                 variant: str = "default") -> tuple[pd.DataFrame, list[Problem]]:
+                 variant: str = "default", cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
     """Parse one samples file into record rows (one per doc × filter). Returns rows and the problems found."""
     problems: list[Problem] = []
     rows: list[tuple] = []
@@ -162,7 +162,9 @@ def read_samples(path: Path, arm: str, budget: int | None, metric: str, filter_o
             arm, str(doc_id), variant, budget, filt, score, _raw_text(d.get("resps")),
             str(d.get("target")), None, None, d.get("prompt_hash"), d.get("doc_hash"), file, i,
             _filtered(d.get("filtered_resps")), (gk or {}).get("max_gen_toks"),
+            (d.get("doc") or {}).get(cluster_field) if cluster_field else None,
         ))
     cols = ["arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
-            "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "line_max_gen_toks"]
+            "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "line_max_gen_toks",
+            "cluster"]
     return pd.DataFrame.from_records(rows, columns=cols), problems
