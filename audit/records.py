@@ -136,19 +136,17 @@ class Records:
 
     def texts(self, arm: str, variant: str = DEFAULT_VARIANT) -> pd.DataFrame:
         """Wide table of one arm's output text per item (rows) and budget (columns), first scoring only."""
-        key = ("texts", arm, variant)
+        return self.column_wide(arm, "text", variant)
+
+    def column_wide(self, arm: str, column: str, variant: str = DEFAULT_VARIANT) -> pd.DataFrame:
+        """Wide table of one arm's ``column`` per item (rows) and budget (columns), first scoring only (cached)."""
+        key = ("wide", arm, column, variant)
         if key not in self._cache:
             t = self.table
             first = self.scorings()[0]
             sub = t[(t["arm"] == arm) & (t["variant"] == variant) & (t["scoring"] == first)]
-            self._cache[key] = sub.pivot(index="item_id", columns="budget", values="text").sort_index()
+            self._cache[key] = sub.pivot(index="item_id", columns="budget", values=column).sort_index()
         return self._cache[key]
-
-    def column_wide(self, arm: str, column: str, variant: str = DEFAULT_VARIANT) -> pd.DataFrame:
-        t = self.table
-        first = self.scorings()[0]
-        sub = t[(t["arm"] == arm) & (t["variant"] == variant) & (t["scoring"] == first)]
-        return sub.pivot(index="item_id", columns="budget", values=column).sort_index()
 
 
 def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: dict | None = None,

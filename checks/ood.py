@@ -103,12 +103,10 @@ def _find_breaks(ctx: Context, base, cells: dict, prov: dict) -> list[Finding]:
         pv = rec.paired(sc, cb, v)
         dv = pd_series(pv)
         shared = d0.index.intersection(dv.index)
+        alt = "greater" if ctx.sign > 0 else "less"  # H1: the gain drops, d0 − dv > 0 in the claim's direction
         if len(shared) == len(dv) == len(d0):
-            # Same items: H1 is a drop of the gain, i.e. d0 − dv > 0 in the claim's direction.
-            alt = "greater" if ctx.sign > 0 else "less"
             t = stats.paired_ttest(dv.loc[shared].to_numpy(), d0.loc[shared].to_numpy(), alternative=alt)
         else:
-            alt = "greater" if ctx.sign > 0 else "less"
             t = stats.welch_ttest(d0.to_numpy(), dv.to_numpy(), alternative=alt)
         tests[v] = t
     names = list(tests)

@@ -35,8 +35,18 @@ class Params(BaseModel):
 
 
 def truncation_flags(ctx: Context, arm: str, params: Params, variant: str = DEFAULT_VARIANT):
-    """Per item × budget: 1.0 truncated, 0.0 not, NaN unknown; and the evidence used for each budget."""
-    rec = ctx.records
+    """Per item × budget: 1.0 truncated, 0.0 not, NaN unknown; and the evidence used for each budget.
+
+    Computed once per records (the check and the report's item browser both ask); treat the arrays as read-only.
+    """
+    key = ("truncation_flags", arm, variant, params.model_dump_json())
+    cache = ctx.records._cache
+    if key not in cache:
+        cache[key] = _truncation_flags(ctx.records, arm, params, variant)
+    return cache[key]
+
+
+def _truncation_flags(rec, arm: str, params: Params, variant: str):
     texts = rec.texts(arm, variant)
     finish = rec.column_wide(arm, "finish_reason", variant)
     tokens = rec.column_wide(arm, "completion_tokens", variant)
