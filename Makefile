@@ -4,13 +4,15 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml tools/llama_wheel.sh | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-live fixtures clean
+.PHONY: demo test bench bench-live calibrate fixtures clean
 
-$(STAMP): pyproject.toml
+# llama-cpp-python is built portably (no -march=native) by tools/llama_wheel.sh before anything else can pull it in.
+$(STAMP): pyproject.toml tools/llama_wheel.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	bash tools/llama_wheel.sh $(PY)
 	$(PY) -m pip install -q -e ".[test,live,lmeval]"
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -23,6 +25,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/replay_100k.py
+
+calibrate: $(STAMP)
+	$(PY) benchmarks/calibrate.py
 
 bench-live: $(STAMP)
 	$(PY) benchmarks/live_sweep.py

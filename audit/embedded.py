@@ -120,6 +120,85 @@ def model_identity(model_path: str | None) -> str:
     return digest
 
 
+# Loads the model and generates a few tokens in a child process: a llama.cpp built for instructions this CPU does not
+# enable dies there with SIGILL, and the parent reports it instead of dying itself.
+_PROBE_CODE = r"""
+import sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=256, verbose=False,
+                      **({"n_threads": int(sys.argv[2])} if sys.argv[2] != "-" else {}))
+prompt = "Q: What is 3 + 4? Think step by step, then give the answer on its own line.\nA:" * 2
+llm.create_completion(prompt, max_tokens=4, temperature=0.0)
+print("ok")
+"""
+_probed: set[tuple] = set()
+PROBE_TIMEOUT_S = 300
+
+
+def _probe_marker(path: str, n_threads: int | None) -> tuple[tuple, Path]:
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent / "lib"
+    libs = sorted(lib.glob("*.so*")) if lib.is_dir() else []
+    ident = [sys.executable, path, str(n_threads)] + [f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in libs]
+    key = tuple(ident)
+    digest = hashlib.sha256("\n".join(ident).encode()).hexdigest()[:20]
+    root = Path(os.environ.get("AUDIT_CACHE_DIR") or Path.home() / ".cache" / "audit")
+    return key, root / "probes" / f"llama-{digest}.ok"
+
+
+def preflight(path: str, n_threads: int | None) -> None:
+    """Run the model once in a child process before loading it here (once per library build, model and thread
+    count; the success is remembered under the cache folder). A native crash becomes a ServerError (exit 3) that
+    names the cause and the fix, instead of killing audit with a signal that CI would read as a verdict."""
+    import signal
+    import subprocess
+
+    from audit.errors import ServerError
+
+    key, marker = _probe_marker(path, n_threads)
+    if key in _probed or marker.exists():
+        _probed.add(key)
+        return
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE_CODE, path, "-" if n_threads is None else str(n_threads)],
+                              capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ServerError(f"the embedded model did not answer a 4-token test generation within {PROBE_TIMEOUT_S} s "
+                          f"(model {path})\n    fix: check that the machine is not overloaded, or use a served "
+                          "endpoint") from None
+    if proc.returncode == 0 and "ok" in proc.stdout:
+        _probed.add(key)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{sys.executable}\n{path}\n")
+        except OSError:
+            pass  # the probe simply runs again next time
+        return
+    import llama_cpp
+
+    lib = Path(llama_cpp.__file__).parent / "lib"
+    if proc.returncode < 0:
+        sig = -proc.returncode
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+        cause = {
+            "SIGILL": "llama.cpp executed an instruction this CPU (or its virtual machine) does not enable — a "
+                      "build made with -march=native on a machine that reports AMX or AVX-512, or a wheel built "
+                      "on another machine and reused from pip's cache",
+            "SIGSEGV": "llama.cpp crashed with a memory fault while loading or running the model",
+            "SIGBUS": "llama.cpp crashed with a bus error (a truncated or unreadable model file?)",
+            "SIGKILL": "the process was killed, usually by the out-of-memory killer",
+        }.get(name, "llama.cpp crashed")
+        raise ServerError(
+            f"the embedded model crashed with {name} in a test generation: {cause}\n"
+            f"    library: {lib}\n    model: {path}\n"
+            "    fix: reinstall llama-cpp-python portably — `rm -rf .venv && make demo` (tools/llama_wheel.sh builds "
+            "it without -march=native and never reuses a cached wheel), or use a served endpoint")
+    tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
+    raise ServerError(f"the embedded model failed a test generation (exit code {proc.returncode}): "
+                      + " | ".join(tail) + f"\n    model: {path}\n    fix: check the model file and the "
+                      "llama-cpp-python installation (`make test` reinstalls it portably)")
+
+
 def load(model_path: str | None = None, n_threads: int | None = None, logits_all: bool = False,
          n_batch: int | None = None):
     """The process-wide ``Llama`` for this file and thread count (loaded on first use).
@@ -133,6 +212,7 @@ def load(model_path: str | None = None, n_threads: int | None = None, logits_all
     with _lock:
         llm = _models.get(key)
         if llm is None:
+            preflight(path, n_threads)
             kwargs: dict[str, Any] = {"model_path": path, "n_ctx": N_CTX, "verbose": False,
                                       "logits_all": logits_all}
             if n_threads is not None:
