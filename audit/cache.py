@@ -8,6 +8,9 @@ The key is the sha256 of canonical JSON of what decides the output (``key_for``)
 (URL or embedded model file hash, model name, API flavour — never the API key, never replica order), every
 sampling parameter, the prompt and the system prompt. The item id is *not* part of the key: two items with the
 same prompt and parameters would get the same generation from the server anyway (exactly so when greedy).
+
+No secret is stored: an API key the runner read is scrubbed from every generation before it is written
+(``put``), should a server echo it into a completion; the key is never part of the row's key material.
 """
 from __future__ import annotations
 
@@ -162,8 +165,15 @@ class GenerationCache:
             return None
 
     def put(self, key: str, gen: "Generation", *, model: str = "", url: str = "") -> None:
-        """Store and commit at once, so a kill right after ``put`` returns loses nothing."""
-        payload = _encode(gen)
+        """Store and commit at once, so a kill right after ``put`` returns loses nothing.
+
+        Every registered secret (an API key the runner read, :mod:`audit.textsafe`) is scrubbed first: the cache
+        is a file on disk, and a server may echo the key into its completion."""
+        from audit.runner import scrub_generation
+        from audit.textsafe import scrub
+
+        payload = _encode(scrub_generation(gen))
+        model, url = scrub(model), scrub(url)
         try:
             with self._lock:
                 self._conn.execute(

@@ -19,15 +19,22 @@ from audit.scorer_specs import Regex, scorer_spec
 Test = Literal["fisher", "mcnemar", "bootstrap", "ttest", "ztest", "chi2", "boschloo", "wilcoxon", "unknown"]
 
 
+MAX_BUDGET = 1 << 20
+"""Largest generation budget accepted (tokens); no model generates a million tokens per item."""
+MAX_ITEMS = 10_000_000
+"""Largest item count a reported score may give (the exact tests' cost grows with n)."""
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # allow_inf_nan=False: .inf / .nan in a claim is a mistake (a reported delta of .inf crashed the precision parser)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class Counts(_Strict):
     """A rate given as passes out of n, e.g. ``{passes: 6, n: 89}``."""
 
     passes: int = Field(ge=0, description="items scored correct")
-    n: int = Field(gt=0, description="items evaluated")
+    n: int = Field(gt=0, le=MAX_ITEMS, description="items evaluated")
 
     @model_validator(mode="after")
     def _passes_le_n(self) -> "Counts":
@@ -46,7 +53,7 @@ class Reported(_Strict):
     baseline: float | Counts | None = Field(None, description="baseline score: a rate in [0, 1] or {passes, n}")
     treatment: float | Counts | None = Field(None, description="treatment score: a rate in [0, 1] or {passes, n}")
     delta: float | None = Field(None, description="treatment − baseline as reported")
-    n: int | None = Field(None, gt=0, description="items per arm")
+    n: int | None = Field(None, gt=0, le=MAX_ITEMS, description="items per arm")
     p_value: float | None = Field(None, ge=0, le=1, description="the reported p-value")
     test: Test | None = Field(None, description="the test the authors say they used")
     ci: tuple[float, float] | None = Field(None, description="the reported CI of the delta, if any")
@@ -56,6 +63,13 @@ class Reported(_Strict):
     def _rate_in_unit(cls, v: Any) -> Any:
         if isinstance(v, float) and not 0.0 <= v <= 1.0:
             raise ValueError("a rate must lie in [0, 1]; give percentages as fractions (0.15, not 15)")
+        return v
+
+    @field_validator("ci")
+    @classmethod
+    def _ci_in_order(cls, v: Any) -> Any:
+        if v is not None and v[0] > v[1]:
+            raise ValueError(f"the CI [{v[0]}, {v[1]}] is reversed: give [low, high]")
         return v
 
     def counts(self, arm: str) -> Counts | None:
@@ -79,11 +93,11 @@ class Settings(_Strict):
     """The setting the claim was made under."""
 
     max_tokens: int | None = Field(
-        None, gt=0, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
+        None, gt=0, le=MAX_BUDGET, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
         description="generation budget (aliases: n_predict, max_gen_toks)",
     )
     scoring: str | None = Field(None, description="the scoring the headline number used (an lm-eval filter name or built-in scorer)")
-    temperature: float | None = None
+    temperature: float | None = Field(None, ge=0)
 
 
 class ClaimInfo(_Strict):
@@ -105,15 +119,74 @@ class VariantLogs(_Strict):
     baseline: dict[int, str | list[str]]
     treatment: dict[int, str | list[str]]
 
+    @field_validator("baseline", "treatment")
+    @classmethod
+    def _budget_keys(cls, v: dict) -> dict:
+        return _check_budget_keys(v)
+
+
+def _check_budget_keys(v: dict) -> dict:
+    bad = [b for b in v if not 1 <= b <= MAX_BUDGET]
+    if bad:
+        raise ValueError(f"logs are keyed by generation budget, a positive number of tokens (at most {MAX_BUDGET}); "
+                         f"got {bad[0]}")
+    return v
+
+
+class PerArmField(_Strict):
+    """One generic key read from a different record key per arm (both arms side by side in one file)."""
+
+    baseline: str = Field(min_length=1)
+    treatment: str = Field(min_length=1)
+
+
+SAMPLE_KEYS = ("id", "output", "target", "prompt", "finish_reason", "completion_tokens", "extracted")
+"""The generic keys ``samples.fields`` maps (besides ``scores.<name>`` and the claim's cluster field)."""
+
 
 class Samples(_Strict):
     """Replay mode: per-arm sample logs keyed by generation budget. Values are paths or globs, relative to the claim."""
 
-    format: Literal["lm-eval", "jsonl"] = "lm-eval"
+    format: Literal["lm-eval", "jsonl", "json", "csv", "parquet", "inspect"] = "lm-eval"
+    epoch: int | None = Field(None, ge=1, description="inspect logs with several epochs: the epoch to audit (repeats "
+                                                      "of one sample are not independent items)")
+    fields: dict[str, str | PerArmField] = Field(
+        default_factory=dict,
+        description="generic key (id, output, target, prompt, finish_reason, completion_tokens, extracted, "
+                    "scores.<name>) → the record's key: a name, a dotted path (a.b.c), or {baseline: ..., treatment: "
+                    "...} when the arms sit side by side in one record. Unmapped keys are read under their own name")
     baseline: dict[int, str | list[str]]
     treatment: dict[int, str | list[str]]
     variants: dict[str, VariantLogs] = Field(
         default_factory=dict, description="more prompt variants (OOD sets, perturbed prompts) by name")
+
+    @field_validator("baseline", "treatment")
+    @classmethod
+    def _budget_keys(cls, v: dict) -> dict:
+        return _check_budget_keys(v)
+
+    @field_validator("fields")
+    @classmethod
+    def _mapped_keys(cls, v: dict) -> dict:
+        for key, path in v.items():
+            if key.startswith("scores.") and len(key) > len("scores."):
+                continue
+            if key not in SAMPLE_KEYS and key != "cluster":
+                close = difflib.get_close_matches(key, [*SAMPLE_KEYS, "scores.<name>"], n=1)
+                raise ValueError(f"unknown generic key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                                 + f" (keys: {', '.join(SAMPLE_KEYS)}, scores.<name>, cluster)")
+            if isinstance(path, str) and not path:
+                raise ValueError(f"fields.{key}: the record key is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _fields_need_generic_format(self) -> "Samples":
+        if self.fields and self.format in ("lm-eval", "inspect"):
+            raise ValueError(f"samples.fields maps the keys of a generic export; {self.format} logs have a fixed "
+                             "shape. Set samples.format: jsonl, json, csv or parquet, or remove fields")
+        if self.epoch is not None and self.format != "inspect":
+            raise ValueError("samples.epoch picks an epoch of inspect logs; set samples.format: inspect or remove it")
+        return self
 
     @model_validator(mode="after")
     def _same_budgets(self) -> "Samples":
@@ -130,12 +203,24 @@ class Perturbations(_Strict):
         default_factory=list, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
         description="live mode: the budget sweep (the claimed budget is always included)")
     ood: "Ood | None" = Field(None, description="out-of-distribution prompt variants")
+    higher_is_better: dict[str, bool] = Field(
+        default_factory=dict,
+        description="polarity of a scoring, by name (true: higher is better). Needed only where audit cannot tell: "
+                    "built-in scorers, evaluate modules and lm-eval filters of the claimed metric are known; a score "
+                    "carried in the logs under another name is read in the claimed metric's direction unless set here")
 
     @field_validator("max_tokens")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
         if any(b < 1 for b in v):
             raise ValueError("every budget must be a positive number of tokens")
+        return v
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _bounded(cls, v: list[int]) -> list[int]:
+        if any(b > MAX_BUDGET for b in v):
+            raise ValueError(f"a budget of more than {MAX_BUDGET} tokens")
         return v
 
 
@@ -159,7 +244,7 @@ class Ood(_Strict):
 
     sets: list[OodSet] = Field(default_factory=list)
     builtin: list[str] = Field(default_factory=list, description="built-in prompt perturbations (`audit perturbations`)")
-    seed: int = Field(0, description="seeds every built-in perturbation")
+    seed: int = Field(0, ge=0, lt=2**63, description="seeds every built-in perturbation")
     question: Literal["holds_everywhere", "find_breaks"] = Field(
         "holds_everywhere",
         description="holds_everywhere: the gain must survive every variant (intersection–union, no adjustment); "
@@ -186,6 +271,15 @@ class RegexScorer(_Strict):
     compare: Literal["exact", "numeric"] = Field("exact", description="numeric: 12 == 12.0 == 1,2 is not; exact: normalised text")
     ignore_case: bool = False
 
+    @model_validator(mode="after")
+    def _group_exists(self) -> "RegexScorer":
+        import re
+
+        groups = re.compile(self.regex).groups
+        if self.group > groups:
+            raise ValueError(f"group {self.group} does not exist: the regex has {groups} group(s)")
+        return self
+
 
 class Arm(_Strict):
     """Live mode: where one arm's generations come from."""
@@ -198,13 +292,14 @@ class Arm(_Strict):
     system_prompt: str | None = Field(None, description="chat only: the system message")
     prompt: str | None = Field(None, description="jinja2 template overriding task.prompt for this arm")
     lm_eval_task: str | None = Field(None, description="with task.lm_eval: this arm's lm-eval task (its prompt variant)")
-    max_concurrency: int = Field(4, ge=1, description="concurrent requests per base URL")
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(4, ge=0)
+    max_concurrency: int = Field(4, ge=1, le=1024, description="concurrent requests per base URL")
+    timeout_s: float = Field(120.0, gt=0, le=86_400, description="total time one request may take (a deadline, "
+                                                                 "not a per-read timeout)")
+    max_retries: int = Field(4, ge=0, le=100)
     model_path: str | None = Field(None, description="embedded only: a GGUF file instead of the packaged Gemma 3 270M")
-    n_threads: int | None = Field(None, ge=1, description="embedded only: CPU threads")
+    n_threads: int | None = Field(None, ge=1, le=1024, description="embedded only: CPU threads")
     n_batch: int | None = Field(
-        None, ge=1, description="embedded only: prompt batch size; 1 makes greedy outputs match a llama.cpp server "
+        None, ge=1, le=1 << 20, description="embedded only: prompt batch size; 1 makes greedy outputs match a llama.cpp server "
                                 "started with --n_batch 1 exactly (batching changes the float rounding)")
 
 
@@ -234,11 +329,11 @@ class Task(_Strict):
         return self
     target: str = Field("{{ answer }}", description="jinja2 template of the reference answer")
     stop: list[str] = Field(default_factory=list, description="stop sequences")
-    temperature: float = Field(0.0, ge=0.0, description="0 = greedy; a budget sweep then costs one run")
+    temperature: float = Field(0.0, ge=0.0, le=100.0, description="0 = greedy; a budget sweep then costs one run")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    seed: int | None = Field(0, description="sampling seed sent to the server")
+    seed: int | None = Field(0, ge=0, lt=2**63, description="sampling seed sent to the server")
     limit: int | None = Field(None, ge=1, description="use only the first N items")
-    sweep_check: int = Field(3, ge=0, description="items per arm re-run at each smaller budget to verify the one-run sweep")
+    sweep_check: int = Field(3, ge=0, le=100_000, description="items per arm re-run at each smaller budget to verify the one-run sweep")
 
 
 Perturbations.model_rebuild()
@@ -247,11 +342,38 @@ Perturbations.model_rebuild()
 class Options(_Strict):
     """Statistical options; every one is recorded in the report."""
 
-    seed: int = 0
-    resamples: int = Field(10_000, ge=100)
-    level: float = Field(0.95, gt=0.5, lt=1.0)
-    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+    seed: int = Field(0, ge=0, lt=2**63, description="seeds every resampling")
+    resamples: int = Field(10_000, ge=1000, le=1_000_000,
+                           description="bootstrap resamples (at least 1000; the bootstrap CIs are shown beside the "
+                                       "decision intervals, no verdict rests on them)")
+    level: float = Field(0.95, gt=0.5, lt=1.0, description="confidence level of every interval; must equal 1 − alpha")
+    alpha: float = Field(0.05, gt=0.0, lt=0.5, description="significance level of every test (two-sided)")
     power: float = Field(0.8, gt=0.5, lt=1.0)
+    margin: float | None = Field(
+        None, gt=0, description="materiality margin in metric units: a perturbation makes the claim fragile only "
+                                "when it is shown to shrink the gain by more than this, and 'holds' is shown by an "
+                                "equivalence test (TOST) within ±margin. Default: half the reported delta, or half "
+                                "the measured delta when none is reported")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _level_is_one_minus_alpha(cls, data: Any) -> Any:
+        # A decision's p-value and the interval shown beside it must never disagree: the interval inverts the test,
+        # so its level is 1 − alpha. Either may be given; both must agree.
+        if not isinstance(data, dict):
+            return data
+        level, alpha = data.get("level"), data.get("alpha")
+        num = (int, float)
+        if isinstance(level, num) and isinstance(alpha, num) and not isinstance(level, bool) \
+                and not isinstance(alpha, bool):
+            if abs(level + alpha - 1.0) > 1e-9:
+                raise ValueError(f"level {level} and alpha {alpha} disagree: every interval inverts its test, so "
+                                 f"level must be 1 − alpha (give one of them, e.g. alpha: {alpha})")
+        elif isinstance(level, num) and alpha is None and not isinstance(level, bool):
+            data = {**data, "alpha": round(1.0 - level, 12)}
+        elif isinstance(alpha, num) and level is None and not isinstance(alpha, bool):
+            data = {**data, "level": round(1.0 - alpha, 12)}
+        return data
     cluster_field: str | None = Field(
         None, description="the item field that groups items sharing a passage or template (lm-eval: a key of the "
                           "logged doc; jsonl: a top-level key; live: a dataset field); deltas then use cluster-robust "
@@ -301,6 +423,37 @@ class Claim(_Strict):
     def arm(self, name: str) -> "Arm":
         return (self.arms or {}).get(name) or Arm()
 
+    @model_validator(mode="after")
+    def _lmeval_scoring_names(self) -> "Claim":
+        # lm-eval names a number "<metric>,<filter>" (its results keys, e.g. exact_match,strict-match); a scoring
+        # of the logs is the filter, under the claim's one metric. Generic logs may use commas in their own names.
+        if self.samples is not None and self.samples.format != "lm-eval":
+            return self
+        metric = self.claim.metric
+        bad: list[str] = []
+
+        def filter_of(name: str | None, where: str) -> str | None:
+            if not isinstance(name, str) or "," not in name or name in self.scorers:
+                return name
+            m, _, f = name.partition(",")
+            if m.strip() == metric and f.strip() and "," not in f:
+                return f.strip()
+            bad.append(f"{where}: {name!r} names the lm-eval metric {m.strip()!r}, but claim.metric is {metric!r}"
+                       if f.strip() and "," not in f else f"{where}: {name!r} is not an lm-eval '<metric>,<filter>' name")
+            return name
+
+        st = self.claim.settings
+        st.scoring = filter_of(st.scoring, "claim.settings.scoring")
+        pert = self.perturbations
+        pert.scorings = [filter_of(n, f"perturbations.scorings[{i}]") for i, n in enumerate(pert.scorings)]
+        pert.higher_is_better = {filter_of(k, f"perturbations.higher_is_better.{k}"): v
+                                 for k, v in pert.higher_is_better.items()}
+        if bad:
+            raise ValueError("; ".join(bad) + f". A scoring of lm-eval logs is a filter name (strict-match), or "
+                             f"'{metric},<filter>' for the claim's metric; audit one metric per claim (set claim.metric "
+                             "to audit another)")
+        return self
+
     def scorings(self) -> list[str]:
         """The claimed scoring first, then every perturbation scoring, without repeats."""
         out: list[str] = []
@@ -314,34 +467,187 @@ class Claim(_Strict):
 # Loading with located errors
 
 
-def _line_map(text: str) -> dict[tuple, int]:
-    """Map each field path (tuple of keys / indices) to its 1-based line in the YAML text."""
-    lines: dict[tuple, int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
+MAX_CLAIM_BYTES = 4 << 20
+"""A claim file is a few KB of YAML; anything past 4 MiB is the wrong file."""
+MAX_YAML_DEPTH = 64
+"""Deepest nesting a claim may have (the deepest real claim has 6 levels): deeper documents are refused before
+they are built, so neither the YAML composer nor validation can hit Python's recursion limit."""
+MAX_YAML_NODES = 100_000
+"""Most values a claim may hold once its aliases are expanded: a "billion laughs" document of a few hundred bytes
+expands to billions of values, and is refused before anything walks or validates the expanded tree."""
+MAX_NUMBER_DIGITS = 1000
 
-    def walk(node: yaml.Node, path: tuple) -> None:
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps the anchors of the document (the composer forgets them) for error messages."""
+
+    def compose_document(self):  # noqa: D102 - PyYAML's own method, with the anchors kept
+        self.get_event()
+        node = self.compose_node(None, None)
+        self.get_event()
+        self.kept_anchors = self.anchors
+        self.anchors = {}
+        return node
+
+
+def _yaml_error(exc: yaml.YAMLError, file: str, text: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark else None
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow (a control byte)
+        pos = exc.position
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        return Problem(f"YAML does not allow the character {char!r} (column {col})", file=file,
+                       line=text.count("\n", 0, pos) + 1, fix="remove the control character; write it as an escape in a double-quoted "
+                                      "string if it is really wanted")
+    what = getattr(exc, "problem", None) or str(exc)
+    ctx = getattr(exc, "context", None)
+    msg = f"YAML syntax error: {what}" + (f" ({ctx})" if ctx else "")
+    return Problem(msg, file=file, line=line, fix="check indentation and quoting on this line and the one before it")
+
+
+def _check_events(text: str, file: str) -> None:
+    """Refuse a document nested deeper than MAX_YAML_DEPTH, from the event stream (which PyYAML produces without
+    recursion), before the recursive composer sees it."""
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise InputError([Problem(f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep", file=file,
+                                          line=ev.start_mark.line + 1,
+                                          fix="a claim file is a few levels of keys; check the file is the claim")])
+        elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [x for kv in node.value for x in kv]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _expansion(root: yaml.Node) -> dict[int, tuple[int, int]]:
+    """(values, depth) of every node once aliases are expanded, computed on the alias graph in linear time
+    (memoised, iterative); raises ``ValueError`` naming the node when an alias refers to its own ancestor."""
+    done: dict[int, tuple[int, int]] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        nid = id(node)
+        if expanded:
+            kids = _children(node)
+            size = 1 + sum(done[id(k)][0] for k in kids)
+            depth = 1 + max((done[id(k)][1] for k in kids), default=0)
+            done[nid] = (min(size, 1 << 62), depth)
+            on_path.discard(nid)
+            continue
+        if nid in done:
+            continue
+        if nid in on_path:
+            raise ValueError(node)
+        on_path.add(nid)
+        stack.append((node, True))
+        for k in _children(node):
+            if id(k) in on_path:
+                raise ValueError(k)
+            if id(k) not in done:
+                stack.append((k, False))
+    return done
+
+
+def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int], list[Problem]]:
+    """Parse the YAML under bounds; return the data, the line map and the duplicate-key problems."""
+    _check_events(text, file)
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+        anchors = getattr(loader, "kept_anchors", {})
+        if root is None:
+            return None, {}, []
+        try:
+            sizes = _expansion(root)
+        except ValueError as exc:
+            node = exc.args[0]
+            name = next((a for a, n in anchors.items() if n is node), None)
+            raise InputError([Problem(
+                "a YAML alias refers to the value that contains it (a recursive structure)"
+                + (f": anchor &{name}" if name else ""), file=file, line=node.start_mark.line + 1,
+                fix="claims never need recursive aliases; write the value out")]) from None
+        total, depth = sizes[id(root)]
+        if total > MAX_YAML_NODES or depth > MAX_YAML_DEPTH:
+            worst = max(anchors.items(), key=lambda kv: sizes.get(id(kv[1]), (0, 0)), default=None)
+            where = f"; the largest is anchor &{worst[0]}" if worst else ""
+            what = (f"more than {MAX_YAML_NODES:,} values" if total > MAX_YAML_NODES
+                    else f"more than {MAX_YAML_DEPTH} levels deep")
+            raise InputError([Problem(
+                f"the YAML aliases (*name) expand to {what}{where} (a 'billion laughs' document?)", file=file,
+                line=worst[1].start_mark.line + 1 if worst else None,
+                fix="write the values out instead of nesting aliases; a claim is a few dozen values")])
+        lines, problems = _line_map_of(root, file)
+        if problems and any(p.message.startswith("a number with more") for p in problems):
+            raise InputError([p for p in problems if p.message.startswith("a number with more")])
+        data = loader.construct_document(root)
+    finally:
+        loader.dispose()
+    return data, lines, problems
+
+
+def _key_of(k: yaml.Node) -> Any:
+    key: Any = k.value if isinstance(k, yaml.ScalarNode) else None
+    if isinstance(k, yaml.ScalarNode) and k.tag.endswith(":int"):
+        try:
+            key = int(k.value.replace("_", ""), 0) if k.value[:2].lower() in ("0x", "0o", "0b") else int(k.value)
+        except ValueError:
+            pass
+    return key
+
+
+def _line_map_of(root: yaml.Node, file: str) -> tuple[dict[tuple, int], list[Problem]]:
+    """Map each field path (tuple of keys / indices) to its 1-based line; also the duplicate keys and overlong
+    numbers found on the way. A node reached again through an alias is not walked again: a path inside an alias
+    maps to the line of the key that uses the alias."""
+    lines: dict[tuple, int] = {}
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
         lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag.endswith((":int", ":float")) and len(node.value) > MAX_NUMBER_DIGITS:
+                problems.append(Problem(f"a number with more than {MAX_NUMBER_DIGITS} digits", file=file,
+                                        line=node.start_mark.line + 1, field=".".join(map(str, path)) or None,
+                                        fix="give a number of sensible size"))
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
             for k, v in node.value:
-                key: Any = k.value
-                if k.tag.endswith(":int"):
-                    try:
-                        key = int(k.value)
-                    except ValueError:
-                        pass
-                lines[path + (key,)] = k.start_mark.line + 1
-                walk(v, path + (key,))
-                lines[path + (key,)] = k.start_mark.line + 1
+                if k.tag == "tag:yaml.org,2002:merge":
+                    stack.append((v, path))
+                    continue
+                key = _key_of(k)
+                line = k.start_mark.line + 1
+                if isinstance(key, (str, int)):
+                    if key in first:
+                        problems.append(Problem(
+                            f"duplicate key {key!r} (lines {first[key]} and {line}): YAML would silently keep only "
+                            f"the value on line {line}", file=file, line=line,
+                            field=".".join(str(x) for x in path + (key,)),
+                            fix=f"remove one of the two (line {first[key]} or line {line})"))
+                    else:
+                        first[key] = line
+                lines[path + (key,)] = line
+                stack.append((v, path + (key,)))
         elif isinstance(node, yaml.SequenceNode):
             for i, v in enumerate(node.value):
-                walk(v, path + (i,))
-
-    if root is not None:
-        walk(root, ())
-    return lines
+                stack.append((v, path + (i,)))
+    return lines, problems
 
 
 def _fields_of(model: type[BaseModel], path: tuple) -> list[str]:
@@ -395,10 +701,11 @@ def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple
             fix = f"add '{loc[-1]}'" if loc else None
             value = None
         else:
-            msg = e["msg"]
+            msg = e["msg"].removeprefix("Value error, ")
             value = e.get("input")
             if isinstance(value, (dict, list)):
                 value = None
+            fix = _fix_for(kind, e.get("ctx") or {})
         problems.append(Problem(message=msg, file=file, line=line, field=field_path, value=value, fix=fix))
     # Unions report one error per member; collapse exact repeats.
     seen, unique = set(), []
@@ -410,50 +717,150 @@ def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple
     return unique
 
 
+def _fix_for(kind: str, ctx: dict) -> str:
+    """The fix line of a validation error, by pydantic's error type (the message already states the rule)."""
+    bounds = {"greater_than": "more than {gt}", "greater_than_equal": "at least {ge}", "less_than": "less than {lt}",
+              "less_than_equal": "at most {le}"}
+    if kind in bounds:
+        try:
+            return "give a value " + bounds[kind].format(**ctx)
+        except (KeyError, IndexError):
+            return "give a value within the bounds above"
+    if kind == "finite_number":
+        return "give a finite number (.inf and .nan are not values a claim can use)"
+    if kind.startswith(("int_", "float_")) or kind in ("int_from_float",):
+        return "give a " + ("whole number" if kind.startswith("int") else "number") + ", without quotes"
+    if kind.startswith("bool_"):
+        return "use true or false"
+    if kind.startswith("string_"):
+        return "give text (quote it if YAML reads it as something else)"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "give a mapping (key: value lines) here"
+    if kind in ("list_type", "tuple_type", "too_short", "too_long"):
+        return "give a list like [a, b]" + (" of the right length" if kind.startswith("too_") else "")
+    if kind in ("literal_error", "enum", "union_tag_invalid", "unknown_scorer_kind"):
+        return "use one of the values named in the message"
+    return "correct the value as the message says (see `audit schema` for every field)"
+
+
 def load_claim(path: str | Path, check_files: bool = True) -> Claim:
-    """Read and validate a claim file; raise :class:`InputError` listing every problem found."""
+    """Read and validate a claim file; raise :class:`InputError` listing every problem found.
+
+    The file must be UTF-8 (a byte-order mark is dropped; UTF-16, Latin-1 and binary files are refused with the
+    line of the first bad byte) and YAML within bounds (:data:`MAX_CLAIM_BYTES`, :data:`MAX_YAML_DEPTH`,
+    :data:`MAX_YAML_NODES` after alias expansion); a key given twice in one mapping is an error naming both lines.
+    """
+    from audit.jsonlines import read_text
+
     path = Path(path)
     file = str(path)
+    text = read_text(path, "claim file", max_bytes=MAX_CLAIM_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError([Problem("claim file not found", file=file, fix="check the path")]) from None
-    except OSError as exc:
-        raise InputError([Problem(f"cannot read claim file: {exc.strerror}", file=file)]) from None
-    try:
-        data = yaml.safe_load(text)
+        data, lines, problems = _compose(text, file)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        what = getattr(exc, "problem", None) or str(exc)
-        ctx = getattr(exc, "context", None)
-        msg = f"YAML syntax error: {what}" + (f" ({ctx})" if ctx else "")
-        raise InputError([Problem(msg, file=file, line=line,
-                                  fix="check indentation and quoting on this line and the one before it")]) from None
+        raise InputError([_yaml_error(exc, file, text)]) from None
+    except (ValueError, OverflowError) as exc:  # a value the YAML constructor cannot build (e.g. a bad date)
+        raise InputError([Problem(f"YAML value cannot be read: {exc}", file=file,
+                                  fix="check the values' syntax; quote a value meant as text")]) from None
     if not isinstance(data, dict):
-        raise InputError([Problem("a claim file must be a YAML mapping with a 'claim:' section", file=file, line=1,
-                                  fix="see `audit schema` or the README for the format")])
-    lines = _line_map(text)
+        raise InputError(problems + [Problem("a claim file must be a YAML mapping with a 'claim:' section",
+                                             file=file, line=1, fix="see `audit schema` or the README for the format")])
     try:
         claim = Claim.model_validate(data)
     except ValidationError as err:
-        raise InputError(_problems_from_validation(err, file, lines)) from None
+        raise InputError(problems + _problems_from_validation(err, file, lines)) from None
     claim = claim.model_copy(update={"path": path.resolve()})
-    problems = _semantic_problems(claim, file, lines, check_files)
+    problems += _semantic_problems(claim, file, lines, check_files)
     if problems:
         raise InputError(problems)
     return claim
 
 
+MAX_GLOB_ENTRIES = 200_000
+
+
+def _has_magic(p: str) -> bool:
+    return glob.has_magic(p)
+
+
+def _walk_glob(full: str) -> list[str]:
+    """``glob(full, recursive=True)`` for a pattern with ``**``, without following links to folders: Python's own
+    recursive glob follows them, so two link loops make it walk 2**40 paths. Hidden names match only a pattern
+    part that starts with a dot, as in glob."""
+    import fnmatch
+    import os
+    from functools import lru_cache
+
+    parts = Path(full).parts
+    cut = next(i for i, x in enumerate(parts) if _has_magic(x))
+    top, pats = Path(*parts[:cut]) if cut else Path("."), parts[cut:]
+
+    def matches(rel: tuple[str, ...]) -> bool:
+        @lru_cache(maxsize=None)
+        def m(i: int, j: int) -> bool:
+            if j == len(pats):
+                return i == len(rel)
+            if pats[j] == "**":
+                return m(i, j + 1) or (i < len(rel) and not rel[i].startswith(".") and m(i + 1, j))
+            return (i < len(rel) and (not rel[i].startswith(".") or pats[j].startswith("."))
+                    and fnmatch.fnmatchcase(rel[i], pats[j]) and m(i + 1, j + 1))
+        return m(0, 0)
+
+    out: list[str] = []
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        seen += len(dirnames) + len(filenames)
+        if seen > MAX_GLOB_ENTRIES:
+            raise InputError([Problem(f"the pattern {full!r} walks more than {MAX_GLOB_ENTRIES:,} files and folders",
+                                      fix="narrow the ** pattern to the run's folder")])
+        rel_dir = Path(dirpath).relative_to(top).parts
+        for name in filenames + dirnames:
+            if matches(rel_dir + (name,)):
+                out.append(str(Path(dirpath) / name))
+    return sorted(out)
+
+
+def _expand(claim: Claim, p: str) -> list[str]:
+    full = p if Path(p).is_absolute() else str(claim.base_dir / p)
+    if "**" in full:
+        return _walk_glob(full)
+    return sorted(glob.glob(full))
+
+
 def resolve_paths(claim: Claim, pattern: str | list[str]) -> list[Path]:
-    """Expand a path or glob (or list of them) relative to the claim's folder, sorted."""
+    """Expand a path or glob (or list of them) relative to the claim's folder, sorted; regular files only
+    (:func:`explain_no_match` says why a pattern gave none)."""
     patterns = [pattern] if isinstance(pattern, str) else pattern
     found: list[Path] = []
     for p in patterns:
-        full = p if Path(p).is_absolute() else str(claim.base_dir / p)
-        matches = sorted(glob.glob(full, recursive=True))
-        found.extend(Path(m) for m in matches if Path(m).is_file())
+        found.extend(Path(m) for m in _expand(claim, p) if Path(m).is_file())
     return found
+
+
+def explain_no_match(claim: Claim, pattern: str | list[str]) -> tuple[str, str]:
+    """(message, fix) for a log pattern that matched no regular file: a folder, a link loop, a broken link, or
+    nothing at all."""
+    import errno
+    import os
+
+    patterns = [pattern] if isinstance(pattern, str) else pattern
+    where = f"relative paths resolve against {claim.base_dir}"
+    for p in patterns:
+        for m in (_expand(claim, p) if _has_magic(p) else
+                  [p if Path(p).is_absolute() else str(claim.base_dir / p)]):
+            if os.path.isdir(m):
+                return (f"{m} is a folder, not a file",
+                        f"name the files inside it, e.g. {p.rstrip('/')}/*.jsonl")
+            if os.path.islink(m):
+                try:
+                    os.stat(m)
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        return f"{m} is a symbolic link loop", "point the link at the log file itself"
+                    return (f"{m} is a symbolic link to a missing file ({os.readlink(m)})",
+                            "point the link at an existing log file")
+    return (f"no file matches {pattern!r} ({where})",
+            "check the path; globs like runs/base_16/samples_*.jsonl are allowed")
 
 
 def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
@@ -483,10 +890,9 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
             for arm in ("baseline", "treatment"):
                 for budget, pattern in getattr(claim.samples, arm).items():
                     if not resolve_paths(claim, pattern):
-                        problems.append(Problem(
-                            f"no file matches {pattern!r} (relative paths resolve against {claim.base_dir})",
-                            file=file, line=lines.get(("samples", arm, budget)), field=f"samples.{arm}.{budget}",
-                            fix="check the path; globs like runs/base_16/samples_*.jsonl are allowed"))
+                        msg, fix = explain_no_match(claim, pattern)
+                        problems.append(Problem(msg, file=file, line=lines.get(("samples", arm, budget)),
+                                                field=f"samples.{arm}.{budget}", fix=fix))
     if claim.samples is not None and (claim.task is not None or claim.arms is not None):
         problems.append(Problem("give either samples: (replay logs) or arms:/task: (a live run), not both", file=file,
                                 line=lines.get(("samples",)), field="samples",
@@ -508,15 +914,25 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
         if check_files and claim.task.dataset is not None:
             ds = claim.base_dir / claim.task.dataset
             if not ds.is_file():
-                problems.append(Problem(f"dataset not found: {ds}", file=file, line=lines.get(("task", "dataset")),
+                what = "is a folder, not a file" if ds.is_dir() else "not found"
+                problems.append(Problem(f"dataset {what}: {ds}", file=file, line=lines.get(("task", "dataset")),
                                         field="task.dataset", value=claim.task.dataset,
-                                        fix="paths resolve against the claim file's folder"))
+                                        fix="give the JSONL file of items; paths resolve against the claim file's "
+                                            "folder"))
         for arm_name, arm in (claim.arms or {}).items():
             if arm.endpoint != "embedded" and not arm.endpoint.startswith(("http://", "https://")):
                 problems.append(Problem("endpoint must be 'embedded' or an http(s) base URL", file=file,
                                         line=lines.get(("arms", arm_name, "endpoint")),
                                         field=f"arms.{arm_name}.endpoint", value=arm.endpoint,
                                         fix="e.g. endpoint: http://127.0.0.1:8000/v1"))
+            urls = [("endpoint", arm.endpoint)] if arm.endpoint != "embedded" else []
+            for name, url in urls + [(f"replicas[{i}]", r) for i, r in enumerate(arm.replicas)]:
+                why = url_problem(url)
+                if why is not None and (name != "endpoint" or url.startswith(("http://", "https://"))):
+                    key = ("arms", arm_name) + (("endpoint",) if name == "endpoint" else ("replicas", int(name[9:-1])))
+                    problems.append(Problem(why, file=file, line=lines.get(key), field=f"arms.{arm_name}.{name}",
+                                            value=url_public(url), fix="e.g. http://127.0.0.1:8000/v1 (ports run "
+                                                                      "from 1 to 65535)"))
             for tmpl_field, tmpl in (("prompt", arm.prompt),):
                 if tmpl is not None:
                     problems.extend(_template_problems(tmpl, file, lines.get(("arms", arm_name, tmpl_field)),
@@ -582,16 +998,32 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
     return problems
 
 
+def url_public(url: str) -> str:
+    from audit.runner import public_url
+
+    return public_url(url)
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable http(s) base URL (the runner's own check, so both agree), or None."""
+    from audit.runner import url_problem as check
+
+    return check(url)
+
+
 def _template_problems(template: str, file: str, line: int | None, field: str) -> list[Problem]:
     from jinja2 import TemplateSyntaxError
 
     from audit.prompts import environment
 
     try:
-        environment().parse(template)
+        environment().from_string(template)
     except TemplateSyntaxError as exc:
         return [Problem(f"jinja2 syntax error: {exc.message}", file=file, line=line, field=field,
                         fix="check the {{ }} / {% %} pairs in the template")]
+    except (RecursionError, MemoryError):
+        return [Problem("the template is nested too deeply to compile", file=file, line=line, field=field,
+                        fix="simplify the template")]
     return []
 
 
@@ -602,3 +1034,18 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "audit claim file"
     return schema
+
+
+def line_of(claim: "Claim", path: tuple) -> int | None:
+    """The 1-based line of field ``path`` in the file the claim was read from (None when unknown)."""
+    if claim.path is None:
+        return None
+    try:
+        text = Path(claim.path).read_text(encoding="utf-8-sig")
+        _, lines, _ = _compose(text, str(claim.path))
+    except Exception:  # the file changed or went away since it was loaded: no line, the field still names it
+        return None
+    for cut in range(len(path), 0, -1):
+        if path[:cut] in lines:
+            return lines[path[:cut]]
+    return None

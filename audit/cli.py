@@ -1,10 +1,14 @@
 """The `audit` command line: parse options, call one library function, render the result.
 
-Exit codes: 0 supported, 1 gate failed, 2 invalid input or usage, 3 model server or harness failure.
+Exit codes: 0 supported, 1 gate failed, 2 invalid input or usage, 3 model server or harness failure, 4 internal
+error (a bug in audit; the traceback is written to a file). Everything printed that came from outside (claim
+titles, log text, server answers) goes through :mod:`audit.textsafe` first: control characters are shown, not
+sent to the terminal, and registered secrets are scrubbed.
 """
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -12,22 +16,116 @@ from pathlib import Path
 import click
 
 from audit import __version__
-from audit.errors import AuditError
+from audit.errors import INTERNAL_ERROR_EXIT, AuditError, InputError, Problem
+
+# Progress bars still open (a failure mid-run must close them: they hide the cursor) and where a traceback of an
+# internal error goes (the --out folder once it is known to be writable).
+_OPEN_BARS: list = []
+_TRACE_DIR: list[Path] = []
+
+
+def _safe(text: object) -> str:
+    """Untrusted text as it may reach the terminal: secrets scrubbed, control characters made visible."""
+    from audit.textsafe import for_terminal, scrub
+
+    return for_terminal(scrub(str(text)))
+
+
+def _close_bars() -> None:
+    """Finish every open progress bar (which restores the cursor it hid) before an error is printed."""
+    while _OPEN_BARS:
+        bar = _OPEN_BARS.pop()
+        try:
+            bar.render_finish()
+        except Exception:  # a broken terminal must not hide the real error
+            pass
+    if sys.stderr.isatty():
+        sys.stderr.write("\033[?25h")
+        sys.stderr.flush()
 
 
 def _fail(exc: AuditError) -> None:
-    click.echo(f"error: {exc}", err=True)
+    _close_bars()
+    click.echo(f"error: {_safe(exc)}", err=True)
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _internal_error(exc: BaseException) -> None:
+    """An exception nobody raised on purpose: a bug in audit. Exit 4 (never 0 or 1, which CI reads as a verdict)
+    with one line saying so and where the full traceback was written."""
+    import datetime
+    import tempfile
+    import traceback
+
+    from audit.textsafe import scrub
+
+    _close_bars()
+    text = scrub("".join(traceback.format_exception(exc)))
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"audit-traceback-{stamp}-{os.getpid()}.txt"
+    where = None
+    for folder in [*_TRACE_DIR, Path(tempfile.gettempdir())]:
+        try:
+            (folder / name).write_text(f"audit {__version__}, argv {sys.argv!r}\n\n{text}", encoding="utf-8")
+            where = folder / name
+            break
+        except OSError:
+            continue
+    tail = f"the full traceback is in {where}" if where else "the traceback could not be written to a file:\n" + text
+    click.echo(_safe(f"error: internal error, a bug in audit (not a problem with your input): "
+                     f"{type(exc).__name__}: {str(exc)[:300]}; {tail}; please report it"), err=True)
+    sys.exit(INTERNAL_ERROR_EXIT)
+
+
+class _AuditGroup(click.Group):
+    """Turns every exception that reaches the top into a documented exit code: AuditError → its code (2 or 3),
+    anything else → 4 (an internal error), Ctrl-C → 130."""
+
+    def invoke(self, ctx: click.Context):
+        _TRACE_DIR.clear()
+        _OPEN_BARS.clear()
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except AuditError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            _close_bars()
+            click.echo("\ninterrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            _internal_error(exc)
+
+
+def _writable(path: Path, option: str, folder: bool) -> None:
+    """Fail before the audit runs (a live run can take hours) when an output cannot be written."""
+    import tempfile
+
+    target = path if folder else (path.parent if str(path.parent) else Path("."))
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".audit-write-test-", dir=target)
+        os.close(fd)
+        os.unlink(probe)
+        if not folder and path.is_dir():
+            raise IsADirectoryError(21, "is a folder")
+    except OSError as exc:
+        what = "into this folder" if folder else f"{option.lstrip('-').replace('-', ' ')} file"
+        raise InputError([Problem(f"cannot write {what}: {exc.strerror or exc}", file=str(path), field=option,
+                                  fix=f"give {option} a {'folder' if folder else 'file in a folder'} you can write to "
+                                      "(missing folders are created)")]) from None
+
+
+@click.group(cls=_AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="audit")
 def main() -> None:
     """Decide whether a claimed benchmark gain is real.
 
     \b
     Exit codes: 0 supported, 1 gate failed (fragile, not reproduced or inconclusive),
-                2 invalid input or usage, 3 model server or harness failure.
+                2 invalid input or usage, 3 model server or harness failure,
+                4 internal error (a bug in audit; the message says where the traceback is).
     """
 
 
@@ -52,7 +150,7 @@ def validate(claim_file: Path) -> None:
         _fail(exc)
         return
     extra = f", {n} record rows" if n is not None else ""
-    click.echo(f"{claim_file}: valid{extra}")
+    click.echo(f"{_safe(claim_file)}: valid{extra}")
 
 
 def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
@@ -69,9 +167,10 @@ def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.argument("claim_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write report.json, report.html and summary.md into this folder.")
-@click.option("--seed", type=int, default=None, help="Seed for the bootstrap (default: options.seed in the claim, else 0).")
-@click.option("--resamples", type=click.IntRange(min=100), default=None,
-              help="Bootstrap resamples (default: options.resamples in the claim, else 10000).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+              help="Seed for the bootstrap, 0 to 2**63-1 (default: options.seed in the claim, else 0).")
+@click.option("--resamples", type=click.IntRange(1000, 1_000_000), default=None,
+              help="Bootstrap resamples, 1000 to 1,000,000 (default: options.resamples in the claim, else 10000).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of the summary.")
 @click.option("--fail-on", "fail_on", default=None, metavar="LIST", callback=_parse_gate,
               help="Comma list of verdicts (supported, fragile, not_reproduced, inconclusive) and/or severities "
@@ -91,7 +190,7 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     print the verdict.
 
     Live generations are cached: a re-run or an added scoring costs no model calls, and an interrupted run
-    resumes where it stopped. Exit 2 on invalid input, 3 when a model server fails.
+    resumes where it stopped. Exit 2 on invalid input, 3 when a model server fails, 4 on an internal error.
 
     The exit code is 0 when the CI gate (--fail-on) passes — by default only when the verdict is 'supported' —
     and 1 when it fails.
@@ -107,6 +206,15 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
         f"audit verify {shlex.quote(str(claim_file))}"
     try:
         claim = load_claim(claim_file)
+        from audit.textsafe import register_env_secrets
+
+        register_env_secrets(a.api_key_env for a in (claim.arms or {}).values())
+        if out_dir is not None:
+            _writable(out_dir, "--out", folder=True)
+            _TRACE_DIR[:] = [out_dir]
+        for option, p in (("--summary-md", summary_md), ("--junit", junit)):
+            if p is not None:
+                _writable(p, option, folder=False)
         cache = None
         if claim.live and not no_cache:
             from audit.cache import GenerationCache
@@ -116,7 +224,11 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
                              progress=_progress if claim.live and not as_json else None)
         report, gate_result = apply_gate(outcome.report, fail_on)
         outcome = dataclasses.replace(outcome, report=report)
-        paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
+        try:
+            paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
+        except OSError as exc:  # e.g. the disk filled up between the check above and the write
+            raise InputError([Problem(f"cannot write the report: {exc.strerror or exc}", file=exc.filename,
+                                      field="--out", fix="free space or give --out another folder")]) from None
         paths.update(write_ci_files(report, summary_md=summary_md, junit=junit))
     except AuditError as exc:
         _fail(exc)
@@ -126,7 +238,7 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     else:
         _print_summary(report, paths)
         state = click.style("passed", fg="green") if gate_result.passed else click.style("failed", fg="red")
-        why = f": {'; '.join(gate_result.reasons)}" if gate_result.reasons else ""
+        why = f": {_safe('; '.join(gate_result.reasons))}" if gate_result.reasons else ""
         click.echo(f"\n  gate --fail-on {gate_result.gate.spec}: {state} (exit {report.exit_code}){why}")
     sys.exit(report.exit_code)
 
@@ -137,11 +249,14 @@ def _progress(label: str, total: int):
 
     def update(done: int, total_: int) -> None:
         if state["bar"] is None:
-            state["bar"] = click.progressbar(length=total_, label=f"{label:<36}", file=sys.stderr, show_pos=True)
+            state["bar"] = click.progressbar(length=total_, label=f"{_safe(label):<36}", file=sys.stderr,
+                                             show_pos=True)
             state["bar"].__enter__()
+            _OPEN_BARS.append(state["bar"])
         state["bar"].update(done - state["last"])
         state["last"] = done
-        if done >= total_:
+        if done >= total_ and state["bar"] in _OPEN_BARS:
+            _OPEN_BARS.remove(state["bar"])
             state["bar"].__exit__(None, None, None)
 
     return update
@@ -152,8 +267,8 @@ def _print_summary(report, paths) -> None:
 
     colours = {"supported": "green", "fragile": "yellow", "not_reproduced": "red", "inconclusive": "white"}
     click.secho(f"{report.verdict.replace('_', ' ').upper()}", fg=colours[report.verdict], bold=True, nl=False)
-    click.echo(f"  {report.claim['claim']['title']}")
-    click.echo(f"  {report.verdict_reason}")
+    click.echo(f"  {_safe(report.claim['claim']['title'])}")
+    click.echo(f"  {_safe(report.verdict_reason)}")
     if report.cells:
         click.echo("")
         show_variant = any(c.variant != "default" for c in report.cells)
@@ -162,8 +277,8 @@ def _print_summary(report, paths) -> None:
                    f"{'95% CI':<18} {'p':>9}")
         for c in report.cells:
             star = "*" if c.claimed else " "
-            v = f"{c.variant[:14]:<14} " if show_variant else ""
-            click.echo(f"{star} {v}{str(c.budget):>6}  {c.scoring[:18]:<18} {c.n:>6}  {num(c.baseline):>6} "
+            v = f"{_safe(c.variant[:14]):<14} " if show_variant else ""
+            click.echo(f"{star} {v}{str(c.budget):>6}  {_safe(c.scoring[:18]):<18} {c.n:>6}  {num(c.baseline):>6} "
                        f"{num(c.treatment):>6} {delta(c.delta):>7}  {ci(c.ci_low, c.ci_high):<18} {pval(c.p_value):>9}")
         click.echo("  (* the claimed setting)")
     flagged = [f for f in report.findings if f.outcome in ("flag", "inconclusive")]
@@ -171,11 +286,11 @@ def _print_summary(report, paths) -> None:
         click.echo("")
         for f in flagged:
             tag = click.style(f"[{f.severity}]", fg="red" if f.severity == "critical" else "yellow")
-            click.echo(f"  {tag} {f.check}.{f.code}: {f.title}")
+            click.echo(f"  {tag} {f.check}.{f.code}: {_safe(f.title)}")
     if paths:
         click.echo("")
         for kind, p in paths.items():
-            click.echo(f"  {kind}: {p}")
+            click.echo(f"  {kind}: {_safe(p)}")
 
 
 @main.command()
@@ -210,7 +325,7 @@ def compare(old_report: Path, new_report: Path, as_json: bool, any_claim: bool) 
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
-        click.echo(render_text(result), nl=False)
+        click.echo(_safe(render_text(result)), nl=False)
     sys.exit(result.exit_code)
 
 
@@ -223,8 +338,12 @@ def schema(output: Path | None) -> None:
 
     text = json.dumps(json_schema(), indent=2)
     if output:
-        output.write_text(text + "\n", encoding="utf-8")
-        click.echo(f"wrote {output}")
+        try:
+            output.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            _fail(InputError([Problem(f"cannot write the schema: {exc.strerror or exc}", file=str(output),
+                                      field="--output", fix="give -o a file in a folder you can write to")]))
+        click.echo(f"wrote {_safe(output)}")
     else:
         click.echo(text)
 
@@ -250,7 +369,7 @@ def cache_info(cache_path: Path | None) -> None:
         _fail(exc)
         return
     for k, v in info.items():
-        click.echo(f"{k}: {v}")
+        click.echo(f"{k}: {_safe(v)}")
 
 
 @cache.command("clear")

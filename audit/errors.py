@@ -1,6 +1,7 @@
 """Error types raised by the library; only the CLI turns them into messages and exit codes.
 
-Exit codes (DESIGN.md): 0 supported, 1 gate failed, 2 invalid input or usage, 3 model server or harness failure.
+Exit codes (DESIGN.md): 0 supported, 1 gate failed, 2 invalid input or usage, 3 model server or harness failure,
+4 internal error (a bug in audit: an exception nobody raised on purpose; the CLI writes its traceback to a file).
 """
 from __future__ import annotations
 
@@ -27,11 +28,20 @@ class Problem:
             parts.append(f"{self.field}:")
         parts.append(self.message)
         if self.value is not None:
-            parts.append(f"(got {self.value!r})")
+            parts.append(f"(got {short_repr(self.value)})")
         text = " ".join(parts)
         if self.fix:
             text += f"\n    fix: {self.fix}"
         return text
+
+
+def short_repr(value: object, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a bad value may be a megabyte of text."""
+    try:
+        text = repr(value)
+    except Exception:  # a value whose repr fails is still worth naming by type
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
 
 
 class AuditError(Exception):
@@ -57,3 +67,7 @@ class ServerError(AuditError):
     """A model server or harness failed (down, garbage answers, retries exhausted): exit code 3."""
 
     exit_code = 3
+
+
+INTERNAL_ERROR_EXIT = 4
+"""Exit code of an unexpected exception (a bug in audit), never 0 or 1: CI must not read a crash as a verdict."""

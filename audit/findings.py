@@ -13,14 +13,18 @@ from pydantic import BaseModel, ConfigDict
 
 Outcome = Literal["pass", "flag", "inconclusive", "info"]
 Severity = Literal["critical", "major", "minor", "info"]
-Impact = Literal["none", "fragile", "not_reproduced", "inconclusive", "reproduced"]
+Impact = Literal["none", "fragile", "not_reproduced", "inconclusive", "reproduced", "untrusted_input"]
+"""How a finding moves the verdict. ``untrusted_input``: the inputs cannot carry a verdict (sample logs that do not
+reproduce the numbers published beside them): the verdict is ``inconclusive`` at best, whatever else reproduced."""
 Verdict = Literal["supported", "fragile", "not_reproduced", "inconclusive"]
 
 VERDICT_EXPLANATION = {
-    "supported": "reproduced at the claimed setting and robust under every perturbation",
-    "fragile": "reproduced at the claimed setting, but at least one perturbation removes or reverses it",
-    "not_reproduced": "the evidence does not reproduce the claimed gain",
-    "inconclusive": "too little data or power to tell",
+    "supported": "reproduced at the claimed setting, and no perturbation is shown to remove it",
+    "fragile": "reproduced at the claimed setting, but a perturbation is shown to shrink it beyond the margin or to "
+               "reverse it",
+    "not_reproduced": "the evidence contradicts the claim: the delta is significantly below the reported one, or "
+                      "significantly opposite",
+    "inconclusive": "the data cannot tell: no significant gain, and nothing refuted",
 }
 
 

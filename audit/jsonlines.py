@@ -1,25 +1,152 @@
-"""Reading JSON-lines files with every bad line reported (file, line, fix) instead of stopping at the first."""
+"""The reading layer for JSON-lines files and text files: every bad line or field reported (file, line, field,
+value, fix) instead of stopping at the first, and no value of the wrong type slipping through as a string.
+
+* :func:`decode_utf8` decodes a whole text file (claims): a UTF-8 byte-order mark is dropped, UTF-16/32, binary
+  files and invalid UTF-8 are refused with the line and column of the first bad byte.
+* :func:`json_objects` yields the JSON objects of a JSONL file under the same encoding rules (a BOM on the first
+  line is dropped, as for claims), naming NaN/Infinity, NUL bytes and invalid UTF-8 for what they are.
+* :class:`Fields` type-checks the fields of one object: ``"output": null`` is an error, not the string "None";
+  a list where a string belongs, ``"completion_tokens": "many"`` or a score given as a string are refused.
+"""
 from __future__ import annotations
 
+import codecs
+import errno
+import json
+import math
+import os
+import re
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import orjson
 
-from audit.errors import Problem
+from audit.errors import InputError, Problem, short_repr
 
 MAX_PROBLEMS = 20
 
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
+         (codecs.BOM_UTF16_BE, "UTF-16"))
+_NAN = re.compile(rb"(?<![\"\w])(-?Infinity|NaN)(?![\"\w])")
 
-def json_objects(path: str | Path, problems: list[Problem], example: str = "") -> Iterator[tuple[int, dict]]:
+
+def _open_problem(exc: OSError, file: str, what: str) -> Problem:
+    """An OS error on opening a file, said plainly (a folder, a link loop, no permission)."""
+    if isinstance(exc, IsADirectoryError):
+        return Problem(f"{what} is a folder, not a file", file=file,
+                       fix=f"name the files inside it, e.g. {file.rstrip('/')}/*.jsonl")
+    if exc.errno == errno.ELOOP:
+        return Problem(f"{what} is a symbolic link loop", file=file, fix="point the link at a real file")
+    if isinstance(exc, FileNotFoundError):
+        return Problem(f"{what} not found" + (" (a broken symbolic link)" if os.path.islink(file) else ""),
+                       file=file, fix="check the path")
+    if isinstance(exc, PermissionError):
+        return Problem(f"{what} cannot be read: permission denied", file=file, fix="check the file's permissions")
+    return Problem(f"{what} cannot be read: {exc.strerror or exc}", file=file)
+
+
+def encoding_problem(head: bytes, file: str, what: str = "the file") -> Problem | None:
+    """A Problem when ``head`` (the first bytes of a file) says UTF-16/32 or binary; None for UTF-8 text."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return Problem(f"{what} is {name}-encoded, not UTF-8", file=file, line=1,
+                           fix=f"save it as UTF-8 (e.g. iconv -f {name} -t UTF-8 in > out)")
+    if b"\x00" in head:
+        line = head.count(b"\n", 0, head.index(b"\x00")) + 1
+        return Problem(f"{what} contains NUL bytes: it is binary (or UTF-16 without a byte-order mark), not UTF-8 "
+                       "text", file=file, line=line, fix="give a UTF-8 text file")
+    return None
+
+
+def _utf8_problem(raw: bytes, exc: UnicodeDecodeError, file: str, line_offset: int = 0) -> Problem:
+    start = exc.start
+    line = raw.count(b"\n", 0, start) + 1 + line_offset
+    col = start - (raw.rfind(b"\n", 0, start) + 1) + 1
+    return Problem(f"not valid UTF-8: byte 0x{raw[start]:02x} at column {col}", file=file, line=line,
+                   fix="save the file as UTF-8 (a byte like this usually means Latin-1 or Windows-1252 text)")
+
+
+def decode_utf8(raw: bytes, file: str, what: str = "the file") -> str:
+    """``raw`` as UTF-8 text (a leading byte-order mark dropped); :class:`InputError` naming line and column."""
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    problem = encoding_problem(raw, file, what)
+    if problem is not None:
+        raise InputError([problem])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = raw[:4096]
+        binary = sum(b < 9 or 13 < b < 32 or b == 127 for b in head) > len(head) // 20
+        if binary:
+            raise InputError([Problem(f"{what} is binary, not UTF-8 text", file=file, line=1,
+                                      fix="check the path: this is not a text file")]) from None
+        raise InputError([_utf8_problem(raw, exc, file)]) from None
+
+
+def read_text(path: str | Path, what: str = "the file", max_bytes: int | None = None) -> str:
+    """A whole UTF-8 text file, or :class:`InputError` saying why it cannot be read or decoded."""
+    file = str(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(max_bytes + 1) if max_bytes is not None else fh.read()
+    except OSError as exc:
+        raise InputError([_open_problem(exc, file, what)]) from None
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise InputError([Problem(f"{what} is larger than {max_bytes:,} bytes", file=file,
+                                  fix="give the right file; this one is far too large to be what is expected here")])
+    return decode_utf8(raw, file, what)
+
+
+def _json_problem(raw: bytes, exc: orjson.JSONDecodeError, file: str, i: int, last: bool, example: str) -> Problem:
+    hint = "each line must be one JSON object" + (f", e.g. {example}" if example else "")
+    if b"\x00" in raw:
+        return Problem("line contains NUL bytes: the file is binary (or UTF-16 without a byte-order mark)",
+                       file=file, line=i, fix="give a UTF-8 JSONL file")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as uexc:
+        return _utf8_problem(raw, uexc, file, i - 1)
+    if _NAN.search(raw):
+        try:
+            json.loads(raw)
+        except ValueError:
+            pass
+        else:
+            m = _NAN.search(raw)
+            return Problem(f"{m.group().decode()} is not valid JSON (at column {m.start() + 1})", file=file, line=i,
+                           fix="write null for a value that could not be computed, or a number")
+    if last and not raw.endswith(b"\n"):
+        return Problem(f"not valid JSON ({exc.msg.split(':')[0]} at column {exc.colno})", file=file, line=i,
+                       fix="the file ends mid-line: the run was probably interrupted; re-run it or delete the "
+                           "partial last line")
+    return Problem(f"not valid JSON ({exc.msg.split(':')[0]} at column {exc.colno})", file=file, line=i, fix=hint)
+
+
+def json_objects(path: str | Path, problems: list[Problem], example: str = "",
+                 what: str = "the file", data: bytes | None = None) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for every JSON-object line; append a Problem for each bad line.
 
-    Blank lines are skipped. A last line without a newline that does not parse is reported as an interrupted write.
-    Stops adding problems (and yielding) after ``MAX_PROBLEMS`` bad lines in this file.
+    Blank lines are skipped; a UTF-8 byte-order mark on the first line is dropped. A file that cannot be opened
+    (a folder, a link loop, missing) or is UTF-16/binary is one Problem. A last line without a newline that does
+    not parse is reported as an interrupted write. Stops after ``MAX_PROBLEMS`` bad lines in this file.
+    ``data``: the file's bytes already read (a member of a .zip, a .gz decompressed); ``path`` then only names it.
     """
     file = str(path)
-    with open(path, "rb") as fh:
-        lines = fh.readlines()
+    if data is not None:
+        lines = data.splitlines(keepends=True)
+    else:
+        try:
+            with open(path, "rb") as fh:
+                lines = fh.readlines()
+        except OSError as exc:
+            problems.append(_open_problem(exc, file, what))
+            return
+    if lines and lines[0].startswith(codecs.BOM_UTF8):
+        lines[0] = lines[0][len(codecs.BOM_UTF8):]
+    if lines and any(lines[0].startswith(bom) for bom, _ in _BOMS):
+        problems.append(encoding_problem(lines[0][:4], file, what))
+        return
     bad = 0
     for i, raw in enumerate(lines, start=1):
         if raw.isspace():  # blank line (isspace does not copy the line, strip would)
@@ -27,19 +154,198 @@ def json_objects(path: str | Path, problems: list[Problem], example: str = "") -
         try:
             d = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            end = i == len(lines) and not raw.endswith(b"\n")
-            problems.append(Problem(
-                f"not valid JSON ({exc.msg.split(':')[0]} at column {exc.colno})", file=file, line=i,
-                fix="the file ends mid-line: the run was probably interrupted; re-run it or delete the partial last "
-                    "line" if end else "each line must be one JSON object" + (f", e.g. {example}" if example else "")))
+            problems.append(_json_problem(raw, exc, file, i, i == len(lines), example))
             bad += 1
         else:
             if isinstance(d, dict):
                 yield i, d
                 continue
-            problems.append(Problem("line is not a JSON object", file=file, line=i,
+            problems.append(Problem(f"line is a JSON {json_type(d)}, not an object", file=file, line=i,
                                     fix="each line must be one JSON object" + (f", e.g. {example}" if example else "")))
             bad += 1
         if bad >= MAX_PROBLEMS:
             problems.append(Problem(f"stopping after {MAX_PROBLEMS} bad lines in this file", file=file))
             return
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# typed fields
+
+
+def json_type(v: Any) -> str:
+    """The JSON name of a parsed value's type (null, boolean, number, string, array, object)."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    return type(v).__name__
+
+
+_MISSING = object()
+
+
+class Fields:
+    """Typed access to the fields of one JSON object (one log line); each wrong field becomes a Problem.
+
+    ``ok`` is False once any field of this line was refused; the caller then skips the line (its problems are
+    already recorded), so a refused value never reaches a table as a stand-in.
+    """
+
+    def __init__(self, obj: dict, file: str, line: int | None, problems: list[Problem], prefix: str = "",
+                 names: dict[str, str] | None = None) -> None:
+        self.obj = obj
+        self.file = file
+        self.line = line
+        self.problems = problems
+        self.prefix = prefix
+        # How a key is named in messages: a generic key read from the user's own key (samples.fields) is named
+        # by the user's key, so the message points at what is in the file.
+        self.names = names or {}
+        self.ok = True
+
+    def name(self, key: str) -> str:
+        return self.prefix + self.names.get(key, key)
+
+    def bad(self, key: str, message: str, value: Any = None, fix: str | None = None) -> None:
+        self.ok = False
+        where = "on this line" if self.line is not None else "in this record"
+        self.problems.append(Problem(message, file=self.file, line=self.line, field=self.name(key),
+                                     value=None if value is None else _shown(value),
+                                     fix=fix or f"correct {self.name(key)} {where} (or leave the key out "
+                                                "where it is optional)"))
+
+    def _get(self, key: str, required: bool, fix: str | None) -> Any:
+        v = self.obj.get(key, _MISSING)
+        if v is _MISSING and required:
+            self.bad(key, f"required key {self.names.get(key, key)!r} is missing", fix=fix)
+        return v
+
+    def text(self, key: str, *, required: bool = False, fix: str | None = None) -> str | None:
+        """A string. Missing or null gives None unless ``required`` (then it is an error)."""
+        v = self._get(key, required, fix)
+        if v is _MISSING:
+            return None
+        if v is None:
+            if required:
+                self.bad(key, f"{self.names.get(key, key)!r} is null, not a string", fix=fix)
+            return None
+        if not isinstance(v, str):
+            self.bad(key, f"must be a string, not a JSON {json_type(v)}", v, fix or "give text in double quotes")
+            return None
+        return v
+
+    def ident(self, key: str, *, fix: str | None = None) -> str | None:
+        """An item id: a string or an integer (never null, a boolean, a float, an array or an object)."""
+        v = self._get(key, True, fix)
+        if v is _MISSING:
+            return None
+        if isinstance(v, str) and v != "":
+            return v
+        if isinstance(v, int) and not isinstance(v, bool):
+            return str(v)
+        what = "an empty string" if v == "" else f"a JSON {json_type(v)}"
+        self.bad(key, f"an item id must be a string or an integer, not {what}", v,
+                 fix or 'give the item id as a string or an integer, e.g. "q17" or 17')
+        return None
+
+    def count(self, key: str, *, fix: str | None = None) -> int | None:
+        """A whole number >= 0 (12.0 is accepted as 12), or None when missing or null."""
+        v = self._get(key, False, fix)
+        if v is _MISSING or v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            self.bad(key, f"must be a whole number, not {_described(v)}", v, fix or "give a count such as 512, or "
+                                                                                  "leave the key out")
+            return None
+        if v < 0:
+            self.bad(key, "must not be negative", v, fix or "give a count of 0 or more")
+            return None
+        return int(v)
+
+    def number(self, key: str, *, required: bool = False, fix: str | None = None) -> float | None:
+        """A finite number (true/false count as 1/0); a string such as "1" is refused, not converted."""
+        v = self._get(key, required, fix)
+        if v is _MISSING:
+            return None
+        return self.number_value(key, v, required=required, fix=fix)
+
+    def number_value(self, key: str, v: Any, *, required: bool = False, fix: str | None = None) -> float | None:
+        if v is None:
+            if required:
+                self.bad(key, f"{self.names.get(key, key)!r} is null, not a number", fix=fix)
+            return None
+        if isinstance(v, bool):
+            return float(v)
+        if isinstance(v, (int, float)):
+            try:
+                x = float(v)
+            except OverflowError:
+                x = math.inf
+            if math.isfinite(x):
+                return x
+        self.bad(key, f"must be a number, not {_described(v)}", v,
+                 fix or ("write the number without quotes" if isinstance(v, str) else "give a number"))
+        return None
+
+    def choice(self, key: str, allowed: tuple[str, ...], *, fix: str | None = None) -> str | None:
+        v = self.text(key, fix=fix)
+        if v is not None and v not in allowed:
+            self.bad(key, "unknown value", v, fix or f"use one of {', '.join(allowed)} (or leave it out)")
+            return None
+        return v
+
+    def scalar(self, key: str, *, fix: str | None = None) -> str | int | float | bool | None:
+        """A string, number or boolean (a grouping key); arrays and objects are refused."""
+        v = self._get(key, False, fix)
+        if v is _MISSING or v is None:
+            return None
+        if isinstance(v, (str, int, float, bool)):
+            return v
+        self.bad(key, f"must be a string or a number, not a JSON {json_type(v)}", v,
+                 fix or "give a plain value (a string or a number) that groups the items")
+        return None
+
+    def mapping(self, key: str, *, fix: str | None = None) -> dict | None:
+        v = self._get(key, False, fix)
+        if v is _MISSING or v is None:
+            return None
+        if not isinstance(v, dict):
+            self.bad(key, f"must be an object, not a JSON {json_type(v)}", v, fix or "give a JSON object ({...})")
+            return None
+        return v
+
+
+def _described(v: Any) -> str:
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "a non-finite number"
+    if isinstance(v, float):
+        return "a fraction"
+    return f"a JSON {json_type(v)}"
+
+
+def _shown(v: Any) -> Any:
+    """A bad value as it will be shown: containers are summarised by their JSON, cut short."""
+    if isinstance(v, (dict, list)):
+        try:
+            text = orjson.dumps(v).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            text = short_repr(v)
+        return _Raw(text if len(text) <= 120 else text[:100] + f"... ({len(text)} characters)")
+    return v
+
+
+class _Raw(str):
+    """A string shown without quotes (already JSON)."""
+
+    def __repr__(self) -> str:
+        return str(self)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from audit.claim import Claim
 from audit.errors import InputError, Problem
-from audit.jsonlines import json_objects
+from audit.jsonlines import Fields, json_objects
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
 
 ProgressFactory = Callable[[str, int], Callable[[int, int], None]]
@@ -65,16 +65,16 @@ def load_items(path: Path, id_field: str, limit: int | None = None) -> list[Item
     problems: list[Problem] = []
     items: list[Item] = []
     seen: dict[str, int] = {}
-    try:
-        objects = list(json_objects(path, problems, example=f'{{"{id_field}": "q1", "question": "..."}}'))
-    except OSError as exc:
-        raise InputError([Problem(f"cannot read dataset: {exc.strerror}", file=str(path))]) from None
+    objects = list(json_objects(path, problems, example=f'{{"{id_field}": "q1", "question": "..."}}',
+                                what="dataset"))
     for i, row in objects:
         if id_field not in row:
             problems.append(Problem(f"row has no {id_field!r} field", file=str(path), line=i,
                                     fix="add an id to every row, or set task.id_field"))
             continue
-        rid = str(row[id_field])
+        rid = Fields(row, str(path), i, problems).ident(id_field, fix="item ids are strings or integers")
+        if rid is None:
+            continue
         if rid in seen:
             problems.append(Problem(f"id {rid!r} repeats line {seen[rid]}", file=str(path), line=i,
                                     fix="item ids must be unique"))

@@ -61,17 +61,23 @@ def load_task(name: str, include_path: Path | None, data_root: Path, limit: int 
     if limit:
         docs = docs[:limit]
     cfg = task.config
-    shots = int(cfg.num_fewshot or 0)
-    prompts = [task.fewshot_context(doc, shots) for doc in docs]
+    try:
+        shots = int(cfg.num_fewshot or 0)
+        prompts = [task.fewshot_context(doc, shots) for doc in docs]
+        targets = []
+        for doc in docs:
+            t = task.doc_to_target(doc)
+            if isinstance(t, int) and cfg.doc_to_choice is not None:
+                t = task.doc_to_choice(doc)[t]
+            targets.append(str(t[0] if isinstance(t, list) else t))
+    except Exception as exc:  # lm-eval renders the task's own jinja templates: any error there is the task's
+        raise InputError([Problem(f"lm-eval could not build the prompts of task {name!r}: {type(exc).__name__}: "
+                                  f"{exc}", file=claim_file, field="task.lm_eval",
+                                  fix="check the task YAML's doc_to_text / doc_to_target against its documents")]) \
+            from None
     if any(not isinstance(p, str) for p in prompts):
         raise InputError([Problem(f"task {name!r} builds chat-formatted prompts; audit needs plain text here",
                                   file=claim_file, field="task.lm_eval", fix="use a completion-style task")])
-    targets = []
-    for doc in docs:
-        t = task.doc_to_target(doc)
-        if isinstance(t, int) and cfg.doc_to_choice is not None:
-            t = task.doc_to_choice(doc)[t]
-        targets.append(str(t[0] if isinstance(t, list) else t))
     gk = dict(cfg.generation_kwargs or {})
     until = gk.get("until") or []
     until = [until] if isinstance(until, str) else list(until)
@@ -105,8 +111,15 @@ def _filters_as_scorers(task: str, filter_list: Any, metric_list: Any, claim_fil
             continue
         step = regex[0]
         pattern = step.get("regex_pattern", r"#### (\-?[0-9\.\,]+)")  # lm-eval's default
+        try:
+            groups = re.compile(pattern).groups
+        except (re.error, TypeError) as exc:
+            problems.append(Problem(f"filter {f.get('name')!r} of task {task!r} has an invalid regex_pattern: {exc}",
+                                    file=claim_file, field="task.lm_eval", value=pattern,
+                                    fix="fix the regex_pattern in the task YAML"))
+            continue
         # lm-eval takes re.findall(): the first group when the pattern has groups, else the whole match.
-        scorers[f["name"]] = RegexScorer(
-            regex=pattern, group=1 if re.compile(pattern).groups else 0,
+        scorers[str(f.get("name"))] = RegexScorer(
+            regex=pattern, group=1 if groups else 0,
             select="last" if step.get("group_select", 0) == -1 else "first", ignore_case=ignore_case)
     return scorers, problems

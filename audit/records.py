@@ -17,8 +17,11 @@ from audit.errors import InputError, Problem
 ARMS = ("baseline", "treatment")
 COLUMNS = [
     "arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
-    "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "cluster",
+    "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "cluster", "answered",
 ]
+# extracted: the answer an extracting scorer took from the output (lm-eval's filtered response, a regex scorer's
+# match, a logged extraction); answered: 1.0 when it found one, 0.0 when it found none ("[invalid]", no match,
+# null), NaN when the scoring does not extract (it compares the whole output) or the log does not say.
 DEFAULT_VARIANT = "default"
 
 
@@ -40,7 +43,9 @@ class Paired:
     variant: str
     budget: int | None
     scoring: str
-    frame: pd.DataFrame  # columns: item_id, score_b, score_t, text_b, text_t, finish_b, finish_t, tokens_b, tokens_t
+    # columns: item_id, score_b, score_t, text_b, text_t, finish_b, finish_t, tokens_b, tokens_t, answered_b,
+    # answered_t (1 answer extracted, 0 none, NaN the scoring does not extract), cluster
+    frame: pd.DataFrame
 
     @property
     def n(self) -> int:
@@ -81,6 +86,13 @@ class Records:
     # Live mode: what generating cost per arm (requests, cached, tokens, sweep derivation and its check).
     run: dict[str, dict[str, Any]] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Records built in memory (tests, simulations, other tools) may leave out optional columns: add them empty,
+        # so a new optional column never breaks a caller that predates it.
+        for c in COLUMNS:
+            if c not in self.table.columns:
+                self.table[c] = np.nan if c in ("answered", "completion_tokens", "score") else None
 
     # --- what is there -------------------------------------------------------------------------------------
     def budgets(self) -> list[int]:
@@ -123,7 +135,7 @@ class Records:
         groups = self._groups().get((variant, budget, scoring))
         if not groups or set(groups) != set(ARMS):
             raise KeyError(f"no paired records for variant={variant!r} budget={budget} scoring={scoring!r}")
-        cols = ["item_id", "score", "text", "finish_reason", "completion_tokens"]
+        cols = ["item_id", "score", "text", "finish_reason", "completion_tokens", "answered"]
         b = self.table.iloc[groups["baseline"]][cols + ["cluster"]].set_index("item_id")
         t = self.table.iloc[groups["treatment"]][cols].set_index("item_id")
         f = b.merge(t, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
@@ -163,6 +175,7 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
     table = table[COLUMNS]
     table["score"] = table["score"].astype(float)
     table["completion_tokens"] = pd.to_numeric(table["completion_tokens"], errors="coerce")
+    table["answered"] = pd.to_numeric(table["answered"], errors="coerce").astype(float)
     table["item_id"] = table["item_id"].astype(str)
     where = where or {}
     problems: list[Problem] = []

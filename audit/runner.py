@@ -10,12 +10,17 @@ guarantees:
   the item and the fix once retries run out; a server that refuses connections fails within seconds;
 * every generation is committed to the cache the moment it arrives, so a killed run loses only what was in
   flight, and a re-run costs nothing for what is cached;
-* the API key is read from the environment at request time and never stored, logged, hashed or echoed.
+* the API key is read from the environment at request time and never stored, logged, hashed or echoed: it is
+  registered with :mod:`audit.textsafe`, which scrubs it from every generation before the generation is cached or
+  reported (a server that echoes the key into its completion text) and from every error message;
+* ``timeout_s`` is a deadline for the whole request (connect, headers and body), not a per-read timeout: a server
+  that trickles a byte a second is cut off; an answer larger than ``MAX_RESPONSE_BYTES`` is refused.
 """
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import math
 import os
 import random
@@ -38,6 +43,9 @@ _FINISH_ALIASES = {
     "length": "length", "max_tokens": "length", "max_length": "length",
 }
 _RETRYABLE_STATUS = {408, 409, 425, 429}
+MAX_RESPONSE_BYTES = 64 << 20
+"""Largest answer accepted from a server (a completion of a million tokens is a few MiB)."""
+ARMS = ("baseline", "treatment")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -128,11 +136,11 @@ class Endpoint:
                                    value=list(self.replicas)))
         else:
             for name, u in [("url", self.url)] + [(f"replicas[{i}]", r) for i, r in enumerate(self.replicas)]:
-                parts = urlsplit(u)
-                if parts.scheme not in ("http", "https") or not parts.netloc:
+                why = url_problem(u)
+                if why is not None:
                     out.append(Problem(
-                        "not an http(s) base URL", field=f"{where}.{name}", value=public_url(u),
-                        fix="use 'embedded' or a base URL like http://127.0.0.1:8000/v1",
+                        why, field=f"{where}.{name}", value=public_url(u),
+                        fix="use 'embedded' or a base URL like http://127.0.0.1:8000/v1 (ports run from 1 to 65535)",
                     ))
             for name in ("model_path", "n_threads", "n_batch"):
                 if getattr(self, name) is not None:
@@ -208,6 +216,24 @@ class TruncationError(ServerError):
 # helpers
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable http(s) base URL (bad scheme, no host, a port outside 1..65535), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return "not an http(s) base URL"
+    if not parts.hostname:
+        return "the URL has no host"
+    if port == 0:
+        return "port 0 is not a port a server listens on"
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        return "the URL contains whitespace or control characters"
+    return None
+
+
 def public_url(url: str) -> str:
     """The URL without user:password@ (so credentials in a URL never reach a message or a cache key)."""
     try:
@@ -226,6 +252,9 @@ def _api_key(endpoint: Endpoint) -> str | None:
     if endpoint.api_key_env is None:
         return None
     key = os.environ.get(endpoint.api_key_env)
+    from audit.textsafe import register_secret
+
+    register_secret(key)
     if not key:
         raise InputError([Problem(
             f"environment variable {endpoint.api_key_env} is not set (it should hold the API key)",
@@ -237,9 +266,22 @@ def _api_key(endpoint: Endpoint) -> str | None:
 
 
 def _scrub(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
-    return text
+    from audit.textsafe import scrub
+
+    return scrub(text, secret)
+
+
+def scrub_generation(gen: "Generation") -> "Generation":
+    """``gen`` with every registered secret (API keys, :mod:`audit.textsafe`) removed from its text. A server
+    that echoes the key into a completion must not get it into the cache or a report. When the text held a
+    secret, the token strings (which would spell it in pieces) are dropped too."""
+    from audit.textsafe import contains_secret, scrub
+
+    texts = (gen.text, gen.reasoning_text)
+    if any(contains_secret(t) for t in texts) or (gen.tokens is not None and contains_secret("".join(gen.tokens))):
+        return replace(gen, text=scrub(gen.text), reasoning_text=scrub(gen.reasoning_text) if gen.reasoning_text
+                       else gen.reasoning_text, tokens=None, token_logprobs=None)
+    return gen
 
 
 def _path(endpoint: Endpoint) -> str:
@@ -409,25 +451,72 @@ class _Failure:
     connect: bool = False
     retry_after: float | None = None
     fix: str | None = None
+    kind: str = "other"  # connect | timeout | rate_limit | server | malformed | broken | too_large | client | other
+
+
+def claim_field(label: str) -> str:
+    """The claim field of an arm's endpoint settings, from a progress label such as ``baseline/default/16``."""
+    arm = label.split("/", 1)[0] if label else ""
+    return f"arms.{arm}" if arm in ARMS else ""
+
+
+def _describe(label: str) -> str:
+    parts = label.split("/") if label else []
+    if len(parts) >= 3 and parts[0] in ARMS:
+        return f"{parts[0]} arm (variant {parts[1]!r}, budget {'/'.join(parts[2:])})"
+    return label
 
 
 class _Run:
-    def __init__(self, endpoint: Endpoint, cache: "GenerationCache | None", label: str, rng: random.Random):
+    def __init__(self, endpoint: Endpoint, cache: "GenerationCache | None", label: str, rng: random.Random,
+                 field: str | None = None):
         self.endpoint = endpoint
         self.cache = cache
         self.label = label
+        self.field = field if field is not None else claim_field(label)
         self.rng = rng
         self.any_answer = False
 
-    def fix_text(self) -> str:
-        arm = self.label or "<arm>"
-        return f"is the server running? check --endpoint / arms.{arm}.endpoint (url, model, api)"
+    def fld(self, name: str) -> str:
+        """A claim field of this arm (``arms.baseline.timeout_s``), or the bare name outside a claim."""
+        return f"{self.field}.{name}" if self.field else name
 
-    def error(self, request: GenerationRequest, where: str, attempts: int, last: str, fix: str | None,
+    def fix_text(self, failure: "_Failure | None" = None) -> str:
+        """What to do about a failure, by its cause, naming the claim fields that change it."""
+        ep = self.endpoint
+        f = self.fld
+        kind = failure.kind if failure is not None else "other"
+        reps = f" and {f('replicas')}" if ep.replicas else ""
+        if kind == "connect":
+            return (f"nothing accepts connections there: start the model server, or correct {f('endpoint')}{reps} "
+                    "(host and port)")
+        if kind == "timeout":
+            return (f"the server did not finish an answer within {f('timeout_s')} = {ep.timeout_s:g} s (a deadline for "
+                    f"the whole request): raise timeout_s for long generations, lower {f('max_concurrency')} if the "
+                    "server is overloaded, or check that it is not stuck")
+        if kind == "rate_limit":
+            return (f"the server is rate-limiting (HTTP 429): lower {f('max_concurrency')} or raise {f('max_retries')}; "
+                    "finished generations are cached, so re-running resumes where this stopped")
+        if kind == "server":
+            return ("the server keeps failing: check its log (out of memory? a prompt longer than its context?); "
+                    f"raise {f('max_retries')} for a flaky server; finished generations are cached, so re-running "
+                    "resumes where this stopped")
+        if kind == "malformed":
+            return (f"the server answers, but not with OpenAI-style completions: check that {f('endpoint')} is the base "
+                    f"URL (usually ending in /v1) and that {f('api')} ({ep.api!r}) is what the server serves")
+        if kind == "broken":
+            return ("the connection broke while the answer was on its way: check the server's log and any proxy "
+                    "in between; finished generations are cached, so re-running resumes where this stopped")
+        if kind == "too_large":
+            return (f"the answer is larger than {MAX_RESPONSE_BYTES >> 20} MiB: check the server, and the budget "
+                    "(max_tokens) it was asked for")
+        return f"check {f('endpoint')}, {f('model')} and {f('api')} against what the server serves"
+
+    def error(self, request: GenerationRequest, where: str, attempts: int, failure: "_Failure",
               key: str | None) -> ServerError:
-        head = f"{self.label}: " if self.label else ""
+        head = f"{_describe(self.label)}: " if self.label else ""
         msg = (f"{head}generation for item {request.item_id!r} from {where} failed after {attempts} attempt(s); "
-               f"last error: {last}\n    fix: {fix or self.fix_text()}")
+               f"last error: {failure.message}\n    fix: {failure.fix or self.fix_text(failure)}")
         return ServerError(_scrub(msg, key))
 
     def delay(self, attempt: int) -> float:
@@ -458,15 +547,25 @@ class _Run:
             failure: _Failure | None = None
             t0 = time.perf_counter()
             try:
-                resp = await client.post(base + path, json=payload, headers=headers, timeout=timeout)
-                body = resp.content  # read fully inside the slot (a reset mid-body raises here)
-            except httpx.TimeoutException as exc:
-                failure = _Failure(f"timed out after {ep.timeout_s:g} s ({type(exc).__name__})", True)
+                # The whole request — connect, headers, body — within timeout_s: httpx's timeout bounds each read,
+                # so a server sending a byte a second would otherwise never time out.
+                resp, body = await asyncio.wait_for(_post_bounded(client, base + path, payload, headers, timeout),
+                                                    timeout=ep.timeout_s)
+            except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+                failure = _Failure(f"no complete answer within timeout_s = {ep.timeout_s:g} s "
+                                   f"({type(exc).__name__})", True, kind="timeout")
             except httpx.ConnectError as exc:
-                failure = _Failure(f"cannot connect ({str(exc) or type(exc).__name__})", True, connect=True)
+                failure = _Failure(f"cannot connect ({str(exc) or type(exc).__name__})", True, connect=True,
+                                   kind="connect")
                 pool.penalise(base, 5.0)
+            except _TooLarge:
+                failure = _Failure(f"the answer is larger than {MAX_RESPONSE_BYTES >> 20} MiB", False, kind="too_large")
             except httpx.TransportError as exc:
-                failure = _Failure(f"{type(exc).__name__}: {str(exc) or 'connection broken or reset'}", True)
+                failure = _Failure(f"{type(exc).__name__}: {str(exc) or 'connection broken or reset'}", True,
+                                   kind="broken")
+            except (httpx.InvalidURL, ValueError) as exc:
+                failure = _Failure(f"invalid URL {public_url(base + path)!r}: {exc}", False, kind="other",
+                                   fix=f"correct {self.fld('endpoint')} (e.g. http://127.0.0.1:8000/v1)")
             finally:
                 latency = time.perf_counter() - t0
                 pool.release(base)
@@ -482,7 +581,7 @@ class _Run:
             if failure.connect and not self.any_answer:
                 limit = min(limit, 2)
             if not failure.retryable or attempt >= limit:
-                raise self.error(request, where, attempt + 1, failure.message, failure.fix, key)
+                raise self.error(request, where, attempt + 1, failure, key)
             if failure.retry_after is not None:
                 wait = min(failure.retry_after, ep.max_retry_after_s)
             elif failure.connect and not self.any_answer:
@@ -498,27 +597,29 @@ class _Run:
 
         status = resp.status_code
         snippet = body[:300].decode("utf-8", errors="replace").strip()
+        f = self.fld
         if status == 200:
             try:
                 data = json.loads(body)
-            except ValueError:
-                return _Failure(f"HTTP 200 with malformed JSON: {snippet[:120]!r}", True)
+            except (ValueError, RecursionError):
+                return _Failure(f"HTTP 200 with malformed JSON: {snippet[:120]!r}", True, kind="malformed")
             try:
                 return parse_response(data, self.endpoint.api, latency)
             except _Malformed as exc:
-                return _Failure(f"HTTP 200 but {exc}", True)
+                return _Failure(f"HTTP 200 but {exc}", True, kind="malformed")
         if status == 429 or status in _RETRYABLE_STATUS or status >= 500:
-            return _Failure(f"HTTP {status}: {snippet}", True, retry_after=_retry_after(resp.headers.get("retry-after")))
+            return _Failure(f"HTTP {status}: {snippet!r}", True, retry_after=_retry_after(resp.headers.get("retry-after")),
+                            kind="rate_limit" if status == 429 else "server")
         if status in (401, 403):
-            fix = (f"check the API key in ${self.endpoint.api_key_env}" if self.endpoint.api_key_env
-                   else "the server wants an API key: set api_key_env to the name of a variable holding it")
+            fix = (f"check the API key in ${self.endpoint.api_key_env} ({f('api_key_env')})" if self.endpoint.api_key_env
+                   else f"the server wants an API key: set {f('api_key_env')} to the name of a variable holding it")
         elif status == 404:
-            fix = ("check the base URL (OpenAI-compatible servers usually serve under /v1) and the api "
-                   f"({self.endpoint.api!r}); check the model name {self.endpoint.model!r}")
+            fix = (f"check {f('endpoint')} (OpenAI-compatible servers usually serve under /v1), {f('api')} "
+                   f"({self.endpoint.api!r}) and {f('model')} ({self.endpoint.model!r})")
         else:
-            fix = (f"the server rejected the request: check model name {self.endpoint.model!r}, api, "
-                   "and max_tokens against the model's context length")
-        return _Failure(f"HTTP {status}: {snippet}", False, fix=fix)
+            fix = (f"the server rejected the request: check {f('model')} ({self.endpoint.model!r}), {f('api')}, and the "
+                   "budget (max_tokens) against the model's context length")
+        return _Failure(f"HTTP {status}: {snippet!r}", False, fix=fix, kind="client")
 
     # -- embedded ----------------------------------------------------------------------------------------------
     async def embedded_one(self, request: GenerationRequest) -> Generation:
@@ -536,8 +637,26 @@ class _Run:
             ) from exc
 
 
+class _TooLarge(Exception):
+    """The server's answer passed MAX_RESPONSE_BYTES."""
+
+
+async def _post_bounded(client: "httpx.AsyncClient", url: str, payload: dict, headers: dict, timeout) -> tuple:
+    """POST and read the answer, refusing one larger than MAX_RESPONSE_BYTES (read inside the caller's slot and
+    deadline: a reset mid-body raises here)."""
+    async with client.stream("POST", url, json=payload, headers=headers, timeout=timeout) as resp:
+        chunks, size = [], 0
+        async for chunk in resp.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise _TooLarge()
+            chunks.append(chunk)
+    return resp, b"".join(chunks)
+
+
 def _validate(endpoint: Endpoint, requests: list[GenerationRequest], label: str) -> None:
-    where = f"arms.{label}.endpoint" if label else "endpoint"
+    field = claim_field(label)
+    where = f"{field}.endpoint" if field else "endpoint"
     problems = endpoint.problems(where)
     bad_api = [r.item_id for r in requests if r.system_prompt is not None and endpoint.api != "chat"]
     if bad_api:
@@ -587,6 +706,7 @@ async def arun_generations(
 
     def finish(key: str, gen: Generation) -> None:
         nonlocal done
+        gen = scrub_generation(gen)  # before it is cached, returned or reported
         run.store(key, gen)  # committed before anything else is awaited
         for i in todo[key]:
             results[i] = gen
@@ -618,9 +738,12 @@ async def arun_generations(
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        for t in tasks:  # first failure in request order
-            if not t.cancelled() and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
+        # Every finished task's exception is retrieved (asyncio would otherwise print a traceback for each at exit);
+        # the first failure in request order is raised.
+        errors = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+        for exc in errors:
+            if exc is not None:
+                raise exc
     return results  # type: ignore[return-value]
 
 
@@ -639,15 +762,20 @@ def run_generations(
     missing API-key variable. Safe to call from code that already runs an event loop (it then uses a thread).
     """
     coro_args = (endpoint, requests, cache, progress, label)
+    return _run_sync(lambda: arun_generations(*coro_args, seed=seed))
+
+
+def _run_sync(make_coro: Callable[[], Any]) -> Any:
+    """Run a coroutine to completion from sync code, in a thread when the caller already runs an event loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(arun_generations(*coro_args, seed=seed))
+        return asyncio.run(make_coro())
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = asyncio.run(arun_generations(*coro_args, seed=seed))
+            box["value"] = asyncio.run(make_coro())
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
@@ -673,15 +801,21 @@ def _post_json(endpoint: Endpoint, path: str, body: dict) -> Any:
 
     key = _api_key(endpoint)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        r = httpx.post(_root(endpoint) + path, json=body, headers=headers, timeout=min(endpoint.timeout_s, 30.0))
-    except httpx.HTTPError:
+    limit = min(endpoint.timeout_s, 30.0)
+
+    async def post() -> tuple:
+        async with httpx.AsyncClient() as client:
+            return await asyncio.wait_for(_post_bounded(client, _root(endpoint) + path, body, headers, limit), limit)
+
+    try:  # a total deadline, as for generations: a tokenizer route that trickles must not stall the sweep
+        resp, content = _run_sync(post)
+    except (httpx.HTTPError, httpx.InvalidURL, asyncio.TimeoutError, _TooLarge, ValueError):
         return None
-    if r.status_code != 200:
+    if resp.status_code != 200:
         return None
     try:
-        return r.json()
-    except ValueError:
+        return json.loads(content)
+    except (ValueError, RecursionError):
         return None
 
 

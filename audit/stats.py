@@ -62,6 +62,17 @@ __all__ = [
     "hanley_mcneil_se",
     "exact_match_from_token_accuracy",
     "edit_distance_from_token_accuracy",
+    "PairedInference",
+    "paired_inference",
+    "score_inference",
+    "tango_interval",
+    "holm_adjusted",
+    "mde_mcnemar",
+    "fisher_power",
+    "mde_fisher",
+    "welch_inference",
+    "mcnemar_power",
+    "unpaired_score_inference",
 ]
 
 ALTERNATIVES = ("two-sided", "greater", "less")
@@ -877,14 +888,16 @@ def mde_paired(n: int, sd_diff: float, alpha: float = 0.05, power: float = 0.8) 
     return _z_power(alpha, power) * float(sd_diff) / math.sqrt(n)
 
 
-def mde_unpaired(n_per_arm: int, p_baseline: float, alpha: float = 0.05, power: float = 0.8) -> float:
+def mde_unpaired(n_per_arm: int, p_baseline: float, alpha: float = 0.05, power: float = 0.8,
+                 direction: int = 1) -> float:
     """Minimum detectable difference of two independent proportions with n_per_arm items each.
 
-    Normal approximation (z_{1−α/2} + z_power) · sqrt(2 · p(1 − p) / n_per_arm), with the Bernoulli variance at
-    p = p_baseline used for BOTH arms (the variance under H0; slightly optimistic when the treatment rate is
-    nearer 0.5). Fleiss, Levin & Paik (2003), Statistical Methods for Rates and Proportions. Returns NaN
-    when p_baseline is 0 or 1: the normal approximation gives 0, which would claim any effect is detectable —
-    use an exact power calculation there.
+    statsmodels ``NormalIndPower().solve_power`` gives the detectable Cohen's h = 2·asin√p2 − 2·asin√p1 (two-sided
+    α); it is turned back into a difference p2 − p_baseline upward (``direction`` = +1) or downward (−1) from the
+    baseline rate (Cohen 1988, ch. 6). The arcsine scale keeps the variance right near 0 and 1, where the
+    plain normal formula with the baseline variance for both arms is far too optimistic (4/89: 0.087 vs 0.124).
+    For small n use `mde_fisher`, the exact power of the test actually run. NaN when no difference within [0, 1]
+    reaches the power.
     """
     problems: list[Problem] = []
     n = _as_count("n_per_arm", n_per_arm, problems)
@@ -894,10 +907,14 @@ def mde_unpaired(n_per_arm: int, p_baseline: float, alpha: float = 0.05, power: 
         problems.append(Problem("must be a proportion in [0, 1]", field="p_baseline", value=p_baseline))
     alpha, power = _check_alpha_power(alpha, power, problems)
     _raise(problems)
-    var = float(p_baseline) * (1.0 - float(p_baseline))
-    if var == 0.0:
+    from statsmodels.stats.power import NormalIndPower
+
+    h = float(NormalIndPower().solve_power(effect_size=None, nobs1=n, alpha=alpha, power=power, ratio=1.0,
+                                           alternative="two-sided"))
+    phi = math.asin(math.sqrt(float(p_baseline))) + (h / 2.0 if direction > 0 else -h / 2.0)
+    if not 0.0 <= phi <= math.pi / 2:
         return NAN
-    return _z_power(alpha, power) * math.sqrt(2.0 * var / n)
+    return abs(math.sin(phi) ** 2 - float(p_baseline))
 
 
 def sd_diff_from_discordance(b: int, c: int, n: int) -> float:
@@ -1062,12 +1079,17 @@ def auc_mann_whitney(pos_scores: Any, neg_scores: Any, alternative: str = "great
 
 
 def auc_delong(pos_scores: Any, neg_scores: Any, level: float = 0.95) -> Estimate:
-    """AUC with DeLong's variance and normal CI.
+    """AUC with DeLong's variance and a CI on the logit scale, so that it lies inside [0, 1].
 
     DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837. statsmodels ``rank_compare_2indep(pos, neg,
-    use_t=False)``: ``prob1`` = P(pos > neg) + ½P(tie) = AUC, ``var_prob`` = DeLong variance, ``conf_int`` = the
-    DeLong normal CI (reference: Hanley & McNeil CT data → 0.8932, SE 0.03072, [0.8330, 0.9534]). Fewer than 2
-    scores in a group, or zero variance (perfect separation), gives a NaN interval with a reason.
+    use_t=False)``: ``prob1`` = P(pos > neg) + ½P(tie) = AUC, ``var_prob`` = DeLong variance (``se`` is its root).
+    The interval is logit(A) ± z·SE / (A(1 − A)) (delta method), back-transformed with the logistic function
+    (Pepe 2003, *The Statistical Evaluation of Medical Tests for Classification and Prediction*; compared with
+    the untransformed Wald interval by Qin & Hotilovac 2008, Stat Methods Med Res 17:207): the normal interval
+    A ± z·SE can leave [0, 1] near the boundary (0.895 ± 0.144 → [0.751, 1.039]). Reference: Hanley & McNeil CT
+    data → AUC 0.8932, SE 0.03072, logit-scale 95% CI [0.8164, 0.9402] (the normal one is [0.8330, 0.9534]).
+    Fewer than 2 scores in a group, zero variance, or an AUC of exactly 0 or 1 (perfect separation, where the logit
+    is infinite) gives NaN bounds with a reason: never a zero-width or out-of-range interval.
     """
     problems: list[Problem] = []
     pos = _vector("pos_scores", pos_scores, problems)
@@ -1087,12 +1109,24 @@ def auc_delong(pos_scores: Any, neg_scores: Any, level: float = 0.95) -> Estimat
         res = rank_compare_2indep(pos, neg, use_t=False)
     auc = float(res.prob1)
     var = float(res.var_prob)
-    if not (var > 0.0):
-        return _nan_estimate(method, n, level, "DeLong variance is zero (perfect separation or constant scores): "
-                             "the interval would be zero-width", value=auc, details=details)
-    low, high = res.conf_int(alpha=1.0 - level)
-    return Estimate(auc, Interval(float(low), float(high), level, method), math.sqrt(var), n, method,
-                    details=details)
+    if not (var > 0.0) or not (0.0 < auc < 1.0):
+        return _nan_estimate(method, n, level, f"AUC = {auc:.6g} with DeLong variance {var:.3g}: zero variance or "
+                             "perfect separation (AUC 0 or 1); the logit-scale interval is undefined and a "
+                             "zero-width one would be false", value=auc, details=details)
+    se = math.sqrt(var)
+    half = _z_two_sided(level) * se / (auc * (1.0 - auc))
+    centre = math.log(auc / (1.0 - auc))
+    details["se_logit"] = se / (auc * (1.0 - auc))
+    return Estimate(auc, Interval(_expit(centre - half), _expit(centre + half), level, "delong-logit"), se, n,
+                    method, details=details)
+
+
+def _expit(x: float) -> float:
+    """The logistic function, written to avoid overflow for large |x|."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
 
 
 def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
@@ -1145,3 +1179,493 @@ def edit_distance_from_token_accuracy(p: float | Any, L: int) -> float | np.ndar
     arr = _check_p_L(p, L)
     out = int(L) * (1.0 - arr)
     return float(out) if out.ndim == 0 else out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Decision inference for a paired delta: one test and the interval that inverts it
+
+
+@dataclass(frozen=True)
+class PairedInference:
+    """The inference every verdict rests on: a delta, a two-sided test of delta = 0 and the interval that inverts
+    that same test, so the p-value and the interval shown together never disagree (the interval excludes 0 exactly
+    when p < 1 − level). `p_value` tests any other null (a reported delta, a materiality margin) with the same
+    statistic, so a one-sided test at α/2 agrees with the two-sided interval's bound.
+
+    Three designs (``method``):
+
+    - ``score`` — paired 0/1 outcomes: McNemar's asymptotic (score) test without continuity correction and Tango's
+      (1998, Stat Med 17:891) asymptotic score interval for the difference of paired proportions, which inverts it:
+      Tango's statistic at delta = 0 is McNemar's z = (b − c)/√(b + c). Fagerland, Lydersen & Laake (2013, BMC Med
+      Res Methodol 13:91; 2014, Stat Med 33:2850) recommend this test over the exact conditional one, which is
+      conservative, and the score interval for its coverage. b + c = 0 gives p = 1 (the arms agree on every item).
+    - ``paired-t`` — other scores: the paired t-test and its t interval (Student 1908; scipy.stats.ttest_rel).
+    - ``cluster-t`` — items that share a passage or template: the cluster-robust (Liang–Zeger, CR1) SE of the mean
+      difference with a t reference on C − 1 degrees of freedom (Cameron & Miller 2015, J Hum Resour 50:317, §VI;
+      Miller 2024 uses z, which over-rejects with few clusters). With equal cluster sizes this is exactly the
+      one-sample t-test on cluster means.
+    """
+
+    estimate: Estimate
+    test: TestResult
+    method: str
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def value(self) -> float:
+        return self.estimate.value
+
+    @property
+    def interval(self) -> Interval:
+        return self.estimate.interval
+
+    def p_value(self, null: float = 0.0, alternative: str = "two-sided") -> float:
+        """p of H0: delta = ``null`` ("greater": H1 delta > null; "less": H1 delta < null), same statistic as the
+        interval, so the two-sided interval at level 1 − α excludes ``null`` exactly when the one-sided p < α/2."""
+        from scipy.stats import norm
+        from scipy.stats import t as student
+
+        s = self.stats
+        if self.method == "mn-score":
+            return _mn_score_p(s["k1"], s["n1"], s["k2"], s["n2"], float(null), alternative)
+        if self.method == "score":
+            z = _tango_z(s["b"], s["c"], s["n"], float(null))
+            if z is None:
+                return NAN
+            lower, upper = float(norm.cdf(z)), float(norm.sf(z))
+        else:
+            se, df = s.get("se", NAN), s.get("df", NAN)
+            if not (se > 0) or not (df > 0):
+                return NAN
+            tt = (self.value - float(null)) / se
+            lower, upper = float(student.cdf(tt, df)), float(student.sf(tt, df))
+        if alternative == "greater":
+            return upper
+        if alternative == "less":
+            return lower
+        return min(1.0, 2.0 * min(lower, upper))
+
+    def to_dict(self) -> dict:
+        return {"estimate": self.estimate.to_dict(), "test": self.test.to_dict(), "method": self.method,
+                "stats": _plain(self.stats)}
+
+
+def _tango_q(b: int, c: int, n: int, delta: float) -> float:
+    """Constrained MLE of the baseline-only cell probability given treatment-only − baseline-only = delta
+    (Tango 1998, eq. for p̃21): the larger root of 2n q² − B q − c·delta·(1 − delta) = 0, B = (b + c) −
+    delta·(2n − b + c)."""
+    B = (b + c) - delta * (2 * n - b + c)
+    disc = B * B + 8.0 * n * c * delta * (1.0 - delta)
+    return (B + math.sqrt(max(disc, 0.0))) / (4.0 * n)
+
+
+def _tango_z(b: int, c: int, n: int, delta: float) -> float | None:
+    """Tango's score statistic (b − c − n·delta) / √(n(2q̃ + delta(1 − delta))); None where it is 0/0."""
+    num = b - c - n * delta
+    var = n * (2.0 * _tango_q(b, c, n, delta) + delta * (1.0 - delta))
+    if var <= 0.0:
+        if num == 0:
+            return None
+        return math.copysign(math.inf, num)
+    return num / math.sqrt(var)
+
+
+def tango_interval(b: int, c: int, n: int, level: float = 0.95) -> Interval:
+    """Tango's (1998) asymptotic score interval for the difference of paired proportions (b − c)/n.
+
+    b = treatment-only passes, c = baseline-only passes, n pairs. The bounds solve |T(delta)| = z_{(1+level)/2}
+    (scipy.optimize.brentq on the monotone statistic); they lie in [−1, 1]. Hand-written: neither scipy nor
+    statsmodels offers a paired-difference score interval. Reference implementations: R PropCIs::scoreci.mp,
+    ratesci::scorepairci(skew = FALSE, bcf = FALSE).
+    """
+    problems: list[Problem] = []
+    b, c = _bc(b, c, problems)
+    n = _as_count("n", n, problems)
+    level = _check_level(level, problems)
+    if not problems and n < b + c:
+        problems.append(Problem("fewer pairs than discordant pairs", field="n", value=n, fix="n >= b + c"))
+    _raise(problems)
+    method = "tango-score"
+    if n == 0:
+        return Interval.nan(level, method, "no pairs")
+    from scipy.optimize import brentq
+
+    z = _z_two_sided(level)
+    est = (b - c) / n
+    eps = 1e-12
+
+    def f(d: float) -> float:
+        t = _tango_z(b, c, n, d)
+        return (0.0 if t is None else t)
+
+    lo_edge, hi_edge = -1.0 + eps, 1.0 - eps
+    # T decreases in delta: the lower bound solves T = z below the estimate, the upper T = −z above it.
+    if f(lo_edge) - z <= 0:
+        low = -1.0
+    else:
+        low = float(brentq(lambda d: f(d) - z, lo_edge, min(est, hi_edge), xtol=1e-12))
+    if f(hi_edge) + z >= 0:
+        high = 1.0
+    else:
+        high = float(brentq(lambda d: f(d) + z, max(est, lo_edge), hi_edge, xtol=1e-12))
+    return Interval(low, high, level, method)
+
+
+def paired_inference(baseline: Any, treatment: Any, level: float = 0.95, clusters: Any = None,
+                     outcomes: str = "auto") -> PairedInference:
+    """The decision inference for delta = mean(treatment − baseline): see `PairedInference` for the three designs
+    (chosen here: ``clusters`` given → cluster-t; every value 0/1 → score; else paired-t). ``outcomes="scores"``
+    forces the t designs even when every value happens to be 0/1 (e.g. per-item gains that are never negative)."""
+    bl, tr = _paired(baseline, treatment)
+    problems: list[Problem] = []
+    level = _check_level(level, problems)
+    _raise(problems)
+    n = bl.size
+    d = tr - bl
+    value = float(d.mean()) if n else NAN
+    if clusters is not None:
+        return _cluster_t(d, np.asarray(clusters), level, value)
+    binary = bool(n) and bool(np.all(((bl == 0) | (bl == 1)) & ((tr == 0) | (tr == 1))))
+    if binary and n >= 2 and outcomes != "scores":
+        b = int(np.count_nonzero((bl == 0) & (tr == 1)))
+        c = int(np.count_nonzero((bl == 1) & (tr == 0)))
+        return score_inference(b, c, n, level)
+    method = "paired-t"
+    if n < 2:
+        reason = f"n = {n} paired item(s): need at least 2"
+        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
+                               _nan_test(method, "two-sided", n, reason), method, {"n": n})
+    sd = float(np.std(d, ddof=1))
+    se = sd / math.sqrt(n)
+    st = {"n": n, "se": se, "df": n - 1, "sd_diff": sd}
+    if not (se > 0):
+        reason = "every paired difference is equal: the t statistic is undefined (zero variance)"
+        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
+                               _nan_test(method, "two-sided", n, reason, {"df": n - 1}), method, st)
+    return _t_inference(method, value, se, n - 1, n, level, st, _impl("scipy", "scipy.stats.t"))
+
+
+def score_inference(b: int, c: int, n: int, level: float = 0.95) -> PairedInference:
+    """`PairedInference` for paired 0/1 outcomes from the discordant counts (see `tango_interval`)."""
+    iv = tango_interval(b, c, n, level)
+    method = "score"
+    value = (b - c) / n if n else NAN
+    se = math.sqrt(max((b + c) / n - value ** 2, 0.0) / n) if n else NAN
+    st = {"b": b, "c": c, "n": n, "se": se}
+    details = {"b": b, "c": c, "impl": "Tango (1998) score statistic; scipy.stats.norm"}
+    if b + c == 0:
+        details["note"] = "no discordant pairs: the arms agree on every item, p = 1"
+        test = TestResult(0.0, 1.0, "mcnemar-score", "two-sided", n, None, details)
+    else:
+        z = (b - c) / math.sqrt(b + c)
+        from scipy.stats import norm
+
+        test = TestResult(z, float(min(1.0, 2.0 * norm.sf(abs(z)))), "mcnemar-score", "two-sided", n, None, details)
+    est = Estimate(value, iv, se, n, "tango-score")
+    return PairedInference(est, test, method, st)
+
+
+def _t_inference(method: str, value: float, se: float, df: float, n: int, level: float, st: dict,
+                 impl: str) -> PairedInference:
+    from scipy.stats import t as student
+
+    q = float(student.ppf(0.5 + level / 2.0, df))
+    iv = Interval(value - q * se, value + q * se, level, method)
+    tt = value / se
+    p = float(min(1.0, 2.0 * student.sf(abs(tt), df)))
+    test = TestResult(tt, p, method, "two-sided", n, None, {"df": df, "se": se, "impl": impl})
+    return PairedInference(Estimate(value, iv, se, n, method, details={"df": df}), test, method, st)
+
+
+def _cluster_t(d: np.ndarray, clusters: np.ndarray, level: float, value: float) -> PairedInference:
+    method = "cluster-t"
+    n = d.size
+    if clusters.shape != d.shape:
+        _raise([Problem(f"need one cluster label per item ({n} items)", field="clusters",
+                        value=f"shape {clusters.shape}")])
+    est = clustered_se(d, clusters, correction=True, level=level) if n else None
+    n_clusters = int(est.details.get("clusters", 0)) if est is not None else 0
+    st = {"n": n, "clusters": n_clusters, "df": n_clusters - 1}
+    if est is None or est.reason:
+        reason = est.reason if est is not None else "no items"
+        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
+                               _nan_test(method, "two-sided", n, reason, {"clusters": n_clusters}), method, st)
+    st["se"] = est.se
+    inf = _t_inference(method, value, est.se, n_clusters - 1, n, level, st,
+                       _impl("statsmodels", "OLS cov_type='cluster' (CR1)") + " + scipy.stats.t")
+    inf.test.details["clusters"] = n_clusters
+    inf.estimate.details["clusters"] = n_clusters
+    return inf
+
+
+def holm_adjusted(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values keeping NaN in place (NaN tests take no part in the family)."""
+    p = np.asarray(list(pvalues), dtype=float)
+    out = np.full(p.shape, NAN)
+    ok = np.flatnonzero(np.isfinite(p))
+    if ok.size:
+        # Holm (1979) step-down: the k-th smallest p times (m − k + 1), made monotone, capped at 1 — the same
+        # numbers as statsmodels multipletests(method="holm") (tested), without its per-call garbage collection.
+        q = p[ok]
+        order = np.argsort(q, kind="stable")
+        m = q.size
+        adj = np.minimum(1.0, np.maximum.accumulate(q[order] * (m - np.arange(m))))
+        res = np.empty(m)
+        res[order] = adj
+        out[ok] = res
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Power of the decision tests
+
+
+def mde_mcnemar(n: int, discordance: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable difference of paired proportions for McNemar's score test with n pairs and the observed
+    discordance ψ (the share of items on which the arms disagree): the smallest delta ≤ ψ at which `mcnemar_power`
+    reaches ``power`` (bisection to 1e-6; exact enumeration up to n = 400, Connor 1987 above). NaN when ψ is 0 (the data
+    cannot tell the design's power) or when even delta = ψ does not reach it."""
+    problems: list[Problem] = []
+    n = _as_count("n", n, problems)
+    if not (isinstance(discordance, numbers.Real) and 0.0 <= discordance <= 1.0):
+        problems.append(Problem("must be a proportion in [0, 1]", field="discordance", value=discordance))
+    alpha, power = _check_alpha_power(alpha, power, problems)
+    _raise(problems)
+    psi = float(discordance)
+    if n == 0 or psi == 0.0:
+        return NAN
+    if mcnemar_power(n, psi, psi, alpha) < power:
+        return NAN
+    lo, hi = 0.0, psi
+    for _ in range(20):
+        mid = (lo + hi) / 2
+        if mcnemar_power(n, psi, mid, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _fisher_rejection(n1: int, n2: int, alpha: float) -> np.ndarray:
+    """Boolean (n1 + 1) × (n2 + 1) grid: two-sided Fisher exact p < alpha for k1 of n1 vs k2 of n2.
+
+    Vectorised per margin total K = k1 + k2 with scipy.stats.hypergeom, using scipy.stats.fisher_exact's two-sided
+    rule (sum of the probabilities of tables no more likely than the observed one, relative tolerance 1e-7);
+    tested table by table against scipy.stats.fisher_exact."""
+    from scipy.stats import hypergeom
+
+    rej = np.zeros((n1 + 1, n2 + 1), dtype=bool)
+    for K in range(n1 + n2 + 1):
+        lo, hi = max(0, K - n2), min(n1, K)
+        x = np.arange(lo, hi + 1)
+        pmf = hypergeom.pmf(x, n1 + n2, n1, K)
+        p = (pmf[None, :] * (pmf[None, :] <= pmf[:, None] * (1 + 1e-7))).sum(axis=1)
+        rej[x, K - x] = np.minimum(p, 1.0) < alpha
+    return rej
+
+
+_FISHER_REJECTION_CACHE: dict[tuple[int, int, float], np.ndarray] = {}
+FISHER_EXACT_POWER_MAX_N = 300
+
+
+def fisher_power(n1: int, n2: int, p1: float, p2: float, alpha: float = 0.05) -> float:
+    """Exact power of the two-sided Fisher exact test at level alpha: Σ P(k1; n1, p1)·P(k2; n2, p2) over the
+    (k1, k2) it rejects. Enumerates all (n1 + 1)(n2 + 1) tables (scipy.stats.fisher_exact), so n1, n2 ≤ 300."""
+    problems: list[Problem] = []
+    n1, n2 = _as_count("n1", n1, problems), _as_count("n2", n2, problems)
+    for name, p in (("p1", p1), ("p2", p2)):
+        if not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):
+            problems.append(Problem("must be a proportion in [0, 1]", field=name, value=p))
+    alpha = _check_level(alpha, problems, "alpha")
+    if not problems and max(n1, n2) > FISHER_EXACT_POWER_MAX_N:
+        problems.append(Problem(f"exact enumeration is limited to {FISHER_EXACT_POWER_MAX_N} per group",
+                                field="n1/n2", value=max(n1, n2), fix="use mde_unpaired (normal approximation)"))
+    _raise(problems)
+    from scipy.stats import binom
+
+    key = (n1, n2, float(alpha))
+    rej = _FISHER_REJECTION_CACHE.get(key)
+    if rej is None:
+        rej = _FISHER_REJECTION_CACHE[key] = _fisher_rejection(n1, n2, alpha)
+    w1 = binom.pmf(np.arange(n1 + 1), n1, float(p1))
+    w2 = binom.pmf(np.arange(n2 + 1), n2, float(p2))
+    return float(w1 @ rej.astype(float) @ w2)
+
+
+def mde_fisher(n1: int, n2: int, p_baseline: float, alpha: float = 0.05, power: float = 0.8,
+               direction: int = 1) -> float:
+    """Smallest difference p2 − p_baseline (upward for ``direction`` = +1, downward for −1) at which the exact
+    two-sided Fisher test with n1 baseline and n2 treatment items reaches ``power`` (bisection on `fisher_power`).
+    NaN when no difference inside [0, 1] reaches it."""
+    problems: list[Problem] = []
+    alpha, power = _check_alpha_power(alpha, power, problems)
+    _raise(problems)
+    edge = 1.0 if direction > 0 else 0.0
+    if fisher_power(n1, n2, p_baseline, edge, alpha) < power:
+        return NAN
+    lo, hi = 0.0, abs(edge - p_baseline)
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if fisher_power(n1, n2, p_baseline, p_baseline + direction * mid, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def welch_inference(first: Any, second: Any, level: float = 0.95) -> PairedInference:
+    """Inference on mean(second) − mean(first) for two independent samples: Welch's t-test and its interval
+    (Welch 1947; scipy.stats.ttest_ind(equal_var=False) gives the same t and p), as a `PairedInference` so a
+    null other than 0 is tested with the same statistic. For a change of a delta measured on different items."""
+    problems: list[Problem] = []
+    a = _vector("first", first, problems)
+    b = _vector("second", second, problems)
+    level = _check_level(level, problems)
+    _raise(problems)
+    method = "welch-t"
+    n = a.size + b.size
+    value = float(b.mean() - a.mean()) if a.size and b.size else NAN
+    st: dict[str, Any] = {"n1": a.size, "n2": b.size}
+    if a.size < 2 or b.size < 2:
+        reason = "each group needs at least 2 values"
+        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
+                               _nan_test(method, "two-sided", n, reason), method, st)
+    va, vb = float(np.var(a, ddof=1)) / a.size, float(np.var(b, ddof=1)) / b.size
+    se = math.sqrt(va + vb)
+    if not (se > 0):
+        reason = "both groups are constant: t is undefined (zero variance)"
+        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
+                               _nan_test(method, "two-sided", n, reason), method, st)
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    st.update(se=se, df=df)
+    return _t_inference(method, value, se, df, n, level, st, _impl("scipy", "scipy.stats.t (Welch–Satterthwaite df)"))
+
+
+def _mn_score_p(k1: int, n1: int, k2: int, n2: int, null: float, alternative: str) -> float:
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    if not -1.0 < null < 1.0:
+        return NAN
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 0/0 at degenerate tables: NaN, handled by the callers
+        res = test_proportions_2indep(k1, n1, k2, n2, value=null, method="score", compare="diff",
+                                      alternative=_SM_ALT[alternative], correction=True)
+    p = float(res.pvalue)
+    return p if math.isfinite(p) else NAN
+
+
+def _invert_mn(k1: int, n1: int, k2: int, n2: int, level: float, est: float) -> tuple[float, float]:
+    """Bounds of the Miettinen–Nurminen interval by inverting `_mn_score_p` (scipy brentq inside the bracket found
+    on a grid); a bound reaches ±1 when the test never rejects on that side."""
+    import warnings
+
+    from scipy.optimize import brentq
+
+    alpha = 1.0 - level
+
+    def p(v: float) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            x = _mn_score_p(k1, n1, k2, n2, v, "two-sided")
+        return 1.0 if not math.isfinite(x) and abs(v - est) < 1e-9 else x
+
+    def bound(edge: float) -> float:
+        grid = np.linspace(est, edge, 401)[1:]
+        prev = est
+        for v in grid:
+            pv = p(v)
+            if math.isfinite(pv) and pv < alpha:
+                return float(brentq(lambda x: (p(x) if math.isfinite(p(x)) else 1.0) - alpha, prev, v, xtol=1e-10))
+            prev = v
+        return edge
+
+    eps = 1e-6
+    return bound(-1.0 + eps) if est > -1.0 + eps else -1.0, bound(1.0 - eps) if est < 1.0 - eps else 1.0
+
+
+def unpaired_score_inference(k1: int, n1: int, k2: int, n2: int, level: float = 0.95) -> PairedInference:
+    """Inference on p1 − p2 for two independent proportions (group 1 = treatment): the Miettinen–Nurminen score
+    test and the score interval that inverts it (Miettinen & Nurminen 1985, Stat Med 4:213; statsmodels
+    ``test_proportions_2indep`` / ``confint_proportions_2indep`` with method="score", correction=True). The
+    conditional Fisher exact test is conservative and inverts no interval for the difference; it is shown beside."""
+    problems: list[Problem] = []
+    k1, n1, k2, n2 = _two_groups(k1, n1, k2, n2, problems)
+    level = _check_level(level, problems)
+    _raise(problems)
+    method = "mn-score"
+    n = n1 + n2
+    st = {"k1": k1, "n1": n1, "k2": k2, "n2": n2}
+    if n1 == 0 or n2 == 0:
+        reason = _empty_group_reason(n1, n2) or "an empty group"
+        return PairedInference(_nan_estimate(method, n, level, reason), _nan_test(method, "two-sided", n, reason),
+                               method, st)
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    value = k1 / n1 - k2 / n2
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = confint_proportions_2indep(k1, n1, k2, n2, method="score", compare="diff", correction=True,
+                                                   alpha=1.0 - level)
+    except (ValueError, ZeroDivisionError, FloatingPointError):
+        low = high = NAN
+    if not (math.isfinite(low) and math.isfinite(high)):
+        # statsmodels' root bracket fails at small or extreme counts; invert the same test on a grid instead.
+        low, high = _invert_mn(k1, n1, k2, n2, level, value)
+    iv = Interval(float(low), float(high), level, "miettinen-nurminen-score")
+    p = _mn_score_p(k1, n1, k2, n2, 0.0, "two-sided")
+    if k1 + k2 == 0 or k1 + k2 == n:
+        p = 1.0  # both groups all-fail or all-pass: no evidence of a difference (the score statistic is 0/0)
+    impl = _impl("statsmodels", "statsmodels.stats.proportion test/confint_proportions_2indep(method='score')")
+    test = TestResult(NAN, p, method, "two-sided", n, None, {"impl": impl})
+    return PairedInference(Estimate(value, iv, NAN, n, method), test, method, st)
+
+
+MCNEMAR_EXACT_POWER_MAX_N = 400
+
+
+def mcnemar_power(n: int, discordance: float, delta: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided McNemar score test (the decision test, `score_inference`) with n pairs, discordance
+    probability ψ and a true difference delta (treatment-only minus baseline-only probability).
+
+    Exact for n ≤ 400: the sum of multinomial probabilities of (b, c, n − b − c), with cell probabilities
+    (ψ + delta)/2 and (ψ − delta)/2, over the tables the test rejects (|b − c|/√(b + c) > z_{1−α/2}); above that,
+    Connor's (1987) normal approximation. ψ below |delta| is impossible and is raised to |delta|. Hand-written:
+    statsmodels' power classes have no paired-proportion case."""
+    problems: list[Problem] = []
+    n = _as_count("n", n, problems)
+    for name, v in (("discordance", discordance), ("delta", delta)):
+        if not (isinstance(v, numbers.Real) and math.isfinite(v) and -1.0 <= v <= 1.0):
+            problems.append(Problem("must be a number in [-1, 1]", field=name, value=v))
+    alpha = _check_level(alpha, problems, "alpha")
+    _raise(problems)
+    from scipy.special import gammaln
+    from scipy.stats import norm
+
+    d = abs(float(delta))
+    psi = min(1.0, max(float(discordance), d))
+    if n == 0 or psi == 0.0:
+        return NAN if n == 0 else 0.0
+    z = float(norm.ppf(1 - alpha / 2))
+    if n > MCNEMAR_EXACT_POWER_MAX_N:
+        if d >= psi:
+            return 1.0
+        return float(norm.cdf((d * math.sqrt(n) - z * math.sqrt(psi)) / math.sqrt(psi - d * d)))
+    pb, pc, pr = (psi + d) / 2, (psi - d) / 2, 1.0 - psi
+    b = np.arange(n + 1)[:, None]
+    c = np.arange(n + 1)[None, :]
+    r = n - b - c
+    ok = r >= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = b + c
+        stat = np.where(m > 0, np.abs(b - c) / np.sqrt(np.maximum(m, 1)), 0.0)
+        logp = (gammaln(n + 1) - gammaln(b + 1) - gammaln(c + 1) - gammaln(np.maximum(r, 0) + 1)
+                + np.where(b > 0, b * np.log(pb) if pb > 0 else -np.inf, 0.0)
+                + np.where(c > 0, c * np.log(pc) if pc > 0 else -np.inf, 0.0)
+                + np.where(r > 0, np.maximum(r, 0) * (np.log(pr) if pr > 0 else -np.inf), 0.0))
+    mask = ok & (stat > z)
+    return float(np.exp(logp[mask]).sum()) if mask.any() else 0.0

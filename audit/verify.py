@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -10,8 +11,8 @@ from pathlib import Path
 from audit import __version__
 from audit.checks import REGISTRY
 from audit.checks._common import Context
-from audit.claim import Claim
-from audit.errors import AuditError
+from audit.claim import Claim, line_of
+from audit.errors import AuditError, InputError, Problem
 from audit.findings import VERDICT_EXPLANATION, Finding, Report, clean
 from audit.records import Records
 
@@ -43,6 +44,11 @@ def decide(findings: list[Finding]) -> tuple[str, str]:
 
     if (f := first("not_reproduced")) is not None:
         return "not_reproduced", f.title
+    # A trimmed or edited log neither supports nor refutes: it caps a reproduced (or fragile) gain at inconclusive.
+    if (f := first("untrusted_input")) is not None:
+        n = sum(g.impact == "untrusted_input" for g in findings)
+        more = f" (and {n - 1} more input finding(s))" if n > 1 else ""
+        return "inconclusive", f"{f.title}{more}; the verdict is inconclusive at best until the inputs agree"
     reproduced = first("reproduced")
     if reproduced is None:
         f = first("inconclusive")
@@ -86,10 +92,12 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
            resamples: int | None = None, cache=None, progress=None) -> Outcome:
     """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given)."""
     opts = claim.options
-    if records is None:
-        records = collect(claim, cache=cache, progress=progress)
     seed = opts.seed if seed is None else seed
     resamples = opts.resamples if resamples is None else resamples
+    _check_run_options(claim, seed, resamples)
+    if records is None:
+        records = collect(claim, cache=cache, progress=progress)
+    _check_reported_scale(claim, records)
     ctx = Context(claim=claim, records=records, seed=seed, resamples=resamples, level=opts.level, alpha=opts.alpha,
                   power=opts.power, claimed_budget=claim.claimed_budget,
                   claimed_scoring=claimed_scoring(claim, records))
@@ -118,7 +126,8 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
         exit_code=VERDICT_EXIT[verdict],
         options={"seed": seed, "resamples": resamples, "level": opts.level, "alpha": opts.alpha, "power": opts.power,
                  "claimed_budget": ctx.claimed_budget, "claimed_scoring": ctx.claimed_scoring,
-                 "direction": claim.claim.direction},
+                 "direction": claim.claim.direction, "margin": _finite(ctx.margin_and_source()[0]),
+                 "margin_source": ctx.margin_and_source()[1]},
         environment=_environment(),
         cells=[clean(c) for c in cells],
         arms=clean(records.settings) if records is not None else {},
@@ -130,7 +139,64 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
     return Outcome(report, findings, records)
 
 
+def _finite(x: float) -> float | None:
+    import math
+
+    return x if isinstance(x, float) and math.isfinite(x) else None
+
+
+def _check_run_options(claim: Claim, seed, resamples) -> None:
+    problems = []
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or not 1000 <= resamples <= 1_000_000:
+        problems.append(Problem("resamples must be an integer from 1000 to 1,000,000", file=_file(claim),
+                                field="resamples", value=resamples,
+                                fix="at least 1000 keeps the bootstrap's Monte Carlo error small; e.g. 10000"))
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        problems.append(Problem("seed must be an integer from 0 to 2**63 − 1", file=_file(claim), field="seed",
+                                value=seed, fix="e.g. 0"))
+    if problems:
+        raise InputError(problems)
+
+
+def _file(claim: Claim) -> str | None:
+    return str(claim.path) if claim.path else None
+
+
+def _check_reported_scale(claim: Claim, records: Records | None) -> None:
+    """Refuse reported numbers that are clearly on another scale than the scores (a delta of 15 beside rates in
+    [0, 1]) instead of comparing them: every comparison with them would be meaningless."""
+    rep = claim.claim.reported
+    unit = records is None or (len(records.table) and bool(records.table["score"].between(0, 1).all()))
+    if not unit:
+        return
+    problems = []
+    for field_name, value in (("delta", rep.delta),):
+        if value is not None and not -1.0 <= value <= 1.0:
+            problems.append(Problem(
+                f"the reported {field_name} {value:g} is not a difference of rates in [0, 1]"
+                + (" (the scores in the logs are)" if records is not None else " (the reported rates are)"),
+                file=_file(claim), line=line_of(claim, ("claim", "reported", field_name)),
+                field=f"claim.reported.{field_name}", value=value,
+                fix=f"give it as a fraction: {value / 100:g}, not {value:g} (percentage points)"))
+    if rep.ci is not None and any(not -1.0 <= v <= 1.0 for v in rep.ci):
+        problems.append(Problem("the reported CI is not on the scale of a difference of rates in [0, 1]",
+                                file=_file(claim), line=line_of(claim, ("claim", "reported", "ci")),
+                                field="claim.reported.ci", value=list(rep.ci),
+                                fix=f"give it as fractions: [{rep.ci[0] / 100:g}, {rep.ci[1] / 100:g}]"))
+    if problems:
+        raise InputError(problems)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment_cached() -> tuple:
+    return tuple(_environment_uncached().items())
+
+
 def _environment() -> dict:
+    return dict(_environment_cached())
+
+
+def _environment_uncached() -> dict:
     env = {"python": platform.python_version(), "platform": platform.platform()}
     for pkg in ("numpy", "scipy", "statsmodels", "pandas", "pydantic", "lm_eval"):
         try:

@@ -11,8 +11,9 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from audit.checks import (emergence, mimicry, ood, probes, reported_numbers, scoring, settings, significance,
-                          truncation)
+from audit.checks import (emergence, extraction, mimicry, ood, probes, reported_numbers, scoring, settings,
+                          significance, truncation)
+from audit.checks import log_integrity
 from audit.checks._common import Context
 
 
@@ -47,6 +48,11 @@ REGISTRY: dict[str, CheckSpec] = {
     "settings": CheckSpec("settings", settings.run, settings.Params, True,
                           "the arms' effective settings side by side; differences not declared as treatment changes; "
                           "budget-sweep derivation mismatches"),
+    "extraction": CheckSpec("extraction", extraction.run, extraction.Params, True,
+                            "outputs with no extractable answer per arm; their asymmetry; the delta on answered items"),
+    "log_integrity": CheckSpec("log_integrity", log_integrity.run, log_integrity.Params, True,
+                               "lm-eval samples vs their results file: document counts, filters, each filter's metric "
+                               "recomputed"),
 }
 
 __all__ = ["REGISTRY", "CheckSpec", "Context"]

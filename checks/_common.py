@@ -13,9 +13,20 @@ from audit.claim import Claim
 from audit.records import DEFAULT_VARIANT, Paired, Records
 
 
+# evaluate modules whose score is an error rate (lower is better).
+LOWER_IS_BETTER_MODULES = frozenset({"wer", "cer", "ter", "mer", "wil", "perplexity"})
+
+
 @dataclass(frozen=True)
 class Cell:
-    """The measured delta (treatment − baseline) of one variant × budget × scoring, with its CI and test."""
+    """The measured delta (treatment − baseline) of one variant × budget × scoring.
+
+    ``inference`` is what every decision rests on: one test of delta = 0 and the interval that inverts it
+    (:class:`audit.stats.PairedInference`: score test + Tango interval for 0/1 outcomes, paired t otherwise,
+    cluster-robust t with C − 1 df when items share a passage). ``bootstrap`` (paired percentile bootstrap),
+    ``clt`` (Miller 2024) and ``exact`` (exact McNemar for 0/1 outcomes) are shown beside it for comparison;
+    no verdict rests on them.
+    """
 
     variant: str
     budget: int | None
@@ -23,24 +34,73 @@ class Cell:
     n: int
     baseline: float
     treatment: float
-    delta: Any  # stats.Estimate (paired bootstrap, the primary interval)
-    clt: Any  # stats.Estimate (paired CLT SE, Miller 2024)
-    test: Any  # stats.TestResult (McNemar exact for 0/1 outcomes, paired t otherwise)
+    inference: Any  # stats.PairedInference
+    bootstrap: Any  # stats.Estimate | None
+    clt: Any  # stats.Estimate
+    exact: Any  # stats.TestResult | None
     binary: bool
 
     @property
+    def delta(self):
+        """The decision estimate: ``.value``, ``.interval`` (inverts ``test``), ``.se``, ``.method``."""
+        return self.inference.estimate
+
+    @property
     def interval(self):
-        return self.delta.interval
+        return self.inference.interval
+
+    @property
+    def test(self):
+        return self.inference.test
 
     def row(self, **extra: Any) -> dict[str, Any]:
-        iv = self.delta.interval
+        iv = self.interval
+        boot = self.bootstrap.interval if self.bootstrap is not None else None
         return {
             "variant": self.variant, "budget": self.budget, "scoring": self.scoring, "n": self.n,
             "baseline": self.baseline, "treatment": self.treatment, "delta": self.delta.value,
             "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method,
+            "boot_ci_low": boot.low if boot is not None else math.nan,
+            "boot_ci_high": boot.high if boot is not None else math.nan,
             "clt_ci_low": self.clt.interval.low, "clt_ci_high": self.clt.interval.high,
+            "exact_p": self.exact.p_value if self.exact is not None else math.nan,
             "p_value": self.test.p_value, "test": f"{self.test.method} ({self.test.alternative})", **extra,
         }
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One perturbation of the claimed setting (a larger budget, another scoring, an OOD prompt variant) and the
+    test that decides whether it breaks the claim.
+
+    ``change`` is the inference on the change of the gain, perturbed − claimed, both read in the claimed scoring's
+    polarity (per item on shared items: paired; on a different item set: Welch). The claim is *broken* when the
+    change is shown to exceed the materiality margin in the harmful direction — H0: change ≥ −margin rejected by the
+    one-sided test at α/2, Holm-adjusted over every perturbation of the audit — which is the same as the (1 − α)
+    interval of the change lying wholly below −margin when there is one perturbation. A scoring on another scale
+    (a continuous metric beside a 0/1 one) has no comparable change: it breaks the claim only when its own gain
+    is significantly reversed (its interval excludes 0 on the harmful side), in its own polarity.
+    """
+
+    kind: str  # "budget" | "scoring" | "variant"
+    label: str
+    cell: Cell
+    change: Any  # stats.PairedInference | None (None: scales not comparable)
+    test: str  # "shrink beyond margin" | "reversal"
+    p_raw: float
+    p_holm: float
+    family: int
+    breaks: bool
+    margin: float
+    shared: int
+    missing: tuple = ()
+    # Every shared item's gain changed by exactly this much (no sampling variance: e.g. identical outputs).
+    exact_change: float | None = None
+
+    @property
+    def comparable(self) -> bool:
+        return self.change is not None
+
 
 
 @dataclass(frozen=True)
@@ -61,6 +121,33 @@ class Context:
         """+1 when the claim is that treatment scores higher, −1 when lower is better."""
         return 1 if self.claim.claim.direction == "greater" else -1
 
+    def polarity(self, scoring: str | None = None) -> int:
+        """+1 when a higher score is better under ``scoring``, −1 when lower is better.
+
+        The claimed scoring (and any lm-eval filter of the claimed metric) takes the claim's ``direction``.
+        ``perturbations.higher_is_better`` overrides any scoring. Built-in scorers, claim-defined scorers (1 =
+        correct) and evaluate modules are known (error-rate modules such as wer/cer/ter are lower-is-better). A score
+        carried in the logs under any other name is read in the claimed metric's direction.
+        """
+        scoring = scoring or self.claimed_scoring
+        override = self.claim.perturbations.higher_is_better.get(scoring or "")
+        if override is not None:
+            return 1 if override else -1
+        if scoring is None or scoring == self.claimed_scoring:
+            return self.sign
+        from audit import scoring as scorers
+
+        if scoring in self.claim.scorers or scoring in scorers.SCORERS:
+            return 1
+        if scoring.startswith(scorers.EVALUATE_PREFIX):
+            module = scoring[len(scorers.EVALUATE_PREFIX):].strip().split("/")[-1].lower()
+            return -1 if module in LOWER_IS_BETTER_MODULES else 1
+        return self.sign
+
+    def gain(self, delta: float, scoring: str | None = None) -> float:
+        """``delta`` oriented so that positive means the treatment is better under ``scoring``."""
+        return self.polarity(scoring) * delta
+
     def rng(self, salt: str) -> np.random.Generator:
         """A generator seeded from the audit seed and a stable salt, so results do not depend on check order."""
         salt_int = int.from_bytes(hashlib.sha256(salt.encode()).digest()[:4], "little")
@@ -71,6 +158,152 @@ class Context:
 
         return {"seed": self.seed, "resamples": self.resamples, "level": self.level, "alpha": self.alpha,
                 "audit_version": __version__, **extra}
+
+    def reported_delta(self) -> float | None:
+        rep = self.claim.claim.reported
+        if rep.delta is not None:
+            return rep.delta
+        b, t = rep.rate("baseline"), rep.rate("treatment")
+        return None if b is None or t is None else t - b
+
+    @property
+    def margin(self) -> float:
+        """The materiality margin (metric units): ``options.margin``, else half the reported delta, else half the
+        measured delta at the claimed setting. NaN when none of those exists."""
+        return self.margin_and_source()[0]
+
+    def margin_and_source(self) -> tuple[float, str]:
+        if self.claim.options.margin is not None:
+            return float(self.claim.options.margin), "options.margin"
+        rep = self.reported_delta()
+        if rep is not None and rep != 0:
+            return abs(rep) / 2.0, "half the reported delta"
+        c = self.cell(self.claimed_budget) if self.records is not None else None
+        if c is not None and math.isfinite(c.delta.value) and c.delta.value != 0:
+            return abs(c.delta.value) / 2.0, "half the measured delta at the claimed setting"
+        return math.nan, "no margin: no options.margin, reported delta or measured delta"
+
+    def perturbations(self) -> list[Perturbation]:
+        """Every perturbation of the claimed setting in this audit, each with its break test, Holm-adjusted over
+        the whole family (budgets larger than the claimed one, other scorings, OOD prompt variants)."""
+        if "perturbations" in self._memo:
+            return self._memo["perturbations"]
+        out: list[Perturbation] = []
+        rec, cb, sc = self.records, self.claimed_budget, self.claimed_scoring
+        if rec is not None and self.cell(cb) is not None:
+            cands = [("budget", f"{b} tokens", b, sc, DEFAULT_VARIANT) for b in rec.budgets()
+                     if cb is not None and b > cb]
+            cands += [("scoring", f"scoring {s!r}", cb, s, DEFAULT_VARIANT) for s in rec.scorings() if s != sc]
+            cands += [("variant", f"prompt variant {v!r}", cb, sc, v) for v in rec.variants() if v != DEFAULT_VARIANT]
+            raw = [self._perturbation(*c) for c in cands]
+            raw = [r for r in raw if r is not None]
+            adj = stats.holm_adjusted([r["p_raw"] for r in raw])
+            half = self.alpha / 2.0
+            for r, pa in zip(raw, adj):
+                out.append(Perturbation(**r, p_holm=float(pa), family=len(raw),
+                                        breaks=bool(math.isfinite(pa) and pa < half)))
+        self._memo["perturbations"] = out
+        return out
+
+    def _perturbation(self, kind: str, label: str, budget, scoring: str, variant: str) -> dict | None:
+        cell = self.cell(budget, scoring, variant)
+        if cell is None:
+            return None
+        import pandas as pd
+
+        p0 = self.records.paired(self.claimed_scoring, self.claimed_budget)
+        p1 = self.records.paired(scoring, budget, variant)
+        pol0, pol1 = self.sign, self.polarity(scoring)
+        margin = self.margin
+        m = margin if math.isfinite(margin) else 0.0
+        g0 = pd.Series(pol0 * (p0.treatment - p0.baseline), index=p0.item_ids)
+        g1 = pd.Series(pol1 * (p1.treatment - p1.baseline), index=p1.item_ids)
+        shared = g0.index.intersection(g1.index)
+        missing = tuple(sorted(set(g0.index).symmetric_difference(g1.index)))
+        comparable = kind != "scoring" or (cell.binary and self.cell(self.claimed_budget).binary)
+        change = None
+        exact = None
+        if comparable:
+            if len(shared) >= 2:
+                cl = p0.clusters
+                clusters = (pd.Series(cl, index=p0.item_ids).loc[shared].to_numpy() if cl is not None else None)
+                change = stats.paired_inference(g0.loc[shared].to_numpy(), g1.loc[shared].to_numpy(),
+                                                level=self.level, clusters=clusters, outcomes="scores")
+            else:
+                change = stats.welch_inference(g0.to_numpy(), g1.to_numpy(), level=self.level)
+            # H1: the gain shrinks by more than the margin (change < −margin).
+            p_raw = change.p_value(-m, "less")
+            test = "shrink beyond margin"
+            e = (g1.loc[shared] - g0.loc[shared]).to_numpy() if len(shared) >= 2 else np.array([])
+            if e.size and np.ptp(e) == 0 and len(shared) == len(g0) == len(g1):
+                # The same change on every item (identical outputs): a fact, not an estimate.
+                exact = float(e[0])
+                p_raw = 0.0 if exact < -m else 1.0
+        else:
+            # Another scale: only a significant reversal in the scoring's own polarity is comparable.
+            p_raw = cell.inference.p_value(0.0, "less" if pol1 > 0 else "greater")
+            test = "reversal"
+        return {"kind": kind, "label": label, "cell": cell, "change": change, "test": test, "exact_change": exact,
+                "p_raw": float(p_raw) if p_raw is not None else math.nan, "margin": m, "shared": int(len(shared)),
+                "missing": missing[:20]}
+
+    def judge(self, pt: Perturbation) -> tuple[str, str, str, str, str]:
+        """(code, outcome, severity, impact, sentence) for one perturbation, by the rule in `Perturbation`."""
+        pol = self.polarity(pt.cell.scoring)
+        gain = pol * pt.cell.delta.value
+        reversed_sig = pt.cell.inference.p_value(0.0, "less" if pol > 0 else "greater") < self.alpha / 2.0
+        alpha_half = self.alpha / 2.0
+        if pt.breaks:
+            if reversed_sig:
+                return ("reverses", "flag", "critical", "fragile", f"the gain reverses under {pt.label}")
+            if gain <= 0:
+                return ("vanishes", "flag", "critical", "fragile", f"the gain vanishes under {pt.label}")
+            return ("shrinks", "flag", "major", "fragile",
+                    f"the gain shrinks by more than the margin ±{pt.margin:.3g} under {pt.label}")
+        if pt.exact_change is not None and abs(pt.exact_change) <= pt.margin:
+            return ("holds", "pass", "info", "none",
+                    f"the gain holds under {pt.label} (every item's gain changes by exactly "
+                    f"{pt.exact_change:+.3g})")
+        if pt.change is not None and pt.change.interval.ok and pt.margin > 0 \
+                and pt.change.p_value(-pt.margin, "greater") < alpha_half \
+                and pt.change.p_value(pt.margin, "less") < alpha_half:
+            return ("holds", "pass", "info", "none",
+                    f"the gain holds under {pt.label} (equivalent within ±{pt.margin:.3g}, TOST)")
+        if reversed_sig:
+            return ("reversed_not_shown", "info", "info", "none",
+                    f"the delta under {pt.label} is significantly reversed on its own, but the change is not shown "
+                    f"beyond the margin after Holm adjustment")
+        if pt.change is None and gain > 0 and pt.cell.inference.p_value(0.0, "greater" if pol > 0 else "less") < alpha_half:
+            return ("holds", "pass", "info", "none", f"the gain holds under {pt.label}")
+        return ("not_shown_to_change", "info", "info", "none",
+                f"the gain is not shown to change under {pt.label}")
+
+    def change_text(self, pt: Perturbation) -> str:
+        """The change of the gain with its interval and the Holm-adjusted test, for a finding's detail."""
+        if pt.change is None:
+            return (f"{pt.label} measures on another scale; its own delta {fmt_delta(pt.cell.delta.value)} "
+                    f"{fmt_ci(pt.cell.interval)}, one-sided reversal p = {pt.p_raw:.3g}, Holm p = {pt.p_holm:.3g} "
+                    f"over {pt.family} perturbation(s).")
+        ch = pt.change
+        if pt.exact_change is not None:
+            return (f"Change of the gain, {pt.label} − claimed: exactly {pt.exact_change:+.3g} on every one of the "
+                    f"{pt.shared} items (no sampling variance); margin ±{pt.margin:.3g}.")
+        return (f"Change of the gain, {pt.label} − claimed: {fmt_delta(ch.value)} {fmt_ci(ch.interval)} "
+                f"({ch.method} on {pt.shared} shared items); H0 change ≥ −{pt.margin:.3g} (margin): one-sided "
+                f"p = {pt.p_raw:.3g}, Holm p = {pt.p_holm:.3g} over {pt.family} perturbation(s), break at "
+                f"p < α/2 = {self.alpha / 2:g}.")
+
+    def perturbation_stat(self, pt: Perturbation) -> dict[str, Any]:
+        ch = pt.change
+        return {"perturbation": pt.kind, "label": pt.label, "budget": pt.cell.budget, "scoring": pt.cell.scoring,
+                "variant": pt.cell.variant, "delta": pt.cell.delta.value, "ci_low": pt.cell.interval.low,
+                "ci_high": pt.cell.interval.high, "p_value": pt.cell.test.p_value,
+                "change": ch.value if ch is not None else None,
+                "change_ci_low": ch.interval.low if ch is not None else None,
+                "change_ci_high": ch.interval.high if ch is not None else None,
+                "change_method": ch.method if ch is not None else None, "break_test": pt.test,
+                "margin": pt.margin, "p_break": pt.p_raw, "p_break_holm": pt.p_holm, "family_size": pt.family,
+                "breaks": pt.breaks, "shared_items": pt.shared, "missing_items": list(pt.missing)}
 
     def cell(self, budget: int | None, scoring: str | None = None, variant: str = DEFAULT_VARIANT) -> Cell | None:
         """The measured cell, computed once per audit; None when the records have no such cell."""
@@ -90,29 +323,15 @@ class Context:
 def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float) -> Cell:
     b, t = p.baseline, p.treatment
     clusters = p.clusters
-    if clusters is not None:
-        # Items share passages/templates: resampling items as if independent understates the uncertainty, so the
-        # primary interval and the test use the cluster-robust SE (Liang–Zeger with C/(C−1); Miller 2024).
-        clt = stats.paired_clt_delta(b, t, level=level, clusters=clusters)
-        return Cell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), clt, clt, _cluster_z(clt), p.binary)
-    delta = stats.paired_bootstrap_delta(b, t, rng, resamples=resamples, level=level)
-    clt = stats.paired_clt_delta(b, t, level=level)
-    if p.binary:
-        test = stats.mcnemar_paired(b, t, alternative="two-sided")
-    else:
-        test = stats.paired_ttest(b, t, alternative="two-sided")
-    return Cell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), delta, clt, test, p.binary)
-
-
-def _cluster_z(est) -> "stats.TestResult":
-    """Two-sided z-test of delta = 0 with the cluster-robust SE (normal reference, as Miller 2024)."""
-    from scipy.stats import norm
-
-    if not (est.se > 0):
-        return stats.TestResult(math.nan, math.nan, "cluster-robust-z", "two-sided", est.n, est.reason)
-    z = est.value / est.se
-    return stats.TestResult(z, float(2 * norm.sf(abs(z))), "cluster-robust-z", "two-sided", est.n, None,
-                            {"clusters": est.details.get("clusters"), "se_cluster": est.se})
+    inference = stats.paired_inference(b, t, level=level, clusters=clusters)
+    clt = stats.paired_clt_delta(b, t, level=level, clusters=clusters)
+    boot = exact = None
+    if clusters is None:
+        # Shown beside the decision interval; with clusters the item bootstrap would understate the uncertainty.
+        boot = stats.paired_bootstrap_delta(b, t, rng, resamples=resamples, level=level)
+        if p.binary:
+            exact = stats.mcnemar_paired(b, t, alternative="two-sided")
+    return Cell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), inference, boot, clt, exact, p.binary)
 
 
 def _mean(x: np.ndarray) -> float:

@@ -8,8 +8,11 @@ log-likelihood) moves smoothly. The check therefore
 1. compares the paired delta under the discontinuous scorings in the records (exact match, strict extraction,
    multiple-choice grade) with the delta under the continuous ones (edit similarity, token edit distance, Brier,
    log-likelihood). Which is which: ``checks.emergence.discontinuous`` / ``continuous`` in the claim, else
-   ``audit.scoring.KINDS``, else the values (a scoring whose scores are all 0 or 1 is discontinuous). Scorings are
-   taken as higher-is-better unless listed in ``lower_is_better``;
+   ``audit.scoring.KINDS``, else the values (a scoring whose scores are all 0 or 1 is discontinuous). Each scoring is
+   read in its own polarity (``Context.polarity``: the claimed scoring takes the claim's ``direction``; built-in
+   scorers such as edit similarity are higher-is-better whatever the claim's direction; ``lower_is_better`` here or
+   ``perturbations.higher_is_better`` in the claim override), so with ``direction: less`` (an error rate) an edit
+   similarity that rises is a gain, not a reversal;
 2. computes, per item, the per-token accuracy a_i of the answer against the target: the fraction of the L_i target
    tokens reproduced *in position* (character tokens by default, whitespace-separated words with
    ``tokens: whitespace``; the answer is the logged extraction when the logs carry one, else the output text, both
@@ -22,10 +25,31 @@ log-likelihood) moves smoothly. The check therefore
 3. checks resolution: an arm at 0/n (or n/n) under a discontinuous scoring says nothing about how far it is from
    the threshold.
 
-Flags: a gain that exists only under the discontinuous metric (every continuous delta's CI includes 0 or reverses;
-major, critical when a continuous metric significantly reverses; impact fragile); an exact-match gain that the
-per-token improvement fully explains (the predicted exact-match delta lies inside the observed delta's CI: the gain is
-real but smooth, not emergent; minor, no verdict impact); an arm at 0/n (minor, no verdict impact).
+Flags. "The gain exists only under the discontinuous metric" (``discontinuous_only``, impact fragile) is a statement
+about every continuous metric, and rests on evidence for each, never on a continuous delta that is merely not
+significant:
+
+* critical: a continuous metric significantly *reverses* (its CI excludes 0 on the harmful side, in its own
+  polarity);
+* major: no continuous metric shows a significant gain, and for each of them the continuous gain is shown to be
+  *smaller* than the discontinuous one: the paired t interval of the per-item difference of the two gains (each in
+  its own polarity; the cluster-robust interval with ``options.cluster_field``) lies above 0. This needs both
+  scorings on a common 0–1 scale (exact match, edit similarity, per-token accuracy); a metric on another scale (edit
+  distance, log-likelihood) can support the flag only by a significant reversal. The null refuted is "the
+  continuous metric gains at least as much as the discontinuous one" (mean per-item gap ≤ 0). Because a smooth
+  per-token improvement can also move exact match more than a continuous metric (p^L is steep in the middle), the
+  flag further needs every continuous gain to be non-significant; ``explained_by_token_accuracy`` below says when
+  p^L accounts for the exact-match gain;
+* both need at least ``min_changed`` items whose discontinuous score differs between the arms (the informative items
+  of its gain, McNemar's discordant pairs; default 10) and, for a reversal, as many items whose continuous score
+  differs. Why 10: with fewer, the gain rests on a handful of items whose answers a reader can inspect one by one, and
+  a normal-theory interval of a mean of a few nonzero differences is too coarse to trust; it matches the 10 per class
+  asked of an AUC in the probes and mimicry checks.
+
+Otherwise the same numbers are reported as ``discontinuous_only_unresolved`` (inconclusive, minor, no verdict impact)
+with the reason. An exact-match gain that the per-token improvement fully explains (the predicted exact-match delta
+lies inside the observed delta's CI: the gain is real but smooth, not emergent) is a minor flag with no verdict impact,
+as is an arm at 0/n.
 
 The check runs when the records carry a continuous scoring or the claim has a ``checks.emergence`` section;
 otherwise it returns nothing, so claims scored only with exact match are unaffected.
@@ -36,6 +60,7 @@ import math
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit import stats
@@ -58,7 +83,12 @@ class Params(BaseModel):
                                               "Brier, log-likelihood); overrides audit.scoring.KINDS")
     lower_is_better: list[str] = Field(default_factory=list,
                                        description="scorings where lower is better (edit distance, Brier); their "
-                                                   "delta is read with the sign flipped")
+                                                   "delta is read with the sign flipped. The claimed scoring always "
+                                                   "takes the claim's direction")
+    min_changed: int = Field(
+        10, ge=1, description="items whose discontinuous score differs between the arms (and, for a reversal, whose "
+                              "continuous score differs) before discontinuous_only is flagged; default 10, see the "
+                              "module docstring")
     tokens: Literal["character", "whitespace"] = Field(
         "character", description="target tokens for the per-token accuracy: characters, or whitespace-separated words")
     answer: Literal["auto", "extracted", "output"] = Field(
@@ -191,13 +221,13 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         return []
     cb = ctx.claimed_budget
     prov = ctx.provenance(method="Schaeffer et al. 2023 (arXiv:2304.15004): discontinuous vs continuous metrics, "
-                                 "exact match ≈ p^L", delta="paired bootstrap percentile", tokens=params.tokens,
+                                 "exact match ≈ p^L", delta="the decision inference (see significance); gap: paired t", tokens=params.tokens,
                           predictor=params.predictor,
                           kinds={s: f"{k} ({src})" for s, (k, src) in kinds.items()})
     if cb is None or ctx.cell(cb) is None:
         return [Finding(NAME, "no_claimed_cell", "inconclusive", "No records at the claimed setting to compare metrics",
                         severity="minor", impact="none", provenance=prov)]
-    sign = {s: (-1 if s in params.lower_is_better else 1) for s in kinds}
+    sign = {s: polarity(ctx, params, s) for s in kinds}
     disc = [s for s, (k, _) in kinds.items() if k == "discontinuous" and ctx.cell(cb, s) is not None]
     cont = [s for s, (k, _) in kinds.items() if k == "continuous" and ctx.cell(cb, s) is not None]
     findings: list[Finding] = []
@@ -225,11 +255,16 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         p = rec.paired(s, cb)
         return p.treatment - p.baseline
 
-    continuous = [(s, ctx.cell(cb, s).delta, sign[s], ctx.cell(cb, s).test, diffs(s)) for s in cont]
+    claimed_pair = rec.paired(ctx.claimed_scoring, cb)
+    item_ids, clusters = claimed_pair.item_ids, claimed_pair.clusters
+    # (name, estimate, polarity, test, per-item differences, per-item differences aligned with item_ids, 0–1 scale)
+    continuous = [(s, ctx.cell(cb, s).delta, sign[s], ctx.cell(cb, s).test, diffs(s), _aligned(rec, s, cb, item_ids),
+                   _unit_scale(rec, s)) for s in cont]
     if tok_usable and not cont:
         arms = tok["arms"]
-        continuous.append((tok["name"], tok["acc_delta"], 1, tok["acc_test"],
-                           arms["treatment"]["acc"] - arms["baseline"]["acc"]))
+        d_tok = arms["treatment"]["acc"] - arms["baseline"]["acc"]
+        full = pd.Series(d_tok, index=arms["baseline"]["ids"]).reindex(item_ids).to_numpy(dtype=float)
+        continuous.append((tok["name"], tok["acc_delta"], 1, tok["acc_test"], d_tok, full, True))
     judged = [ref] if ref == ctx.claimed_scoring else disc
     gains = [s for s in judged if _gain(ctx, ctx.cell(cb, s).delta, sign[s], ctx.cell(cb, s).test, diffs(s)) > 0]
     if gains and not continuous:
@@ -242,21 +277,68 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             severity="minor", impact="none", provenance=prov))
     for s in gains:
         d = ctx.cell(cb, s).delta
-        sig = [c for c, est, sg, test, dd in continuous if _gain(ctx, est, sg, test, dd) > 0]
-        rev = [c for c, est, sg, test, dd in continuous if _gain(ctx, est, sg, test, dd) < 0]
+        d_s = diffs(s)
+        g_s = sign[s] * _aligned(rec, s, cb, item_ids)
+        n_changed = int(np.count_nonzero(d_s))
+        verdicts = {c: _gain(ctx, est, sg, test, dd) for c, est, sg, test, dd, *_ in continuous}
+        sig = [c for c, v in verdicts.items() if v > 0]
         cont_txt = "; ".join(f"{c}: {fmt_delta(est.value)} {fmt_ci(est.interval)}" for c, est, *_ in continuous)
+        evidence, why_not = {}, []
+        for c, est, sg, test, dd, full, unit in continuous:
+            n_c = int(np.count_nonzero(dd))
+            e = {"delta": est.value, "ci_low": est.interval.low, "ci_high": est.interval.high,
+                 "better": "lower" if sg < 0 else "higher", "changed_items": n_c}
+            if verdicts[c] < 0:
+                e["evidence"] = "reverses" if n_c >= params.min_changed else None
+                if e["evidence"] is None:
+                    why_not.append(f"{c} reverses on only {n_c} changed item(s) (need {params.min_changed})")
+            elif verdicts[c] == 0:
+                if not (unit and _unit_scale(rec, s)):
+                    e["evidence"] = None
+                    why_not.append(f"{c} is not significant and is not on the 0–1 scale of {s!r}, so it cannot be "
+                                   "shown smaller than the discontinuous gain")
+                else:
+                    m = np.isfinite(full) & np.isfinite(g_s)
+                    dd_est = _smaller(ctx, sg * full[m], g_s[m], f"{s}/{c}",
+                                      None if clusters is None else clusters[m])
+                    iv = dd_est.interval
+                    e.update({"gap": dd_est.value, "gap_ci_low": iv.low, "gap_ci_high": iv.high,
+                              "gap_ci_method": iv.method, "gap_n": int(m.sum())})
+                    e["evidence"] = "smaller" if iv.ok and iv.low > 0 else None
+                    if e["evidence"] is None:
+                        why_not.append(f"{c} is not significant, but it is not shown smaller than the gain under "
+                                       f"{s!r} either (difference of gains {fmt_delta(dd_est.value)} {fmt_ci(iv)})")
+            evidence[c] = e
         stat = {"scoring": s, "delta": d.value, "ci_low": d.interval.low, "ci_high": d.interval.high,
-                "continuous": {c: {"delta": est.value, "ci_low": est.interval.low, "ci_high": est.interval.high}
-                               for c, est, *_ in continuous}}
-        if continuous and not sig:
+                "better": "lower" if sign[s] < 0 else "higher", "changed_items": n_changed,
+                "min_changed": params.min_changed, "continuous": evidence}
+        rev = [c for c, e in evidence.items() if e.get("evidence") == "reverses"]
+        if n_changed < params.min_changed:
+            why_not = [f"only {n_changed} item(s) change their {s!r} score between the arms (need "
+                       f"{params.min_changed})"]
+        if continuous and not sig and n_changed >= params.min_changed and (
+                rev or all(e.get("evidence") == "smaller" for e in evidence.values())):
+            gap_txt = "; ".join(f"{c}: difference of gains {fmt_delta(e['gap'])} "
+                                f"[{e['gap_ci_low']:+.3f}, {e['gap_ci_high']:+.3f}]"
+                                for c, e in evidence.items() if e.get("evidence") == "smaller")
             findings.append(Finding(
                 NAME, "discontinuous_only", "flag",
                 f"The gain exists only under the discontinuous metric {s!r} ({fmt_delta(d.value)} "
                 f"{fmt_ci(d.interval)}); under the continuous metric(s) it is {cont_txt}",
                 detail="Schaeffer et al. (2023): a gain visible only under exact match / strict extraction is a "
                        "property of the metric, not a measured improvement of the outputs"
-                       + (" — here a continuous metric even reverses." if rev else "."),
+                       + (f" — here {', '.join(rev)} significantly reverses." if rev else
+                          f". Each continuous gain is shown smaller than the discontinuous one (paired t of "
+                          f"the per-item difference of gains, CI above 0): {gap_txt}."),
                 severity="critical" if rev else "major", impact="fragile", statistic=stat, provenance=prov))
+        elif continuous and not sig:
+            findings.append(Finding(
+                NAME, "discontinuous_only_unresolved", "inconclusive",
+                f"The gain under {s!r} ({fmt_delta(d.value)} {fmt_ci(d.interval)}) is not significant under the "
+                f"continuous metric(s) ({cont_txt}), but that is not evidence that it exists only under {s!r}",
+                detail="Not evidence: " + "; ".join(why_not) + ". A continuous delta that merely loses significance "
+                       "does not show the gain to be an artifact of the metric.",
+                severity="minor", impact="none", statistic=stat, provenance=prov))
         elif continuous:
             findings.append(Finding(
                 NAME, "holds_continuous", "pass",
@@ -294,10 +376,39 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     return findings
 
 
-def _gain(ctx: Context, est, sg: int, test=None, diffs: np.ndarray | None = None) -> int:
-    """+1: a significant gain in the claimed direction; −1: a significant reversal; 0: neither.
+def polarity(ctx: Context, params: Params, scoring: str) -> int:
+    """+1 when higher is better under ``scoring``, −1 when lower is: the claim's direction for the claimed scoring,
+    else the check's ``lower_is_better``, else ``Context.polarity`` (claim override, built-in table)."""
+    if scoring != ctx.claimed_scoring and scoring in params.lower_is_better:
+        return -1
+    return ctx.polarity(scoring)
 
-    The bootstrap interval decides. Where it is undefined (every paired difference equal) the cell's test does (as
+
+def _aligned(rec, scoring: str, budget: int, item_ids: np.ndarray) -> np.ndarray:
+    """Per-item treatment − baseline under ``scoring``, aligned with ``item_ids`` (NaN where an item is missing)."""
+    p = rec.paired(scoring, budget)
+    return pd.Series(p.treatment - p.baseline, index=p.item_ids).reindex(item_ids).to_numpy(dtype=float)
+
+
+def _unit_scale(rec, scoring: str) -> bool:
+    """Every score of ``scoring`` lies in [0, 1] (exact match, edit similarity): deltas are then commensurable."""
+    t = rec.table
+    v = t.loc[t["scoring"] == scoring, "score"].dropna().to_numpy(dtype=float)
+    return bool(v.size) and bool(np.all((v >= 0) & (v <= 1)))
+
+
+def _smaller(ctx: Context, cont_gain: np.ndarray, disc_gain: np.ndarray, salt: str, clusters=None):
+    """The mean per-item difference disc_gain − cont_gain with the paired t interval (each gain already in its own
+    polarity; with clusters, the cluster-robust t the cells use): above 0 shows the continuous gain smaller than the
+    discontinuous one. No resampling: the decision carries no Monte Carlo error."""
+    return stats.paired_inference(cont_gain, disc_gain, level=ctx.level, clusters=clusters, outcomes="scores")
+
+
+def _gain(ctx: Context, est, sg: int, test=None, diffs: np.ndarray | None = None) -> int:
+    """+1: a significant gain in the scoring's own polarity ``sg`` (+1: higher is better); −1: a significant
+    reversal; 0: neither.
+
+    The cell's decision interval (which inverts its test) decides. Where it is undefined (every paired difference equal) the cell's test does (as
     in the significance check), and where that is undefined too (a paired t with zero variance) an exact sign test
     on the nonzero per-item differences (Dixon & Mood 1946; scipy ``binomtest``)."""
     if est.interval.ok:
@@ -313,7 +424,7 @@ def _gain(ctx: Context, est, sg: int, test=None, diffs: np.ndarray | None = None
         significant = False
     if not significant:
         return 0
-    return 1 if ctx.sign * sg * est.value > 0 else -1
+    return 1 if sg * est.value > 0 else -1
 
 
 def _arm_column(rec, arm: str, column: str, scoring: str, budget: int, ids: np.ndarray) -> np.ndarray:
@@ -356,7 +467,9 @@ def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int) -> d
             em.append(float(exact))
             ed.append(token_edit_distance(tokenize(a, params.tokens), tokenize(t, params.tokens)))
         acc, L, em, ed = map(np.asarray, (acc, L, em, ed))
-        agree = float(np.mean(em == (score[has_target] >= 0.5))) if ref is not None else math.nan
+        # The scoring's "right" is a high score, or a low one for an error indicator (lower is better).
+        right = score[has_target] >= 0.5 if ref is None or polarity(ctx, params, ref) > 0 else score[has_target] < 0.5
+        agree = float(np.mean(em == right)) if ref is not None else math.nan
         per_arm[arm] = {"acc": acc.astype(float), "L": L.astype(int), "em": em.astype(float), "ed": ed.astype(float),
                         "agreement": agree, "ids": ids[has_target], "answers": ans[has_target]}
     out["arms"] = per_arm
@@ -374,10 +487,8 @@ def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int) -> d
     elif n < 2:
         out["reason"] = "Fewer than 2 items with a target."
     out["ref"] = ref
-    out["acc_delta"] = stats.paired_bootstrap_delta(b["acc"], t["acc"], ctx.rng("emergence/token_accuracy"),
-                                                    resamples=ctx.resamples, level=ctx.level)
-    out["em_delta"] = stats.paired_bootstrap_delta(b["em"], t["em"], ctx.rng("emergence/token_em"),
-                                                   resamples=ctx.resamples, level=ctx.level)
+    out["acc_delta"] = stats.paired_inference(b["acc"], t["acc"], level=ctx.level, outcomes="scores").estimate
+    out["em_delta"] = stats.paired_inference(b["em"], t["em"], level=ctx.level).estimate
     test = stats.paired_ttest(b["acc"], t["acc"], alternative="two-sided") if n >= 2 else None
     out["acc_test"] = test
     out["em_test"] = stats.mcnemar_paired(b["em"], t["em"], alternative="two-sided") if n else None

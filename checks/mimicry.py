@@ -4,9 +4,20 @@ A treatment trained or prompted to "verify its work" or to "express uncertainty"
 behaviour. Per arm at the claimed budget and scoring the check counts the outputs that contain a marker (regular
 expressions, case-insensitive, on word boundaries; defaults: self-verification phrases — "let me verify",
 "double-check", "let me check", "verify" — and hedges — "I think", "probably", "might", "not sure"; configurable), with
-a Wilson interval per arm, and compares the paired marker-rate delta (exact McNemar test on 0/1 marker presence,
-paired bootstrap CI) with the correctness delta at the same setting (the claimed cell). Flag (major, fragile):
-markers rise significantly while the correctness delta's CI includes 0 or the delta is negative.
+a Wilson interval per arm, and compares the paired marker-rate delta (McNemar score test on 0/1 marker presence
+with the Tango interval that inverts it) with the correctness delta at the same setting (the claimed cell).
+
+Evidence rule: a major flag rests on a test that excludes the null it refutes, on a stated minimum of informative
+items; otherwise the same numbers are reported as an inconclusive (minor) finding that says why they are not evidence.
+
+* ``markers_without_correctness`` (major, no verdict impact) refutes "the treatment uses the markers no more often
+  than the baseline": the McNemar score test rejects it at α (equivalently, the Tango interval of the marker-rate
+  delta excludes 0), on at least ``min_marker_outputs`` marker-bearing treatment outputs (default 20), while the correctness
+  delta is not a significant gain. Why 20: McNemar's test already reaches p < 0.05 with 6 one-way discordant
+  pairs, and a "disposition" read off six outputs is a handful of phrasings, not a rate; 20 is a judgement call that
+  keeps the flag on a pattern across items (twice the 10 per class required of an AUC below). It moves no verdict:
+  its second half ("correctness does not rise") is the absence of a significant gain, which the significance check
+  already judges; it says why the markers are no evidence of the disposition.
 
 Confidence–correctness decoupling: where outputs state a confidence, it is read as a number in [0, 1]:
 numeric statements first ("confidence: 80%", "confidence 0.8", "I'm 90% sure", "90% confident"), else verbal ones
@@ -14,8 +25,20 @@ mapped as ``VERBAL_CONFIDENCE`` documents (certain/definitely 0.95, confident 0.
 unsure/not sure/uncertain/not confident 0.3; "confidence: high/medium/low" 0.9/0.6/0.3); the last statement in an
 output counts. Per arm: the AUC of stated confidence for correctness (DeLong CI, ``stats.auc_delong``; one-sided
 Mann–Whitney test against 0.5), and the assertion asymmetry: the share of confident-and-wrong (confidence ≥
-``confident_at``) vs hedged-and-right (confidence ≤ ``hedged_at``) outputs among those stating one. Too few stating
-outputs (or one class only) gives an inconclusive finding.
+``confident_at``) vs hedged-and-right (confidence ≤ ``hedged_at``) outputs among those stating one.
+
+* ``confidence_decoupled`` (major, no verdict impact) refutes "stated confidence tracks correctness", taken as
+  H0: AUC ≥ ``tracking_auc`` (default 0.6, the lower edge of what the conventional grading of AUCs calls "poor"
+  discrimination; 0.5–0.6 is "fail"). It is raised when the upper bound of the AUC's DeLong interval (logit scale,
+  inside [0, 1]; a one-sided test at α/2) lies below ``tracking_auc``. A null of AUC = 0.5 would be the wrong one: a
+  CI that includes 0.5 (AUC 0.44 [0.13, 0.75] on 17 outputs) is no evidence that confidence does not track.
+* ``confidence_tracks`` (pass): the one-sided Mann–Whitney test rejects AUC = 0.5.
+* Neither: ``confidence_unresolved`` (inconclusive, minor) with the numbers.
+* All three need at least ``min_confidence_outputs`` treatment outputs that state a confidence (default 30) with at
+  least ``min_confidence_per_class`` right and as many wrong among them (default 10). Why: with 10 per class at
+  AUC 0.5 the DeLong SE is about 0.13, so the interval spans roughly ±0.25 and cannot exclude anything useful; with
+  15 + 15 it spans about ±0.2, and 10 per class is where DeLong's normal approximation stops resting on a handful of
+  placement values. Below that the AUC is still shown (``confidence_too_few``: inconclusive, minor), with the counts.
 
 Outputs with no marker and no stated confidence in either arm give no findings.
 """
@@ -67,7 +90,15 @@ class Params(BaseModel):
         description="marker category → phrases (matched case-insensitively on word boundaries; spaces match any "
                     "whitespace)")
     min_confidence_outputs: int = Field(
-        10, ge=2, description="outputs per arm that must state a confidence before its AUC is computed")
+        30, ge=4, description="treatment outputs that must state a confidence before the confidence–correctness AUC "
+                              "is judged (default 30; see the module docstring)")
+    min_confidence_per_class: int = Field(
+        10, ge=2, description="among them, at least this many right and this many wrong (default 10)")
+    tracking_auc: float = Field(
+        0.6, gt=0.5, lt=1, description="stated confidence 'tracks' correctness at an AUC of at least this; the "
+                                       "decoupling flag needs the AUC's upper CI bound below it (default 0.6)")
+    min_marker_outputs: int = Field(
+        20, ge=1, description="marker-bearing treatment outputs needed before a marker rise is flagged (default 20)")
     confident_at: float = Field(0.8, ge=0, le=1, description="a stated confidence at or above this is 'confident'")
     hedged_at: float = Field(0.5, ge=0, le=1, description="a stated confidence at or below this is 'hedged'")
     max_evidence: int = Field(5, ge=0, description="example items shown with a flag")
@@ -136,7 +167,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if not any_marker and not any_conf:
         return []
     prov = ctx.provenance(markers=params.markers, marker_rate="Wilson score interval",
-                          marker_delta="exact McNemar on 0/1 marker presence; paired bootstrap percentile CI",
+                          min_marker_outputs=params.min_marker_outputs,
+                          marker_delta="McNemar score test on 0/1 marker presence with the Tango interval that inverts it",
                           budget=cb, scoring=ctx.claimed_scoring)
     findings: list[Finding] = []
     if any_marker:
@@ -165,9 +197,8 @@ def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[F
                          "accuracy_with_marker": float(np.mean(with_m)) if with_m.size else math.nan,
                          "accuracy_without_marker": float(np.mean(without_m)) if without_m.size else math.nan})
     mb, mt = presence["any"]["baseline"], presence["any"]["treatment"]
-    m_test = stats.mcnemar_paired(mb, mt, alternative="two-sided")
-    m_delta = stats.paired_bootstrap_delta(mb, mt, ctx.rng("mimicry/markers"), resamples=ctx.resamples,
-                                           level=ctx.level)
+    m_inf = stats.paired_inference(mb, mt, level=ctx.level)  # McNemar score test + Tango interval (they agree)
+    m_test, m_delta = m_inf.test, m_inf.estimate
     corr = ctx.cell(cb)
     c_iv = corr.interval
     delta_rows = [
@@ -186,8 +217,11 @@ def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[F
     m_txt = (f"marker rate {mb.mean():.0%} → {mt.mean():.0%} ({fmt_delta(m_delta.value)} {fmt_ci(m_delta.interval)}, "
              f"McNemar p = {m_test.p_value:.3g})")
     c_txt = f"correctness {fmt_delta(corr.delta.value)} {fmt_ci(c_iv)}"
-    markers_rise = m_delta.value > 0 and m_test.significant(ctx.alpha)
-    corr_up = ctx.sign * corr.delta.value > 0 and (
+    k_t = int(mt.sum())
+    stat.update({"treatment_marker_outputs": k_t, "min_marker_outputs": params.min_marker_outputs})
+    shown = m_delta.value > 0 and m_test.significant(ctx.alpha) and m_delta.interval.ok and m_delta.interval.low > 0
+    markers_rise = shown and k_t >= params.min_marker_outputs
+    corr_up = ctx.gain(corr.delta.value) > 0 and (
         excludes_zero(c_iv) or (not c_iv.ok and corr.test.significant(ctx.alpha)))
     out = [Finding(NAME, "marker_rates", "info", f"Disposition markers per arm: {m_txt}; {c_txt}",
                    detail="Rows: share of outputs with a marker per arm and category (Wilson interval), and the "
@@ -200,12 +234,23 @@ def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[F
         out.append(Finding(
             NAME, "markers_without_correctness", "flag",
             f"Disposition markers rise without correctness: {m_txt}, while {c_txt}",
-            detail="The treatment says it verifies or hedges more often but is not more often right: the surface of the "
-                   "disposition, not the behaviour.", severity="major", impact="fragile", statistic=stat,
+            detail="The treatment says it verifies or hedges more often (McNemar rejects equal marker rates and the "
+                   f"CI excludes 0, on {k_t} marker-bearing outputs) but is not significantly more often right: the "
+                   "surface of the disposition, not the behaviour.", severity="major", impact="none", statistic=stat,
             rows=delta_rows, evidence=ev, provenance=prov))
     elif markers_rise:
         out.append(Finding(NAME, "markers_with_correctness", "pass",
                            f"Disposition markers rise together with correctness: {m_txt}; {c_txt}", statistic=stat,
+                           rows=delta_rows, provenance=prov))
+    elif m_delta.value > 0 and not corr_up:
+        if not shown:
+            why = (f"the rise is not significant (McNemar p = {m_test.p_value:.3g}, CI {fmt_ci(m_delta.interval)})")
+        else:
+            why = (f"only {k_t} treatment output(s) carry a marker; at least {params.min_marker_outputs} are needed "
+                   "before a rise counts as a pattern")
+        out.append(Finding(NAME, "markers_unresolved", "inconclusive",
+                           f"Disposition markers rise without correctness, but not on evidence: {m_txt}; {c_txt}",
+                           detail=f"Not evidence: {why}.", severity="minor", impact="none", statistic=stat,
                            rows=delta_rows, provenance=prov))
     return out
 
@@ -223,8 +268,9 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
         row = {"arm": arm, "n_stated": n, "n_outputs": int(c.size), "n_correct": int(y.sum()),
                "n_wrong": int((~y).sum()), "mean_confidence": float(cs.mean()) if n else math.nan,
                "accuracy_when_stated": float(y.mean()) if n else math.nan}
-        enough = n >= params.min_confidence_outputs and pos.size >= 2 and neg.size >= 2
-        if enough:
+        k = params.min_confidence_per_class
+        enough = n >= params.min_confidence_outputs and pos.size >= k and neg.size >= k
+        if pos.size >= 2 and neg.size >= 2:
             auc = stats.auc_delong(pos, neg, level=ctx.level)
             mw = stats.auc_mann_whitney(pos, neg, "greater")
             row.update({"auc": auc.value, "ci_low": auc.interval.low, "ci_high": auc.interval.high,
@@ -232,9 +278,11 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
                         "test": "mann-whitney (greater: AUC > 0.5)", "reason": auc.reason})
         else:
             auc = mw = None
-            row.update({"auc": math.nan, "reason": f"{n} output(s) state a confidence ({int(pos.size)} right, "
-                                                   f"{int(neg.size)} wrong); need {params.min_confidence_outputs} "
-                                                   "with at least 2 of each"})
+            row.update({"auc": math.nan})
+        if not enough:
+            row["reason"] = (f"only {n} output(s) state a confidence ({int(pos.size)} right, {int(neg.size)} wrong); "
+                             f"at least {params.min_confidence_outputs} with {k} right and {k} wrong are needed")
+        row["enough"] = enough
         if n:
             cw = int(((cs >= params.confident_at) & ~y).sum())
             hr = int(((cs <= params.hedged_at) & y).sum())
@@ -245,7 +293,10 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
                         "assertion_asymmetry": (cw - hr) / n})
         rows.append(row)
         res[arm] = (auc, mw, row)
-    prov = {**prov, "confidence_auc": "DeLong CI (statsmodels rank_compare_2indep); Mann-Whitney one-sided vs 0.5",
+    prov = {**prov, "confidence_auc": "DeLong variance (statsmodels rank_compare_2indep), CI on the logit scale; "
+                                      "Mann-Whitney one-sided vs 0.5",
+            "tracking_auc": params.tracking_auc, "min_confidence_outputs": params.min_confidence_outputs,
+            "min_confidence_per_class": params.min_confidence_per_class,
             "confidence_mapping": {"numeric": "confidence: N% / confidence N / N% sure|confident",
                                    "levels": LEVEL_CONFIDENCE, "verbal": dict(VERBAL_CONFIDENCE)},
             "confident_at": params.confident_at, "hedged_at": params.hedged_at}
@@ -257,31 +308,50 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
                           f"confident (≥ {params.confident_at}) and wrong minus share hedged (≤ {params.hedged_at}) "
                           "and right, among outputs that state a confidence.", rows=rows, provenance=prov)]
     auc_t, mw_t, row_t = res["treatment"]
-    if auc_t is None:
-        out.append(Finding(NAME, "confidence_too_few", "inconclusive",
-                           "Too few treatment outputs state a confidence to tell whether it tracks correctness",
-                           detail=row_t["reason"], severity="minor", impact="none", rows=rows, provenance=prov))
-        return out
     auc_b = res["baseline"][0]
-    head = (f"treatment confidence AUC {auc_t.value:.3f} {_fmt_iv(auc_t.interval)} (Mann–Whitney p = "
-            f"{mw_t.p_value:.3g})" + (f" vs baseline {auc_b.value:.3f} {_fmt_iv(auc_b.interval)}" if auc_b else ""))
-    stat = {"auc_treatment": auc_t.value, "ci_low": auc_t.interval.low, "ci_high": auc_t.interval.high,
-            "mw_p": mw_t.p_value, "auc_baseline": auc_b.value if auc_b else None,
+    head = ((f"treatment confidence AUC {auc_t.value:.3f} {_fmt_iv(auc_t.interval)} (Mann–Whitney p = "
+             f"{mw_t.p_value:.3g})" if auc_t is not None else "treatment confidence AUC n/a")
+            + (f" vs baseline {auc_b.value:.3f} {_fmt_iv(auc_b.interval)}" if auc_b else ""))
+    tau = params.tracking_auc
+    stat = {"auc_treatment": auc_t.value if auc_t else None, "ci_low": auc_t.interval.low if auc_t else None,
+            "ci_high": auc_t.interval.high if auc_t else None, "mw_p": mw_t.p_value if mw_t else None,
+            "auc_baseline": auc_b.value if auc_b else None, "n_stated": row_t["n_stated"],
+            "n_correct": row_t["n_correct"], "n_wrong": row_t["n_wrong"], "tracking_auc": tau,
+            "min_confidence_outputs": params.min_confidence_outputs,
+            "min_confidence_per_class": params.min_confidence_per_class,
             "assertion_asymmetry_treatment": row_t.get("assertion_asymmetry"),
             "confident_wrong_rate_treatment": row_t.get("confident_wrong_rate"),
             "hedged_right_rate_treatment": row_t.get("hedged_right_rate")}
-    if not mw_t.significant(ctx.alpha):
+    if not row_t["enough"]:
+        out.append(Finding(NAME, "confidence_too_few", "inconclusive",
+                           "Too few treatment outputs state a confidence to tell whether it tracks correctness"
+                           + (f": {head}" if auc_t is not None else ""),
+                           detail=f"Not evidence: {row_t['reason']}.", severity="minor", impact="none",
+                           statistic=stat, rows=rows, provenance=prov))
+        return out
+    iv = auc_t.interval
+    if iv.ok and iv.high < tau:
         out.append(Finding(
             NAME, "confidence_decoupled", "flag",
-            f"The treatment's stated confidence does not track its correctness: {head}",
-            detail=f"Confident and wrong: {row_t['confident_wrong_rate']:.0%} of stating outputs; hedged and right: "
+            f"The treatment's stated confidence does not track its correctness: {head}, below {tau:g}",
+            detail=f"The AUC's {ctx.level:.0%} interval lies wholly below {tau:g} (H0: AUC ≥ {tau:g} rejected, "
+                   f"one-sided at α = {(1 - ctx.level) / 2:.3g}), on {row_t['n_stated']} stating outputs "
+                   f"({row_t['n_correct']} right, {row_t['n_wrong']} wrong). Confident and wrong: "
+                   f"{row_t['confident_wrong_rate']:.0%} of stating outputs; hedged and right: "
                    f"{row_t['hedged_right_rate']:.0%}. Stated confidence that does not separate right from wrong "
                    "answers is a style, not calibration.", severity="major", impact="none", statistic=stat,
             rows=rows, provenance=prov))
-    else:
+    elif mw_t.significant(ctx.alpha):
         out.append(Finding(NAME, "confidence_tracks", "pass",
                            f"The treatment's stated confidence tracks its correctness: {head}", statistic=stat,
                            provenance=prov))
+    else:
+        out.append(Finding(
+            NAME, "confidence_unresolved", "inconclusive",
+            f"Whether the treatment's stated confidence tracks its correctness is not resolved: {head}",
+            detail=f"Not evidence either way: the Mann–Whitney test does not reject AUC = 0.5 at α = {ctx.alpha}, "
+                   f"and the interval reaches {tau:g}, so it does not show that confidence fails to track.",
+            severity="minor", impact="none", statistic=stat, rows=rows, provenance=prov))
     return out
 
 

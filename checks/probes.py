@@ -2,8 +2,9 @@
 
 Input: ``claim.probes`` — one file of per-item probe scores and 0/1 labels in distribution (ID) and one per OOD set
 (CSV, TSV or JSONL by file suffix; the id, score and label columns are configurable). Per set the check reports
-the AUC with DeLong's variance and normal CI (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44:837; computed by
-``stats.auc_delong``, i.e. statsmodels ``rank_compare_2indep``) and the Mann–Whitney test of AUC = 0.5 against
+the AUC with DeLong's variance (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44:837; statsmodels
+``rank_compare_2indep``) and its CI on the logit scale, which stays inside [0, 1] (``stats.auc_delong``; Pepe 2003),
+and the Mann–Whitney test of AUC = 0.5 against
 "positives score higher" (one-sided; ``stats.auc_mann_whitney``) — the DeLong z at 0.5 is anti-conservative at
 small n, so "better than chance" is always the Mann–Whitney test.
 
@@ -14,9 +15,27 @@ var(AUC_ID − AUC_OOD) = S11 + S22 − 2 S12 (DeLong et al. 1988, eqs. 3–5). 
 (Sun & Xu 2014, IEEE SPL 21:1389), O((m+n) log(m+n)). Without shared items the sets are independent and the
 difference is tested with an unpaired z using both DeLong variances.
 
-Flag (critical, fragile): an OOD AUC whose CI includes 0.5 or whose Mann–Whitney p ≥ alpha, while the ID AUC is
-claimed or measured above chance (the real case: 0.683 ID → 0.516 OOD). A significant ID → OOD drop that stays
-above chance is reported (major, no verdict impact). A claim without ``probes:`` gets no findings.
+Evidence rule: a major or critical flag rests on a test that excludes the null it refutes, on enough items.
+
+* "Collapses on OOD set X" (critical, fragile) refutes "the OOD AUC is as high as the ID AUC": it needs the ID − OOD
+  difference (paired DeLong on shared items, else the unpaired z) to exclude 0 in the direction of a drop, with the
+  OOD AUC not distinguishable from chance by the one-sided Mann–Whitney test (or its CI wholly below 0.5: inverted),
+  while the ID AUC is measured (or claimed) above chance. An OOD AUC at chance whose drop from ID is not shown is
+  reported with its numbers (``ood_unresolved``: inconclusive, minor, no verdict impact) — "indistinguishable from
+  chance" is a statement of that test, not evidence of a collapse (the real case 0.683 ID → 0.516 OOD is shown on 400
+  shared items: ID − OOD +0.17, p < 1e-6).
+* A significant ID → OOD drop that stays above chance: ``ood_drop`` (major, no verdict impact).
+* The claimed ID AUC is refuted only when the measured CI lies wholly *below* it (``claimed_auc_outside_ci``, major,
+  not_reproduced; a one-sided test at α/2 by the two-sided interval). A measured AUC significantly above the claim is
+  no failure of the claim (``claimed_auc_exceeded``, info).
+* Every one of these flags needs at least ``min_per_class`` positives and ``min_per_class`` negatives in each set it
+  compares (default 10). Why 10: DeLong's interval is a normal approximation built from the per-item placement
+  values; with fewer than about ten cases in a class it rests on a handful of values and its coverage is not to be
+  trusted (Qin & Hotilovac 2008, Stat Methods Med Res 17:207, compare AUC intervals at small samples), while the
+  Mann–Whitney test against chance stays valid and is still reported. Below the minimum the same numbers are
+  reported as ``ood_unresolved`` / ``claimed_auc_unresolved`` (inconclusive, minor) with the counts.
+
+A claim without ``probes:`` gets no findings.
 """
 from __future__ import annotations
 
@@ -46,6 +65,10 @@ class Params(BaseModel):
     min_shared_per_class: int = Field(
         2, ge=2, description="the paired ID-vs-OOD test needs at least this many shared positives and negatives; "
                              "with fewer, the unpaired test is used")
+    min_per_class: int = Field(
+        10, ge=2, description="positives and negatives each set must have (the shared items, for the paired test) "
+                              "before a major or critical flag is raised; with fewer, the numbers are reported as "
+                              "inconclusive (minor). Default 10: see the module docstring")
     max_evidence: int = Field(5, ge=0, description="example items shown with an OOD finding")
 
 
@@ -331,10 +354,6 @@ class SetAuc:
     def above_chance(self, alpha: float) -> bool:
         return self.mw.ok and self.mw.p_value < alpha
 
-    def at_chance(self, alpha: float) -> bool:
-        """The CI includes 0.5 or Mann–Whitney cannot reject AUC = 0.5."""
-        return (self.delong.interval.ok and self.delong.interval.contains(0.5)) or not self.above_chance(alpha)
-
 
 def set_auc(s: ProbeSet, level: float) -> SetAuc:
     return SetAuc(s, stats.auc_delong(s.pos, s.neg, level=level), stats.auc_mann_whitney(s.pos, s.neg, "greater"))
@@ -393,7 +412,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     pr = ctx.claim.probes
     id_set, ood_sets = load_probes(ctx)
     alpha, level = ctx.alpha, ctx.level
-    prov = ctx.provenance(auc="DeLong variance and normal CI (statsmodels rank_compare_2indep, use_t=False)",
+    prov = ctx.provenance(auc="DeLong variance (statsmodels rank_compare_2indep, use_t=False); CI on the logit "
+                              "scale (Pepe 2003)", min_per_class=params.min_per_class,
                           chance_test="Mann-Whitney U, one-sided (positives score higher)",
                           comparison="paired DeLong on shared items (DeLong et al. 1988), else unpaired z",
                           files={"in-distribution": id_set.path, **{k: v.path for k, v in ood_sets.items()}})
@@ -404,7 +424,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         NAME, "aucs", "info",
         "Probe AUC per set: " + ", ".join(f"{r['set']}: {r['auc']:.3f}" if math.isfinite(r["auc"]) else
                                            f"{r['set']}: n/a" for r in rows),
-        detail=f"AUC with DeLong's {level:.0%} CI; p is the one-sided Mann–Whitney test of AUC = 0.5.",
+        detail=f"AUC with DeLong's {level:.0%} CI (logit scale, inside [0, 1]); p is the one-sided Mann–Whitney "
+               "test of AUC = 0.5.",
         rows=rows, provenance=prov)]
 
     claimed = pr.claimed_auc
@@ -418,12 +439,26 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                 impact="inconclusive", statistic=id_stat, provenance=prov))
         return findings
     id_above = ida.above_chance(alpha)
-    if claimed is not None and ida.delong.interval.ok and not ida.delong.interval.contains(claimed):
+    id_counts = _counts_short(id_set.pos.size, id_set.neg.size, params.min_per_class)
+    iv = ida.delong.interval
+    if claimed is not None and iv.ok and iv.high < claimed and id_counts is None:
         findings.append(Finding(
             NAME, "claimed_auc_outside_ci", "flag",
-            f"The claimed in-distribution AUC {claimed:.3f} lies outside the measured {_fmt_auc(ida)}",
-            detail="The claimed probe quality is not what the probe files give.", severity="major",
-            impact="not_reproduced", statistic=id_stat, provenance=prov))
+            f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}",
+            detail=f"The measured {level:.0%} CI lies wholly below the claimed AUC (a one-sided test at "
+                   f"α = {(1 - level) / 2:.3g}): the claimed probe quality is not what the probe files give.",
+            severity="major", impact="not_reproduced", statistic=id_stat, provenance=prov))
+    elif claimed is not None and iv.ok and iv.high < claimed:
+        findings.append(Finding(
+            NAME, "claimed_auc_unresolved", "inconclusive",
+            f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}, but the set is "
+            "too small to count as evidence", detail=id_counts, severity="minor", impact="none", statistic=id_stat,
+            provenance=prov))
+    elif claimed is not None and iv.ok and iv.low > claimed:
+        findings.append(Finding(
+            NAME, "claimed_auc_exceeded", "info",
+            f"The measured in-distribution AUC {_fmt_auc(ida)} is above the claimed {claimed:.3f}",
+            detail="A probe better than claimed is no failure of the claim.", statistic=id_stat, provenance=prov))
     if id_above:
         findings.append(Finding(
             NAME, "id_above_chance", "pass",
@@ -467,16 +502,33 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                "ci_method": cmp_.interval.method, "p_value": cmp_.p_value, "reason": cmp_.reason}
         ev = _evidence(id_set, s, params.max_evidence)
         head = f"ID AUC {_fmt_auc(ida)} → {name} {_fmt_auc(oa)} (Mann–Whitney p = {oa.mw.p_value:.3g})"
-        if reference_above and oa.at_chance(alpha):
+        inverted = oa.delong.interval.ok and oa.delong.interval.high < 0.5
+        at_chance = not oa.above_chance(alpha) or inverted
+        # The drop is shown when the ID − OOD interval excludes 0 on the side of a drop (it inverts the z-test).
+        drop_shown = cmp_.interval.ok and cmp_.interval.low > 0
+        short = (id_counts or _counts_short(s.pos.size, s.neg.size, params.min_per_class, name)
+                 or _counts_short(cmp_.n_pos, cmp_.n_neg, params.min_per_class, f"{cmp_.method} comparison"))
+        stat["min_per_class"] = params.min_per_class
+        if reference_above and at_chance and drop_shown and short is None:
             why = "claimed" if not id_above else "measured"
-            inverted = oa.delong.interval.ok and oa.delong.interval.high < 0.5
             what = "inverts (AUC below 0.5)" if inverted else "falls to chance"
+            chance_txt = (f"its {level:.0%} CI lies below 0.5" if inverted else
+                          f"the one-sided Mann–Whitney test cannot reject AUC = 0.5 (p = {oa.mw.p_value:.3g})")
             findings.append(Finding(
                 NAME, "ood_chance", "flag", f"The probe {what} on OOD set {name!r}: {head}",
-                detail=f"The in-distribution AUC is {why} above chance; on {name!r} the AUC's CI includes 0.5 or the "
-                       f"Mann–Whitney test cannot reject chance at α = {alpha}. {cmp_txt}.", severity="critical",
+                detail=f"The in-distribution AUC is {why} above chance; on {name!r} {chance_txt}, and the drop from "
+                       f"in-distribution excludes 0: {cmp_txt}.", severity="critical",
                 impact="fragile", statistic=stat, rows=[row], evidence=ev, provenance=prov))
-        elif cmp_.interval.ok and cmp_.p_value < alpha and cmp_.diff > 0:
+        elif (reference_above and at_chance) or (drop_shown and short is not None):
+            why_not = short or (f"the drop from in-distribution is not shown: {cmp_txt}")
+            what = ("is not distinguishable from chance" if at_chance else "drops") + f" on OOD set {name!r}"
+            findings.append(Finding(
+                NAME, "ood_unresolved", "inconclusive",
+                f"The probe {what}, but that is not evidence of a collapse: {head}",
+                detail=f"{why_not}. A collapse needs the ID − OOD difference to exclude 0 on at least "
+                       f"{params.min_per_class} positives and {params.min_per_class} negatives per set.",
+                severity="minor", impact="none", statistic=stat, rows=[row], provenance=prov))
+        elif drop_shown and cmp_.p_value < alpha:
             findings.append(Finding(
                 NAME, "ood_drop", "flag", f"The probe's AUC drops on OOD set {name!r} but stays above chance: {head}",
                 detail=cmp_txt + ".", severity="major", impact="none", statistic=stat, rows=[row], evidence=ev,
@@ -485,6 +537,14 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             findings.append(Finding(NAME, "ood_holds", "pass", f"The probe holds on OOD set {name!r}: {head}",
                                     detail=cmp_txt + ".", statistic=stat, rows=[row], provenance=prov))
     return findings
+
+
+def _counts_short(n_pos: int, n_neg: int, minimum: int, what: str = "the in-distribution set") -> str | None:
+    """Why a set is too small to count as evidence, or None when it has ``minimum`` cases of each class."""
+    if n_pos >= minimum and n_neg >= minimum:
+        return None
+    return (f"{what} has only {int(n_pos)} positive(s) and {int(n_neg)} negative(s); at least {minimum} of each are "
+            "needed before its AUC counts as evidence")
 
 
 def _evidence(id_set: ProbeSet, ood: ProbeSet, k: int) -> list[dict]:

@@ -7,6 +7,15 @@
   and one-sided; the check says which variants reproduce the reported p and whether that is the test the authors
   name. A one-sided p reported as if two-sided is a common error.
 * With samples: the reported rates and n against what the logs give at the claimed setting.
+
+Rounding tolerances that cannot fail are not tolerances. Every number here lies on the [0, 1] scale (rates, deltas
+of rates, p-values), so:
+
+* A number written without decimals (0, 1) is read to ``INTEGER_PLACES`` = 2 decimals (±0.005), not ±0.5: "±0.5" on
+  a [0, 1] quantity would let a reported rate of 0 match any k/n ≤ 0.5 and a reported p of 1 match any p ≥ 0.5.
+  Trailing zeros never widen the tolerance (``Decimal.normalize`` writes 20 as 2E+1, which read ±5).
+* A reported ``p_value: 0`` is impossible for these tests (each gives p > 0 for any finite counts). It is said so
+  (``p_value_zero``, minor) and read as "p < 0.001" when matching tests (``P_ZERO_MEANS``).
 """
 from __future__ import annotations
 
@@ -21,6 +30,10 @@ from audit.claim import Counts
 from audit.findings import Finding
 
 NAME = "reported_numbers"
+# A number written without decimals (0 or 1) is read to this many decimals: ±0.5 on [0, 1] cannot fail.
+INTEGER_PLACES = 2
+# A reported p of exactly 0 is read as p below this (the usual "p < 0.001" of a table).
+P_ZERO_MEANS = 0.001
 
 # Which recomputed test variants belong to the test the authors name.
 FAMILIES = {
@@ -44,13 +57,11 @@ def half_unit(x: float, places: int | None = None) -> float:
 
     ``places`` overrides the decimals read off the float: YAML turns "0.30" into 0.3, so the caller passes the
     precision the other numbers of the same table were reported to.
+    A number with no decimals is read to ``INTEGER_PLACES`` (every quantity here lies on [0, 1], where ±0.5 would
+    match anything); trailing zeros of an integer never widen it (``Decimal.normalize`` writes 20 as 2E+1).
     """
-    if places is not None:
-        return 0.5 * 10 ** (-places)
-    if x == 0:
-        return 0.5 * 10 ** (-decimals(x)) if decimals(x) else 0.5
-    d = Decimal(repr(float(x))).normalize()
-    return 0.5 * 10 ** int(d.as_tuple().exponent)
+    d = places if places is not None else decimals(x)
+    return 0.5 * 10 ** (-(d if d > 0 else INTEGER_PLACES))
 
 
 def rounds_to(value: float, reported: float, places: int | None = None) -> bool:
@@ -64,14 +75,23 @@ def granular_k(rate: float, n: int, places: int | None = None) -> list[int]:
 
 
 def table_places(*values: float | None) -> int | None:
-    """The precision a table of rates was reported to: the most decimals among its numbers (0.30 is read as 0.3)."""
+    """The precision a table of rates was reported to: the most decimals among its numbers (0.30 is read as 0.3).
+    None when no number has decimals (each is then read to ``INTEGER_PLACES``)."""
     ds = [decimals(v) for v in values if isinstance(v, float)]
-    return max(ds) if ds else None
+    return max(ds) if ds and max(ds) > 0 else None
+
+
+def p_matches(value: float, reported: float) -> bool:
+    """A recomputed p reproduces the reported one: within rounding, or below ``P_ZERO_MEANS`` for a reported 0."""
+    if reported == 0:
+        return math.isfinite(value) and value < P_ZERO_MEANS
+    return rounds_to(value, reported)
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
     rep = ctx.claim.claim.reported
-    prov = ctx.provenance(rounding="half a unit in the last reported digit")
+    prov = ctx.provenance(rounding=f"half a unit in the last reported digit (numbers without decimals: "
+                                   f"{INTEGER_PLACES} decimals); a reported p of 0 is read as p < {P_ZERO_MEANS:g}")
     findings: list[Finding] = []
     n = rep.n or (rep.baseline.n if isinstance(rep.baseline, Counts) else None)
     places = table_places(rep.baseline, rep.treatment, rep.delta)
@@ -121,6 +141,15 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
     rep = ctx.claim.claim.reported
     if rep.p_value is None:
         return []
+    shown = f"p < {P_ZERO_MEANS:g} (reported as 0)" if rep.p_value == 0 else f"p = {rep.p_value}"
+    pre: list[Finding] = []
+    if rep.p_value == 0:
+        pre.append(Finding(
+            NAME, "p_value_zero", "flag", "The reported p = 0 is impossible for these tests",
+            detail=f"Exact and asymptotic tests of two proportions give p > 0 for any finite counts. It is read as "
+                   f"p < {P_ZERO_MEANS:g} when matching tests; report the p-value itself, or 'p < {P_ZERO_MEANS:g}'.",
+            severity="minor", impact="none", statistic={"reported_p": 0.0, "read_as": f"p < {P_ZERO_MEANS:g}"},
+            provenance=prov))
     cb, ct = rep.counts("baseline"), rep.counts("treatment")
     b_disc = c_disc = None
     if ctx.records is not None and ctx.cell(ctx.claimed_budget) is not None:
@@ -132,13 +161,13 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                 cb = Counts(passes=int(p.baseline.sum()), n=p.n)
                 ct = Counts(passes=int(p.treatment.sum()), n=p.n)
     if cb is None or ct is None:
-        return [Finding(NAME, "p_value_no_counts", "inconclusive",
-                        f"The reported p = {rep.p_value} cannot be recomputed without counts",
-                        detail="Give claim.reported.n (or {passes, n} for each arm), or per-item samples.",
-                        severity="minor", impact="none", provenance=prov)]
+        return pre + [Finding(NAME, "p_value_no_counts", "inconclusive",
+                              f"The reported {shown} cannot be recomputed without counts",
+                              detail="Give claim.reported.n (or {passes, n} for each arm), or per-item samples.",
+                              severity="minor", impact="none", provenance=prov)]
     variants = stats.p_value_variants(ct.passes, ct.n, cb.passes, cb.n, paired_b=b_disc, paired_c=c_disc)
     rows = [{"test": v.method, "alternative": v.alternative, "p_value": v.p_value,
-             "matches": rounds_to(v.p_value, rep.p_value)} for v in variants]
+             "matches": p_matches(v.p_value, rep.p_value)} for v in variants]
     matches = [r for r in rows if r["matches"]]
     stat = {"reported_p": rep.p_value, "reported_test": rep.test, "counts": {
         "baseline": [cb.passes, cb.n], "treatment": [ct.passes, ct.n]},
@@ -148,23 +177,25 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
     named_matches = [r for r in matches if any(f in r["test"].lower() for f in named)]
     two_sided_named = [r for r in named_matches if r["alternative"] == "two-sided"]
     if not matches:
-        return [Finding(NAME, "p_value_irreproducible", "flag",
-                        f"No standard test on {ct.passes}/{ct.n} vs {cb.passes}/{cb.n} gives the reported p = {rep.p_value}",
-                        detail="Closest: " + ", ".join(f"{r['test']} {r['alternative']} p = {r['p_value']:.4g}"
-                                                        for r in sorted(rows, key=lambda r: abs(r['p_value'] - rep.p_value))[:3]),
-                        severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
+        closest = sorted(rows, key=lambda r: abs(r["p_value"] - rep.p_value))[:3]
+        return pre + [Finding(NAME, "p_value_irreproducible", "flag",
+                              f"No standard test on {ct.passes}/{ct.n} vs {cb.passes}/{cb.n} gives the reported "
+                              f"{shown}",
+                              detail="Closest: " + ", ".join(f"{r['test']} {r['alternative']} p = {r['p_value']:.4g}"
+                                                              for r in closest),
+                              severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
     which = ", ".join(f"{r['test']} ({r['alternative']})" for r in matches)
     if named and not named_matches:
-        return [Finding(NAME, "p_value_other_test", "flag",
-                        f"The reported p = {rep.p_value} is not what {rep.test} gives; it matches {which}",
-                        severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
+        return pre + [Finding(NAME, "p_value_other_test", "flag",
+                              f"The reported {shown} is not what {rep.test} gives; it matches {which}",
+                              severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
     if named and not two_sided_named:
-        return [Finding(NAME, "p_value_one_sided", "flag",
-                        f"The reported p = {rep.p_value} reproduces only as a one-sided {rep.test} test ({which})",
-                        detail="Papers usually mean two-sided; a one-sided p reported as if two-sided halves it.",
-                        severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
-    return [Finding(NAME, "p_value_reproduced", "pass", f"The reported p = {rep.p_value} reproduces as {which}",
-                    statistic=stat, rows=rows, provenance=pv)]
+        return pre + [Finding(NAME, "p_value_one_sided", "flag",
+                              f"The reported {shown} reproduces only as a one-sided {rep.test} test ({which})",
+                              detail="Papers usually mean two-sided; a one-sided p reported as if two-sided halves it.",
+                              severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
+    return pre + [Finding(NAME, "p_value_reproduced", "pass", f"The reported {shown} reproduces as {which}",
+                          statistic=stat, rows=rows, provenance=pv)]
 
 
 def _against_logs(ctx: Context, prov: dict) -> list[Finding]:

@@ -2,7 +2,10 @@
 
 Both arms are re-scored under every scoring in the claim (lm-eval filters from the logs, or built-in scorers applied
 to the raw outputs) and the paired delta is reported under each. A gain whose sign flips, or that loses
-significance, under another reasonable extractor is flagged. Separately, the arms' logged scoring configuration
+significance, under another reasonable extractor is flagged only on evidence: the change of the gain between
+scorings of the same scale is shown beyond the materiality margin, or a scoring on another scale shows a significant
+reversal in its own polarity (the audit-wide break rule, ``Context.perturbations``). Losing significance alone is
+reported, not flagged. Separately, the arms' logged scoring configuration
 (lm-eval filter list, metric list, task version) is compared: arms scored with different extractors or metric
 versions are not comparable.
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
 from audit.findings import Finding
 
 NAME = "scoring"
@@ -44,27 +47,29 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                        "such as last-number or exact).", severity="minor", impact="none",
                                 provenance=prov))
         return findings
-    claimed_sig = ctx.sign * claimed.delta.value > 0 and excludes_zero(claimed.interval)
+    by_scoring = {pt.cell.scoring: pt for pt in ctx.perturbations() if pt.kind == "scoring"}
     for s in others:
+        pt = by_scoring.get(s)
         alt = ctx.cell(cb, s)
+        if pt is None or alt is None:
+            continue
+        pol = ctx.polarity(s)
         head = (f"{ctx.claimed_scoring}: {fmt_delta(claimed.delta.value)} {fmt_ci(claimed.interval)} vs "
-                f"{s}: {fmt_delta(alt.delta.value)} {fmt_ci(alt.interval)}")
-        stat = {"scoring": s, "delta": alt.delta.value, "ci_low": alt.interval.low, "ci_high": alt.interval.high,
-                "claimed_delta": claimed.delta.value, "p_value": alt.test.p_value}
-        p_alt = ctx.records.paired(s, cb)
-        p_cl = ctx.records.paired(ctx.claimed_scoring, cb)
-        changed = (p_alt.treatment - p_alt.baseline) != (p_cl.treatment - p_cl.baseline)
-        ev = item_evidence(p_alt, changed)
-        if ctx.sign * claimed.delta.value > 0 and ctx.sign * alt.delta.value < 0:
-            findings.append(Finding(NAME, "sign_change", "flag", f"The gain reverses under scoring {s!r}: {head}",
-                                    severity="critical", impact="fragile", statistic=stat, evidence=ev, provenance=prov))
-        elif claimed_sig and not excludes_zero(alt.interval):
-            findings.append(Finding(NAME, "loses_significance", "flag",
-                                    f"The gain is not significant under scoring {s!r}: {head}", severity="major",
-                                    impact="fragile", statistic=stat, evidence=ev, provenance=prov))
+                f"{s}: {fmt_delta(alt.delta.value)} {fmt_ci(alt.interval)}"
+                + ("" if pol == ctx.sign else f" ({s} is {'higher' if pol > 0 else 'lower'}-is-better)"))
+        stat = {**ctx.perturbation_stat(pt), "claimed_delta": claimed.delta.value, "polarity": pol}
+        code, outcome, sev, impact, sentence = ctx.judge(pt)
+        if outcome == "flag":
+            p_alt = ctx.records.paired(s, cb)
+            p_cl = ctx.records.paired(ctx.claimed_scoring, cb)
+            changed = (p_alt.treatment - p_alt.baseline) != (p_cl.treatment - p_cl.baseline)
+            code = {"reverses": "sign_change", "vanishes": "vanishes", "shrinks": "shrinks"}.get(code, code)
+            findings.append(Finding(NAME, code, "flag", f"{sentence[0].upper()}{sentence[1:]}: {head}",
+                                    detail=ctx.change_text(pt), severity=sev, impact=impact, statistic=stat,
+                                    evidence=item_evidence(p_alt, changed), provenance=prov))
         else:
-            findings.append(Finding(NAME, "holds", "pass", f"The delta holds under scoring {s!r}: {head}",
-                                    statistic=stat, provenance=prov))
+            findings.append(Finding(NAME, code, outcome, f"{sentence[0].upper()}{sentence[1:]}: {head}",
+                                    detail=ctx.change_text(pt), statistic=stat, provenance=prov))
     return findings
 
 

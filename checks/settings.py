@@ -7,12 +7,25 @@ normalising the names different tools use for one thing (``max_gen_toks``/``max_
 applying lm-eval's command-line ``--gen_kwargs`` over the task's ``generation_kwargs`` (as lm-eval does). Every
 difference not declared in ``claim.treatment_changes`` is flagged: critical when it is a sampling setting
 (temperature, top_p, top_k, seed, do_sample, ...), the budget, the stop sequences or a harness version (lm-eval,
-llama-cpp-python, git hash); major otherwise (prompt, template, model, API). A declared name covers its aliases;
-a group name (``sampling``, ``budget``, ``stop``, ``harness``, ``prompt``, ``model``) covers the group; declaring
-``prompt_template`` also covers lm-eval's task name and task hash, which follow the template. Differences the
-scoring check already compares (filter list, metric list, task version, doc_to_target) are shown and left to it.
-When the claim declares no change at all, a prompt/model difference is still flagged (major) but does not move the
-verdict — one of them presumably is the treatment; declare it.
+llama-cpp-python, git hash); major otherwise (prompt, template, model arguments beyond the model's name, API or
+model type). A declared name covers its aliases; a group name (``sampling``, ``budget``, ``stop``, ``harness``,
+``prompt``, ``model``) covers the group; declaring ``prompt_template`` also covers lm-eval's task name and task hash,
+which follow the template. Differences the scoring check already compares (filter list, metric list, task version,
+doc_to_target) are shown and left to it.
+When the claim declares no change at all, a prompt difference is still flagged (major) but does not move the
+verdict — it presumably is the treatment; declare it.
+
+Never flagged, always shown side by side:
+
+* The model identity — ``MODEL_IDENTITY``: the model name, path, file, alias, revision or hash, and the parts of
+  lm-eval's ``model_args`` that only name the model (``pretrained=``, ``model=``, ``peft=``, ``base_url=``, ...).
+  Comparing two models is the claim itself, not an infrastructure difference; the table marks it "differs (the
+  models compared)". What ``model_args`` says beyond the name (``dtype``, ``max_length``, ...) is still compared.
+  lm-eval's top-level ``model`` is its model *type* (``hf``, ``vllm``, ``local-completions``: the backend), shown as
+  ``model_type`` and compared like the API.
+* Values the importer had to guess — the keys listed in an arm's ``settings["guessed"]``; on lm-eval logs without a
+  ``results_*.json`` the task name, which is then derived from the samples file name. They are shown as
+  "not compared (guessed)".
 
 Live runs also record whether the one-run budget sweep (greedy generations at the largest budget truncated to the
 smaller ones) matched real runs at the smaller budgets (``records.run[arm]["sweep_mismatches"]``); any mismatch is
@@ -40,6 +53,7 @@ ALIASES = {
     "doc_to_text": "prompt_template", "prompt": "prompt_template", "template": "prompt_template",
     "system_instruction": "system_prompt", "system": "system_prompt",
     "num_fewshot": "fewshot",
+    "lm_eval_task": "task",  # a live run of an lm-eval task: the arm's task is its prompt variant
     "llama-cpp-python": "llama_cpp_python",
 }
 GROUPS = {
@@ -50,15 +64,24 @@ GROUPS = {
     "harness": ["lm_eval_version", "git_hash", "llama_cpp_python", "transformers_version", "vllm_version"],
     "prompt": ["prompt_template", "system_prompt", "chat_template", "fewshot", "task", "task_hash",
                "apply_chat_template", "fewshot_as_multiturn"],
-    "model": ["model", "model_args", "model_name", "model_file", "pretrained"],
-    "api": ["api"],
+    "model": ["model", "model_args", "model_name", "model_file", "pretrained", "model_path", "model_alias",
+              "model_name_sanitized", "model_sha", "model_revision"],
+    "api": ["api", "model_type"],
 }
+# Keys that only name the model being compared (the claim itself): shown, never an undeclared difference.
+MODEL_IDENTITY = frozenset({"model", "model_name", "model_file", "pretrained", "model_path", "model_alias",
+                            "model_name_sanitized", "model_sha", "model_revision"})
+# The parts of lm-eval's model_args that only name the model (or where it is served).
+MODEL_ARGS_IDENTITY = frozenset({"pretrained", "model", "model_name", "path", "model_path", "peft", "delta",
+                                 "revision", "tokenizer", "base_url", "model_alias"})
+IDENTITY_STATUS = "differs (the models compared)"
+GUESSED_STATUS = "not compared (guessed)"
 CRITICAL_GROUPS = ("sampling", "budget", "stop", "harness")
 # A declared name that also covers other keys (lm-eval makes a prompt variant its own task).
 IMPLIES = {"prompt_template": ["task", "task_hash"], "model": GROUPS["model"]}
 # Bookkeeping that differs between arms by construction, not a setting.
 IGNORED = {"files", "results_file", "format", "mode", "endpoint", "replicas", "budget_source", "generation_kwargs",
-           "gen_kwargs_cli", "sweep_checked", "sweep_mismatches"}
+           "gen_kwargs_cli", "sweep_checked", "sweep_mismatches", "guessed"}
 
 
 class Params(BaseModel):
@@ -89,10 +112,12 @@ def effective(settings: dict[str, Any]) -> dict[str, Any]:
     ``gen_kwargs`` over those (lm-eval applies ``--gen_kwargs`` on top of the task's generation kwargs).
     """
     out: dict[str, Any] = {}
+    lmeval = settings.get("format") == "lm-eval"
     for k, v in settings.items():
         if k in IGNORED or v is None:
             continue
-        out[canonical(k)] = v
+        # lm-eval's --model is the model type (hf, vllm, local-completions), not the model's name.
+        out["model_type" if lmeval and k == "model" else canonical(k)] = v
     gk = settings.get("generation_kwargs")
     if isinstance(gk, dict):
         out.update({canonical(k): v for k, v in gk.items() if v is not None})
@@ -105,6 +130,37 @@ def effective(settings: dict[str, Any]) -> dict[str, Any]:
     elif isinstance(cli, dict):
         out.update({canonical(k): v for k, v in cli.items()})
     return out
+
+
+def guessed(settings: dict[str, Any]) -> set[str]:
+    """Canonical keys whose values the importer guessed rather than read: ``settings["guessed"]`` when the importer
+    marks them; on lm-eval logs without a results file, the task name (derived from the samples file name)."""
+    keys = {canonical(k) for k in settings.get("guessed") or []}
+    if settings.get("format") == "lm-eval" and not settings.get("results_file"):
+        keys.add("task")
+    return keys
+
+
+def model_args_rest(v: Any) -> Any:
+    """lm-eval ``model_args`` without the parts that only name the model: what is left is a setting to compare."""
+    if isinstance(v, str):
+        parts = [p.split("=", 1) for p in v.split(",") if p.strip()]
+        if not all(len(p) == 2 for p in parts):
+            return v
+        return {k.strip(): _parse_scalar(x.strip()) for k, x in parts
+                if k.strip().lower() not in MODEL_ARGS_IDENTITY}
+    if isinstance(v, dict):
+        return {k: x for k, x in v.items() if str(k).lower() not in MODEL_ARGS_IDENTITY}
+    return v
+
+
+def is_identity_difference(key: str, vb: Any, vt: Any) -> bool:
+    """The two values differ only in what names the model being compared."""
+    if key in MODEL_IDENTITY:
+        return True
+    if key == "model_args":
+        return _norm(model_args_rest(vb)) == _norm(model_args_rest(vt))
+    return False
 
 
 def _parse_scalar(v: str) -> Any:
@@ -185,13 +241,18 @@ def _compare(ctx: Context, params: Params) -> list[Finding]:
     declared_seen: dict[str, bool] = {}
     for b in budgets:
         eb, et = effective(base[b] or {}), effective(treat[b] or {})
+        guesses = guessed(base[b] or {}) | guessed(treat[b] or {})
         keys = [k for k in dict.fromkeys([*eb, *et]) if k not in ignore]
         for k in keys:
             vb, vt = eb.get(k), et.get(k)
             if vb is None and vt is None:
                 continue
-            seen_any = True
             g = group_of(k)
+            if k in guesses:
+                table.append({"budget": b, "setting": k, "group": g, "baseline": vb, "treatment": vt,
+                              "status": GUESSED_STATUS})
+                continue
+            seen_any = True
             if vb is None or vt is None:
                 status = "unknown in one arm"
             elif _norm(vb) == _norm(vt):
@@ -200,6 +261,8 @@ def _compare(ctx: Context, params: Params) -> list[Finding]:
                 status = "differs (see the scoring check)"
             elif k in cov:
                 status = "differs (declared)"
+            elif is_identity_difference(k, vb, vt):
+                status = IDENTITY_STATUS
             else:
                 status = "differs"
                 diffs.setdefault(k, []).append({"budget": b, "setting": k, "group": g, "baseline": vb,
@@ -251,13 +314,21 @@ def _compare(ctx: Context, params: Params) -> list[Finding]:
     if diffs:
         findings.append(Finding(NAME, "side_by_side", "info",
                                 f"Effective settings of both arms at {len(budgets)} budget(s); "
-                                f"{len(diffs)} undeclared difference(s)", rows=table, provenance=prov))
+                                f"{len(diffs)} undeclared difference(s)",
+                                detail="The model identity is the comparison itself and is not counted; values the "
+                                       "importer had to guess are shown, not compared.", rows=table,
+                                provenance=prov))
     else:
         n_decl = len({r["setting"] for r in table if r["status"] == "differs (declared)"})
+        n_id = len({r["setting"] for r in table if r["status"] == IDENTITY_STATUS})
+        excepts = [*([f"the {n_decl} declared change(s)"] if n_decl else []),
+                   *(["the names of the models compared"] if n_id else [])]
         findings.append(Finding(
             NAME, "matched", "pass",
-            "The arms' effective settings match" + (f" except the {n_decl} declared change(s)" if n_decl else ""),
-            detail="Rows: every recorded setting of both arms, per budget.", rows=table, provenance=prov))
+            "The arms' effective settings match" + (f" except {' and '.join(excepts)}" if excepts else ""),
+            detail="Rows: every recorded setting of both arms, per budget. The model identity is the comparison "
+                   "itself; values the importer had to guess are shown, not compared.", rows=table,
+            provenance=prov))
     return findings
 
 

@@ -1,17 +1,24 @@
-"""significance: does the claimed delta reproduce at the claimed setting, and could this design have seen it?
+"""significance: does the claimed delta reproduce at the claimed setting, and what does the evidence refute?
 
-With per-item samples the design is paired (both arms scored on the same items): the delta's CI is a paired
-bootstrap (item indices resampled once for both arms) with the paired CLT SE of Miller (2024, arXiv:2411.00640)
-beside it; the test is McNemar's exact test for 0/1 outcomes, a paired t-test otherwise. With reported counts only
-the design is treated as unpaired: Fisher's exact test (two-sided) and Newcombe's hybrid score CI (Newcombe 1998,
-method 10). The minimum detectable effect (80% power by default) decides between *not reproduced* (the design could
-have seen the reported gain and did not) and *inconclusive* (it could not).
+The rule (README, "How the verdict is decided"), one test and the interval that inverts it, gains and reversals
+alike:
+
+- With per-item samples the design is paired: McNemar's score test with Tango's score interval for 0/1 outcomes, the
+  paired t-test and its interval otherwise, the cluster-robust t (C − 1 df) when items share a passage
+  (:func:`audit.stats.paired_inference`). With reported counts only it is unpaired: Fisher's exact test (two-sided)
+  with Newcombe's hybrid score interval, shown together (they can disagree near α; the finding says which decides).
+- *reproduced*: the interval excludes 0 in the claimed direction (p < α).
+- *not reproduced*: the interval excludes 0 in the other direction (a significant reversal), or the reported delta
+  lies beyond the interval's far bound — H0 "the true delta is at least the reported one" rejected one-sided at
+  α/2. A measured gain at least as large as reported is never a failure (an info note says so).
+- otherwise *inconclusive*, with the power of the design at the reported delta (McNemar: Connor 1987 from the
+  observed discordance; counts: exact Fisher power when n ≤ 300, else statsmodels' NormalIndPower) and, when the
+  interval lies within ±margin, the statement that the delta is shown to be near zero (TOST).
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from audit import stats
@@ -19,6 +26,7 @@ from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
 from audit.findings import Finding
 
 NAME = "significance"
+FEW_CLUSTERS = 30
 
 
 class Params(BaseModel):
@@ -31,45 +39,71 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     return _from_counts(ctx)
 
 
-def _reported_delta(ctx: Context) -> float | None:
-    rep = ctx.claim.claim.reported
-    if rep.delta is not None:
-        return rep.delta
-    b, t = rep.rate("baseline"), rep.rate("treatment")
-    return None if b is None or t is None else t - b
-
-
 def _paired(ctx: Context) -> list[Finding]:
     cell = ctx.cell(ctx.claimed_budget)
     where = f"budget {ctx.claimed_budget}, scoring {ctx.claimed_scoring!r}"
     if cell is None:
         return [Finding(NAME, "no_cell", "inconclusive", f"No paired records at the claimed setting ({where})",
                         severity="major", impact="inconclusive")]
-    p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
-    prov = ctx.provenance(test=cell.test.method, n=cell.n, ci=cell.delta.method, design="paired")
+    inf = cell.inference
+    prov = ctx.provenance(test=inf.test.method, ci=inf.interval.method, n=cell.n, design="paired",
+                          shown_beside="paired bootstrap percentile CI, paired CLT SE (Miller 2024)"
+                          + (", exact McNemar" if cell.exact is not None else ""))
     if cell.n < 2:
         return [Finding(NAME, "too_few_items", "inconclusive", f"Only {cell.n} paired item(s) at {where}",
                         detail="A delta needs at least two paired items for any interval.", severity="major",
                         impact="inconclusive", provenance=prov)]
-    d = p.treatment - p.baseline
-    sd_diff = float(np.std(d, ddof=1))
-    mde = stats.mde_paired(cell.n, sd_diff if sd_diff > 0 else _binary_sd_floor(cell.n), alpha=ctx.alpha, power=ctx.power)
-    reported = _reported_delta(ctx)
+    reported = ctx.reported_delta()
+    power = _paired_power(ctx, cell, reported)
     rows = [cell.row(role="claimed setting")]
-    stat = {"delta": cell.delta.value, "ci_low": cell.interval.low, "ci_high": cell.interval.high,
-            "level": ctx.level, "p_value": cell.test.p_value, "test": cell.test.method, "n": cell.n,
-            "mde": mde, "sd_diff": sd_diff, "reported_delta": reported, "clt_se": cell.clt.se,
-            "correlation": cell.clt.details.get("correlation"), **({"b": cell.test.details.get("b"),
-                                                                     "c": cell.test.details.get("c"),
-                                                                     "mid_p": cell.test.details.get("mid_p")}
-                                                                    if cell.binary else {})}
-    return _decide(ctx, cell.delta.value, cell.interval, cell.test.p_value, cell.test.method, mde, reported,
-                   cell.n, stat, rows, prov, where)
+    stat = {"delta": inf.value, "ci_low": inf.interval.low, "ci_high": inf.interval.high, "level": ctx.level,
+            "p_value": inf.test.p_value, "test": inf.test.method, "ci_method": inf.interval.method, "n": cell.n,
+            "reported_delta": reported, "clt_se": cell.clt.se, "correlation": cell.clt.details.get("correlation"),
+            **power}
+    if cell.exact is not None:
+        stat.update(b=cell.exact.details.get("b"), c=cell.exact.details.get("c"), exact_p=cell.exact.p_value,
+                    mid_p=cell.exact.details.get("mid_p"))
+    if cell.bootstrap is not None:
+        stat.update(boot_ci_low=cell.bootstrap.interval.low, boot_ci_high=cell.bootstrap.interval.high)
+    out = _decide(ctx, inf.value, inf.interval, inf.test.p_value, inf.test.method,
+                  lambda null, alt: inf.p_value(null, alt), power, reported, cell.n, stat, rows, prov, where)
+    clusters = inf.stats.get("clusters")
+    if inf.method == "cluster-t" and clusters is not None and clusters < FEW_CLUSTERS:
+        out.append(Finding(NAME, "few_clusters", "info",
+                           f"Only {clusters} clusters: the cluster-robust interval rests on {clusters - 1} degrees of "
+                           "freedom",
+                           detail=f"With fewer than about {FEW_CLUSTERS} clusters the Liang–Zeger SE is noisy; the t "
+                                  f"reference on C − 1 = {clusters - 1} df keeps the test near its nominal level "
+                                  "(Cameron & Miller 2015), at the cost of wide intervals. More passages, not more "
+                                  "items per passage, narrow it.", statistic={"clusters": clusters}, provenance=prov))
+    return out
 
 
-def _binary_sd_floor(n: int) -> float:
-    # With no discordant pairs the observed SD is 0 and the MDE would be 0; use one discordant pair instead.
-    return math.sqrt(1.0 / n)
+def _paired_power(ctx: Context, cell, reported: float | None) -> dict:
+    """Power of the paired design: the minimum detectable effect and, when a delta is reported, the power there."""
+    n = cell.n
+    if cell.binary and cell.exact is not None:
+        b, c = int(cell.exact.details["b"]), int(cell.exact.details["c"])
+        psi = (b + c) / n
+        mde = stats.mde_mcnemar(n, psi, alpha=ctx.alpha, power=ctx.power)
+        method = ("McNemar score test, exact enumeration at the observed discordance" if n <= stats.MCNEMAR_EXACT_POWER_MAX_N
+                  else "McNemar score test, Connor (1987) at the observed discordance")
+        pw = stats.mcnemar_power(n, psi, reported, ctx.alpha) if reported is not None and abs(reported) <= 1 else math.nan
+        return {"mde": mde, "power_method": method, "discordance": psi, "power_at_reported": pw}
+    sd = float(cell.inference.stats.get("sd_diff", math.nan))
+    se = float(cell.inference.stats.get("se", math.nan))
+    if cell.inference.method == "cluster-t":
+        sd = se * math.sqrt(n) if math.isfinite(se) else math.nan
+    if not (sd > 0):
+        return {"mde": math.nan, "power_method": "normal approximation (paired SD)", "power_at_reported": math.nan}
+    mde = stats.mde_paired(n, sd, alpha=ctx.alpha, power=ctx.power)
+    pw = math.nan
+    if reported is not None:
+        from scipy.stats import norm
+
+        z = abs(reported) / (sd / math.sqrt(n))
+        pw = float(norm.sf(norm.ppf(1 - ctx.alpha / 2) - z))
+    return {"mde": mde, "power_method": "normal approximation (paired SD)", "power_at_reported": pw}
 
 
 def _from_counts(ctx: Context) -> list[Finding]:
@@ -80,63 +114,125 @@ def _from_counts(ctx: Context) -> list[Finding]:
                         "Neither samples nor reported counts with n: the delta cannot be tested",
                         detail="Give claim.reported.baseline/treatment as {passes, n}, or a reported n beside the rates.",
                         severity="major", impact="inconclusive")]
-    test = stats.fisher_exact(ct.passes, ct.n, cb.passes, cb.n, alternative="two-sided")
-    ci = stats.newcombe_diff(ct.passes, ct.n, cb.passes, cb.n, level=ctx.level)
+    inf = stats.unpaired_score_inference(ct.passes, ct.n, cb.passes, cb.n, level=ctx.level)
+    fisher = stats.fisher_exact(ct.passes, ct.n, cb.passes, cb.n, alternative="two-sided")
+    newcombe = stats.newcombe_diff(ct.passes, ct.n, cb.passes, cb.n, level=ctx.level)
+    ci, test = inf.interval, inf.test
     delta = ct.rate - cb.rate
-    mde = stats.mde_unpaired(min(cb.n, ct.n), cb.rate, alpha=ctx.alpha, power=ctx.power)
-    reported = _reported_delta(ctx)
+    reported = ctx.reported_delta()
+    direction = 1 if (reported if reported is not None else ctx.sign) >= 0 else -1
+    if max(cb.n, ct.n) <= stats.FISHER_EXACT_POWER_MAX_N:
+        mde = stats.mde_fisher(cb.n, ct.n, cb.rate, alpha=ctx.alpha, power=ctx.power, direction=direction)
+        pw = (stats.fisher_power(cb.n, ct.n, cb.rate, min(1.0, max(0.0, cb.rate + reported)), ctx.alpha)
+              if reported is not None else math.nan)
+        method = "exact Fisher power (enumeration)"
+    else:
+        mde = stats.mde_unpaired(min(cb.n, ct.n), cb.rate, alpha=ctx.alpha, power=ctx.power, direction=direction)
+        pw = math.nan
+        if reported is not None:
+            from statsmodels.stats.power import NormalIndPower
+            from statsmodels.stats.proportion import proportion_effectsize
+
+            p2 = min(1.0, max(0.0, cb.rate + reported))
+            pw = float(NormalIndPower().power(abs(proportion_effectsize(p2, cb.rate)), nobs1=cb.n, alpha=ctx.alpha,
+                                              ratio=ct.n / cb.n))
+        method = "statsmodels NormalIndPower (Cohen's h)"
+    power = {"mde": mde, "power_method": method, "power_at_reported": pw}
     stat = {"delta": delta, "ci_low": ci.low, "ci_high": ci.high, "level": ctx.level, "p_value": test.p_value,
-            "test": test.method, "n_baseline": cb.n, "n_treatment": ct.n, "mde": mde, "reported_delta": reported}
+            "test": test.method, "ci_method": ci.method, "n_baseline": cb.n, "n_treatment": ct.n,
+            "reported_delta": reported, "fisher_p": fisher.p_value, "newcombe_ci_low": newcombe.low,
+            "newcombe_ci_high": newcombe.high, **power}
     rows = [{"variant": "reported", "budget": ctx.claimed_budget, "scoring": ctx.claim.claim.metric,
              "n": min(cb.n, ct.n), "baseline": cb.rate, "treatment": ct.rate, "delta": delta, "ci_low": ci.low,
              "ci_high": ci.high, "ci_method": ci.method, "p_value": test.p_value,
              "test": f"{test.method} ({test.alternative})", "role": "reported counts"}]
     prov = ctx.provenance(test=test.method, ci=ci.method, design="unpaired (reported counts only)",
+                          shown_beside=f"Fisher exact (two-sided) p = {fisher.p_value:.3g}, Newcombe hybrid score CI "
+                                       f"{fmt_ci(newcombe)}",
                           counts={"baseline": [cb.passes, cb.n], "treatment": [ct.passes, ct.n]})
-    return _decide(ctx, delta, ci, test.p_value, test.method, mde, reported, min(cb.n, ct.n), stat, rows, prov,
-                   "the reported counts")
+    return _decide(ctx, delta, ci, test.p_value, test.method, lambda null, alt: inf.p_value(null, alt), power, reported, min(cb.n, ct.n), stat, rows,
+                   prov, "the reported counts")
 
 
-def _decide(ctx, delta, ci, p, test, mde, reported, n, stat, rows, prov, where) -> list[Finding]:
-    effect = ctx.sign * delta
+def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov, where) -> list[Finding]:
+    sign = ctx.sign
+    effect = sign * delta
     level = f"{ctx.level:.0%}"
     summary = f"delta {fmt_delta(delta)} {level} CI {fmt_ci(ci)}, {test} p = {p:.3g}, n = {n}"
-    findings = []
-    mde_txt = (f"With n = {n} this design detects a delta of ±{mde:.3f} with {ctx.power:.0%} power at "
-               f"α = {ctx.alpha} (two-sided).")
+    mde = power.get("mde", math.nan)
+    pw = power.get("power_at_reported", math.nan)
+    power_txt = (f"With n = {n} this design detects a delta of ±{mde:.3f} with {ctx.power:.0%} power at "
+                 f"α = {ctx.alpha} (two-sided; {power['power_method']})." if math.isfinite(mde)
+                 else f"The minimum detectable effect cannot be computed here ({power['power_method']}).")
+    if reported is not None and math.isfinite(pw):
+        power_txt += f" Power at the reported delta {fmt_delta(reported)}: {pw:.0%}."
+    findings: list[Finding] = []
     if not ci.ok and not math.isfinite(p):
-        findings.append(Finding(NAME, "no_interval", "inconclusive", f"The delta at {where} has no interval",
-                                detail=ci.reason or "", severity="major", impact="inconclusive", statistic=stat,
+        return [Finding(NAME, "no_interval", "inconclusive", f"The delta at {where} has no interval",
+                        detail=ci.reason or "", severity="major", impact="inconclusive", statistic=stat,
+                        rows=rows, provenance=prov)]
+    half = ctx.alpha / 2.0
+    # The interval decides (it inverts the test); the counts-only case can have a Fisher p and a Newcombe
+    # interval that disagree near α: then the interval decides and the detail says so.
+    sig_gain = excludes_zero(ci) and effect > 0 if ci.ok else (p < ctx.alpha and effect > 0)
+    sig_rev = excludes_zero(ci) and effect < 0 if ci.ok else (p < ctx.alpha and effect < 0)
+    disagree = ci.ok and (p < ctx.alpha) != excludes_zero(ci)
+    note = (f" The {test} p and the {ci.method} interval disagree at α = {ctx.alpha}; the interval decides."
+            if disagree else "")
+    below_reported = False
+    if reported is not None and sign * reported > 0:
+        # H0: the true delta is at least the reported one (in the claimed direction); one-sided at α/2.
+        p_below = p_vs(reported, "less" if sign > 0 else "greater")
+        stat["p_below_reported"] = p_below
+        below_reported = math.isfinite(p_below) and p_below < half
+    if sig_rev:
+        findings.append(Finding(NAME, "reversed", "flag", f"At {where} the measured delta goes the other way: {summary}",
+                                detail=power_txt + note, severity="critical", impact="not_reproduced", statistic=stat,
                                 rows=rows, provenance=prov))
-        return findings
-    # A bootstrap interval is undefined when every paired difference is equal; the exact test still decides.
-    if not ci.ok:
-        mde_txt += f" The interval is undefined ({ci.reason}); the decision rests on the {test} test."
-    if effect > 0 and p < ctx.alpha and (excludes_zero(ci) or not ci.ok):
-        findings.append(Finding(NAME, "reproduced", "pass", f"The gain reproduces at {where}: {summary}",
-                                detail=mde_txt, severity="info", impact="reproduced", statistic=stat, rows=rows,
+    elif below_reported:
+        head = (f"The measured delta is significantly smaller than the reported {fmt_delta(reported)} at {where}: "
+                f"{summary}")
+        more = (" A smaller gain is still significant: the claim's magnitude, not its sign, is refuted."
+                if sig_gain else "")
+        findings.append(Finding(NAME, "smaller_than_reported", "flag", head,
+                                detail=f"H0 'the true delta is at least the reported one' is rejected (one-sided, "
+                                       f"α/2 = {half:g}; the reported delta lies beyond the {level} interval)."
+                                       + more + " " + power_txt + note,
+                                severity="critical", impact="not_reproduced", statistic=stat, rows=rows,
                                 provenance=prov))
-    elif effect < 0 and (excludes_zero(ci) or (not ci.ok and p < ctx.alpha)):
-        findings.append(Finding(NAME, "reversed", "flag",
-                                f"At {where} the measured delta goes the other way: {summary}",
-                                detail=mde_txt, severity="critical", impact="not_reproduced", statistic=stat,
+    elif sig_gain:
+        findings.append(Finding(NAME, "reproduced", "pass", f"The gain reproduces at {where}: {summary}",
+                                detail=power_txt + note, severity="info", impact="reproduced", statistic=stat,
                                 rows=rows, provenance=prov))
-    elif reported is not None and abs(reported) >= mde:
-        findings.append(Finding(NAME, "not_significant", "flag",
-                                f"The gain does not reproduce at {where}: {summary}",
-                                detail=mde_txt + f" The reported delta {fmt_delta(reported)} is at least that large, "
-                                "so the design had the power to see it.", severity="critical",
-                                impact="not_reproduced", statistic=stat, rows=rows, provenance=prov))
     else:
-        why = (f"the reported delta {fmt_delta(reported)} is below the minimum detectable effect ±{mde:.3f}"
-               if reported is not None else f"the minimum detectable effect is ±{mde:.3f}")
-        findings.append(Finding(NAME, "underpowered", "inconclusive",
-                                f"Underpowered at {where}: {summary}; {why}",
-                                detail=mde_txt + " A larger evaluation set is needed to tell.", severity="major",
+        margin, msrc = ctx.margin_and_source()
+        near_zero = (ci.ok and math.isfinite(margin) and margin > 0 and msrc != "half the measured delta at the "
+                     "claimed setting" and -margin < ci.low and ci.high < margin)
+        underpowered = reported is not None and math.isfinite(pw) and pw < ctx.power
+        if near_zero:
+            title = (f"The delta at {where} is shown to be near zero (within ±{margin:.3g}, {msrc}; TOST): "
+                     f"{summary}")
+            detail = "A precise null: the interval excludes any gain larger than the margin. " + power_txt
+            code, sev = "precise_null", "major"
+        elif underpowered:
+            title = f"Underpowered at {where}: {summary}; the design had {pw:.0%} power at the reported delta"
+            detail = power_txt + " A larger evaluation set is needed to tell."
+            code, sev = "underpowered", "major"
+        elif reported is not None:
+            title = (f"Not significant at {where}, yet consistent with the reported delta {fmt_delta(reported)}: "
+                     f"{summary}")
+            detail = ("The interval contains both 0 and the reported delta: the data neither establish nor refute "
+                      "the claim. " + power_txt)
+            code, sev = "not_significant", "major"
+        else:
+            title = f"Not significant at {where}: {summary}"
+            detail = power_txt + " With no reported delta there is nothing the interval could refute."
+            code, sev = "not_significant", "major"
+        findings.append(Finding(NAME, code, "inconclusive", title, detail=detail + note, severity=sev,
                                 impact="inconclusive", statistic=stat, rows=rows, provenance=prov))
-    if reported is not None and ci.ok and not ci.contains(reported):
-        findings.append(Finding(NAME, "reported_outside_ci", "flag",
-                                f"The reported delta {fmt_delta(reported)} lies outside the measured {level} CI "
-                                f"{fmt_ci(ci)}", detail="The claimed magnitude is not what the evidence gives.",
-                                severity="major", impact="not_reproduced", statistic=stat, provenance=prov))
+    if reported is not None and not sig_rev and effect >= sign * reported and sign * reported > 0:
+        findings.append(Finding(NAME, "larger_than_reported", "info",
+                                f"The measured delta {fmt_delta(delta)} is at least the reported {fmt_delta(reported)}",
+                                detail="A gain at least as large as claimed is no failure of the claim.",
+                                statistic=stat, provenance=prov))
     return findings

@@ -20,11 +20,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit import stats
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
 from audit.findings import Finding
 from audit.records import DEFAULT_VARIANT
 
 NAME = "truncation"
+# The role of the row that holds the delta on the items neither arm truncated (the report shows it).
+UNTRUNCATED_ROLE = "items neither arm truncated"
 
 
 class Params(BaseModel):
@@ -100,7 +102,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     rec = ctx.records
     budgets = rec.budgets()
     cb = ctx.claimed_budget
-    prov = ctx.provenance(rates="Wilson score interval", delta="paired bootstrap percentile",
+    prov = ctx.provenance(rates="Wilson score interval", delta="the decision inference (see significance)",
                           truncation_rule="finish_reason, token count ≥ budget, greedy prefix of a larger budget, unclosed think")
     findings: list[Finding] = []
     flags: dict[str, dict] = {}
@@ -134,46 +136,41 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                             "Delta at each budget: " + ", ".join(f"{r['budget']}: {fmt_delta(r['delta'])}" for r in delta_rows),
                             rows=delta_rows, provenance=prov))
 
-    # How the delta moves from the claimed budget to every larger one.
+    # How the gain moves from the claimed budget to every larger one: the audit-wide break rule
+    # (Context.perturbations: change of the gain beyond the margin, Holm over every perturbation).
     p_claimed = rec.paired(ctx.claimed_scoring, cb)
-    claimed_sig = excludes_zero(claimed.interval) and ctx.sign * claimed.delta.value > 0
-    for b in [b for b in budgets if b > cb]:
-        big = ctx.cell(b)
-        if big is None:
-            continue
+    for pt in [q for q in ctx.perturbations() if q.kind == "budget"]:
+        big = pt.cell
+        b = big.budget
         p_big = rec.paired(ctx.claimed_scoring, b)
-        d_claim = p_claimed.treatment - p_claimed.baseline
-        d_big = p_big.treatment - p_big.baseline
-        change = stats.paired_bootstrap_delta(d_claim, d_big, ctx.rng(f"truncation/change/{b}"),
-                                              resamples=ctx.resamples, level=ctx.level)
-        stat = {"claimed_budget": cb, "budget": b, "delta_claimed": claimed.delta.value, "delta_budget": big.delta.value,
-                "ci_low": big.interval.low, "ci_high": big.interval.high, "change": change.value,
-                "change_ci_low": change.interval.low, "change_ci_high": change.interval.high}
-        moved = (d_big - d_claim) != 0
-        ev = item_evidence(p_big, moved, extra={
-            "baseline_output_at_claimed": p_claimed.frame["text_b"].to_numpy(dtype=object),
-            "treatment_output_at_claimed": p_claimed.frame["text_t"].to_numpy(dtype=object),
-            "baseline_score_at_claimed": p_claimed.baseline, "treatment_score_at_claimed": p_claimed.treatment})
-        eff_big = ctx.sign * big.delta.value
         head = (f"delta {fmt_delta(claimed.delta.value)} {fmt_ci(claimed.interval)} at {cb} tokens → "
                 f"{fmt_delta(big.delta.value)} {fmt_ci(big.interval)} at {b}")
-        if ctx.sign * claimed.delta.value > 0 and eff_big < 0:
-            # A reversal whose interval excludes 0 is evidence against the claim; a bare sign flip is a warning.
-            sev = "critical" if excludes_zero(big.interval) or excludes_zero(change.interval) else "major"
-            code, title = "reverses", f"The gain reverses at a larger budget: {head}"
-        elif claimed_sig and not excludes_zero(big.interval):
-            code, sev, title = "vanishes", "critical", f"The gain vanishes at a larger budget: {head}"
-        elif ctx.sign * change.value < 0 and excludes_zero(change.interval):
-            code, sev, title = "shrinks", "major", f"The gain shrinks at a larger budget: {head}"
-        else:
-            findings.append(Finding(NAME, "holds_at_budget", "pass", f"The delta holds at {b} tokens: {head}",
+        code, outcome, sev, impact, sentence = ctx.judge(pt)
+        stat = {"claimed_budget": cb, "delta_claimed": claimed.delta.value, **ctx.perturbation_stat(pt)}
+        if outcome != "flag":
+            findings.append(Finding(NAME, "holds_at_budget" if code == "holds" else code,
+                                    "pass" if code == "holds" else "info",
+                                    f"{sentence[0].upper()}{sentence[1:]}: {head}", detail=ctx.change_text(pt),
                                     statistic=stat, provenance=prov))
             continue
-        findings.append(Finding(NAME, code, "flag", title,
-                                detail=f"Change of the delta from {cb} to {b} tokens: {fmt_delta(change.value)} "
-                                       f"{fmt_ci(change.interval)} (paired bootstrap over items of the per-item "
-                                       "difference of differences).", severity=sev, impact="fragile",
-                                statistic=stat, evidence=ev, provenance=prov))
+        common = np.intersect1d(p_claimed.item_ids, p_big.item_ids)
+        fc = p_claimed.frame.set_index("item_id").loc[common]
+        fb = p_big.frame.set_index("item_id").loc[common]
+        moved = ((fb["score_t"] - fb["score_b"]).to_numpy() != (fc["score_t"] - fc["score_b"]).to_numpy())
+        mask = np.isin(p_big.item_ids, common[moved])
+        ev = item_evidence(p_big, mask, extra={
+            "baseline_output_at_claimed": _aligned(p_claimed, p_big, "text_b"),
+            "treatment_output_at_claimed": _aligned(p_claimed, p_big, "text_t"),
+            "baseline_score_at_claimed": _aligned(p_claimed, p_big, "score_b"),
+            "treatment_score_at_claimed": _aligned(p_claimed, p_big, "score_t")})
+        what = {"reverses": "The gain reverses", "vanishes": "The gain vanishes"}.get(
+            code, f"The gain shrinks by more than the margin ±{pt.margin:.3g}")
+        cut = _cut_note(flags, ids, p_claimed, cb, ctx.alpha)
+        findings.append(Finding(NAME, code, "flag",
+                                f"{what} when the generation budget grows from {cb} to {b} tokens"
+                                + (f", and at {cb} tokens {cut}" if cut else "") + f": {head}",
+                                detail=ctx.change_text(pt), severity=sev, impact=impact, statistic=stat, evidence=ev,
+                                provenance=prov))
 
     # Items neither arm truncated at the claimed budget.
     tb, tt = flags["baseline"][cb], flags["treatment"][cb]
@@ -190,20 +187,36 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     rb, rt = float(np.nanmean(tb)), float(np.nanmean(tt))
     clean = known & (tb == 0) & (tt == 0)
     n_clean = int(clean.sum())
-    sub = stats.paired_bootstrap_delta(p_claimed.baseline[clean], p_claimed.treatment[clean],
-                                       ctx.rng("truncation/untruncated"), resamples=ctx.resamples, level=ctx.level)
     both = known
     asym = stats.mcnemar_paired(tb[both], tt[both], alternative="two-sided")
+    if n_clean >= 2:
+        clean_inf = stats.paired_inference(p_claimed.baseline[clean], p_claimed.treatment[clean], level=ctx.level)
+        sub_value, sub_iv = clean_inf.value, clean_inf.interval
+    else:
+        clean_inf = None
+        sub_value = float(np.mean(p_claimed.treatment[clean] - p_claimed.baseline[clean])) if n_clean else math.nan
+        sub_iv = stats.Interval.nan(ctx.level, "paired", f"{n_clean} untruncated item(s): need at least 2")
     stat = {"budget": cb, "rate_baseline": rb, "rate_treatment": rt, "n_untruncated": n_clean,
-            "delta_untruncated": sub.value, "ci_low": sub.interval.low, "ci_high": sub.interval.high,
+            "delta_untruncated": sub_value, "ci_low": sub_iv.low, "ci_high": sub_iv.high,
             "delta_all": claimed.delta.value, "asymmetry_p": asym.p_value, "asymmetry_test": asym.method}
     untr_row = {"variant": DEFAULT_VARIANT, "budget": cb, "scoring": ctx.claimed_scoring, "n": n_clean,
                 "baseline": float(np.mean(p_claimed.baseline[clean])) if n_clean else math.nan,
                 "treatment": float(np.mean(p_claimed.treatment[clean])) if n_clean else math.nan,
-                "delta": sub.value, "ci_low": sub.interval.low, "ci_high": sub.interval.high,
-                "ci_method": sub.interval.method, "role": "items neither arm truncated"}
-    one_sided = asym.p_value < ctx.alpha
-    gain_gone = ctx.sign * claimed.delta.value > 0 and (n_clean < 2 or not (excludes_zero(sub.interval) and ctx.sign * sub.value > 0))
+                "delta": sub_value, "ci_low": sub_iv.low, "ci_high": sub_iv.high,
+                "ci_method": sub_iv.method, "role": UNTRUNCATED_ROLE}
+    # The gain "comes from truncation" only on evidence: the arms are cut off at significantly different rates
+    # (McNemar score test on the truncation flags, α) and, on the items neither arm truncated, the gain is shown to
+    # be below the margin (H0 gain ≥ margin rejected one-sided at α/2) — not merely not significant there.
+    asym_inf = stats.paired_inference(tb[both], tt[both], level=ctx.level) if both.sum() >= 2 else None
+    one_sided = asym_inf is not None and asym_inf.test.p_value < ctx.alpha
+    margin = ctx.margin if math.isfinite(ctx.margin) else 0.0
+    p_clean = (clean_inf.p_value(ctx.sign * margin, "less" if ctx.sign > 0 else "greater") if clean_inf
+               else math.nan)
+    stat.update(p_clean_below_margin=p_clean, margin=margin,
+                clean_ci_low=clean_inf.interval.low if clean_inf else math.nan,
+                clean_ci_high=clean_inf.interval.high if clean_inf else math.nan,
+                asymmetry_score_p=asym_inf.test.p_value if asym_inf else math.nan)
+    gain_gone = (ctx.sign * claimed.delta.value > 0 and math.isfinite(p_clean) and p_clean < ctx.alpha / 2)
     if one_sided and gain_gone:
         worse = "baseline" if rb > rt else "treatment"
         trunc_mask = np.zeros(len(p_claimed.item_ids), dtype=bool)
@@ -212,21 +225,60 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             NAME, "from_truncation", "flag",
             f"The gain comes from truncation of the {worse}: {rb:.0%} of baseline vs {rt:.0%} of treatment outputs hit "
             f"the {cb}-token cap; " + (f"on the {n_clean} items neither arm truncated the delta is "
-                                       f"{fmt_delta(sub.value)} {fmt_ci(sub.interval)}" if n_clean
-                                       else "no item escaped the cap in both arms"),
-            detail=f"Truncation asymmetry: {asym.method} p = {asym.p_value:.3g}.", severity="critical",
+                                       f"{fmt_delta(clean_inf.value)} {fmt_ci(clean_inf.interval)}"),
+            detail=f"Truncation asymmetry: McNemar score p = {asym_inf.test.p_value:.3g} (exact {asym.method} "
+                   f"p = {asym.p_value:.3g}). On the untruncated items H0 'gain ≥ margin {margin:.3g}' is rejected: "
+                   f"one-sided p = {p_clean:.3g} < α/2.", severity="critical",
             impact="fragile", statistic=stat, rows=[untr_row], provenance=prov,
             evidence=item_evidence(p_claimed, trunc_mask)))
+    elif one_sided and ctx.sign * claimed.delta.value > 0 and n_clean < 2:
+        findings.append(Finding(
+            NAME, "confounded_by_truncation", "flag",
+            f"The gain cannot be told apart from truncation: {rb:.0%} of baseline vs {rt:.0%} of treatment outputs hit "
+            f"the {cb}-token cap and {n_clean} item(s) escaped it in both arms",
+            detail=f"Truncation asymmetry: McNemar score p = {asym_inf.test.p_value:.3g} (exact {asym.method} "
+                   f"p = {asym.p_value:.3g}). With fewer than 2 untruncated items the gain on them cannot be tested; "
+                   "compare with a larger budget.", severity="major", impact="none", statistic=stat,
+            rows=[untr_row], provenance=prov))
+    elif one_sided and ctx.sign * claimed.delta.value > 0:
+        findings.append(Finding(
+            NAME, "asymmetric_truncation", "info",
+            f"The arms hit the {cb}-token cap at different rates ({rb:.0%} baseline, {rt:.0%} treatment), but the gain "
+            f"is not shown to vanish on the {n_clean} items neither arm truncated: "
+            + (f"{fmt_delta(clean_inf.value)} {fmt_ci(clean_inf.interval)}" if clean_inf else "too few items"),
+            detail=f"Truncation asymmetry: McNemar score p = {asym_inf.test.p_value:.3g}.", statistic=stat,
+            rows=[untr_row], provenance=prov))
     elif max(rb, rt) > params.high_rate:
         findings.append(Finding(
             NAME, "high_rate", "flag",
             f"Many outputs hit the {cb}-token cap ({rb:.0%} baseline, {rt:.0%} treatment); on the {n_clean} items "
-            f"neither arm truncated the delta is {fmt_delta(sub.value)} {fmt_ci(sub.interval)}",
+            f"neither arm truncated the delta is {fmt_delta(sub_value)} {fmt_ci(sub_iv)}",
             detail=f"Truncation asymmetry: {asym.method} p = {asym.p_value:.3g}.", severity="minor", impact="none",
             statistic=stat, rows=[untr_row], provenance=prov))
     else:
         findings.append(Finding(
             NAME, "untruncated", "pass",
             f"Few outputs hit the {cb}-token cap ({rb:.0%} baseline, {rt:.0%} treatment); delta on untruncated items "
-            f"{fmt_delta(sub.value)} {fmt_ci(sub.interval)}", statistic=stat, rows=[untr_row], provenance=prov))
+            f"{fmt_delta(sub_value)} {fmt_ci(sub_iv)}", statistic=stat, rows=[untr_row], provenance=prov))
     return findings
+
+
+def _cut_note(flags: dict, ids, p_claimed, cb: int, alpha: float) -> str:
+    """'X% of baseline vs Y% of treatment outputs were cut off' when the arms' truncation rates at the claimed budget
+    differ significantly (McNemar score test on the paired flags), else ''."""
+    order = np.searchsorted(ids, p_claimed.item_ids)
+    tb, tt = flags["baseline"][cb][order], flags["treatment"][cb][order]
+    known = ~np.isnan(tb) & ~np.isnan(tt)
+    if known.sum() < 2:
+        return ""
+    inf = stats.paired_inference(tb[known], tt[known])
+    if not (inf.test.p_value < alpha):
+        return ""
+    return (f"{np.mean(tb[known]):.0%} of baseline vs {np.mean(tt[known]):.0%} of treatment outputs were cut off "
+            "by the budget")
+
+
+def _aligned(src, dst, column: str) -> np.ndarray:
+    """``column`` of paired frame ``src`` in the item order of ``dst`` (None where ``src`` lacks the item)."""
+    m = src.frame.set_index("item_id")[column]
+    return np.array([m.get(i) for i in dst.item_ids], dtype=object)

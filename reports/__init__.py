@@ -433,7 +433,12 @@ def render_summary(report: Report) -> str:
     lines.append(f"seed {report.options['seed']}, {report.options['resamples']} resamples, audit {report.audit_version}"
                  + (f"; claimed: {claimed[0].budget} tokens, {md_cell(claimed[0].scoring)}" if claimed else ""))
     lines.append(f"Reproduce: `{reproduce_command(report)}`")
-    return scrub("\n".join(lines) + "\n", report)
+    # One last pass over the whole document: no control byte from a title, a log or a server reaches the file
+    # raw (audit.textsafe), and no registered secret either.
+    from audit.textsafe import for_markdown
+    from audit.textsafe import scrub as scrub_secrets
+
+    return for_markdown(scrub_secrets(scrub("\n".join(lines) + "\n", report)))
 
 
 def render_junit(report: Report) -> str:

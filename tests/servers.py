@@ -24,7 +24,7 @@ from typing import Any, Callable
 class Action:
     """What the server does with one request."""
 
-    kind: str = "ok"  # ok | status | raw | hang | reset | close
+    kind: str = "ok"  # ok | status | raw | hang | reset | close | trickle
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
@@ -50,6 +50,12 @@ def raw(body: bytes) -> Action:
 def hang(seconds: float) -> Action:
     """Say nothing for ``seconds`` (or until the server stops), then answer normally."""
     return Action(kind="hang", seconds=seconds)
+
+
+def trickle(interval: float = 1.0) -> Action:
+    """HTTP 200 headers promising a long body, then one byte every ``interval`` seconds until the client gives up
+    or the server stops: each read succeeds, so only a deadline on the whole request cuts it off."""
+    return Action(kind="trickle", seconds=interval)
 
 
 RESET = Action(kind="reset")  # headers promising 1000 bytes, a few bytes of body, then a TCP reset
@@ -95,6 +101,7 @@ class FakeServer:
         responder: Callable[[int, dict], Action] | None = None,
         tokenizer: bool = False,
         echo_auth_in_errors: bool = False,
+        echo_auth_in_completions: bool = False,
     ) -> None:
         self.script = list(script or [])
         self.default = default
@@ -103,6 +110,7 @@ class FakeServer:
         self.responder = responder
         self.tokenizer = tokenizer
         self.echo_auth_in_errors = echo_auth_in_errors
+        self.echo_auth_in_completions = echo_auth_in_completions
         self.hits: list[Hit] = []
         self.overflow = 0
         self.in_flight = 0
@@ -154,7 +162,7 @@ class FakeServer:
             return self.responder(n, body)
         return self.script[n] if n < len(self.script) else self.default
 
-    def _success(self, path: str, body: dict, action: Action) -> dict:
+    def _success(self, path: str, body: dict, action: Action, auth: str = "") -> dict:
         chat = path.endswith("/chat/completions")
         if chat:
             msgs = body.get("messages") or [{}]
@@ -162,6 +170,8 @@ class FakeServer:
         else:
             prompt = body.get("prompt", "")
         text = completion_text(prompt)
+        if self.echo_auth_in_completions:  # a server that leaks the credentials into what it generates
+            text = f"{auth} {text}"
         max_tokens = int(body.get("max_tokens") or 16)
         toks = list(text)  # one token per character
         finish = action.finish_reason
@@ -281,7 +291,20 @@ class FakeServer:
                     return self._send(action.status, payload, action.headers)
                 if action.kind == "raw":
                     return self._send(200, action.body or b"")
-                return self._send(200, json.dumps(server._success(path, body, action)).encode(), action.headers)
+                if action.kind == "trickle":
+                    self.close_connection = True
+                    try:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                         b"Content-Length: 100000\r\n\r\n")
+                        self.wfile.flush()
+                        while not server._stopping.wait(action.seconds):
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                    except OSError:  # the client gave up: that is the point
+                        pass
+                    return None
+                auth = self.headers.get("Authorization", "")
+                return self._send(200, json.dumps(server._success(path, body, action, auth)).encode(), action.headers)
 
             def _tokenizer(self, path: str, body: dict) -> None:
                 if not server.tokenizer:

@@ -44,13 +44,16 @@ def test_truncation_artifact_is_fragile(claim_dir):
     out = verify(load_claim(p))
     assert out.report.verdict == "fragile"
     assert out.report.exit_code == 1
-    assert {"reverses", "from_truncation", "rates", "per_budget"} <= codes(out, "truncation")
+    # Every baseline output is cut at 16 tokens: no untruncated item is left to test the gain on, so the verdict
+    # rests on the reversal at 64 tokens; the confound is flagged without changing the verdict.
+    assert {"reverses", "confounded_by_truncation", "rates", "per_budget"} <= codes(out, "truncation")
+    assert finding(out, "truncation", "confounded_by_truncation").impact == "none"
     rates = {(r["arm"], r["budget"]): r for r in finding(out, "truncation", "rates").rows}
     assert rates[("baseline", 16)]["rate"] == 1.0 and rates[("baseline", 16)]["evidence"] == "prefix of budget 64: 60"
     assert rates[("treatment", 16)]["rate"] == 0.0
     assert rates[("baseline", 64)]["rate"] is None or np.isnan(rates[("baseline", 64)]["rate"])
     rev = finding(out, "truncation", "reverses")
-    assert rev.statistic["delta_claimed"] > 0 > rev.statistic["delta_budget"]
+    assert rev.statistic["delta_claimed"] > 0 > rev.statistic["delta"]
     assert rev.evidence and rev.evidence[0]["baseline_output_at_claimed"].startswith("Let me check")
 
 
@@ -79,7 +82,8 @@ def test_no_gain_with_power_is_not_reproduced(claim_dir):
                     delta=0.2, n=n)
     out = verify(load_claim(claim_dir(c, logs)))
     assert out.report.verdict == "not_reproduced"
-    assert codes(out, "significance") & {"not_significant", "reversed"}
+    # The reported +0.2 lies far beyond the measured interval: H0 "delta >= reported" is rejected one-sided.
+    assert codes(out, "significance") & {"smaller_than_reported", "reversed"}
     assert "differs_from_logs" in codes(out, "reported_numbers")
 
 
@@ -88,7 +92,9 @@ def test_tiny_sample_is_inconclusive(claim_dir):
     out = verify(load_claim(claim_dir(jsonl_claim([16], 16, delta=0.5), logs)))
     assert out.report.verdict == "inconclusive"
     f = finding(out, "significance", "underpowered")
-    assert f.statistic["mde"] > 0.5
+    # 4 pairs, 2 discordant: no delta within reach has 80% power (MDE NaN) and the reported 0.5 has 6.25%.
+    assert f.statistic["mde"] is None or np.isnan(f.statistic["mde"])
+    assert f.statistic["power_at_reported"] == pytest.approx(0.0625, abs=1e-12)
 
 
 def test_single_item_is_inconclusive_never_zero_width(claim_dir):
@@ -161,14 +167,26 @@ def test_underpowered_4_of_89_vs_6_of_89(tmp_path):
     f = finding(out, "significance", "underpowered")
     from scipy.stats import fisher_exact
 
-    assert f.statistic["p_value"] == pytest.approx(fisher_exact([[6, 83], [4, 85]]).pvalue, rel=1e-9)
-    assert f.statistic["mde"] > 0.08
+    assert f.statistic["fisher_p"] == pytest.approx(fisher_exact([[6, 83], [4, 85]]).pvalue, rel=1e-9)
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    mn = test_proportions_2indep(6, 89, 4, 89, method="score", compare="diff", correction=True)
+    assert f.statistic["p_value"] == pytest.approx(mn.pvalue, rel=1e-9)
+    # Exact Fisher power: 80% needs +0.137 from 4/89 (the normal formula with the baseline variance says 0.087,
+    # where the exact power is only 46%).
+    assert f.statistic["mde"] == pytest.approx(0.1366, abs=5e-4)
+    assert f.statistic["power_method"].startswith("exact Fisher")
 
 
 def test_counts_only_strong_gain_supported(tmp_path):
     out = verify(counts_claim(tmp_path, baseline={"passes": 48, "n": 80}, treatment={"passes": 56, "n": 70}))
     f = finding(out, "significance", "reproduced")
-    assert (f.statistic["ci_low"], f.statistic["ci_high"]) == pytest.approx((0.0524, 0.3339), abs=5e-5)  # Newcombe
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    mn = confint_proportions_2indep(56, 70, 48, 80, method="score", compare="diff", correction=True)
+    assert (f.statistic["ci_low"], f.statistic["ci_high"]) == pytest.approx(mn, abs=1e-9)  # Miettinen-Nurminen
+    assert (f.statistic["newcombe_ci_low"], f.statistic["newcombe_ci_high"]) == pytest.approx((0.0524, 0.3339),
+                                                                                             abs=5e-5)  # shown beside
     assert out.report.verdict == "supported"
 
 
@@ -202,7 +220,7 @@ def test_swapping_arms_flips_every_delta(tmp_path_factory, base, data):
         p = d / f"{b}.yaml"
         p.write_text(json.dumps({"claim": {"title": "t"}, "samples": {"format": "jsonl", "baseline": {16: b},
                                                                       "treatment": {16: t}},
-                                 "options": {"resamples": 200}}))
+                                 "options": {"resamples": 1000}}))
         return verify(load_claim(p)).report
     r1, r2 = claim("b.jsonl", "t.jsonl"), claim("t.jsonl", "b.jsonl")
     (c1,), (c2,) = r1.cells, r2.cells
@@ -226,7 +244,7 @@ def test_identical_arms_never_flagged(tmp_path_factory, base):
                              "samples": {"format": "jsonl", "baseline": {16: "b16.jsonl", 64: "b64.jsonl"},
                                          "treatment": {16: "b16.jsonl", 64: "b64.jsonl"}},
                              "perturbations": {"scorings": ["exact", "last-number"]},
-                             "options": {"resamples": 200}}))
+                             "options": {"resamples": 1000}}))
     out = verify(load_claim(p))
     assert out.report.verdict != "supported"
     for f in out.findings:

@@ -86,7 +86,7 @@ def test_all_problems_reported_at_once(runs):
     text = (GOOD.replace("  metric: exact_match", "  metrc: exact_match")
             .replace("treatment: 0.30", "treatment: 30")
             .replace("p_value: 0.04", "p_value: 1.5")
-            .replace("format: jsonl", "format: csv"))
+            .replace("format: jsonl", "format: xml"))
     p = runs / "claim.yaml"
     p.write_text(text)
     probs = problems_of(p)

@@ -33,17 +33,19 @@ def test_cluster_robust_interval_matches_statsmodels(claim_dir):
     c["options"]["cluster_field"] = "passage"
     out = verify(load_claim(claim_dir(c, logs)))
     (cell,) = out.report.cells
-    assert cell.ci_method == "paired-clt-clustered" and cell.test.startswith("cluster-robust-z")
+    assert cell.ci_method == "cluster-t" and cell.test.startswith("cluster-t")
     import statsmodels.api as sm
 
     d = treat - base
     fit = sm.OLS(d, np.ones_like(d, dtype=float)).fit(cov_type="cluster", cov_kwds={"groups": np.array(
         [int(g.split("-")[1]) for g in groups])})
     se = float(fit.bse[0])
-    from scipy.stats import norm
+    from scipy.stats import t as student
 
-    z = norm.ppf(0.975)
-    assert (cell.ci_low, cell.ci_high) == pytest.approx((d.mean() - z * se, d.mean() + z * se), rel=1e-9)
+    # Cluster-robust SE (statsmodels CR1) with a t reference on C − 1 = 11 degrees of freedom.
+    q = student.ppf(0.975, 11)
+    assert (cell.ci_low, cell.ci_high) == pytest.approx((d.mean() - q * se, d.mean() + q * se), rel=1e-9)
+    assert cell.p_value == pytest.approx(2 * student.sf(abs(d.mean() / se), 11), rel=1e-9)
     # Treating the 60 items as independent would understate the uncertainty of 12 passages.
     unclustered = verify(load_claim(claim_dir(jsonl_claim([16], 16), logs, name="plain.yaml"))).report.cells[0]
     assert (cell.ci_high - cell.ci_low) > 1.5 * (unclustered.ci_high - unclustered.ci_low)

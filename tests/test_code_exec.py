@@ -34,7 +34,7 @@ def problems() -> dict[str, dict]:
 def isolation(request, monkeypatch) -> str:
     """Run a test with namespaces where the machine allows them, and again as on a machine that does not."""
     if request.param == "guard-only":
-        monkeypatch.setattr(code_exec, "namespace_prefix", lambda: ())
+        monkeypatch.setattr(code_exec, "sandbox_mode", lambda: "none")
     return request.param
 
 
@@ -179,7 +179,10 @@ def test_runs_in_a_temp_dir_that_is_removed(isolation):
                     "print('HOME=' + os.environ['HOME'], 'PROXY=' + os.environ['https_proxy'], file=sys.stderr)\n"
                     "sys.exit(1)\n", FAST)
     cwd = re.search(r"CWD=(\S+)", r.stderr).group(1)
-    assert Path(cwd).name.startswith("audit-code-") and not Path(cwd).exists()
+    if code_exec.sandbox_mode() == "box" and isolation == "auto":
+        assert cwd == "/sandbox"  # a tmpfs of its own inside the box, gone with the box's mount namespace
+    else:
+        assert Path(cwd).name.startswith("audit-code-") and not Path(cwd).exists()
     assert f"HOME={cwd}" in r.stderr and "PROXY=http://127.0.0.1:9" in r.stderr
 
 
@@ -219,3 +222,50 @@ def test_code_exec_through_the_importer(problems, claim_dir):
     pair = load_records(claim).paired("pass", 16)
     assert list(pair.baseline) == [0.0, 0.0, 0.0]
     assert dict(zip(pair.item_ids, pair.treatment)) == {"HumanEval/0": 1.0, "HumanEval/2": 0.0, "HumanEval/12": 1.0}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The box (namespaces, a root of its own, an unprivileged uid): what code that undoes the Python guard still meets
+
+
+def _box_or_skip() -> None:
+    if code_exec.sandbox_mode() != "box":
+        pytest.skip(f"the box is not available here (mode {code_exec.sandbox_mode()!r}); see the module docstring")
+
+
+def test_box_shows_only_the_python_installation_and_its_own_folder(tmp_path):
+    _box_or_skip()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hidden")
+    r = run_program("import os, sys\nprint(sorted(os.listdir('/')), os.getcwd(), os.getuid(), os.getgid(),\n"
+                    "      os.getgroups(), file=sys.stderr)\n"
+                    f"assert not os.path.exists({str(secret)!r})\nassert not os.path.exists('/etc/passwd')\n"
+                    "open('/sandbox/ok.txt', 'w').write('x')\n", FAST)
+    assert r.passed, r.stderr
+    assert "'sandbox'" in r.stderr and "/sandbox" in r.stderr
+    if os.geteuid() == 0:
+        assert "65534 65534 []" in r.stderr and "uid 65534" in r.isolation
+
+
+def test_box_has_a_fresh_proc_and_no_view_of_the_parent(monkeypatch):
+    _box_or_skip()
+    monkeypatch.setenv("AUDIT_CODE_EXEC_CANARY", "sk-never-seen")
+    r = run_program("import os, sys\npids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+                    "print('PIDS', pids, os.getppid(), file=sys.stderr)\nseen = b''\nfor p in pids:\n"
+                    "    try:\n        seen += open(f'/proc/{p}/environ', 'rb').read()\n    except OSError:\n"
+                    "        pass\nassert b'sk-never-seen' not in seen\n", FAST)
+    assert r.passed, r.stderr
+    pids = re.search(r"PIDS \[([\d, ]*)\]", r.stderr).group(1)
+    assert len(pids.split(",")) <= 3  # the supervisor (1) and the program: nothing of the host
+
+
+def test_box_kills_what_gets_past_the_guard():
+    _box_or_skip()
+    for body in ("import sys\nsys.modules.pop('posix')\nimport posix\nposix.fork()\n",
+                 "import sys\nfor m in ('socket', '_socket'):\n    sys.modules.pop(m)\nimport _socket\n"
+                 "s = _socket.socket()\ns.settimeout(1)\ns.connect(('127.0.0.1', 9))\n",
+                 "open('/usr/x', 'w')\n"):
+        r = run_program(body, FAST)
+        assert r.status == "failed", (body, r.stderr)
+        assert re.search(r"Resource temporarily unavailable|Network is unreachable|Read-only file system|"
+                         r"Permission denied", r.stderr), r.stderr

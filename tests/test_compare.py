@@ -14,7 +14,7 @@ from test_reports import fragile_claim, supported_claim
 
 
 def verify_to(claim: Path, out: Path, *args: str) -> Path:
-    res = CliRunner().invoke(main, ["verify", str(claim), "--out", str(out), "--resamples", "300", *args])
+    res = CliRunner().invoke(main, ["verify", str(claim), "--out", str(out), "--resamples", "1000", *args])
     assert res.exit_code in (0, 1), res.output
     return out / "report.json"
 
@@ -67,7 +67,7 @@ def test_fixed_logs_change_the_verdict(audits):
     assert res.exit_code == 1, res.output
     assert "verdict CHANGED: fragile → not_reproduced" in res.output
     out = res.output
-    assert "- truncation.reverses" in out and "- truncation.from_truncation" in out  # removed findings
+    assert "- truncation.vanishes" in out and "- truncation.confounded_by_truncation" in out  # removed findings
     assert "+ truncation.holds_at_budget" in out  # added
     assert "~ variant=default budget=16 scoring=last-number: delta 0.4333 → " in out
     assert "sha256" in out and "baseline budget=16 base_16.jsonl" in out
@@ -75,7 +75,7 @@ def test_fixed_logs_change_the_verdict(audits):
     assert data["verdict"]["changed"] is True and data["exit_code"] == 1
     assert [s["key"] for s in data["sources"]] == ["baseline budget=16 base_16.jsonl"]
     statuses = {f["key"].split(":")[0]: f["status"] for f in data["findings"]}
-    assert statuses["truncation.reverses"] == "removed" and statuses["truncation.holds_at_budget"] == "added"
+    assert statuses["truncation.vanishes"] == "removed" and statuses["truncation.holds_at_budget"] == "added"
 
 
 def test_findings_matched_by_check_code_and_title_prefix(audits):
@@ -83,7 +83,9 @@ def test_findings_matched_by_check_code_and_title_prefix(audits):
     c = compare(a, b)
     keys = [f.key for f in c.findings]
     assert len(keys) == len(set(keys)) == len(a.findings)  # one-to-one, nothing added or removed
-    assert "truncation.reverses: The gain reverses at a larger budget [budget=64]" in keys
+    (rev,) = [k for k in keys if k.startswith("truncation.vanishes: ")]
+    assert rev.startswith("truncation.vanishes: The gain vanishes when the generation budget grows from # to # tokens")
+    assert "[budget=64" in rev
 
 
 @pytest.mark.parametrize("content, needle", [

@@ -99,12 +99,12 @@ def test_token_edit_distance_equals_textbook_dp(a, b):
 
 # --- classification ----------------------------------------------------------------------------------------------
 
-def _claim(tmp_path, base, treat, scorings, checks=None, claimed="exact"):
+def _claim(tmp_path, base, treat, scorings, checks=None, claimed="exact", direction="greater"):
     write_jsonl(tmp_path / "logs/base_64.jsonl", base)
     write_jsonl(tmp_path / "logs/treat_64.jsonl", treat)
-    c = {"claim": {"title": "t", "settings": {"max_tokens": 64, "scoring": claimed}},
+    c = {"claim": {"title": "t", "settings": {"max_tokens": 64, "scoring": claimed}, "direction": direction},
          "samples": {"format": "jsonl", "baseline": {64: "logs/base_64.jsonl"}, "treatment": {64: "logs/treat_64.jsonl"}},
-         "perturbations": {"scorings": scorings}, "options": {"resamples": 500}}
+         "perturbations": {"scorings": scorings}, "options": {"resamples": 1000}}
     if checks is not None:
         c["checks"] = {"emergence": checks}
     p = tmp_path / "claim.yaml"
@@ -227,6 +227,10 @@ def test_fixture_fires_discontinuous_only():
     assert f.statistic["delta"] == pytest.approx(0.12) and f.statistic["ci_low"] > 0
     sim = f.statistic["continuous"]["similarity"]
     assert sim["ci_low"] <= 0 <= sim["ci_high"]
+    # Evidence, not a lost significance: the similarity gain is shown smaller than the exact-match gain, on 300
+    # items of which 36 change their exact-match score.
+    assert sim["evidence"] == "smaller" and sim["gap_ci_low"] > 0 and sim["gap_n"] == 300
+    assert f.statistic["changed_items"] >= f.statistic["min_changed"]
     tok = finding(out, "token_accuracy").rows
     assert tok[0]["token_accuracy"] == pytest.approx(tok[1]["token_accuracy"])  # per-token accuracy does not move
 
@@ -261,3 +265,105 @@ def test_uniform_improvement_counts_as_a_continuous_gain(tmp_path):
     out = verify(_claim(tmp_path, base, treat, ["exact", "sim"]))
     assert "holds_continuous" in codes(out) and "discontinuous_only" not in codes(out)
     assert "resolution" in codes(out)  # baseline 0/12, treatment 12/12
+
+
+# --- per-scoring polarity and the evidence rule --------------------------------------------------------------------
+
+def test_direction_less_reads_edit_similarity_as_higher_is_better(tmp_path):
+    """The claimed metric is an error indicator (direction: less); the built-in edit similarity is higher-is-better
+    whatever the claim's direction. The treatment fixes 60% of the baseline's one-digit misses: errors fall and
+    similarity rises — a gain under both, not a 'critical reversal'."""
+    rng = np.random.default_rng(5)
+    n = 100
+    targets = ["".join(map(str, rng.integers(0, 10, 8))) for _ in range(n)]
+    miss = [t[:-1] + str((int(t[-1]) + 1) % 10) for t in targets]
+    base_ok = [i % 2 == 0 for i in range(n)]
+    treat_ok = [ok or i % 10 in (1, 3, 5) for i, ok in enumerate(base_ok)]
+
+    def rows(ok):
+        return [{"id": f"q{i:03d}", "output": targets[i] if k else miss[i], "target": targets[i],
+                 "scores": {"err": float(not k)}} for i, k in enumerate(ok)]
+
+    out = verify(_claim(tmp_path, rows(base_ok), rows(treat_ok), ["err", "edit-similarity"], claimed="err",
+                        direction="less"))
+    assert out.report.verdict == "supported"
+    better = {r["scoring"]: r["better"] for r in finding(out, "per_metric").rows if "better" in r}
+    assert better["err"] == "lower" and better["edit-similarity"] == "higher"
+    assert "discontinuous_only" not in codes(out)
+    f = finding(out, "holds_continuous")
+    assert f.statistic["delta"] == pytest.approx(-0.3) and f.statistic["better"] == "lower"
+    assert f.statistic["continuous"]["edit-similarity"]["ci_low"] > 0
+    # The per-token analysis reads "right" as a low error score, so it agrees with the error indicator.
+    tok = finding(out, "token_accuracy").rows
+    assert all(r["agreement_with_scoring"] == 1.0 for r in tok if "agreement_with_scoring" in r)
+
+
+def _mixed(n_items, em_b, em_t, sim_b, sim_t, target="12345678"):
+    wrong = target[:-1] + "0"
+
+    def rows(em, sim):
+        return [{"id": f"q{i:03d}", "output": target if e else wrong, "target": target, "scores": {"sim": s}}
+                for i, (e, s) in enumerate(zip(em, sim))]
+
+    return rows(em_b, sim_b), rows(em_t, sim_t)
+
+
+def test_a_gain_on_few_changed_items_is_not_evidence(tmp_path):
+    """8 items move from one digit off to exact (McNemar 8–0, p = 0.008) and 8 other misses get worse, so the
+    similarity does not move — but the exact-match gain rests on 8 items, fewer than the 10 needed."""
+    n = 60
+    em_b = [0] * 30 + [1] * 30
+    em_t = [1] * 8 + [0] * 22 + [1] * 30
+    sim_b = [0.875] * 30 + [1.0] * 30
+    sim_t = [1.0] * 8 + [0.75] * 8 + [0.875] * 14 + [1.0] * 30
+    base, treat = _mixed(n, em_b, em_t, sim_b, sim_t)
+    out = verify(_claim(tmp_path, base, treat, ["exact", "sim"]))
+    assert "discontinuous_only" not in codes(out)
+    f = finding(out, "discontinuous_only_unresolved")
+    assert (f.outcome, f.severity, f.impact) == ("inconclusive", "minor", "none")
+    assert f.statistic["changed_items"] == 8 and "only 8 item(s)" in f.detail
+    assert out.report.verdict == "supported"
+    out = verify(_claim(tmp_path / "low", base, treat, ["exact", "sim"], checks={"min_changed": 5}))
+    g = finding(out, "discontinuous_only")
+    assert g.severity == "major" and g.statistic["continuous"]["sim"]["evidence"] == "smaller"
+
+
+def test_a_continuous_delta_merely_not_significant_is_not_evidence(tmp_path):
+    """12 exact-match flips (significant); the similarity moves +0.15 [n.s.] with a large spread, and the difference of
+    the two gains (+0.15) has a CI covering 0: the continuous gain is not shown smaller, so no flag."""
+    n = 40
+    em_b = [0] * 32 + [1] * 8
+    em_t = [1] * 12 + [0] * 20 + [1] * 8
+    sim_b = [0.0] * 12 + [0.0] * 7 + [1.0] * 13 + [1.0] * 8
+    sim_t = [1.0] * 12 + [1.0] * 7 + [0.0] * 13 + [1.0] * 8
+    base, treat = _mixed(n, em_b, em_t, sim_b, sim_t)
+    out = verify(_claim(tmp_path, base, treat, ["exact", "sim"], checks={"continuous": ["sim"]}))
+    assert "discontinuous_only" not in codes(out)
+    f = finding(out, "discontinuous_only_unresolved")
+    sim = f.statistic["continuous"]["sim"]
+    assert sim["ci_low"] < 0 < sim["ci_high"] and sim["gap"] == pytest.approx(0.15)
+    assert sim["gap_ci_low"] < 0 < sim["gap_ci_high"] and sim["evidence"] is None
+    # The interval is the paired bootstrap of the per-item difference of gains, recomputed here.
+    gap = (np.array(em_t) - np.array(em_b)) - (np.array(sim_t) - np.array(sim_b))
+    se = gap.std(ddof=1) / math.sqrt(n)
+    assert sim["gap_ci_high"] - sim["gap_ci_low"] == pytest.approx(2 * 1.96 * se, rel=0.15)
+
+
+def test_off_scale_continuous_metric_supports_a_flag_only_by_a_reversal(tmp_path):
+    """A log-likelihood (not on the 0–1 scale of exact match) cannot be 'shown smaller'; a significant reversal is
+    evidence on any scale."""
+    n = 100
+    em_b = [0] * 60 + [1] * 40
+    em_t = [1] * 20 + [0] * 40 + [1] * 40
+    flat = [-2.0] * n
+    wobble = [-1.0 if i % 2 else -3.0 for i in range(n)]  # mean change 0
+    base, treat = _mixed(n, em_b, em_t, flat, wobble)
+    out = verify(_claim(tmp_path, base, treat, ["exact", "sim"]))
+    f = finding(out, "discontinuous_only_unresolved")
+    assert "not on the 0–1 scale" in f.detail
+    worse = [-3.0 if i % 10 < 7 else -1.0 for i in range(n)]  # 70% fall by 1, 30% rise by 1: mean −0.4
+    base, treat = _mixed(n, em_b, em_t, flat, worse)
+    out = verify(_claim(tmp_path / "rev", base, treat, ["exact", "sim"]))
+    g = finding(out, "discontinuous_only")
+    assert g.severity == "critical" and g.impact == "fragile"
+    assert g.statistic["continuous"]["sim"]["evidence"] == "reverses"

@@ -60,7 +60,7 @@ def verify_once():
 
 
 def run(*args: str):
-    return CliRunner().invoke(main, ["verify", *args, "--resamples", "200"], catch_exceptions=False)
+    return CliRunner().invoke(main, ["verify", *args, "--resamples", "1000"], catch_exceptions=False)
 
 
 @pytest.mark.parametrize("fail_on", list(GATES), ids=lambda g: "default" if g is None else g.strip())
@@ -108,7 +108,9 @@ def test_gate_parse_and_evaluate(claims):
     report = audit(claims["fragile"]).report
     r = evaluate(report, Gate.parse("not_reproduced,critical"))
     assert not r.passed and r.exit_code == 1
-    assert {report.findings[i].code for i in r.failing} == {"reverses", "from_truncation"}
+    assert {report.findings[i].code for i in r.failing} == {"vanishes"}
+    r = evaluate(report, Gate.parse("not_reproduced,major"))
+    assert {report.findings[i].code for i in r.failing} >= {"vanishes", "confounded_by_truncation"}
     r = evaluate(report, Gate.parse("not_reproduced"))
     assert r.passed and r.failing == ()
 
@@ -159,7 +161,7 @@ def test_junit_counts_for_fragile(claims, tmp_path):
     run(str(claims["fragile"]), "--junit", str(path), "--fail-on", "not_reproduced,major")
     suite = etree.parse(str(path)).getroot().find("testsuite")
     trunc = next(c for c in suite.findall("testcase") if c.get("name") == "truncation")
-    assert [f.get("type") for f in trunc.findall("failure")] == ["truncation.reverses", "truncation.from_truncation"]
+    assert [f.get("type") for f in trunc.findall("failure")] == ["truncation.vanishes", "truncation.confounded_by_truncation"]
     rep = next(c for c in suite.findall("testcase") if c.get("name") == "reported_numbers")
     assert [f.get("type") for f in rep.findall("failure")] == ["reported_numbers.p_value_irreproducible"]
     assert "[critical]" in trunc.find("failure").get("message")
@@ -177,8 +179,9 @@ def test_junit_survives_control_characters_and_markup(tmp_path):
     from audit.reports import render_junit
 
     report = audit(CLAIMS["fragile"](tmp_path)).report
-    f0 = report.findings[3].model_copy(update={"title": "bad \x00\x1b <tag> & ]]> done"})
-    report = report.model_copy(update={"findings": [*report.findings[:3], f0, *report.findings[4:]]})
+    i = next(k for k, f in enumerate(report.findings) if f.outcome == "flag" and f.severity == "critical")
+    f0 = report.findings[i].model_copy(update={"title": "bad \x00\x1b <tag> & ]]> done"})
+    report = report.model_copy(update={"findings": [*report.findings[:i], f0, *report.findings[i + 1:]]})
     doc = etree.fromstring(render_junit(report).encode())
     assert any("<tag> & ]]>" in (f.get("message") or "") for f in doc.iter("failure"))
 
@@ -200,7 +203,7 @@ def test_summary_md(claims, tmp_path):
     assert "| variant | budget | scoring | n | baseline | treatment | delta | 95% CI | p | test |" in md
     assert md.count("**(claimed)**") == 1
     assert md.count("| default |") == len(report.cells)
-    assert "`truncation.reverses`" in md and "**fails the gate**" in md
+    assert "`truncation.vanishes`" in md and "**fails the gate**" in md
     # The major reported_numbers flag does not fail this gate and is listed without the mark.
     line = next(ln for ln in md.splitlines() if "reported_numbers.p_value_irreproducible" in ln)
     assert "fails the gate" not in line

@@ -28,7 +28,7 @@ def live_claim(tmp_path, endpoint: str, api: str = "completions", budgets=(4, 12
         "task": {"dataset": str(FIXTURES / "data/add_small.jsonl"), "prompt": "Q: What is {{ question }}?\nA:",
                  "target": "{{ answer }}", "stop": ["\n"], "limit": limit, "sweep_check": 2},
         "perturbations": {"max_tokens": list(budgets), "scorings": ["first-number", "last-number"]},
-        "options": {"resamples": 500},
+        "options": {"resamples": 1000},
     }
     p = tmp_path / f"claim-{api}-{'embedded' if endpoint == 'embedded' else 'http'}.yaml"
     p.write_text(yaml.safe_dump(c))

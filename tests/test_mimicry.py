@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -97,7 +98,7 @@ def _claim(tmp_path, base: list[str], treat: list[str], correct_b: list[int], co
     write_jsonl(tmp_path / "logs/t.jsonl", rows(treat, correct_t))
     c = {"claim": {"title": "t", "settings": {"max_tokens": 64, "scoring": "last-number"}},
          "samples": {"format": "jsonl", "baseline": {64: "logs/b.jsonl"}, "treatment": {64: "logs/t.jsonl"}},
-         "options": {"resamples": 500}}
+         "options": {"resamples": 1000}}
     if checks is not None:
         c["checks"] = {"mimicry": checks}
     p = tmp_path / "claim.yaml"
@@ -112,7 +113,8 @@ def test_marker_rates_and_tests_are_the_oracles(tmp_path):
     correct = [i % 2 for i in range(n)]
     out = verify(_claim(tmp_path, base, treat, correct, correct))
     f = finding(out, "markers_without_correctness")
-    assert f.severity == "major" and f.impact == "fragile"
+    assert f.severity == "major" and f.impact == "none"  # style evidence; the significance check judges the gain
+    assert f.statistic["treatment_marker_outputs"] == 30 >= f.statistic["min_marker_outputs"]
     rows = {(r["arm"], r["marker"]): r for r in finding(out, "marker_rates").rows if "arm" in r}
     wb, wt = stats.wilson(4, n), stats.wilson(30, n)
     assert (rows[("baseline", "any")]["k"], rows[("treatment", "any")]["k"]) == (4, 30)
@@ -121,7 +123,8 @@ def test_marker_rates_and_tests_are_the_oracles(tmp_path):
     assert rows[("treatment", "hedge")]["k"] == 0
     s = f.statistic
     assert (s["b"], s["c"]) == (26, 0)
-    assert s["marker_p"] == pytest.approx(stats.mcnemar_exact(26, 0).p_value)
+    assert s["marker_p"] == pytest.approx(stats.score_inference(26, 0, 40).test.p_value)  # McNemar score test
+    assert s["marker_p"] == pytest.approx(2 * __import__("scipy.stats").stats.norm.sf(26 / 26 ** 0.5))
     assert s["marker_delta"] == pytest.approx(26 / 40) and s["correctness_delta"] == 0
     assert f.evidence and all("verify" in e["treatment_markers"] for e in f.evidence)
 
@@ -205,7 +208,9 @@ def test_fixture_fires():
     assert f.statistic["marker_delta"] > 0.5 and f.statistic["marker_p"] < 1e-6
     assert f.statistic["correctness_ci_low"] < 0 < f.statistic["correctness_ci_high"]
     d = finding(out, "confidence_decoupled")
-    assert d.severity == "major" and d.statistic["ci_low"] < 0.5 < d.statistic["ci_high"]
+    # Evidence, not absence of it: 200 stating outputs, and the whole interval below the "tracks" threshold 0.6.
+    assert d.severity == "major" and d.statistic["ci_low"] < 0.5 < d.statistic["ci_high"] < 0.6
+    assert d.statistic["n_stated"] >= 30 and min(d.statistic["n_correct"], d.statistic["n_wrong"]) >= 10
 
 
 def test_fixture_passes():
@@ -213,3 +218,101 @@ def test_fixture_passes():
     assert out.report.verdict == "supported"
     assert codes(out) == {"marker_rates", "markers_with_correctness", "confidence", "confidence_tracks"}
     assert finding(out, "confidence_tracks").statistic["auc_treatment"] > 0.75
+
+
+# --- the evidence rule --------------------------------------------------------------------------------------------
+
+def _logit_delong(pos, neg, level=0.95):
+    """Independent oracle: statsmodels' DeLong variance, the interval logit(A) ± z·SE/(A(1 − A)) back-transformed."""
+    from scipy.special import expit, logit
+    from scipy.stats import norm
+    from statsmodels.stats.nonparametric import rank_compare_2indep
+
+    res = rank_compare_2indep(np.asarray(pos, float), np.asarray(neg, float), use_t=False)
+    a, se = float(res.prob1), math.sqrt(float(res.var_prob))
+    half = norm.ppf(0.5 + level / 2) * se / (a * (1 - a))
+    return a, float(expit(logit(a) - half)), float(expit(logit(a) + half))
+
+
+def _stating(levels, correct):
+    return [f"Confidence: {lv}%." for lv in levels], correct
+
+
+def test_confidence_decoupled_needs_the_interval_below_the_threshold(tmp_path):
+    """200 stating outputs, 100 right and 100 wrong, the same confidences in both classes: AUC 0.5 exactly, and the
+    logit-scale DeLong interval lies wholly below 0.6 — evidence that confidence does not track correctness."""
+    levels = [20, 40, 60, 80] * 50
+    correct = [1] * 100 + [0] * 100
+    texts, correct = _stating(levels, correct)
+    out = verify(_claim(tmp_path, [""] * 200, texts, correct, correct))
+    f = finding(out, "confidence_decoupled")
+    assert (f.outcome, f.severity, f.impact) == ("flag", "major", "none")
+    pos = [lv / 100 for lv, c in zip(levels, correct) if c]
+    neg = [lv / 100 for lv, c in zip(levels, correct) if not c]
+    auc, lo, hi = _logit_delong(pos, neg)
+    assert auc == 0.5
+    assert f.statistic["auc_treatment"] == pytest.approx(auc, abs=1e-12)
+    assert (f.statistic["ci_low"], f.statistic["ci_high"]) == pytest.approx((lo, hi), abs=1e-9)
+    assert 0 <= lo < 0.5 < hi < 0.6
+    assert "H0: AUC ≥ 0.6" in f.detail
+
+
+def test_seventeen_stating_outputs_are_not_evidence(tmp_path):
+    """The MMLU-Pro case: 17 of 200 outputs happen to state a number (8 right, 9 wrong), AUC about 0.44. Before, a
+    major 'does not track' flag; now an inconclusive minor finding that says why, with the AUC inside [0, 1]."""
+    n = 200
+    right, wrong = [90, 20, 60, 30, 40, 50, 75, 55], [85, 70, 95, 35, 65, 80, 25, 45, 10]
+    texts = [f"Confidence: {lv}%." for lv in right + wrong] + [""] * (n - 17)
+    correct = [1] * 8 + [0] * 9 + [i % 2 for i in range(n - 17)]
+    out = verify(_claim(tmp_path, [""] * n, texts, correct, correct))
+    assert "confidence_decoupled" not in codes(out) and "confidence_tracks" not in codes(out)
+    f = finding(out, "confidence_too_few")
+    assert (f.outcome, f.severity, f.impact) == ("inconclusive", "minor", "none")
+    assert "only 17 output(s)" in f.detail and "8 right, 9 wrong" in f.detail and "at least 30" in f.detail
+    s = f.statistic
+    assert s["n_stated"] == 17 and s["auc_treatment"] == pytest.approx(4 / 9)  # 32 of 72 pairs ordered right
+    auc, lo, hi = _logit_delong([v / 100 for v in right], [v / 100 for v in wrong])
+    assert (s["ci_low"], s["ci_high"]) == pytest.approx((lo, hi), abs=1e-9)
+    assert 0 < s["ci_low"] < 0.5 < s["ci_high"] < 1
+
+
+def test_enough_outputs_but_an_interval_reaching_the_threshold_is_unresolved(tmp_path):
+    """40 stating outputs (20 + 20) at AUC 0.5: the interval reaches above 0.6, and Mann–Whitney cannot reject 0.5."""
+    levels = [20, 40, 60, 80] * 10
+    correct = [1] * 20 + [0] * 20
+    texts, correct = _stating(levels, correct)
+    out = verify(_claim(tmp_path, [""] * 40, texts, correct, correct))
+    assert "confidence_decoupled" not in codes(out)
+    f = finding(out, "confidence_unresolved")
+    assert (f.outcome, f.severity, f.impact) == ("inconclusive", "minor", "none")
+    assert f.statistic["ci_high"] > 0.6 and f.statistic["mw_p"] >= 0.05
+
+
+def test_a_significant_marker_rise_on_few_outputs_is_not_flagged(tmp_path):
+    """10 of 40 treatment outputs carry a marker, none in the baseline: McNemar 10–0 (p = 0.002) and the CI exclude 0,
+    but 10 marker-bearing outputs are fewer than the 20 needed; lowering the minimum turns the flag on."""
+    n = 40
+    treat = ["Let me verify." if i < 10 else "" for i in range(n)]
+    correct = [i % 2 for i in range(n)]
+    out = verify(_claim(tmp_path, [""] * n, treat, correct, correct))
+    assert "markers_without_correctness" not in codes(out)
+    f = finding(out, "markers_unresolved")
+    assert (f.outcome, f.severity, f.impact) == ("inconclusive", "minor", "none")
+    assert f.statistic["marker_p"] == pytest.approx(stats.score_inference(10, 0, n).test.p_value)
+    assert f.statistic["marker_p"] < 0.05
+    assert "only 10 treatment output(s)" in f.detail
+    out = verify(_claim(tmp_path / "low", [""] * n, treat, correct, correct, checks={"min_marker_outputs": 10}))
+    assert finding(out, "markers_without_correctness").severity == "major"
+
+
+def test_a_marker_rise_that_is_not_significant_is_not_flagged(tmp_path):
+    n = 60
+    base = ["I think." if i < 20 else "" for i in range(n)]
+    treat = ["I think." if i < 23 else "" for i in range(n)]  # 20 → 23: McNemar 3–0, score p = 0.083
+    correct = [i % 2 for i in range(n)]
+    out = verify(_claim(tmp_path, base, treat, correct, correct))
+    assert "markers_without_correctness" not in codes(out)
+    f = finding(out, "markers_unresolved")
+    assert "not significant" in f.detail and f.statistic["marker_p"] == pytest.approx(
+        stats.score_inference(3, 0, n).test.p_value)
+    assert f.statistic["marker_p"] > 0.05

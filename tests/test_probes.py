@@ -35,7 +35,8 @@ def finding(outcome, code):
 # --- oracles ----------------------------------------------------------------------------------------------------
 
 def test_hanley_mcneil_ct_through_the_loader():
-    """Hanley & McNeil (1982) CT ratings: AUC 0.8932, DeLong SE 0.03072, 95% CI [0.8330, 0.9534]."""
+    """Hanley & McNeil (1982) CT ratings: AUC 0.8932, DeLong SE 0.03072; the 95% CI on the logit scale is
+    logit(0.8932) ± 1.96 · 0.03072 / (0.8932 · 0.1068) → [0.8164, 0.9402] (the untransformed one: [0.8330, 0.9534])."""
     s, problems = probes.load_probe_set(DATA / "hanley_mcneil_ct.csv", "ct", id_column="case", score_column="rating",
                                         label_column="abnormal")
     assert problems == []
@@ -43,7 +44,8 @@ def test_hanley_mcneil_ct_through_the_loader():
     a = probes.set_auc(s, level=0.95)
     assert a.delong.value == pytest.approx(0.8932, abs=5e-5)
     assert a.delong.se == pytest.approx(0.03072, abs=5e-6)
-    assert (a.delong.interval.low, a.delong.interval.high) == pytest.approx((0.8330, 0.9534), abs=5e-5)
+    assert (a.delong.interval.low, a.delong.interval.high) == pytest.approx((0.8164, 0.9402), abs=5e-5)
+    assert a.delong.interval.method == "delong-logit"
     assert a.mw.p_value < 1e-12
     # The structural components give the same variance (the unpaired case of the paired computation).
     aucs, cov = probes.delong_covariance(s.pos, s.neg)
@@ -219,7 +221,7 @@ def _probe_claim(tmp_path: Path, id_file: str, ood: dict, **extra) -> Path:
     p = tmp_path / "claim.yaml"
     p.write_text(yaml.safe_dump({"claim": {"title": "probe"},
                                  "probes": {"in_distribution": id_file, "ood": ood, **extra},
-                                 "options": {"resamples": 200}}))
+                                 "options": {"resamples": 1000}}))
     return p
 
 
@@ -321,3 +323,114 @@ def test_inverted_ood_probe_is_flagged_as_inverted(tmp_path):
     f = finding(out, "ood_chance")
     assert "inverts" in f.title and f.statistic["auc_ood"] == pytest.approx(1 - f.statistic["auc_id"])
     assert out.report.verdict == "fragile"
+
+
+# --- AUC intervals inside [0, 1] ----------------------------------------------------------------------------------
+
+def _logit_oracle(pos, neg, level=0.95):
+    """statsmodels' DeLong variance, scipy's logit/expit: logit(A) ± z·SE/(A(1 − A)), back-transformed (Pepe 2003)."""
+    from scipy.special import expit, logit
+    from scipy.stats import norm
+    from statsmodels.stats.nonparametric import rank_compare_2indep
+
+    r = rank_compare_2indep(np.asarray(pos, float), np.asarray(neg, float), use_t=False)
+    a, se = float(r.prob1), math.sqrt(float(r.var_prob))
+    half = norm.ppf(0.5 + level / 2) * se / (a * (1 - a))
+    return a, se, float(expit(logit(a) - half)), float(expit(logit(a) + half)), r.conf_int(alpha=1 - level)
+
+
+def test_auc_interval_that_used_to_pass_one_is_now_inside():
+    """AUC 0.90 on 10 + 10 scores: the untransformed DeLong interval is [0.751, 1.049]; on the logit scale it is
+    [0.632, 0.979], with the same DeLong SE."""
+    pos = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    neg = [0, 1, 2, 3.5, 4.5, 1.5, 0.5, 2.5, 9.5, -1]
+    auc, se, lo, hi, (wald_lo, wald_hi) = _logit_oracle(pos, neg)
+    assert auc == pytest.approx(0.9) and wald_hi > 1
+    est = stats.auc_delong(pos, neg)
+    assert est.value == pytest.approx(auc, abs=1e-12) and est.se == pytest.approx(se, rel=1e-12)
+    assert (est.interval.low, est.interval.high) == pytest.approx((lo, hi), abs=1e-12)
+    assert (est.interval.low, est.interval.high) == pytest.approx((0.6323, 0.9792), abs=5e-5)
+
+
+@pytest.mark.parametrize("level", [0.8, 0.9, 0.99])
+def test_auc_logit_interval_against_the_oracle_at_other_levels(level):
+    rng = np.random.default_rng(int(level * 100))
+    pos, neg = np.round(rng.normal(1.2, 1, 25), 1), np.round(rng.normal(0, 1, 30), 1)
+    auc, se, lo, hi, _ = _logit_oracle(pos, neg, level)
+    est = stats.auc_delong(pos, neg, level=level)
+    assert (est.interval.low, est.interval.high) == pytest.approx((lo, hi), abs=1e-12)
+    assert est.interval.level == level
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=2, max_size=25), st.lists(st.integers(0, 6), min_size=2, max_size=25))
+def test_auc_interval_always_lies_inside_0_1(pos, neg):
+    est = stats.auc_delong(pos, neg)
+    iv = est.interval
+    if iv.ok:
+        assert 0 < iv.low <= est.value <= iv.high < 1
+    else:
+        assert iv.reason and (est.value in (0.0, 1.0) or not est.se > 0 or math.isnan(est.se))
+
+
+@pytest.mark.parametrize("pos,neg,auc", [([3, 4, 5], [0, 1, 2], 1.0), ([0, 1, 2], [3, 4, 5], 0.0)])
+def test_auc_at_zero_or_one_has_nan_bounds_with_a_reason(pos, neg, auc):
+    est = stats.auc_delong(pos, neg)
+    assert est.value == auc and not est.interval.ok and math.isnan(est.interval.low)
+    assert "perfect separation" in est.reason and est.interval.reason == est.reason
+
+
+# --- the evidence rule for the probe flags -----------------------------------------------------------------------
+
+def _probe_claim_checks(tmp_path: Path, ood: dict, checks: dict | None = None, **extra) -> Path:
+    p = tmp_path / "claim.yaml"
+    c = {"claim": {"title": "probe"}, "probes": {"in_distribution": str(DATA / "id.csv"), "ood": ood, **extra},
+         "options": {"resamples": 1000}}
+    if checks is not None:
+        c["checks"] = {"probes": checks}
+    p.write_text(yaml.safe_dump(c))
+    return p
+
+
+def _write_set(path: Path, pos, neg) -> str:
+    rows = [(f"new-{i}", v, 1) for i, v in enumerate(pos)] + [(f"new-n{i}", v, 0) for i, v in enumerate(neg)]
+    path.write_text("id,score,label\n" + "".join(f"{i},{v},{y}\n" for i, v, y in rows))
+    return str(path)
+
+
+def test_ood_at_chance_without_a_shown_drop_is_not_a_collapse(tmp_path):
+    """20 + 20 new OOD items at AUC 0.525 (Mann–Whitney p = 0.40): indistinguishable from chance, but the unpaired
+    ID − OOD difference has a CI that covers 0, so no critical flag and no verdict change."""
+    pos = [round(i / 20 + 0.03, 3) for i in range(20)]
+    neg = [round(i / 20, 3) for i in range(20)]
+    out = verify(load_claim(_probe_claim_checks(tmp_path, {"small": _write_set(tmp_path / "ood.csv", pos, neg)})))
+    assert "ood_chance" not in codes(out)
+    f = finding(out, "ood_unresolved")
+    assert (f.outcome, f.severity, f.impact) == ("inconclusive", "minor", "none")
+    s = f.statistic
+    assert s["test"] == "delong-unpaired-z" and s["diff_ci_low"] < 0 < s["diff_ci_high"] and s["ood_mw_p"] >= 0.05
+    assert "not shown" in f.detail
+    assert out.report.verdict == "supported"
+
+
+def test_a_shown_drop_on_too_few_items_is_not_a_collapse(tmp_path):
+    """8 + 8 OOD items at AUC 0.23: the drop from ID excludes 0, but 8 per class are fewer than the 10 needed;
+    lowering ``min_per_class`` turns the critical flag on."""
+    pos, neg = [1, 2, 3, 4, 5, 6, 7, 20], [8, 9, 10, 11, 12, 13, 14, 0]
+    ood = {"tiny": _write_set(tmp_path / "ood.csv", pos, neg)}
+    out = verify(load_claim(_probe_claim_checks(tmp_path, ood)))
+    assert "ood_chance" not in codes(out)
+    f = finding(out, "ood_unresolved")
+    assert f.statistic["diff_ci_low"] > 0 and "only 8 positive(s) and 8 negative(s)" in f.detail
+    out = verify(load_claim(_probe_claim_checks(tmp_path, ood, checks={"min_per_class": 5})))
+    g = finding(out, "ood_chance")
+    assert (g.severity, g.impact) == ("critical", "fragile") and out.report.verdict == "fragile"
+
+
+def test_a_probe_better_than_claimed_is_not_a_failure(tmp_path):
+    out = verify(load_claim(_probe_claim_checks(tmp_path, {"paraphrase": str(DATA / "ood_paraphrase.jsonl")},
+                                                claimed_auc=0.6)))
+    assert "claimed_auc_outside_ci" not in codes(out)
+    f = finding(out, "claimed_auc_exceeded")
+    assert f.outcome == "info" and f.statistic["ci_low"] > 0.6
+    assert out.report.verdict == "supported"

@@ -132,7 +132,7 @@ def xss_claim(root: Path) -> Path:
         rows[0]["id"] = 'q"><img src=x onerror=alert(3)>'
     claim = {"claim": {"title": "XSS <script>alert('title')</script>", "metric": "exact_match",
                        "reported": {"delta": 0.5}, "settings": {"max_tokens": 16}},
-             "samples": _samples([16, 64]), "perturbations": {"scorings": ["judge"]}, "options": {"resamples": 500}}
+             "samples": _samples([16, 64]), "perturbations": {"scorings": ["judge"]}, "options": {"resamples": 1000}}
     return write_claim(root, claim, logs)
 
 
@@ -220,8 +220,9 @@ def test_structure(rendered, verdict):
         assert any(local(el.tag) == "svg" and el.get("id") == "lengths-plot" for el in doc.iter())
 
     methods = text(by_id(doc, "methods"))
-    for needle in ("Paired bootstrap", f"{report.options['resamples']} replicates", "McNemar", "Wilson",
-                   "Newcombe", "Minimum detectable effect", "Truncation", f"--seed {report.options['seed']}"):
+    for needle in ("The decision rule", "Tango", "inverts", "Holm", "TOST", "paired bootstrap",
+                   f"{report.options['resamples']} resamples", "McNemar", "Wilson", "Miettinen", "Newcombe", "Power",
+                   "Truncation", f"--seed {report.options['seed']}"):
         assert needle in methods, needle
 
 
@@ -273,7 +274,7 @@ def test_lengths_use_completion_tokens_when_present(tmp_path):
                     r["finish_reason"] = "length"
             logs[f"logs/{arm}_{b}.jsonl"] = rows
     claim = {"claim": {"title": "tokens", "settings": {"max_tokens": 16}}, "samples": _samples([16, 64]),
-             "options": {"resamples": 500}}
+             "options": {"resamples": 1000}}
     outcome = audit(write_claim(tmp_path, claim, logs))
     html = render_html(outcome.report, outcome.records)
     assert "completion tokens (from the logs)" in html
@@ -314,7 +315,9 @@ def _assert_golden(prefix: str, outcome, root: Path, command: str | None = None)
 
 
 def test_golden_snapshot(tmp_path):
-    _assert_golden("fragile", audit(fragile_claim(tmp_path, n=12)), tmp_path, "audit verify claim.yaml --out out")
+    # 20 items: the smallest size at which this artifact is shown (at 12 the reversal at 64 tokens is not
+    # significant after Holm, and the verdict is supported with a major truncation flag).
+    _assert_golden("fragile", audit(fragile_claim(tmp_path, n=20)), tmp_path, "audit verify claim.yaml --out out")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -395,7 +398,7 @@ def many_items(n: int):
                                      for a in ("baseline", "treatment") for b in (16, 64)])
     claim = Claim.model_validate({"claim": {"title": "100k", "settings": {"max_tokens": 16}},
                                   "perturbations": {"scorings": ["exact"]}})
-    return verify(claim, records=records, resamples=200)
+    return verify(claim, records=records, resamples=1000)
 
 
 def test_100k_items_stay_under_20mb():

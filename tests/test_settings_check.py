@@ -172,7 +172,7 @@ def _live_settings(**treat) -> dict:
 def _claim(tmp_path, changes):
     return Claim.model_validate({"claim": {"title": "live", "settings": {"max_tokens": 4, "scoring": "exact"},
                                            "treatment_changes": changes},
-                                 "options": {"resamples": 200}}).model_copy(update={"path": tmp_path / "c.yaml"})
+                                 "options": {"resamples": 1000}}).model_copy(update={"path": tmp_path / "c.yaml"})
 
 
 def test_live_sweep_mismatch_is_flagged_with_items(tmp_path):
@@ -199,3 +199,122 @@ def test_live_undeclared_temperature_at_every_budget(tmp_path):
     assert "declared_change_absent" in codes(out)  # prompt_template declared but identical
     assert [f.code for f in out.findings if f.check == "settings"][:2] == ["undeclared_difference"] * 2
     assert findings(out, "undeclared_difference")[0].statistic["setting"] == "temperature"  # critical first
+
+
+# --- the model identity and guessed values are never undeclared differences -----------------------------------------
+
+def _two_models_claim(tmp_path, base_cfg: dict, treat_cfg: dict, changes=None):
+    """Two lm-eval runs whose results files differ only in what ``base_cfg`` / ``treat_cfg`` set."""
+    texts = [str(i) for i in range(40)]
+    for name, arm_cfg, scores in (("b", base_cfg, [i % 2 for i in range(40)]), ("t", treat_cfg, [1] * 40)):
+        write_lmeval_run(tmp_path / name, "add", 16, texts, {"strict-match": scores}, "Q")
+        (res,) = (tmp_path / name).glob("results_*.json")
+        data = json.loads(res.read_text())
+        data["config"].update(arm_cfg.get("config", {}))
+        data.update({k: v for k, v in arm_cfg.items() if k != "config"})
+        res.write_text(json.dumps(data))
+    c = {"claim": {"title": "t", "settings": {"max_tokens": 16}},
+         "samples": {"format": "lm-eval", "baseline": {16: "b/samples_*.jsonl"}, "treatment": {16: "t/samples_*.jsonl"}}}
+    if changes is not None:
+        c["claim"]["treatment_changes"] = changes
+    p = tmp_path / "c.yaml"
+    p.write_text(json.dumps(c))
+    return load_claim(p)
+
+
+def test_two_models_are_the_claim_not_an_undeclared_difference(tmp_path):
+    """Real lm-eval logs of two models, no treatment_changes: model_name and model_args' pretrained= differ. Shown
+    side by side, never flagged."""
+    out = verify(_two_models_claim(
+        tmp_path,
+        {"model_name": "org/base-7b", "config": {"model": "hf", "model_args": "pretrained=org/base-7b,dtype=bfloat16"}},
+        {"model_name": "org/tuned-7b",
+         "config": {"model": "hf", "model_args": "pretrained=org/tuned-7b,dtype=bfloat16"}}))
+    assert "undeclared_difference" not in codes(out)
+    (f,) = findings(out, "matched")
+    assert "names of the models compared" in f.title
+    status = {r["setting"]: r["status"] for r in f.rows}
+    assert status["model_name"] == status["model_args"] == settings_check.IDENTITY_STATUS
+    assert status["model_type"] == "same"  # lm-eval's --model is the backend, compared like the API
+    assert out.report.verdict == "supported"
+
+
+def test_model_args_beyond_the_name_are_still_compared(tmp_path):
+    out = verify(_two_models_claim(
+        tmp_path,
+        {"model_name": "org/a", "config": {"model": "hf", "model_args": "pretrained=org/a,dtype=bfloat16"}},
+        {"model_name": "org/b", "config": {"model": "vllm", "model_args": "pretrained=org/b,dtype=float16"}}))
+    diffs = {f.statistic["setting"]: f for f in findings(out, "undeclared_difference")}
+    assert set(diffs) == {"model_args", "model_type"}  # dtype and the backend, not the names
+    assert all(f.severity == "major" for f in diffs.values())
+    status = {r["setting"]: r["status"] for r in findings(out, "side_by_side")[0].rows}
+    assert status["model_name"] == settings_check.IDENTITY_STATUS
+
+
+@pytest.mark.parametrize("a,b,identity", [
+    ("pretrained=org/a,dtype=bfloat16", "pretrained=org/b,dtype=bfloat16", True),
+    ("model=m1,base_url=http://h1/v1,api_key=<redacted>", "model=m2,base_url=http://h2/v1,api_key=<redacted>", True),
+    ("pretrained=org/a,peft=org/lora", "pretrained=org/a", True),
+    ("pretrained=org/a,dtype=bfloat16", "pretrained=org/b,dtype=float16", False),
+    ({"pretrained": "a", "max_length": 2048}, {"pretrained": "b", "max_length": 4096}, False),
+])
+def test_model_args_identity_parts(a, b, identity):
+    assert settings_check.is_identity_difference("model_args", a, b) is identity
+
+
+def test_live_model_names_are_not_flagged_but_sampling_is(tmp_path):
+    settings = _live_settings(model="gemma-3-1b", model_file="gemma-3-1b-it-Q4_K_M.gguf sha256:def", temperature=0.8)
+    out = verify(_claim(tmp_path, []), records=_live_records(settings, {}))
+    diffs = {f.statistic["setting"]: f for f in findings(out, "undeclared_difference")}
+    assert set(diffs) == {"temperature"} and diffs["temperature"].severity == "critical"
+    status = {r["setting"]: r["status"] for r in findings(out, "side_by_side")[0].rows}
+    assert status["model"] == status["model_file"] == settings_check.IDENTITY_STATUS
+
+
+def test_task_names_guessed_from_file_names_are_not_compared(tmp_path):
+    """lm-eval samples without a results file: the importer derives each arm's task from the file name. Two names
+    that differ are shown, not flagged; what the logs do record (the budget) is still compared."""
+    from conftest import lmeval_lines, write_jsonl
+
+    texts = [str(i) for i in range(30)]
+    write_jsonl(tmp_path / "b/samples_add_2026-11-21T05-00-00.000000.jsonl",
+                lmeval_lines(texts, {"none": [i % 2 for i in range(30)]}, 16))
+    write_jsonl(tmp_path / "t/samples_add_renamed_2026-11-21T05-00-00.000000.jsonl",
+                lmeval_lines(texts, {"none": [1] * 30}, 16))
+    p = tmp_path / "c.yaml"
+    p.write_text(json.dumps({"claim": {"title": "t", "settings": {"max_tokens": 16}},
+                             "samples": {"format": "lm-eval", "baseline": {16: "b/samples_*.jsonl"},
+                                         "treatment": {16: "t/samples_*.jsonl"}}}))
+    out = verify(load_claim(p))
+    assert "undeclared_difference" not in codes(out)
+    (f,) = findings(out, "matched")
+    rows = {r["setting"]: r for r in f.rows}
+    assert rows["task"]["status"] == settings_check.GUESSED_STATUS
+    assert (rows["task"]["baseline"], rows["task"]["treatment"]) == ("add", "add_renamed")
+    assert rows["max_tokens"]["status"] == "same"
+
+
+def test_an_importer_marker_for_guessed_values_is_honoured(tmp_path):
+    settings = _live_settings(prompt_template="Q: {{ question }} (rephrased)\nA:", temperature=0.8)
+    for arm in ("baseline", "treatment"):
+        for b in settings[arm]:
+            settings[arm][b]["guessed"] = ["prompt"]  # alias of prompt_template
+    out = verify(_claim(tmp_path, []), records=_live_records(settings, {}))
+    diffs = {f.statistic["setting"] for f in findings(out, "undeclared_difference")}
+    assert diffs == {"temperature"}
+    status = {r["setting"]: r["status"] for r in findings(out, "side_by_side")[0].rows}
+    assert status["prompt_template"] == settings_check.GUESSED_STATUS
+    assert settings_check.guessed({"format": "lm-eval", "results_file": "/x/results.json"}) == set()
+    assert settings_check.guessed({"format": "lm-eval"}) == {"task"}
+
+
+def test_live_lm_eval_task_per_arm_is_the_declared_prompt_variant(tmp_path):
+    """A live run of lm-eval tasks records each arm's task as ``lm_eval_task``: it is lm-eval's task name, which a
+    declared prompt_template covers (before, an undeclared 'other' difference that made the claim fragile)."""
+    settings = _live_settings(lm_eval_task="add_direct", prompt_template="Q: {{ question }}\nA: The answer is")
+    for b in settings["baseline"]:
+        settings["baseline"][b]["lm_eval_task"] = "add_verify"
+    out = verify(_claim(tmp_path, ["prompt_template"]), records=_live_records(settings, {}))
+    assert "undeclared_difference" not in codes(out)
+    status = {r["setting"]: r["status"] for r in findings(out, "matched")[0].rows}
+    assert status["task"] == status["prompt_template"] == "differs (declared)"

@@ -136,7 +136,12 @@ def test_auc_hanley_mcneil_ct_data():
     est = S.auc_delong(pos, neg)
     assert close(est.value, 0.8932, ABS4)
     assert close(est.se, 0.03072, 5e-6)
-    assert close(est.interval.low, 0.8330, ABS4) and close(est.interval.high, 0.9534, ABS4)
+    # The Wald interval of reference/statistics.md, AUC ± z·SE = [0.8330, 0.9534], can leave [0, 1] near the edges;
+    # audit reports the logit-scale interval with the same DeLong SE: logit(A) ± z·SE/(A(1 − A)), back-transformed.
+    z = 1.959963984540054
+    wald = (est.value - z * est.se, est.value + z * est.se)
+    assert close(wald[0], 0.8330, ABS4) and close(wald[1], 0.9534, ABS4)
+    assert close(est.interval.low, 0.8164, ABS4) and close(est.interval.high, 0.9402, ABS4)
     assert est.n == 109 and est.method == "delong"
     mw = S.auc_mann_whitney(pos, neg)
     assert mw.statistic == pytest.approx(est.value, rel=1e-12)
@@ -352,8 +357,15 @@ def test_mde():
 
     zz = norm.ppf(0.975) + norm.ppf(0.8)
     assert S.mde_paired(100, 0.5) == pytest.approx(zz * 0.05, rel=1e-12)
-    assert S.mde_unpaired(89, 0.05) == pytest.approx(zz * math.sqrt(2 * 0.05 * 0.95 / 89), rel=1e-12)
-    assert math.isnan(S.mde_unpaired(50, 0.0))
+    # Cohen's h from statsmodels' NormalIndPower, turned back into a difference from the baseline rate.
+    from statsmodels.stats.power import NormalIndPower
+
+    h = NormalIndPower().solve_power(effect_size=None, nobs1=89, alpha=0.05, power=0.8, ratio=1.0)
+    assert h == pytest.approx(zz / math.sqrt(89 / 2), rel=1e-4)
+    up = math.sin(math.asin(math.sqrt(0.05)) + h / 2) ** 2 - 0.05
+    assert S.mde_unpaired(89, 0.05) == pytest.approx(up, rel=1e-4)  # h solved numerically by statsmodels
+    assert S.mde_unpaired(50, 0.0) == pytest.approx(math.sin(zz / math.sqrt(25) / 2) ** 2, rel=1e-4)
+    assert math.isnan(S.mde_unpaired(50, 1.0))  # nothing above 1
     sd = S.sd_diff_from_discordance(3, 9, 89)
     d = np.array([1] * 3 + [-1] * 9 + [0] * 77, float)
     assert sd == pytest.approx(d.std(), rel=1e-12)

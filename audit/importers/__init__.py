@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from audit.claim import Claim, resolve_paths
+from audit.claim import Claim, explain_no_match, resolve_paths
 from audit.errors import InputError, Problem
 from audit.importers.jsonl import read_jsonl
-from audit.importers.lmeval import find_results, read_results, read_samples, sha256_of, task_of
+from audit.importers.lmeval import (find_results, published_numbers, read_results, read_samples, sample_numbers,
+                                    sha256_of, task_of)
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
 from audit.scoring import SCORERS, resolve
 
@@ -39,17 +40,31 @@ def load_records(claim: Claim) -> Records:
         files = resolve_paths(claim, pattern)
         if fmt == "lm-eval":
             files = [f for f in files if f.suffix == ".jsonl"]
+        elif fmt == "inspect":
+            from audit.importers.inspect import SUFFIXES, require_inspect
+
+            require_inspect()
+            files = [f for f in files if f.suffix.lower() in SUFFIXES]
         if not files:
-            problems.append(Problem(f"no sample file matches {pattern!r}", file=str(claim.path),
-                                    field=field_path,
-                                    fix=f"paths resolve against {claim.base_dir}; check the folder and glob"))
+            msg, fix = explain_no_match(claim, pattern)
+            if fmt == "lm-eval" and resolve_paths(claim, pattern):
+                msg, fix = (f"{pattern!r} matches no .jsonl file (lm-eval writes samples_<task>_<date>.jsonl)",
+                            "point the pattern at the samples_*.jsonl files, or set samples.format: jsonl")
+            elif fmt == "inspect" and resolve_paths(claim, pattern):
+                msg, fix = (f"{pattern!r} matches no .eval or .json file (inspect writes <date>_<task>_<id>.eval)",
+                            "point the pattern at the run's inspect log")
+            problems.append(Problem(msg, file=str(claim.path), field=field_path, fix=fix))
             continue
         where[(arm, variant, budget)] = ", ".join(str(f) for f in files)
         if fmt == "lm-eval":
             df, probs, st = _read_lmeval(claim, files, arm, budget, variant)
+        elif fmt == "inspect":
+            df, probs, st = _read_inspect(claim, files, arm, budget, variant)
         else:
-            df, probs, st = _read_generic(files, arm, budget, variant, claim.options.cluster_field)
+            df, probs, st = _read_generic(files, arm, budget, variant, claim.options.cluster_field,
+                                          fmt=fmt, fields=claim.samples.fields)
         problems.extend(probs)
+        problems.extend(_file_problems(df, files, probs, pattern, field_path, str(claim.path)))
         if variant == DEFAULT_VARIANT:
             settings[arm][budget] = st
         if df is not None and len(df):
@@ -58,9 +73,13 @@ def load_records(claim: Claim) -> Records:
                 sources.append(Source(arm, budget, str(f), sha256_of(f), int((df["source"] == str(f)).sum())))
     if problems:
         raise InputError(problems)
+    if not frames:  # pragma: no cover - every empty file is reported above
+        raise InputError([Problem("the sample logs hold no records", file=str(claim.path), field="samples",
+                                  fix="point samples: at the runs' sample logs")])
     table = pd.concat(frames, ignore_index=True)
     table, probs = apply_scorings(table, requested, fmt, str(claim.path), claim.scorers)
-    problems.extend(probs)
+    if probs:  # a scoring that could not be applied leaves no table to check further
+        raise InputError(probs)
     problems.extend(_hash_problems(table))
     if claim.options.cluster_field and table["cluster"].isna().any():
         r = table[table["cluster"].isna()].iloc[0]
@@ -72,6 +91,34 @@ def load_records(claim: Claim) -> Records:
     return build_records([table], sources, settings, where)
 
 
+def _file_problems(df: pd.DataFrame | None, files: list[Path], probs: list[Problem], pattern, field_path: str,
+                   claim_file: str) -> list[Problem]:
+    """A file that gave no sample line at all, and a pattern whose files repeat each other's items (a glob that
+    matches two runs, e.g. runs/base_*/ over base_16 and base_64)."""
+    out: list[Problem] = []
+    counts = df["source"].value_counts() if df is not None and len(df) else pd.Series(dtype=int)
+    bad_files = {p.file for p in probs}
+    for f in files:
+        if counts.get(str(f), 0) == 0 and str(f) not in bad_files:
+            out.append(Problem("the log has no sample lines (the file is empty or blank)", file=str(f),
+                               fix=f"point {field_path} at the run's sample log, or re-run the evaluation with "
+                                   "per-sample logging"))
+    if df is not None and len(df) and len(files) > 1:
+        keys = ["item_id", "scoring"] if "scoring" in df.columns else ["item_id"]
+        per_item = df.groupby(keys, sort=False)["source"].nunique()
+        shared = per_item[per_item > 1]
+        if len(shared):
+            key = shared.index[0]
+            item = key[0] if isinstance(key, tuple) else key
+            holders = sorted(df.loc[df["item_id"] == item, "source"].unique())
+            out.append(Problem(
+                f"{pattern!r} matches {len(files)} files that hold the same items (item {item!r} is in "
+                f"{holders[0]} and {holders[1]}; {len(shared)} item(s) repeat): the pattern probably matches "
+                "more than one run", file=claim_file, field=field_path,
+                fix="narrow the glob to one run's folder (one budget, one arm), e.g. runs/base_16/*.jsonl"))
+    return out
+
+
 def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):
     problems: list[Problem] = []
     tasks = sorted({task_of(f) for f in files})
@@ -81,7 +128,8 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant
                               fix="narrow the glob to one task, e.g. samples_<task>_*.jsonl")], {}
     task = tasks[0]
     results_path = find_results(files[0])
-    st: dict = {"task": task, "format": "lm-eval"}
+    # Without a results file the task name is derived from the file name: a guess the settings check must not compare.
+    st: dict = {"task": task, "format": "lm-eval", **({} if results_path else {"guessed": ["task"]})}
     filter_order = None
     if results_path is not None:
         st.update(read_results(results_path, task))
@@ -106,24 +154,47 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant
             fix="file each log under the budget it was generated with (the key in samples.<arm> is max_gen_toks)"))
     if declared_ints:
         st["max_gen_toks"] = sorted(declared_ints)[0]
+    # What each file says, for the log_integrity check (samples vs their results file); "files" is bookkeeping the
+    # settings check does not compare between arms.
+    st["files"] = {str(f): sample_numbers(df, f, claim.claim.metric) for f in files if len(df)}
+    if results_path is not None:
+        st["files"][str(results_path)] = published_numbers(results_path, task)
     return df.drop(columns=["line_max_gen_toks"], errors="ignore"), problems, st
 
 
+def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):
+    from audit.importers.inspect import read_inspect
+
+    frames, problems, st = [], [], {}
+    for f in files:
+        df, probs, s = read_inspect(f, arm, budget, variant, claim.samples.epoch, claim.options.cluster_field)
+        frames.append(df)
+        problems.extend(probs)
+        st = st or s
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return df, problems, {**st, "files": [str(f) for f in files]}
+
+
 def _read_generic(files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT,
-                  cluster_field: str | None = None):
+                  cluster_field: str | None = None, fmt: str = "jsonl", fields: dict | None = None):
+    from audit.importers.tabular import read_tabular
+
     frames, problems = [], []
     for f in files:
-        df, probs = read_jsonl(f, arm, budget, variant, cluster_field)
+        if fmt == "jsonl" and not fields and f.suffix.lower() not in (".gz", ".zip"):
+            df, probs = read_jsonl(f, arm, budget, variant, cluster_field)
+        else:
+            df, probs = read_tabular(f, fmt, fields or {}, arm, budget, variant, cluster_field)
         frames.append(df)
         problems.extend(probs)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return df, problems, {"format": "jsonl", "files": [str(f) for f in files]}
+    return df, problems, {"format": fmt, "files": [str(f) for f in files]}
 
 
 def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_file: str, defined: dict | None = None):
     """Keep one row per requested scoring: from the logs when they carry it, else re-scored by a built-in scorer."""
     problems: list[Problem] = []
-    if fmt == "jsonl":
+    if fmt not in ("lm-eval", "inspect"):  # those logs hold one row per item × scoring already
         logged = sorted({k for s in table["scores"] for k in s})
         names = requested or logged or ["exact"]
         parts = []
@@ -139,19 +210,33 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
                 part["score"] = pd.to_numeric(vals, errors="coerce")
             elif resolve(name, defined) is not None:
                 if part["target"].isna().any():
-                    r = part[part["target"].isna()].iloc[0]
-                    problems.append(Problem(f"built-in scoring {name!r} needs a target", file=r["source"],
-                                            line=int(r["line"]), fix="add target to every line"))
+                    missing = part[part["target"].isna()]
+                    r = missing.iloc[0]
+                    problems.append(Problem(
+                        f"scoring {name!r} compares the output with a target, and {len(missing)} line(s) have none "
+                        "(no 'target' key, or null)", file=str(r["source"]), line=_line(r["line"]), field="target",
+                        fix=f"add target to every line, or give scores.{name} on every line so no re-scoring is "
+                            "needed"))
+                    continue
+                if "target_kind" in part.columns and not _takes_objects(name, defined) \
+                        and (part["target_kind"] == "object").any():
+                    r = part[part["target_kind"] == "object"].iloc[0]
+                    problems.append(Problem(
+                        f"scoring {name!r} compares text, but the target on this line is a JSON object",
+                        file=str(r["source"]), line=_line(r["line"]), field="target",
+                        fix="give the reference answer as a string; object targets ({prompt, test, entry_point}) "
+                            "are for code_exec scorers only"))
                     continue
                 fn = resolve(name, defined)
                 part["score"] = [fn(o, t) for o, t in zip(part["text"], part["target"])]
+                _set_extraction(part, name, defined)
             else:
                 problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
                 continue
             part["scoring"] = name
             parts.append(part)
         table = pd.concat(parts, ignore_index=True) if parts else table.iloc[:0]
-        return table.drop(columns=["scores"]), problems
+        return table.drop(columns=["scores", "target_kind"], errors="ignore"), problems
     logged = list(dict.fromkeys(table["scoring"]))
     names = requested or logged
     parts = []
@@ -162,13 +247,62 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
         elif resolve(name, defined) is not None:
             fn = resolve(name, defined)
             part = base.copy()
-            part["score"] = [fn(o or "", t or "") for o, t in zip(part["text"], part["target"])]
+            lacking = part[part["target"].isna() | part["text"].isna()]
+            if len(lacking):
+                r = lacking.iloc[0]
+                what = "target" if r["target"] is None or pd.isna(r["target"]) else "resps"
+                problems.append(Problem(
+                    f"scoring {name!r} re-scores the logged outputs, but {len(lacking)} line(s) lack a text "
+                    f"{'target' if what == 'target' else 'response'} ('{what}' missing, null or not a string)",
+                    file=str(r["source"]), line=_line(r["line"]), field=what,
+                    fix="re-score only logs that carry the generated text and a string target, or use a scoring "
+                        "the logs already hold"))
+                continue
+            part["score"] = [fn(o, t) for o, t in zip(part["text"], part["target"])]
             part["scoring"] = name
-            part["extracted"] = None
+            _set_extraction(part, name, defined)
             parts.append(part)
         else:
             problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
     return pd.concat(parts, ignore_index=True) if parts else table.iloc[:0], problems
+
+
+def _set_extraction(part: pd.DataFrame, name: str, defined: dict | None) -> None:
+    """The answer a re-scoring extracted (``extracted``) and whether there was one (``answered``: 1/0), for the
+    scorers that extract (claim-defined regex and ``kind: extract`` scorers); None / NaN for the others, which
+    compare the whole output."""
+    from audit.scoring import _as_spec, _extract
+
+    spec = (defined or {}).get(name)
+    if spec is None:
+        part["extracted"] = None
+        part["answered"] = float("nan")
+        return
+    spec = _as_spec(name, spec)
+    if getattr(spec, "kind", None) not in (None, "extract"):
+        part["extracted"] = None
+        part["answered"] = float("nan")
+        return
+    import re
+
+    pattern = re.compile(spec.regex, re.IGNORECASE if spec.ignore_case else 0)
+    got = [_extract(pattern, spec.select, spec.group, o) for o in part["text"]]
+    part["extracted"] = got
+    part["answered"] = [0.0 if g is None else 1.0 for g in got]
+
+
+def _line(x) -> int | None:
+    try:
+        return None if x is None or pd.isna(x) else int(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _takes_objects(name: str, defined: dict | None) -> bool:
+    """Whether the scorer ``name`` reads an object target (code_exec: {prompt, test, entry_point})."""
+    spec = (defined or {}).get(name)
+    kind = spec.get("kind") if isinstance(spec, dict) else getattr(spec, "kind", None)
+    return kind == "code_exec"
 
 
 def _unknown_scoring(name: str, logged: list[str], claim_file: str) -> Problem:
@@ -185,6 +319,8 @@ def _unknown_scoring(name: str, logged: list[str], claim_file: str) -> Problem:
 def _hash_problems(table: pd.DataFrame) -> list[Problem]:
     """Refuse to pair runs that did not see the same prompt (within an arm) or the same document (across arms)."""
     problems: list[Problem] = []
+    if table.empty:
+        return problems
     first = table["scoring"].iloc[0]
     t = table[(table["scoring"] == first) & (table["variant"] == DEFAULT_VARIANT)]
     for arm in ARMS:

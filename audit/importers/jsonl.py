@@ -6,64 +6,134 @@ One JSON object per line::
      "prompt": "...",                         # optional; hashed to check both budgets of an arm used one prompt
      "finish_reason": "length",               # optional: "stop" | "length" (the server's word on truncation)
      "completion_tokens": 512,                # optional: tokens generated
-     "scores": {"strict-match": 0, "flexible-extract": 1}}   # optional: scores per scoring name
+     "scores": {"strict-match": 0, "flexible-extract": 1},   # optional: scores per scoring name
+     "extracted": "12"}                       # optional: the answer the harness extracted (null: none found)
 
-``id`` and ``output`` are required; ``target`` is required unless every scoring the claim names is in ``scores``.
+``id`` (a string or an integer) and ``output`` (a string) are required; ``target`` (a string; an object for a
+code_exec scorer) is required unless every scoring the claim names is in ``scores``; scores are numbers.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
 from audit.errors import Problem
-from audit.jsonlines import json_objects
+from audit.jsonlines import MAX_PROBLEMS, Fields, json_objects, json_type
 
 REQUIRED = ("id", "output")
-KNOWN = {"id", "prompt", "output", "target", "finish_reason", "completion_tokens", "scores", "doc"}
+KNOWN = {"id", "prompt", "output", "target", "finish_reason", "completion_tokens", "scores", "doc", "extracted"}
+FINISH = {"stop": "stop", "length": "length", "eos": "stop", "max_tokens": "length"}
+EXAMPLE = '{"id": "q1", "output": "12", "target": "12"}'
 
 
 def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default",
                cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
-    """Parse one generic JSONL file into rows with a ``scores`` dict column (expanded by the caller)."""
+    """Parse one generic JSONL file into rows with a ``scores`` dict column (expanded by the caller).
+
+    Every field is type-checked (:class:`audit.jsonlines.Fields`): a line with a wrong field is reported and
+    left out, never read as a stand-in (``"output": null`` is an error, not the text "None").
+    """
     problems: list[Problem] = []
     rows = []
     file = str(path)
-    for i, d in json_objects(path, problems, example='{"id": "q1", "output": "12", "target": "12"}'):
-        missing = [k for k in REQUIRED if k not in d]
-        if missing:
-            problems.append(Problem(f"missing required key(s) {missing}", file=file, line=i,
-                                    fix="generic JSONL lines need at least id and output (see README: sample formats)"))
+    for i, d in json_objects(path, problems, example=EXAMPLE, what="sample log"):
+        row = record_row(d, file, i, problems, arm, budget, variant, cluster_field, typos=i == 1)
+        if row is None:
+            if len(problems) >= MAX_PROBLEMS:
+                problems.append(Problem(f"stopping after {MAX_PROBLEMS} problems in this file", file=file))
+                break
             continue
-        # Extra keys (metadata) are fine; a key that looks like a misspelt known one is almost surely a mistake.
-        if i == 1:
-            import difflib
-
-            typos = {u: m[0] for u in sorted(set(d) - KNOWN - {cluster_field})
-                     if (m := difflib.get_close_matches(u, sorted(KNOWN), n=1, cutoff=0.8))}
-            if typos:
-                problems.append(Problem(f"unknown key(s) {sorted(typos)}", file=file, line=i,
-                                        fix="did you mean " + ", ".join(f"{u}→{k}" for u, k in typos.items()) + "?"))
-        scores = d.get("scores") or {}
-        if not isinstance(scores, dict):
-            problems.append(Problem("'scores' must be an object of scoring name → number", file=file, line=i))
-            continue
-        fr = d.get("finish_reason")
-        if fr is not None and fr not in ("stop", "length", "eos", "max_tokens"):
-            problems.append(Problem(f"unknown finish_reason {fr!r}", file=file, line=i,
-                                    fix="use 'stop' or 'length' (or leave it out)"))
-        if fr in ("max_tokens",):
-            fr = "length"
-        if fr == "eos":
-            fr = "stop"
-        prompt = d.get("prompt")
-        ph = hashlib.sha256(prompt.encode()).hexdigest() if isinstance(prompt, str) else None
-        rows.append({
-            "arm": arm, "item_id": str(d["id"]), "variant": variant, "budget": budget,
-            "text": str(d["output"]), "target": None if d.get("target") is None else str(d["target"]),
-            "finish_reason": fr, "completion_tokens": d.get("completion_tokens"), "prompt_hash": ph,
-            "doc_hash": None, "source": file, "line": i, "scores": scores,
-            "cluster": d.get(cluster_field) if cluster_field else None,
-        })
+        rows.append(row)
     return pd.DataFrame(rows), problems
+
+
+def record_row(d: dict, file: str, line: int | None, problems: list[Problem], arm: str, budget: int | None,
+               variant: str, cluster_field: str | None, typos: bool = False, names: dict[str, str] | None = None,
+               cluster_key: str | None = None) -> dict | None:
+    """One record (generic keys) as a Records row, or None when a field was refused (its problems appended).
+
+    ``names`` says which key of the user's file each generic key came from (for messages); ``cluster_key`` is the
+    key of ``d`` holding the cluster value (default: ``cluster_field``).
+    """
+    f = Fields(d, file, line, problems, names=names)
+    item = f.ident("id", fix="every line needs the item id it answers (generic JSONL: see README, sample formats)"
+                   if not names else "map samples.fields.id to the key that holds the item id")
+    text = f.text("output", required=True,
+                  fix='give the text the model produced ("" when it produced nothing); a run that has no output '
+                      "for an item must leave the item out of both arms")
+    target, target_kind = _target(f)
+    fr = f.choice("finish_reason", tuple(FINISH))
+    tokens = f.count("completion_tokens")
+    prompt = f.text("prompt")
+    scores = _scores(f)
+    answered = _answered(f.obj.get("extracted", _ABSENT))
+    key = cluster_key or cluster_field
+    cluster = f.scalar(key) if key else None
+    # Extra keys (metadata) are fine; a key that looks like a misspelt known one is almost surely a mistake.
+    if typos:
+        import difflib
+
+        bad = {u: m[0] for u in sorted(set(d) - KNOWN - {cluster_field})
+               if (m := difflib.get_close_matches(u, sorted(KNOWN), n=1, cutoff=0.8))}
+        if bad:
+            problems.append(Problem(f"unknown key(s) {sorted(bad)}", file=file, line=line,
+                                    fix="did you mean " + ", ".join(f"{u}→{k}" for u, k in bad.items()) + "?"))
+    if not f.ok:
+        return None
+    ph = hashlib.sha256(prompt.encode()).hexdigest() if prompt is not None else None
+    extracted = d.get("extracted")
+    return {
+        "arm": arm, "item_id": item, "variant": variant, "budget": budget,
+        "text": text, "target": target, "target_kind": target_kind,
+        "finish_reason": FINISH.get(fr) if fr else None, "completion_tokens": tokens, "prompt_hash": ph,
+        "doc_hash": None, "source": file, "line": line, "scores": scores, "cluster": cluster,
+        "extracted": extracted if isinstance(extracted, (str, int, float)) and not isinstance(extracted, bool)
+        else None, "answered": answered,
+    }
+
+
+_ABSENT = object()
+NO_ANSWER = ("", "[invalid]")
+"""Extracted answers that mean "no answer was found": lm-eval's regex filter writes "[invalid]"."""
+
+
+def _answered(v) -> float:
+    """1.0 when a logged extracted answer is there, 0.0 when it is null / empty / "[invalid]", NaN when the record
+    does not say (no ``extracted`` key)."""
+    if v is _ABSENT:
+        return math.nan
+    if v is None or (isinstance(v, str) and v.strip() in NO_ANSWER):
+        return 0.0
+    return 1.0
+
+
+def _target(f: Fields) -> tuple[str | None, str | None]:
+    """The reference answer: a string (a number is read as its text); an object is kept as JSON for scorers that
+    take one (code_exec: {prompt, test, entry_point}); an array or a boolean is refused."""
+    v = f.obj.get("target")
+    if v is None:
+        return None, None
+    if isinstance(v, str):
+        return v, "text"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v), "text"
+    if isinstance(v, dict):
+        return json.dumps(v, ensure_ascii=False), "object"
+    f.bad("target", f"must be a string (the reference answer), not a JSON {json_type(v)}", v,
+          "give one reference string; for several acceptable answers use a regex scorer (scorers:) that accepts "
+          "each of them")
+    return None, None
+
+
+def _scores(f: Fields) -> dict:
+    raw = f.mapping("scores", fix='give scores as an object of scoring name → number, e.g. {"exact": 1}')
+    out: dict = {}
+    for name, v in (raw or {}).items():
+        x = f.number_value(f"scores.{name}", v)
+        if x is not None:
+            out[name] = x
+    return out

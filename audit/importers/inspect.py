@@ -1,0 +1,212 @@
+"""Importer for inspect_ai eval logs (``.eval`` and ``.json``), read with inspect_ai's own reader.
+
+``inspect_ai.log.read_eval_log`` reads both formats (and every log version inspect has written), so this module
+never parses the files itself. One row per sample × scorer:
+
+* ``item_id`` — the sample's ``id``. A log with more than one epoch holds each sample several times; those repeats
+  are not independent items, so the claim must pick one epoch (``samples.epoch: N``), which is then audited; without
+  it such a log is refused with that fix.
+* ``text`` — ``sample.output.completion`` (the last model call's text); ``target`` — the sample's target (a list of
+  one is unwrapped; a list of several leaves the target unknown, so built-in re-scoring reports it).
+* ``finish_reason`` — from ``sample.output.stop_reason``: ``max_tokens`` (and ``model_length``, the context window
+  ran out) → ``"length"``, ``unknown`` or none → unknown, anything else (``stop``, ``tool_calls``,
+  ``content_filter``) → ``"stop"``. This is direct evidence of truncation, which lm-eval's logs do not keep.
+* ``completion_tokens`` — ``sample.output.usage.output_tokens``.
+* one scoring per scorer (its name in ``sample.scores``): a number as is, a boolean as 1/0, inspect's letters
+  ``C``/``I``/``P``/``N`` (``CORRECT``, ``INCORRECT``, ``PARTIAL``, ``NOANSWER``) as 1/0/0.5/0, a numeric string as its
+  number; a scorer that returns a dict gives one scoring per key (``<scorer>.<key>``). The score's ``answer`` is the
+  ``extracted`` answer. ``answered`` is 0 for ``N``, and, for a scorer that reports an answer on some sample of
+  the log, 0 where it reports none (the pattern scorer when its regex finds nothing); NaN for scorers that never
+  report one (they judge the whole output).
+* ``prompt_hash`` — SHA-256 of the sample's input (a budget sweep must not change it); ``doc_hash`` — of its target.
+
+The arm's settings: the eval's task, model, model arguments, its generate config (``max_tokens``, ``temperature``,
+``seed``, ``stop_seqs`` as ``stop``, ...), epochs, scorers, dataset and inspect_ai's version. A log filed under
+budget B must have been generated with ``max_tokens`` B.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from audit.errors import InputError, Problem
+
+STOP_REASONS_CUT = frozenset({"max_tokens", "model_length"})
+LETTERS = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
+"""inspect_ai.scorer's CORRECT, INCORRECT, PARTIAL, NOANSWER and the value its ``value_to_float`` gives each."""
+SUFFIXES = (".eval", ".json")
+COLUMNS = ["arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
+           "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "cluster", "answered"]
+
+
+def require_inspect() -> None:
+    try:
+        import inspect_ai.log  # noqa: F401
+    except ImportError:
+        raise InputError([Problem("samples.format: inspect reads logs with inspect_ai, which is not installed",
+                                  field="samples.format", fix="pip install 'audit[inspect]'")]) from None
+
+
+def finish_reason(stop_reason: Any) -> str | None:
+    if not isinstance(stop_reason, str) or stop_reason == "unknown":
+        return None
+    return "length" if stop_reason in STOP_REASONS_CUT else "stop"
+
+
+def score_values(name: str, value: Any) -> tuple[dict[str, float], str | None]:
+    """A scorer's value as scoring name → number, or the reason it is not a number."""
+    if isinstance(value, dict):
+        out: dict[str, float] = {}
+        for k, v in value.items():
+            sub, why = score_values(f"{name}.{k}", v)
+            if why:
+                return {}, why
+            out.update(sub)
+        return out, None
+    if isinstance(value, bool):
+        return {name: float(value)}, None
+    if isinstance(value, (int, float)):
+        return {name: float(value)}, None
+    if isinstance(value, str):
+        if value in LETTERS:
+            return {name: LETTERS[value]}, None
+        try:
+            return {name: float(value)}, None
+        except ValueError:
+            return {}, f"scorer {name!r} gave {value!r}, which is neither a number nor one of C/I/P/N"
+    return {}, f"scorer {name!r} gave a {type(value).__name__}, not a number"
+
+
+def _sha(x: Any) -> str:
+    try:
+        raw = json.dumps(x, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        raw = repr(x)
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _input_of(sample) -> Any:
+    inp = sample.input
+    if isinstance(inp, str):
+        return inp
+    return [m.model_dump(exclude_none=True) if hasattr(m, "model_dump") else str(m) for m in inp]
+
+
+def _target_of(target: Any) -> str | None:
+    if isinstance(target, str):
+        return target
+    if isinstance(target, list) and len(target) == 1 and isinstance(target[0], str):
+        return target[0]
+    return None
+
+
+def settings_of(log, path: Path) -> dict[str, Any]:
+    """The arm's effective settings from the eval header: task, model, generate config, epochs, scorers."""
+    ev = log.eval
+    cfg = ev.model_generate_config.model_dump(exclude_none=True) if ev.model_generate_config else {}
+    if "stop_seqs" in cfg:
+        cfg["stop"] = cfg.pop("stop_seqs")
+    st: dict[str, Any] = {"format": "inspect", "task": ev.task, "task_version": ev.task_version,
+                          "model": ev.model, "model_args": ev.model_args or None,
+                          "epochs": getattr(ev.config, "epochs", None), "dataset": getattr(ev.dataset, "name", None),
+                          "scorers": [s.name for s in (ev.scorers or [])] or None,
+                          "inspect_ai_version": (ev.packages or {}).get("inspect_ai"),
+                          "log_status": log.status}
+    st.update({k: v for k, v in cfg.items() if not isinstance(v, (dict, list)) or k == "stop"})
+    return {k: v for k, v in st.items() if v is not None}
+
+
+def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "default", epoch: int | None = None,
+                 cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem], dict[str, Any]]:
+    """Rows (one per sample × scoring), the problems found, and the arm's settings, from one inspect log."""
+    from inspect_ai.log import read_eval_log
+
+    file = str(path)
+    problems: list[Problem] = []
+    empty = pd.DataFrame(columns=COLUMNS)
+    if path.suffix.lower() not in SUFFIXES:
+        return empty, [Problem(f"an inspect log ends in .eval or .json, not {path.suffix or '(no suffix)'!r}",
+                               file=file, fix="point the pattern at the run's .eval or .json log")], {}
+    try:
+        log = read_eval_log(file)
+    except Exception as exc:  # inspect raises zip, JSON, pydantic and its own errors: all mean "unreadable"
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return empty, [Problem(f"inspect_ai cannot read this log ({type(exc).__name__}: {msg[:300]})", file=file,
+                               fix="the file is truncated or not an inspect log; copy it again from the run, or "
+                                   "re-run the evaluation")], {}
+    st = settings_of(log, path)
+    samples = list(log.samples or [])
+    if log.status != "success":
+        problems.append(Problem(
+            f"the log's status is {log.status!r}: the run did not finish ({len(samples)} sample(s) logged)",
+            file=file, fix="audit a finished run (inspect eval-retry completes an interrupted one)"))
+    if not samples:
+        problems.append(Problem("the log holds no samples", file=file,
+                                fix="point the pattern at the run's full log (not a header-only copy)"))
+        return empty, problems, st
+    epochs = sorted({int(s.epoch) for s in samples})
+    if epoch is None and len(epochs) > 1:
+        problems.append(Problem(
+            f"the log holds {len(epochs)} epochs ({epochs}) of each sample; repeats of one sample are not independent "
+            "items", file=file, field="samples.epoch",
+            fix=f"set samples.epoch to the epoch to audit (one of {epochs}), e.g. samples.epoch: {epochs[0]}"))
+        return empty, problems, st
+    if epoch is not None:
+        if epoch not in epochs:
+            problems.append(Problem(f"samples.epoch {epoch} is not in this log (epochs: {epochs})", file=file,
+                                    field="samples.epoch", value=epoch, fix=f"pick one of {epochs}"))
+            return empty, problems, st
+        samples = [s for s in samples if int(s.epoch) == epoch]
+        st["epoch"] = epoch
+    cap = st.get("max_tokens")
+    if budget is not None and isinstance(cap, int) and cap != budget:
+        problems.append(Problem(f"a log filed under budget {budget} was generated with max_tokens={cap}", file=file,
+                                fix="file each log under the budget it was generated with (the key in "
+                                    "samples.<arm> is max_tokens)"))
+    reports_answer = {name for s in samples for name, sc in (s.scores or {}).items() if sc.answer is not None}
+    rows: list[tuple] = []
+    for s in samples:
+        where = f"sample {s.id!r}" + (f" (epoch {s.epoch})" if len(epochs) > 1 else "")
+        if s.error is not None:
+            problems.append(Problem(f"{where} ended in an error: {str(getattr(s.error, 'message', s.error))[:200]}",
+                                    file=file, fix="re-run the failed samples (inspect eval-retry)"))
+            continue
+        out = s.output
+        usage = getattr(out, "usage", None)
+        tokens = getattr(usage, "output_tokens", None)
+        cluster = None
+        if cluster_field:
+            cluster = (s.metadata or {}).get(cluster_field)
+            if cluster is None:
+                problems.append(Problem(f"{where} has no metadata key {cluster_field!r}", file=file,
+                                        field="options.cluster_field",
+                                        fix="give every sample the cluster key in its metadata"))
+        if not s.scores:
+            problems.append(Problem(f"{where} has no scores", file=file,
+                                    fix="score the log (inspect score) before auditing it"))
+            continue
+        base = (arm, str(s.id), variant, budget)
+        text = out.completion if out is not None else None
+        common = (text, _target_of(s.target), finish_reason(getattr(out, "stop_reason", None)),
+                  tokens if isinstance(tokens, int) else math.nan, _sha(_input_of(s)), _sha(s.target), file, None)
+        for name, sc in s.scores.items():
+            values, why = score_values(name, sc.value)
+            if why:
+                problems.append(Problem(f"{where}: {why}", file=file, field=f"scores.{name}",
+                                        fix="audit a scorer with numeric or C/I/P/N values"))
+                continue
+            if sc.value == "N":
+                answered = 0.0
+            elif name in reports_answer:
+                answered = 0.0 if sc.answer is None else 1.0
+            else:
+                answered = math.nan
+            for scoring, v in values.items():
+                rows.append((*base, scoring, v, *common, sc.answer, cluster, answered))
+    df = pd.DataFrame.from_records(rows, columns=COLUMNS)
+    return df, problems, st

@@ -1,0 +1,281 @@
+"""Any tabular export by field mapping: JSON lines, a JSON array, CSV or Parquet, optionally inside a .gz or a .zip.
+
+``samples.fields`` maps the generic keys (``id``, ``output``, ``target``, ``prompt``, ``finish_reason``,
+``completion_tokens``, ``extracted``, ``scores.<name>``, ``cluster``) to the user's own keys::
+
+    samples:
+      format: json
+      fields: {id: question_id, output: generated_text, target: answer, prompt: question}
+
+A record key is a name, or a dotted path into nested objects (``175b_finetuning.solution``; a key that itself
+contains the dots is taken first), or ``{baseline: ..., treatment: ...}`` when both arms sit side by side in one
+record. A generic key that is not mapped is read under its own name. Every other key of a record is metadata and
+never an error. Values are type-checked by the same layer as the generic JSONL format
+(:class:`audit.jsonlines.Fields`): a null output is an error; booleans are scores (true = 1).
+
+File shapes: ``jsonl`` one object per line; ``json`` an array of objects, or an object holding exactly one such
+array (``{"data": [...]}``); ``csv`` a header row (every cell read as text; score and count columns parsed as numbers,
+``true``/``false`` as 1/0); ``parquet`` one row per record (pyarrow). A ``.gz`` file is decompressed; a ``.zip``
+must hold exactly one file. Problems name the file (``archive.zip!member``), the record number (the line number for
+JSON lines) and the key as the user wrote it, with a did-you-mean against the keys the record actually has.
+"""
+from __future__ import annotations
+
+import difflib
+import gzip
+import io
+import zipfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+import pandas as pd
+
+from audit.errors import InputError, Problem
+from audit.importers.jsonl import record_row
+from audit.jsonlines import MAX_PROBLEMS, _open_problem, decode_utf8, json_objects, json_type
+
+_MISSING = object()
+NUMERIC_KEYS = ("completion_tokens",)
+
+
+def read_bytes(path: Path, problems: list[Problem]) -> tuple[str, bytes] | None:
+    """(name used in messages, the file's bytes): a .gz decompressed, the one member of a .zip read."""
+    file = str(path)
+    try:
+        if path.suffix.lower() == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                members = [m for m in zf.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+                if len(members) != 1:
+                    problems.append(Problem(
+                        f"the zip holds {len(members)} files ({', '.join(m.filename for m in members[:5]) or 'none'})"
+                        ", not one", file=file, fix="give a zip holding exactly one export file, or unzip it and "
+                                                    "point the pattern at the file"))
+                    return None
+                return f"{file}!{members[0].filename}", zf.read(members[0])
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        if path.suffix.lower() == ".gz":
+            return file, gzip.decompress(raw)
+        return file, raw
+    except OSError as exc:
+        if isinstance(exc, (gzip.BadGzipFile, EOFError)) or exc.errno is None:
+            problems.append(Problem(f"cannot decompress: {exc}", file=file, fix="check the file is a complete .gz"))
+        else:
+            problems.append(_open_problem(exc, file, "the export"))
+    except (zipfile.BadZipFile, EOFError) as exc:
+        problems.append(Problem(f"not a readable archive: {exc}", file=file,
+                                fix="check the file is a complete .zip / .gz (a download cut short?)"))
+    return None
+
+
+def iter_records(path: Path, fmt: str, problems: list[Problem]) -> Iterator[tuple[str, int, bool, dict]]:
+    """Yield (file name, record number, whether the number is a line number, record) for every record."""
+    got = read_bytes(path, problems)
+    if got is None:
+        return
+    name, raw = got
+    if fmt == "jsonl":
+        for i, d in json_objects(name, problems, what="export", data=raw):
+            yield name, i, True, d
+        return
+    if fmt == "json":
+        try:
+            data = orjson.loads(decode_utf8(raw, name, "the export"))
+        except InputError as err:
+            problems.extend(err.problems)
+            return
+        except orjson.JSONDecodeError as exc:
+            problems.append(Problem(f"not valid JSON ({exc.msg.split(':')[0]} at line {exc.lineno}, column "
+                                    f"{exc.colno})", file=name,
+                                    fix="samples.format: json expects one JSON document (an array of records); use "
+                                        "format: jsonl for one object per line"))
+            return
+        records = _the_array(data, name, problems)
+        bad = 0
+        for i, d in enumerate(records or [], start=1):
+            if isinstance(d, dict):
+                yield name, i, False, d
+                continue
+            problems.append(Problem(f"record {i} is a JSON {json_type(d)}, not an object", file=name,
+                                    fix="every element of the array must be one record (a JSON object)"))
+            bad += 1
+            if bad >= MAX_PROBLEMS:
+                return
+        return
+    if fmt == "csv":
+        try:
+            frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""],
+                                encoding="utf-8-sig")
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            problems.append(Problem(f"cannot read as CSV: {exc}", file=name,
+                                    fix="give a UTF-8 CSV file with a header row"))
+            return
+        cols = list(frame.columns)
+        for i, values in enumerate(frame.itertuples(index=False, name=None), start=1):
+            yield name, i, False, {c: (None if isinstance(v, float) else v) for c, v in zip(cols, values)}
+        return
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:  # pragma: no cover - pyarrow is a dependency
+            problems.append(Problem("reading Parquet needs pyarrow", file=name, fix="pip install pyarrow"))
+            return
+        try:
+            rows = pq.read_table(io.BytesIO(raw)).to_pylist()
+        except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+            problems.append(Problem(f"cannot read as Parquet: {exc}", file=name,
+                                    fix="check the file is a complete Parquet file"))
+            return
+        for i, d in enumerate(rows, start=1):
+            yield name, i, False, d
+        return
+    raise ValueError(f"unknown tabular format {fmt!r}")  # pragma: no cover - the claim model restricts it
+
+
+def _the_array(data: Any, name: str, problems: list[Problem]) -> list | None:
+    """The records of a JSON export: the document itself when it is an array, else the one array it holds."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        arrays = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v[:10])]
+        if len(arrays) == 1:
+            return data[arrays[0]]
+        problems.append(Problem(
+            "the JSON object holds " + (f"several arrays of records ({', '.join(arrays)})" if arrays
+                                        else "no array of records"), file=name,
+            fix="give an array of records, or an object holding exactly one (e.g. {\"data\": [...]})"))
+        return None
+    problems.append(Problem(f"the export is a JSON {json_type(data)}, not an array of records", file=name,
+                            fix="give an array of records"))
+    return None
+
+
+def lookup(d: dict, path: str) -> Any:
+    """The value at ``path`` in ``d``: the key itself first, else a dotted path into nested objects."""
+    if path in d:
+        return d[path]
+    cur: Any = d
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.lstrip("-").isdigit() and -len(cur) <= int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return _MISSING
+    return cur
+
+
+def did_you_mean(d: dict, path: str) -> str:
+    """A hint naming the record's actual key closest to ``path`` (at the level where the path stops matching)."""
+    cur: Any = d
+    parts = path.split(".")
+    prefix = []
+    for part in parts:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+            prefix.append(part)
+            continue
+        if not isinstance(cur, dict):
+            where = ".".join(prefix)
+            return f"{where} is a JSON {json_type(cur)}, not an object" if where else ""
+        keys = [str(k) for k in cur]
+        close = difflib.get_close_matches(part, keys, n=1, cutoff=0.5)
+        at = ".".join(prefix + [close[0]]) if close else None
+        shown = ", ".join(keys[:12]) + (", …" if len(keys) > 12 else "")
+        return (f"did you mean {at!r}? " if at else "") + f"the record has: {shown}"
+    return ""
+
+
+def arm_fields(fields: dict, arm: str) -> dict[str, str]:
+    """generic key → the record key this arm reads it from."""
+    return {k: (v if isinstance(v, str) else getattr(v, arm)) for k, v in fields.items()}
+
+
+def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | None, variant: str = "default",
+                 cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+    """Rows (with a ``scores`` dict column, as :func:`audit.importers.jsonl.read_jsonl`) from one export file."""
+    problems: list[Problem] = []
+    mapping = arm_fields(fields, arm)
+    cluster_path = mapping.pop("cluster", None) or cluster_field
+    score_paths = {k[len("scores."):]: v for k, v in mapping.items() if k.startswith("scores.")}
+    plain = {k: v for k, v in mapping.items() if not k.startswith("scores.")}
+    names = {**plain, **{f"scores.{n}": p for n, p in score_paths.items()}}
+    if cluster_path:
+        names["__cluster"] = cluster_path
+    rows = []
+    reported_missing: set[str] = set()
+    bad_records = 0
+    for name, i, is_line, d in iter_records(path, fmt, problems):
+        canon: dict = {}
+        where = f"{name}, record {i}" if not is_line else name
+        line = i if is_line else None
+        ok = True
+        for key in ("id", "output", "target", "prompt", "finish_reason", "completion_tokens", "extracted"):
+            src = plain.get(key, key)
+            v = lookup(d, src)
+            if v is _MISSING:
+                if key in plain and key not in ("id", "output"):
+                    # A mapped optional key missing is worth one note per file: the mapping is probably wrong.
+                    if key not in reported_missing:
+                        reported_missing.add(key)
+                        problems.append(Problem(f"samples.fields.{key} maps to {src!r}, which this record lacks",
+                                                file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
+                        ok = False
+                elif key in ("id", "output"):
+                    problems.append(Problem(f"required key {src!r} is missing"
+                                            + (f" (samples.fields.{key})" if key in plain else ""),
+                                            file=where, line=line, field=src,
+                                            fix=(did_you_mean(d, src) + "; " if did_you_mean(d, src) else "")
+                                            + f"map samples.fields.{key} to the key that holds the "
+                                              + ("item id" if key == "id" else "model's output text")))
+                    ok = False
+                continue
+            canon[key] = _csv_number(v) if fmt == "csv" and key in NUMERIC_KEYS else v
+        scores = {}
+        for sname, src in score_paths.items():
+            v = lookup(d, src)
+            if v is _MISSING:
+                problems.append(Problem(f"samples.fields.scores.{sname} maps to {src!r}, which this record lacks",
+                                        file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
+                ok = False
+                continue
+            scores[sname] = _csv_number(v) if fmt == "csv" else v
+        if score_paths:
+            canon["scores"] = scores
+        elif isinstance(d.get("scores"), dict) and "scores" not in plain.values():
+            canon["scores"] = d["scores"]
+        if cluster_path:
+            v = lookup(d, cluster_path)
+            canon["__cluster"] = None if v is _MISSING else v
+        row = record_row(canon, where, line, problems, arm, budget, variant, None, names=names,
+                         cluster_key="__cluster" if cluster_path else None) if ok else None
+        if row is None:
+            bad_records += 1
+            if bad_records >= MAX_PROBLEMS or len(problems) >= 2 * MAX_PROBLEMS:
+                problems.append(Problem(f"stopping after {bad_records} bad records in this file", file=name))
+                break
+            continue
+        row["source"] = str(path)
+        row["line"] = i
+        rows.append(row)
+    return pd.DataFrame(rows), problems
+
+
+def _csv_number(v: Any) -> Any:
+    """A CSV cell meant as a number: '1', '0.5', 'true'/'false' parsed; anything else left as text (then refused
+    by the type check, with the cell shown)."""
+    if not isinstance(v, str):
+        return v
+    s = v.strip()
+    low = s.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        return v

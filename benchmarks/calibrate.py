@@ -1,0 +1,648 @@
+"""Calibration: the auditor's own error rates, measured by simulating claims whose truth is known.
+
+Every replicate draws paired 0/1 outcomes (baseline and treatment on the same items, within-item correlation 0.5),
+builds a claim and in-memory Records, and runs the public `audit.verify.verify` on them. Each cell counts how often
+the verdict is wrong for a situation whose truth is known: a `supported` verdict under no true difference, a
+`fragile` verdict for a gain that is the same under every perturbation, a `not_reproduced` verdict when the measured
+gain is at least the reported one, a rejected null with clustered items. Every rate carries a Wilson 95% interval.
+
+    python benchmarks/calibrate.py [--reps 400] [--resamples 1000] [--jobs 2] [--seed 0] [--cells NAME ...]
+                                   [--n N ...] [--quick] [--out benchmarks/calibration]
+
+Each replicate's random numbers come from (seed, cell, n, replicate) alone, so the counts do not depend on --jobs
+or on which cells are run. Writes calibration.json (every count and interval) and CALIBRATION.md (one table per
+cell) into --out, and ends with one SUMMARY line naming every goal that was missed. The exit code is 0 even then:
+this is a measurement, not a gate.
+"""
+from __future__ import annotations
+
+import os
+
+# One BLAS thread per process: the workers are the parallelism, and the machine is shared.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import datetime as _dt  # noqa: E402
+import gc  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import multiprocessing  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections import Counter  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+VERDICTS = ("supported", "fragile", "not_reproduced", "inconclusive")
+NS = (30, 100, 200, 500, 1000)
+QUICK_NS = (30, 200)
+QUICK_REPS = 20
+LEVEL = 0.95
+ALPHA = 0.05
+
+# The simulated world. Every cell states which of these it uses.
+BASE_RATE = 0.5        # baseline accuracy
+GAIN = 0.10            # the true gain where there is one (treatment accuracy 0.6)
+PHI = 0.5              # within-item correlation of the two arms' 0/1 outcomes (phi coefficient)
+BUDGETS = (512, 1024)  # the claimed budget first
+BUDGET_RHO = 0.8       # per item, P(both arms' outputs at 1024 are the ones at 512); else re-drawn
+OOD_VARIANTS = 3
+OOD_RHO = 0.5          # per item and variant, P(the variant leaves both outputs as they were); else re-drawn
+SCORINGS = ("exact", "last-number")  # the claimed scoring first; both 0/1 built-in scorers (higher is better)
+SCORING_RHO = 0.9      # per item, P(the second scoring gives both arms the same scores as the first); else re-drawn
+ICC = 0.1              # clustered cells: between-cluster share of the latent (probit-scale) variance
+CLUSTERS = (5, 10, 30)
+MIN_ITEMS_PER_CLUSTER = 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The data model
+
+
+def joint_2x2(p_b: float, p_t: float, phi: float) -> tuple[np.ndarray, float]:
+    """Cell probabilities of (baseline, treatment) in order 00, 01, 10, 11 with marginals p_b, p_t and correlation phi.
+
+    P(11) = p_b p_t + phi sqrt(p_b q_b p_t q_t), clipped to the Fréchet bounds so every cell is a probability; the
+    achieved phi (equal to the asked one unless the clip bit) is returned beside the cells.
+    """
+    sd = math.sqrt(p_b * (1 - p_b) * p_t * (1 - p_t))
+    p11 = p_b * p_t + phi * sd
+    p11 = min(max(p11, max(0.0, p_b + p_t - 1.0)), min(p_b, p_t))
+    cells = np.array([1.0 - p_b - p_t + p11, p_t - p11, p_b - p11, p11])
+    cells = np.clip(cells, 0.0, 1.0)
+    cells /= cells.sum()
+    achieved = (p11 - p_b * p_t) / sd if sd > 0 else math.nan
+    return cells, float(achieved)
+
+
+def draw_pairs(rng: np.random.Generator, n: int, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """n independent items, each a (baseline, treatment) 0/1 pair drawn from the 2×2 law ``cells``."""
+    k = np.searchsorted(np.cumsum(cells), rng.random(n), side="right").clip(0, 3)
+    return (k >= 2).astype(float), (k % 2).astype(float)
+
+
+def redraw(rng: np.random.Generator, b: np.ndarray, t: np.ndarray, keep: float,
+           cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: with probability ``keep`` both arms' outcomes stay; otherwise a fresh pair from the same 2×2 law.
+
+    The new pair has the same joint law as the old (same marginals, same within-item phi), and each arm's outcome
+    correlates with its old one by exactly ``keep`` (a mixture of a copy and an independent draw).
+    """
+    stay = rng.random(len(b)) < keep
+    nb, nt = draw_pairs(rng, len(b), cells)
+    return np.where(stay, b, nb), np.where(stay, t, nt)
+
+
+def clustered_pairs(rng: np.random.Generator, n: int, c: int, p: float, phi: float,
+                    icc: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Paired 0/1 outcomes of n items in c equal clusters (item i in cluster i mod c), both arms at rate p.
+
+    Latent probit model: z_arm = u_c + v_arm,c + w_i + e_arm,i, unit variance per arm, outcome 1 when
+    z_arm > Φ⁻¹(1 − p).
+    The latent within-item correlation r is the tetrachoric value that gives the 0/1 correlation phi at p = 0.5
+    (r = sin(π phi / 2) = 0.707 for phi = 0.5). The cluster effects (u shared, v per arm) have variance icc in each
+    arm and correlate across arms by r too, so the between-cluster share is icc in each arm *and* in the arm
+    difference: Var(u) = icc r, Var(v) = icc (1 − r), Var(w) = r (1 − icc), Var(e) = (1 − r)(1 − icc).
+    Under this null every cluster has its own true delta, which averages to 0 over clusters.
+    """
+    r = math.sin(math.pi * phi / 2.0)
+    cl = np.arange(n) % c
+    u = rng.normal(0.0, math.sqrt(icc * r), c)
+    vb, vt = rng.normal(0.0, math.sqrt(icc * (1 - r)), (2, c))
+    w = rng.normal(0.0, math.sqrt(r * (1 - icc)), n)
+    eb, et = rng.normal(0.0, math.sqrt((1 - r) * (1 - icc)), (2, n))
+    from scipy.stats import norm
+
+    cut = float(norm.ppf(1.0 - p))
+    zb = u[cl] + vb[cl] + w + eb
+    zt = u[cl] + vt[cl] + w + et
+    return (zb > cut).astype(float), (zt > cut).astype(float), cl, r
+
+
+def phi_of(b: np.ndarray, t: np.ndarray) -> float:
+    if np.std(b) == 0 or np.std(t) == 0:
+        return math.nan
+    return float(np.corrcoef(b, t)[0, 1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Claims and records, through the public API
+
+
+def frame(arm: str, scores: np.ndarray, variant: str = "default", budget: int = BUDGETS[0],
+          scoring: str = SCORINGS[0], clusters: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """One arm × variant × budget × scoring block of Records rows (the columns of ``audit.records.COLUMNS``).
+
+    Outputs are one-token answers ("1" correct, "0" wrong) that stopped on their own (finish_reason "stop").
+    """
+    n = len(scores)
+
+    def const(value: Any) -> np.ndarray:
+        return np.full(n, value, dtype=object)
+
+    return {
+        "arm": const(arm), "item_id": _ids(n), "variant": const(variant), "budget": np.full(n, budget),
+        "scoring": const(scoring), "score": scores.astype(float), "text": np.where(scores > 0, "1", "0").astype(object),
+        "target": const("1"), "finish_reason": const("stop"), "completion_tokens": np.ones(n),
+        "prompt_hash": const(None), "doc_hash": const(None), "source": const(f"simulated/{arm}/{variant}/{budget}"),
+        "line": np.arange(1, n + 1), "extracted": const(None),
+        "cluster": const(None) if clusters is None else np.array([f"c{int(x):03d}" for x in clusters], dtype=object),
+    }
+
+
+_ID_CACHE: dict[int, np.ndarray] = {}
+
+
+def _ids(n: int) -> np.ndarray:
+    if n not in _ID_CACHE:
+        _ID_CACHE[n] = np.array([f"q{i:05d}" for i in range(n)], dtype=object)
+    return _ID_CACHE[n]
+
+
+def records_of(blocks: list[dict[str, np.ndarray]]):
+    """In-memory Records: one row per arm × item × variant × budget × scoring."""
+    from audit.records import COLUMNS, Records
+
+    # Only the columns a block carries; Records adds the optional ones it leaves out.
+    table = pd.DataFrame({c: np.concatenate([b[c] for b in blocks]) for c in COLUMNS if c in blocks[0]})
+    return Records(table=table)
+
+
+def claim_of(cell: str, resamples: int, *, budgets=BUDGETS[:1], scorings=SCORINGS[:1], variants=(),
+             reported: dict | None = None, cluster_field: str | None = None):
+    from audit.claim import Claim
+
+    logs = {b: f"simulated/{b}" for b in budgets}
+    data: dict[str, Any] = {
+        "claim": {"title": f"calibration: {cell}", "metric": "exact_match", "reported": reported or {},
+                  "settings": {"max_tokens": budgets[0], "scoring": scorings[0]}},
+        "samples": {"format": "jsonl", "baseline": logs, "treatment": logs,
+                    "variants": {v: {"baseline": logs, "treatment": logs} for v in variants}},
+        "perturbations": {"scorings": list(scorings)},
+        "options": {"resamples": resamples},
+    }
+    if cluster_field:
+        data["options"]["cluster_field"] = cluster_field
+    return Claim.model_validate(data)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cells
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One error rate of a cell: ``event`` verdicts among the replicates where ``among`` holds (default: all)."""
+
+    name: str
+    event: Callable[[dict], bool]
+    goal: float | None = None          # the rate must be ≤ goal (None: reported only)
+    goal_count: int | None = None      # the count must be ≤ goal_count (used for "exactly 0")
+    among: Callable[[dict], bool] | None = None
+    among_label: str = ""
+
+
+def _is(*verdicts: str) -> Callable[[dict], bool]:
+    return lambda r: r["verdict"] in verdicts
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    description: str
+    # (rng, n, resamples) → (claim, records, {"b": baseline scores, "t": treatment scores} at the claimed setting)
+    simulate: Callable[[np.random.Generator, int, int], tuple[Any, Any, dict]]
+    metrics: tuple[Metric, ...]
+    parameters: dict = field(default_factory=dict)
+    min_n: int = 2
+    wrong: tuple[str, ...] = ()        # verdicts that are wrong in this cell (their findings are tallied)
+
+
+def _two_arm(rng, n, p_t):
+    cells, _ = joint_2x2(BASE_RATE, p_t, PHI)
+    b, t = draw_pairs(rng, n, cells)
+    return cells, b, t
+
+
+def sim_null(rng, n, resamples):
+    _, b, t = _two_arm(rng, n, BASE_RATE)
+    return claim_of("null", resamples), records_of([frame("baseline", b), frame("treatment", t)]), {"b": b, "t": t}
+
+
+def sim_power(rng, n, resamples):
+    _, b, t = _two_arm(rng, n, BASE_RATE + GAIN)
+    return claim_of("power", resamples), records_of([frame("baseline", b), frame("treatment", t)]), {"b": b, "t": t}
+
+
+def sim_budgets(rng, n, resamples):
+    cells, b, t = _two_arm(rng, n, BASE_RATE + GAIN)
+    b2, t2 = redraw(rng, b, t, BUDGET_RHO, cells)
+    blocks = [frame("baseline", b, budget=BUDGETS[0]), frame("treatment", t, budget=BUDGETS[0]),
+              frame("baseline", b2, budget=BUDGETS[1]), frame("treatment", t2, budget=BUDGETS[1])]
+    return claim_of("budgets", resamples, budgets=BUDGETS), records_of(blocks), {"b": b, "t": t}
+
+
+def sim_ood(rng, n, resamples):
+    cells, b, t = _two_arm(rng, n, BASE_RATE + GAIN)
+    blocks = [frame("baseline", b), frame("treatment", t)]
+    names = [f"ood-{k + 1}" for k in range(OOD_VARIANTS)]
+    for v in names:
+        vb, vt = redraw(rng, b, t, OOD_RHO, cells)
+        blocks += [frame("baseline", vb, variant=v), frame("treatment", vt, variant=v)]
+    return claim_of("ood", resamples, variants=names), records_of(blocks), {"b": b, "t": t}
+
+
+def sim_scorings(rng, n, resamples):
+    cells, b, t = _two_arm(rng, n, BASE_RATE + GAIN)
+    b2, t2 = redraw(rng, b, t, SCORING_RHO, cells)
+    blocks = [frame("baseline", b, scoring=SCORINGS[0]), frame("treatment", t, scoring=SCORINGS[0]),
+              frame("baseline", b2, scoring=SCORINGS[1]), frame("treatment", t2, scoring=SCORINGS[1])]
+    return claim_of("scorings", resamples, scorings=SCORINGS), records_of(blocks), {"b": b, "t": t}
+
+
+def sim_reported_true(rng, n, resamples):
+    _, b, t = _two_arm(rng, n, BASE_RATE + GAIN)
+    claim = claim_of("reported_true", resamples, reported={"delta": GAIN})
+    return claim, records_of([frame("baseline", b), frame("treatment", t)]), {"b": b, "t": t}
+
+
+def sim_clustered(c: int):
+    def sim(rng, n, resamples):
+        b, t, cl, _ = clustered_pairs(rng, n, c, BASE_RATE, PHI, ICC)
+        claim = claim_of(f"clustered_c{c}", resamples, cluster_field="passage")
+        blocks = [frame("baseline", b, clusters=cl), frame("treatment", t, clusters=cl)]
+        return claim, records_of(blocks), {"b": b, "t": t}
+    return sim
+
+
+def _measured_at_least_reported(r: dict) -> bool:
+    return r["delta"] >= GAIN - 1e-12
+
+
+NOT_FRAGILE = Metric("fragile (false)", _is("fragile"), goal=0.05)
+_PAIR = {"baseline_rate": BASE_RATE, "phi": PHI}
+
+
+def _other_verdicts() -> tuple[Metric, ...]:
+    """The rates of the verdicts other than fragile, reported without a goal."""
+    return tuple(Metric(v, _is(v)) for v in VERDICTS if v != "fragile")
+
+
+CELLS: dict[str, Cell] = {c.name: c for c in [
+    Cell("null", "No true difference: both arms at 0.5; one budget, one scoring, no reported numbers. "
+         "`supported` is a type-I error.", sim_null,
+         (Metric("supported (type-I)", _is("supported"), goal=ALPHA / 2),
+          Metric("rejects the null either way (supported or not_reproduced)", _is("supported", "not_reproduced")),
+          Metric("fragile", _is("fragile"), goal=0.05)),
+         {**_PAIR, "treatment_rate": BASE_RATE}, wrong=("supported", "not_reproduced", "fragile")),
+    Cell("power", "A true +10-point gain (0.5 → 0.6); one budget, one scoring, no reported numbers. "
+         "`supported` is power; `fragile` and `not_reproduced` are wrong.", sim_power,
+         (Metric("supported (power)", _is("supported")), NOT_FRAGILE,
+          Metric("not_reproduced", _is("not_reproduced")), Metric("inconclusive", _is("inconclusive"))),
+         {**_PAIR, "treatment_rate": BASE_RATE + GAIN}, wrong=("fragile", "not_reproduced")),
+    Cell("budgets", f"The same +10 gain at budgets {BUDGETS[0]} (claimed) and {BUDGETS[1]}: per item, with probability "
+         f"{BUDGET_RHO} both arms' outputs at {BUDGETS[1]} are the ones at {BUDGETS[0]} (greedy decoding, the output "
+         f"ended before {BUDGETS[0]} tokens), otherwise a fresh pair from the same 2×2 law. Each arm's outcome "
+         f"correlates {BUDGET_RHO} across budgets; the delta is +10 at both. `fragile` is wrong.", sim_budgets,
+         (NOT_FRAGILE, *_other_verdicts()),
+         {**_PAIR, "treatment_rate": BASE_RATE + GAIN, "budgets": list(BUDGETS), "budget_rho": BUDGET_RHO},
+         wrong=("fragile", "not_reproduced")),
+    Cell("ood", f"The same +10 gain under {OOD_VARIANTS} OOD prompt variants that change nothing (same items): "
+         f"per item and variant, with probability {OOD_RHO} both outputs are unchanged, otherwise a fresh pair from "
+         "the same 2×2 law. `fragile` is wrong.", sim_ood,
+         (NOT_FRAGILE, *_other_verdicts()),
+         {**_PAIR, "treatment_rate": BASE_RATE + GAIN, "variants": OOD_VARIANTS, "ood_rho": OOD_RHO},
+         wrong=("fragile", "not_reproduced")),
+    Cell("scorings", f"The same +10 gain under 2 scorings ({SCORINGS[0]} claimed, {SCORINGS[1]}): per item, with "
+         f"probability {SCORING_RHO} the second scoring gives both arms the first one's scores, otherwise a fresh "
+         "pair from the same 2×2 law (the scorings agree on about 95% of an arm's items). `fragile` is wrong.",
+         sim_scorings, (NOT_FRAGILE, *_other_verdicts()),
+         {**_PAIR, "treatment_rate": BASE_RATE + GAIN, "scorings": list(SCORINGS), "scoring_rho": SCORING_RHO},
+         wrong=("fragile", "not_reproduced")),
+    Cell("reported_true", "A true +10 gain, and the claim reports exactly that: `claim.reported.delta: 0.10`. "
+         "`not_reproduced` when the measured delta is at least the reported one must never happen.",
+         sim_reported_true,
+         (Metric("not_reproduced", _is("not_reproduced")),
+          Metric("not_reproduced when measured delta ≥ reported", _is("not_reproduced"), goal_count=0,
+                 among=_measured_at_least_reported, among_label="replicates with measured delta ≥ 0.10"),
+          NOT_FRAGILE, Metric("supported", _is("supported"))),
+         {**_PAIR, "treatment_rate": BASE_RATE + GAIN, "reported_delta": GAIN},
+         wrong=("not_reproduced", "fragile")),
+    *[Cell(f"clustered_c{c}", f"No true difference on average, {c} equal clusters (`options.cluster_field`): latent "
+           f"probit model, ICC {ICC} in each arm and in the arm difference (every cluster has its own true delta, "
+           f"mean 0), within-item latent correlation sin(π·{PHI}/2) = {math.sin(math.pi * PHI / 2):.3f} (0/1 phi "
+           f"{PHI} at rate 0.5). Rejecting the null either way is a type-I error. n ≥ {MIN_ITEMS_PER_CLUSTER}·C.",
+           sim_clustered(c),
+           (Metric("rejects the null either way (supported or not_reproduced)", _is("supported", "not_reproduced"),
+                   goal=0.06),
+            Metric("supported (type-I)", _is("supported"), goal=ALPHA / 2)),
+           {**_PAIR, "treatment_rate": BASE_RATE, "clusters": c, "icc_latent": ICC,
+            "latent_within_item_correlation": math.sin(math.pi * PHI / 2)},
+           min_n=MIN_ITEMS_PER_CLUSTER * c, wrong=("supported", "not_reproduced"))
+      for c in CLUSTERS],
+]}
+ALIASES = {"clustered": [f"clustered_c{c}" for c in CLUSTERS]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running
+
+
+def replicate_seed(seed: int, cell: str, n: int, rep: int) -> np.random.SeedSequence:
+    cell_key = int.from_bytes(hashlib.sha256(cell.encode()).digest()[:8], "little")
+    return np.random.SeedSequence([seed, cell_key, n, rep])
+
+
+def warm_up() -> None:
+    """Import and exercise everything once, then freeze the heap, before any replicate is timed.
+
+    The first audit in a process pays the lazy imports (scipy, statsmodels); timing it would skew the seconds per
+    replicate. statsmodels' Holm adjustment calls ``gc.collect()`` on every call, whose cost grows with the heap;
+    freezing the objects that exist after the imports keeps that cost to the replicate's own objects. Neither
+    changes any verdict.
+    """
+    run_one(("null", 30, 0, 0, 1000))
+    run_one(("ood", 30, 0, 0, 1000))
+    gc.freeze()
+
+
+def run_one(task: tuple[str, int, int, int, int]) -> dict:
+    """One replicate: simulate, verify, return what the tables need (module-level so a process pool can call it)."""
+    cell_name, n, rep, seed, resamples = task
+    from audit.verify import verify
+
+    ss = replicate_seed(seed, cell_name, n, rep)
+    data_ss, audit_ss = ss.spawn(2)
+    rng = np.random.default_rng(data_ss)
+    audit_seed = int(audit_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))  # < 2**63
+    t0, c0 = time.perf_counter(), time.process_time()
+    claim, records, extra = CELLS[cell_name].simulate(rng, n, resamples)
+    b, t = extra["b"], extra["t"]
+    out = {"cell": cell_name, "n": n, "rep": rep, "delta": float(np.mean(t) - np.mean(b)), "phi": phi_of(b, t),
+           "verdict": "error", "sources": [], "error": None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            outcome = verify(claim, records=records, seed=audit_seed, resamples=resamples)
+        out["verdict"] = outcome.report.verdict
+        if out["verdict"] in CELLS[cell_name].wrong:
+            out["sources"] = sorted({f"{f.check}.{f.code}" for f in outcome.findings if f.impact == out["verdict"]})
+    except Exception as exc:  # noqa: BLE001 — a measurement run records the failure and goes on
+        out["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    out["seconds"] = time.perf_counter() - t0
+    out["cpu_seconds"] = time.process_time() - c0
+    return out
+
+
+def _interval(k: int, n: int) -> tuple[float, float]:
+    from audit.stats import wilson
+
+    if n == 0:
+        return math.nan, math.nan
+    iv = wilson(k, n, LEVEL)
+    return float(iv.low), float(iv.high)
+
+
+def summarize(cell: Cell, n: int, results: list[dict]) -> dict:
+    results = sorted(results, key=lambda r: r["rep"])
+    reps = len(results)
+    verdicts = Counter(r["verdict"] for r in results)
+    metrics = []
+    for m in cell.metrics:
+        pool = [r for r in results if r["error"] is None and (m.among is None or m.among(r))]
+        k = sum(1 for r in pool if m.event(r))
+        low, high = _interval(k, len(pool))
+        rate = k / len(pool) if pool else math.nan
+        if m.goal_count is not None:
+            goal = "count = 0" if m.goal_count == 0 else f"count ≤ {m.goal_count}"
+            met = k <= m.goal_count
+        elif m.goal is not None:
+            goal, met = f"≤ {m.goal:.1%}", bool(pool) and rate <= m.goal + 1e-12
+        else:
+            goal, met = None, None
+        metrics.append({"metric": m.name, "count": k, "of": len(pool), "among": m.among_label or "all replicates",
+                        "rate": rate, "ci_low": low, "ci_high": high, "ci_method": "wilson", "level": LEVEL,
+                        "goal": goal, "met": met})
+    sources = Counter(s for r in results for s in r["sources"])
+    phis = [r["phi"] for r in results if math.isfinite(r["phi"])]
+    errors = [r["error"] for r in results if r["error"]]
+    return {
+        "n": n, "reps": reps, "verdicts": {v: verdicts.get(v, 0) for v in (*VERDICTS, "error")},
+        "metrics": metrics,
+        "wrong_verdict_findings": dict(sorted(sources.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "mean_delta": float(np.mean([r["delta"] for r in results])) if results else math.nan,
+        "mean_phi": float(np.mean(phis)) if phis else math.nan,
+        "median_seconds": float(np.median([r["seconds"] for r in results])) if results else math.nan,
+        "median_cpu_seconds": float(np.median([r["cpu_seconds"] for r in results])) if results else math.nan,
+        "errors": len(errors), "first_error": errors[0] if errors else None,
+    }
+
+
+def resolve_cells(names: list[str] | None) -> list[str]:
+    if not names:
+        return list(CELLS)
+    out: list[str] = []
+    for name in names:
+        for c in ALIASES.get(name, [name]):
+            if c not in CELLS:
+                raise ValueError(f"unknown cell {name!r}; known: {', '.join([*CELLS, *ALIASES])}")
+            if c not in out:
+                out.append(c)
+    return out
+
+
+def calibrate(cells: list[str] | None = None, ns: list[int] | None = None, reps: int = 400, seed: int = 0,
+              resamples: int = 1000, jobs: int = 2, progress: Callable[[str, dict], None] | None = None) -> dict:
+    """Run the cells at every n (n below a cell's minimum is skipped) and return the full result as a dict."""
+    names = resolve_cells(cells)
+    ns = sorted(set(ns or NS))
+    plan = [(c, n) for c in names for n in ns if n >= CELLS[c].min_n]
+    tasks = [(c, n, rep, seed, resamples) for c, n in plan for rep in range(reps)]
+    t0 = time.perf_counter()
+    done: dict[tuple[str, int], list[dict]] = {key: [] for key in plan}
+    rows: dict[tuple[str, int], dict] = {}
+
+    def take(r: dict) -> None:
+        key = (r["cell"], r["n"])
+        done[key].append(r)
+        if len(done[key]) == reps:
+            rows[key] = summarize(CELLS[key[0]], key[1], done[key])
+            if progress:
+                progress(key[0], rows[key])
+
+    if jobs <= 1:
+        warm_up()
+        try:
+            for task in tasks:
+                take(run_one(task))
+        finally:
+            gc.unfreeze()
+    else:
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ctx.Pool(jobs, initializer=warm_up) as pool:
+            for r in pool.imap(run_one, tasks, chunksize=4):
+                take(r)
+    from audit import __version__
+
+    out_cells = {}
+    for c in names:
+        cell = CELLS[c]
+        out_cells[c] = {"description": cell.description, "parameters": cell.parameters,
+                        "wrong_verdicts": list(cell.wrong),
+                        "rows": [rows[(c, n)] for n in ns if (c, n) in rows],
+                        "skipped_n": [n for n in ns if n < cell.min_n]}
+    missed = [f"{c} n={row['n']}: {m['metric']} {_fmt_rate(m)} (goal {m['goal']})"
+              for c, cell in out_cells.items() for row in cell["rows"] for m in row["metrics"] if m["met"] is False]
+    return {
+        "audit_version": __version__, "seed": seed, "reps": reps, "resamples": resamples, "jobs": jobs,
+        "ns": ns, "level": LEVEL, "alpha": ALPHA,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__},
+        "model": {"baseline_rate": BASE_RATE, "gain": GAIN, "phi": PHI,
+                  "phi_achieved": joint_2x2(BASE_RATE, BASE_RATE + GAIN, PHI)[1],
+                  "phi_achieved_null": joint_2x2(BASE_RATE, BASE_RATE, PHI)[1], "budgets": list(BUDGETS),
+                  "budget_rho": BUDGET_RHO, "ood_variants": OOD_VARIANTS, "ood_rho": OOD_RHO,
+                  "scorings": list(SCORINGS), "scoring_rho": SCORING_RHO, "icc_latent": ICC,
+                  "clusters": list(CLUSTERS), "min_items_per_cluster": MIN_ITEMS_PER_CLUSTER,
+                  "rng": "numpy SeedSequence([seed, sha256(cell)[:8], n, replicate]), spawned into the data's "
+                         "and the audit's seeds"},
+        "cells": out_cells, "missed": missed,
+        "errors": sum(row["errors"] for cell in out_cells.values() for row in cell["rows"]),
+        "elapsed_seconds": time.perf_counter() - t0,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.1%}"
+
+
+def _fmt_rate(m: dict) -> str:
+    return f"{m['count']}/{m['of']} = {_pct(m['rate'])}"
+
+
+def markdown(result: dict, command: str) -> str:
+    lines = [f"command: `{command}`", "",
+             "# Calibration: the auditor's own error rates", "",
+             f"audit {result['audit_version']}, seed {result['seed']}, {result['reps']} replicates per row, "
+             f"{result['resamples']} resamples, Wilson {result['level']:.0%} intervals. Paired 0/1 outcomes, baseline "
+             f"rate {result['model']['baseline_rate']}, within-item correlation phi {result['model']['phi']}. "
+             "“met?” compares the point estimate with the goal; “s/rep” is the median seconds per replicate "
+             "(simulation and `verify`; wall clock, then CPU of the one process, which other load on the machine "
+             "does not inflate).", ""]
+    for name, cell in result["cells"].items():
+        lines += [f"## {name}", "", cell["description"], ""]
+        if cell["skipped_n"]:
+            lines += [f"Skipped n: {', '.join(map(str, cell['skipped_n']))} (fewer items than the cell needs).", ""]
+        lines += ["| n | metric | reps | count | rate | Wilson 95% CI | goal | met? | s/rep (wall, CPU) |",
+                  "|---:|---|---:|---:|---:|---|---|---|---:|"]
+        for row in cell["rows"]:
+            for m in row["metrics"]:
+                ci = "n/a" if not math.isfinite(m["ci_low"]) else f"[{m['ci_low']:.1%}, {m['ci_high']:.1%}]"
+                met = "—" if m["met"] is None else ("yes" if m["met"] else "**no**")
+                reps = str(m["of"]) if m["among"] == "all replicates" else f"{m['of']} ({m['among']})"
+                lines.append(f"| {row['n']} | {m['metric']} | {reps} | {m['count']} | {_pct(m['rate'])} | {ci} | "
+                             f"{m['goal'] or '—'} | {met} | {row['median_seconds']:.2f}, "
+                             f"{row['median_cpu_seconds']:.2f} |")
+        lines.append("")
+        notes = []
+        for row in cell["rows"]:
+            v = ", ".join(f"{k} {c}" for k, c in row["verdicts"].items() if c)
+            src = ", ".join(f"{k} {c}" for k, c in row["wrong_verdict_findings"].items())
+            notes.append(f"- n = {row['n']}: verdicts {v}; mean measured delta {row['mean_delta']:+.3f}, "
+                         f"mean phi {row['mean_phi']:.3f}" + (f"; wrong verdicts came from {src}" if src else "")
+                         + (f"; {row['errors']} error(s), first: {row['first_error']}" if row["errors"] else ""))
+        lines += notes + [""]
+    missed = result["missed"]
+    lines += ["## Goals missed", ""] + ([f"- {m}" for m in missed] if missed else ["None."]) + [""]
+    return "\n".join(lines)
+
+
+def write(result: dict, out_dir: Path, command: str) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js, md = out_dir / "calibration.json", out_dir / "CALIBRATION.md"
+    # NaN (a rate of no replicates) becomes null in the JSON; the Markdown prints n/a.
+    js.write_text(json.dumps(_nan_to_none({"command": command, **result}), indent=1, allow_nan=False) + "\n",
+                  encoding="utf-8")
+    md.write_text(markdown(result, command), encoding="utf-8")
+    return {"json": js, "markdown": md}
+
+
+def _nan_to_none(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    return x
+
+
+def summary_line(result: dict) -> str:
+    rows = sum(len(c["rows"]) for c in result["cells"].values())
+    goals = sum(1 for c in result["cells"].values() for r in c["rows"] for m in r["metrics"] if m["met"] is not None)
+    missed = result["missed"]
+    text = (f"SUMMARY calibrate: {rows} cell×n rows, {result['reps']} replicates each, "
+            f"{goals - len(missed)} of {goals} goals met")
+    if missed:
+        text += "; missed: " + "; ".join(missed)
+    if result["errors"]:
+        text += f"; {result['errors']} replicate(s) raised an error (see calibration.json)"
+    return text + f"; {result['elapsed_seconds']:.0f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=None, help="replicates per cell and n (default 400; --quick: 20)")
+    ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per audit (default 1000)")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cells", nargs="+", default=None, metavar="NAME",
+                    help=f"cells to run (default all): {', '.join([*CELLS, *ALIASES])}")
+    ap.add_argument("--n", nargs="+", type=int, default=None, dest="ns", metavar="N",
+                    help=f"item counts (default {' '.join(map(str, NS))})")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"a smoke run: {QUICK_REPS} replicates, n in {{{', '.join(map(str, QUICK_NS))}}}")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "calibration")
+    args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = ("python benchmarks/calibrate.py " + shlex.join(argv)).strip()
+    print(f"command: {command}", flush=True)
+    reps = args.reps if args.reps is not None else (QUICK_REPS if args.quick else 400)
+    ns = args.ns or (list(QUICK_NS) if args.quick else list(NS))
+    try:
+        cells = resolve_cells(args.cells)
+    except ValueError as exc:
+        ap.error(str(exc))
+    if reps < 1 or args.jobs < 1 or any(n < 2 for n in ns):
+        ap.error("--reps and --jobs must be at least 1, every --n at least 2")
+
+    def progress(cell: str, row: dict) -> None:
+        head = row["metrics"][0]
+        print(f"{cell:>15}  n={row['n']:<5} {head['metric']}: {_fmt_rate(head)} "
+              f"[{_pct(head['ci_low'])}, {_pct(head['ci_high'])}]  verdicts "
+              + " ".join(f"{k}={v}" for k, v in row["verdicts"].items() if v)
+              + f"  {row['median_seconds']:.2f} s/rep ({row['median_cpu_seconds']:.2f} CPU)", flush=True)
+
+    result = calibrate(cells, ns, reps, args.seed, args.resamples, args.jobs, progress)
+    paths = write(result, args.out, command)
+    print(f"wrote {paths['markdown']} and {paths['json']}")
+    print(summary_line(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""extraction: does the gain come from the other arm failing to produce a parseable answer?
+
+Scorers that *extract* an answer before comparing it — a claim-defined regex scorer, an lm-eval filter (whose
+regex writes "[invalid]" when it finds nothing), a logged extraction (``extracted`` null, e.g. MMLU-Pro's ``pred``)
+— score an output without an extractable answer as wrong. Reasoning-heavy models often run out of words before
+"The answer is …" or never state it; the gain then measures formatting, not ability. Records carry the flag per
+item (``answered``: 1 found, 0 none, NaN the scoring does not extract).
+
+Per extracting scoring, arm and budget: the share of outputs with no extractable answer (Wilson score interval);
+its asymmetry between arms (McNemar score test on the paired no-answer flags, with the Tango interval); and the
+delta on the items where both arms produced an answer (the decision inference of the significance check). The
+evidence rule is the truncation check's: the gain is flagged as coming from unanswered outputs only when the arms'
+no-answer rates differ significantly (α) *and*, on the items both arms answered, H0 "gain ≥ margin" is rejected
+one-sided at α/2. An unanswered output at the budget cap is both truncated and unanswered; each check counts it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from audit import stats
+from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
+from audit.findings import Finding
+
+NAME = "extraction"
+ANSWERED_ROLE = "items both arms answered"
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    high_rate: float = Field(0.1, ge=0, le=1, description="a no-answer rate above this at the claimed setting is "
+                                                          "reported")
+
+
+def no_answer_rates(records, level: float = 0.95) -> list[dict]:
+    """Per extracting scoring × budget × arm: outputs with no extractable answer, of those whose extraction is
+    known, with a Wilson interval. Empty when no scoring extracts."""
+    rows = []
+    for scoring in records.scorings():
+        for b in records.budgets():
+            if not records.has("default", b, scoring):
+                continue
+            f = records.paired(scoring, b).frame
+            for arm, col in (("baseline", "answered_b"), ("treatment", "answered_t")):
+                a = f[col].to_numpy(dtype=float)
+                known = a[~np.isnan(a)]
+                if not len(known):
+                    continue
+                k, n = int((known == 0).sum()), int(len(known))
+                iv = stats.wilson(k, n, level=level)
+                rows.append({"scoring": scoring, "budget": b, "arm": arm, "no_answer": k, "known": n,
+                             "items": int(len(a)), "rate": k / n, "ci_low": iv.low, "ci_high": iv.high,
+                             "ci_method": iv.method})
+    return rows
+
+
+def run(ctx: Context, params: Params) -> list[Finding]:
+    rec = ctx.records
+    prov = ctx.provenance(rates="Wilson score interval", asymmetry="McNemar score test (Tango interval)",
+                          delta="the decision inference (see significance)",
+                          no_answer_rule="extracting scorer found no answer: no regex match, lm-eval '[invalid]' or "
+                                         "empty, logged extraction null")
+    rate_rows = no_answer_rates(rec, ctx.level)
+    if not rate_rows:
+        return [Finding(NAME, "no_extraction", "info",
+                        "No scoring extracts an answer, so answer-extraction failures cannot be counted",
+                        detail="Extracting scorings: claim-defined regex / kind: extract scorers, lm-eval filters "
+                               "other than 'none', or an `extracted` key in generic logs.", provenance=prov)]
+    findings = [Finding(NAME, "rates", "info",
+                        "Share of outputs with no extractable answer, per scoring, arm and budget",
+                        rows=rate_rows, provenance=prov)]
+    cb, cs = ctx.claimed_budget, ctx.claimed_scoring
+    if cb is None or cs is None or not rec.has("default", cb, cs):
+        return findings
+    p = rec.paired(cs, cb)
+    ab, at = p.frame["answered_b"].to_numpy(dtype=float), p.frame["answered_t"].to_numpy(dtype=float)
+    known = ~np.isnan(ab) & ~np.isnan(at)
+    if known.sum() < 2:
+        findings.append(Finding(NAME, "claimed_not_extracting", "info",
+                                f"The claimed scoring {cs!r} does not extract an answer (or the logs do not say), so "
+                                "the claimed gain cannot be split by answered / unanswered outputs", provenance=prov))
+        return findings
+    nb, nt = 1.0 - ab[known], 1.0 - at[known]
+    rb, rt = float(nb.mean()), float(nt.mean())
+    asym = stats.paired_inference(nb, nt, level=ctx.level)
+    both = known & (ab == 1) & (at == 1)
+    n_both = int(both.sum())
+    claimed = ctx.cell(cb)
+    delta_all = claimed.delta.value if claimed is not None else math.nan
+    both_inf = (stats.paired_inference(p.baseline[both], p.treatment[both], level=ctx.level) if n_both >= 2
+                else None)
+    margin = ctx.margin if math.isfinite(ctx.margin) else 0.0
+    p_both = (both_inf.p_value(ctx.sign * margin, "less" if ctx.sign > 0 else "greater") if both_inf
+              else math.nan)
+    iv = both_inf.interval if both_inf else stats.Interval.nan(ctx.level, "paired",
+                                                                f"{n_both} item(s) both arms answered: need 2")
+    row = {"variant": "default", "budget": cb, "scoring": cs, "n": n_both,
+           "baseline": float(np.mean(p.baseline[both])) if n_both else math.nan,
+           "treatment": float(np.mean(p.treatment[both])) if n_both else math.nan,
+           "delta": both_inf.value if both_inf else math.nan, "ci_low": iv.low, "ci_high": iv.high,
+           "ci_method": iv.method, "role": ANSWERED_ROLE}
+    stat = {"budget": cb, "scoring": cs, "no_answer_baseline": rb, "no_answer_treatment": rt,
+            "asymmetry_delta": asym.value, "asymmetry_ci_low": asym.interval.low,
+            "asymmetry_ci_high": asym.interval.high, "asymmetry_p": asym.test.p_value,
+            "asymmetry_test": asym.test.method, "n_both_answered": n_both, "delta_all": delta_all,
+            "delta_both_answered": row["delta"], "ci_low": iv.low, "ci_high": iv.high,
+            "p_both_below_margin": p_both, "margin": margin}
+    asymmetric = asym.test.p_value < ctx.alpha
+    gains = math.isfinite(delta_all) and ctx.sign * delta_all > 0
+    rates = f"{rb:.1%} of baseline vs {rt:.1%} of treatment outputs have no extractable answer"
+    on_both = (f"on the {n_both} items both arms answered the delta is {fmt_delta(both_inf.value)} {fmt_ci(iv)}"
+               if both_inf else f"{n_both} item(s) were answered by both arms")
+    asym_text = (f"No-answer asymmetry: McNemar score p = {asym.test.p_value:.3g}, difference (treatment − baseline) "
+                 f"{fmt_delta(asym.value)} {fmt_ci(asym.interval)}.")
+    if asymmetric and gains and math.isfinite(p_both) and p_both < ctx.alpha / 2:
+        worse = "baseline" if rb > rt else "treatment"
+        mask = np.zeros(p.n, dtype=bool)
+        mask[np.flatnonzero(known)[(nb if worse == "baseline" else nt) == 1]] = True
+        findings.append(Finding(
+            NAME, "from_no_answer", "flag",
+            f"The gain comes from the {worse} failing to produce a parseable answer: {rates} ({cs!r}, {cb} tokens); "
+            + on_both,
+            detail=asym_text + f" On the items both arms answered H0 'gain ≥ margin {margin:.3g}' is rejected: "
+                               f"one-sided p = {p_both:.3g} < α/2.",
+            severity="critical", impact="fragile", statistic=stat, rows=[row], provenance=prov,
+            evidence=item_evidence(p, mask)))
+    elif asymmetric:
+        findings.append(Finding(
+            NAME, "asymmetric_no_answer", "info",
+            f"The arms fail to produce a parseable answer at different rates: {rates}; " + on_both,
+            detail=asym_text + (" The gain is not shown to vanish on the items both arms answered."
+                                if gains else ""), statistic=stat, rows=[row], provenance=prov))
+    elif max(rb, rt) > params.high_rate:
+        findings.append(Finding(NAME, "high_rate", "info", f"Many outputs have no extractable answer: {rates}; "
+                                + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov))
+    else:
+        findings.append(Finding(NAME, "answered", "pass", f"Few outputs lack an extractable answer: {rates}; "
+                                + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov))
+    return findings

@@ -1,0 +1,107 @@
+"""The calibration benchmark (benchmarks/calibrate.py): its data model, its output and its reproducibility.
+
+The full table takes minutes (`make calibrate`); these tests run a few replicates at n = 30.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def cal():
+    path = REPO / "benchmarks" / "calibrate.py"
+    spec = importlib.util.spec_from_file_location("calibrate", path)
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, so that worker processes find the functions they are handed by name.
+    sys.modules["calibrate"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("calibrate", None)
+
+
+@pytest.mark.parametrize("p_b,p_t,phi", [(0.5, 0.6, 0.5), (0.5, 0.5, 0.5), (0.1, 0.9, 0.9), (0.3, 0.4, 0.0)])
+def test_joint_2x2_has_the_marginals_and_the_correlation(cal, p_b, p_t, phi):
+    cells, achieved = cal.joint_2x2(p_b, p_t, phi)
+    assert np.all(cells >= 0) and cells.sum() == pytest.approx(1.0)
+    assert cells[2] + cells[3] == pytest.approx(p_b) and cells[1] + cells[3] == pytest.approx(p_t)
+    if (p_b, p_t) == (0.1, 0.9):
+        assert achieved < phi  # the Fréchet bound clips it, and the achieved value says so
+    else:
+        assert achieved == pytest.approx(phi)
+
+
+def test_redraw_keeps_the_joint_law(cal):
+    rng = np.random.default_rng(1)
+    cells, _ = cal.joint_2x2(0.5, 0.6, 0.5)
+    b, t = cal.draw_pairs(rng, 200_000, cells)
+    b2, t2 = cal.redraw(rng, b, t, 0.8, cells)
+    assert b2.mean() == pytest.approx(0.5, abs=0.01) and t2.mean() == pytest.approx(0.6, abs=0.01)
+    assert np.corrcoef(b2, t2)[0, 1] == pytest.approx(0.5, abs=0.01)
+    assert np.corrcoef(b, b2)[0, 1] == pytest.approx(0.8, abs=0.01)
+
+
+def _counts(result: dict) -> dict:
+    return {(c, row["n"]): (row["verdicts"], [(m["metric"], m["count"], m["of"]) for m in row["metrics"]])
+            for c, cell in result["cells"].items() for row in cell["rows"]}
+
+
+def test_small_run_structure_and_reproducibility(cal, tmp_path):
+    cells = ["null", "reported_true"]
+    one = cal.calibrate(cells, [30], reps=5, seed=7, resamples=1000, jobs=1)
+    two = cal.calibrate(cells, [30], reps=5, seed=7, resamples=1000, jobs=2)
+    assert _counts(one) == _counts(two)  # the same seed gives the same counts, whatever --jobs
+    assert one["errors"] == 0
+    assert list(one["cells"]) == cells
+    for cell in one["cells"].values():
+        [row] = cell["rows"]
+        assert row["n"] == 30 and row["reps"] == 5
+        assert sum(row["verdicts"].values()) == 5
+        assert row["median_seconds"] > 0
+        for m in row["metrics"]:
+            assert 0 <= m["count"] <= m["of"] <= 5
+            if m["of"]:
+                assert 0.0 <= m["ci_low"] <= m["rate"] <= m["ci_high"] <= 1.0
+            else:
+                assert math.isnan(m["rate"])
+            assert m["met"] in (None, True, False)
+    conditional = [m for m in one["cells"]["reported_true"]["rows"][0]["metrics"] if m["goal"] == "count = 0"]
+    assert len(conditional) == 1
+
+    paths = cal.write(one, tmp_path, "python benchmarks/calibrate.py --test")
+    md = paths["markdown"].read_text(encoding="utf-8")
+    assert md.splitlines()[0] == "command: `python benchmarks/calibrate.py --test`"
+    assert "| n | metric | reps | count | rate | Wilson 95% CI | goal | met? | s/rep (wall, CPU) |" in md
+    data = json.loads(paths["json"].read_text(encoding="utf-8"))
+    assert data["command"] == "python benchmarks/calibrate.py --test" and data["seed"] == 7
+    assert data["audit_version"] and set(data["cells"]) == set(cells)
+
+
+def test_replicates_do_not_depend_on_what_else_runs(cal):
+    # A replicate's random numbers come from (seed, cell, n, replicate) alone.
+    alone = cal.calibrate(["null"], [30], reps=3, seed=11, jobs=1)
+    mixed = cal.calibrate(["power", "null"], [30], reps=3, seed=11, jobs=1)
+    assert _counts(alone)[("null", 30)] == _counts(mixed)[("null", 30)]
+    other_seed = [cal.run_one(("null", 30, r, 12, 1000))["delta"] for r in range(3)]
+    assert other_seed != [cal.run_one(("null", 30, r, 11, 1000))["delta"] for r in range(3)]
+
+
+def test_main_prints_the_command_and_a_summary(cal, tmp_path, capsys):
+    assert cal.main(["--cells", "clustered_c5", "--n", "30", "--reps", "2", "--jobs", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("command: python benchmarks/calibrate.py --cells clustered_c5")
+    assert out[-1].startswith("SUMMARY calibrate: 1 cell×n rows, 2 replicates each")
+    assert (tmp_path / "CALIBRATION.md").is_file() and (tmp_path / "calibration.json").is_file()
+
+
+def test_unknown_cell_is_refused(cal):
+    with pytest.raises(ValueError, match="unknown cell"):
+        cal.resolve_cells(["nul"])
+    assert cal.resolve_cells(["clustered"]) == ["clustered_c5", "clustered_c10", "clustered_c30"]
