@@ -147,7 +147,7 @@ SAMPLE_KEYS = ("id", "output", "target", "prompt", "finish_reason", "completion_
 class Samples(_Strict):
     """Replay mode: per-arm sample logs keyed by generation budget. Values are paths or globs, relative to the claim."""
 
-    format: Literal["lm-eval", "jsonl", "json", "csv", "parquet", "inspect"] = "lm-eval"
+    format: Literal["lm-eval", "inspect", "jsonl", "json", "csv", "parquet"] = "lm-eval"
     epoch: int | None = Field(None, ge=1, description="inspect logs with several epochs: the epoch to audit (repeats "
                                                       "of one sample are not independent items)")
     fields: dict[str, str | PerArmField] = Field(

@@ -60,10 +60,11 @@ class Gate:
 
     def finding_fails(self, finding: Any, verdict: str) -> bool:
         """Does this finding fail the gate? A flag fails when its severity is gated, or when it is what moved the
-        audit to a gated verdict (its impact equals the verdict)."""
+        audit to a gated verdict (its impact equals the verdict; untrusted input caps the verdict at inconclusive)."""
         if finding.outcome != "flag":
             return False
-        return self.severity_fails(finding.severity) or (verdict in self.verdicts and finding.impact == verdict)
+        moved = finding.impact == verdict or (finding.impact == "untrusted_input" and verdict == "inconclusive")
+        return self.severity_fails(finding.severity) or (verdict in self.verdicts and moved)
 
 
 @dataclass(frozen=True)

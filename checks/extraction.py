@@ -7,7 +7,7 @@ regex writes "[invalid]" when it finds nothing), a logged extraction (``extracte
 item (``answered``: 1 found, 0 none, NaN the scoring does not extract).
 
 Per extracting scoring, arm and budget: the share of outputs with no extractable answer (Wilson score interval);
-its asymmetry between arms (McNemar score test on the paired no-answer flags, with the Tango interval); and the
+its asymmetry between arms (McNemar test (continuity-corrected) on the paired no-answer flags, with the Tango interval); and the
 delta on the items where both arms produced an answer (the decision inference of the significance check). The
 evidence rule is the truncation check's: the gain is flagged as coming from unanswered outputs only when the arms'
 no-answer rates differ significantly (α) *and*, on the items both arms answered, H0 "gain ≥ margin" is rejected
@@ -58,7 +58,7 @@ def no_answer_rates(records, level: float = 0.95) -> list[dict]:
 
 def run(ctx: Context, params: Params) -> list[Finding]:
     rec = ctx.records
-    prov = ctx.provenance(rates="Wilson score interval", asymmetry="McNemar score test (Tango interval)",
+    prov = ctx.provenance(rates="Wilson score interval", asymmetry="McNemar test (continuity-corrected) (Tango interval)",
                           delta="the decision inference (see significance)",
                           no_answer_rule="extracting scorer found no answer: no regex match, lm-eval '[invalid]' or "
                                          "empty, logged extraction null")
@@ -112,7 +112,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     rates = f"{rb:.1%} of baseline vs {rt:.1%} of treatment outputs have no extractable answer"
     on_both = (f"on the {n_both} items both arms answered the delta is {fmt_delta(both_inf.value)} {fmt_ci(iv)}"
                if both_inf else f"{n_both} item(s) were answered by both arms")
-    asym_text = (f"No-answer asymmetry: McNemar score p = {asym.test.p_value:.3g}, difference (treatment − baseline) "
+    asym_text = (f"No-answer asymmetry: McNemar p = {asym.test.p_value:.3g}, difference (treatment − baseline) "
                  f"{fmt_delta(asym.value)} {fmt_ci(asym.interval)}.")
     if asymmetric and gains and math.isfinite(p_both) and p_both < ctx.alpha / 2:
         worse = "baseline" if rb > rt else "treatment"

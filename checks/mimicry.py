@@ -4,14 +4,14 @@ A treatment trained or prompted to "verify its work" or to "express uncertainty"
 behaviour. Per arm at the claimed budget and scoring the check counts the outputs that contain a marker (regular
 expressions, case-insensitive, on word boundaries; defaults: self-verification phrases — "let me verify",
 "double-check", "let me check", "verify" — and hedges — "I think", "probably", "might", "not sure"; configurable), with
-a Wilson interval per arm, and compares the paired marker-rate delta (McNemar score test on 0/1 marker presence
+a Wilson interval per arm, and compares the paired marker-rate delta (McNemar test (continuity-corrected) on 0/1 marker presence
 with the Tango interval that inverts it) with the correctness delta at the same setting (the claimed cell).
 
 Evidence rule: a major flag rests on a test that excludes the null it refutes, on a stated minimum of informative
 items; otherwise the same numbers are reported as an inconclusive (minor) finding that says why they are not evidence.
 
 * ``markers_without_correctness`` (major, no verdict impact) refutes "the treatment uses the markers no more often
-  than the baseline": the McNemar score test rejects it at α (equivalently, the Tango interval of the marker-rate
+  than the baseline": the McNemar test (continuity-corrected) rejects it at α (equivalently, the Tango interval of the marker-rate
   delta excludes 0), on at least ``min_marker_outputs`` marker-bearing treatment outputs (default 20), while the correctness
   delta is not a significant gain. Why 20: McNemar's test already reaches p < 0.05 with 6 one-way discordant
   pairs, and a "disposition" read off six outputs is a handful of phrasings, not a rate; 20 is a judgement call that
@@ -168,7 +168,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         return []
     prov = ctx.provenance(markers=params.markers, marker_rate="Wilson score interval",
                           min_marker_outputs=params.min_marker_outputs,
-                          marker_delta="McNemar score test on 0/1 marker presence with the Tango interval that inverts it",
+                          marker_delta="McNemar test (continuity-corrected) on 0/1 marker presence with the Tango interval that inverts it",
                           budget=cb, scoring=ctx.claimed_scoring)
     findings: list[Finding] = []
     if any_marker:
@@ -197,7 +197,7 @@ def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[F
                          "accuracy_with_marker": float(np.mean(with_m)) if with_m.size else math.nan,
                          "accuracy_without_marker": float(np.mean(without_m)) if without_m.size else math.nan})
     mb, mt = presence["any"]["baseline"], presence["any"]["treatment"]
-    m_inf = stats.paired_inference(mb, mt, level=ctx.level)  # McNemar score test + Tango interval (they agree)
+    m_inf = stats.paired_inference(mb, mt, level=ctx.level)  # McNemar test (continuity-corrected) + Tango interval (they agree)
     m_test, m_delta = m_inf.test, m_inf.estimate
     corr = ctx.cell(cb)
     c_iv = corr.interval

@@ -3,7 +3,7 @@
 The rule (README, "How the verdict is decided"), one test and the interval that inverts it, gains and reversals
 alike:
 
-- With per-item samples the design is paired: McNemar's score test with Tango's score interval for 0/1 outcomes, the
+- With per-item samples the design is paired: McNemar's test with continuity correction and Tango's score interval (same correction) for 0/1 outcomes, the
   paired t-test and its interval otherwise, the cluster-robust t (C − 1 df) when items share a passage
   (:func:`audit.stats.paired_inference`). With reported counts only it is unpaired: Fisher's exact test (two-sided)
   with Newcombe's hybrid score interval, shown together (they can disagree near α; the finding says which decides).
@@ -86,8 +86,9 @@ def _paired_power(ctx: Context, cell, reported: float | None) -> dict:
         b, c = int(cell.exact.details["b"]), int(cell.exact.details["c"])
         psi = (b + c) / n
         mde = stats.mde_mcnemar(n, psi, alpha=ctx.alpha, power=ctx.power)
-        method = ("McNemar score test, exact enumeration at the observed discordance" if n <= stats.MCNEMAR_EXACT_POWER_MAX_N
-                  else "McNemar score test, Connor (1987) at the observed discordance")
+        method = ("McNemar test with continuity correction, exact enumeration at the observed discordance"
+                  if n <= stats.MCNEMAR_EXACT_POWER_MAX_N
+                  else "McNemar test with continuity correction, Connor (1987) at the observed discordance")
         pw = stats.mcnemar_power(n, psi, reported, ctx.alpha) if reported is not None and abs(reported) <= 1 else math.nan
         return {"mde": mde, "power_method": method, "discordance": psi, "power_at_reported": pw}
     sd = float(cell.inference.stats.get("sd_diff", math.nan))

@@ -205,7 +205,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                 "delta": sub_value, "ci_low": sub_iv.low, "ci_high": sub_iv.high,
                 "ci_method": sub_iv.method, "role": UNTRUNCATED_ROLE}
     # The gain "comes from truncation" only on evidence: the arms are cut off at significantly different rates
-    # (McNemar score test on the truncation flags, α) and, on the items neither arm truncated, the gain is shown to
+    # (McNemar test (continuity-corrected) on the truncation flags, α) and, on the items neither arm truncated, the gain is shown to
     # be below the margin (H0 gain ≥ margin rejected one-sided at α/2) — not merely not significant there.
     asym_inf = stats.paired_inference(tb[both], tt[both], level=ctx.level) if both.sum() >= 2 else None
     one_sided = asym_inf is not None and asym_inf.test.p_value < ctx.alpha
@@ -226,7 +226,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             f"The gain comes from truncation of the {worse}: {rb:.0%} of baseline vs {rt:.0%} of treatment outputs hit "
             f"the {cb}-token cap; " + (f"on the {n_clean} items neither arm truncated the delta is "
                                        f"{fmt_delta(clean_inf.value)} {fmt_ci(clean_inf.interval)}"),
-            detail=f"Truncation asymmetry: McNemar score p = {asym_inf.test.p_value:.3g} (exact {asym.method} "
+            detail=f"Truncation asymmetry: McNemar p = {asym_inf.test.p_value:.3g} (exact {asym.method} "
                    f"p = {asym.p_value:.3g}). On the untruncated items H0 'gain ≥ margin {margin:.3g}' is rejected: "
                    f"one-sided p = {p_clean:.3g} < α/2.", severity="critical",
             impact="fragile", statistic=stat, rows=[untr_row], provenance=prov,
@@ -236,7 +236,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             NAME, "confounded_by_truncation", "flag",
             f"The gain cannot be told apart from truncation: {rb:.0%} of baseline vs {rt:.0%} of treatment outputs hit "
             f"the {cb}-token cap and {n_clean} item(s) escaped it in both arms",
-            detail=f"Truncation asymmetry: McNemar score p = {asym_inf.test.p_value:.3g} (exact {asym.method} "
+            detail=f"Truncation asymmetry: McNemar p = {asym_inf.test.p_value:.3g} (exact {asym.method} "
                    f"p = {asym.p_value:.3g}). With fewer than 2 untruncated items the gain on them cannot be tested; "
                    "compare with a larger budget.", severity="major", impact="none", statistic=stat,
             rows=[untr_row], provenance=prov))
@@ -246,7 +246,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             f"The arms hit the {cb}-token cap at different rates ({rb:.0%} baseline, {rt:.0%} treatment), but the gain "
             f"is not shown to vanish on the {n_clean} items neither arm truncated: "
             + (f"{fmt_delta(clean_inf.value)} {fmt_ci(clean_inf.interval)}" if clean_inf else "too few items"),
-            detail=f"Truncation asymmetry: McNemar score p = {asym_inf.test.p_value:.3g}.", statistic=stat,
+            detail=f"Truncation asymmetry: McNemar p = {asym_inf.test.p_value:.3g}.", statistic=stat,
             rows=[untr_row], provenance=prov))
     elif max(rb, rt) > params.high_rate:
         findings.append(Finding(
@@ -265,7 +265,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
 
 def _cut_note(flags: dict, ids, p_claimed, cb: int, alpha: float) -> str:
     """'X% of baseline vs Y% of treatment outputs were cut off' when the arms' truncation rates at the claimed budget
-    differ significantly (McNemar score test on the paired flags), else ''."""
+    differ significantly (McNemar test (continuity-corrected) on the paired flags), else ''."""
     order = np.searchsorted(ids, p_claimed.item_ids)
     tb, tt = flags["baseline"][cb][order], flags["treatment"][cb][order]
     known = ~np.isnan(tb) & ~np.isnan(tt)

@@ -20,7 +20,9 @@ def test_truncation_claim_exits_1_with_per_budget_deltas(tmp_path):
     res, report = run("truncation.yaml", tmp_path)
     assert res.exit_code == 1, res.output
     by_code = {f["code"]: f for f in report["findings"] if f["check"] == "truncation"}
-    assert {"rates", "per_budget", "reverses", "asymmetric_truncation"} <= set(by_code)
+    # At 64 tokens the delta, -0.18, is not itself significant (McNemar with continuity correction), but the change of
+    # the gain, -0.30, is shown far beyond the margin: the gain vanishes (critical).
+    assert {"rates", "per_budget", "vanishes", "asymmetric_truncation"} <= set(by_code)
     per_budget = {r["budget"]: r for r in by_code["per_budget"]["rows"]}
     # From the committed lm-eval logs (n = 50, strict-match): verify 5/50 vs direct 11/50 at 32 tokens,
     # verify 20/50 vs direct 11/50 at 64 tokens.
@@ -31,13 +33,13 @@ def test_truncation_claim_exits_1_with_per_budget_deltas(tmp_path):
     rates = {(r["arm"], r["budget"]): r for r in by_code["rates"]["rows"]}
     assert rates[("baseline", 32)]["truncated"] == 37 and rates[("treatment", 32)]["truncated"] == 0
     assert rates[("baseline", 64)]["rate"] is None  # largest budget: unknown, not 0
-    assert by_code["reverses"]["severity"] == "critical"
+    assert by_code["vanishes"]["severity"] == "critical"
     # 74% vs 0% of outputs hit the cap (asymmetry p ~ 1e-9), but on the 13 items neither arm truncated the gain,
     # -0.31 [-0.60, +0.07], is not shown below the margin (one-sided p = 0.028 > 0.025): reported, no verdict effect.
     assert by_code["asymmetric_truncation"]["rows"][0]["n"] == 13
     assert by_code["asymmetric_truncation"]["impact"] == "none"
-    assert by_code["reverses"]["impact"] == "fragile"
-    assert by_code["reverses"]["statistic"]["change_ci_high"] < -by_code["reverses"]["statistic"]["margin"]
+    assert by_code["vanishes"]["impact"] == "fragile"
+    assert by_code["vanishes"]["statistic"]["change_ci_high"] < -by_code["vanishes"]["statistic"]["margin"]
 
 
 def test_counts_only_claim(tmp_path):

@@ -164,14 +164,17 @@ def test_a_delta_significantly_below_the_reported_one_is_not_reproduced():
     assert "still significant" in f.detail
 
 
-@pytest.mark.parametrize("b,c", [(11, 3), (3, 11)])
-def test_mirror_image_data_get_mirror_image_verdicts(b, c):
-    """11 vs 3 discordant (exact p = 0.057, score p = 0.033): the gain and the reversal are judged by one test."""
+@pytest.mark.parametrize("b,c,verdict", [(11, 3, "inconclusive"), (3, 11, "inconclusive"),
+                                         (13, 3, "supported"), (3, 13, "not_reproduced")])
+def test_mirror_image_data_get_mirror_image_verdicts(b, c, verdict):
+    """11 vs 3 discordant (exact p = 0.057) used to be inconclusive one way and not_reproduced the other. One test
+    judges both: McNemar with continuity correction, (|b − c| − 1)/√(b + c): 11 vs 3 → p = 0.061 both ways;
+    13 vs 3 → p = 0.024 both ways."""
     base, treat = paired(b=b, c=c, both=30, neither=56)
     out = run(claim(), records(block("baseline", base), block("treatment", treat)))
     (cell,) = out.report.cells
-    assert cell.p_value == pytest.approx(stats.score_inference(11, 3, 100).test.p_value)
-    assert out.report.verdict == ("supported" if b > c else "not_reproduced")
+    assert cell.p_value == pytest.approx(stats.score_inference(max(b, c), min(b, c), 100).test.p_value)
+    assert out.report.verdict == verdict
 
 
 def test_a_small_reversal_that_is_not_significant_is_not_critical():
@@ -259,13 +262,14 @@ def test_few_clusters_use_t_with_c_minus_1_df_and_say_so():
 # --- the p-value and the interval never disagree -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("cc", [0.0, 1.0])
 @settings(max_examples=200, deadline=None)
 @given(b=st.integers(0, 40), c=st.integers(0, 40), rest=st.integers(0, 60))
-def test_tango_interval_excludes_zero_exactly_when_the_score_test_rejects(b, c, rest):
+def test_tango_interval_excludes_zero_exactly_when_the_score_test_rejects(cc, b, c, rest):
     n = b + c + rest
     if n < 2:
         return
-    inf = stats.score_inference(b, c, n)
+    inf = stats.score_inference(b, c, n, correction=cc)
     iv, p = inf.interval, inf.test.p_value
     assert -1.0 <= iv.low <= inf.value <= iv.high <= 1.0
     if abs(p - 0.05) > 1e-9:
@@ -300,7 +304,7 @@ def test_mcnemar_power_matches_simulation():
     x = rng.multinomial(n, [(psi + d) / 2, (psi - d) / 2, 1 - psi], size=20000)
     bb, cc = x[:, 0], x[:, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(bb + cc > 0, np.abs(bb - cc) / np.sqrt(bb + cc), 0)
+        z = np.where(bb + cc > 0, np.maximum(np.abs(bb - cc) - 1, 0) / np.sqrt(bb + cc), 0)  # continuity-corrected
     sim = float(np.mean(z > 1.959963984540054))
     assert stats.mcnemar_power(n, psi, d) == pytest.approx(sim, abs=0.01)  # 3.5 simulation SEs
 

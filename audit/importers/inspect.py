@@ -35,13 +35,12 @@ from typing import Any
 import pandas as pd
 
 from audit.errors import InputError, Problem
+from audit.records import COLUMNS
 
 STOP_REASONS_CUT = frozenset({"max_tokens", "model_length"})
 LETTERS = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
 """inspect_ai.scorer's CORRECT, INCORRECT, PARTIAL, NOANSWER and the value its ``value_to_float`` gives each."""
 SUFFIXES = (".eval", ".json")
-COLUMNS = ["arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
-           "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "cluster", "answered"]
 
 
 def require_inspect() -> None:
