@@ -243,7 +243,8 @@ class Ood(_Strict):
     """Out-of-distribution prompts (live mode): user-supplied sets and built-in seeded prompt perturbations."""
 
     sets: list[OodSet] = Field(default_factory=list)
-    builtin: list[str] = Field(default_factory=list, description="built-in prompt perturbations (`audit perturbations`)")
+    builtin: list[str] = Field(default_factory=list, description="built-in prompt perturbations: separator, casing, spacing, field_names, typos, contractions, "
+                    "whitespace, fewshot_order")
     seed: int = Field(0, ge=0, lt=2**63, description="seeds every built-in perturbation")
     question: Literal["holds_everywhere", "find_breaks"] = Field(
         "holds_everywhere",

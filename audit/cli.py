@@ -129,7 +129,7 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(short_help="Check a claim file and list every problem at once.")
 @click.argument("claim_file", type=click.Path(dir_okay=False, path_type=Path))
 def validate(claim_file: Path) -> None:
     """Check a claim file and list every problem (line, field, value, fix).
@@ -163,7 +163,7 @@ def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
         raise click.BadParameter(f"{problem.message}. Valid values: {problem.fix}", ctx=ctx, param=param) from None
 
 
-@main.command()
+@main.command(short_help="Audit a claim: replay its logs or re-run both arms, then decide.")
 @click.argument("claim_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write report.json, report.html and summary.md into this folder.")
@@ -293,7 +293,7 @@ def _print_summary(report, paths) -> None:
             click.echo(f"  {kind}: {_safe(p)}")
 
 
-@main.command()
+@main.command(short_help="What changed between two audits (report.json) of the same claim.")
 @click.argument("old_report", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("new_report", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
@@ -329,7 +329,7 @@ def compare(old_report: Path, new_report: Path, as_json: bool, any_claim: bool) 
     sys.exit(result.exit_code)
 
 
-@main.command()
+@main.command(short_help="Print the JSON Schema of the claim file (for editors).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the schema to this file instead of stdout.")
 def schema(output: Path | None) -> None:
@@ -395,7 +395,9 @@ def list_checks() -> None:
     for name, spec in REGISTRY.items():
         click.echo(f"{name}: {spec.description}")
         for pname, f in spec.params.model_fields.items():
-            click.echo(f"    {pname} (default {f.default!r}): {f.description or ''}")
+            # A field with a default factory has no plain default: show what the factory makes.
+            default = f.get_default(call_default_factory=True)
+            click.echo(f"    {pname} (default {default!r}): {f.description or ''}")
 
 
 if __name__ == "__main__":
