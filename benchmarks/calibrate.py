@@ -251,6 +251,19 @@ def sim_budgets(rng, n, resamples):
     return claim_of("budgets", resamples, budgets=BUDGETS), records_of(blocks), {"b": b, "t": t}
 
 
+def sim_budget_break(rng, n, resamples):
+    """+10 at the claimed budget; at the larger one the treatment's outputs are re-drawn at the baseline rate, so
+    the gain is gone there (a real truncation artifact)."""
+    cells, b, t = _two_arm(rng, n, BASE_RATE + GAIN)
+    null_cells, _ = joint_2x2(BASE_RATE, BASE_RATE, PHI)
+    b2, t2 = draw_pairs(rng, n, null_cells)
+    keep = rng.random(n) < BUDGET_RHO  # the baseline keeps its outcome where greedy decoding had already stopped
+    b2 = np.where(keep, b, b2)
+    blocks = [frame("baseline", b, budget=BUDGETS[0]), frame("treatment", t, budget=BUDGETS[0]),
+              frame("baseline", b2, budget=BUDGETS[1]), frame("treatment", t2, budget=BUDGETS[1])]
+    return claim_of("budget_break", resamples, budgets=BUDGETS), records_of(blocks), {"b": b, "t": t}
+
+
 def sim_ood(rng, n, resamples):
     cells, b, t = _two_arm(rng, n, BASE_RATE + GAIN)
     blocks = [frame("baseline", b), frame("treatment", t)]
@@ -316,6 +329,15 @@ CELLS: dict[str, Cell] = {c.name: c for c in [
          (NOT_FRAGILE, *_other_verdicts()),
          {**_PAIR, "treatment_rate": BASE_RATE + GAIN, "budgets": list(BUDGETS), "budget_rho": BUDGET_RHO},
          wrong=("fragile", "not_reproduced")),
+    Cell("budget_break", f"A real artifact: +10 at budget {BUDGETS[0]} (claimed), none at {BUDGETS[1]} (the "
+         f"treatment's outputs there re-drawn at the baseline rate; the baseline keeps its outcome with probability "
+         f"{BUDGET_RHO}). `fragile` is the power of the break rule; `supported` misses the artifact.",
+         sim_budget_break,
+         (Metric("fragile (power of the break rule)", _is("fragile")),
+          Metric("supported (artifact missed)", _is("supported")),
+          Metric("inconclusive", _is("inconclusive"))),
+         {**_PAIR, "treatment_rate": BASE_RATE + GAIN, "budgets": list(BUDGETS), "budget_rho": BUDGET_RHO},
+         wrong=("supported",)),
     Cell("ood", f"The same +10 gain under {OOD_VARIANTS} OOD prompt variants that change nothing (same items): "
          f"per item and variant, with probability {OOD_RHO} both outputs are unchanged, otherwise a fresh pair from "
          "the same 2×2 law. `fragile` is wrong.", sim_ood,

@@ -75,9 +75,10 @@ class Perturbation:
 
     ``change`` is the inference on the change of the gain, perturbed − claimed, both read in the claimed scoring's
     polarity (per item on shared items: paired; on a different item set: Welch). The claim is *broken* when the
-    change is shown to exceed the materiality margin in the harmful direction — H0: change ≥ −margin rejected by the
-    one-sided test at α/2, Holm-adjusted over every perturbation of the audit — which is the same as the (1 − α)
-    interval of the change lying wholly below −margin when there is one perturbation. A scoring on another scale
+    change is shown to be harmful and is material: H0 "change ≥ 0" is rejected by the one-sided test at α/2,
+    Holm-adjusted over every perturbation of the audit (with one perturbation: the (1 − α) interval of the change
+    lies wholly below 0), *and* the estimated change is beyond −margin (statistical and practical significance). A
+    scoring on another scale
     (a continuous metric beside a 0/1 one) has no comparable change: it breaks the claim only when its own gain
     is significantly reversed (its interval excludes 0 on the harmful side), in its own polarity.
     """
@@ -86,7 +87,7 @@ class Perturbation:
     label: str
     cell: Cell
     change: Any  # stats.PairedInference | None (None: scales not comparable)
-    test: str  # "shrink beyond margin" | "reversal"
+    test: str  # "harmful change" | "reversal"
     p_raw: float
     p_holm: float
     family: int
@@ -96,6 +97,7 @@ class Perturbation:
     missing: tuple = ()
     # Every shared item's gain changed by exactly this much (no sampling variance: e.g. identical outputs).
     exact_change: float | None = None
+    material: bool = True  # the estimated change is beyond −margin (always True for the reversal test)
 
     @property
     def comparable(self) -> bool:
@@ -201,7 +203,7 @@ class Context:
             half = self.alpha / 2.0
             for r, pa in zip(raw, adj):
                 out.append(Perturbation(**r, p_holm=float(pa), family=len(raw),
-                                        breaks=bool(math.isfinite(pa) and pa < half)))
+                                        breaks=bool(math.isfinite(pa) and pa < half and r["material"])))
         self._memo["perturbations"] = out
         return out
 
@@ -223,6 +225,7 @@ class Context:
         comparable = kind != "scoring" or (cell.binary and self.cell(self.claimed_budget).binary)
         change = None
         exact = None
+        material = True
         if comparable:
             if len(shared) >= 2:
                 cl = p0.clusters
@@ -231,19 +234,21 @@ class Context:
                                                 level=self.level, clusters=clusters, outcomes="scores")
             else:
                 change = stats.welch_inference(g0.to_numpy(), g1.to_numpy(), level=self.level)
-            # H1: the gain shrinks by more than the margin (change < −margin).
-            p_raw = change.p_value(-m, "less")
-            test = "shrink beyond margin"
+            # H1: the gain shrinks (change < 0); the break also needs the estimate beyond −margin (material).
+            p_raw = change.p_value(0.0, "less")
+            material = bool(math.isfinite(change.value) and change.value < -m)
+            test = "harmful change"
             e = (g1.loc[shared] - g0.loc[shared]).to_numpy() if len(shared) >= 2 else np.array([])
             if e.size and np.ptp(e) == 0 and len(shared) == len(g0) == len(g1):
                 # The same change on every item (identical outputs): a fact, not an estimate.
                 exact = float(e[0])
-                p_raw = 0.0 if exact < -m else 1.0
+                p_raw = 0.0 if exact < 0 else 1.0
+                material = exact < -m
         else:
             # Another scale: only a significant reversal in the scoring's own polarity is comparable.
             p_raw = cell.inference.p_value(0.0, "less" if pol1 > 0 else "greater")
             test = "reversal"
-        return {"kind": kind, "label": label, "cell": cell, "change": change, "test": test, "exact_change": exact,
+        return {"kind": kind, "label": label, "cell": cell, "change": change, "test": test, "exact_change": exact, "material": material,
                 "p_raw": float(p_raw) if p_raw is not None else math.nan, "margin": m, "shared": int(len(shared)),
                 "missing": missing[:20]}
 
@@ -289,9 +294,10 @@ class Context:
             return (f"Change of the gain, {pt.label} − claimed: exactly {pt.exact_change:+.3g} on every one of the "
                     f"{pt.shared} items (no sampling variance); margin ±{pt.margin:.3g}.")
         return (f"Change of the gain, {pt.label} − claimed: {fmt_delta(ch.value)} {fmt_ci(ch.interval)} "
-                f"({ch.method} on {pt.shared} shared items); H0 change ≥ −{pt.margin:.3g} (margin): one-sided "
-                f"p = {pt.p_raw:.3g}, Holm p = {pt.p_holm:.3g} over {pt.family} perturbation(s), break at "
-                f"p < α/2 = {self.alpha / 2:g}.")
+                f"({ch.method} on {pt.shared} shared items); H0 change ≥ 0: one-sided p = {pt.p_raw:.3g}, Holm "
+                f"p = {pt.p_holm:.3g} over {pt.family} perturbation(s); a break needs Holm p < α/2 = "
+                f"{self.alpha / 2:g} and a change beyond the margin −{pt.margin:.3g} "
+                f"({'it is' if pt.material else 'it is not'}).")
 
     def perturbation_stat(self, pt: Perturbation) -> dict[str, Any]:
         ch = pt.change

@@ -43,12 +43,25 @@ LETTERS = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
 SUFFIXES = (".eval", ".json")
 
 
+MIN_INSPECT = (0, 3, 285)
+
+
 def require_inspect() -> None:
     try:
         import inspect_ai.log  # noqa: F401
     except ImportError:
         raise InputError([Problem("samples.format: inspect reads logs with inspect_ai, which is not installed",
                                   field="samples.format", fix="pip install 'audit[inspect]'")]) from None
+    from importlib.metadata import version
+
+    have = version("inspect-ai")
+    parts = tuple(int(p) for p in have.split(".")[:3] if p.isdigit())
+    if parts < MIN_INSPECT:
+        # Older readers fail on the zstd-compressed .eval logs current inspect writes ("compression method is not
+        # supported"), which would otherwise read as a broken file.
+        raise InputError([Problem(f"inspect_ai {have} is too old to read current .eval logs", field="samples.format",
+                                  value=have, fix="pip install -U 'audit[inspect]'  (inspect-ai >= "
+                                                  + ".".join(map(str, MIN_INSPECT)) + ")")])
 
 
 def finish_reason(stop_reason: Any) -> str | None:
