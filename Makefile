@@ -35,8 +35,9 @@ bench-live: $(STAMP)
 	$(PY) benchmarks/cached_demo.py
 
 fixtures: $(STAMP)
-	$(PY) -m pip install -q -e ".[live,lmeval]"
+	$(PY) -m pip install -q -e ".[live,lmeval,inspect]" openai
 	$(PY) fixtures/scripts/make_lmeval_logs.py
+	$(PY) fixtures/scripts/make_inspect_logs.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
