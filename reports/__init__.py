@@ -302,6 +302,14 @@ def truncation_rates(report: Report) -> list[dict[str, Any]]:
     return []
 
 
+def no_answer_rates(report: Report) -> list[dict[str, Any]]:
+    """The extraction check's rows: outputs with no extractable answer per scoring, budget and arm."""
+    for f in report.findings:
+        if f.check == "extraction" and f.code == "rates":
+            return f.rows
+    return []
+
+
 def sorted_findings(report: Report) -> list[tuple[int, Any]]:
     """(index in report.findings, finding), flags first by severity, then inconclusive, pass, info."""
     return sorted(enumerate(report.findings),
@@ -361,7 +369,7 @@ def render_html(report: Report, records=None, max_items: int | None = None) -> s
     html = env.get_template("report.html").render(
         r=report, explain=VERDICT_EXPLANATION, level_pct=f"{level:.0%}",
         cvm=claim_vs_measured(report, records), forest_svg=Markup(forest) if forest else None,
-        lengths_svg=Markup(lengths_plot) if lengths_plot else None, lengths=lens, rates=truncation_rates(report),
+        lengths_svg=Markup(lengths_plot) if lengths_plot else None, lengths=lens, rates=truncation_rates(report), no_answer=no_answer_rates(report),
         findings=sorted_findings(report), gate_failing=gate_failing, ci_of=ci_of, test_of=test_of,
         items=data, items_json=Markup(items_mod.script_json(data.blob)) if data else None,
         claim_shown=redact(report.claim), arms_shown=redact(report.arms), reproduce=reproduce_command(report),

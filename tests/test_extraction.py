@@ -126,3 +126,20 @@ def test_logged_extraction_key_counts(tmp_path):
 
     r = {x["arm"]: (x["no_answer"], x["known"]) for x in no_answer_rates(load_records(load_claim(p)))}
     assert r == {"baseline": (4, 10), "treatment": (0, 10)}
+
+
+def test_report_shows_no_answer_rates_next_to_truncation_rates(tmp_path):
+    """report.html carries the extraction check's rows in their own table, after the truncation rates."""
+    import html5lib
+
+    from audit.verify import write_outputs
+
+    out = verify(load_claim(ROOT / "fixtures" / "claims" / "truncation.yaml"))
+    paths = write_outputs(out, tmp_path)
+    doc = html5lib.parse(paths["html"].read_text(), namespaceHTMLElements=False)
+    tables = [e.get("id") for e in doc.iter("table")]
+    assert tables.index("truncation-rates") < tables.index("no-answer-rates")
+    table = next(e for e in doc.iter("table") if e.get("id") == "no-answer-rates")
+    shown = {tuple("".join(td.itertext()) for td in tr.findall("td"))[:4] for tr in table.iter("tr") if tr.findall("td")}
+    (rates,) = [f for f in out.findings if f.check == "extraction" and f.code == "rates"]
+    assert shown == {(r["scoring"], r["arm"], str(r["budget"]), str(r["no_answer"])) for r in rates.rows}
