@@ -99,10 +99,6 @@ class Perturbation:
     exact_change: float | None = None
     material: bool = True  # the estimated change is beyond −margin (always True for the reversal test)
 
-    @property
-    def comparable(self) -> bool:
-        return self.change is not None
-
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ closed. lm-eval logs carry no finish_reason, so the prefix rule is what works on
 sweep nothing larger exists and the rate is reported as unknown unless other evidence is there.
 
 The check reports, per arm and budget, the share of outputs that hit the cap (Wilson interval), the delta at each
-budget (paired bootstrap CI), the change of the delta between the claimed and each larger budget (paired bootstrap
-of the per-item difference of differences), and the delta on the items neither arm truncated at the claimed budget.
-It flags a gain that shrinks, vanishes or reverses as the budget grows, and a gain that comes from one arm being
-cut off more often than the other.
+budget (the decision inference of the significance check), the change of the gain between the claimed and each
+larger budget (paired t of the per-item difference of differences; ``Context.perturbations``), and the delta on the
+items neither arm truncated at the claimed budget. It flags, on evidence only, a gain shown to shrink beyond the
+margin, vanish or reverse as the budget grows, and a gain shown to come from one arm being cut off more often.
 """
 from __future__ import annotations
 
@@ -206,7 +206,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                 "delta": sub_value, "ci_low": sub_iv.low, "ci_high": sub_iv.high,
                 "ci_method": sub_iv.method, "role": UNTRUNCATED_ROLE}
     # The gain "comes from truncation" only on evidence: the arms are cut off at significantly different rates
-    # (McNemar test (continuity-corrected) on the truncation flags, α) and, on the items neither arm truncated, the gain is shown to
+    # (continuity-corrected McNemar on the truncation flags, α) and, on the items neither arm truncated, the gain is shown to
     # be below the margin (H0 gain ≥ margin rejected one-sided at α/2) — not merely not significant there.
     asym_inf = stats.paired_inference(tb[both], tt[both], level=ctx.level) if both.sum() >= 2 else None
     one_sided = asym_inf is not None and asym_inf.test.p_value < ctx.alpha

@@ -14,6 +14,7 @@ import os
 import re
 from typing import Any
 
+from audit.checks.truncation import UNTRUNCATED_ROLE
 from audit.findings import VERDICT_EXPLANATION, Report
 
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2, "info": 3}
@@ -285,7 +286,7 @@ def forest_rows(report: Report) -> list[dict[str, Any]]:
     for f in report.findings:
         for r in f.rows:
             role = r.get("role")
-            if role == "items neither arm truncated" and r.get("delta") is not None:
+            if role == UNTRUNCATED_ROLE and r.get("delta") is not None:
                 rows.append({"label": f"{r.get('budget')} tok · {r.get('scoring')} · untruncated items (n={r.get('n')})",
                              "delta": r["delta"], "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"),
                              "claimed": False, "kind": "extra"})
