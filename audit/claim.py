@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
 from audit.errors import InputError, Problem
 from audit.scorer_specs import Regex, scorer_spec
 
@@ -343,8 +344,8 @@ Perturbations.model_rebuild()
 class Options(_Strict):
     """Statistical options; every one is recorded in the report."""
 
-    seed: int = Field(0, ge=0, lt=2**63, description="seeds every resampling")
-    resamples: int = Field(10_000, ge=1000, le=1_000_000,
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="seeds every resampling")
+    resamples: int = Field(10_000, ge=RESAMPLES_MIN, le=RESAMPLES_MAX,
                            description="bootstrap resamples (at least 1000; the bootstrap CIs are shown beside the "
                                        "decision intervals, no verdict rests on them)")
     level: float = Field(0.95, gt=0.5, lt=1.0, description="confidence level of every interval; must equal 1 − alpha")

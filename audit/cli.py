@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from audit import __version__
+from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
 from audit.errors import INTERNAL_ERROR_EXIT, AuditError, InputError, Problem
 
 # Progress bars still open (a failure mid-run must close them: they hide the cursor) and where a traceback of an
@@ -167,9 +168,9 @@ def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.argument("claim_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write report.json, report.html and summary.md into this folder.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None,
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None,
               help="Seed for the bootstrap, 0 to 2**63-1 (default: options.seed in the claim, else 0).")
-@click.option("--resamples", type=click.IntRange(1000, 1_000_000), default=None,
+@click.option("--resamples", type=click.IntRange(RESAMPLES_MIN, RESAMPLES_MAX), default=None,
               help="Bootstrap resamples, 1000 to 1,000,000 (default: options.resamples in the claim, else 10000).")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of the summary.")
 @click.option("--fail-on", "fail_on", default=None, metavar="LIST", callback=_parse_gate,

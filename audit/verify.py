@@ -11,6 +11,7 @@ from pathlib import Path
 from audit import __version__
 from audit.checks import REGISTRY
 from audit.checks._common import Context
+from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
 from audit.claim import Claim, line_of
 from audit.errors import AuditError, InputError, Problem
 from audit.findings import VERDICT_EXPLANATION, Finding, Report, clean
@@ -103,6 +104,7 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
                   claimed_scoring=claimed_scoring(claim, records))
     findings, ran = run_checks(ctx)
     verdict, reason = decide(findings)
+    margin, margin_source = ctx.margin_and_source()
     cells = []
     if records is not None:
         for v in records.variants():
@@ -126,8 +128,7 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
         exit_code=VERDICT_EXIT[verdict],
         options={"seed": seed, "resamples": resamples, "level": opts.level, "alpha": opts.alpha, "power": opts.power,
                  "claimed_budget": ctx.claimed_budget, "claimed_scoring": ctx.claimed_scoring,
-                 "direction": claim.claim.direction, "margin": _finite(ctx.margin_and_source()[0]),
-                 "margin_source": ctx.margin_and_source()[1]},
+                 "direction": claim.claim.direction, "margin": _finite(margin), "margin_source": margin_source},
         environment=_environment(),
         cells=[clean(c) for c in cells],
         arms=clean(records.settings) if records is not None else {},
@@ -147,11 +148,11 @@ def _finite(x: float) -> float | None:
 
 def _check_run_options(claim: Claim, seed, resamples) -> None:
     problems = []
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or not 1000 <= resamples <= 1_000_000:
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or not RESAMPLES_MIN <= resamples <= RESAMPLES_MAX:
         problems.append(Problem("resamples must be an integer from 1000 to 1,000,000", file=_file(claim),
                                 field="resamples", value=resamples,
                                 fix="at least 1000 keeps the bootstrap's Monte Carlo error small; e.g. 10000"))
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         problems.append(Problem("seed must be an integer from 0 to 2**63 − 1", file=_file(claim), field="seed",
                                 value=seed, fix="e.g. 0"))
     if problems:
