@@ -57,14 +57,13 @@ otherwise it returns nothing, so claims scored only with exact match are unaffec
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
 
 from audit import stats
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
+from audit.check_params import EmergenceParams
 from audit.findings import Finding
 from audit.records import DEFAULT_VARIANT
 
@@ -73,34 +72,7 @@ TOKEN_ACCURACY = "token-accuracy"
 _MAX_LENGTH_BINS = 12
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    discontinuous: list[str] = Field(default_factory=list,
-                                     description="scorings to treat as discontinuous (exact match, strict extraction, "
-                                                 "multiple-choice grade); overrides audit.scoring.KINDS")
-    continuous: list[str] = Field(default_factory=list,
-                                  description="scorings to treat as continuous (edit similarity, token edit distance, "
-                                              "Brier, log-likelihood); overrides audit.scoring.KINDS")
-    lower_is_better: list[str] = Field(default_factory=list,
-                                       description="scorings where lower is better (edit distance, Brier); their "
-                                                   "delta is read with the sign flipped. The claimed scoring always "
-                                                   "takes the claim's direction")
-    min_changed: int = Field(
-        10, ge=1, description="items whose discontinuous score differs between the arms (and, for a reversal, whose "
-                              "continuous score differs) before discontinuous_only is flagged; default 10, see the "
-                              "module docstring")
-    tokens: Literal["character", "whitespace"] = Field(
-        "character", description="target tokens for the per-token accuracy: characters, or whitespace-separated words")
-    answer: Literal["auto", "extracted", "output"] = Field(
-        "auto", description="what is compared with the target: the logged extraction where present (auto), always "
-                            "the extraction, or always the full output text")
-    predictor: Literal["pooled", "per_item"] = Field(
-        "pooled", description="predicted exact match: pooled = mean_i(p̄^L_i) with p̄ the arm's per-token accuracy "
-                              "(Schaeffer's model); per_item = mean_i(a_i^L_i), biased upwards by near misses")
-    min_agreement: float = Field(
-        0.9, ge=0, le=1, description="the token exact match must agree with the discontinuous scoring on at least this "
-                                     "share of items, else the answers carry text around them and the per-token "
-                                     "analysis is not comparable")
+Params = EmergenceParams
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -125,22 +97,11 @@ def token_accuracy(answer: str, target: str, tokens: str = "character") -> tuple
 
 
 def token_edit_distance(a: list[str], b: list[str]) -> int:
-    """Levenshtein distance between two token lists (unit insert, delete, substitute), row-vectorised."""
-    if not a:
-        return len(b)
-    if not b:
-        return len(a)
-    vocab: dict[str, int] = {}
-    ia = np.array([vocab.setdefault(x, len(vocab)) for x in a])
-    ib = np.array([vocab.setdefault(x, len(vocab)) for x in b])
-    k = np.arange(len(ib) + 1)
-    prev = k.copy()
-    for i, x in enumerate(ia, start=1):
-        tmp = np.empty_like(prev)
-        tmp[0] = i
-        tmp[1:] = np.minimum(prev[1:] + 1, prev[:-1] + (ib != x))
-        prev = np.minimum.accumulate(tmp - k) + k  # insertions: D[i][j] = min_k≤j tmp[k] + (j − k)
-    return int(prev[-1])
+    """Levenshtein distance between two token lists (unit insert, delete, substitute): RapidFuzz
+    ``Levenshtein.distance``, which compares sequences of hashables element by element (as ``scoring`` does)."""
+    from rapidfuzz.distance import Levenshtein
+
+    return int(Levenshtein.distance(a, b))
 
 
 def predicted_exact_match(acc: np.ndarray, lengths: np.ndarray, predictor: str = "pooled") -> float:
@@ -216,7 +177,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if rec is None or not len(rec.table):
         return []
     kinds = classify(ctx, params)
-    configured = NAME in (ctx.claim.checks or {})
+    configured = NAME in ctx.claim.checks.model_fields_set  # the claim has a checks.emergence block
     if not configured and not any(k == "continuous" for k, _ in kinds.values()):
         return []
     cb = ctx.claimed_budget

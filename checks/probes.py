@@ -1,7 +1,8 @@
 """probes: does a probe's AUC survive out-of-distribution prompts?
 
 Input: ``claim.probes`` — one file of per-item probe scores and 0/1 labels in distribution (ID) and one per OOD set
-(CSV, TSV or JSONL by file suffix; the id, score and label columns are configurable). Per set the check reports
+(CSV, TSV or JSONL by file suffix; the id, score and label columns are configurable), read before the checks run
+by ``audit.importers.probes.load_probes`` and handed in as ``ctx.probe_sets``. Per set the check reports
 the AUC with DeLong's variance (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44:837; statsmodels
 ``rank_compare_2indep``) and its CI on the logit scale, which stays inside [0, 1] (``stats.auc_delong``; Pepe 2003),
 and the Mann–Whitney test of AUC = 0.5 against
@@ -12,8 +13,8 @@ ID vs OOD: when the same item ids with the same labels appear in both files, the
 compared with DeLong's paired test on the shared items: the structural components (placement values) V10 of the
 positives and V01 of the negatives of both score sets give the 2×2 covariance S = S10/m + S01/n, and
 var(AUC_ID − AUC_OOD) = S11 + S22 − 2 S12 (DeLong et al. 1988, eqs. 3–5). The components are computed from midranks
-(Sun & Xu 2014, IEEE SPL 21:1389), O((m+n) log(m+n)). Without shared items the sets are independent and the
-difference is tested with an unpaired z using both DeLong variances.
+(Sun & Xu 2014, IEEE SPL 21:1389), O((m+n) log(m+n)) (``stats.delong_paired``). Without shared items the sets are
+independent and the difference is tested with an unpaired z using both DeLong variances (``stats.delong_unpaired``).
 
 Evidence rule: a major or critical flag rests on a test that excludes the null it refutes, on enough items.
 
@@ -39,306 +40,21 @@ A claim without ``probes:`` gets no findings.
 """
 from __future__ import annotations
 
-import csv
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from audit.checks._common import Context
 
 from audit import stats
-from audit.checks._common import Context
-from audit.errors import InputError, Problem
+from audit.check_params import ProbesParams
 from audit.findings import Finding
-from audit.jsonlines import json_objects
+from audit.importers.probes import ProbeSet
 
 NAME = "probes"
-_MAX_PROBLEMS = 20
-_TRUE = {"1", "1.0", "true", "yes", "pos", "positive"}
-_FALSE = {"0", "0.0", "false", "no", "neg", "negative"}
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    min_shared_per_class: int = Field(
-        2, ge=2, description="the paired ID-vs-OOD test needs at least this many shared positives and negatives; "
-                             "with fewer, the unpaired test is used")
-    min_per_class: int = Field(
-        10, ge=2, description="positives and negatives each set must have (the shared items, for the paired test) "
-                              "before a major or critical flag is raised; with fewer, the numbers are reported as "
-                              "inconclusive (minor). Default 10: see the module docstring")
-    max_evidence: int = Field(5, ge=0, description="example items shown with an OOD finding")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Loading
-
-
-@dataclass(frozen=True)
-class ProbeSet:
-    """One file of probe outputs: item ids, scores and 0/1 labels, in file order."""
-
-    name: str
-    path: str
-    ids: np.ndarray  # str
-    scores: np.ndarray  # float
-    labels: np.ndarray  # int 0/1
-
-    @property
-    def pos(self) -> np.ndarray:
-        return self.scores[self.labels == 1]
-
-    @property
-    def neg(self) -> np.ndarray:
-        return self.scores[self.labels == 0]
-
-
-def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", score_column: str = "score",
-                   label_column: str = "label", claim_file: str | None = None,
-                   field: str | None = None) -> tuple[ProbeSet | None, list[Problem]]:
-    """Read one probe file; return the set (None when unusable) and every problem found (file, line, fix)."""
-    path = Path(path)
-    file = str(path)
-    cols = {"id": id_column, "score": score_column, "label": label_column}
-    if not path.is_file():
-        return None, [Problem(f"probe file not found: {file}", file=claim_file, field=field,
-                              fix="paths resolve against the claim file's folder")]
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".tsv", ".jsonl", ".ndjson"):
-        return None, [Problem(f"unknown probe file type {suffix or '(no suffix)'!r}", file=file, field=field,
-                              fix="use .csv, .tsv or .jsonl (one row per item with id, score and label)")]
-    problems: list[Problem] = []
-    raw: list[tuple[int, dict]] = []
-    try:
-        if suffix in (".csv", ".tsv"):
-            with open(path, encoding="utf-8", newline="") as fh:
-                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
-                header = reader.fieldnames or []
-                missing = [c for c in cols.values() if c not in header]
-                if missing:
-                    hint = _column_hint(missing, header)
-                    return None, [Problem(f"missing column(s) {missing}; the header has {header}", file=file, line=1,
-                                          fix=hint)]
-                for row in reader:
-                    raw.append((reader.line_num, row))
-        else:
-            raw.extend(json_objects(path, problems, example='{"id": "q1", "score": 0.7, "label": 1}'))
-    except UnicodeDecodeError:
-        return None, [Problem("the file is not UTF-8 text", file=file, fix="save the probe file as UTF-8")]
-    except OSError as exc:
-        return None, [Problem(f"cannot read probe file: {exc.strerror}", file=file)]
-
-    ids, scores, labels = [], [], []
-    seen: dict[str, int] = {}
-    for line, row in raw:
-        if len(problems) >= _MAX_PROBLEMS:
-            problems.append(Problem(f"stopping after {_MAX_PROBLEMS} problems in this file", file=file))
-            break
-        missing = [c for c in cols.values() if row.get(c) is None or row.get(c) == ""]
-        if missing:
-            problems.append(Problem(f"missing value(s) for {missing}", file=file, line=line,
-                                    fix=_column_hint(missing, list(row))))
-            continue
-        iid = str(row[id_column])
-        s = _number(row[score_column])
-        lab = _label(row[label_column])
-        bad = False
-        if s is None:
-            problems.append(Problem("score is not a finite number", file=file, line=line, field=score_column,
-                                    value=row[score_column], fix="give the probe's score as a number"))
-            bad = True
-        if lab is None:
-            problems.append(Problem("label must be 0 or 1", file=file, line=line, field=label_column,
-                                    value=row[label_column], fix="use 1 for positives and 0 for negatives"))
-            bad = True
-        if iid in seen:
-            problems.append(Problem(f"item id {iid!r} repeats line {seen[iid]}", file=file, line=line,
-                                    field=id_column, fix="each item must appear once per probe file"))
-            bad = True
-        else:
-            seen[iid] = line
-        if bad:
-            continue
-        ids.append(iid)
-        scores.append(s)
-        labels.append(lab)
-    if not raw and not problems:
-        problems.append(Problem("the probe file has no rows", file=file, fix="one row per item: id, score, label"))
-    if problems:
-        return None, problems
-    return ProbeSet(name, file, np.asarray(ids, dtype=object), np.asarray(scores, dtype=float),
-                    np.asarray(labels, dtype=int)), []
-
-
-def _column_hint(missing: list[str], header: list[str]) -> str:
-    import difflib
-
-    hints = [f"{m}→{difflib.get_close_matches(m, header, n=1)[0]}" for m in missing
-             if difflib.get_close_matches(m, header, n=1)]
-    return ((f"did you mean {', '.join(hints)}? " if hints else "")
-            + "set probes.id_column / score_column / label_column to the file's column names")
-
-
-def _number(x: Any) -> float | None:
-    if isinstance(x, bool):
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _label(x: Any) -> int | None:
-    if isinstance(x, bool):
-        return int(x)
-    if isinstance(x, (int, float)) and x in (0, 1):
-        return int(x)
-    s = str(x).strip().lower()
-    if s in _TRUE:
-        return 1
-    if s in _FALSE:
-        return 0
-    return None
-
-
-def load_probes(ctx: Context) -> tuple[ProbeSet, dict[str, ProbeSet]]:
-    """Read the claim's ID and OOD probe files; raise :class:`InputError` listing every problem in every file."""
-    pr = ctx.claim.probes
-    claim_file = str(ctx.claim.path) if ctx.claim.path else None
-    problems: list[Problem] = []
-
-    def one(rel: str, name: str, fld: str) -> ProbeSet | None:
-        p = Path(rel)
-        full = p if p.is_absolute() else ctx.claim.base_dir / p
-        s, probs = load_probe_set(full, name, pr.id_column, pr.score_column, pr.label_column, claim_file, fld)
-        problems.extend(probs)
-        return s
-
-    id_set = one(pr.in_distribution, "in-distribution", "probes.in_distribution")
-    ood = {name: one(rel, name, f"probes.ood.{name}") for name, rel in pr.ood.items()}
-    if problems:
-        raise InputError(problems)
-    return id_set, ood  # type: ignore[return-value]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# DeLong structural components and the paired / unpaired comparison
-
-
-def structural_components(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """DeLong's placement values: V10[i] = P(neg < pos_i) + ½P(tie), V01[j] = P(pos > neg_j) + ½P(tie).
-
-    From midranks (Sun & Xu 2014): V10 = (rank of pos_i among all − rank among positives) / n and
-    V01 = 1 − (rank of neg_j among all − rank among negatives) / m. mean(V10) = mean(V01) = AUC.
-    """
-    from scipy.stats import rankdata
-
-    pos = np.asarray(pos, dtype=float)
-    neg = np.asarray(neg, dtype=float)
-    m, n = pos.size, neg.size
-    tz = rankdata(np.concatenate([pos, neg]))
-    v10 = (tz[:m] - rankdata(pos)) / n
-    v01 = 1.0 - (tz[m:] - rankdata(neg)) / m
-    return v10, v01
-
-
-def delong_covariance(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUCs and DeLong covariance matrix of k score sets on the same cases.
-
-    ``pos`` is k × m (scores of the m positive cases under each of the k sets), ``neg`` k × n. Returns (aucs, S) with
-    S = S10/m + S01/n, S10 and S01 the sample covariances (n − 1 denominator) of the structural components
-    (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44:837). For k = 1 S is DeLong's variance, which equals
-    statsmodels ``rank_compare_2indep(...).var_prob``.
-    """
-    pos = np.atleast_2d(np.asarray(pos, dtype=float))
-    neg = np.atleast_2d(np.asarray(neg, dtype=float))
-    m, n = pos.shape[1], neg.shape[1]
-    v10 = np.empty_like(pos)
-    v01 = np.empty_like(neg)
-    for r in range(pos.shape[0]):
-        v10[r], v01[r] = structural_components(pos[r], neg[r])
-    aucs = v10.mean(axis=1)
-    s10 = np.atleast_2d(np.cov(v10, ddof=1))
-    s01 = np.atleast_2d(np.cov(v01, ddof=1))
-    return aucs, s10 / m + s01 / n
-
-
-@dataclass(frozen=True)
-class AucComparison:
-    """AUC_a − AUC_b with its SE, CI and two-sided z-test (paired DeLong or unpaired z)."""
-
-    auc_a: float
-    auc_b: float
-    diff: float
-    se: float
-    z: float
-    p_value: float
-    interval: stats.Interval
-    method: str
-    n_pos: int
-    n_neg: int
-    var_a: float = math.nan
-    var_b: float = math.nan
-    cov: float = math.nan
-    correlation: float = math.nan
-    reason: str | None = None
-    details: dict = field(default_factory=dict)
-
-
-def delong_paired(scores_a: Any, scores_b: Any, labels: Any, level: float = 0.95) -> AucComparison:
-    """DeLong's test of AUC_a = AUC_b for two score sets on the same cases (aligned arrays, labels 0/1).
-
-    z = (A_a − A_b) / sqrt(S_aa + S_bb − 2 S_ab), two-sided normal p; CI diff ± z_{1−α/2}·SE (DeLong et al. 1988).
-    NaN with a reason when a class has fewer than 2 cases or the variance of the difference is zero.
-    """
-    from scipy.stats import norm
-
-    a = np.asarray(scores_a, dtype=float)
-    b = np.asarray(scores_b, dtype=float)
-    y = np.asarray(labels, dtype=int)
-    method = "delong-paired"
-    m, n = int((y == 1).sum()), int((y == 0).sum())
-    if m < 2 or n < 2:
-        reason = "the paired DeLong test needs at least 2 positive and 2 negative shared items"
-        return AucComparison(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
-                             stats.Interval.nan(level, method, reason), method, m, n, reason=reason)
-    aucs, s = delong_covariance(np.vstack([a[y == 1], b[y == 1]]), np.vstack([a[y == 0], b[y == 0]]))
-    diff = float(aucs[0] - aucs[1])
-    var = float(s[0, 0] + s[1, 1] - 2 * s[0, 1])
-    corr = float(s[0, 1] / math.sqrt(s[0, 0] * s[1, 1])) if s[0, 0] > 0 and s[1, 1] > 0 else math.nan
-    common = dict(var_a=float(s[0, 0]), var_b=float(s[1, 1]), cov=float(s[0, 1]), correlation=corr)
-    if not var > 1e-15:
-        reason = "the DeLong variance of the difference is zero (identical rankings or perfect separation)"
-        return AucComparison(float(aucs[0]), float(aucs[1]), diff, math.nan, math.nan, math.nan,
-                             stats.Interval.nan(level, method, reason), method, m, n, reason=reason, **common)
-    se = math.sqrt(var)
-    z = diff / se
-    q = float(norm.ppf(0.5 + level / 2))
-    return AucComparison(float(aucs[0]), float(aucs[1]), diff, se, z, float(2 * norm.sf(abs(z))),
-                         stats.Interval(diff - q * se, diff + q * se, level, method), method, m, n, **common)
-
-
-def delong_unpaired(a: stats.Estimate, b: stats.Estimate, level: float = 0.95) -> AucComparison:
-    """z-test of AUC_a = AUC_b for independent sets: z = (A_a − A_b) / sqrt(SE_a² + SE_b²) with DeLong SEs."""
-    from scipy.stats import norm
-
-    method = "delong-unpaired-z"
-    n_pos = int(a.details.get("n_pos", 0)) + int(b.details.get("n_pos", 0))
-    n_neg = int(a.details.get("n_neg", 0)) + int(b.details.get("n_neg", 0))
-    diff = a.value - b.value
-    if not (math.isfinite(a.se) and math.isfinite(b.se)) or a.se ** 2 + b.se ** 2 <= 0:
-        reason = "a DeLong variance could not be computed: " + (a.reason or b.reason or "zero variance")
-        return AucComparison(a.value, b.value, diff, math.nan, math.nan, math.nan,
-                             stats.Interval.nan(level, method, reason), method, n_pos, n_neg, reason=reason)
-    se = math.sqrt(a.se ** 2 + b.se ** 2)
-    z = diff / se
-    q = float(norm.ppf(0.5 + level / 2))
-    return AucComparison(a.value, b.value, diff, se, z, float(2 * norm.sf(abs(z))),
-                         stats.Interval(diff - q * se, diff + q * se, level, method), method, n_pos, n_neg,
-                         var_a=a.se ** 2, var_b=b.se ** 2, cov=0.0, correlation=0.0)
+Params = ProbesParams
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -382,7 +98,7 @@ def _sole_evidence(ctx: Context) -> bool:
 
 
 def compare(id_set: ProbeSet, ood: ProbeSet, id_auc: SetAuc, ood_auc: SetAuc, level: float,
-            min_shared: int) -> tuple[AucComparison, dict]:
+            min_shared: int) -> tuple[stats.AucComparison, dict]:
     """ID vs OOD: paired DeLong on the items both files share with the same label, else the unpaired z-test."""
     id_index = {k: i for i, k in enumerate(id_set.ids)}
     shared, label_conflicts = [], 0
@@ -400,17 +116,21 @@ def compare(id_set: ProbeSet, ood: ProbeSet, id_auc: SetAuc, ood_auc: SetAuc, le
         jj = np.array([j for _, j in shared])
         y = id_set.labels[ii]
         if int((y == 1).sum()) >= min_shared and int((y == 0).sum()) >= min_shared:
-            return delong_paired(id_set.scores[ii], ood.scores[jj], y, level=level), info
+            return stats.delong_paired(id_set.scores[ii], ood.scores[jj], y, level=level), info
         info["paired_skipped"] = (f"only {int((y == 1).sum())} positive / {int((y == 0).sum())} negative shared "
                                   f"items (need {min_shared} of each)")
-    return delong_unpaired(id_auc.delong, ood_auc.delong, level=level), info
+    return stats.delong_unpaired(id_auc.delong, ood_auc.delong, level=level), info
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
     if ctx.claim.probes is None:
         return []
     pr = ctx.claim.probes
-    id_set, ood_sets = load_probes(ctx)
+    if ctx.probe_sets is None:
+        # The files are read before the checks run (audit.importers.probes.load_probes, called by verify).
+        raise RuntimeError("the claim has probes: but the Context carries no probe_sets; pass "
+                           "probe_sets=load_probes(claim) when building the Context")
+    id_set, ood_sets = ctx.probe_sets.in_distribution, ctx.probe_sets.ood
     alpha, level = ctx.alpha, ctx.level
     prov = ctx.provenance(auc="DeLong variance (statsmodels rank_compare_2indep, use_t=False); CI on the logit "
                               "scale (Pepe 2003)", min_per_class=params.min_per_class,

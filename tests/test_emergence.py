@@ -97,6 +97,22 @@ def test_token_edit_distance_equals_textbook_dp(a, b):
     assert emergence.token_edit_distance(list(a), list(b)) == _levenshtein(a, b)
 
 
+
+@pytest.mark.parametrize("a,b,d", [
+    ("kitten", "sitting", 3), ("flaw", "lawn", 2), ("intention", "execution", 5), ("saturday", "sunday", 3),
+    ("", "abc", 3), ("abc", "", 3), ("", "", 0)])
+def test_token_edit_distance_known_values(a, b, d):
+    """Textbook Levenshtein distances (Levenshtein 1966; Jurafsky & Martin ch. 2: intention → execution is 5 with
+    unit substitution cost), on character token lists."""
+    assert emergence.token_edit_distance(list(a), list(b)) == d
+
+
+def test_token_edit_distance_compares_whole_tokens():
+    """Whitespace tokens are compared as units, not as their characters."""
+    assert emergence.token_edit_distance("the cat sat on the mat".split(), "the cat sat on mat".split()) == 1
+    assert emergence.token_edit_distance(["ab", "c"], ["a", "bc"]) == 2
+    assert emergence.token_edit_distance(["12", "34"], ["12", "34"]) == 0
+
 # --- classification ----------------------------------------------------------------------------------------------
 
 def _claim(tmp_path, base, treat, scorings, checks=None, claimed="exact", direction="greater"):

@@ -1,7 +1,6 @@
 """probes: AUC with DeLong CIs, Mann–Whitney against chance, paired DeLong ID vs OOD; the loader's errors."""
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from pathlib import Path
@@ -15,6 +14,7 @@ from hypothesis import strategies as st
 from audit import stats
 from audit.claim import load_claim
 from audit.errors import InputError
+from audit.importers import probes as probe_files
 from audit.verify import verify
 from checks import probes
 from conftest import FIXTURES, arm_rows, jsonl_claim
@@ -37,8 +37,8 @@ def finding(outcome, code):
 def test_hanley_mcneil_ct_through_the_loader():
     """Hanley & McNeil (1982) CT ratings: AUC 0.8932, DeLong SE 0.03072; the 95% CI on the logit scale is
     logit(0.8932) ± 1.96 · 0.03072 / (0.8932 · 0.1068) → [0.8164, 0.9402] (the untransformed one: [0.8330, 0.9534])."""
-    s, problems = probes.load_probe_set(DATA / "hanley_mcneil_ct.csv", "ct", id_column="case", score_column="rating",
-                                        label_column="abnormal")
+    s, problems = probe_files.load_probe_set(DATA / "hanley_mcneil_ct.csv", "ct", id_column="case",
+                                             score_column="rating", label_column="abnormal")
     assert problems == []
     assert (s.pos.size, s.neg.size) == (51, 58)
     a = probes.set_auc(s, level=0.95)
@@ -48,136 +48,9 @@ def test_hanley_mcneil_ct_through_the_loader():
     assert a.delong.interval.method == "delong-logit"
     assert a.mw.p_value < 1e-12
     # The structural components give the same variance (the unpaired case of the paired computation).
-    aucs, cov = probes.delong_covariance(s.pos, s.neg)
+    aucs, cov = stats.delong_covariance(s.pos, s.neg)
     assert aucs[0] == pytest.approx(0.8932, abs=5e-5)
     assert math.sqrt(cov[0, 0]) == pytest.approx(0.03072, abs=5e-6)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_structural_components_equal_statsmodels(seed):
-    """rank_compare_2indep(use_t=False): prob1 is the AUC and var_prob DeLong's variance, with ties."""
-    from statsmodels.stats.nonparametric import rank_compare_2indep
-
-    rng = np.random.default_rng(seed)
-    pos = rng.integers(0, 8, size=37).astype(float)
-    neg = rng.integers(-2, 6, size=23).astype(float)
-    res = rank_compare_2indep(pos, neg, use_t=False)
-    aucs, cov = probes.delong_covariance(pos, neg)
-    assert aucs[0] == pytest.approx(float(res.prob1), rel=1e-12)
-    assert cov[0, 0] == pytest.approx(float(res.var_prob), rel=1e-10)
-    est = stats.auc_delong(pos, neg)
-    assert est.se ** 2 == pytest.approx(cov[0, 0], rel=1e-10)
-
-
-def test_paired_delong_hand_example():
-    """Three positives, two negatives, two score sets; every quantity worked out by hand.
-
-    Set A: pos [0.9, 0.8, 0.3], neg [0.1, 0.5] → V10 = [1, 1, ½], V01 = [1, ⅔], AUC = 5/6.
-    Set B: pos [0.7, 0.2, 0.6], neg [0.4, 0.3] → V10 = [1, 0, 1], V01 = [⅔, ⅔], AUC = 2/3.
-    S10 = [[1/12, −1/12], [−1/12, 1/3]], S01 = [[1/18, 0], [0, 0]]; S = S10/3 + S01/2
-    → var A = 1/18, var B = 1/9, cov = −1/36; var(A − B) = 2/9, z = (1/6)/√(2/9) = √2/4.
-    """
-    labels = [1, 1, 1, 0, 0]
-    a = [0.9, 0.8, 0.3, 0.1, 0.5]
-    b = [0.7, 0.2, 0.6, 0.4, 0.3]
-    r = probes.delong_paired(a, b, labels)
-    assert (r.auc_a, r.auc_b, r.diff) == pytest.approx((5 / 6, 2 / 3, 1 / 6), abs=1e-12)
-    assert (r.var_a, r.var_b, r.cov) == pytest.approx((1 / 18, 1 / 9, -1 / 36), abs=1e-12)
-    assert r.se == pytest.approx(math.sqrt(2 / 9), abs=1e-12)
-    assert r.z == pytest.approx(math.sqrt(2) / 4, abs=1e-12)
-    from scipy.stats import norm
-
-    assert r.p_value == pytest.approx(2 * norm.sf(math.sqrt(2) / 4), rel=1e-12)
-
-
-def _brute_force_covariance(a, b, y):
-    """DeLong's covariance from the kernel ψ(x, z) = 1{x > z} + ½·1{x = z}, by explicit loops (independent of the
-    midrank computation in the check)."""
-    def psi(x, z):
-        return 1.0 if x > z else (0.5 if x == z else 0.0)
-
-    out = []
-    for s in (a, b):
-        pos = [v for v, l in zip(s, y) if l == 1]
-        neg = [v for v, l in zip(s, y) if l == 0]
-        v10 = [sum(psi(x, z) for z in neg) / len(neg) for x in pos]
-        v01 = [sum(psi(x, z) for x in pos) / len(pos) for z in neg]
-        out.append((np.array(v10), np.array(v01)))
-    m, n = len(out[0][0]), len(out[0][1])
-    s10 = np.cov(np.vstack([out[0][0], out[1][0]]))
-    s01 = np.cov(np.vstack([out[0][1], out[1][1]]))
-    return np.array([out[0][0].mean(), out[1][0].mean()]), s10 / m + s01 / n
-
-
-@pytest.mark.parametrize("seed", [3, 4])
-def test_paired_delong_equals_brute_force_kernel(seed):
-    rng = np.random.default_rng(seed)
-    n = 60
-    y = (rng.random(n) < 0.4).astype(int)
-    a = np.round(0.8 * y + rng.normal(size=n), 1)  # rounding makes ties
-    b = np.round(0.5 * a + 0.3 * y + rng.normal(size=n), 1)
-    aucs, cov = _brute_force_covariance(a, b, y)
-    r = probes.delong_paired(a, b, y)
-    assert (r.auc_a, r.auc_b) == pytest.approx(tuple(aucs), rel=1e-12)
-    assert (r.var_a, r.var_b, r.cov) == pytest.approx((cov[0, 0], cov[1, 1], cov[0, 1]), rel=1e-10)
-    assert r.se ** 2 == pytest.approx(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], rel=1e-10)
-
-
-def test_paired_variance_matches_monte_carlo():
-    """Seeded simulation: the mean DeLong variance of AUC_a − AUC_b is close to the variance over replications."""
-    rng = np.random.default_rng(11)
-    diffs, variances = [], []
-    for _ in range(1500):
-        y = np.r_[np.ones(40, int), np.zeros(40, int)]
-        common = rng.normal(size=80)
-        a = 1.0 * y + common + 0.7 * rng.normal(size=80)
-        b = 0.6 * y + common + 0.7 * rng.normal(size=80)
-        r = probes.delong_paired(a, b, y)
-        diffs.append(r.diff)
-        variances.append(r.se ** 2)
-    assert np.mean(variances) == pytest.approx(np.var(diffs, ddof=1), rel=0.12)
-
-
-def test_unpaired_z_uses_both_delong_variances():
-    rng = np.random.default_rng(5)
-    a = stats.auc_delong(rng.normal(1, 1, 50), rng.normal(0, 1, 60))
-    b = stats.auc_delong(rng.normal(0.2, 1, 40), rng.normal(0, 1, 45))
-    r = probes.delong_unpaired(a, b)
-    se = math.sqrt(a.se ** 2 + b.se ** 2)
-    assert r.se == pytest.approx(se, rel=1e-12)
-    assert r.z == pytest.approx((a.value - b.value) / se, rel=1e-12)
-    assert r.interval.low == pytest.approx(a.value - b.value - 1.959963984540054 * se, rel=1e-9)
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6), st.integers(0, 6)), min_size=6, max_size=40))
-def test_paired_test_is_antisymmetric(rows):
-    y = np.array([r[0] for r in rows])
-    a = np.array([r[1] for r in rows], dtype=float)
-    b = np.array([r[2] for r in rows], dtype=float)
-    r1, r2 = probes.delong_paired(a, b, y), probes.delong_paired(b, a, y)
-    if math.isnan(r1.diff):
-        assert r1.reason and math.isnan(r2.diff)
-        return
-    assert r1.diff == pytest.approx(-r2.diff, abs=1e-12)
-    assert r1.var_a == pytest.approx(r2.var_b, abs=1e-12)
-    if math.isfinite(r1.p_value):
-        assert r1.p_value == pytest.approx(r2.p_value, rel=1e-9)
-        assert 0 <= r1.p_value <= 1
-    else:
-        assert r1.reason and not r1.interval.ok
-
-
-def test_identical_score_sets_have_no_interval():
-    y = [1, 1, 0, 0, 1, 0]
-    s = [0.9, 0.4, 0.3, 0.5, 0.7, 0.1]
-    r = probes.delong_paired(s, s, y)
-    assert r.diff == 0 and not r.interval.ok and "zero" in r.reason
-
-
-def test_too_few_per_class_is_nan_with_reason():
-    r = probes.delong_paired([0.9, 0.1, 0.2], [0.8, 0.2, 0.1], [1, 0, 0])
-    assert math.isnan(r.p_value) and "at least 2" in r.reason
 
 
 # --- fixtures through verify ------------------------------------------------------------------------------------
@@ -292,25 +165,45 @@ def test_unknown_suffix_and_configured_columns(tmp_path):
     assert row["auc"] == 1.0 and row["n_pos"] == 5
 
 
+
+def test_load_probes_without_probes_is_none(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"claim": {"title": "t", "reported": {"baseline": {"passes": 4, "n": 89},
+                                                                      "treatment": {"passes": 6, "n": 89}}}}))
+    assert probe_files.load_probes(load_claim(p)) is None
+
+
+def test_the_check_reads_the_loaded_sets_not_the_files(tmp_path):
+    """The files are read once, before the checks: the check gives the same findings after they are gone."""
+    from audit.checks._common import Context
+
+    for name in ("id.csv", "ood_paraphrase.jsonl"):
+        (tmp_path / name).write_bytes((DATA / name).read_bytes())
+    claim = load_claim(_probe_claim(tmp_path, "id.csv", {"paraphrase": "ood_paraphrase.jsonl"}))
+    sets = probe_files.load_probes(claim)
+    assert list(sets.ood) == ["paraphrase"] and sets.in_distribution.name == "in-distribution"
+    want = [(f.code, f.statistic) for f in verify(claim).findings if f.check == "probes"]
+    for name in ("id.csv", "ood_paraphrase.jsonl"):
+        (tmp_path / name).unlink()
+    ctx = Context(claim, None, 0, 1000, 0.95, 0.05, 0.8, None, None, probe_sets=sets)
+    got = [(f.code, f.statistic) for f in probes.run(ctx, probes.Params())]
+    assert [c for c, _ in got] == [c for c, _ in want] and "ood_holds" in {c for c, _ in got}
+    with pytest.raises(RuntimeError, match="probe_sets"):
+        probes.run(Context(claim, None, 0, 1000, 0.95, 0.05, 0.8, None, None), probes.Params())
+
 def test_labels_accept_booleans_and_words():
-    assert [probes._label(x) for x in (True, 0, 1.0, "yes", "FALSE", " 1 ", "2", None)] == [1, 0, 1, 1, 0, 1, None, None]
+    got = [probe_files._label(x) for x in (True, 0, 1.0, "yes", "FALSE", " 1 ", "2", None)]
+    assert got == [1, 0, 1, 1, 0, 1, None, None]
 
 
 def test_swapping_labels_mirrors_the_auc():
     rng = np.random.default_rng(9)
     y = (np.arange(50) % 2).astype(int)
     s = y + rng.normal(size=50)
-    a = probes.set_auc(probes.ProbeSet("a", "-", np.arange(50).astype(str), s, y), 0.95)
-    b = probes.set_auc(probes.ProbeSet("b", "-", np.arange(50).astype(str), s, 1 - y), 0.95)
+    a = probes.set_auc(probe_files.ProbeSet("a", "-", np.arange(50).astype(str), s, y), 0.95)
+    b = probes.set_auc(probe_files.ProbeSet("b", "-", np.arange(50).astype(str), s, 1 - y), 0.95)
     assert a.delong.value == pytest.approx(1 - b.delong.value, abs=1e-12)
     assert a.delong.se == pytest.approx(b.delong.se, rel=1e-10)
-
-
-def test_small_exhaustive_auc_matches_definition():
-    pos, neg = [3.0, 1.0, 2.0, 2.0], [1.0, 0.0, 2.0]
-    want = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg)])
-    v10, v01 = probes.structural_components(np.array(pos), np.array(neg))
-    assert v10.mean() == pytest.approx(want) and v01.mean() == pytest.approx(want)
 
 
 def test_inverted_ood_probe_is_flagged_as_inverted(tmp_path):

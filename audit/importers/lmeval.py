@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from audit.errors import InputError, Problem
@@ -114,6 +116,8 @@ def read_results(path: Path, task: str) -> dict[str, Any]:
 
 
 TOLERANCE = 1e-6
+RESULTS_ROLE = "results"  # an arm's settings entry read from lm-eval's results_*.json
+SAMPLES_ROLE = "samples"  # one read from a samples_*.jsonl
 """Largest |recomputed − published| accepted for a metric: lm-eval writes full-precision floats, and the smallest real
 discrepancy (one document of n changing its score) is 1/n, far above this for any n below a million."""
 
@@ -142,7 +146,7 @@ def published_numbers(path: Path, task: str) -> dict[str, Any]:
     aggregation = {m.get("metric"): m.get("aggregation", "mean") for m in (cfg.get("metric_list") or [])
                    if isinstance(m, dict) and isinstance(m.get("metric"), str)}
     return {
-        "role": "results", "task": task,
+        "role": RESULTS_ROLE, "task": task,
         "n_samples": {k: ns.get(k) for k in ("original", "effective") if isinstance(ns.get(k), int)},
         "sample_len": res.get("sample_len") if isinstance(res.get("sample_len"), int) else None,
         "limit": obj(data.get("config")).get("limit"),
@@ -154,12 +158,12 @@ def published_numbers(path: Path, task: str) -> dict[str, Any]:
 def sample_numbers(df: pd.DataFrame, path: Path, metric: str) -> dict[str, Any]:
     """What one samples file holds, for the cross-check with its results file: the documents seen, and per filter
     the documents and the claimed metric's mean recomputed from the lines (lm-eval's "mean" aggregation)."""
-    part = df[df["source"] == str(path)]
+    part = df.loc[df["source"] == str(path), ["item_id", "scoring", "score"]]
     filters = {}
     for name, g in part.groupby("scoring", sort=False):
         filters[str(name)] = {"documents": int(g["item_id"].nunique()), "lines": int(len(g)),
                               metric: float(g["score"].mean()) if len(g) else float("nan")}
-    return {"role": "samples", "documents": int(part["item_id"].nunique()), "metric": metric, "filters": filters}
+    return {"role": SAMPLES_ROLE, "documents": int(part["item_id"].nunique()), "metric": metric, "filters": filters}
 
 
 def _redact(model_args: Any) -> Any:
@@ -172,13 +176,35 @@ def _redact(model_args: Any) -> Any:
     return model_args
 
 
+_COLUMNS = ["arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
+            "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "line_max_gen_toks",
+            "cluster"]
+
+
 def read_samples(path: Path, arm: str, budget: int | None, metric: str, filter_order: list[str] | None,
                  variant: str = "default", cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
     """Parse one samples file into record rows (one per doc × filter). Returns rows and the problems found.
 
     Fields are type-checked (:class:`audit.jsonlines.Fields`): a metric given as a string, a doc_id that is not
     an integer or a string, a ``doc`` that is not an object are reported, never converted.
+
+    A clean file is read column by column (:func:`read_samples_fast`); a file with anything unusual in it is read
+    line by line (:func:`read_samples_careful`), which names every problem. Both give the same table.
     """
+    from audit.jsonlines import gc_paused
+
+    with gc_paused():
+        df = read_samples_fast(path, arm, budget, metric, filter_order, variant, cluster_field)
+    if df is not None:
+        return df, []
+    return read_samples_careful(path, arm, budget, metric, filter_order, variant, cluster_field)
+
+
+def read_samples_careful(path: Path, arm: str, budget: int | None, metric: str, filter_order: list[str] | None,
+                         variant: str = "default",
+                         cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+    """:func:`read_samples` line by line, each field through :class:`audit.jsonlines.Fields`: the reference
+    behaviour, and the path that reports problems."""
     from audit.jsonlines import MAX_PROBLEMS, Fields
 
     problems: list[Problem] = []
@@ -237,12 +263,227 @@ def read_samples(path: Path, arm: str, budget: int | None, metric: str, filter_o
             _target_text(target), None, None, ph if isinstance(ph, str) else None, dh if isinstance(dh, str) else None,
             file, i, _filtered(d.get("filtered_resps")), (gk or {}).get("max_gen_toks"), cluster,
         ))
-    cols = ["arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
-            "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "line_max_gen_toks",
-            "cluster"]
-    df = pd.DataFrame.from_records(rows, columns=cols)
+    df = pd.DataFrame.from_records(rows, columns=_COLUMNS)
     df["answered"] = [answered(s, x) for s, x in zip(df["scoring"], df["extracted"])]
     return df, problems
+
+
+_NONE = type(None)
+_SCALARS = {str, int, float, bool, _NONE}
+
+
+def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, filter_order: list[str] | None,
+                      variant: str = "default", cluster_field: str | None = None) -> pd.DataFrame | None:
+    """:func:`read_samples_careful`'s table for a file in which nothing needs reporting, built a column at a time;
+    None as soon as anything is unusual (a line that does not parse, a missing key, a value of a type the careful
+    path refuses), and the caller then reads the file line by line for the messages.
+
+    Every column is derived from the parsed lines with the careful path's own rules: the common shape (a string
+    where a string is expected, ``resps`` as ``[[text]]``) is taken in one comprehension, anything else goes
+    through the careful path's helper for that value. Column types are inferred as ``DataFrame.from_records``
+    infers them (:func:`_column`). Call it inside :func:`audit.jsonlines.gc_paused`.
+    """
+    from audit.jsonlines import Unusual, parsed_objects, plain_lines
+
+    got = plain_lines(path)
+    if got is None:
+        return None
+    numbers, lines = got
+    n = len(lines)
+    scores: list = []
+    doc_kinds: set = set()  # the docs themselves are not kept: only their types are checked
+    clusters: list = []
+    max_gen_toks: list = []
+    cols = {c: _Texts() for c in ("item_id", "scoring", "text", "target", "prompt_hash", "doc_hash", "extracted")}
+    for k in range(0, n, _BATCH):
+        try:
+            objs = parsed_objects(lines[k:k + _BATCH])
+            cols["item_id"].add([d["doc_id"] for d in objs])
+            scores += [d[metric] for d in objs]
+        except (Unusual, KeyError):
+            return None
+        cols["scoring"].add([d.get("filter") for d in objs])
+        docs = [d.get("doc") for d in objs]
+        doc_kinds.update(map(type, docs))
+        if cluster_field:
+            clusters += [doc.get(cluster_field) if type(doc) is dict else None for doc in docs]
+        cols["target"].add([d.get("target") for d in objs])
+        cols["text"].add([r[0][0] if type(r) is list and r and type(r[0]) is list and r[0] and type(r[0][0]) is str
+                          else _raw_text(r) for r in [d.get("resps") for d in objs]])
+        cols["extracted"].add([x[0] if type(x) is list and len(x) == 1 and type(x[0]) is str else _filtered(x)
+                               for x in [d.get("filtered_resps") for d in objs]])
+        cols["prompt_hash"].add([d.get("prompt_hash") for d in objs])
+        cols["doc_hash"].add([d.get("doc_hash") for d in objs])
+        # lm-eval >= 0.4.5: {"gen_args_0": {"arg_0": context, "arg_1": kwargs}}, whose kwargs are the first object
+        # among the first argument's values, as _gen_kwargs takes them.
+        max_gen_toks += [kw.get("max_gen_toks")
+                         if type(a) is dict and len(a) == 1 and type(g := a.get("gen_args_0")) is dict
+                         and len(g) == 2 and type(g.get("arg_0")) is str and type(kw := g.get("arg_1")) is dict
+                         else _max_gen_toks(a) for a in [d.get("arguments") for d in objs]]
+        del objs, docs
+    ids, filters, extracted = cols["item_id"].values, cols["scoring"].values, cols["extracted"].values
+    targets, prompt_hashes, doc_hashes = cols["target"].values, cols["prompt_hash"].values, cols["doc_hash"].values
+    # doc_id (Fields.ident): an integer (not a boolean), given as its text, or a non-empty string.
+    kinds = set(map(type, ids))
+    if not kinds <= {int, str} or (str in kinds and "" in ids):
+        return None
+    if kinds == {int}:
+        ids = list(map(str, ids))
+    elif int in kinds:
+        ids = [x if type(x) is str else str(x) for x in ids]
+    # the metric (Fields.number, required): a finite number; true/false count as 1/0.
+    kinds = set(map(type, scores))
+    if not kinds <= {float, int, bool}:
+        return None
+    if kinds != {float}:
+        try:
+            scores = [float(x) for x in scores]
+        except OverflowError:
+            return None
+    score = np.array(scores, dtype=np.float64)
+    if not np.isfinite(score).all():
+        return None
+    # filter (Fields.text): a string, or null / absent: then the k-th line of a document is the k-th filter.
+    kinds = set(map(type, filters))
+    if not kinds <= {str, _NONE}:
+        return None
+    if _NONE in kinds:
+        seen: dict[str, int] = {}
+        named = []
+        for doc_id, filt in zip(ids, filters):
+            occurrence = seen.get(doc_id, 0)
+            seen[doc_id] = occurrence + 1
+            if filt is None:
+                if filter_order and occurrence < len(filter_order):
+                    filt = filter_order[occurrence]
+                elif occurrence == 0:
+                    filt = "none"
+                else:
+                    return None
+            named.append(filt)
+        filters = named
+    # doc (Fields.mapping): an object, or null / absent; the cluster (Fields.scalar) a plain value in it.
+    if not doc_kinds <= {dict, _NONE}:
+        return None
+    if not cluster_field:
+        clusters = [None] * n
+    elif not set(map(type, clusters)) <= _SCALARS:
+        return None
+    if set(map(type, targets)) != {str}:
+        targets = list(map(_target_text, targets))
+    if set(map(type, prompt_hashes)) != {str}:
+        prompt_hashes = [x if type(x) is str else None for x in prompt_hashes]
+    if set(map(type, doc_hashes)) != {str}:
+        doc_hashes = [x if type(x) is str else None for x in doc_hashes]
+    same = {"arm": arm, "variant": variant, "budget": budget, "finish_reason": None, "completion_tokens": None,
+            "source": str(path)}
+    data = {
+        "item_id": ids, "scoring": filters, "score": score, "text": cols["text"].values, "target": targets,
+        "prompt_hash": prompt_hashes, "doc_hash": doc_hashes, "line": numbers, "extracted": extracted,
+        "line_max_gen_toks": max_gen_toks, "cluster": clusters,
+    }
+    df = pd.DataFrame({c: _column(same[c], n) if c in same else cols[c].column(data[c]) if c in cols
+                       else _column(data[c]) for c in _COLUMNS})
+    # All strings: the column holds these very values (with a null among them, it holds NaN where the list has None).
+    if cols["extracted"].chunks or set(map(type, extracted)) == {str}:
+        df["answered"] = [math.nan if s == "none" else 0.0 if x.strip() in _NO_ANSWER else 1.0
+                          for s, x in zip(filters, extracted)]
+    else:  # answered() sees the values as the column holds them, as in read_samples_careful
+        df["answered"] = [answered(s, x) for s, x in zip(df["scoring"], df["extracted"])]
+    return df
+
+
+_BATCH = 2048
+"""Lines parsed at a time by the fast path: small enough that a batch's objects are freed while still cached."""
+
+
+class _Texts:
+    """The values of a column that is text on every line of a clean log, and while every value so far is a string,
+    their arrow form, made a batch at a time while the batch's strings are still in the CPU cache (converting 50,000
+    strings scattered over the heap at the end costs several times more)."""
+
+    def __init__(self) -> None:
+        self.values: list = []
+        self.chunks: list | None = [] if getattr(_string_dtype(), "storage", None) == "pyarrow" else None
+
+    def add(self, batch: list) -> None:
+        self.values += batch
+        if self.chunks is not None:
+            if set(map(type, batch)) == {str}:
+                import pyarrow as pa
+
+                self.chunks.append(pa.array(batch, type=pa.large_string()))
+            else:
+                self.chunks = None
+
+    def column(self, values: list) -> Any:
+        """:func:`_column` of ``values``, from the arrow chunks when they hold these very values."""
+        if values is self.values and self.chunks:
+            import pyarrow as pa
+
+            return pd.array(pa.chunked_array(self.chunks, type=pa.large_string()).combine_chunks(),
+                            dtype=_string_dtype())
+        return _column(values)
+
+
+def _column(values: list | np.ndarray, n: int | None = None) -> Any:
+    """One column as ``DataFrame.from_records`` makes it: the common all-string / all-float / all-int / all-null
+    cases directly, every other mix through from_records itself (one column of it). With ``n``, ``values`` is a
+    single value repeated n times."""
+    if isinstance(values, np.ndarray):
+        return values
+    if n is not None:
+        if type(values) is str:
+            return _column([values]).take(np.zeros(n, dtype=np.intp))
+        values = [values] * n
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        dtype = _string_dtype()
+        if dtype == np.dtype(object):  # pandas < 3
+            return np.array(values, dtype=object)
+        if getattr(dtype, "storage", None) == "pyarrow":  # what from_records does, without re-checking each value
+            import pyarrow as pa
+
+            return pd.array(pa.array(values, type=pa.large_string()), dtype=dtype)
+        return pd.array(values, dtype=dtype)
+    if kinds == {float}:
+        return np.array(values, dtype=np.float64)
+    if kinds == {int}:
+        arr = np.array(values)
+        if arr.dtype == np.int64:
+            return arr
+    if kinds == {_NONE}:
+        arr = np.empty(len(values), dtype=object)
+        arr.fill(None)
+        return arr
+    return pd.DataFrame.from_records([(v,) for v in values], columns=["x"])["x"].array
+
+
+_STRING_DTYPE: list = []
+
+
+def _string_dtype() -> Any:
+    """The dtype from_records gives a column of strings (pandas >= 3: the pyarrow-backed "str"; before: object)."""
+    if not _STRING_DTYPE:
+        _STRING_DTYPE.append(pd.DataFrame.from_records([("a",)], columns=["x"])["x"].dtype)
+    return _STRING_DTYPE[0]
+
+
+def _max_gen_toks(arguments: Any) -> Any:
+    """``(_gen_kwargs(arguments) or {}).get("max_gen_toks")``, with the common lm-eval >= 0.4.5 shape
+    ({"gen_args_0": {"arg_0": context, "arg_1": kwargs}}) taken without building lists."""
+    if type(arguments) is dict and arguments:
+        first = next(iter(arguments.values()))
+        if type(first) is dict:
+            for v in first.values():
+                if isinstance(v, dict):
+                    return v.get("max_gen_toks")
+            return None
+    gk = _gen_kwargs(arguments)
+    return gk.get("max_gen_toks") if gk else None
+
+
+_NO_ANSWER = ("", "[invalid]")
 
 
 def answered(filter_name: Any, filtered: Any) -> float:
@@ -250,7 +491,7 @@ def answered(filter_name: Any, filtered: Any) -> float:
     empty response, 1.0 otherwise; NaN for the "none" filter, which extracts nothing (the response is the output)."""
     if filter_name == "none":
         return float("nan")
-    if filtered is None or (isinstance(filtered, str) and filtered.strip() in ("", "[invalid]")):
+    if filtered is None or (isinstance(filtered, str) and filtered.strip() in _NO_ANSWER):
         return 0.0
     return 1.0
 
