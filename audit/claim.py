@@ -11,11 +11,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
+from audit.check_params import CheckParams
 from audit.errors import InputError, Problem
-from audit.scorer_specs import Regex, scorer_spec
+from audit.scoring.specs import RegexScorer, scorer_spec
 
 Test = Literal["fisher", "mcnemar", "bootstrap", "ttest", "ztest", "chi2", "boschloo", "wilcoxon", "unknown"]
 
@@ -264,25 +274,6 @@ class Probes(_Strict):
     label_column: str = "label"
 
 
-class RegexScorer(_Strict):
-    """A scorer defined in the claim: extract with a regex (like lm-eval's regex filter), compare with the target."""
-
-    regex: Regex = Field(description="Python regular expression; the group below is the extracted answer")
-    group: int = Field(1, ge=0)
-    select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
-    compare: Literal["exact", "numeric"] = Field("exact", description="numeric: 12 == 12.0 == 1,2 is not; exact: normalised text")
-    ignore_case: bool = False
-
-    @model_validator(mode="after")
-    def _group_exists(self) -> "RegexScorer":
-        import re
-
-        groups = re.compile(self.regex).groups
-        if self.group > groups:
-            raise ValueError(f"group {self.group} does not exist: the regex has {groups} group(s)")
-        return self
-
-
 class Arm(_Strict):
     """Live mode: where one arm's generations come from."""
 
@@ -392,10 +383,16 @@ class Claim(_Strict):
     probes: Probes | None = Field(None, description="probe AUCs in-distribution vs OOD")
     perturbations: Perturbations = Field(default_factory=Perturbations)
     options: Options = Field(default_factory=Options)
-    checks: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-check parameters, by check name")
+    checks: CheckParams = Field(default_factory=CheckParams, description="per-check parameters, by check name "
+                                                                        "(`audit checks` lists them)")
 
     # Not part of the file: where it was read from (relative paths resolve against its folder).
     path: Path | None = Field(None, exclude=True)
+
+    @field_serializer("checks")
+    def _checks_as_written(self, checks: CheckParams) -> dict[str, Any]:
+        # The parameters the claim sets, not every default of every check.
+        return checks.model_dump(mode="json", exclude_unset=True)
 
     @property
     def base_dir(self) -> Path:
@@ -696,7 +693,7 @@ def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             fix = (f"did you mean '{close[0]}'? " if close else "") + (
                 f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else "remove this key")
-            msg = "unknown key"
+            msg = "unknown check" if len(loc) == 2 and loc[0] == "checks" else "unknown key"
             value = None
         elif kind == "missing":
             msg = "required key is missing"
@@ -982,33 +979,18 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
         problems.append(Problem("the variant name 'default' is reserved for samples.baseline/treatment", file=file,
                                 line=lines.get(("samples", "variants", "default")), field="samples.variants.default",
                                 fix="rename the variant"))
-    from audit.checks import REGISTRY  # local: the registry imports this module
-
-    for name, params in claim.checks.items():
-        if name not in REGISTRY:
-            close = difflib.get_close_matches(name, list(REGISTRY), n=1)
-            problems.append(Problem("unknown check", file=file, line=lines.get(("checks", name)), field=f"checks.{name}",
-                                    fix=(f"did you mean '{close[0]}'? " if close else "") + f"known checks: {', '.join(REGISTRY)}"))
-            continue
-        model = REGISTRY[name].params
-        try:
-            model.model_validate(params or {})
-        except ValidationError as err:
-            for p in _problems_from_validation(err, file, {}, root=model):
-                problems.append(Problem(p.message, file=file, line=lines.get(("checks", name)),
-                                        field=f"checks.{name}.{p.field}", value=p.value, fix=p.fix))
     return problems
 
 
 def url_public(url: str) -> str:
-    from audit.runner import public_url
+    from audit.generation.types import public_url
 
     return public_url(url)
 
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable http(s) base URL (the runner's own check, so both agree), or None."""
-    from audit.runner import url_problem as check
+    from audit.generation.types import url_problem as check
 
     return check(url)
 

@@ -135,21 +135,22 @@ def main() -> None:
 def validate(claim_file: Path) -> None:
     """Check a claim file and list every problem (line, field, value, fix).
 
-    Also reads every sample log it names, so a truncated log or mismatched item ids are caught here too.
+    Also reads every sample log and probe file it names, so a truncated log, mismatched item ids or a broken
+    probe file are caught here too.
     """
     from audit.claim import load_claim
 
-    try:
-        claim = load_claim(claim_file)
-        n = None
-        if claim.samples is not None:
-            from audit.importers import load_records
+    claim = load_claim(claim_file)
+    n = None
+    if claim.samples is not None:
+        from audit.importers import load_records
 
-            records = load_records(claim)
-            n = len(records.table)
-    except AuditError as exc:
-        _fail(exc)
-        return
+        records = load_records(claim)
+        n = len(records.table)
+    if claim.probes is not None:
+        from audit.importers.probes import load_probes
+
+        load_probes(claim)
     extra = f", {n} record rows" if n is not None else ""
     click.echo(f"{_safe(claim_file)}: valid{extra}")
 
@@ -196,51 +197,45 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     The exit code is 0 when the CI gate (--fail-on) passes — by default only when the verdict is 'supported' —
     and 1 when it fails.
     """
-    import dataclasses
-
     from audit.claim import load_claim
-    from audit.gate import apply_gate, write_ci_files
+    from audit.reports import write_ci_files
     from audit.verify import verify as run_verify
     from audit.verify import write_outputs
 
     command = "audit verify " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else \
         f"audit verify {shlex.quote(str(claim_file))}"
+    claim = load_claim(claim_file)
+    from audit.textsafe import register_env_secrets
+
+    register_env_secrets(a.api_key_env for a in (claim.arms or {}).values())
+    if out_dir is not None:
+        _writable(out_dir, "--out", folder=True)
+        _TRACE_DIR[:] = [out_dir]
+    for option, p in (("--summary-md", summary_md), ("--junit", junit)):
+        if p is not None:
+            _writable(p, option, folder=False)
+    cache = None
+    if claim.live and not no_cache:
+        from audit.generation.cache import GenerationCache
+
+        cache = GenerationCache(cache_path)
+    outcome = run_verify(claim, command=command, seed=seed, resamples=resamples, cache=cache,
+                         progress=_progress if claim.live and not as_json else None, gate=fail_on)
+    report = outcome.report
     try:
-        claim = load_claim(claim_file)
-        from audit.textsafe import register_env_secrets
-
-        register_env_secrets(a.api_key_env for a in (claim.arms or {}).values())
-        if out_dir is not None:
-            _writable(out_dir, "--out", folder=True)
-            _TRACE_DIR[:] = [out_dir]
-        for option, p in (("--summary-md", summary_md), ("--junit", junit)):
-            if p is not None:
-                _writable(p, option, folder=False)
-        cache = None
-        if claim.live and not no_cache:
-            from audit.cache import GenerationCache
-
-            cache = GenerationCache(cache_path)
-        outcome = run_verify(claim, command=command, seed=seed, resamples=resamples, cache=cache,
-                             progress=_progress if claim.live and not as_json else None)
-        report, gate_result = apply_gate(outcome.report, fail_on)
-        outcome = dataclasses.replace(outcome, report=report)
-        try:
-            paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
-        except OSError as exc:  # e.g. the disk filled up between the check above and the write
-            raise InputError([Problem(f"cannot write the report: {exc.strerror or exc}", file=exc.filename,
-                                      field="--out", fix="free space or give --out another folder")]) from None
-        paths.update(write_ci_files(report, summary_md=summary_md, junit=junit))
-    except AuditError as exc:
-        _fail(exc)
-        return
+        paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
+    except OSError as exc:  # e.g. the disk filled up between the check above and the write
+        raise InputError([Problem(f"cannot write the report: {exc.strerror or exc}", file=exc.filename,
+                                  field="--out", fix="free space or give --out another folder")]) from None
+    paths.update(write_ci_files(report, summary_md=summary_md, junit=junit))
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        click.echo(report.dump_json())
     else:
         _print_summary(report, paths)
-        state = click.style("passed", fg="green") if gate_result.passed else click.style("failed", fg="red")
-        why = f": {_safe('; '.join(gate_result.reasons))}" if gate_result.reasons else ""
-        click.echo(f"\n  gate --fail-on {gate_result.gate.spec}: {state} (exit {report.exit_code}){why}")
+        gate = report.gate
+        state = click.style("passed", fg="green") if gate.passed else click.style("failed", fg="red")
+        why = f": {_safe('; '.join(gate.reasons))}" if gate.reasons else ""
+        click.echo(f"\n  gate --fail-on {gate.fail_on}: {state} (exit {report.exit_code}){why}")
     sys.exit(report.exit_code)
 
 
@@ -268,7 +263,7 @@ def _print_summary(report, paths) -> None:
 
     colours = {"supported": "green", "fragile": "yellow", "not_reproduced": "red", "inconclusive": "white"}
     click.secho(f"{report.verdict.replace('_', ' ').upper()}", fg=colours[report.verdict], bold=True, nl=False)
-    click.echo(f"  {_safe(report.claim['claim']['title'])}")
+    click.echo(f"  {_safe(report.title)}")
     click.echo(f"  {_safe(report.verdict_reason)}")
     if report.cells:
         click.echo("")
@@ -316,13 +311,9 @@ def compare(old_report: Path, new_report: Path, as_json: bool, any_claim: bool) 
             reports.append(load_report(path))
         except InputError as exc:
             problems.extend(exc.problems)
-    try:
-        if problems:
-            raise InputError(problems)
-        result = run_compare(reports[0], reports[1], str(old_report), str(new_report), any_claim=any_claim)
-    except AuditError as exc:
-        _fail(exc)
-        return
+    if problems:
+        raise InputError(problems)  # every unreadable report at once; the group turns it into exit 2
+    result = run_compare(reports[0], reports[1], str(old_report), str(new_report), any_claim=any_claim)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -330,14 +321,22 @@ def compare(old_report: Path, new_report: Path, as_json: bool, any_claim: bool) 
     sys.exit(result.exit_code)
 
 
-@main.command(short_help="Print the JSON Schema of the claim file (for editors).")
+@main.command(short_help="Print the JSON Schema of the claim file, or of report.json (--report).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the schema to this file instead of stdout.")
-def schema(output: Path | None) -> None:
-    """Print the JSON Schema of the claim file (for editors, e.g. yaml-language-server)."""
-    from audit.claim import json_schema
+@click.option("--report", "of_report", is_flag=True,
+              help="The schema of report.json (what `audit verify --out` writes) instead of the claim file's.")
+def schema(output: Path | None, of_report: bool) -> None:
+    """Print the JSON Schema of the claim file (for editors, e.g. yaml-language-server), or with --report the
+    JSON Schema that every report.json validates against."""
+    if of_report:
+        from audit.findings import report_schema
 
-    text = json.dumps(json_schema(), indent=2)
+        text = json.dumps(report_schema(), indent=2)
+    else:
+        from audit.claim import json_schema
+
+        text = json.dumps(json_schema(), indent=2)
     if output:
         try:
             output.write_text(text + "\n", encoding="utf-8")
@@ -362,13 +361,9 @@ _CACHE_OPTION = click.option("--cache", "cache_path", type=click.Path(dir_okay=F
 @_CACHE_OPTION
 def cache_info(cache_path: Path | None) -> None:
     """Where the cache is, how many generations it holds, for which models."""
-    from audit.cache import GenerationCache
+    from audit.generation.cache import GenerationCache
 
-    try:
-        info = GenerationCache(cache_path).info()
-    except AuditError as exc:
-        _fail(exc)
-        return
+    info = GenerationCache(cache_path).info()
     for k, v in info.items():
         click.echo(f"{k}: {_safe(v)}")
 
@@ -378,13 +373,9 @@ def cache_info(cache_path: Path | None) -> None:
 @click.confirmation_option(prompt="Delete every cached generation?")
 def cache_clear(cache_path: Path | None) -> None:
     """Delete every cached generation."""
-    from audit.cache import GenerationCache
+    from audit.generation.cache import GenerationCache
 
-    try:
-        n = GenerationCache(cache_path).clear()
-    except AuditError as exc:
-        _fail(exc)
-        return
+    n = GenerationCache(cache_path).clear()
     click.echo(f"removed {n} cached generation(s)")
 
 

@@ -1,15 +1,14 @@
 """compare: what changed between two audits (report.json files) of the same claim.
 
-Cells are matched by (variant, budget, scoring); findings by check + code + the title up to its first colon (numbers
-masked) + the statistic's identifying fields (budget, scoring, variant, arm), in order when several share a key;
-sources by (arm, budget, file name). Two reports audit the same claim when the claim's title and metric agree
+Cells are matched by (variant, budget, scoring); findings by their subject (check, code, and the variant, budget,
+scoring, arm or setting they are about), in order when several share a subject; sources by (arm, budget, file
+name). Two reports audit the same claim when the claim's title and metric agree
 (anything else in the claim may change and is listed).
 """
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from audit.errors import InputError, Problem
 from audit.findings import Report
 
 _TOL = 1e-12
-_IDENTITY = ("budget", "scoring", "variant", "arm", "field")
+_SCHEMA_VERSION = Report.model_fields["schema_version"].default
 _STAT_KEYS = ("delta", "ci_low", "ci_high", "p_value", "rate_baseline", "rate_treatment", "change", "mde")
 
 
@@ -44,8 +43,9 @@ def load_report(path: str | Path) -> Report:
         raise InputError([Problem("not an audit report (a JSON object is expected)", file=file,
                                   fix="give the report.json written by `audit verify --out`")])
     version = data.get("schema_version")
-    if version != 1:
-        raise InputError([Problem(f"unsupported report schema_version {version!r} (this audit reads 1)", file=file,
+    if version != _SCHEMA_VERSION:
+        raise InputError([Problem(f"unsupported report schema_version {version!r} (this audit reads "
+                                  f"{_SCHEMA_VERSION})", file=file,
                                   field="schema_version", fix="re-run the audit with this version of audit")])
     try:
         return Report.model_validate(data)
@@ -168,21 +168,11 @@ def _cell_view(c) -> dict[str, Any]:
             "claimed": c.claimed}
 
 
-def _title_prefix(title: str) -> str:
-    head = title.split(":", 1)[0]
-    return re.sub(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?%?", "#", head).strip()
-
-
-def _finding_key(f) -> str:
-    ident = " ".join(f"{k}={f.statistic[k]}" for k in _IDENTITY if f.statistic.get(k) is not None)
-    return f"{f.check}.{f.code}: {_title_prefix(f.title)}" + (f" [{ident}]" if ident else "")
-
-
 def _findings(old: Report, new: Report) -> tuple[Change, ...]:
     def grouped(rep: Report) -> dict[str, list]:
         g: dict[str, list] = {}
         for f in rep.findings:
-            g.setdefault(_finding_key(f), []).append(f)
+            g.setdefault(f.subject.key(), []).append(f)
         return g
 
     a, b = grouped(old), grouped(new)
@@ -207,7 +197,7 @@ def _findings(old: Report, new: Report) -> tuple[Change, ...]:
                         va, vb = x.statistic.get(s), y.statistic.get(s)
                         if _differs(va, vb):
                             notes.append(f"{s} {_fmt(va)} → {_fmt(vb)}")
-                if x.title != y.title and not notes:
+                if x.title != y.title and not notes:  # same subject, same numbers, reworded
                     notes.append("title changed")
                 out.append(Change(key, "changed" if notes else "same", _finding_view(x), _finding_view(y),
                                   tuple(notes)))
@@ -247,22 +237,22 @@ def _fmt(x: Any) -> str:
 
 
 def _options(r: Report) -> dict[str, Any]:
-    return {**r.options, "audit_version": r.audit_version, "fail_on": (r.gate or {}).get("fail_on")}
+    return {**r.options, "audit_version": r.audit_version, "fail_on": r.gate.fail_on}
 
 
 def compare(old: Report, new: Report, old_file: str = "old", new_file: str = "new",
             any_claim: bool = False) -> Comparison:
     """Compare two audits. Raises InputError when they audit different claims (unless ``any_claim``)."""
-    ca, cb = old.claim.get("claim") or {}, new.claim.get("claim") or {}
-    if not any_claim and (ca.get("title"), ca.get("metric")) != (cb.get("title"), cb.get("metric")):
+    ca, cb = old.claim.claim, new.claim.claim
+    if not any_claim and (ca.title, ca.metric) != (cb.title, cb.metric):
         raise InputError([Problem(
-            f"the reports audit different claims: {ca.get('title')!r} ({ca.get('metric')}) in {old_file} vs "
-            f"{cb.get('title')!r} ({cb.get('metric')}) in {new_file}", file=new_file, field="claim.claim.title",
+            f"the reports audit different claims: {ca.title!r} ({ca.metric}) in {old_file} vs "
+            f"{cb.title!r} ({cb.metric}) in {new_file}", file=new_file, field="claim.claim.title",
             fix="compare two audits of the same claim, or pass --any-claim to compare anyway")])
     return Comparison(
         old_file=old_file, new_file=new_file, verdict_old=old.verdict, verdict_new=new.verdict,
         reason_old=old.verdict_reason, reason_new=new.verdict_reason,
-        claim_changes=_dict_changes(old.claim, new.claim), cells=_cells(old, new), findings=_findings(old, new),
+        claim_changes=_dict_changes(old.claim_dict(), new.claim_dict()), cells=_cells(old, new), findings=_findings(old, new),
         options=_dict_changes(_options(old), _options(new)),
         sources=_sources(old, new), environment=_dict_changes(old.environment, new.environment))
 

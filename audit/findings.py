@@ -1,35 +1,87 @@
-"""Findings (what a check concludes) and the report schema (report.json).
+"""The contract between the stages: what a check concludes (:class:`Finding`) and report.json (:class:`Report`).
 
-Checks return frozen :class:`Finding` objects; :func:`audit.verify.verify` collects them into a :class:`Report`, a
-pydantic model (extra="forbid") so that report.json has a published, validated shape.
+Every type the report, the summary, the JUnit file and ``audit compare`` read is defined here, once:
+
+* the enums (:class:`Severity`, :class:`Outcome`, :class:`Impact`, :class:`Verdict`), each with its order;
+* a finding's :class:`Subject` (check, code and the cell or setting it is about), by which ``audit compare`` matches
+  findings across reports — never by title;
+* the typed exhibits a check hands to the report: :class:`Estimate` (a delta and its interval, drawn in the forest
+  plot) and :class:`RateTable` (truncation and no-answer rates);
+* :class:`Report`, whose derived views (claim vs measured, forest rows, rate tables, gate) are computed once in
+  :func:`audit.verify.verify` and only read by the renderers.
+
+``audit schema --report`` prints the Report's JSON Schema; report.json validates against it.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Outcome = Literal["pass", "flag", "inconclusive", "info"]
-Severity = Literal["critical", "major", "minor", "info"]
-Impact = Literal["none", "fragile", "not_reproduced", "inconclusive", "reproduced", "untrusted_input"]
-"""How a finding moves the verdict. ``untrusted_input``: the inputs cannot carry a verdict (sample logs that do not
-reproduce the numbers published beside them): the verdict is ``inconclusive`` at best, whatever else reproduced."""
-Verdict = Literal["supported", "fragile", "not_reproduced", "inconclusive"]
+from audit.claim import Claim
+
+
+class _Ranked(StrEnum):
+    """A string enum whose declaration order is its rank (0 = first = worst / most telling)."""
+
+    @property
+    def rank(self) -> int:
+        return list(type(self)).index(self)
+
+
+class Severity(_Ranked):
+    """How much a flag matters, worst first."""
+
+    critical = "critical"
+    major = "major"
+    minor = "minor"
+    info = "info"
+
+
+class Outcome(_Ranked):
+    """What a check found, in the order the report lists findings."""
+
+    flag = "flag"
+    inconclusive = "inconclusive"
+    passed = "pass"
+    info = "info"
+
+
+class Impact(StrEnum):
+    """How a finding moves the verdict. ``untrusted_input``: the inputs cannot carry a verdict (sample logs that do
+    not reproduce the numbers published beside them): the verdict is ``inconclusive`` at best."""
+
+    none = "none"
+    fragile = "fragile"
+    not_reproduced = "not_reproduced"
+    inconclusive = "inconclusive"
+    reproduced = "reproduced"
+    untrusted_input = "untrusted_input"
+
+
+class Verdict(StrEnum):
+    supported = "supported"
+    fragile = "fragile"
+    not_reproduced = "not_reproduced"
+    inconclusive = "inconclusive"
+
 
 VERDICT_EXPLANATION = {
-    "supported": "reproduced at the claimed setting, and no perturbation is shown to remove it",
-    "fragile": "reproduced at the claimed setting, but a perturbation is shown to shrink it beyond the margin or to "
-               "reverse it",
-    "not_reproduced": "the evidence contradicts the claim: the delta is significantly below the reported one, or "
-                      "significantly opposite",
-    "inconclusive": "the data cannot tell: no significant gain, and nothing refuted",
+    Verdict.supported: "reproduced at the claimed setting, and no perturbation is shown to remove it",
+    Verdict.fragile: "reproduced at the claimed setting, but a perturbation is shown to shrink it beyond the margin "
+                     "or to reverse it",
+    Verdict.not_reproduced: "the evidence contradicts the claim: the delta is significantly below the reported one, "
+                            "or significantly opposite",
+    Verdict.inconclusive: "the data cannot tell: no significant gain, and nothing refuted",
 }
 
 
 def clean(value: Any) -> Any:
     """Make a value JSON-safe: NaN/inf become None (the reason travels beside it), numpy scalars become Python."""
+    if isinstance(value, BaseModel):
+        return value
     if hasattr(value, "to_dict"):
         value = value.to_dict()
     if isinstance(value, dict):
@@ -46,13 +98,108 @@ def clean(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class Finding:
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Clean(_Model):
+    """A model whose numbers may arrive as numpy scalars or NaN (cleaned to Python / None on construction)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clean(cls, data: Any) -> Any:
+        return clean(data) if isinstance(data, dict) else data
+
+
+# The statistic keys that say which cell or setting a finding is about (see Subject).
+SUBJECT_KEYS = ("variant", "budget", "scoring", "arm", "field")
+
+
+class Subject(_Model):
+    """What a finding is about: its check and code, and the cell (variant × budget × scoring), arm or setting
+    (``field``) when it concerns one. Two reports' findings with equal subjects are the same finding."""
+
+    check: str
+    code: str
+    variant: str | None = None
+    budget: int | None = None
+    scoring: str | None = None
+    arm: str | None = None
+    field: str | None = None
+
+    def key(self) -> str:
+        where = " ".join(f"{k}={getattr(self, k)}" for k in SUBJECT_KEYS if getattr(self, k) is not None)
+        return f"{self.check}.{self.code}" + (f" [{where}]" if where else "")
+
+
+class EstimateKind(StrEnum):
+    """Which delta an :class:`Estimate` is."""
+
+    cell = "cell"  # a cell of the plan (variant × budget × scoring), all items
+    untruncated = "untruncated"  # the claimed cell, on the items neither arm truncated
+    reported_counts = "reported_counts"  # recomputed from the reported k/n (no samples)
+
+
+class Estimate(_Clean):
+    """A treatment − baseline delta with its interval, as the forest plot draws it."""
+
+    kind: EstimateKind
+    label: str
+    variant: str | None = None
+    budget: int | None = None
+    scoring: str | None = None
+    n: int | None = None
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_method: str | None = None
+    p_value: float | None = None
+    test: str | None = None
+    claimed: bool = False
+
+
+class TableKind(StrEnum):
+    truncation = "truncation"  # outputs that hit the generation cap, per arm × budget
+    no_answer = "no_answer"  # outputs with no extractable answer, per scoring × arm × budget
+
+
+class RateRow(_Clean):
+    """One rate k/n with its Wilson interval: ``count`` of ``known`` outputs (``items`` in all)."""
+
+    arm: str
+    budget: int | None = None
+    scoring: str | None = None
+    count: int
+    known: int
+    items: int
+    rate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    ci_method: str | None = None
+    evidence: str | None = None
+    reason: str | None = None
+
+
+class RateTable(_Model):
+    kind: TableKind
+    rows: list[RateRow]
+
+    @classmethod
+    def of(cls, kind: TableKind, rows: list[dict[str, Any]], count: str) -> "RateTable":
+        """From a check's own rate rows, whose ``count`` key holds k."""
+        fields = set(RateRow.model_fields)
+        return cls(kind=kind, rows=[RateRow(count=r[count], **{k: v for k, v in r.items() if k in fields})
+                                    for r in rows])
+
+
+class Finding(_Clean):
     """One conclusion of one check.
 
     ``outcome`` says what the check found (pass / flag / inconclusive / info); ``severity`` how much a flag matters;
-    ``impact`` how it moves the verdict. ``rows`` is the table of numbers behind it (each row a dict, CIs included),
-    ``evidence`` the few most telling items, ``provenance`` how to recompute it (test, n, resamples, seed, version).
+    ``impact`` how it moves the verdict. ``statistic`` holds the check's numbers (its keys are the check's own and
+    documented there; ``variant``/``budget``/``scoring``/``arm``/``field`` name the subject), ``rows`` the table behind
+    it, ``evidence`` the few most telling items, ``provenance`` how to recompute it. ``estimates`` and ``table`` are
+    the typed exhibits the report draws. The first four fields may be given positionally.
     """
 
     check: str
@@ -60,40 +207,40 @@ class Finding:
     outcome: Outcome
     title: str
     detail: str = ""
-    severity: Severity = "info"
-    impact: Impact = "none"
-    statistic: dict[str, Any] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-    provenance: dict[str, Any] = field(default_factory=dict)
+    severity: Severity = Severity.info
+    impact: Impact = Impact.none
+    subject: Subject
+    statistic: dict[str, Any] = Field(default_factory=dict)
+    rows: list[dict[str, Any]] = Field(default_factory=list)
+    evidence: list[dict[str, Any]] = Field(default_factory=list)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    estimates: list[Estimate] = Field(default_factory=list)
+    table: RateTable | None = None
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        if len(args) > 4:
+            raise TypeError("Finding takes at most 4 positional arguments (check, code, outcome, title)")
+        data.update(zip(("check", "code", "outcome", "title"), args))
+        super().__init__(**data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _subject(cls, data: Any) -> Any:
+        # The subject is read once, here, from the statistic's identifying keys when the check does not give it.
+        if isinstance(data, dict) and data.get("subject") is None and "check" in data and "code" in data:
+            st = data.get("statistic") or {}
+            ids = {k: st.get(k) for k in SUBJECT_KEYS if st.get(k) is not None}
+            if "budget" in ids and not isinstance(ids["budget"], int):
+                ids.pop("budget")
+            data = {**data, "subject": {"check": data["check"], "code": data["code"],
+                                        **{k: str(v) if k != "budget" else v for k, v in ids.items()}}}
+        return data
 
     def to_dict(self) -> dict[str, Any]:
-        return clean({
-            "check": self.check, "code": self.code, "outcome": self.outcome, "severity": self.severity,
-            "impact": self.impact, "title": self.title, "detail": self.detail, "statistic": self.statistic,
-            "rows": self.rows, "evidence": self.evidence, "provenance": self.provenance,
-        })
+        return self.model_dump(mode="json")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FindingModel(_Model):
-    check: str
-    code: str
-    outcome: Outcome
-    severity: Severity
-    impact: Impact
-    title: str
-    detail: str
-    statistic: dict[str, Any]
-    rows: list[dict[str, Any]]
-    evidence: list[dict[str, Any]]
-    provenance: dict[str, Any]
-
-
-class CellModel(_Model):
+class Cell(_Clean):
     """The measured delta in one cell of the plan (variant × budget × scoring)."""
 
     variant: str
@@ -111,7 +258,10 @@ class CellModel(_Model):
     claimed: bool
 
 
-class SourceModel(_Model):
+CellModel = Cell
+
+
+class Source(_Model):
     arm: str
     budget: int | None
     path: str
@@ -119,25 +269,83 @@ class SourceModel(_Model):
     rows: int
 
 
-class Report(_Model):
-    """report.json: every finding and every number with its provenance."""
+SourceModel = Source
 
-    schema_version: Literal[1] = 1
+
+class Versus(_Clean):
+    """One row of the claim-vs-measured table: baseline, treatment or delta, as reported and as measured."""
+
+    what: str
+    reported: float | None = None
+    reported_counts: str | None = None
+    reported_ci: tuple[float, float] | None = None
+    reported_ci_how: str | None = None
+    reported_note: str | None = None
+    reported_p: float | None = None
+    reported_test: str | None = None
+    measured: float | None = None
+    measured_counts: str | None = None
+    measured_ci: tuple[float, float] | None = None
+    measured_ci_how: str | None = None
+    measured_p: float | None = None
+    measured_test: str | None = None
+
+
+class ClaimVsMeasured(_Model):
+    rows: list[Versus]
+    where: str
+    level: float
+
+
+class GateRecord(_Model):
+    """The CI gate that set ``exit_code`` (audit.gate)."""
+
+    fail_on: str
+    passed: bool
+    verdict_fails: bool  # the verdict itself is in fail_on
+    reasons: list[str]
+    failing_findings: list[int]
+
+
+class Report(_Model):
+    """report.json: every finding and every number with its provenance, and the views the renderers show."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="audit report")
+
+    schema_version: int = Field(2, ge=2, le=2)
     audit_version: str
     created: str
     command: str
     claim_file: str | None
-    claim: dict[str, Any]
+    claim: Claim
     verdict: Verdict
     verdict_reason: str
     exit_code: int
+    gate: GateRecord
     options: dict[str, Any]
     environment: dict[str, Any]
-    cells: list[CellModel]
+    cells: list[Cell]
     arms: dict[str, Any]
-    run: dict[str, Any] = {}
-    sources: list[SourceModel]
-    findings: list[FindingModel]
+    run: dict[str, Any] = Field(default_factory=dict)
+    sources: list[Source]
+    findings: list[Finding]
     checks_run: list[str]
-    # The CI gate that set exit_code (audit.gate): fail_on, passed, reasons, failing_findings. None: the default.
-    gate: dict[str, Any] | None = None
+    claim_vs_measured: ClaimVsMeasured
+    forest: list[Estimate]
+    rate_tables: dict[TableKind, list[RateRow]] = Field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return self.claim.claim.title
+
+    def claim_dict(self) -> dict[str, Any]:
+        """The audited claim as it reads in a claim file (JSON types)."""
+        return self.claim.model_dump(mode="json", exclude={"path"})
+
+    def dump_json(self) -> str:
+        return self.model_dump_json(indent=2, exclude={"claim": {"path"}})
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of report.json (``audit schema --report``)."""
+    return Report.model_json_schema(mode="serialization")

@@ -10,14 +10,13 @@ The gate is recorded in the report (``Report.gate``) and decides ``Report.exit_c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from audit.errors import AuditError, InputError, Problem
-from audit.findings import Report
+from audit.errors import InputError, Problem
+from audit.findings import Finding, GateRecord, Impact, Outcome, Severity, Verdict
 
-VERDICTS = ("supported", "fragile", "not_reproduced", "inconclusive")
-SEVERITIES = ("critical", "major", "minor", "info")  # worst first
+VERDICTS = tuple(v.value for v in Verdict)
+SEVERITIES = tuple(s.value for s in Severity)  # worst first
 NEVER = "none"
 DEFAULT_FAIL_ON = "fragile,not_reproduced,inconclusive"
 VALID = (*VERDICTS, *SEVERITIES, NEVER)
@@ -61,65 +60,30 @@ class Gate:
     def finding_fails(self, finding: Any, verdict: str) -> bool:
         """Does this finding fail the gate? A flag fails when its severity is gated, or when it is what moved the
         audit to a gated verdict (its impact equals the verdict; untrusted input caps the verdict at inconclusive)."""
-        if finding.outcome != "flag":
+        if finding.outcome != Outcome.flag:
             return False
-        moved = finding.impact == verdict or (finding.impact == "untrusted_input" and verdict == "inconclusive")
+        moved = finding.impact == verdict or (finding.impact == Impact.untrusted_input
+                                              and verdict == Verdict.inconclusive)
         return self.severity_fails(finding.severity) or (verdict in self.verdicts and moved)
 
 
-@dataclass(frozen=True)
-class GateResult:
-    gate: Gate
-    passed: bool
-    reasons: tuple[str, ...]  # why it failed (empty when it passed)
-    failing: tuple[int, ...]  # indices into report.findings of findings that fail the gate
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.passed else 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"fail_on": self.gate.spec, "passed": self.passed, "reasons": list(self.reasons),
-                "failing_findings": list(self.failing)}
-
-
-def evaluate(report: Report, gate: Gate) -> GateResult:
-    """Apply ``gate`` to a report's verdict and findings."""
+def evaluate(findings: Sequence[Finding], verdict: str, gate: Gate) -> GateRecord:
+    """Apply ``gate`` to a verdict and its findings: passed, why not, and which findings (indices) fail it."""
     reasons: list[str] = []
-    if report.verdict in gate.verdicts:
-        reasons.append(f"verdict {report.verdict!r} is in --fail-on ({gate.spec})")
-    failing = tuple(i for i, f in enumerate(report.findings) if gate.finding_fails(f, report.verdict))
-    by_sev = [report.findings[i] for i in failing if gate.severity_fails(report.findings[i].severity)]
+    if verdict in gate.verdicts:
+        reasons.append(f"verdict {str(verdict)!r} is in --fail-on ({gate.spec})")
+    failing = [i for i, f in enumerate(findings) if gate.finding_fails(f, verdict)]
+    by_sev = [findings[i] for i in failing if gate.severity_fails(findings[i].severity)]
     if by_sev:
-        worst = min((f.severity for f in by_sev), key=SEVERITIES.index)
+        worst = min((Severity(f.severity) for f in by_sev), key=lambda s: s.rank)
         reasons.append(f"{len(by_sev)} flagged finding(s) of severity {gate.severity} or worse (worst: {worst})")
-    return GateResult(gate, not reasons, tuple(reasons), failing)
+    return GateRecord(fail_on=gate.spec, passed=not reasons, verdict_fails=verdict in gate.verdicts, reasons=reasons,
+                      failing_findings=failing)
 
 
-def apply_gate(report: Report, gate: Gate) -> tuple[Report, GateResult]:
-    """The report with ``exit_code`` and ``gate`` set from the gate actually used."""
-    result = evaluate(report, gate)
-    return report.model_copy(update={"exit_code": result.exit_code, "gate": result.to_dict()}), result
+def exit_code(record: GateRecord) -> int:
+    """0 when the gate passed, 1 when it failed (DESIGN.md's exit codes)."""
+    return 0 if record.passed else 1
 
 
-def write_ci_files(report: Report, summary_md: str | Path | None = None,
-                   junit: str | Path | None = None) -> dict[str, Path]:
-    """Write the Markdown summary and/or JUnit XML for CI; return {kind: path}. Raises AuditError on I/O errors."""
-    from audit.reports import render_junit, render_summary
-
-    out: dict[str, Path] = {}
-    for kind, path, render in (("summary_md", summary_md, render_summary), ("junit", junit, render_junit)):
-        if path is None:
-            continue
-        p = Path(path)
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(render(report), encoding="utf-8")
-        except OSError as exc:
-            raise AuditError(f"cannot write {kind.replace('_', ' ')} file {p}: {exc.strerror}") from None
-        out[kind] = p
-    return out
-
-
-__all__ = ["Gate", "GateResult", "evaluate", "apply_gate", "write_ci_files", "DEFAULT_FAIL_ON", "VERDICTS", "SEVERITIES",
-           "VALID"]
+__all__ = ["Gate", "evaluate", "exit_code", "DEFAULT_FAIL_ON", "VERDICTS", "SEVERITIES", "VALID"]

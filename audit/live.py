@@ -22,6 +22,7 @@ import pandas as pd
 from audit.claim import Claim
 from audit.errors import InputError, Problem
 from audit.jsonlines import Fields, json_objects
+from audit.plan import build_plan
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
 
 ProgressFactory = Callable[[str, int], Callable[[int, int], None]]
@@ -130,14 +131,18 @@ def _from_lm_eval(claim: Claim) -> tuple[Variant, dict, dict]:
     items = [Item(str(i), d, i + 1) for i, d in enumerate(first.docs)]
     stop = tuple(claim.task.stop) or tuple(first.until)
     variant = Variant(DEFAULT_VARIANT, items, f"lm-eval task {first.name}", {a: t.prompts for a, t in per_arm.items()},
-                      first.targets, claim.budgets(), "prompts built by lm-eval from the task YAML", stop)
+                      first.targets, build_plan(claim).budgets(DEFAULT_VARIANT), "prompts built by lm-eval from the task YAML",
+                      stop)
     return variant, first.scorers, {arm: t.settings for arm, t in per_arm.items()}
 
 
 def plan_variants(claim: Claim) -> tuple[list[Variant], dict, dict]:
-    """The default variant at every budget, then each OOD variant at the claimed budget; plus the scorers and
-    settings an lm-eval task contributes (empty otherwise)."""
+    """The planned variants (:func:`audit.plan.build_plan`: the default variant at every budget, each OOD variant at
+    the claimed budget) with their items and prompts; plus the scorers and settings an lm-eval task contributes
+    (empty otherwise)."""
     from audit.perturb import PERTURBATIONS
+
+    plan = build_plan(claim)
 
     if claim.task.lm_eval is not None:
         default, scorers, task_settings = _from_lm_eval(claim)
@@ -148,7 +153,8 @@ def plan_variants(claim: Claim) -> tuple[list[Variant], dict, dict]:
         items = load_dataset(claim)
         source = str(claim.base_dir / claim.task.dataset)
         prompts, targets = _render(claim, items, source)
-        out = [Variant(DEFAULT_VARIANT, items, source, prompts, targets, claim.budgets(), "the task's own prompts",
+        out = [Variant(DEFAULT_VARIANT, items, source, prompts, targets, plan.budgets(DEFAULT_VARIANT),
+                       "the task's own prompts",
                        tuple(claim.task.stop))]
     stop = out[0].stop
     ood = claim.perturbations.ood
@@ -158,7 +164,6 @@ def plan_variants(claim: Claim) -> tuple[list[Variant], dict, dict]:
         raise InputError([Problem("OOD sets need task.dataset/prompt (they are rendered with the task's templates); "
                                   "with task.lm_eval use built-in perturbations", file=str(claim.path),
                                   field="perturbations.ood.sets", fix="remove the sets, or describe the task natively")])
-    cb = [claim.claimed_budget]
     for s in ood.sets:
         if s.dataset:
             path = claim.base_dir / s.dataset
@@ -177,18 +182,18 @@ def plan_variants(claim: Claim) -> tuple[list[Variant], dict, dict]:
         else:
             path, v_items, how = Path(source), items, "the task's items"
         v_prompts, v_targets = _render(claim, v_items, str(path), s.prompt)
-        out.append(Variant(s.name, v_items, str(path), v_prompts, v_targets, cb,
+        out.append(Variant(s.name, v_items, str(path), v_prompts, v_targets, plan.budgets(s.name),
                            how + (" with its own prompt template" if s.prompt else ""), stop))
     for name in ood.builtin:
         p = PERTURBATIONS[name]
         v_prompts = {arm: [p.apply(pr, ood.seed, it.id) for pr, it in zip(prompts[arm], items)] for arm in ARMS}
-        out.append(Variant(name, items, source, v_prompts, targets, cb,
+        out.append(Variant(name, items, source, v_prompts, targets, plan.budgets(name),
                            f"built-in perturbation '{name}' ({p.family}), seed {ood.seed}", stop))
     return out, scorers, task_settings
 
 
 def _endpoint(claim: Claim, arm: str):
-    from audit.runner import Endpoint
+    from audit.generation.types import Endpoint
 
     a = claim.arm(arm)
     return Endpoint(url=a.endpoint, model=a.model, api=a.api, replicas=tuple(a.replicas), api_key_env=a.api_key_env,
@@ -198,7 +203,7 @@ def _endpoint(claim: Claim, arm: str):
 
 def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) -> tuple[Records, dict[str, RunStats]]:
     """Generate every arm × variant × budget (cache first) and return Records plus what it cost."""
-    from audit.runner import public_url
+    from audit.generation.types import public_url
 
     task = claim.task
     variants, task_scorers, task_settings = plan_variants(claim)
@@ -258,7 +263,8 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
 
 def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress):
     """Generations of one arm × variant at each of its budgets, and how each budget was obtained."""
-    from audit.runner import GenerationRequest, TruncationError, run_generations, tokenize, truncate_to_tokens
+    from audit.generation.http import run_generations, tokenize, truncate_to_tokens
+    from audit.generation.types import GenerationRequest, TruncationError
 
     task = claim.task
     a = claim.arm(arm)
@@ -334,7 +340,7 @@ def _versions(endpoint) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             pass
         try:
-            from audit.embedded import model_identity
+            from audit.generation.model_file import model_identity
 
             out["model_file"] = model_identity(endpoint.model_path)
         except Exception:  # identity is provenance, not a precondition

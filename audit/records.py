@@ -1,8 +1,10 @@
 """Records: the single meeting point of replayed logs and live runs.
 
 One row per arm × item × variant × budget × scoring, with the output text, finish_reason, completion_tokens and the
-score. Pairing of baseline and treatment happens here and only here (:meth:`Records.paired`); checks ask for paired
-arrays and never join on their own.
+score, and the per-item facts derived from them (``truncated``, ``truncated_by``: :meth:`Records.with_truncation`).
+Pairing happens here and only here: :meth:`Records.paired` joins the arms of one cell on item id, and
+:meth:`Records.joined` joins cells (budgets, scorings, variants) on item id; checks never join on their own.
+:func:`build_records` refuses arms with different items, and names the items any budget lacks (``Records.gaps``).
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from audit.errors import InputError, Problem
+from audit.plan import ARMS, DEFAULT_VARIANT
 
-ARMS = ("baseline", "treatment")
 COLUMNS = [
     "arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
     "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "cluster", "answered",
@@ -22,7 +24,9 @@ COLUMNS = [
 # extracted: the answer an extracting scorer took from the output (lm-eval's filtered response, a regex scorer's
 # match, a logged extraction); answered: 1.0 when it found one, 0.0 when it found none ("[invalid]", no match,
 # null), NaN when the scoring does not extract (it compares the whole output) or the log does not say.
-DEFAULT_VARIANT = "default"
+DERIVED_COLUMNS = ["truncated", "truncated_by"]
+# Facts derived from the rows, not read: truncated, 1.0 the output hit the generation cap, 0.0 it did not, NaN
+# unknown; truncated_by, the evidence that decided it (Records.with_truncation, by the rules of truncation_frame).
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,35 @@ class Paired:
 
 
 @dataclass(frozen=True)
+class Joined:
+    """Cells' paired frames joined on item id (:meth:`Records.joined`), rows in ``item_ids`` order."""
+
+    cells: tuple[Paired, ...]
+    item_ids: np.ndarray
+    frames: tuple[pd.DataFrame, ...]  # each cell's paired frame, indexed by item id, reindexed to item_ids
+    missing: tuple[str, ...]  # items some cell has and another lacks (inner) / the first lacks (left)
+
+    @property
+    def n(self) -> int:
+        return len(self.item_ids)
+
+    def take(self, i: int, column: str) -> np.ndarray:
+        """Column ``column`` of cell ``i`` on the joined items; ``gain`` is treatment − baseline."""
+        f = self.frames[i]
+        if column == "gain":
+            return (f["score_t"] - f["score_b"]).to_numpy(dtype=float)
+        return f[column].to_numpy(dtype=float if column.startswith(("score", "truncated", "tokens")) else object)
+
+    @property
+    def clusters(self) -> np.ndarray | None:
+        """The first cell's cluster labels on the joined items (None when items are independent)."""
+        c = self.frames[0]["cluster"] if "cluster" in self.frames[0] else None
+        if c is None or c.isna().all():
+            return None
+        return c.astype(str).to_numpy()
+
+
+@dataclass(frozen=True)
 class Records:
     table: pd.DataFrame
     sources: tuple[Source, ...] = ()
@@ -85,14 +118,18 @@ class Records:
     settings: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
     # Live mode: what generating cost per arm (requests, cached, tokens, sweep derivation and its check).
     run: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Items some budget of a variant lacks (build_records names them; comparisons use the shared items).
+    gaps: tuple["Gap", ...] = ()
+    # The think markers the truncation flags were derived with (Records.with_truncation); None: not derived yet.
+    truncation_rule: tuple[str, str] | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Records built in memory (tests, simulations, other tools) may leave out optional columns: add them empty,
         # so a new optional column never breaks a caller that predates it.
-        for c in COLUMNS:
+        for c in COLUMNS + DERIVED_COLUMNS:
             if c not in self.table.columns:
-                self.table[c] = np.nan if c in ("answered", "completion_tokens", "score") else None
+                self.table[c] = np.nan if c in ("answered", "completion_tokens", "score", "truncated") else None
 
     # --- what is there -------------------------------------------------------------------------------------
     def budgets(self) -> list[int]:
@@ -135,16 +172,66 @@ class Records:
         groups = self._groups().get((variant, budget, scoring))
         if not groups or set(groups) != set(ARMS):
             raise KeyError(f"no paired records for variant={variant!r} budget={budget} scoring={scoring!r}")
-        cols = ["item_id", "score", "text", "finish_reason", "completion_tokens", "answered"]
+        cols = ["item_id", "score", "text", "finish_reason", "completion_tokens", "answered", "truncated"]
         b = self.table.iloc[groups["baseline"]][cols + ["cluster"]].set_index("item_id")
         t = self.table.iloc[groups["treatment"]][cols].set_index("item_id")
         f = b.merge(t, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
         f = f.rename(columns={"finish_reason_b": "finish_b", "finish_reason_t": "finish_t",
-                              "completion_tokens_b": "tokens_b", "completion_tokens_t": "tokens_t"})
+                              "completion_tokens_b": "tokens_b", "completion_tokens_t": "tokens_t",
+                              "truncated_b": "truncated_b", "truncated_t": "truncated_t"})
         f = f.reset_index()
         p = Paired(variant, budget, scoring, f)
         self._cache[key] = p
         return p
+
+    def joined(self, cells: list[tuple], how: str = "inner") -> "Joined":
+        """Several cells' paired records joined on item id: the one join behind every comparison across budgets,
+        scorings or variants. ``cells``: (scoring, budget[, variant]) each. ``how="inner"``: the items every cell
+        has; ``"left"``: the first cell's items (None/NaN where another cell lacks one). ``missing`` names the items
+        some cell has and another lacks."""
+        key = ("joined", tuple(tuple(c) for c in cells), how)
+        if key in self._cache:
+            return self._cache[key]
+        ps = [self.paired(c[0], c[1], c[2] if len(c) > 2 else DEFAULT_VARIANT) for c in cells]
+        frames = [p.frame.set_index("item_id") for p in ps]
+        index = frames[0].index
+        union = index
+        for f in frames[1:]:
+            union = union.union(f.index)
+            if how == "inner":
+                index = index.intersection(f.index)
+        index = index.sort_values()
+        missing = tuple(str(i) for i in union.difference(index).sort_values()) if how == "inner" else \
+            tuple(str(i) for i in union.difference(frames[0].index).sort_values())
+        j = Joined(tuple(ps), index.to_numpy(), tuple(f.reindex(index) for f in frames), missing)
+        self._cache[key] = j
+        return j
+
+    def with_truncation(self, think_open: str = "<think>", think_close: str = "</think>") -> "Records":
+        """These records with the ``truncated`` / ``truncated_by`` columns derived (:func:`truncation_frame`)."""
+        if self.truncation_rule == (think_open, think_close):
+            return self
+        fr = truncation_frame(self, think_open, think_close)
+        t = self.table.drop(columns=["truncated", "truncated_by"])
+        keys = ["arm", "variant", "budget", "item_id"]
+        t = t.merge(fr, on=keys, how="left", validate="many_to_one") if len(fr) else \
+            t.assign(truncated=np.nan, truncated_by=None)
+        return Records(table=t[COLUMNS + DERIVED_COLUMNS], sources=self.sources, settings=self.settings, run=self.run,
+                       gaps=self.gaps, truncation_rule=(think_open, think_close))
+
+    def truncation(self, arm: str, variant: str = DEFAULT_VARIANT) -> tuple[np.ndarray, dict, dict]:
+        """One arm's truncation flags: (item ids, {budget: flags}, {budget: {evidence: count}}), rows in item-id
+        order. Needs :meth:`with_truncation` (``audit.verify`` derives the flags once, with the claim's markers)."""
+        if self.truncation_rule is None:
+            raise RuntimeError("truncation flags were not derived: call Records.with_truncation() first")
+        flags = self.column_wide(arm, "truncated", variant)
+        by = self.column_wide(arm, "truncated_by", variant)
+        out = {b: flags[b].to_numpy(dtype=float) for b in flags.columns}
+        evidence = {}
+        for b in by.columns:
+            counts = by[b].value_counts()
+            evidence[b] = {label: int(counts[label]) for label in sorted(counts.index, key=_evidence_order)}
+        return flags.index.to_numpy(), out, evidence
 
     def texts(self, arm: str, variant: str = DEFAULT_VARIANT) -> pd.DataFrame:
         """Wide table of one arm's output text per item (rows) and budget (columns), first scoring only."""
@@ -174,7 +261,11 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
             table[c] = None
     table = table[COLUMNS]
     table["score"] = table["score"].astype(float)
-    table["completion_tokens"] = pd.to_numeric(table["completion_tokens"], errors="coerce")
+    tokens = table["completion_tokens"]
+    if tokens.dtype == object and all(x is None for x in tokens.to_numpy()):  # no log gave a count
+        table["completion_tokens"] = pd.Series(np.nan, index=table.index, dtype=float)  # what to_numeric gives
+    else:
+        table["completion_tokens"] = pd.to_numeric(tokens, errors="coerce")
     table["answered"] = pd.to_numeric(table["answered"], errors="coerce").astype(float)
     table["item_id"] = table["item_id"].astype(str)
     where = where or {}
@@ -188,8 +279,39 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
             f"{d['scoring']!r} ({int(dup.sum())} duplicate rows)", file=str(d["source"]), line=_int(d["line"]),
             fix="each item id must appear once per arm, budget and scoring; remove repeated runs or give them distinct ids"))
 
-    ids = table.groupby(["variant", "budget", "arm"], dropna=False)["item_id"].agg(lambda s: frozenset(s))
-    for (variant, budget) in {(v, b) for v, b, _ in ids.index}:
+    def _codes(col: pd.Series) -> tuple[np.ndarray, int]:
+        codes, uniques = pd.factorize(col, use_na_sentinel=False)
+        return codes.astype(np.int64), max(len(uniques), 1)
+
+    def same_items() -> bool:
+        """Whether every variant × budget has both arms, with the same item ids: the common case, decided on
+        factorized codes (the check below builds a Python set of every cell's ids, and names the differences)."""
+        if table.empty:
+            return True
+        if table["item_id"].isna().any():
+            return False
+        # a cell is a variant × budget, a missing value being one more (as groupby(dropna=False) has it)
+        v, nv = _codes(table["variant"])
+        b, nb = _codes(table["budget"])
+        cell = v * nb + b
+        item, n_items = _codes(table["item_id"])
+        arms = [(table["arm"] == a).to_numpy(dtype=bool, na_value=False) for a in ARMS]
+        present = np.bincount(cell, minlength=nv * nb) > 0
+        if any(not (np.bincount(cell[m], minlength=nv * nb) > 0)[present].all() for m in arms):
+            return False
+        keys = cell * n_items + item
+        if nv * nb * n_items <= 50_000_000:  # a presence table per arm, else sorting
+            seen = [np.zeros(nv * nb * n_items, dtype=bool) for _ in ARMS]
+            for s, m in zip(seen, arms):
+                s[keys[m]] = True
+            return np.array_equal(seen[0], seen[1])
+        return np.array_equal(np.unique(keys[arms[0]]), np.unique(keys[arms[1]]))
+
+    if same_items():
+        ids = None
+    else:
+        ids = table.groupby(["variant", "budget", "arm"], dropna=False)["item_id"].agg(lambda s: frozenset(s))
+    for (variant, budget) in ({(v, b) for v, b, _ in ids.index} if ids is not None else ()):
         try:
             b_ids, t_ids = ids[(variant, budget, "baseline")], ids[(variant, budget, "treatment")]
         except KeyError:
@@ -208,7 +330,48 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
                     "--limit / dataset, or remove the extra items"))
     if problems:
         raise InputError(problems)
-    return Records(table=table, sources=tuple(sources), settings=settings or {}, run=run or {})
+    return Records(table=table, sources=tuple(sources), settings=settings or {}, run=run or {},
+                   gaps=tuple(_budget_gaps(table, where)))
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Items one budget of a variant lacks that another budget has. Comparisons across budgets
+    (:meth:`Records.joined`) use the items both have; the truncation check reports every gap."""
+
+    variant: str
+    budget: int | None
+    lacking: tuple[str, ...]
+    present_at: tuple[int | None, ...]
+    file: str | None
+
+    def sentence(self) -> str:
+        return (f"budget {self.budget} lacks {len(self.lacking)} item(s) present at budget(s) "
+                f"{', '.join(map(str, self.present_at))} ({_preview(list(self.lacking))})"
+                + (f", variant {self.variant!r}" if self.variant != DEFAULT_VARIANT else "")
+                + (f" ({self.file})" if self.file else ""))
+
+
+def _budget_gaps(table: pd.DataFrame, where: dict[tuple, str]) -> list[Gap]:
+    """A budget sweep compares each item with itself at another budget: the items each budget of a variant lacks
+    that another budget has (none in the common case, decided without building sets)."""
+    base = table.loc[table["arm"] == ARMS[0], ["variant", "budget", "item_id"]].drop_duplicates()
+    gaps = []
+    for variant, sub in base.groupby("variant", sort=False):
+        budgets = sub["budget"].unique()
+        if len(budgets) < 2:
+            continue
+        per_item = sub.groupby("item_id", sort=False)["budget"].nunique()
+        if bool((per_item == len(budgets)).all()):
+            continue
+        all_ids = set(per_item.index)
+        for b in sorted(budgets, key=lambda x: (pd.isna(x), x)):
+            lacking = sorted(all_ids - set(sub.loc[sub["budget"] == b, "item_id"]))
+            if not lacking:
+                continue
+            gaps.append(Gap(str(variant), _int(b), tuple(lacking), tuple(_int(o) for o in budgets if o != b),
+                            where.get((ARMS[0], variant, _int(b)))))
+    return gaps
 
 
 def _preview(ids: list, k: int = 5) -> str:
@@ -221,3 +384,66 @@ def _int(x: Any) -> int | None:
         return None if x is None or pd.isna(x) else int(x)
     except (TypeError, ValueError):
         return None
+
+
+# --- per-item facts derived from the outputs ------------------------------------------------------------------
+
+NOT_A_PREFIX = "not a prefix (sampling or non-determinism)"
+
+
+def truncation_frame(records: "Records", think_open: str = "<think>", think_close: str = "</think>") -> pd.DataFrame:
+    """Per arm × variant × budget × item: ``truncated`` (1.0 the output hit the generation cap, 0.0 it did not, NaN
+    unknown) and ``truncated_by`` (the evidence that decided it), by these rules in order: the server's
+    ``finish_reason`` (length / stop); the token count reached the budget; with a larger budget of the same item, the
+    output is a proper prefix of the larger one (truncated) or equal to it (not); an unclosed ``think_open`` block."""
+    parts = []
+    for arm in ARMS:
+        for variant in records.variants():
+            texts = records.column_wide(arm, "text", variant)
+            if texts.empty:
+                continue
+            finish = records.column_wide(arm, "finish_reason", variant)
+            tokens = records.column_wide(arm, "completion_tokens", variant)
+            budgets = list(texts.columns)
+            for j, b in enumerate(budgets):
+                n = len(texts)
+                flags = np.full(n, np.nan)
+                by = np.full(n, None, dtype=object)
+                fr = finish[b]
+                known = fr.isin(("length", "stop")).to_numpy(dtype=bool)
+                flags[known] = (fr[known] == "length").to_numpy(dtype=float)
+                by[known] = "finish_reason"
+                tk = tokens[b].to_numpy(dtype=float)
+                use = np.isnan(flags) & ~np.isnan(tk)
+                flags[use] = (tk[use] >= b).astype(float)
+                by[use] = "token count"
+                if j + 1 < len(budgets):
+                    nxt = budgets[j + 1]
+                    small, large = texts[b].tolist(), texts[nxt].tolist()
+                    label = f"prefix of budget {nxt}"
+                    for i in np.flatnonzero(np.isnan(flags)).tolist():
+                        s, l_ = small[i], large[i]
+                        if not isinstance(s, str) or not isinstance(l_, str):
+                            continue
+                        if l_.startswith(s):  # equal outputs included: not truncated
+                            flags[i] = float(s != l_)
+                            by[i] = label
+                        else:
+                            by[i] = NOT_A_PREFIX
+                opened = np.array([isinstance(s, str) and think_open in s and think_close not in s
+                                   for s in texts[b].tolist()], dtype=bool)
+                think = np.isnan(flags) & opened
+                flags[think] = 1.0
+                by[think] = "unclosed think"
+                parts.append(pd.DataFrame({"arm": arm, "variant": variant, "budget": b,
+                                           "item_id": texts.index.to_numpy(), "truncated": flags, "truncated_by": by}))
+    if not parts:
+        return pd.DataFrame(columns=["arm", "variant", "budget", "item_id", "truncated", "truncated_by"])
+    return pd.concat(parts, ignore_index=True)
+
+
+_EVIDENCE_ORDER = ("finish_reason", "token count", "prefix of budget", NOT_A_PREFIX, "unclosed think")
+
+
+def _evidence_order(label: str) -> tuple[int, str]:
+    return next((i for i, p in enumerate(_EVIDENCE_ORDER) if label.startswith(p)), len(_EVIDENCE_ORDER)), label

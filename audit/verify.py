@@ -8,17 +8,16 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from audit import __version__
+from audit import __version__, views
+from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
 from audit.checks import REGISTRY
 from audit.checks._common import Context
-from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
 from audit.claim import Claim, line_of
 from audit.errors import AuditError, InputError, Problem
-from audit.findings import VERDICT_EXPLANATION, Finding, Report, clean
+from audit.findings import VERDICT_EXPLANATION, Cell, Finding, Impact, Report, Severity, Source, Verdict, clean
+from audit.findings import Outcome as FindingOutcome
+from audit.gate import Gate, evaluate, exit_code
 from audit.records import Records
-
-SEVERITY_RANK = {"critical": 0, "major": 1, "minor": 2, "info": 3}
-VERDICT_EXIT = {"supported": 0, "fragile": 1, "not_reproduced": 1, "inconclusive": 1}
 
 
 @dataclass(frozen=True)
@@ -37,30 +36,30 @@ def claimed_scoring(claim: Claim, records: Records | None) -> str | None:
     return None
 
 
-def decide(findings: list[Finding]) -> tuple[str, str]:
+def decide(findings: list[Finding]) -> tuple[Verdict, str]:
     """The verdict and the one-sentence reason, from the findings' impacts."""
-    def first(impact: str) -> Finding | None:
+    def first(impact: Impact) -> Finding | None:
         cands = [f for f in findings if f.impact == impact]
-        return min(cands, key=lambda f: SEVERITY_RANK[f.severity]) if cands else None
+        return min(cands, key=lambda f: Severity(f.severity).rank) if cands else None
 
-    if (f := first("not_reproduced")) is not None:
-        return "not_reproduced", f.title
+    if (f := first(Impact.not_reproduced)) is not None:
+        return Verdict.not_reproduced, f.title
     # A trimmed or edited log neither supports nor refutes: it caps a reproduced (or fragile) gain at inconclusive.
-    if (f := first("untrusted_input")) is not None:
-        n = sum(g.impact == "untrusted_input" for g in findings)
+    if (f := first(Impact.untrusted_input)) is not None:
+        n = sum(g.impact == Impact.untrusted_input for g in findings)
         more = f" (and {n - 1} more input finding(s))" if n > 1 else ""
-        return "inconclusive", f"{f.title}{more}; the verdict is inconclusive at best until the inputs agree"
-    reproduced = first("reproduced")
+        return Verdict.inconclusive, f"{f.title}{more}; the verdict is inconclusive at best until the inputs agree"
+    reproduced = first(Impact.reproduced)
     if reproduced is None:
-        f = first("inconclusive")
+        f = first(Impact.inconclusive)
         reason = f.title if f else "No check could establish the claimed gain."
-        critical = [g for g in findings if g.outcome == "flag" and g.severity == "critical"]
+        critical = [g for g in findings if g.outcome == FindingOutcome.flag and g.severity == Severity.critical]
         if critical:
             reason += f"; and {len(critical)} critical finding(s), first: {critical[0].title}"
-        return "inconclusive", reason
-    if (f := first("fragile")) is not None:
-        return "fragile", f.title
-    return "supported", reproduced.title + "; no perturbation removes it"
+        return Verdict.inconclusive, reason
+    if (f := first(Impact.fragile)) is not None:
+        return Verdict.fragile, f.title
+    return Verdict.supported, reproduced.title + "; no perturbation removes it"
 
 
 def run_checks(ctx: Context) -> tuple[list[Finding], list[str]]:
@@ -69,7 +68,7 @@ def run_checks(ctx: Context) -> tuple[list[Finding], list[str]]:
     for name, spec in REGISTRY.items():
         if spec.needs_samples and ctx.records is None:
             continue
-        params = spec.params.model_validate(ctx.claim.checks.get(name) or {})
+        params = ctx.claim.checks.of(name)  # validated once, when the claim was read
         findings.extend(spec.run(ctx, params))
         ran.append(name)
     return findings, ran
@@ -90,22 +89,31 @@ def collect(claim: Claim, cache=None, progress=None) -> Records | None:
 
 
 def verify(claim: Claim, records: Records | None = None, command: str = "", seed: int | None = None,
-           resamples: int | None = None, cache=None, progress=None) -> Outcome:
-    """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given)."""
+           resamples: int | None = None, cache=None, progress=None, gate: Gate | None = None) -> Outcome:
+    """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given). ``gate``
+    (default: fail on every verdict but supported) decides ``exit_code``; it is recorded in the report."""
     opts = claim.options
     seed = opts.seed if seed is None else seed
     resamples = opts.resamples if resamples is None else resamples
+    gate = gate if gate is not None else Gate.parse(None)
     _check_run_options(claim, seed, resamples)
     if records is None:
         records = collect(claim, cache=cache, progress=progress)
     _check_reported_scale(claim, records)
+    if records is not None:  # a per-item fact every check and the report read: derived once, with the claim's markers
+        rule = claim.checks.truncation
+        records = records.with_truncation(rule.think_open, rule.think_close)
+    from audit.importers.probes import load_probes
+
+    probe_sets = load_probes(claim)
     ctx = Context(claim=claim, records=records, seed=seed, resamples=resamples, level=opts.level, alpha=opts.alpha,
                   power=opts.power, claimed_budget=claim.claimed_budget,
-                  claimed_scoring=claimed_scoring(claim, records))
+                  claimed_scoring=claimed_scoring(claim, records), probe_sets=probe_sets)
     findings, ran = run_checks(ctx)
     verdict, reason = decide(findings)
     margin, margin_source = ctx.margin_and_source()
-    cells = []
+    cells: list[Cell] = []
+    binary = None
     if records is not None:
         for v in records.variants():
             for b in records.budgets():
@@ -114,28 +122,36 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
                     if c is None:
                         continue
                     r = c.row()
-                    cells.append({k: r[k] for k in ("variant", "budget", "scoring", "n", "baseline", "treatment",
-                                                    "delta", "ci_low", "ci_high", "ci_method", "p_value", "test")}
-                                 | {"claimed": b == ctx.claimed_budget and s == ctx.claimed_scoring and v == "default"})
+                    claimed = b == ctx.claimed_budget and s == ctx.claimed_scoring and v == "default"
+                    cells.append(Cell(**{k: r[k] for k in ("variant", "budget", "scoring", "n", "baseline",
+                                                           "treatment", "delta", "ci_low", "ci_high", "ci_method",
+                                                           "p_value", "test")}, claimed=claimed))
+                    if claimed:
+                        binary = c.binary
+    gate_record = evaluate(findings, verdict, gate)
     report = Report(
         audit_version=__version__,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         command=command,
         claim_file=str(claim.path) if claim.path else None,
-        claim=clean(claim.model_dump(mode="json", exclude={"path"})),
+        claim=claim,
         verdict=verdict,
         verdict_reason=reason,
-        exit_code=VERDICT_EXIT[verdict],
+        exit_code=exit_code(gate_record),
+        gate=gate_record,
         options={"seed": seed, "resamples": resamples, "level": opts.level, "alpha": opts.alpha, "power": opts.power,
                  "claimed_budget": ctx.claimed_budget, "claimed_scoring": ctx.claimed_scoring,
                  "direction": claim.claim.direction, "margin": _finite(margin), "margin_source": margin_source},
         environment=_environment(),
-        cells=[clean(c) for c in cells],
+        cells=cells,
         arms=clean(records.settings) if records is not None else {},
         run=clean(records.run) if records is not None else {},
-        sources=[clean(s.__dict__) for s in (records.sources if records is not None else ())],
-        findings=[f.to_dict() for f in findings],
+        sources=[Source(**clean(s.__dict__)) for s in (records.sources if records is not None else ())],
+        findings=findings,
         checks_run=ran,
+        claim_vs_measured=views.claim_vs_measured(claim, cells, findings, opts.level, binary),
+        forest=views.forest(cells, findings),
+        rate_tables=views.rate_tables(findings),
     )
     return Outcome(report, findings, records)
 
@@ -217,7 +233,7 @@ def write_outputs(outcome: Outcome, out_dir: str | Path) -> dict[str, Path]:
     except OSError as exc:
         raise AuditError(f"cannot create output folder {out}: {exc.strerror}") from None
     paths = {"json": out / "report.json", "html": out / "report.html", "summary": out / "summary.md"}
-    paths["json"].write_text(outcome.report.model_dump_json(indent=2), encoding="utf-8")
+    paths["json"].write_text(outcome.report.dump_json(), encoding="utf-8")
     paths["html"].write_text(render_html(outcome.report, outcome.records), encoding="utf-8")
     paths["summary"].write_text(render_summary(outcome.report), encoding="utf-8")
     return paths

@@ -51,7 +51,7 @@ CALLS: list[tuple[str, int, int]] = []  # (label, uncached requests, completion 
 
 def _record_calls() -> None:
     """Log every run_generations call run_live makes (observation only: arguments and results pass through)."""
-    from audit import runner
+    from audit.generation import http as runner
 
     inner = runner.run_generations
 
@@ -61,11 +61,11 @@ def _record_calls() -> None:
                       sum(g.completion_tokens or 0 for g in gens if not g.cached)))
         return gens
 
-    runner.run_generations = logged  # run_live imports it from audit.runner at call time
+    runner.run_generations = logged  # run_live imports it from audit.generation.http at call time
 
 
 def run(claim, tmp: Path, name: str):
-    from audit.cache import GenerationCache
+    from audit.generation.cache import GenerationCache
     from audit.live import run_live
 
     assert claim.budgets() == sorted(claim.perturbations.max_tokens), claim.budgets()
@@ -115,7 +115,7 @@ def main() -> None:
         tmp = Path(d)
         # warm-up (not measured): load the GGUF once so neither timed run pays for it
         from audit.live import _endpoint
-        from audit.runner import tokenize
+        from audit.generation.http import tokenize
 
         tokenize(_endpoint(sweep_claim, "baseline"), "1 + 1")
         _record_calls()

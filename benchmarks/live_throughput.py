@@ -5,7 +5,7 @@ exit and after --lifetime seconds at the latest), then sends the same N greedy c
 prompts, same order, same concurrency) in passes of two kinds:
 
   direct  httpx.AsyncClient + asyncio.Semaphore, nothing else: the server's own throughput at that concurrency
-  audit   audit.runner.run_generations(Endpoint(url, max_concurrency=C), requests, cache=None)
+  audit   audit.generation.http.run_generations(Endpoint(url, max_concurrency=C), requests, cache=None)
 
 Passes alternate (direct, audit, audit, direct, ... for --repeats) so drift on the shared machine hits both.
 Throughput = sum of usage.completion_tokens / wall time of the pass. Prints the ratio audit/direct (target >= 0.9)
@@ -65,7 +65,7 @@ class Server:
     """A llama_cpp.server child process with a bounded lifetime."""
 
     def __init__(self, args) -> None:
-        from audit import embedded
+        from audit.generation import model_file as embedded
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -115,7 +115,7 @@ class Server:
 
 
 def body(prompt: str, max_tokens: int) -> dict:
-    """What audit.runner.build_payload sends for a greedy completions request (asserted equal in main)."""
+    """What audit.generation.types.build_payload sends for a greedy completions request (asserted equal in main)."""
     return {"model": MODEL, "max_tokens": max_tokens, "temperature": 0.0, "top_p": 1.0, "stream": False,
             "seed": 0, "prompt": prompt}
 
@@ -139,7 +139,8 @@ async def direct_pass(url: str, bodies: list[dict], concurrency: int) -> tuple[l
 
 
 def audit_pass(url: str, ps: list[str], max_tokens: int, concurrency: int) -> tuple[list[int], list[str]]:
-    from audit.runner import Endpoint, GenerationRequest, run_generations
+    from audit.generation.types import Endpoint, GenerationRequest
+    from audit.generation.http import run_generations
 
     ep = Endpoint(url=url, model=MODEL, max_concurrency=concurrency, timeout_s=300)
     reqs = [GenerationRequest(item_id=f"p{i}", prompt=p, max_tokens=max_tokens, temperature=0.0, seed=0)
@@ -166,7 +167,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"command: {('python benchmarks/live_throughput.py ' + shlex.join(sys.argv[1:])).strip()}")
 
-    from audit.runner import Endpoint, GenerationRequest, build_payload
+    from audit.generation.types import Endpoint, GenerationRequest, build_payload
 
     ps = prompts(args.n)
     bodies = [body(p, args.max_tokens) for p in ps]

@@ -4,13 +4,16 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audit import stats
 from audit.claim import Claim
 from audit.records import DEFAULT_VARIANT, Paired, Records
+
+if TYPE_CHECKING:
+    from audit.importers.probes import ProbeSets
 
 
 # evaluate modules whose score is an error rate (lower is better).
@@ -112,6 +115,7 @@ class Context:
     power: float
     claimed_budget: int | None
     claimed_scoring: str | None
+    probe_sets: ProbeSets | None = None  # the claim's probe files, read by audit.importers.probes
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -207,35 +211,33 @@ class Context:
         cell = self.cell(budget, scoring, variant)
         if cell is None:
             return None
-        import pandas as pd
-
         p0 = self.records.paired(self.claimed_scoring, self.claimed_budget)
         p1 = self.records.paired(scoring, budget, variant)
         pol0, pol1 = self.sign, self.polarity(scoring)
         margin = self.margin
         m = margin if math.isfinite(margin) else 0.0
-        g0 = pd.Series(pol0 * (p0.treatment - p0.baseline), index=p0.item_ids)
-        g1 = pd.Series(pol1 * (p1.treatment - p1.baseline), index=p1.item_ids)
-        shared = g0.index.intersection(g1.index)
-        missing = tuple(sorted(set(g0.index).symmetric_difference(g1.index)))
+        # The two cells joined on item id (Records.joined): the shared items, and those only one cell has.
+        both = self.records.joined([(self.claimed_scoring, self.claimed_budget, DEFAULT_VARIANT),
+                                    (scoring, budget, variant)])
+        s0, s1 = pol0 * both.take(0, "gain"), pol1 * both.take(1, "gain")
+        shared, missing = both.item_ids, both.missing
         comparable = kind != "scoring" or (cell.binary and self.cell(self.claimed_budget).binary)
         change = None
         exact = None
         material = True
         if comparable:
             if len(shared) >= 2:
-                cl = p0.clusters
-                clusters = (pd.Series(cl, index=p0.item_ids).loc[shared].to_numpy() if cl is not None else None)
-                change = stats.paired_inference(g0.loc[shared].to_numpy(), g1.loc[shared].to_numpy(),
-                                                level=self.level, clusters=clusters, outcomes="scores")
+                change = stats.paired_inference(s0, s1, level=self.level, clusters=both.clusters,
+                                                outcomes="scores")
             else:
-                change = stats.welch_inference(g0.to_numpy(), g1.to_numpy(), level=self.level)
+                change = stats.welch_inference(pol0 * (p0.treatment - p0.baseline),
+                                               pol1 * (p1.treatment - p1.baseline), level=self.level)
             # H1: the gain shrinks (change < 0); the break also needs the estimate beyond −margin (material).
             p_raw = change.p_value(0.0, "less")
             material = bool(math.isfinite(change.value) and change.value < -m)
             test = "harmful change"
-            e = (g1.loc[shared] - g0.loc[shared]).to_numpy() if len(shared) >= 2 else np.array([])
-            if e.size and np.ptp(e) == 0 and len(shared) == len(g0) == len(g1):
+            e = s1 - s0 if len(shared) >= 2 else np.array([])
+            if e.size and np.ptp(e) == 0 and len(shared) == p0.n == p1.n:
                 # The same change on every item (identical outputs): a fact, not an estimate.
                 exact = float(e[0])
                 p_raw = 0.0 if exact < 0 else 1.0

@@ -18,20 +18,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
-from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
-from audit.findings import Finding
+from audit.check_params import ExtractionParams
+from audit.findings import Finding, RateTable, TableKind
 
 NAME = "extraction"
 ANSWERED_ROLE = "items both arms answered"
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    high_rate: float = Field(0.1, ge=0, le=1, description="a no-answer rate above this at the claimed setting is "
-                                                          "reported")
+Params = ExtractionParams
 
 
 def no_answer_rates(records, level: float = 0.95) -> list[dict]:
@@ -70,7 +67,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                "other than 'none', or an `extracted` key in generic logs.", provenance=prov)]
     findings = [Finding(NAME, "rates", "info",
                         "Share of outputs with no extractable answer, per scoring, arm and budget",
-                        rows=rate_rows, provenance=prov)]
+                        rows=rate_rows, table=RateTable.of(TableKind.no_answer, rate_rows, count="no_answer"), provenance=prov)]
     cb, cs = ctx.claimed_budget, ctx.claimed_scoring
     if cb is None or cs is None or not rec.has("default", cb, cs):
         return findings

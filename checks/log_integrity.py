@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict
-
 from audit.checks._common import Context
+
+from audit.check_params import LogIntegrityParams
 from audit.findings import Finding
+from audit.importers.lmeval import RESULTS_ROLE, SAMPLES_ROLE
 
 NAME = "log_integrity"
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Params = LogIntegrityParams
 
 
 def _combine(samples: list[dict], metric: str) -> tuple[int, dict[str, dict]]:
@@ -58,8 +58,8 @@ def compare(settings: dict, metric: str, arm: str, budget) -> dict:
     from audit.importers.lmeval import TOLERANCE
 
     files = settings.get("files") if isinstance(settings.get("files"), dict) else {}
-    samples = {p: v for p, v in files.items() if isinstance(v, dict) and v.get("role") == "samples"}
-    results = {p: v for p, v in files.items() if isinstance(v, dict) and v.get("role") == "results"}
+    samples = {p: v for p, v in files.items() if isinstance(v, dict) and v.get("role") == SAMPLES_ROLE}
+    results = {p: v for p, v in files.items() if isinstance(v, dict) and v.get("role") == RESULTS_ROLE}
     out = {"rows": [], "mismatches": [], "limited": None, "no_results": None, "compared": False}
     where = f"{arm} at budget {budget}"
     if not samples:

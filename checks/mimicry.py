@@ -48,18 +48,14 @@ import math
 import re
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
+from audit.check_params import DEFAULT_MARKERS, MimicryParams  # noqa: F401 - DEFAULT_MARKERS re-exported
 from audit.findings import Finding
 
 NAME = "mimicry"
 
-DEFAULT_MARKERS = {
-    "self-verification": ["let me verify", "double-check", "double check", "let me check", "verify"],
-    "hedge": ["I think", "probably", "might", "not sure"],
-}
 
 # Verbal confidence → number. Negated forms are matched before the positive words they contain.
 VERBAL_CONFIDENCE: list[tuple[str, float]] = [
@@ -83,25 +79,7 @@ _LEVEL = re.compile(r"\bconfidence(?:\s+level)?\s*(?:is|[:=])?\s*(very high|very
 _VERBAL = [(re.compile(r"(?<!\w)(?:" + pat + r")(?!\w)", re.I), v) for pat, v in VERBAL_CONFIDENCE]
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    markers: dict[str, list[str]] = Field(
-        default_factory=lambda: {k: list(v) for k, v in DEFAULT_MARKERS.items()},
-        description="marker category → phrases (matched case-insensitively on word boundaries; spaces match any "
-                    "whitespace)")
-    min_confidence_outputs: int = Field(
-        30, ge=4, description="treatment outputs that must state a confidence before the confidence–correctness AUC "
-                              "is judged (default 30; see the module docstring)")
-    min_confidence_per_class: int = Field(
-        10, ge=2, description="among them, at least this many right and this many wrong (default 10)")
-    tracking_auc: float = Field(
-        0.6, gt=0.5, lt=1, description="stated confidence 'tracks' correctness at an AUC of at least this; the "
-                                       "decoupling flag needs the AUC's upper CI bound below it (default 0.6)")
-    min_marker_outputs: int = Field(
-        20, ge=1, description="marker-bearing treatment outputs needed before a marker rise is flagged (default 20)")
-    confident_at: float = Field(0.8, ge=0, le=1, description="a stated confidence at or above this is 'confident'")
-    hedged_at: float = Field(0.5, ge=0, le=1, description="a stated confidence at or below this is 'hedged'")
-    max_evidence: int = Field(5, ge=0, description="example items shown with a flag")
+Params = MimicryParams
 
 
 def marker_regex(phrase: str) -> re.Pattern:

@@ -16,18 +16,16 @@ no adjustment); ``find_breaks`` reports the per-variant break tests alone. Neith
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
+
+from audit.check_params import OodParams
 from audit.findings import Finding
 from audit.records import DEFAULT_VARIANT
 
 NAME = "ood"
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    question: str | None = Field(None, description="holds_everywhere | find_breaks (default: perturbations.ood.question)")
+Params = OodParams
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:

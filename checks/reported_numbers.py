@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from audit.checks._common import Context
 
 from audit import stats
-from audit.checks._common import Context
+from audit.check_params import ReportedNumbersParams
 from audit.claim import Counts
 from audit.findings import Finding
 
@@ -42,8 +42,7 @@ FAMILIES = {
 }
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Params = ReportedNumbersParams
 
 
 def decimals(x: float) -> int:

@@ -11,17 +11,16 @@ versions are not comparable.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
-
 from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
+
+from audit.check_params import ScoringParams
 from audit.findings import Finding
 
 NAME = "scoring"
 _COMPARED = ("filter_list", "metric_list", "task_version", "doc_to_target")
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Params = ScoringParams
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:

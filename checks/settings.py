@@ -39,9 +39,9 @@ import json
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from audit.checks._common import Context
+
+from audit.check_params import SettingsParams
 from audit.findings import Finding
 
 NAME = "settings"
@@ -84,11 +84,7 @@ IGNORED = {"files", "results_file", "format", "mode", "endpoint", "replicas", "b
            "gen_kwargs_cli", "sweep_checked", "sweep_mismatches", "guessed"}
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ignore: list[str] = Field(default_factory=list,
-                              description="more setting names to leave out of the comparison (e.g. a run id)")
-    max_evidence: int = Field(10, ge=0, description="sweep-mismatch items shown as evidence")
+Params = SettingsParams
 
 
 def canonical(key: str) -> str:

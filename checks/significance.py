@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict
+from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
 
 from audit import stats
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
-from audit.findings import Finding
+from audit.check_params import SignificanceParams
+from audit.findings import Estimate, EstimateKind, Finding
 
 NAME = "significance"
 FEW_CLUSTERS = 30
 
 
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Params = SignificanceParams
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
@@ -151,8 +150,15 @@ def _from_counts(ctx: Context) -> list[Finding]:
                           shown_beside=f"Fisher exact (two-sided) p = {fisher.p_value:.3g}, Newcombe hybrid score CI "
                                        f"{fmt_ci(newcombe)}",
                           counts={"baseline": [cb.passes, cb.n], "treatment": [ct.passes, ct.n]})
-    return _decide(ctx, delta, ci, test.p_value, test.method, lambda null, alt: inf.p_value(null, alt), power, reported, min(cb.n, ct.n), stat, rows,
-                   prov, "the reported counts")
+    out = _decide(ctx, delta, ci, test.p_value, test.method, lambda null, alt: inf.p_value(null, alt), power,
+                  reported, min(cb.n, ct.n), stat, rows, prov, "the reported counts")
+    # Drawn in the forest plot (and shown as measured) when there are no per-item samples.
+    drawn = Estimate(kind=EstimateKind.reported_counts, label=f"reported counts · {ctx.claim.claim.metric} "
+                                                              f"(n={min(cb.n, ct.n)})",
+                     budget=ctx.claimed_budget, scoring=ctx.claim.claim.metric, n=min(cb.n, ct.n), delta=delta,
+                     ci_low=ci.low, ci_high=ci.high, ci_method=ci.method, p_value=test.p_value, test=test.method,
+                     claimed=True)
+    return [out[0].model_copy(update={"estimates": [drawn]}), *out[1:]] if out else out
 
 
 def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov, where) -> list[Finding]:

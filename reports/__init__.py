@@ -12,13 +12,12 @@ import hashlib
 import math
 import os
 import re
+from pathlib import Path
 from typing import Any
 
-from audit.checks.truncation import UNTRUNCATED_ROLE
-from audit.findings import VERDICT_EXPLANATION, Report
-
-SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2, "info": 3}
-OUTCOME_ORDER = {"flag": 0, "inconclusive": 1, "pass": 2, "info": 3}
+from audit.errors import AuditError
+from audit.findings import VERDICT_EXPLANATION, Outcome, Report, Severity, TableKind
+from audit.gate import DEFAULT_FAIL_ON
 
 
 def _env():
@@ -158,7 +157,7 @@ def scrub(text: str, report: Report) -> str:
     a log have echoed one. Values are read only to be removed; they are never printed."""
     from html import escape
 
-    for name in _env_names(report.claim):
+    for name in _env_names(report.claim_dict()):
         val = os.environ.get(name)
         if val and len(val) >= 4:
             for form in {val, escape(val), escape(val, quote=False)}:
@@ -167,154 +166,14 @@ def scrub(text: str, report: Report) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# What the page shows
-
-
-def reported_delta(report: Report) -> float | None:
-    rep = (report.claim.get("claim") or {}).get("reported") or {}
-    if rep.get("delta") is not None:
-        return float(rep["delta"])
-    b, t = _rate(rep.get("baseline")), _rate(rep.get("treatment"))
-    return None if b is None or t is None else t - b
-
-
-def _rate(v: Any) -> float | None:
-    if isinstance(v, dict) and v.get("n"):
-        return v["passes"] / v["n"]
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    return None
-
-
-def _counts(v: Any, n: Any) -> tuple[int, int] | None:
-    if isinstance(v, dict) and v.get("n"):
-        return int(v["passes"]), int(v["n"])
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and n:
-        return int(round(v * n)), int(n)
-    return None
-
-
-def _significance_stat(report: Report) -> dict | None:
-    for f in report.findings:
-        if f.check == "significance" and f.statistic.get("delta") is not None:
-            return f.statistic
-    return None
-
-
-def claim_vs_measured(report: Report, records=None) -> dict[str, Any]:
-    """Rows baseline / treatment / delta: as reported (with CIs audit computes from the reported k/n) and as
-    measured at the claimed setting (paired) or recomputed from the reported counts (counts only)."""
-    from audit import stats
-
-    level = report.options.get("level", 0.95)
-    rep = (report.claim.get("claim") or {}).get("reported") or {}
-    n = rep.get("n")
-    cell = next((c for c in report.cells if c.claimed), None)
-    binary = None
-    if cell is not None:
-        binary = "mcnemar" in cell.test
-        if records is not None:
-            try:
-                binary = records.paired(cell.scoring, cell.budget, cell.variant).binary
-            except KeyError:
-                pass
-    rows = []
-    for arm in ("baseline", "treatment"):
-        v = rep.get(arm)
-        r = _rate(v)
-        k_n = _counts(v, n)
-        rep_ci = stats.wilson(*k_n, level=level) if k_n else None
-        row = {"what": arm, "reported": r, "reported_counts": f"{k_n[0]}/{k_n[1]}" if k_n else None,
-               "reported_ci": (rep_ci.low, rep_ci.high) if rep_ci and rep_ci.ok else None,
-               "reported_ci_how": "Wilson, computed from the reported k/n" if rep_ci and rep_ci.ok else None}
-        if cell is not None:
-            m = getattr(cell, arm)
-            row["measured"] = m
-            if binary and m is not None:
-                k = int(round(m * cell.n))
-                iv = stats.wilson(k, cell.n, level=level)
-                row.update(measured_counts=f"{k}/{cell.n}", measured_ci=(iv.low, iv.high) if iv.ok else None,
-                           measured_ci_how="Wilson")
-            else:
-                row.update(measured_counts=None, measured_ci=None,
-                           measured_ci_how="not binary: see the paired delta" if m is not None else None)
-        elif (st := _significance_stat(report)) is not None and k_n:
-            row.update(measured=r, measured_counts=f"{k_n[0]}/{k_n[1]}",
-                       measured_ci=row["reported_ci"], measured_ci_how="Wilson, from the reported counts (no samples)")
-        rows.append(row)
-    rd = reported_delta(report)
-    rep_ci = rep.get("ci")
-    drow: dict[str, Any] = {"what": "delta", "reported": rd, "reported_counts": None,
-                            "reported_ci": tuple(rep_ci) if rep_ci else None,
-                            "reported_ci_how": "as reported" if rep_ci else None,
-                            "reported_p": rep.get("p_value"), "reported_test": rep.get("test")}
-    if rep.get("delta") is None and rd is not None:
-        drow["reported_note"] = "treatment − baseline of the reported rates"
-    cb, ct = _counts(rep.get("baseline"), n), _counts(rep.get("treatment"), n)
-    if not rep_ci and cb and ct:
-        iv = stats.newcombe_diff(ct[0], ct[1], cb[0], cb[1], level=level)
-        if iv.ok:
-            drow.update(reported_ci=(iv.low, iv.high), reported_ci_how="Newcombe hybrid score, computed from the "
-                                                                       "reported k/n (unpaired)")
-    if cell is not None:
-        drow.update(measured=cell.delta, measured_ci=(cell.ci_low, cell.ci_high) if cell.ci_low is not None else None,
-                    measured_ci_how=cell.ci_method, measured_p=cell.p_value, measured_test=cell.test)
-        where = f"measured at the claimed setting: budget {cell.budget}, scoring {cell.scoring}, n = {cell.n} paired items"
-    elif (st := _significance_stat(report)) is not None:
-        drow.update(measured=st.get("delta"), measured_ci=(st.get("ci_low"), st.get("ci_high")),
-                    measured_ci_how="Newcombe hybrid score (unpaired)", measured_p=st.get("p_value"),
-                    measured_test=st.get("test"))
-        where = "recomputed from the reported counts (no per-item samples: unpaired Fisher exact and Newcombe)"
-    else:
-        where = "nothing measured: no samples and no usable reported counts"
-    rows.append(drow)
-    keys = ("reported", "reported_counts", "reported_ci", "reported_ci_how", "reported_note", "reported_p",
-            "reported_test", "measured", "measured_counts", "measured_ci", "measured_ci_how", "measured_p",
-            "measured_test")
-    rows = [{k: None for k in keys} | r for r in rows]
-    return {"rows": rows, "where": where, "level": level}
-
-
-def forest_rows(report: Report) -> list[dict[str, Any]]:
-    """Every cell, plus the delta on the items neither arm truncated and the delta recomputed from counts."""
-    variants = {c.variant for c in report.cells}
-    rows = []
-    for c in report.cells:
-        label = f"{c.budget} tok · {c.scoring}" + (f" · {c.variant}" if len(variants) > 1 else "")
-        rows.append({"label": label, "delta": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high,
-                     "claimed": c.claimed, "kind": "cell"})
-    for f in report.findings:
-        for r in f.rows:
-            role = r.get("role")
-            if role == UNTRUNCATED_ROLE and r.get("delta") is not None:
-                rows.append({"label": f"{r.get('budget')} tok · {r.get('scoring')} · untruncated items (n={r.get('n')})",
-                             "delta": r["delta"], "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"),
-                             "claimed": False, "kind": "extra"})
-            elif role == "reported counts" and not report.cells and r.get("delta") is not None:
-                rows.append({"label": f"reported counts · {r.get('scoring')} (n={r.get('n')})", "delta": r["delta"],
-                             "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "claimed": True, "kind": "cell"})
-    return rows
-
-
-def truncation_rates(report: Report) -> list[dict[str, Any]]:
-    for f in report.findings:
-        if f.check == "truncation" and f.code == "rates":
-            return f.rows
-    return []
-
-
-def no_answer_rates(report: Report) -> list[dict[str, Any]]:
-    """The extraction check's rows: outputs with no extractable answer per scoring, budget and arm."""
-    for f in report.findings:
-        if f.check == "extraction" and f.code == "rates":
-            return f.rows
-    return []
+# What the page shows (read from the Report; computed once in audit.verify)
 
 
 def sorted_findings(report: Report) -> list[tuple[int, Any]]:
     """(index in report.findings, finding), flags first by severity, then inconclusive, pass, info."""
     return sorted(enumerate(report.findings),
-                  key=lambda x: (OUTCOME_ORDER.get(x[1].outcome, 9), SEVERITY_ORDER.get(x[1].severity, 9), x[0]))
+                  key=lambda x: (Outcome(x[1].outcome).rank, Severity(x[1].severity).rank, x[0]))
+
 
 
 def ci_of(stat: dict[str, Any]) -> tuple[Any, Any] | None:
@@ -340,8 +199,8 @@ def reproduce_command(report: Report) -> str:
     claim = report.claim_file or "claim.yaml"
     cmd = f"audit verify {shlex.quote(claim)} --seed {report.options.get('seed')} " \
           f"--resamples {report.options.get('resamples')}"
-    if report.gate and report.gate.get("fail_on"):
-        cmd += f" --fail-on {shlex.quote(report.gate['fail_on'])}"
+    if report.gate.fail_on != DEFAULT_FAIL_ON:
+        cmd += f" --fail-on {shlex.quote(report.gate.fail_on)}"
     return redact(cmd + " --out out")
 
 
@@ -361,20 +220,21 @@ def render_html(report: Report, records=None, max_items: int | None = None) -> s
     data = items_mod.item_data(report, records, max_items=max_items or items_mod.MAX_ITEMS)
     lens = items_mod.lengths(records)
     budgets = records.budgets() if records is not None and len(records.table) else []
-    forest = plots.forest_svg(forest_rows(report), reported_delta(report), level,
+    reported = report.claim_vs_measured.rows[-1].reported
+    forest = plots.forest_svg([e.model_dump() for e in report.forest], reported, level,
                               report.options.get("direction", "greater"))
     lengths_plot = plots.lengths_svg(lens.values, budgets, lens.unit, lens.label) if lens else None
     js = env.loader.get_source(env, "report_js.html")[0]
     css = env.loader.get_source(env, "report.css")[0]
-    gate_failing = set((report.gate or {}).get("failing_findings") or [])
     html = env.get_template("report.html").render(
         r=report, explain=VERDICT_EXPLANATION, level_pct=f"{level:.0%}",
-        cvm=claim_vs_measured(report, records), forest_svg=Markup(forest) if forest else None,
-        lengths_svg=Markup(lengths_plot) if lengths_plot else None, lengths=lens, rates=truncation_rates(report), no_answer=no_answer_rates(report),
-        findings=sorted_findings(report), gate_failing=gate_failing, ci_of=ci_of, test_of=test_of,
+        cvm=report.claim_vs_measured, forest_svg=Markup(forest) if forest else None,
+        lengths_svg=Markup(lengths_plot) if lengths_plot else None, lengths=lens,
+        rates=report.rate_tables.get(TableKind.truncation, []), no_answer=report.rate_tables.get(TableKind.no_answer, []),
+        findings=sorted_findings(report), gate_failing=set(report.gate.failing_findings), ci_of=ci_of, test_of=test_of,
         items=data, items_json=Markup(items_mod.script_json(data.blob)) if data else None,
-        claim_shown=redact(report.claim), arms_shown=redact(report.arms), reproduce=reproduce_command(report),
-        reported_delta=reported_delta(report), js=Markup(js), css=Markup(css), script_hash=_script_hash(js),
+        claim_shown=redact(report.claim_dict()), arms_shown=redact(report.arms), reproduce=reproduce_command(report),
+        reported_delta=reported, js=Markup(js), css=Markup(css), script_hash=_script_hash(js),
     )
     return scrub(html, report)
 
@@ -391,38 +251,36 @@ def md_cell(x: Any) -> str:
 
 def render_summary(report: Report) -> str:
     """A Markdown summary: verdict, reason, gate, claimed vs measured, every cell, and every flagged finding."""
-    title = md_cell((report.claim.get("claim") or {}).get("title", ""))
+    title = md_cell(report.title)
     icon = {"supported": "✅", "fragile": "⚠️", "not_reproduced": "❌", "inconclusive": "❔"}[report.verdict]
     lines = [f"## {icon} audit: {report.verdict.replace('_', ' ')}", "", f"**{title}**", "",
              md_cell(report.verdict_reason), "", f"_{VERDICT_EXPLANATION[report.verdict]}_", ""]
     gate = report.gate
-    if gate:
-        state = "passed" if gate.get("passed") else "failed"
-        why = "; ".join(gate.get("reasons") or [])
-        lines += [f"**CI gate** `--fail-on {md_cell(gate.get('fail_on'))}`: **{state}** (exit {report.exit_code})"
-                  + (f": {md_cell(why)}" if why else ""), ""]
-    cvm = claim_vs_measured(report)
-    lines += ["### Claimed vs measured", "", f"_{md_cell(cvm['where'])}_", "",
-              f"| | reported | {cvm['level']:.0%} CI (reported) | measured | {cvm['level']:.0%} CI (measured) |",
+    state = "passed" if gate.passed else "failed"
+    why = "; ".join(gate.reasons)
+    lines += [f"**CI gate** `--fail-on {md_cell(gate.fail_on)}`: **{state}** (exit {report.exit_code})"
+              + (f": {md_cell(why)}" if why else ""), ""]
+    cvm = report.claim_vs_measured
+    lines += ["### Claimed vs measured", "", f"_{md_cell(cvm.where)}_", "",
+              f"| | reported | {cvm.level:.0%} CI (reported) | measured | {cvm.level:.0%} CI (measured) |",
               "|---|---:|---|---:|---|"]
-    for row in cvm["rows"]:
-        fmt = delta if row["what"] == "delta" else num
-        rc = row.get("reported_ci")
-        mc = row.get("measured_ci")
-        rep_txt = fmt(row.get("reported")) + (f" ({row['reported_counts']})" if row.get("reported_counts") else "")
-        mea_txt = fmt(row.get("measured")) + (f" ({row['measured_counts']})" if row.get("measured_counts") else "")
-        show = ci if row["what"] == "delta" else interval
-        lines.append(f"| {row['what']} | {md_cell(rep_txt)} | {show(*rc) if rc else '—'} | {md_cell(mea_txt)} | "
+    for row in cvm.rows:
+        fmt = delta if row.what == "delta" else num
+        rc, mc = row.reported_ci, row.measured_ci
+        rep_txt = fmt(row.reported) + (f" ({row.reported_counts})" if row.reported_counts else "")
+        mea_txt = fmt(row.measured) + (f" ({row.measured_counts})" if row.measured_counts else "")
+        show = ci if row.what == "delta" else interval
+        lines.append(f"| {row.what} | {md_cell(rep_txt)} | {show(*rc) if rc else '—'} | {md_cell(mea_txt)} | "
                      f"{show(*mc) if mc else '—'} |")
-    d = cvm["rows"][-1]
-    if d.get("reported_p") is not None or d.get("measured_p") is not None:
-        lines.append(f"| p-value | {pval(d.get('reported_p'))} ({md_cell(d.get('reported_test') or 'test not given')}) "
-                     f"| | {pval(d.get('measured_p'))} ({md_cell(d.get('measured_test') or 'n/a')}) | |")
+    d = cvm.rows[-1]
+    if d.reported_p is not None or d.measured_p is not None:
+        lines.append(f"| p-value | {pval(d.reported_p)} ({md_cell(d.reported_test or 'test not given')}) "
+                     f"| | {pval(d.measured_p)} ({md_cell(d.measured_test or 'n/a')}) | |")
     lines.append("")
     claimed = [c for c in report.cells if c.claimed]
     if report.cells:
         lines += ["### Every cell", "",
-                  f"| variant | budget | scoring | n | baseline | treatment | delta | {cvm['level']:.0%} CI | p | test |",
+                  f"| variant | budget | scoring | n | baseline | treatment | delta | {cvm.level:.0%} CI | p | test |",
                   "|---|---:|---|---:|---:|---:|---:|---|---:|---|"]
         for c in report.cells:
             mark = " **(claimed)**" if c.claimed else ""
@@ -430,12 +288,12 @@ def render_summary(report: Report) -> str:
                          f"| {num(c.treatment)} | {delta(c.delta)} | {ci(c.ci_low, c.ci_high)} | {pval(c.p_value)} "
                          f"| {md_cell(c.test)} |")
         lines.append("")
-    failing = set((gate or {}).get("failing_findings") or [])
-    flagged = [(i, f) for i, f in sorted_findings(report) if f.outcome in ("flag", "inconclusive")]
+    failing = set(gate.failing_findings)
+    flagged = [(i, f) for i, f in sorted_findings(report) if f.outcome in (Outcome.flag, Outcome.inconclusive)]
     if flagged:
         lines += ["### Findings", ""]
         for i, f in flagged:
-            tag = f"**{f.severity}**" if f.outcome == "flag" else "_inconclusive_"
+            tag = f"**{f.severity}**" if f.outcome == Outcome.flag else "_inconclusive_"
             fails = " — **fails the gate**" if i in failing else ""
             lines.append(f"- {tag} `{f.check}.{f.code}`: {md_cell(f.title)}{fails}")
         lines.append("")
@@ -456,4 +314,21 @@ def render_junit(report: Report) -> str:
     return scrub(_junit(report), report)
 
 
-__all__ = ["render_html", "render_summary", "render_junit", "num", "delta", "ci", "pval", "redact"]
+def write_ci_files(report: Report, summary_md: str | Path | None = None,
+                   junit: str | Path | None = None) -> dict[str, Path]:
+    """Write the Markdown summary and/or JUnit XML for CI; return {kind: path}. Raises AuditError on I/O errors."""
+    out: dict[str, Path] = {}
+    for kind, path, render in (("summary_md", summary_md, render_summary), ("junit", junit, render_junit)):
+        if path is None:
+            continue
+        p = Path(path)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(render(report), encoding="utf-8")
+        except OSError as exc:
+            raise AuditError(f"cannot write {kind.replace('_', ' ')} file {p}: {exc.strerror}") from None
+        out[kind] = p
+    return out
+
+
+__all__ = ["write_ci_files", "render_html", "render_summary", "render_junit", "num", "delta", "ci", "pval", "redact"]

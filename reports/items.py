@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -43,19 +42,12 @@ class ItemData:
 
 
 def _flags(report: Report, records) -> tuple[dict, str | None]:
-    """(variant, arm) -> (item ids, {budget: flags}) from the truncation check's own rules."""
-    from audit.checks import truncation
-
-    try:
-        params = truncation.Params.model_validate((report.claim.get("checks") or {}).get("truncation") or {})
-    except Exception:  # noqa: BLE001 - an invalid block was already reported by `validate`; use the defaults here
-        params = truncation.Params()
-    ctx = SimpleNamespace(records=records)  # truncation_flags reads only ctx.records
+    """(variant, arm) -> (item ids, {budget: flags}): the records' own truncation flags (derived in verify)."""
     out = {}
     try:
         for v in records.variants():
             for arm in ARMS:
-                ids, flags, _ = truncation.truncation_flags(ctx, arm, params, v)
+                ids, flags, _ = records.truncation(arm, v)
                 out[(v, arm)] = (ids, flags)
     except Exception as exc:  # noqa: BLE001 - the report still renders; the page says why flags are missing
         return {}, f"truncation flags could not be computed for the browser: {type(exc).__name__}: {exc}"

@@ -16,7 +16,7 @@ import json
 import re
 from xml.etree import ElementTree as ET
 
-from audit.findings import Report
+from audit.findings import Outcome, Report, Verdict
 
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -41,19 +41,15 @@ def _describe(f) -> str:
 
 
 def render_junit(report: Report) -> str:
-    from audit.gate import Gate, evaluate
-
-    gate = Gate.parse((report.gate or {}).get("fail_on"))
-    result = evaluate(report, gate)
-    failing = set(result.failing)
+    gate = report.gate
+    failing = set(gate.failing_findings)
 
     suites = ET.Element("testsuites", name="audit")
     suite = ET.SubElement(suites, "testsuite", name="audit")
     props = ET.SubElement(suite, "properties")
-    title = (report.claim.get("claim") or {}).get("title", "")
-    for k, v in (("claim", title), ("claim_file", report.claim_file or ""), ("verdict", report.verdict),
-                 ("verdict_reason", report.verdict_reason), ("fail_on", gate.spec),
-                 ("gate", "passed" if result.passed else "failed"), ("exit_code", str(result.exit_code)),
+    for k, v in (("claim", report.title), ("claim_file", report.claim_file or ""), ("verdict", report.verdict),
+                 ("verdict_reason", report.verdict_reason), ("fail_on", gate.fail_on),
+                 ("gate", "passed" if gate.passed else "failed"), ("exit_code", str(report.exit_code)),
                  ("seed", str(report.options.get("seed"))), ("resamples", str(report.options.get("resamples"))),
                  ("audit_version", report.audit_version)):
         ET.SubElement(props, "property", name=k, value=_x(v))
@@ -67,13 +63,13 @@ def render_junit(report: Report) -> str:
 
     # The verdict itself.
     tc = case("verdict")
-    if report.verdict in gate.verdicts:
+    if gate.verdict_fails:
         n_fail += 1
         el = ET.SubElement(tc, "failure", message=_x(f"verdict {report.verdict}: {report.verdict_reason}"),
                            type=report.verdict)
-        el.text = _x(f"{report.verdict}: {report.verdict_reason}\ngate --fail-on {gate.spec}: "
-                     + "; ".join(result.reasons))
-    elif report.verdict == "inconclusive":
+        el.text = _x(f"{report.verdict}: {report.verdict_reason}\ngate --fail-on {gate.fail_on}: "
+                     + "; ".join(gate.reasons))
+    elif report.verdict == Verdict.inconclusive:
         n_skip += 1
         ET.SubElement(tc, "skipped", message=_x(f"inconclusive: {report.verdict_reason}"))
     ET.SubElement(tc, "system-out").text = _x(f"verdict: {report.verdict}\n{report.verdict_reason}")
@@ -83,7 +79,7 @@ def render_junit(report: Report) -> str:
         tc = case(name)
         mine = [(i, f) for i, f in enumerate(report.findings) if f.check == name]
         fails = [(i, f) for i, f in mine if i in failing]
-        inconclusive = [f for _, f in mine if f.outcome == "inconclusive"]
+        inconclusive = [f for _, f in mine if f.outcome == Outcome.inconclusive]
         if fails:
             n_fail += 1
             for _, f in fails:
@@ -93,7 +89,7 @@ def render_junit(report: Report) -> str:
         elif inconclusive:
             n_skip += 1
             ET.SubElement(tc, "skipped", message=_x("inconclusive: " + "; ".join(f.title for f in inconclusive)))
-        out = "\n".join(f"[{f.outcome}{'/' + f.severity if f.outcome == 'flag' else ''}] {f.code}: {f.title}"
+        out = "\n".join(f"[{f.outcome}{'/' + f.severity if f.outcome == Outcome.flag else ''}] {f.code}: {f.title}"
                         for _, f in mine) or "no findings"
         ET.SubElement(tc, "system-out").text = _x(out)
 

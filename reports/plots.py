@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from audit.findings import EstimateKind
+
 COLOURS = {"baseline": "#5f6368", "treatment": "#1a73e8", "gain": "#188038", "loss": "#d93025", "none": "#5f6368",
            "reported": "#e37400", "extra": "#9334e6"}
 
@@ -45,7 +47,8 @@ def _mpl():
 def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float, direction: str = "greater") -> str | None:
     """Forest plot: one row per cell (delta and CI), the zero line, and the reported delta.
 
-    ``rows``: dicts with label, delta, ci_low, ci_high, claimed (bool), kind ("cell" | "extra").
+    ``rows``: :class:`audit.findings.Estimate` dumps (label, delta, ci_low, ci_high, claimed, kind); the items
+    neither arm truncated (kind ``untruncated``) are drawn in their own colour.
     """
     rows = [r for r in rows if r.get("delta") is not None]
     if not rows:
@@ -60,7 +63,7 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
         for y, r in zip(ys, rows):
             d, lo, hi = r["delta"], r.get("ci_low"), r.get("ci_high")
             has_ci = lo is not None and hi is not None
-            if r.get("kind") == "extra":
+            if r.get("kind") == EstimateKind.untruncated:
                 colour = COLOURS["extra"]
             elif has_ci and sign * lo > 0 and sign * hi > 0:
                 colour = COLOURS["gain"]

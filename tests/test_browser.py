@@ -269,7 +269,7 @@ def test_large_report_opens(page, tmp_path):
 @pytest.mark.live
 def test_demo_report_in_the_browser(page, tmp_path):
     """The demo claim (fixtures/claims/demo.yaml), live on the embedded model with its first 12 items."""
-    from audit.cache import GenerationCache
+    from audit.generation.cache import GenerationCache
     from audit.claim import load_claim
     from audit.verify import verify
     from conftest import FIXTURES, require_live

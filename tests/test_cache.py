@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audit.cache import GenerationCache, default_cache_path, key_for
+from audit.generation.cache import GenerationCache, default_cache_path, key_for
 from audit.errors import InputError, ServerError
-from audit.runner import Endpoint, Generation, GenerationRequest
+from audit.generation.types import Endpoint, Generation, GenerationRequest
 
 EP = Endpoint("http://127.0.0.1:8000/v1", "m")
 

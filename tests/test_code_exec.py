@@ -15,7 +15,7 @@ from audit.claim import load_claim
 from audit.code_exec import CodeTask, Limits, build_program, check_completion, parse_target, run_program
 from audit.errors import InputError
 from audit.importers import load_records
-from audit.scorer_specs import CodeExecScorer
+from audit.scoring.specs import CodeExecScorer
 from audit.scoring import kind_of, resolve
 from conftest import jsonl_claim
 

@@ -74,26 +74,31 @@ def test_fixed_logs_change_the_verdict(audits):
     data = json.loads(run(str(audits["first"]), str(audits["fixed"]), "--json").output)
     assert data["verdict"]["changed"] is True and data["exit_code"] == 1
     assert [s["key"] for s in data["sources"]] == ["baseline budget=16 base_16.jsonl"]
-    statuses = {f["key"].split(":")[0]: f["status"] for f in data["findings"]}
+    statuses = {f["key"].split(" [")[0]: f["status"] for f in data["findings"]}
     assert statuses["truncation.vanishes"] == "removed" and statuses["truncation.holds_at_budget"] == "added"
 
 
-def test_findings_matched_by_check_code_and_title_prefix(audits):
+def test_findings_matched_by_subject_never_by_title(audits):
     a, b = load_report(audits["first"]), load_report(audits["reseeded"])
     c = compare(a, b)
     keys = [f.key for f in c.findings]
     assert len(keys) == len(set(keys)) == len(a.findings)  # one-to-one, nothing added or removed
-    (rev,) = [k for k in keys if k.startswith("truncation.vanishes: ")]
-    assert rev.startswith("truncation.vanishes: The gain vanishes when the generation budget grows from # to # tokens")
-    assert "[budget=64" in rev
+    (rev,) = [k for k in keys if k.startswith("truncation.vanishes ")]
+    assert rev == "truncation.vanishes [variant=default budget=64 scoring=last-number]"
+    # A reworded title does not break the match: the subject, not the text, identifies the finding.
+    i = next(i for i, f in enumerate(b.findings) if f.code == "vanishes")
+    reworded = b.model_copy(update={"findings": [*b.findings[:i], b.findings[i].model_copy(
+        update={"title": "Entirely different words"}), *b.findings[i + 1:]]})
+    (ch,) = [x for x in compare(a, reworded).findings if x.key == rev]
+    assert ch.status in ("same", "changed") and ch.old is not None and ch.new is not None
 
 
 @pytest.mark.parametrize("content, needle", [
     (None, "report file not found"),
     ("{not json", "not valid JSON"),
     ("[1, 2]", "not an audit report"),
-    ('{"schema_version": 2}', "unsupported report schema_version 2"),
-    ('{"schema_version": 1, "verdict": "great"}', "not a report.json of this audit version"),
+    ('{"schema_version": 1}', "unsupported report schema_version 1"),
+    ('{"schema_version": 2, "verdict": "great"}', "not a report.json of this audit version"),
 ])
 def test_unreadable_input_is_exit_2_naming_the_file(audits, tmp_path, content, needle):
     bad = tmp_path / "bad.json"

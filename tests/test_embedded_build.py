@@ -59,7 +59,7 @@ def _claim(tmp_path) -> Path:
 def test_sigill_in_llama_cpp_is_exit_3_with_cause_and_fix(tmp_path, monkeypatch):
     """A child that dies with SIGILL stands in for a -march=native build on a CPU that does not enable AMX."""
     require_live()
-    import audit.embedded as emb
+    import audit.generation.embedded as emb
 
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(emb, "_PROBE_CODE", "import os, signal; os.kill(os.getpid(), signal.SIGILL)")
@@ -73,11 +73,12 @@ def test_sigill_in_llama_cpp_is_exit_3_with_cause_and_fix(tmp_path, monkeypatch)
 
 def test_probe_passes_once_and_is_remembered(tmp_path, monkeypatch):
     require_live()
-    import audit.embedded as emb
+    import audit.generation.embedded as emb
+    from audit.generation.model_file import resolve_model_path
 
     monkeypatch.setenv("AUDIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(emb, "_probed", set())
-    path = emb.default_model_path()
+    path = resolve_model_path(None)
     emb.preflight(path, 2)
     (marker,) = (tmp_path / "cache" / "probes").glob("llama-*.ok")
     # Remembered: a probe that would now crash is not run again for the same build, model and threads.

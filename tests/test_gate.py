@@ -11,7 +11,7 @@ from lxml import etree
 from audit.cli import main
 from audit.errors import InputError
 from audit.findings import Report
-from audit.gate import DEFAULT_FAIL_ON, Gate, evaluate
+from audit.gate import DEFAULT_FAIL_ON, Gate, evaluate, exit_code
 from test_reports import CLAIMS, audit, write_claim
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"
@@ -43,19 +43,19 @@ def claims(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module", autouse=True)
 def verify_once():
-    """The gate does not change the audit: compute each claim's audit once and let the CLI reuse it."""
+    """The gate does not change the checks: run each claim's checks once and let every gate reuse them."""
     import audit.verify
 
-    real, cache = audit.verify.verify, {}
+    real, cache = audit.verify.run_checks, {}
 
-    def cached(claim, **kw):
-        key = (str(claim.path), kw.get("seed"), kw.get("resamples"))
+    def cached(ctx):
+        key = (str(ctx.claim.path), ctx.seed, ctx.resamples)
         if key not in cache:
-            cache[key] = real(claim, **kw)
+            cache[key] = real(ctx)
         return cache[key]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(audit.verify, "verify", cached)
+        mp.setattr(audit.verify, "run_checks", cached)
         yield
 
 
@@ -106,13 +106,15 @@ def test_gate_parse_and_evaluate(claims):
         Gate.parse("bogus")
     assert "bogus" in str(exc.value) and "not_reproduced" in str(exc.value)
     report = audit(claims["fragile"]).report
-    r = evaluate(report, Gate.parse("not_reproduced,critical"))
-    assert not r.passed and r.exit_code == 1
-    assert {report.findings[i].code for i in r.failing} == {"vanishes"}
-    r = evaluate(report, Gate.parse("not_reproduced,major"))
-    assert {report.findings[i].code for i in r.failing} >= {"vanishes", "confounded_by_truncation"}
-    r = evaluate(report, Gate.parse("not_reproduced"))
-    assert r.passed and r.failing == ()
+    r = evaluate(report.findings, report.verdict, Gate.parse("not_reproduced,critical"))
+    assert not r.passed and exit_code(r) == 1 and not r.verdict_fails
+    assert {report.findings[i].code for i in r.failing_findings} == {"vanishes"}
+    r = evaluate(report.findings, report.verdict, Gate.parse("not_reproduced,major"))
+    assert {report.findings[i].code for i in r.failing_findings} >= {"vanishes", "confounded_by_truncation"}
+    r = evaluate(report.findings, report.verdict, Gate.parse("not_reproduced"))
+    assert r.passed and r.failing_findings == [] and exit_code(r) == 0
+    r = evaluate(report.findings, report.verdict, Gate.parse("fragile"))
+    assert not r.passed and r.verdict_fails
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -145,9 +147,10 @@ def test_junit_validates_and_matches_the_gate(claims, schema, verdict, fail_on, 
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert props["verdict"] == verdict and props["exit_code"] == str(res.exit_code)
     # One failure element per flagged finding that fails the gate.
-    gate = evaluate(report, Gate.parse(fail_on))
+    gate = evaluate(report.findings, report.verdict, Gate.parse(fail_on))
+    assert gate == report.gate  # JUnit reads the gate the report recorded
     n_finding_failures = sum(len(c.findall("failure")) for c in cases if c.get("name") != "verdict")
-    assert n_finding_failures == len(gate.failing)
+    assert n_finding_failures == len(gate.failing_findings)
     if verdict == "inconclusive":  # the check that could not decide is skipped, not failed
         sig = next(c for c in cases if c.get("name") == "significance")
         assert sig.find("skipped") is not None and sig.find("failure") is None

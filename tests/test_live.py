@@ -7,7 +7,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from audit.cache import GenerationCache
+from audit.generation.cache import GenerationCache
 from audit.claim import load_claim
 from audit.cli import main
 from audit.live import run_live

@@ -88,6 +88,11 @@ def test_dropped_documents_flagged(tmp_path):
     assert {r["status"].split(";")[0] for r in rows} == {"documents missing"}
     assert report.verdict == "inconclusive"
     assert "The samples do not support the published numbers" in report.verdict_reason
+    # The budgets now hold different items: named once, and every cross-budget comparison uses the shared 45.
+    (gap,) = [g for g in report.findings if g.code == "budgets_hold_different_items"]
+    assert "budget 64 lacks 5 item(s) present at budget(s) 32 ('45', '46', '47', '48', '49')" in gap.title
+    assert all(g.statistic["shared_items"] == 45 for g in report.findings
+               if g.check == "truncation" and "shared_items" in g.statistic)
 
 
 def test_removed_filter_flagged(tmp_path):

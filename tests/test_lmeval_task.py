@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from audit.cache import GenerationCache
+from audit.generation.cache import GenerationCache
 from audit.claim import load_claim
 from audit.verify import verify
 from conftest import FIXTURES, require_live

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from audit.cache import GenerationCache
+from audit.generation.cache import GenerationCache
 from audit.claim import load_claim
 from audit.errors import InputError
 from audit.verify import verify

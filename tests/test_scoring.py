@@ -10,7 +10,7 @@ from audit import scoring
 from audit.claim import RegexScorer, load_claim
 from audit.errors import InputError
 from audit.importers import load_records
-from audit.scorer_specs import CodeExecScorer, EvaluateScorer, ExtractScorer
+from audit.scoring.specs import CodeExecScorer, EvaluateScorer, ExtractScorer
 from audit.scoring import KINDS, SCORERS, kind_of, resolve
 from conftest import jsonl_claim
 
@@ -66,7 +66,7 @@ def test_kind_of_builtins_and_claim_defined():
 
 
 def test_metrics_kinds_follow_scoring_kinds():
-    from audit.metrics import KINDS as LOCAL_KINDS, MODULES
+    from audit.scoring.metrics import KINDS as LOCAL_KINDS, MODULES
 
     assert set(MODULES.values()) == set(SCORERS)
     assert all(LOCAL_KINDS[m] == KINDS[s] for m, s in MODULES.items())
@@ -196,7 +196,7 @@ def offline(monkeypatch):
 
 
 def test_local_modules_load_offline_and_agree_with_builtins(offline):
-    from audit.metrics import MODULES, path_of
+    from audit.scoring.metrics import MODULES, path_of
 
     preds = [p for p, _ in PAIRS] + ["42", "The answer.\nmore"]
     refs = [t for _, t in PAIRS] + ["42", "the answer"]
@@ -212,7 +212,7 @@ def test_local_modules_load_offline_and_agree_with_builtins(offline):
 
 
 def test_evaluate_scorer_by_path_and_by_name(offline, tmp_path):
-    from audit.metrics import path_of
+    from audit.scoring.metrics import path_of
 
     by_name = resolve("evaluate:exact_match_audit")
     by_path = resolve(f"evaluate:{path_of('exact_match_audit')}")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from audit.errors import InputError, Problem, ServerError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from audit.runner import Endpoint, Generation, GenerationRequest
+    from audit.generation.types import Endpoint, Generation, GenerationRequest
 
 #: bump when the key recipe or the payload layout changes; old rows then simply stop matching
 KEY_VERSION = 1
@@ -83,7 +83,7 @@ def _encode(gen: "Generation") -> str:
 
 
 def _decode(payload: str) -> "Generation":
-    from audit.runner import Generation
+    from audit.generation.types import Generation
 
     data = json.loads(payload)
     known = set(Generation.__dataclass_fields__)
@@ -169,7 +169,7 @@ class GenerationCache:
 
         Every registered secret (an API key the runner read, :mod:`audit.textsafe`) is scrubbed first: the cache
         is a file on disk, and a server may echo the key into its completion."""
-        from audit.runner import scrub_generation
+        from audit.generation.types import scrub_generation
         from audit.textsafe import scrub
 
         payload = _encode(scrub_generation(gen))

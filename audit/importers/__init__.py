@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from audit.claim import Claim, explain_no_match, resolve_paths
 from audit.errors import InputError, Problem
 from audit.importers.jsonl import read_jsonl
-from audit.importers.lmeval import (find_results, published_numbers, read_results, read_samples, sample_numbers,
-                                    sha256_of, task_of)
+from audit.importers.lmeval import (
+    find_results,
+    published_numbers,
+    read_results,
+    read_samples,
+    sample_numbers,
+    sha256_of,
+    task_of,
+)
+from audit.plan import build_plan
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
 from audit.scoring import SCORERS, resolve
 
@@ -30,13 +39,10 @@ def load_records(claim: Claim) -> Records:
     sources: list[Source] = []
     settings: dict[str, dict] = {a: {} for a in ARMS}
     where: dict[tuple, str] = {}
-    requested = claim.scorings()
-    plan = [(DEFAULT_VARIANT, arm, budget, pattern, f"samples.{arm}.{budget}")
-            for arm in ARMS for budget, pattern in sorted(getattr(claim.samples, arm).items())]
-    plan += [(name, arm, budget, pattern, f"samples.variants.{name}.{arm}.{budget}")
-             for name, logs in claim.samples.variants.items()
-             for arm in ARMS for budget, pattern in sorted(getattr(logs, arm).items())]
-    for variant, arm, budget, pattern, field_path in plan:
+    plan = build_plan(claim)
+    requested = list(plan.scorings)
+    for run in plan.runs:
+        variant, arm, budget, pattern, field_path = run.variant, run.arm, run.budget, run.logs, run.field
         files = resolve_paths(claim, pattern)
         if fmt == "lm-eval":
             files = [f for f in files if f.suffix == ".jsonl"]
@@ -237,13 +243,18 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
             parts.append(part)
         table = pd.concat(parts, ignore_index=True) if parts else table.iloc[:0]
         return table.drop(columns=["scores", "target_kind"], errors="ignore"), problems
-    logged = list(dict.fromkeys(table["scoring"]))
+    scoring = table["scoring"]
+    # The scorings in first-seen order; unique() keeps that order and does not walk the column value by value.
+    logged = list(dict.fromkeys(scoring)) if scoring.isna().any() else scoring.unique().tolist()
     names = requested or logged
+    if logged and all(name in logged for name in names):  # all in the logs: pick their rows in one take
+        rows = [np.flatnonzero((scoring == name).to_numpy(dtype=bool, na_value=False)) for name in names]
+        return table.take(np.concatenate(rows)).reset_index(drop=True), problems
     parts = []
-    base = table[table["scoring"] == logged[0]]
+    base = table[scoring == logged[0]]
     for name in names:
         if name in logged:
-            parts.append(table[table["scoring"] == name])
+            parts.append(table[scoring == name])
         elif resolve(name, defined) is not None:
             fn = resolve(name, defined)
             part = base.copy()
@@ -271,7 +282,7 @@ def _set_extraction(part: pd.DataFrame, name: str, defined: dict | None) -> None
     """The answer a re-scoring extracted (``extracted``) and whether there was one (``answered``: 1/0), for the
     scorers that extract (claim-defined regex and ``kind: extract`` scorers); None / NaN for the others, which
     compare the whole output."""
-    from audit.scoring import _as_spec, _extract
+    from audit.scoring.resolve import _as_spec, _extract
 
     spec = (defined or {}).get(name)
     if spec is None:
@@ -322,7 +333,11 @@ def _hash_problems(table: pd.DataFrame) -> list[Problem]:
     if table.empty:
         return problems
     first = table["scoring"].iloc[0]
-    t = table[(table["scoring"] == first) & (table["variant"] == DEFAULT_VARIANT)]
+    # Only the columns read below are taken: copying the texts of every row is most of the cost of this check.
+    t = table.loc[(table["scoring"] == first) & (table["variant"] == DEFAULT_VARIANT),
+                  ["arm", "item_id", "budget", "prompt_hash", "doc_hash", "source"]]
+    if _hashes_agree(t):
+        return problems
     for arm in ARMS:
         sub = t[(t["arm"] == arm) & t["prompt_hash"].notna()]
         if sub.empty:
@@ -349,3 +364,25 @@ def _hash_problems(table: pd.DataFrame) -> list[Problem]:
                 "were not run on the same data", file=", ".join(sorted(set(rows["source"]))),
                 fix="run both arms on the same dataset in the same order (doc_id is the pairing key)"))
     return problems
+
+
+def _hashes_agree(t: pd.DataFrame) -> bool:
+    """Whether no item has two prompt hashes within an arm, nor two document hashes: the common case, decided on
+    factorized codes in one pass (no groupby per arm); when it is not, _hash_problems finds and names the items."""
+    if t["item_id"].isna().any():
+        return False
+    item, items_seen = pd.factorize(t["item_id"])
+
+    def one_hash_per_item(rows: np.ndarray, hashes: np.ndarray) -> bool:
+        h, items = hashes[rows], item[rows]
+        last = np.empty(len(items_seen), dtype=h.dtype)
+        last[items] = h  # the last hash written for each item: every line of the item must carry it
+        return bool((last[items] == h).all())
+
+    prompt = pd.factorize(t["prompt_hash"])[0]  # -1: no hash
+    for arm in ARMS:
+        rows = (t["arm"] == arm).to_numpy(dtype=bool, na_value=False) & (prompt >= 0)
+        if rows.any() and not one_hash_per_item(rows, prompt):
+            return False
+    doc = pd.factorize(t["doc_hash"])[0]
+    return not (doc >= 0).any() or one_hash_per_item(doc >= 0, doc)

@@ -1,6 +1,6 @@
 """Scorer kinds a claim can define under ``scorers:`` besides the plain regex scorer.
 
-An entry without ``kind:`` is a regex scorer (:class:`audit.claim.RegexScorer`, unchanged). The others::
+An entry without ``kind:`` is a regex scorer (:class:`RegexScorer`, below). The others::
 
     scorers:
       answer-edit: {kind: extract, regex: 'answer is (\\d+)', compare: edit-similarity}
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from audit.scoring import SCORERS
+from audit.scoring.builtin import SCORERS
 
 
 def _compiles(v: str) -> str:
@@ -125,3 +125,22 @@ def scorer_spec(regex_model: type[BaseModel]) -> Any:
                       custom_error_message="unknown scorer kind: leave kind out for a regex scorer, or use "
                                            "kind: extract, evaluate or code_exec"),
     ]
+
+
+class RegexScorer(_Strict):
+    """A scorer defined in the claim: extract with a regex (like lm-eval's regex filter), compare with the target."""
+
+    regex: Regex = Field(description="Python regular expression; the group below is the extracted answer")
+    group: int = Field(1, ge=0)
+    select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
+    compare: Literal["exact", "numeric"] = Field("exact", description="numeric: 12 == 12.0 == 1,2 is not; exact: normalised text")
+    ignore_case: bool = False
+
+    @model_validator(mode="after")
+    def _group_exists(self) -> "RegexScorer":
+        import re
+
+        groups = re.compile(self.regex).groups
+        if self.group > groups:
+            raise ValueError(f"group {self.group} does not exist: the regex has {groups} group(s)")
+        return self

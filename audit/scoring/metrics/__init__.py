@@ -3,7 +3,7 @@
 Each module is a folder holding ``<name>.py`` (the layout ``evaluate.load`` expects of a local module)::
 
     import evaluate
-    from audit.metrics import path_of
+    from audit.scoring.metrics import path_of
     m = evaluate.load(str(path_of("edit_similarity")))          # no network needed
     m.compute(predictions=["kitten"], references=["sitting"])    # {'edit_similarity': 0.571...}
 
@@ -15,6 +15,8 @@ with another meaning carry an ``_audit`` suffix.
 from __future__ import annotations
 
 from pathlib import Path
+
+from audit.scoring.builtin import KINDS as SCORER_KINDS
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,10 +53,5 @@ def local_name(module: str) -> str | None:
     return p.name if p.parent == HERE and p.name in MODULES else None
 
 
-def __getattr__(name: str):
-    # KINDS follows audit.scoring.KINDS; computed on first use so importing this package stays free.
-    if name == "KINDS":
-        from audit.scoring import KINDS as SCORER_KINDS
-
-        return {m: SCORER_KINDS[s] for m, s in MODULES.items()}
-    raise AttributeError(name)
+KINDS = {m: SCORER_KINDS[s] for m, s in MODULES.items()}
+"""Shipped module name → whether its scorer is discontinuous or continuous (:data:`audit.scoring.KINDS`)."""

@@ -1,6 +1,6 @@
-"""The one implementation behind every module in :mod:`audit.metrics`: the mean of a built-in scorer.
+"""The one implementation behind every module in :mod:`audit.scoring.metrics`: the mean of a built-in scorer.
 
-Modules subclass :class:`AuditMetric` through the module object (``from audit.metrics import base as _base``),
+Modules subclass :class:`AuditMetric` through the module object (``from audit.scoring.metrics import base as _base``),
 never by importing the class name: ``evaluate`` takes the first metric class in a module's namespace as its main
 class, and that must be the module's own.
 """
@@ -31,7 +31,7 @@ class AuditMetric(evaluate.Metric):
     description: str = ""
 
     def _info(self) -> evaluate.MetricInfo:
-        from audit.scoring import SCORERS
+        from audit.scoring.builtin import SCORERS
 
         doc = (SCORERS[self.scorer].__doc__ or "").strip()
         return evaluate.MetricInfo(
@@ -44,7 +44,7 @@ class AuditMetric(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        from audit.scoring import SCORERS
+        from audit.scoring.builtin import SCORERS
 
         fn = SCORERS[self.scorer]
         scores = [fn(p or "", r or "") for p, r in zip(predictions, references)]

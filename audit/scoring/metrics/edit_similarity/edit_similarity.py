@@ -2,7 +2,7 @@
 
     evaluate.load("<path to this folder>").compute(predictions=[...], references=[...])
 """
-from audit.metrics import base as _base
+from audit.scoring.metrics import base as _base
 
 
 class EditSimilarity(_base.AuditMetric):

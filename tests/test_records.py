@@ -1,0 +1,79 @@
+"""Records own every per-item fact: truncation flags as columns, one join across cells, built and checked in
+memory (no YAML or JSONL on disk)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit.errors import InputError
+from audit.records import NOT_A_PREFIX, Records, Source, build_records
+
+
+def rows(arm: str, budget: int, texts: list[str], scores: list[float], finish=None, tokens=None, ids=None,
+         scoring: str = "exact") -> pd.DataFrame:
+    n = len(texts)
+    return pd.DataFrame({
+        "arm": arm, "item_id": ids or [f"i{k}" for k in range(n)], "variant": "default", "budget": budget,
+        "scoring": scoring, "score": scores, "text": texts, "target": "1",
+        "finish_reason": finish or [None] * n, "completion_tokens": tokens or [None] * n, "source": f"{arm}@{budget}",
+        "line": list(range(1, n + 1))})
+
+
+def sweep() -> Records:
+    # i0 cut at 8 (a prefix of its 32-token output), i1 the same at both, i2 said "length", i3 counted 8 tokens,
+    # i4 sampled differently (not a prefix: unknown), i5 opened a think block it never closed.
+    b8 = ["Let me", "1", "Let", "12345678", "abc", "<think> so"]
+    b32 = ["Let me verify: 1", "1", "Let us", "12345678 9", "xyz", "<think> other</think> 1"]
+    t8 = ["1"] * 6
+    t32 = ["1"] * 6
+    frames = [rows("baseline", 8, b8, [0, 1, 0, 0, 0, 0], finish=[None, None, "length", None, None, None],
+                   tokens=[None, None, None, 8, None, None]),
+              rows("baseline", 32, b32, [1, 1, 0, 0, 0, 1]),
+              rows("treatment", 8, t8, [1] * 6), rows("treatment", 32, t32, [1] * 6)]
+    return build_records(frames, [Source("baseline", 8, "mem", "0" * 64, 6)])
+
+
+def test_truncation_flags_are_columns_with_their_evidence():
+    rec = sweep().with_truncation()
+    ids, flags, evidence = rec.truncation("baseline")
+    assert list(ids) == [f"i{k}" for k in range(6)]
+    assert np.array_equal(flags[8], [1, 0, 1, 1, np.nan, 1], equal_nan=True)
+    assert np.isnan(flags[32]).all()  # nothing larger to compare with, no finish_reason: unknown
+    assert evidence[8] == {"finish_reason": 1, "token count": 1, "prefix of budget 32": 2, NOT_A_PREFIX: 1,
+                           "unclosed think": 1}
+    assert list(evidence[8])[:2] == ["finish_reason", "token count"]  # in the order the rules apply
+    # The paired frame carries the flags, aligned by construction.
+    p = rec.paired("exact", 8)
+    assert list(p.frame["truncated_b"].fillna(-1)) == [1, 0, 1, 1, -1, 1]
+    assert list(p.frame["truncated_t"]) == [0.0] * 6
+    with pytest.raises(RuntimeError, match="with_truncation"):
+        sweep().truncation("baseline")
+
+
+def test_joined_aligns_on_item_id_and_names_the_missing():
+    a = rows("baseline", 8, ["x", "y", "z"], [0, 1, 1], ids=["c", "a", "b"])
+    b = rows("treatment", 8, ["x", "y", "z"], [1, 1, 0], ids=["c", "a", "b"])
+    a2 = rows("baseline", 8, ["x", "y"], [1, 0], ids=["b", "a"], scoring="other")
+    b2 = rows("treatment", 8, ["x", "y"], [1, 1], ids=["b", "a"], scoring="other")
+    rec = build_records([a, b, a2, b2], [])
+    j = rec.joined([("exact", 8), ("other", 8)])
+    assert list(j.item_ids) == ["a", "b"] and j.missing == ("c",)
+    assert list(j.take(0, "gain")) == [0.0, -1.0] and list(j.take(1, "gain")) == [1.0, 0.0]
+    left = rec.joined([("exact", 8), ("other", 8)], how="left")
+    assert list(left.item_ids) == ["a", "b", "c"] and np.isnan(left.take(1, "gain")[2])
+
+
+def test_budgets_with_different_items_are_named_and_joined_on_shared_items():
+    frames = [rows("baseline", 8, ["1"] * 3, [1, 1, 1]), rows("treatment", 8, ["1"] * 3, [1, 1, 0]),
+              rows("baseline", 32, ["1"] * 2, [1, 1]), rows("treatment", 32, ["1"] * 2, [1, 0])]
+    rec = build_records(frames, [], where={("baseline", "default", 32): "base_32.jsonl"})
+    (gap,) = rec.gaps
+    assert (gap.budget, gap.lacking, gap.present_at, gap.file) == (32, ("i2",), (8,), "base_32.jsonl")
+    assert gap.sentence() == "budget 32 lacks 1 item(s) present at budget(s) 8 ('i2') (base_32.jsonl)"
+    j = rec.joined([("exact", 8), ("exact", 32)])
+    assert list(j.item_ids) == ["i0", "i1"] and j.missing == ("i2",)
+    assert rec.with_truncation().gaps == rec.gaps  # derived records keep the fact
+    # Arms with different items are still refused: nothing can pair them.
+    with pytest.raises(InputError, match="item ids do not match at budget 8"):
+        build_records([rows("baseline", 8, ["1"] * 3, [1, 1, 1]), rows("treatment", 8, ["1"] * 2, [1, 1])], [])
