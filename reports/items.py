@@ -115,7 +115,7 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
     flags, note = _flags(report, records)
 
     keys = t[["variant", "item_id"]].drop_duplicates()
-    all_items = list(zip(keys["variant"], keys["item_id"]))
+    all_items = list(zip(keys["variant"].tolist(), keys["item_id"].tolist()))
     total = len(all_items)
 
     # Tiers, each a set of (variant, item_id).
@@ -156,8 +156,9 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
         why[k] = [n for n, m in (("evidence", evidence), ("changed", changed), ("truncated", truncated)) if k in m]
 
     # Look-ups restricted to the chosen items.
-    chosen_keys = {f"{v}\x00{i}" for v, i in chosen}
-    sub = t[(t["variant"].astype(str) + "\x00" + t["item_id"].astype(str)).isin(chosen_keys)]
+    chosen_set = set(chosen)
+    near = t[t["item_id"].isin({i for _, i in chosen})]  # one vectorised pass; then the exact (variant, item) pairs
+    sub = near[[k in chosen_set for k in zip(near["variant"].tolist(), near["item_id"].tolist())]]
     first = scorings[0]
     texts = sub[sub["scoring"] == first]
     out_rows = {(r.variant, r.item_id, _bkey(r.budget), r.arm): r for r in texts.itertuples(index=False)}
