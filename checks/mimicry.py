@@ -77,6 +77,8 @@ _NUMERIC = [
 _LEVEL = re.compile(r"\bconfidence(?:\s+level)?\s*(?:is|[:=])?\s*(very high|very low|high|medium|moderate|low)\b",
                     re.I)
 _VERBAL = [(re.compile(r"(?<!\w)(?:" + pat + r")(?!\w)", re.I), v) for pat, v in VERBAL_CONFIDENCE]
+# Every pattern above needs one of these words: a text without any states no confidence (a fast exact pre-filter).
+_MAYBE_CONFIDENCE = re.compile(r"sure|certain|confiden|likely|probably|definitely", re.I)
 
 
 Params = MimicryParams
@@ -88,12 +90,30 @@ def marker_regex(phrase: str) -> re.Pattern:
     return re.compile(r"(?<!\w)" + body + r"(?!\w)", re.I)
 
 
+_ANY = object()  # key of the pre-filter in marker_patterns' result
+
+
+def marker_patterns(markers: dict[str, list[str]]) -> dict:
+    """category → [(phrase, pattern)], plus a pre-filter matching wherever any phrase matches (an alternation of
+    the same patterns), so that texts without a marker cost one search."""
+    out: dict = {cat: [(ph, marker_regex(ph)) for ph in phrases if ph.strip()] for cat, phrases in markers.items()}
+    every = [rx.pattern for pats in out.values() for _, rx in pats]
+    if every:
+        out[_ANY] = re.compile("|".join(f"(?:{p})" for p in every), re.I)
+    return out
+
+
 def find_markers(text: str | None, patterns: dict[str, list[tuple[str, re.Pattern]]]) -> dict[str, list[str]]:
     """category → the phrases found in ``text``."""
     out: dict[str, list[str]] = {}
     if not isinstance(text, str):
         return out
+    anything = patterns.get(_ANY)
+    if anything is not None and not anything.search(text):
+        return out
     for cat, pats in patterns.items():
+        if cat is _ANY:
+            continue
         hits = [ph for ph, rx in pats if rx.search(text)]
         if hits:
             out[cat] = hits
@@ -102,7 +122,7 @@ def find_markers(text: str | None, patterns: dict[str, list[tuple[str, re.Patter
 
 def stated_confidence(text: str | None) -> float:
     """The confidence an output states, in [0, 1] (last statement; numeric before verbal); NaN when none."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not _MAYBE_CONFIDENCE.search(text):
         return math.nan
     best: tuple[int, float] | None = None
     for rx, scale in _NUMERIC:
@@ -134,8 +154,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if rec is None or cb is None or ctx.cell(cb) is None:
         return []
     p = rec.paired(ctx.claimed_scoring, cb)
-    patterns = {cat: [(ph, marker_regex(ph)) for ph in phrases if ph.strip()]
-                for cat, phrases in params.markers.items()}
+    patterns = marker_patterns(params.markers)
     texts = {"baseline": p.frame["text_b"].to_numpy(dtype=object),
              "treatment": p.frame["text_t"].to_numpy(dtype=object)}
     found = {arm: [find_markers(t, patterns) for t in tx] for arm, tx in texts.items()}

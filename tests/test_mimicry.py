@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -318,3 +319,31 @@ def test_a_marker_rise_that_is_not_significant_is_not_flagged(tmp_path):
     assert "not significant" in f.detail and f.statistic["marker_p"] == pytest.approx(
         stats.score_inference(3, 0, n).test.p_value)
     assert f.statistic["marker_p"] > 0.05
+
+
+def test_pre_filters_change_no_answer():
+    """The fast pre-filters (one alternation for every marker; the words any confidence statement needs) only skip
+    texts the full patterns would not match."""
+    import random
+
+    words = ["Let", "me", "verify", "double-check", "I", "think", "probably", "not", "sure", "Confidence:", "85%",
+             "confident", "7", "uncertain", "very", "high", "low", "likely", "DEFINITELY", "answer", "\n", "mighty"]
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 12))) for _ in range(3000)]
+    with_filter = mimicry.marker_patterns(mimicry.DEFAULT_MARKERS)
+    without = {c: v for c, v in with_filter.items() if isinstance(c, str)}
+    assert any(mimicry.find_markers(t, with_filter) for t in texts)
+    assert all(mimicry.find_markers(t, with_filter) == mimicry.find_markers(t, without) for t in texts)
+
+    def unfiltered(t):
+        saved = mimicry._MAYBE_CONFIDENCE
+        mimicry._MAYBE_CONFIDENCE = re.compile("")  # matches every text
+        try:
+            return mimicry.stated_confidence(t)
+        finally:
+            mimicry._MAYBE_CONFIDENCE = saved
+
+    got = [mimicry.stated_confidence(t) for t in texts]
+    want = [unfiltered(t) for t in texts]
+    assert sum(not math.isnan(x) for x in got) > 100
+    assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(got, want))

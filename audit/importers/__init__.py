@@ -41,6 +41,7 @@ def load_records(claim: Claim) -> Records:
     where: dict[tuple, str] = {}
     plan = build_plan(claim)
     requested = list(plan.scorings)
+    prefetched = _read_lmeval_in_parallel(claim, plan.runs) if fmt == "lm-eval" else {}
     for run in plan.runs:
         variant, arm, budget, pattern, field_path = run.variant, run.arm, run.budget, run.logs, run.field
         files = resolve_paths(claim, pattern)
@@ -63,7 +64,8 @@ def load_records(claim: Claim) -> Records:
             continue
         where[(arm, variant, budget)] = ", ".join(str(f) for f in files)
         if fmt == "lm-eval":
-            df, probs, st = _read_lmeval(claim, files, arm, budget, variant)
+            got = prefetched.get(run)
+            df, probs, st = got if got is not None else _read_lmeval(claim, files, arm, budget, variant)
         elif fmt == "inspect":
             df, probs, st = _read_inspect(claim, files, arm, budget, variant)
         else:
@@ -123,6 +125,50 @@ def _file_problems(df: pd.DataFrame | None, files: list[Path], probs: list[Probl
                 "more than one run", file=claim_file, field=field_path,
                 fix="narrow the glob to one run's folder (one budget, one arm), e.g. runs/base_16/*.jsonl"))
     return out
+
+
+PARALLEL_MIN_BYTES = 32 << 20
+"""Replayed lm-eval logs larger than this in all are read by up to one process per core (Linux: forked workers)."""
+
+
+def _read_lmeval_in_parallel(claim: Claim, runs) -> dict:
+    """Large replays: each run's lm-eval samples read in a forked worker process (the per-line JSON work is CPU
+    bound). Returns {run: (frame, problems, settings)} — exactly what :func:`_read_lmeval` returns — or {} when the
+    logs are small, the machine has one core, fork is unavailable, or a worker fails (the caller then reads
+    in-process, so any error is reported as it would be anyway)."""
+    import multiprocessing
+    import os
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Forking a process that runs other Python threads can copy a lock mid-use: only a single-threaded caller
+    # forks. AUDIT_READ_WORKERS=1 turns the workers off.
+    if threading.active_count() > 1 or os.environ.get("AUDIT_READ_WORKERS", "").strip() in ("0", "1"):
+        return {}
+
+    jobs = []
+    for run in runs:
+        files = [f for f in resolve_paths(claim, run.logs) if f.suffix == ".jsonl"]
+        if files:
+            jobs.append((run, files))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        size = sum(f.stat().st_size for _, files in jobs for f in files)
+    except OSError:
+        return {}
+    workers = os.environ.get("AUDIT_READ_WORKERS", "").strip()
+    cores = min(cores, int(workers)) if workers.isdigit() else cores
+    if len(jobs) < 2 or cores < 2 or size < PARALLEL_MIN_BYTES \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        return {}
+    try:
+        with ProcessPoolExecutor(max_workers=min(cores, len(jobs)),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {run: pool.submit(_read_lmeval, claim, files, run.arm, run.budget, run.variant)
+                       for run, files in jobs}
+            return {run: fut.result() for run, fut in futures.items()}
+    except Exception:  # noqa: BLE001 - a worker that died or could not pickle: read in-process instead
+        return {}
 
 
 def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):

@@ -1,0 +1,50 @@
+"""Large lm-eval replays are read by forked workers: the Records are exactly those of the in-process read, and any
+worker failure falls back to it."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas.testing as pdt
+import pytest
+
+import audit.importers as importers
+from audit.claim import load_claim
+from audit.importers import load_records
+from audit.plan import build_plan
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+@pytest.fixture
+def claim(tmp_path):
+    src = FIXTURES / "claims" / "truncation.yaml"
+    shutil.copytree(FIXTURES, tmp_path / "fixtures")
+    return load_claim(tmp_path / "fixtures" / "claims" / src.name)
+
+
+def test_parallel_read_equals_the_in_process_read(claim, monkeypatch):
+    monkeypatch.setattr(importers, "PARALLEL_MIN_BYTES", 0)
+    jobs = importers._read_lmeval_in_parallel(claim, build_plan(claim).runs)
+    assert len(jobs) >= 2  # the workers really ran
+    parallel = load_records(claim)
+    monkeypatch.setenv("AUDIT_READ_WORKERS", "1")
+    assert importers._read_lmeval_in_parallel(claim, build_plan(claim).runs) == {}
+    serial = load_records(claim)
+    pdt.assert_frame_equal(parallel.table, serial.table)
+    assert parallel.sources == serial.sources and parallel.settings == serial.settings
+
+
+def test_a_failing_worker_falls_back_to_the_in_process_read(claim, monkeypatch):
+    monkeypatch.setattr(importers, "PARALLEL_MIN_BYTES", 0)
+
+    def boom(*args, **kwargs):
+        import os
+
+        os._exit(3)  # a worker that dies
+
+    real = importers._read_lmeval
+    monkeypatch.setattr(importers, "_read_lmeval", boom)
+    assert importers._read_lmeval_in_parallel(claim, build_plan(claim).runs) == {}
+    monkeypatch.setattr(importers, "_read_lmeval", real)
+    assert len(load_records(claim).table)
