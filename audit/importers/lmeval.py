@@ -116,6 +116,15 @@ def read_results(path: Path, task: str) -> dict[str, Any]:
 
 
 TOLERANCE = 1e-6
+
+
+def positional_filter(occurrence: int, filter_order) -> str | None:
+    """Before lm-eval v0.4.7 the filter name is not on the line: the k-th line of a document is the k-th filter of
+    the results file's order ("none" for a document's only line without one); None when that cannot be told."""
+    if filter_order and occurrence < len(filter_order):
+        return filter_order[occurrence]
+    return "none" if occurrence == 0 else None
+
 RESULTS_ROLE = "results"  # an arm's settings entry read from lm-eval's results_*.json
 SAMPLES_ROLE = "samples"  # one read from a samples_*.jsonl
 """Largest |recomputed − published| accepted for a metric: lm-eval writes full-precision floats, and the smallest real
@@ -244,12 +253,8 @@ def read_samples_careful(path: Path, arm: str, budget: int | None, metric: str, 
         occurrence = seen_per_doc.get(doc_id, 0)
         seen_per_doc[doc_id] = occurrence + 1
         if filt is None:
-            # Before v0.4.7 the filter name is not on the line; the k-th line of a document is the k-th filter.
-            if filter_order and occurrence < len(filter_order):
-                filt = filter_order[occurrence]
-            elif occurrence == 0:
-                filt = "none"
-            else:
+            filt = positional_filter(occurrence, filter_order)
+            if filt is None:
                 problems.append(Problem(
                     f"document {doc_id} appears {occurrence + 1} times but the lines carry no 'filter' key and no "
                     "results_*.json gives the filter order", file=file, line=i,
@@ -354,11 +359,8 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
             occurrence = seen.get(doc_id, 0)
             seen[doc_id] = occurrence + 1
             if filt is None:
-                if filter_order and occurrence < len(filter_order):
-                    filt = filter_order[occurrence]
-                elif occurrence == 0:
-                    filt = "none"
-                else:
+                filt = positional_filter(occurrence, filter_order)
+                if filt is None:
                     return None
             named.append(filt)
         filters = named
