@@ -75,7 +75,8 @@ def lengths(records) -> Lengths | None:
             if tokens_known:
                 x = s["completion_tokens"].to_numpy(dtype=float)
             else:
-                x = s["text"].fillna("").astype(str).str.count(r"\S+").to_numpy(dtype=float)
+                # str.split() splits on exactly the characters regex \s matches (str.isspace): words = runs of \S.
+                x = np.array([len(t.split()) if isinstance(t, str) else 0 for t in s["text"].tolist()], dtype=float)
             values[(arm, b)] = x
             n = len(x)
             rows.append({"arm": arm, "budget": b, "n": n,
