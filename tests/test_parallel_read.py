@@ -25,6 +25,9 @@ def claim(tmp_path):
 
 def test_parallel_read_equals_the_in_process_read(claim, monkeypatch):
     monkeypatch.setattr(importers, "PARALLEL_MIN_BYTES", 0)
+    # Other tests of the suite leave threads behind (servers, pools); the workers are forked only by a single-
+    # threaded caller, so the test stands in for one.
+    monkeypatch.setattr("threading.active_count", lambda: 1)
     jobs = importers._read_lmeval_in_parallel(claim, build_plan(claim).runs)
     assert len(jobs) >= 2  # the workers really ran
     parallel = load_records(claim)
@@ -37,6 +40,7 @@ def test_parallel_read_equals_the_in_process_read(claim, monkeypatch):
 
 def test_a_failing_worker_falls_back_to_the_in_process_read(claim, monkeypatch):
     monkeypatch.setattr(importers, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr("threading.active_count", lambda: 1)
 
     def boom(*args, **kwargs):
         import os
@@ -47,4 +51,6 @@ def test_a_failing_worker_falls_back_to_the_in_process_read(claim, monkeypatch):
     monkeypatch.setattr(importers, "_read_lmeval", boom)
     assert importers._read_lmeval_in_parallel(claim, build_plan(claim).runs) == {}
     monkeypatch.setattr(importers, "_read_lmeval", real)
+    monkeypatch.setattr("threading.active_count", lambda: 2)  # another thread running: no fork at all
+    assert importers._read_lmeval_in_parallel(claim, build_plan(claim).runs) == {}
     assert len(load_records(claim).table)

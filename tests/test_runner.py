@@ -418,9 +418,12 @@ def test_sigkill_mid_run_loses_only_in_flight_generations(serve, tmp_path):
     assert sum(g.cached for g in out) == committed
     assert [g.text for g in out] == [completion_text(f"p{i}") for i in range(20)]
     assert len(c) == 20
-    prompts = [h.body["prompt"] for h in srv.hits]
+    # A request the kill cut off mid-body reached the server without a readable prompt; every other lost one
+    # is asked again.
+    cut = sum(1 for h in srv.hits if h.path.endswith("completions") and "prompt" not in h.body)
+    prompts = [h.body["prompt"] for h in srv.hits if "prompt" in h.body]
     twice = {p for p in prompts if prompts.count(p) > 1}
-    assert len(twice) == first_hits - committed  # re-asked: exactly the lost in-flight ones
+    assert len(twice) == first_hits - committed - cut  # re-asked: exactly the lost in-flight ones
     c.close()
 
 
