@@ -77,3 +77,24 @@ def test_budgets_with_different_items_are_named_and_joined_on_shared_items():
     # Arms with different items are still refused: nothing can pair them.
     with pytest.raises(InputError, match="item ids do not match at budget 8"):
         build_records([rows("baseline", 8, ["1"] * 3, [1, 1, 1]), rows("treatment", 8, ["1"] * 2, [1, 1])], [])
+
+
+def test_a_check_runs_in_memory():
+    """No claim file, no logs on disk: a Claim from a dict, Records from DataFrames, the truncation check on them."""
+    from audit.checks import truncation
+    from audit.checks._common import Context
+    from audit.claim import Claim
+
+    claim = Claim.model_validate({"claim": {"title": "t", "metric": "exact", "settings": {"max_tokens": 8},
+                                            "reported": {"delta": 0.5}}})
+    n = 40
+    base8 = ["Let me"] * n  # cut at 8 tokens: a prefix of the 32-token output
+    frames = [rows("baseline", 8, base8, [0.0] * n), rows("baseline", 32, ["Let me verify: 1"] * n, [1.0] * n),
+              rows("treatment", 8, ["1"] * n, [1.0] * n), rows("treatment", 32, ["1"] * n, [1.0] * n)]
+    rec = build_records(frames, []).with_truncation()
+    ctx = Context(claim, rec, 0, 1000, 0.95, 0.05, 0.8, 8, "exact")
+    found = {f.code: f for f in truncation.run(ctx, truncation.Params())}
+    rates = {(r.arm, r.budget): (r.count, r.known) for r in found["rates"].table.rows}
+    assert rates[("baseline", 8)] == (n, n) and rates[("treatment", 8)] == (0, n)
+    assert found["vanishes"].impact == "fragile" and found["vanishes"].subject.budget == 32
+    assert "100% of baseline vs 0% of treatment outputs were cut off" in found["vanishes"].title
