@@ -258,18 +258,14 @@ class Cell(_Clean):
     claimed: bool
 
 
-CellModel = Cell
-
-
 class Source(_Model):
+    """One input file (or live run) that contributed rows, with its sha256."""
+
     arm: str
     budget: int | None
     path: str
     sha256: str
     rows: int
-
-
-SourceModel = Source
 
 
 class Versus(_Clean):
