@@ -132,6 +132,13 @@ class Subject(_Model):
         return f"{self.check}.{self.code}" + (f" [{where}]" if where else "")
 
 
+class Interval(_Clean):
+    """A finding's headline interval (its statistic's ``ci_low`` / ``ci_high``), at the report's level."""
+
+    low: float | None = None
+    high: float | None = None
+
+
 class EstimateKind(StrEnum):
     """Which delta an :class:`Estimate` is."""
 
@@ -216,6 +223,9 @@ class Finding(_Clean):
     provenance: dict[str, Any] = Field(default_factory=dict)
     estimates: list[Estimate] = Field(default_factory=list)
     table: RateTable | None = None
+    # The headline interval and test, read once from the statistic (then provenance, then rows) at construction.
+    interval: Interval | None = None
+    test: str | None = None
 
     def __init__(self, *args: Any, **data: Any) -> None:
         if len(args) > 4:
@@ -234,10 +244,27 @@ class Finding(_Clean):
                 ids.pop("budget")
             data = {**data, "subject": {"check": data["check"], "code": data["code"],
                                         **{k: str(v) if k != "budget" else v for k, v in ids.items()}}}
+        if isinstance(data, dict) and "check" in data and "interval" not in data:
+            st = clean(data.get("statistic") or {})
+            if st.get("ci_low") is not None or st.get("ci_high") is not None:
+                data = {**data, "interval": {"low": st.get("ci_low"), "high": st.get("ci_high")}}
+        if isinstance(data, dict) and "check" in data and "test" not in data:
+            data = {**data, "test": _headline_test(data)}
         return data
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def _headline_test(data: dict[str, Any]) -> str | None:
+    for src in (data.get("statistic") or {}, data.get("provenance") or {}):
+        for k in ("test", "asymmetry_test"):
+            if src.get(k):
+                return str(src[k])
+    for r in data.get("rows") or []:
+        if isinstance(r, dict) and r.get("test"):
+            return str(r["test"])
+    return None
 
 
 class Cell(_Clean):

@@ -176,23 +176,6 @@ def sorted_findings(report: Report) -> list[tuple[int, Any]]:
 
 
 
-def ci_of(stat: dict[str, Any]) -> tuple[Any, Any] | None:
-    if stat.get("ci_low") is not None or stat.get("ci_high") is not None:
-        return stat.get("ci_low"), stat.get("ci_high")
-    return None
-
-
-def test_of(f: Any) -> str | None:
-    for src in (f.statistic, f.provenance):
-        for k in ("test", "asymmetry_test"):
-            if src.get(k):
-                return str(src[k])
-    for r in f.rows:
-        if r.get("test"):
-            return str(r["test"])
-    return None
-
-
 def reproduce_command(report: Report) -> str:
     import shlex
 
@@ -231,7 +214,7 @@ def render_html(report: Report, records=None, max_items: int | None = None) -> s
         cvm=report.claim_vs_measured, forest_svg=Markup(forest) if forest else None,
         lengths_svg=Markup(lengths_plot) if lengths_plot else None, lengths=lens,
         rates=report.rate_tables.get(TableKind.truncation, []), no_answer=report.rate_tables.get(TableKind.no_answer, []),
-        findings=sorted_findings(report), gate_failing=set(report.gate.failing_findings), ci_of=ci_of, test_of=test_of,
+        findings=sorted_findings(report), gate_failing=set(report.gate.failing_findings),
         items=data, items_json=Markup(items_mod.script_json(data.blob)) if data else None,
         claim_shown=redact(report.claim_dict()), arms_shown=redact(report.arms), reproduce=reproduce_command(report),
         reported_delta=reported, js=Markup(js), css=Markup(css), script_hash=_script_hash(js),

@@ -55,15 +55,20 @@ def test_a_broken_report_fails_the_schema(schema, tmp_path):
 
 
 def test_subject_is_read_from_the_statistic_once():
+    import numpy as np
+
     f = Finding("truncation", "vanishes", "flag", "t", statistic={"budget": 64, "scoring": "strict", "variant": "default",
                                                                   "delta": 0.1})
     assert f.subject == Subject(check="truncation", code="vanishes", budget=64, scoring="strict", variant="default")
     assert f.subject.key() == "truncation.vanishes [variant=default budget=64 scoring=strict]"
+    h = Finding("s", "c", "info", "t", statistic={"ci_low": -0.1, "ci_high": np.float64(0.3)},
+                provenance={"test": "mcnemar"}, rows=[{"test": "other"}])
+    assert (h.interval.low, h.interval.high, h.test) == (-0.1, 0.3, "mcnemar")  # the headline, typed
+    assert Finding("s", "c", "info", "t", rows=[{"test": "t-test"}]).test == "t-test"
+    assert Finding("s", "c", "info", "t").interval is None
     given = Finding("x", "y", "info", "t", subject=Subject(check="x", code="y", arm="baseline"))
     assert given.subject.arm == "baseline"
     # numpy scalars and NaN are cleaned on construction: the finding is JSON-safe as built.
-    import numpy as np
-
     g = Finding("x", "y", "info", "t", statistic={"p": np.float64("nan"), "n": np.int64(3)},
                 estimates=[Estimate(kind=EstimateKind.untruncated, label="l", delta=np.float64(0.5))])
     assert g.statistic == {"p": None, "n": 3} and type(g.statistic["n"]) is int
