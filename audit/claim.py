@@ -99,6 +99,13 @@ class Reported(_Strict):
             return v.rate
         return v
 
+    def delta_or_difference(self) -> float | None:
+        """The reported delta, else treatment − baseline of the reported rates; None when neither is there."""
+        if self.delta is not None:
+            return self.delta
+        b, t = self.rate("baseline"), self.rate("treatment")
+        return None if b is None or t is None else t - b
+
 
 class Settings(_Strict):
     """The setting the claim was made under."""

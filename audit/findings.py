@@ -315,9 +315,17 @@ class Versus(_Clean):
 
 
 class ClaimVsMeasured(_Model):
-    rows: list[Versus]
+    """The claim-vs-measured table: the arms' rates and the delta, as reported and as measured (``where``)."""
+
+    baseline: Versus
+    treatment: Versus
+    delta: Versus
     where: str
     level: float
+
+    @property
+    def rows(self) -> list[Versus]:
+        return [self.baseline, self.treatment, self.delta]
 
 
 class GateRecord(_Model):

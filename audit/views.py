@@ -12,15 +12,6 @@ from audit.claim import Claim
 from audit.findings import Cell, ClaimVsMeasured, Estimate, EstimateKind, Finding, RateRow, TableKind, Versus
 
 
-def reported_delta(claim: Claim) -> float | None:
-    """The reported delta, or treatment − baseline of the reported rates."""
-    rep = claim.claim.reported
-    if rep.delta is not None:
-        return float(rep.delta)
-    b, t = rep.rate("baseline"), rep.rate("treatment")
-    return None if b is None or t is None else t - b
-
-
 def _reported_counts_estimate(findings: Sequence[Finding]) -> Estimate | None:
     for f in findings:
         for e in f.estimates:
@@ -37,7 +28,7 @@ def claim_vs_measured(claim: Claim, cells: Sequence[Cell], findings: Sequence[Fi
     rep = claim.claim.reported
     cell = next((c for c in cells if c.claimed), None)
     counted = _reported_counts_estimate(findings)
-    rows: list[Versus] = []
+    arms: dict[str, Versus] = {}
     for arm in ("baseline", "treatment"):
         r = rep.rate(arm)
         k_n = rep.counts(arm)
@@ -59,8 +50,8 @@ def claim_vs_measured(claim: Claim, cells: Sequence[Cell], findings: Sequence[Fi
         elif counted is not None and k_n:
             row.update(measured=r, measured_counts=f"{k_n.passes}/{k_n.n}", measured_ci=row.get("reported_ci"),
                        measured_ci_how="Wilson, from the reported counts (no samples)")
-        rows.append(Versus(**row))
-    rd = reported_delta(claim)
+        arms[arm] = Versus(**row)
+    rd = rep.delta_or_difference()
     drow: dict[str, Any] = {"what": "delta", "reported": rd, "reported_p": rep.p_value,
                             "reported_test": rep.test}
     if rep.ci:
@@ -85,8 +76,8 @@ def claim_vs_measured(claim: Claim, cells: Sequence[Cell], findings: Sequence[Fi
         where = "recomputed from the reported counts (no per-item samples: unpaired Fisher exact and Newcombe)"
     else:
         where = "nothing measured: no samples and no usable reported counts"
-    rows.append(Versus(**drow))
-    return ClaimVsMeasured(rows=rows, where=where, level=level)
+    return ClaimVsMeasured(baseline=arms["baseline"], treatment=arms["treatment"], delta=Versus(**drow), where=where,
+                           level=level)
 
 
 def forest(cells: Sequence[Cell], findings: Sequence[Finding]) -> list[Estimate]:
@@ -113,4 +104,4 @@ def rate_tables(findings: Sequence[Finding]) -> dict[TableKind, list[RateRow]]:
     return out
 
 
-__all__ = ["reported_delta", "claim_vs_measured", "forest", "rate_tables"]
+__all__ = ["claim_vs_measured", "forest", "rate_tables"]

@@ -162,11 +162,7 @@ class Context:
                 "audit_version": __version__, **extra}
 
     def reported_delta(self) -> float | None:
-        rep = self.claim.claim.reported
-        if rep.delta is not None:
-            return rep.delta
-        b, t = rep.rate("baseline"), rep.rate("treatment")
-        return None if b is None or t is None else t - b
+        return self.claim.claim.reported.delta_or_difference()
 
     @property
     def margin(self) -> float:

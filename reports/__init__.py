@@ -203,7 +203,7 @@ def render_html(report: Report, records=None, max_items: int | None = None) -> s
     data = items_mod.item_data(report, records, max_items=max_items or items_mod.MAX_ITEMS)
     lens = items_mod.lengths(records)
     budgets = records.budgets() if records is not None and len(records.table) else []
-    reported = report.claim_vs_measured.rows[-1].reported
+    reported = report.claim_vs_measured.delta.reported
     forest = plots.forest_svg([e.model_dump() for e in report.forest], reported, level,
                               report.options.get("direction", "greater"))
     lengths_plot = plots.lengths_svg(lens.values, budgets, lens.unit, lens.label) if lens else None
@@ -255,7 +255,7 @@ def render_summary(report: Report) -> str:
         show = ci if row.what == "delta" else interval
         lines.append(f"| {row.what} | {md_cell(rep_txt)} | {show(*rc) if rc else '—'} | {md_cell(mea_txt)} | "
                      f"{show(*mc) if mc else '—'} |")
-    d = cvm.rows[-1]
+    d = cvm.delta
     if d.reported_p is not None or d.measured_p is not None:
         lines.append(f"| p-value | {pval(d.reported_p)} ({md_cell(d.reported_test or 'test not given')}) "
                      f"| | {pval(d.measured_p)} ({md_cell(d.measured_test or 'n/a')}) | |")

@@ -38,7 +38,8 @@ def test_report_json_validates_against_the_published_schema(schema, name, tmp_pa
     # Every finding names its subject; the forest holds every cell, then the estimates the checks asked to draw.
     assert all(f.subject.check == f.check and f.subject.code == f.code for f in report.findings)
     assert [e.kind for e in report.forest[:len(report.cells)]] == [EstimateKind.cell] * len(report.cells)
-    assert report.claim_vs_measured.rows[-1].what == "delta"
+    cvm = report.claim_vs_measured
+    assert [r.what for r in cvm.rows] == ["baseline", "treatment", "delta"] and cvm.delta is cvm.rows[-1]
 
 
 def test_a_broken_report_fails_the_schema(schema, tmp_path):
