@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from audit.findings import Report
+from audit.plan import ARMS
 
-ARMS = ("baseline", "treatment")
 MAX_ITEMS = 2000
 MAX_BYTES = 8_000_000
 CLIP = 4000

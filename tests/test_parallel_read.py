@@ -9,11 +9,16 @@ import pandas.testing as pdt
 import pytest
 
 import audit.importers as importers
-from audit.claim import load_claim
+from audit.claim import load_claim, resolve_paths
 from audit.importers import load_records
 from audit.plan import build_plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def _logs(claim) -> dict:
+    """Each planned run's lm-eval samples files, as load_records hands them to the workers."""
+    return {run: [f for f in resolve_paths(claim, run.logs) if f.suffix == ".jsonl"] for run in build_plan(claim).runs}
 
 
 @pytest.fixture
@@ -28,11 +33,11 @@ def test_parallel_read_equals_the_in_process_read(claim, monkeypatch):
     # Other tests of the suite leave threads behind (servers, pools); the workers are forked only by a single-
     # threaded caller, so the test stands in for one.
     monkeypatch.setattr("threading.active_count", lambda: 1)
-    jobs = importers._read_lmeval_in_parallel(claim, build_plan(claim).runs)
+    jobs = importers._read_lmeval_in_parallel(claim, _logs(claim))
     assert len(jobs) >= 2  # the workers really ran
     parallel = load_records(claim)
     monkeypatch.setenv("AUDIT_READ_WORKERS", "1")
-    assert importers._read_lmeval_in_parallel(claim, build_plan(claim).runs) == {}
+    assert importers._read_lmeval_in_parallel(claim, _logs(claim)) == {}
     serial = load_records(claim)
     pdt.assert_frame_equal(parallel.table, serial.table)
     assert parallel.sources == serial.sources and parallel.settings == serial.settings
@@ -49,8 +54,8 @@ def test_a_failing_worker_falls_back_to_the_in_process_read(claim, monkeypatch):
 
     real = importers._read_lmeval
     monkeypatch.setattr(importers, "_read_lmeval", boom)
-    assert importers._read_lmeval_in_parallel(claim, build_plan(claim).runs) == {}
+    assert importers._read_lmeval_in_parallel(claim, _logs(claim)) == {}
     monkeypatch.setattr(importers, "_read_lmeval", real)
     monkeypatch.setattr("threading.active_count", lambda: 2)  # another thread running: no fork at all
-    assert importers._read_lmeval_in_parallel(claim, build_plan(claim).runs) == {}
+    assert importers._read_lmeval_in_parallel(claim, _logs(claim)) == {}
     assert len(load_records(claim).table)

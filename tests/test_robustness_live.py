@@ -271,12 +271,11 @@ HOSTILE = {
 }
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
-def test_hostile_code_gets_nothing_and_the_audit_continues(tmp_path, monkeypatch):
+@pytest.fixture
+def bait(tmp_path, monkeypatch):
+    """What hostile code would like to reach: a secret in the environment, a file outside its folder, and a port
+    listening on 127.0.0.1. Yields (file, port)."""
     import socket
-    import time
-
-    from audit import code_exec
 
     monkeypatch.setenv("AUDIT_SANDBOX_CANARY", "sk-canary-value")
     outside = tmp_path / "outside.txt"
@@ -284,7 +283,19 @@ def test_hostile_code_gets_nothing_and_the_audit_continues(tmp_path, monkeypatch
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    port = listener.getsockname()[1]
+    try:
+        yield outside, listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc")
+def test_hostile_code_gets_nothing_and_the_audit_continues(tmp_path, bait):
+    import time
+
+    from audit import code_exec
+
+    outside, port = bait
     ok = "def f():\n    return 1\n"
     rows_b, rows_t = [], []
     for i, (name, body) in enumerate(HOSTILE.items()):
@@ -301,10 +312,7 @@ def test_hostile_code_gets_nothing_and_the_audit_continues(tmp_path, monkeypatch
     p = tmp_path / "claim.yaml"
     p.write_text(yaml.safe_dump(c))
     t0 = time.monotonic()
-    try:
-        res = cli("verify", p, "--json", "--fail-on", "none")
-    finally:
-        listener.close()
+    res = cli("verify", p, "--json", "--fail-on", "none")
     out = check(res, 0)
     report = json.loads(out)
     (cell,) = [c for c in report["cells"] if c["scoring"] == "pass"]
@@ -324,24 +332,13 @@ def _is_guard(d: Path) -> bool:
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_each_hostile_program_is_refused_by_the_sandbox(tmp_path, monkeypatch, name):
-    import socket
-
+def test_each_hostile_program_is_refused_by_the_sandbox(bait, name):
     from audit.code_exec import Limits, run_program, sandbox_mode
 
     if sandbox_mode() != "box" and name in ("read-outside-file", "read-proc-environ", "read-parent-environ"):
         pytest.skip("without the box the program can read what the user running audit can read (documented)")
-    monkeypatch.setenv("AUDIT_SANDBOX_CANARY", "sk-canary-value")
-    outside = tmp_path / "outside.txt"
-    outside.write_text("file-secret-value-77")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    try:
-        r = run_program(HOSTILE[name].format(outside=str(outside), port=listener.getsockname()[1]),
-                        Limits(timeout_s=2.0, memory_mb=256))
-    finally:
-        listener.close()
+    outside, port = bait
+    r = run_program(HOSTILE[name].format(outside=str(outside), port=port), Limits(timeout_s=2.0, memory_mb=256))
     assert not r.passed, (name, r)
     assert r.duration_s < 5
     if name == "sleep-past-limit":

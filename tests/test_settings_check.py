@@ -79,11 +79,8 @@ def test_fixture_passes_matched():
 
 # --- synthetic lm-eval runs -------------------------------------------------------------------------------------
 
-def _lmeval_claim(tmp_path, task_b="add", task_t="add", version=(1.0, 1.0), changes=None):
-    texts = [str(i) for i in range(40)]
-    write_lmeval_run(tmp_path / "b", task_b, 16, texts, {"strict-match": [i % 2 for i in range(40)]}, "B",
-                     version=version[0])
-    write_lmeval_run(tmp_path / "t", task_t, 16, texts, {"strict-match": [1] * 40}, "T", version=version[1])
+def _claim_over_runs(tmp_path, changes=None):
+    """The claim over the lm-eval runs in tmp_path/b (baseline) and tmp_path/t (treatment) at 16 tokens."""
     c = {"claim": {"title": "t", "settings": {"max_tokens": 16}},
          "samples": {"format": "lm-eval", "baseline": {16: "b/samples_*.jsonl"}, "treatment": {16: "t/samples_*.jsonl"}}}
     if changes is not None:
@@ -91,6 +88,14 @@ def _lmeval_claim(tmp_path, task_b="add", task_t="add", version=(1.0, 1.0), chan
     p = tmp_path / "c.yaml"
     p.write_text(json.dumps(c))
     return load_claim(p)
+
+
+def _lmeval_claim(tmp_path, task_b="add", task_t="add", version=(1.0, 1.0), changes=None):
+    texts = [str(i) for i in range(40)]
+    write_lmeval_run(tmp_path / "b", task_b, 16, texts, {"strict-match": [i % 2 for i in range(40)]}, "B",
+                     version=version[0])
+    write_lmeval_run(tmp_path / "t", task_t, 16, texts, {"strict-match": [1] * 40}, "T", version=version[1])
+    return _claim_over_runs(tmp_path, changes)
 
 
 def test_undeclared_prompt_difference_without_declarations_does_not_move_the_verdict(tmp_path):
@@ -213,13 +218,7 @@ def _two_models_claim(tmp_path, base_cfg: dict, treat_cfg: dict, changes=None):
         data["config"].update(arm_cfg.get("config", {}))
         data.update({k: v for k, v in arm_cfg.items() if k != "config"})
         res.write_text(json.dumps(data))
-    c = {"claim": {"title": "t", "settings": {"max_tokens": 16}},
-         "samples": {"format": "lm-eval", "baseline": {16: "b/samples_*.jsonl"}, "treatment": {16: "t/samples_*.jsonl"}}}
-    if changes is not None:
-        c["claim"]["treatment_changes"] = changes
-    p = tmp_path / "c.yaml"
-    p.write_text(json.dumps(c))
-    return load_claim(p)
+    return _claim_over_runs(tmp_path, changes)
 
 
 def test_two_models_are_the_claim_not_an_undeclared_difference(tmp_path):

@@ -41,10 +41,13 @@ def load_records(claim: Claim) -> Records:
     where: dict[tuple, str] = {}
     plan = build_plan(claim)
     requested = list(plan.scorings)
-    prefetched = _read_lmeval_in_parallel(claim, plan.runs) if fmt == "lm-eval" else {}
+    matched = {run: resolve_paths(claim, run.logs) for run in plan.runs}  # each glob once
+    prefetched = _read_lmeval_in_parallel(
+        claim, {run: [f for f in files if f.suffix == ".jsonl"] for run, files in matched.items()}) \
+        if fmt == "lm-eval" else {}
     for run in plan.runs:
         variant, arm, budget, pattern, field_path = run.variant, run.arm, run.budget, run.logs, run.field
-        files = resolve_paths(claim, pattern)
+        files = matched[run]
         if fmt == "lm-eval":
             files = [f for f in files if f.suffix == ".jsonl"]
         elif fmt == "inspect":
@@ -54,10 +57,10 @@ def load_records(claim: Claim) -> Records:
             files = [f for f in files if f.suffix.lower() in SUFFIXES]
         if not files:
             msg, fix = explain_no_match(claim, pattern)
-            if fmt == "lm-eval" and resolve_paths(claim, pattern):
+            if fmt == "lm-eval" and matched[run]:
                 msg, fix = (f"{pattern!r} matches no .jsonl file (lm-eval writes samples_<task>_<date>.jsonl)",
                             "point the pattern at the samples_*.jsonl files, or set samples.format: jsonl")
-            elif fmt == "inspect" and resolve_paths(claim, pattern):
+            elif fmt == "inspect" and matched[run]:
                 msg, fix = (f"{pattern!r} matches no .eval or .json file (inspect writes <date>_<task>_<id>.eval)",
                             "point the pattern at the run's inspect log")
             problems.append(Problem(msg, file=str(claim.path), field=field_path, fix=fix))
@@ -131,7 +134,7 @@ PARALLEL_MIN_BYTES = 32 << 20
 """Replayed lm-eval logs larger than this in all are read by up to one process per core (Linux: forked workers)."""
 
 
-def _read_lmeval_in_parallel(claim: Claim, runs) -> dict:
+def _read_lmeval_in_parallel(claim: Claim, files_by_run: dict) -> dict:
     """Large replays: each run's lm-eval samples read in a forked worker process (the per-line JSON work is CPU
     bound). Returns {run: (frame, problems, settings)} — exactly what :func:`_read_lmeval` returns — or {} when the
     logs are small, the machine has one core, fork is unavailable, or a worker fails (the caller then reads
@@ -146,11 +149,7 @@ def _read_lmeval_in_parallel(claim: Claim, runs) -> dict:
     if threading.active_count() > 1 or os.environ.get("AUDIT_READ_WORKERS", "").strip() in ("0", "1"):
         return {}
 
-    jobs = []
-    for run in runs:
-        files = [f for f in resolve_paths(claim, run.logs) if f.suffix == ".jsonl"]
-        if files:
-            jobs.append((run, files))
+    jobs = [(run, files) for run, files in files_by_run.items() if files]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         size = sum(f.stat().st_size for _, files in jobs for f in files)
