@@ -23,6 +23,20 @@ from audit.errors import INTERNAL_ERROR_EXIT, AuditError, InputError, Problem
 # internal error goes (the --out folder once it is known to be writable).
 _OPEN_BARS: list = []
 _TRACE_DIR: list[Path] = []
+# The exit code a command has decided on before it prints (the verdict's): a reader that closes stdout early
+# (`audit verify ... | head`) ends the run quietly with this code, not with an internal error.
+_PENDING_EXIT: list[int] = [0]
+
+
+def _stdout_gone() -> None:
+    """stdout was closed by its reader: point fd 1 at /dev/null so nothing more (not even the interpreter's final
+    flush) fails on it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _safe(text: object) -> str:
@@ -85,10 +99,14 @@ class _AuditGroup(click.Group):
     def invoke(self, ctx: click.Context):
         _TRACE_DIR.clear()
         _OPEN_BARS.clear()
+        _PENDING_EXIT[0] = 0
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # the reader of stdout went away (| head): normal, not a bug
+            _stdout_gone()
+            sys.exit(_PENDING_EXIT[0])
         except AuditError as exc:
             _fail(exc)
         except KeyboardInterrupt:
@@ -99,10 +117,42 @@ class _AuditGroup(click.Group):
             _internal_error(exc)
 
 
+def _special_output(path: Path, option: str, folder: bool) -> Problem | None:
+    """A Problem when an output path is a FIFO, a device, a socket or a /proc or /sys entry: writing there would
+    block (a FIFO with no reader) or reach the kernel, never a file. Checked before anything is opened."""
+    import stat
+
+    real = os.path.realpath(path)
+    what = "into this folder" if folder else ("the schema" if option == "--output" else
+                                              f"{option.lstrip('-').replace('-', ' ')} file")
+    for tree in ("/proc", "/sys", "/dev"):
+        if (real == tree or real.startswith(tree + "/")) and not real.startswith("/dev/shm/"):
+            return Problem(f"cannot write {what}: {real} is in {tree}, a kernel interface, not a place for files",
+                           file=str(path), field=option, fix=f"give {option} a {'folder' if folder else 'file'} on "
+                                                             "disk (or - for stdout)" if not folder else
+                           f"give {option} a folder on disk")
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # does not exist yet (or cannot be looked at): the write probe below says what is wrong
+    if folder:
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(st.st_mode):
+            return Problem(f"cannot write {what}: it is {kind}, not a regular file (writing to it could block "
+                           "forever)", file=str(path), field=option, fix=f"give {option} a regular file (or - for "
+                                                                         "stdout)")
+    return None
+
+
 def _writable(path: Path, option: str, folder: bool) -> None:
     """Fail before the audit runs (a live run can take hours) when an output cannot be written."""
     import tempfile
 
+    special = _special_output(path, option, folder)
+    if special is not None:
+        raise InputError([special])
     target = path if folder else (path.parent if str(path.parent) else Path("."))
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -212,7 +262,7 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
         _writable(out_dir, "--out", folder=True)
         _TRACE_DIR[:] = [out_dir]
     for option, p in (("--summary-md", summary_md), ("--junit", junit)):
-        if p is not None:
+        if p is not None and str(p) != "-":
             _writable(p, option, folder=False)
     cache = None
     if claim.live and not no_cache:
@@ -227,7 +277,16 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     except OSError as exc:  # e.g. the disk filled up between the check above and the write
         raise InputError([Problem(f"cannot write the report: {exc.strerror or exc}", file=exc.filename,
                                   field="--out", fix="free space or give --out another folder")]) from None
-    paths.update(write_ci_files(report, summary_md=summary_md, junit=junit))
+    _PENDING_EXIT[0] = report.exit_code
+    to_stdout = {k: p for k, p in (("summary_md", summary_md), ("junit", junit)) if p is not None and str(p) == "-"}
+    paths.update(write_ci_files(report, summary_md=None if "summary_md" in to_stdout else summary_md,
+                                junit=None if "junit" in to_stdout else junit))
+    if to_stdout:
+        from audit.reports import render_junit, render_summary
+
+        for kind in to_stdout:
+            click.echo((render_summary if kind == "summary_md" else render_junit)(report), nl=False)
+        sys.exit(report.exit_code)
     if as_json:
         click.echo(report.dump_json())
     else:
@@ -314,6 +373,7 @@ def compare(old_report: Path, new_report: Path, as_json: bool, any_claim: bool) 
     if problems:
         raise InputError(problems)  # every unreadable report at once; the group turns it into exit 2
     result = run_compare(reports[0], reports[1], str(old_report), str(new_report), any_claim=any_claim)
+    _PENDING_EXIT[0] = result.exit_code
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
@@ -337,7 +397,10 @@ def schema(output: Path | None, of_report: bool) -> None:
         from audit.claim import json_schema
 
         text = json.dumps(json_schema(), indent=2)
-    if output:
+    if output and str(output) != "-":
+        special = _special_output(output, "--output", folder=False)
+        if special is not None:
+            raise InputError([special])
         try:
             output.write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
@@ -370,10 +433,15 @@ def cache_info(cache_path: Path | None) -> None:
 
 @cache.command("clear")
 @_CACHE_OPTION
-@click.confirmation_option(prompt="Delete every cached generation?")
-def cache_clear(cache_path: Path | None) -> None:
-    """Delete every cached generation."""
-    from audit.generation.cache import GenerationCache
+@click.option("--yes", is_flag=True, help="Confirm: delete every cached generation (required).")
+def cache_clear(cache_path: Path | None, yes: bool) -> None:
+    """Delete every cached generation (pass --yes to confirm; without it nothing is deleted, exit 2)."""
+    from audit.generation.cache import GenerationCache, default_cache_path
+
+    if not yes:
+        where = cache_path or default_cache_path()
+        raise click.UsageError(f"`audit cache clear` deletes every cached generation in {_safe(where)}: pass --yes "
+                               "to confirm (nothing was deleted)")
 
     n = GenerationCache(cache_path).clear()
     click.echo(f"removed {n} cached generation(s)")

@@ -7,7 +7,6 @@ name). Two reports audit the same claim when the claim's title and metric agree
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,25 +19,25 @@ from audit.findings import Report
 
 _TOL = 1e-12
 _SCHEMA_VERSION = Report.model_fields["schema_version"].default
+MAX_REPORT_BYTES = 1 << 30
+"""A report.json larger than this (1 GiB) is refused unread."""
 _STAT_KEYS = ("delta", "ci_low", "ci_high", "p_value", "rate_baseline", "rate_treatment", "change", "mde")
 
 
 def load_report(path: str | Path) -> Report:
     """Read and validate a report.json; InputError naming the file when it is unreadable or not a report."""
-    p = Path(path)
-    file = str(p)
+    from audit.jsonlines import read_json
+
+    file = str(path)
+    # read_json refuses FIFOs, devices and /proc entries before opening them (no hang), and names bad UTF-8, bad
+    # JSON (line, column), numbers too large, nesting too deep and keys given twice: every one exit 2.
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError([Problem("report file not found", file=file, fix="check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError([Problem(f"cannot read report file: {getattr(exc, 'strerror', None) or exc}",
-                                  file=file)]) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError([Problem(f"not valid JSON ({exc.msg})", file=file, line=exc.lineno,
-                                  fix="give the report.json written by `audit verify --out`")]) from None
+        data = read_json(path, "the report file", max_bytes=MAX_REPORT_BYTES)
+    except InputError as err:
+        raise InputError([Problem(p.message, file=p.file, line=p.line, field=p.field, value=p.value,
+                                  fix=(p.fix + "; " if p.fix else "") + "give the report.json written by "
+                                                                          "`audit verify --out`")
+                          for p in err.problems]) from None
     if not isinstance(data, dict):
         raise InputError([Problem("not an audit report (a JSON object is expected)", file=file,
                                   fix="give the report.json written by `audit verify --out`")])
@@ -49,6 +48,9 @@ def load_report(path: str | Path) -> Report:
                                   field="schema_version", fix="re-run the audit with this version of audit")])
     try:
         return Report.model_validate(data)
+    except RecursionError:
+        raise InputError([Problem("the report is nested too deeply to be a report.json", file=file,
+                                  fix="give the report.json written by `audit verify --out`")]) from None
     except ValidationError as err:
         problems = [Problem(e["msg"], file=file, field=".".join(str(x) for x in e["loc"]) or None)
                     for e in err.errors()[:10]]

@@ -2,6 +2,8 @@
 
 Exit codes (DESIGN.md): 0 supported, 1 gate failed, 2 invalid input or usage, 3 model server or harness failure,
 4 internal error (a bug in audit: an exception nobody raised on purpose; the CLI writes its traceback to a file).
+Bad input is never exit 4: a reader that meets something it cannot read raises :class:`InputError`; a server that
+sends something unreadable is a :class:`ServerError`.
 """
 from __future__ import annotations
 
@@ -36,11 +38,19 @@ class Problem:
 
 
 def short_repr(value: object, limit: int = 200) -> str:
-    """``repr(value)``, cut to ``limit`` characters: a bad value may be a megabyte of text."""
+    """``repr(value)``, cut to ``limit`` characters: a bad value may be a megabyte of text. A string that Unicode
+    normalisation would change (``'e\u0301'`` looks exactly like ``'é'``) is also shown with its code points, so two
+    values that print alike can be told apart."""
     try:
         text = repr(value)
     except Exception:  # a value whose repr fails is still worth naming by type
         text = f"<{type(value).__name__}>"
+    if isinstance(value, str) and not value.isascii() and len(value) <= limit:
+        import unicodedata
+
+        if unicodedata.normalize("NFC", value) != value:
+            text += f" = {ascii(value)}, not NFC-normalised: equal to {unicodedata.normalize('NFC', value)!r} " \
+                    "once normalised"
     return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
 
 

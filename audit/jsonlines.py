@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -47,6 +48,60 @@ def _open_problem(exc: OSError, file: str, what: str) -> Problem:
     if isinstance(exc, PermissionError):
         return Problem(f"{what} cannot be read: permission denied", file=file, fix="check the file's permissions")
     return Problem(f"{what} cannot be read: {exc.strerror or exc}", file=file)
+
+
+_KERNEL_TREES = ("/proc", "/sys")
+_KINDS = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+          (stat.S_ISSOCK, "socket"))
+
+
+def regular_file_problem(path: str | Path, what: str = "the file") -> Problem | None:
+    """A Problem when ``path`` is not a regular file audit may read: a FIFO, a device, a socket or a folder, or an
+    entry of /proc or /sys (which look like files but are kernel interfaces: /proc/kmsg blocks forever, others never
+    end). Checked before anything is opened, so no read can hang on them; None for a regular file (and for a path
+    that does not exist: opening it says so)."""
+    file = str(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return _open_problem(exc, file, what)
+    if stat.S_ISDIR(st.st_mode):
+        return _open_problem(IsADirectoryError(21, "Is a directory"), file, what)
+    for test, kind in _KINDS:
+        if test(st.st_mode):
+            return Problem(f"{what} is a {kind}, not a regular file: audit reads only regular files (reading this "
+                           "one could block forever or never end)", file=file,
+                           fix="give the path of a regular file (save the data to a file first)")
+    real = os.path.realpath(file)
+    for tree in _KERNEL_TREES:
+        if real == tree or real.startswith(tree + "/"):
+            return Problem(f"{what} is {real}, a {tree} entry (a kernel interface, not a file): audit reads only "
+                           "regular files", file=file, fix="give the path of a regular file")
+    return None
+
+
+def open_regular(path: str | Path, what: str = "the file"):
+    """``open(path, "rb")`` for a regular file only; :class:`InputError` (exit 2) for anything else, raised before
+    a read could block. The file is opened without blocking and checked again on the open descriptor, so a path
+    swapped for a FIFO between the check and the open cannot hang either."""
+    file = str(path)
+    problem = regular_file_problem(file, what)
+    if problem is not None:
+        raise InputError([problem])
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise InputError([_open_problem(exc, file, what)]) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError([Problem(f"{what} is not a regular file", file=file,
+                                      fix="give the path of a regular file")])
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def encoding_problem(head: bytes, file: str, what: str = "the file") -> Problem | None:
@@ -92,7 +147,7 @@ def read_text(path: str | Path, what: str = "the file", max_bytes: int | None = 
     """A whole UTF-8 text file, or :class:`InputError` saying why it cannot be read or decoded."""
     file = str(path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, what) as fh:
             raw = fh.read(max_bytes + 1) if max_bytes is not None else fh.read()
     except OSError as exc:
         raise InputError([_open_problem(exc, file, what)]) from None
@@ -120,6 +175,11 @@ def _json_problem(raw: bytes, exc: orjson.JSONDecodeError, file: str, i: int, la
             m = _NAN.search(raw)
             return Problem(f"{m.group().decode()} is not valid JSON (at column {m.start() + 1})", file=file, line=i,
                            fix="write null for a value that could not be computed, or a number")
+    if "number is infinity" in exc.msg:
+        return Problem(f"not valid JSON here: the number at column {exc.colno} is too large, more than about "
+                       "1.8e308 (the largest double), e.g. an integer of hundreds of digits", file=file, line=i,
+                       fix="give a number that fits a double (a score, a count), or quote it as a string if it is "
+                           "an id")
     if last and not raw.endswith(b"\n"):
         return Problem(f"not valid JSON ({exc.msg.split(':')[0]} at column {exc.colno})", file=file, line=i,
                        fix="the file ends mid-line: the run was probably interrupted; re-run it or delete the "
@@ -141,8 +201,11 @@ def json_objects(path: str | Path, problems: list[Problem], example: str = "",
         lines = data.splitlines(keepends=True)
     else:
         try:
-            with open(path, "rb") as fh:
+            with open_regular(path, what) as fh:
                 lines = fh.readlines()
+        except InputError as err:
+            problems.extend(err.problems)
+            return
         except OSError as exc:
             problems.append(_open_problem(exc, file, what))
             return
@@ -162,7 +225,15 @@ def json_objects(path: str | Path, problems: list[Problem], example: str = "",
             bad += 1
         else:
             if isinstance(d, dict):
-                yield i, d
+                dup = duplicate_key_problem(raw, d, file, i)
+                if dup is None:
+                    yield i, d
+                    continue
+                problems.append(dup)
+                bad += 1
+                if bad >= MAX_PROBLEMS:
+                    problems.append(Problem(f"stopping after {MAX_PROBLEMS} bad lines in this file", file=file))
+                    return
                 continue
             problems.append(Problem(f"line is a JSON {json_type(d)}, not an object", file=file, line=i,
                                     fix="each line must be one JSON object" + (f", e.g. {example}" if example else "")))
@@ -170,6 +241,135 @@ def json_objects(path: str | Path, problems: list[Problem], example: str = "",
         if bad >= MAX_PROBLEMS:
             problems.append(Problem(f"stopping after {MAX_PROBLEMS} bad lines in this file", file=file))
             return
+
+
+_SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
+
+
+def _maybe_duplicate(raw: bytes, parsed: Any) -> bool:
+    """Cheap and never wrong in the reassuring direction: False only when ``raw`` (valid JSON, compact around its
+    colons, no key ending in a backslash) has as many keys as ``parsed`` — a duplicate key is dropped by the parser,
+    so the re-serialised object has fewer."""
+    if b'\\":' in raw or _SPACED_COLON.search(raw):
+        return True
+    try:
+        again = orjson.dumps(parsed)
+    except (TypeError, orjson.JSONEncodeError):
+        return True
+    return raw.count(b'":') != again.count(b'":')
+
+
+class _Marked(dict):
+    """A parsed JSON object that named one of its keys more than once (``twice`` holds that key)."""
+
+    twice: str = ""
+
+
+def _marking_hook(items: list) -> dict:
+    d = _Marked(items)
+    if len(d) != len(items):
+        seen: set = set()
+        for k, _ in items:
+            if k in seen:
+                d.twice = k
+                break
+            seen.add(k)
+    return d
+
+
+def duplicate_keys(text: str | bytes, limit: int = 5) -> list[tuple[str, str]]:
+    """(where, key) for each object of the JSON document ``text`` that names a key twice, at most ``limit`` of them;
+    ``where`` is a path such as ``[3].doc`` ("" for the top-level object). [] when there is none or the text does
+    not parse."""
+    try:
+        data = json.loads(text, object_pairs_hook=_marking_hook)
+    except (ValueError, RecursionError):
+        return []
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack and len(found) < limit:
+        where, v = stack.pop()
+        if isinstance(v, dict):
+            if getattr(v, "twice", ""):
+                found.append((where, v.twice))
+            stack.extend((f"{where}.{k}" if where else str(k), x) for k, x in reversed(list(v.items()))
+                         if isinstance(x, (dict, list)))
+        elif isinstance(v, list):
+            stack.extend((f"{where}[{i}]", x) for i, x in reversed(list(enumerate(v))) if isinstance(x, (dict, list)))
+    return found
+
+
+def duplicate_key_problem(raw: bytes | str, parsed: Any, file: str, line: int | None) -> Problem | None:
+    """A Problem when an object of ``raw`` (one JSON value, already parsed into ``parsed``) names a key twice:
+    JSON parsers keep one of the two silently, so which value was meant cannot be told."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if not _maybe_duplicate(data, parsed):
+        return None
+    dups = duplicate_keys(raw, limit=1)
+    if not dups:
+        return None
+    where, key = dups[0]
+    inside = f" (in {where})" if where else ""
+    return Problem(f"the key {key!r} appears twice in one JSON object{inside}: a JSON reader silently keeps one of "
+                   "the two values", file=file, line=line, field=f"{where}.{key}" if where else key,
+                   fix="remove or rename one of the two (each key once per object)")
+
+
+def csv_problems(raw: bytes, file: str) -> list[Problem]:
+    """What a CSV parser would silently accept: NUL bytes (a binary file, or UTF-16) and a header naming one column
+    twice (pandas renames the second to ``name.1``). Each with the file and line."""
+    problems: list[Problem] = []
+    if b"\x00" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
+        problems.append(Problem("the CSV file contains NUL bytes: it is binary (or UTF-16), not UTF-8 text",
+                                file=file, line=line, fix="save it as UTF-8 CSV"))
+        return problems
+    import csv
+    import io
+
+    try:
+        text = raw[:1 << 20].decode("utf-8-sig", "replace")
+        header = next(csv.reader(io.StringIO(text)), [])
+    except (csv.Error, StopIteration):
+        return problems
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        key = name.strip()
+        if key in seen:
+            problems.append(Problem(f"column {key!r} appears twice in the header (columns {seen[key]} and {i}): "
+                                    "which one holds the data cannot be told", file=file, line=1, field=key,
+                                    fix="rename or remove one of the two columns"))
+        else:
+            seen[key] = i
+    return problems
+
+
+def read_json(path: str | Path, what: str = "the file", max_bytes: int | None = None) -> Any:
+    """One JSON document (a results file, a report), or :class:`InputError` (exit 2) for everything that can be
+    wrong with it: not a regular file, not UTF-8, not JSON (with line and column), a number too large for a double or
+    an integer of more than 4,300 digits, nesting too deep, or a key given twice in one object."""
+    file = str(path)
+    text = read_text(path, what, max_bytes=max_bytes)
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if _NAN.search(text.encode("utf-8", "surrogatepass")):
+            m = _NAN.search(text.encode("utf-8", "surrogatepass"))
+            line = text.count("\n", 0, m.start()) + 1
+            raise InputError([Problem(f"{m.group().decode()} is not valid JSON", file=file, line=line,
+                                      fix="write null for a value that could not be computed, or a number")]) from None
+        msg = exc.msg.split(":")[0]
+        if "number is infinity" in exc.msg:
+            msg = "a number is too large (more than about 1.8e308, the largest double)"
+        elif "recursion" in exc.msg.lower() or "depth" in exc.msg.lower():
+            msg = "nested too deeply (more than 1,024 levels of arrays or objects)"
+        raise InputError([Problem(f"{what} is not valid JSON: {msg} (line {exc.lineno}, column {exc.colno})",
+                                  file=file, line=exc.lineno, fix=f"give {what} as written by the tool that made "
+                                                                  "it; this one is damaged or not JSON")]) from None
+    dup = duplicate_key_problem(text, data, file, None)
+    if dup is not None:
+        raise InputError([dup])
+    return data
 
 
 @contextlib.contextmanager
@@ -197,9 +397,9 @@ def plain_lines(path: str | Path) -> tuple[list[int], list[bytes]] | None:
     the file cannot be read or holds no such line (json_objects then says why). A UTF-8 byte-order mark is dropped;
     anything else unusual (UTF-16, binary, bad UTF-8) is left for :func:`parsed_objects` to refuse."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read()
-    except OSError:
+    except (OSError, InputError):
         return None
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8):]
@@ -321,6 +521,10 @@ class Fields:
         v = self._get(key, False, fix)
         if v is _MISSING or v is None:
             return None
+        if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and len(v.strip().lstrip("+-")) > 308:
+            self.bad(key, f"is an integer of {len(v.strip().lstrip('+-')):,} digits: too large for a count",
+                     _Raw(v.strip()[:20] + "..."), fix or "give a count such as 512, or leave the key out")
+            return None
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
             self.bad(key, f"must be a whole number, not {_described(v)}", v, fix or "give a count such as 512, or "
                                                                                   "leave the key out")
@@ -348,9 +552,15 @@ class Fields:
             try:
                 x = float(v)
             except OverflowError:
-                x = math.inf
+                self.bad(key, f"is an integer of {_digits(v):,} digits: too large for a number (at most about "
+                              "1.8e308)", _Raw(_digits_shown(v)), fix or "give a number that fits a double")
+                return None
             if math.isfinite(x):
                 return x
+        if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and len(v.strip().lstrip("+-")) > 308:
+            self.bad(key, f"is an integer of {len(v.strip().lstrip('+-')):,} digits: too large for a number (at "
+                          "most about 1.8e308)", _Raw(v.strip()[:20] + "..."), fix or "give a number that fits a double")
+            return None
         self.bad(key, f"must be a number, not {_described(v)}", v,
                  fix or ("write the number without quotes" if isinstance(v, str) else "give a number"))
         return None
@@ -391,6 +601,21 @@ def _described(v: Any) -> str:
     if isinstance(v, float):
         return "a fraction"
     return f"a JSON {json_type(v)}"
+
+
+def _digits(v: int) -> int:
+    """The number of decimal digits of ``v`` (without building its text: Python refuses more than 4,300)."""
+    n = abs(v)
+    d = max(1, int(n.bit_length() * 0.30102999566398120) + 1)
+    return d - (n < 10 ** (d - 1)) if d <= 100_000 else d
+
+
+def _digits_shown(v: int) -> str:
+    try:
+        text = str(v)
+    except ValueError:
+        return f"an integer of about {_digits(v):,} digits"
+    return text[:20] + f"... ({len(text):,} digits)"
 
 
 def _shown(v: Any) -> Any:

@@ -104,6 +104,7 @@ class GenerationCache:
     def __init__(self, path: str | Path | None = None, *, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path).expanduser() if path is not None else default_cache_path()
         self._lock = threading.Lock()
+        self._refuse_special()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -132,17 +133,54 @@ class GenerationCache:
             )])
 
     # -- errors ---------------------------------------------------------------------------------------------
+    def _refuse_special(self) -> None:
+        """The cache must be a regular file (or not exist yet): SQLite would block forever on a FIFO and cannot
+        keep a database in a device or a /proc entry."""
+        import stat
+
+        real = os.path.realpath(self.path)
+        problem = None
+        if any(real == t or real.startswith(t + "/") for t in ("/proc", "/sys")) or \
+                (real.startswith("/dev/") and not real.startswith("/dev/shm/")):
+            problem = f"the generation cache path is {real}, a kernel interface or device, not a file"
+        else:
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                st = None
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                problem = "the generation cache path is a folder, not a file"
+            elif st is not None and not stat.S_ISREG(st.st_mode):
+                problem = "the generation cache path is not a regular file (a FIFO, a device or a socket)"
+        if problem:
+            raise InputError([Problem(problem, file=str(self.path), field="--cache",
+                                      fix="give --cache (or AUDIT_CACHE_DIR) a regular file path, e.g. "
+                                          "~/.cache/audit/generations.sqlite")])
+
     def _raise(self, exc: sqlite3.Error, doing: str):
         text = str(exc)
+        low = text.lower()
+        if "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low or \
+                (isinstance(exc, sqlite3.OperationalError) and "disk i/o error" in low and doing == "open"):
+            raise InputError([Problem(
+                f"the generation cache cannot be {'opened' if doing == 'open' else 'written'}: the file or its "
+                f"folder is read-only or not accessible to this user ({doing}: {text})", file=str(self.path),
+                fix="make the file and its folder writable (chmod u+w), point --cache or AUDIT_CACHE_DIR at a "
+                    "writable place, or run with --no-cache; the cached generations themselves are fine")]) from exc
+        if "disk is full" in low or "database or disk is full" in low:
+            raise InputError([Problem(f"the disk holding the generation cache is full ({doing}: {text})",
+                                      file=str(self.path),
+                                      fix="free space, or point --cache / AUDIT_CACHE_DIR at another disk")]) from exc
         if "locked" in text or "busy" in text:
             raise ServerError(
                 f"generation cache {self.path} is locked by another process ({doing}: {text}); "
                 "fix: wait for the other `audit` run to finish, or give this run its own AUDIT_CACHE_DIR"
             ) from exc
         raise InputError([Problem(
-            f"generation cache is not a usable SQLite database ({doing} failed)", file=str(self.path),
-            value=text,
-            fix="delete the file (`audit cache clear` cannot read it either) or point AUDIT_CACHE_DIR elsewhere",
+            f"the generation cache is not a usable SQLite database ({doing} failed: damaged, or another kind of "
+            "file)", file=str(self.path), value=text,
+            fix="if it is an old cache, delete the file (`audit cache clear` cannot read it either); otherwise "
+                "point --cache or AUDIT_CACHE_DIR at another file",
         )]) from exc
 
     # -- API ------------------------------------------------------------------------------------------------
@@ -184,12 +222,18 @@ class GenerationCache:
             self._raise(exc, "write")
 
     def __contains__(self, key: str) -> bool:
-        with self._lock:
-            return self._conn.execute("SELECT 1 FROM generations WHERE key = ?", (key,)).fetchone() is not None
+        try:
+            with self._lock:
+                return self._conn.execute("SELECT 1 FROM generations WHERE key = ?", (key,)).fetchone() is not None
+        except sqlite3.Error as exc:
+            self._raise(exc, "read")
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+        try:
+            with self._lock:
+                return self._conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+        except sqlite3.Error as exc:
+            self._raise(exc, "read")
 
     def info(self) -> dict:
         """``{"path", "entries", "size_bytes", "models": {model name: entries}}``; size counts the WAL files."""

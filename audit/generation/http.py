@@ -229,9 +229,14 @@ class _Run:
             except httpx.TransportError as exc:
                 failure = _Failure(f"{type(exc).__name__}: {str(exc) or 'connection broken or reset'}", True,
                                    kind="broken")
+            except httpx.DecodingError as exc:  # e.g. "Content-Encoding: gzip" over a body that is not gzip
+                failure = _Failure(f"the answer's body cannot be decoded as its Content-Encoding says "
+                                   f"({str(exc)[:200] or type(exc).__name__})", True, kind="malformed")
             except (httpx.InvalidURL, ValueError) as exc:
                 failure = _Failure(f"invalid URL {public_url(base + path)!r}: {exc}", False, kind="other",
                                    fix=f"correct {self.fld('endpoint')} (e.g. http://127.0.0.1:8000/v1)")
+            except httpx.HTTPError as exc:  # any other protocol fault of the server (redirect loops, stream errors)
+                failure = _Failure(f"{type(exc).__name__}: {str(exc)[:200] or 'protocol error'}", True, kind="broken")
             finally:
                 latency = time.perf_counter() - t0
                 pool.release(base)
