@@ -127,6 +127,30 @@ class ExtractionParams(BaseModel):
                                                           "reported")
 
 
+class ItemSetsParams(BaseModel):
+    """checks.item_sets"""
+    model_config = ConfigDict(extra="forbid")
+    max_ids: int = Field(1000, ge=0, le=1_000_000, description="item ids named per arm (those only one arm has)")
+
+
+class LengthsParams(BaseModel):
+    """checks.lengths"""
+    model_config = ConfigDict(extra="forbid")
+    min_relative_difference: float = Field(
+        0.25, ge=0, description="report the arms' output lengths when their mean lengths (characters) differ by at "
+                                "least this share of the baseline's, and the paired interval excludes 0")
+
+
+class ResultsConfigParams(SettingsParams):
+    """checks.results_config (the settings check's parameters, applied to the runs' results files)"""
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReductionParams(BaseModel):
+    """checks.reduction"""
+    model_config = ConfigDict(extra="forbid")
+
+
 class LogIntegrityParams(BaseModel):
     """checks.log_integrity"""
     model_config = ConfigDict(extra="forbid")
@@ -147,9 +171,13 @@ class CheckParams(BaseModel):
     settings: SettingsParams = Field(default_factory=SettingsParams)
     extraction: ExtractionParams = Field(default_factory=ExtractionParams)
     log_integrity: LogIntegrityParams = Field(default_factory=LogIntegrityParams)
+    item_sets: ItemSetsParams = Field(default_factory=ItemSetsParams)
+    lengths: LengthsParams = Field(default_factory=LengthsParams)
+    results_config: ResultsConfigParams = Field(default_factory=ResultsConfigParams)
+    reduction: ReductionParams = Field(default_factory=ReductionParams)
 
     def of(self, name: str) -> BaseModel:
         return getattr(self, name)
 
 
-__all__ = ["CheckParams", "DEFAULT_MARKERS", 'SignificanceParams', 'TruncationParams', 'ScoringParams', 'ReportedNumbersParams', 'OodParams', 'ProbesParams', 'EmergenceParams', 'MimicryParams', 'SettingsParams', 'ExtractionParams', 'LogIntegrityParams']
+__all__ = ["CheckParams", "DEFAULT_MARKERS", 'SignificanceParams', 'TruncationParams', 'ScoringParams', 'ReportedNumbersParams', 'OodParams', 'ProbesParams', 'EmergenceParams', 'MimicryParams', 'SettingsParams', 'ExtractionParams', 'LogIntegrityParams', 'ItemSetsParams', 'LengthsParams', 'ResultsConfigParams', 'ReductionParams']

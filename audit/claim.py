@@ -151,6 +151,30 @@ def _check_budget_keys(v: dict) -> dict:
     return v
 
 
+REDUCTION_HELP = ("mean (over the samples), first, any (any-of-n correct / best-of-n), majority (self-consistency "
+                  "vote over the extracted answers), or pass@<k> (the unbiased estimator, Chen et al. 2021)")
+
+
+def _check_reduction(v: str) -> str:
+    import re
+
+    if v not in ("mean", "first", "any", "majority") and not re.fullmatch(r"pass@[1-9]\d*", v):
+        raise ValueError(f"unknown reduction {v!r}: use {REDUCTION_HELP}")
+    return v
+
+
+class PerArmReduce(_Strict):
+    """How each arm's several outputs per item are reduced to one score per item."""
+
+    baseline: str
+    treatment: str
+
+    @field_validator("baseline", "treatment")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _check_reduction(v)
+
+
 class PerArmField(_Strict):
     """One generic key read from a different record key per arm (both arms side by side in one file)."""
 
@@ -165,23 +189,60 @@ SAMPLE_KEYS = ("id", "output", "target", "prompt", "finish_reason", "completion_
 class Samples(_Strict):
     """Replay mode: per-arm sample logs keyed by generation budget. Values are paths or globs, relative to the claim."""
 
-    format: Literal["lm-eval", "inspect", "jsonl", "json", "csv", "parquet"] = "lm-eval"
+    format: Literal["lm-eval", "inspect", "jsonl", "json", "csv", "parquet", "lm-eval-results"] = Field(
+        "lm-eval", description="lm-eval (--log_samples), inspect, a generic export (jsonl, json, csv, parquet), or "
+                               "lm-eval-results: results_*.json files only, audited from the rates and n they publish")
+    task: str | None = Field(None, min_length=1, description="lm-eval-results: the task to read when a results file "
+                                                            "holds several")
+    reduce: str | PerArmReduce | None = Field(
+        None, description="several outputs per item (an output field holding a list, repeated item ids, inspect "
+                          "epochs): how each item's samples become one score, for both arms or {baseline: ..., "
+                          "treatment: ...}: " + REDUCTION_HELP + ". The paired tests run on the per-item reduced "
+                          "scores")
     epoch: int | None = Field(None, ge=1, description="inspect logs with several epochs: the epoch to audit (repeats "
                                                       "of one sample are not independent items)")
     fields: dict[str, str | PerArmField] = Field(
         default_factory=dict,
         description="generic key (id, output, target, prompt, finish_reason, completion_tokens, extracted, "
-                    "scores.<name>) → the record's key: a name, a dotted path (a.b.c), or {baseline: ..., treatment: "
-                    "...} when the arms sit side by side in one record. Unmapped keys are read under their own name")
+                    "scores.<name>) → the record's key: a name, a dotted path (a.b.c; a number indexes a list: output.0 is "
+                    "the first element of a list output), or {baseline: ..., treatment: ...} when the arms sit side "
+                    "by side in one record. Unmapped keys are read under their own name")
+    target_regex: str | None = Field(
+        None, description="the reference answer inside a longer target: the last match of this regex in each "
+                          "target (its first group, else the whole match), e.g. '####\\s*(.+?)\\s*$' for a GSM8K "
+                          "worked solution ending in '#### 42'. A target it does not match is an error")
     baseline: dict[int, str | list[str]]
     treatment: dict[int, str | list[str]]
     variants: dict[str, VariantLogs] = Field(
         default_factory=dict, description="more prompt variants (OOD sets, perturbed prompts) by name")
 
+    @field_validator("target_regex")
+    @classmethod
+    def _target_regex_compiles(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
     @field_validator("baseline", "treatment")
     @classmethod
     def _budget_keys(cls, v: dict) -> dict:
         return _check_budget_keys(v)
+
+    @field_validator("reduce")
+    @classmethod
+    def _reduce_rule(cls, v: Any) -> Any:
+        return _check_reduction(v) if isinstance(v, str) else v
+
+    def reduction(self, arm: str) -> str | None:
+        """The arm's reduction rule (None: one output per item)."""
+        if self.reduce is None or isinstance(self.reduce, str):
+            return self.reduce
+        return getattr(self.reduce, arm)
 
     @field_validator("fields")
     @classmethod
@@ -199,11 +260,19 @@ class Samples(_Strict):
 
     @model_validator(mode="after")
     def _fields_need_generic_format(self) -> "Samples":
-        if self.fields and self.format in ("lm-eval", "inspect"):
+        if self.fields and self.format in ("lm-eval", "inspect", "lm-eval-results"):
             raise ValueError(f"samples.fields maps the keys of a generic export; {self.format} logs have a fixed "
                              "shape. Set samples.format: jsonl, json, csv or parquet, or remove fields")
+        if self.task is not None and self.format != "lm-eval-results":
+            raise ValueError("samples.task names the task of lm-eval results files; set samples.format: "
+                             "lm-eval-results or remove it (lm-eval samples files name their task)")
         if self.epoch is not None and self.format != "inspect":
             raise ValueError("samples.epoch picks an epoch of inspect logs; set samples.format: inspect or remove it")
+        if self.epoch is not None and self.reduce is not None:
+            raise ValueError("give samples.epoch (audit one epoch) or samples.reduce (reduce the epochs), not both")
+        if self.reduce is not None and self.format in ("lm-eval", "lm-eval-results"):
+            raise ValueError(f"samples.reduce reduces several outputs per item; {self.format} logs hold one score per "
+                             "document (lm-eval aggregates its repeats itself)")
         return self
 
     @model_validator(mode="after")
@@ -395,6 +464,9 @@ class Claim(_Strict):
 
     # Not part of the file: where it was read from (relative paths resolve against its folder).
     path: Path | None = Field(None, exclude=True)
+    # Not part of the file: a results-only claim (samples.format: lm-eval-results) as read, per arm: the results
+    # file, task, filter, metric, published value, the counts derived from it, n, and the run's settings.
+    results_only: dict[str, Any] | None = Field(None, exclude=True)
 
     @field_serializer("checks")
     def _checks_as_written(self, checks: CheckParams) -> dict[str, Any]:
@@ -779,7 +851,54 @@ def load_claim(path: str | Path, check_files: bool = True) -> Claim:
     problems += _semantic_problems(claim, file, lines, check_files)
     if problems:
         raise InputError(problems)
+    if claim.samples is not None and claim.samples.format == "lm-eval-results" and check_files:
+        claim = _from_results_files(claim, file, lines)
     return claim
+
+
+def _from_results_files(claim: Claim, file: str, lines: dict[tuple, int]) -> Claim:
+    """A results-only claim (``samples.format: lm-eval-results``): each arm's published rate and n read from its
+    ``results_*.json`` and written as the reported ``{passes, n}`` (k = rate × n, checked to be a whole number of
+    items), so the claim is audited from counts with no hand arithmetic; the files, counts and each run's settings
+    are kept in ``Claim.results_only`` for the ``results_config`` check, and ``samples`` is cleared (there are no
+    per-item samples to replay)."""
+    from audit.importers.lmeval import results_counts
+
+    s, rep = claim.samples, claim.claim.reported
+    problems: list[Problem] = []
+    for arm in ("baseline", "treatment"):
+        if getattr(rep, arm) is not None:
+            problems.append(Problem(
+                f"claim.reported.{arm} is read from the results file (samples.format: lm-eval-results)", file=file,
+                line=lines.get(("claim", "reported", arm)), field=f"claim.reported.{arm}",
+                fix="remove it: the results files are the published numbers (reported delta, p_value and ci may "
+                    "stay)"))
+    budget = claim.claimed_budget
+    read: dict[str, Any] = {}
+    counts: dict[str, Counts] = {}
+    for arm in ("baseline", "treatment"):
+        pattern = getattr(s, arm).get(budget) if budget is not None else None
+        paths = resolve_paths(claim, pattern) if pattern is not None else []
+        where = f"samples.{arm}.{budget}"
+        if len(paths) != 1:
+            problems.append(Problem(f"{where} must name one results_*.json (it matches {len(paths)} files)",
+                                    file=file, line=lines.get(("samples", arm, budget)), field=where,
+                                    fix="point it at the run's results_<date>.json"))
+            continue
+        got, probs = results_counts(paths[0], s.task, claim.claim.metric, claim.claim.settings.scoring)
+        problems += probs
+        if got is not None:
+            read[arm] = got
+            counts[arm] = Counts(passes=got["passes"], n=got["n"])
+            if rep.n is not None and rep.n != got["n"]:
+                problems.append(Problem(f"claim.reported.n ({rep.n}) disagrees with the {arm} results file's n "
+                                        f"({got['n']})", file=file, line=lines.get(("claim", "reported", "n")),
+                                        field="claim.reported.n", fix="remove claim.reported.n"))
+    if problems:
+        raise InputError(problems)
+    new_rep = rep.model_copy(update={"baseline": counts["baseline"], "treatment": counts["treatment"]})
+    return claim.model_copy(update={"claim": claim.claim.model_copy(update={"reported": new_rep}),
+                                    "samples": None, "results_only": read})
 
 
 MAX_GLOB_ENTRIES = 200_000
@@ -844,10 +963,12 @@ def resolve_paths(claim: Claim, pattern: str | list[str]) -> list[Path]:
 
 
 def explain_no_match(claim: Claim, pattern: str | list[str]) -> tuple[str, str]:
-    """(message, fix) for a log pattern that matched no regular file: a folder, a link loop, a broken link, or
-    nothing at all."""
+    """(message, fix) for a log pattern that matched no regular file: a folder, a link loop, a broken link, a FIFO,
+    device or socket, or nothing at all."""
     import errno
     import os
+
+    from audit.jsonlines import regular_file_problem
 
     patterns = [pattern] if isinstance(pattern, str) else pattern
     where = f"relative paths resolve against {claim.base_dir}"
@@ -857,6 +978,10 @@ def explain_no_match(claim: Claim, pattern: str | list[str]) -> tuple[str, str]:
             if os.path.isdir(m):
                 return (f"{m} is a folder, not a file",
                         f"name the files inside it, e.g. {p.rstrip('/')}/*.jsonl")
+            if os.path.exists(m):  # exists, yet not a regular file: say what it is (a FIFO, a device, a socket)
+                problem = regular_file_problem(m, m)
+                if problem is not None:
+                    return problem.message, problem.fix or "give the path of a regular file"
             if os.path.islink(m):
                 try:
                     os.stat(m)

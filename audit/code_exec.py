@@ -1479,8 +1479,11 @@ def code_exec_scorer(spec, name: str = "code_exec") -> Callable[[str, str], floa
     source = getattr(spec, "prompt_source", "target")
 
     def score(output: str, target: str) -> float:
-        return 1.0 if check_completion(output, target, limits, source).passed else 0.0
+        result = check_completion(output, target, limits, source)
+        score.last_note = result.note  # why the last call failed when the tests did not fail on their own
+        return 1.0 if result.passed else 0.0
 
+    score.last_note = ""  # read by audit.importers.apply_scorings (unsplittable tests are counted per arm)
     score.__doc__ = (f"code_exec: completion and tests in two isolated python -I subprocesses, the verdict from "
                      f"the tests' process ({limits.timeout_s:g} s, {limits.memory_mb} MB); 1 if they pass")
     return score

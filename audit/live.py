@@ -223,6 +223,7 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
                     "arm": arm, "item_id": [it.id for it in v.items], "variant": v.name, "budget": b,
                     "text": [g.text for g in gens], "target": v.targets,
                     "finish_reason": [g.finish_reason for g in gens],
+                    "no_output": [g.no_output for g in gens],
                     "completion_tokens": [g.completion_tokens for g in gens],
                     "prompt_hash": [hashlib.sha256(p.encode()).hexdigest() for p in v.prompts[arm]],
                     "doc_hash": [hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest()
@@ -252,13 +253,14 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
     from audit.importers import apply_scorings
 
     table["extracted"] = None
+    scoring_notes: dict = {}
     table, probs = apply_scorings(table.assign(scores=[{}] * len(table)),
                                   claim.scorings() or list(task_scorers) or ["exact"], "jsonl", str(claim.path),
-                                  {**task_scorers, **claim.scorers})
+                                  {**task_scorers, **claim.scorers}, scoring_notes)
     if probs:
         raise InputError(probs)
     where = {(arm, v.name, b): f"live run of {arm} ({v.name})" for arm in ARMS for v in variants for b in v.budgets}
-    return build_records([table], sources, settings, where, run), stats
+    return build_records([table], sources, settings, where, run, scoring_notes=scoring_notes), stats
 
 
 def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress):

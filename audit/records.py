@@ -4,7 +4,9 @@ One row per arm × item × variant × budget × scoring, with the output text, f
 score, and the per-item facts derived from them (``truncated``, ``truncated_by``: :meth:`Records.with_truncation`).
 Pairing happens here and only here: :meth:`Records.paired` joins the arms of one cell on item id, and
 :meth:`Records.joined` joins cells (budgets, scorings, variants) on item id; checks never join on their own.
-:func:`build_records` refuses arms with different items, and names the items any budget lacks (``Records.gaps``).
+:func:`build_records` pairs arms with different items on the items they share, keeps per cell the items each arm
+has that the other lacks (``Records.item_sets``), refuses a cell with fewer than 2 shared items (no test can use it),
+and names the items any budget lacks (``Records.gaps``).
 """
 from __future__ import annotations
 
@@ -20,10 +22,16 @@ from audit.plan import ARMS, DEFAULT_VARIANT
 COLUMNS = [
     "arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
     "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "cluster", "answered",
+    "no_output",
 ]
 # extracted: the answer an extracting scorer took from the output (lm-eval's filtered response, a regex scorer's
 # match, a logged extraction); answered: 1.0 when it found one, 0.0 when it found none ("[invalid]", no match,
 # null), NaN when the scoring does not extract (it compares the whole output) or the log does not say.
+# no_output: None when the model produced text; else why there is none ("null content", "null output", "empty
+# output"): one rule for live runs and replayed logs (:func:`no_output_causes`). Such an output scores what the
+# scoring gives an empty text (0 for every extracting or comparing scorer); the extraction check counts it as
+# no answer with its cause, and the truncation rules read it as probable budget exhaustion when the server gave
+# no finish reason or said "length".
 DERIVED_COLUMNS = ["truncated", "truncated_by"]
 # Facts derived from the rows, not read: truncated, 1.0 the output hit the generation cap, 0.0 it did not, NaN
 # unknown; truncated_by, the evidence that decided it (Records.with_truncation, by the rules of truncation_frame).
@@ -48,7 +56,8 @@ class Paired:
     budget: int | None
     scoring: str
     # columns: item_id, score_b, score_t, text_b, text_t, finish_b, finish_t, tokens_b, tokens_t, answered_b,
-    # answered_t (1 answer extracted, 0 none, NaN the scoring does not extract), cluster
+    # answered_t (1 answer extracted, 0 none, NaN the scoring does not extract), no_output_b, no_output_t (why an
+    # arm produced no output, None when it did), truncated_b, truncated_t, cluster
     frame: pd.DataFrame
 
     @property
@@ -120,8 +129,18 @@ class Records:
     run: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Items some budget of a variant lacks (build_records names them; comparisons use the shared items).
     gaps: tuple["Gap", ...] = ()
+    # Per variant × budget where the arms hold different items: the items each arm has that the other lacks (every
+    # paired comparison uses the shared items; the item_sets check shows the published unpaired comparison).
+    item_sets: tuple["ItemSets", ...] = ()
+    # Several outputs per item (samples.reduce): every sample's score (columns arm, variant, budget, scoring,
+    # item_id, sample, score, answered, extracted, text) and each arm's rule; the table holds the reduced scores.
+    per_sample: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    reductions: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The think markers the truncation flags were derived with (Records.with_truncation); None: not derived yet.
     truncation_rule: tuple[str, str] | None = None
+    # What scorers noted while re-scoring, by scoring name: {"unsplittable": [{arm, variant, budget, outputs, of,
+    # reasons}]} for a code_exec scorer whose tests could not be split from the program (those outputs scored 0).
+    scoring_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -172,7 +191,7 @@ class Records:
         groups = self._groups().get((variant, budget, scoring))
         if not groups or set(groups) != set(ARMS):
             raise KeyError(f"no paired records for variant={variant!r} budget={budget} scoring={scoring!r}")
-        cols = ["item_id", "score", "text", "finish_reason", "completion_tokens", "answered", "truncated"]
+        cols = ["item_id", "score", "text", "finish_reason", "completion_tokens", "answered", "truncated", "no_output"]
         b = self.table.iloc[groups["baseline"]][cols + ["cluster"]].set_index("item_id")
         t = self.table.iloc[groups["treatment"]][cols].set_index("item_id")
         f = b.merge(t, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
@@ -183,6 +202,20 @@ class Records:
         p = Paired(variant, budget, scoring, f)
         self._cache[key] = p
         return p
+
+    def arm_scores(self, arm: str, scoring: str, budget: int | None, variant: str = DEFAULT_VARIANT) -> pd.DataFrame:
+        """One arm's rows of a cell on *all* its items (not only those the other arm shares), sorted by item id:
+        columns item_id, score, text, answered. The published comparison of arms run on different item sets is
+        each arm on its own items (the item_sets check); every paired comparison uses :meth:`paired`."""
+        groups = self._groups().get((variant, budget, scoring)) or {}
+        if arm not in groups:
+            raise KeyError(f"no records of {arm} for variant={variant!r} budget={budget} scoring={scoring!r}")
+        return (self.table.iloc[groups[arm]][["item_id", "score", "text", "answered"]]
+                .sort_values("item_id").reset_index(drop=True))
+
+    def item_set(self, budget: int | None, variant: str = DEFAULT_VARIANT) -> "ItemSets | None":
+        """The items each arm alone has at ``budget`` (None when both arms hold the same items)."""
+        return next((s for s in self.item_sets if s.variant == variant and s.budget == budget), None)
 
     def joined(self, cells: list[tuple], how: str = "inner") -> "Joined":
         """Several cells' paired records joined on item id: the one join behind every comparison across budgets,
@@ -217,7 +250,9 @@ class Records:
         t = t.merge(fr, on=keys, how="left", validate="many_to_one") if len(fr) else \
             t.assign(truncated=np.nan, truncated_by=None)
         return Records(table=t[COLUMNS + DERIVED_COLUMNS], sources=self.sources, settings=self.settings, run=self.run,
-                       gaps=self.gaps, truncation_rule=(think_open, think_close))
+                       gaps=self.gaps, item_sets=self.item_sets, per_sample=self.per_sample,
+                       reductions=self.reductions, truncation_rule=(think_open, think_close),
+                       scoring_notes=self.scoring_notes)
 
     def truncation(self, arm: str, variant: str = DEFAULT_VARIANT) -> tuple[np.ndarray, dict, dict]:
         """One arm's truncation flags: (item ids, {budget: flags}, {budget: {evidence: count}}), rows in item-id
@@ -249,11 +284,15 @@ class Records:
 
 
 def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: dict | None = None,
-                  where: dict[tuple, str] | None = None, run: dict | None = None) -> Records:
+                  where: dict[tuple, str] | None = None, run: dict | None = None,
+                  per_sample: pd.DataFrame | None = None, reductions: dict | None = None,
+                  scoring_notes: dict | None = None) -> Records:
     """Concatenate per-file frames into Records and validate the pairing.
 
     ``where`` maps (arm, variant, budget) to a human description of the input (file paths) used in error messages.
-    Raises :class:`InputError` when an item appears twice in one cell or the arms' item ids differ.
+    Raises :class:`InputError` when an item appears twice in one cell, only one arm has a cell, or the arms share
+    fewer than :data:`MIN_SHARED` items in a cell. Arms with different items are paired on the shared ones; the
+    items each arm alone has are kept in ``Records.item_sets``.
     """
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     for c in COLUMNS:
@@ -267,6 +306,7 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
     else:
         table["completion_tokens"] = pd.to_numeric(tokens, errors="coerce")
     table["answered"] = pd.to_numeric(table["answered"], errors="coerce").astype(float)
+    table["no_output"] = no_output_causes(table["text"], table["no_output"])
     table["item_id"] = table["item_id"].astype(str)
     where = where or {}
     problems: list[Problem] = []
@@ -311,27 +351,104 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
         ids = None
     else:
         ids = table.groupby(["variant", "budget", "arm"], dropna=False)["item_id"].agg(lambda s: frozenset(s))
-    for (variant, budget) in ({(v, b) for v, b, _ in ids.index} if ids is not None else ()):
+    item_sets: list[ItemSets] = []
+    for (variant, budget) in sorted({(v, b) for v, b, _ in ids.index} if ids is not None else (),
+                                    key=lambda vb: (str(vb[0]), _int(vb[1]) is None, _int(vb[1]) or 0)):
         try:
             b_ids, t_ids = ids[(variant, budget, "baseline")], ids[(variant, budget, "treatment")]
         except KeyError:
             problems.append(Problem(f"only one arm has records for budget {budget}, variant {variant!r}",
                                     fix="give both arms logs for every budget"))
             continue
-        if b_ids != t_ids:
-            only_b, only_t = sorted(b_ids - t_ids), sorted(t_ids - b_ids)
-            bw = where.get(("baseline", variant, _int(budget)), "baseline logs")
-            tw = where.get(("treatment", variant, _int(budget)), "treatment logs")
+        if b_ids == t_ids:
+            continue
+        only_b, only_t = sorted(b_ids - t_ids, key=_id_order), sorted(t_ids - b_ids, key=_id_order)
+        shared = len(b_ids & t_ids)
+        bw = where.get(("baseline", variant, _int(budget)), "baseline logs")
+        tw = where.get(("treatment", variant, _int(budget)), "treatment logs")
+        if shared < MIN_SHARED:
+            unicode_note = normalisation_note(only_b, only_t)
             problems.append(Problem(
-                f"the arms' item ids do not match at budget {_int(budget)}: {len(only_b)} only in baseline "
-                f"({_preview(only_b)}), {len(only_t)} only in treatment ({_preview(only_t)})",
+                f"the arms share {shared} item(s) at budget {_int(budget)}"
+                + (f", variant {variant!r}" if variant != DEFAULT_VARIANT else "")
+                + f": {len(only_b)} only in baseline ({_preview(only_b)}), {len(only_t)} only in treatment "
+                f"({_preview(only_t)}); no test can compare arms on fewer than {MIN_SHARED} shared items"
+                + (f"; {unicode_note}" if unicode_note else ""),
                 file=f"{bw} vs {tw}",
-                fix="both arms must be evaluated on the same items (same dataset, same limit); re-run with identical "
-                    "--limit / dataset, or remove the extra items"))
+                fix=(NORMALISATION_FIX if unicode_note else
+                     "both arms must be evaluated on (mostly) the same items: check that the item ids name the same "
+                     "items in both logs (samples.fields.id), or re-run with the same dataset and limit")))
+            continue
+        item_sets.append(ItemSets(str(variant), _int(budget), shared, tuple(map(str, only_b)),
+                                  tuple(map(str, only_t)), bw, tw))
     if problems:
         raise InputError(problems)
     return Records(table=table, sources=tuple(sources), settings=settings or {}, run=run or {},
-                   gaps=tuple(_budget_gaps(table, where)))
+                   gaps=tuple(_budget_gaps(table, where)), item_sets=tuple(item_sets), per_sample=per_sample,
+                   reductions=reductions or {}, scoring_notes=scoring_notes or {})
+
+
+MIN_SHARED = 2
+"""Fewest items both arms must share in a cell: no paired test (nor any interval) uses fewer."""
+
+NORMALISATION_FIX = ("write the item ids in one Unicode normal form in both logs (NFC, Python's "
+                     "unicodedata.normalize('NFC', id)); audit compares ids exactly, code point by code point")
+
+
+def normalisation_note(only_b, only_t) -> str:
+    """A sentence when ids of one arm equal ids of the other after Unicode normalisation (NFC vs NFD: "é" as one
+    code point or as "e" + a combining accent). They print alike, so the message shows one pair escaped; "" when
+    there is none. Ids are never normalised silently: two spellings may be two items."""
+    import unicodedata
+
+    def nfc(ids) -> dict:
+        return {unicodedata.normalize("NFC", i): i for i in map(str, ids) if not i.isascii()}
+
+    if not only_b or not only_t:
+        return ""
+    b, t = nfc(only_b), nfc(only_t)
+    same = sorted(set(b) & set(t))
+    if not same:
+        return ""
+    eg = same[0]
+    return (f"{len(same)} of these ids differ only in Unicode normalisation (the same text composed in one arm and "
+            f"decomposed in the other, e.g. baseline {ascii(b[eg])} vs treatment {ascii(t[eg])})")
+
+
+@dataclass(frozen=True)
+class ItemSets:
+    """The items each arm alone holds in one variant × budget. Every paired comparison (the verdict) uses the
+    ``shared`` items; the item_sets check shows the published comparison, each arm on all its own items, beside."""
+
+    variant: str
+    budget: int | None
+    shared: int
+    only_baseline: tuple[str, ...]
+    only_treatment: tuple[str, ...]
+    baseline_file: str | None = None
+    treatment_file: str | None = None
+
+    @property
+    def n_baseline(self) -> int:
+        return self.shared + len(self.only_baseline)
+
+    @property
+    def n_treatment(self) -> int:
+        return self.shared + len(self.only_treatment)
+
+    def sentence(self) -> str:
+        note = normalisation_note(self.only_baseline, self.only_treatment)
+        return (f"at budget {self.budget}" + (f", variant {self.variant!r}" if self.variant != DEFAULT_VARIANT else "")
+                + f" the baseline holds {self.n_baseline} items and the treatment {self.n_treatment}; they share "
+                f"{self.shared}: {len(self.only_baseline)} only in baseline ({_preview(list(self.only_baseline))}), "
+                f"{len(self.only_treatment)} only in treatment ({_preview(list(self.only_treatment))})"
+                + (f"; {note}" if note else ""))
+
+
+def _id_order(i: Any) -> tuple:
+    """Item ids in natural order: numbers by value (2 before 10), then text."""
+    s = str(i)
+    return (0, int(s), "") if s.lstrip("-").isdigit() and len(s) < 19 else (1, 0, s)
 
 
 @dataclass(frozen=True)
@@ -374,6 +491,23 @@ def _budget_gaps(table: pd.DataFrame, where: dict[tuple, str]) -> list[Gap]:
     return gaps
 
 
+EMPTY_OUTPUT = "empty output"
+
+
+def no_output_causes(text: pd.Series, given: pd.Series) -> np.ndarray:
+    """Why each row has no output: the cause an importer or the runner recorded (``null content`` when a chat
+    completion's content was null, ``null output`` when a log holds null), else ``empty output`` for a text that is
+    empty or only whitespace, else None (the model produced text)."""
+    out = np.array(given.tolist(), dtype=object)
+    out[pd.isna(out)] = None
+    texts = text.tolist()
+    for i in np.flatnonzero(out == None).tolist():  # noqa: E711 - element-wise comparison
+        t = texts[i]
+        if isinstance(t, str) and not t.strip():
+            out[i] = EMPTY_OUTPUT
+    return out
+
+
 def _preview(ids: list, k: int = 5) -> str:
     shown = ", ".join(repr(i) for i in ids[:k])
     return shown + (", …" if len(ids) > k else "") if ids else "none"
@@ -389,13 +523,15 @@ def _int(x: Any) -> int | None:
 # --- per-item facts derived from the outputs ------------------------------------------------------------------
 
 NOT_A_PREFIX = "not a prefix (sampling or non-determinism)"
+NO_OUTPUT_EVIDENCE = "no output, no finish reason"
 
 
 def truncation_frame(records: "Records", think_open: str = "<think>", think_close: str = "</think>") -> pd.DataFrame:
     """Per arm × variant × budget × item: ``truncated`` (1.0 the output hit the generation cap, 0.0 it did not, NaN
     unknown) and ``truncated_by`` (the evidence that decided it), by these rules in order: the server's
     ``finish_reason`` (length / stop); the token count reached the budget; with a larger budget of the same item, the
-    output is a proper prefix of the larger one (truncated) or equal to it (not); an unclosed ``think_open`` block."""
+    output is a proper prefix of the larger one (truncated) or equal to it (not); an unclosed ``think_open`` block;
+    no output at all (``no_output``) with none of that evidence: probable budget exhaustion."""
     parts = []
     for arm in ARMS:
         for variant in records.variants():
@@ -404,6 +540,7 @@ def truncation_frame(records: "Records", think_open: str = "<think>", think_clos
                 continue
             finish = records.column_wide(arm, "finish_reason", variant)
             tokens = records.column_wide(arm, "completion_tokens", variant)
+            nothing = records.column_wide(arm, "no_output", variant)
             budgets = list(texts.columns)
             for j, b in enumerate(budgets):
                 n = len(texts)
@@ -435,6 +572,13 @@ def truncation_frame(records: "Records", think_open: str = "<think>", think_clos
                 think = np.isnan(flags) & opened
                 flags[think] = 1.0
                 by[think] = "unclosed think"
+                # No output at all and the server gave no reason: budget exhaustion until shown otherwise (a
+                # reasoning model that spent the whole budget thinking returns null or empty content).
+                empty = np.array([c is not None and not (isinstance(c, float) and np.isnan(c))
+                                  for c in nothing[b].tolist()], dtype=bool)
+                gone = np.isnan(flags) & empty
+                flags[gone] = 1.0
+                by[gone] = NO_OUTPUT_EVIDENCE
                 parts.append(pd.DataFrame({"arm": arm, "variant": variant, "budget": b,
                                            "item_id": texts.index.to_numpy(), "truncated": flags, "truncated_by": by}))
     if not parts:
@@ -442,7 +586,8 @@ def truncation_frame(records: "Records", think_open: str = "<think>", think_clos
     return pd.concat(parts, ignore_index=True)
 
 
-_EVIDENCE_ORDER = ("finish_reason", "token count", "prefix of budget", NOT_A_PREFIX, "unclosed think")
+_EVIDENCE_ORDER = ("finish_reason", "token count", "prefix of budget", NOT_A_PREFIX, "unclosed think",
+                   NO_OUTPUT_EVIDENCE)
 
 
 def _evidence_order(label: str) -> tuple[int, str]:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from audit.checks import (emergence, extraction, mimicry, ood, probes, reported_numbers, scoring, settings,
                           significance, truncation)
-from audit.checks import log_integrity
+from audit.checks import item_sets, lengths, log_integrity, reduction, results_config
 from audit.checks._common import Context
 
 
@@ -53,6 +53,18 @@ REGISTRY: dict[str, CheckSpec] = {
     "log_integrity": CheckSpec("log_integrity", log_integrity.run, log_integrity.Params, True,
                                "lm-eval samples vs their results file: document counts, filters, each filter's metric "
                                "recomputed"),
+    "item_sets": CheckSpec("item_sets", item_sets.run, item_sets.Params, True,
+                           "arms run on different item sets: the items only one arm has; the published unpaired "
+                           "comparison beside the paired one on the shared items"),
+    "lengths": CheckSpec("lengths", lengths.run, lengths.Params, True,
+                         "the arms' output lengths (characters, words, tokens) and their paired difference, beside "
+                         "the gain where the treatment is longer and where it is not"),
+    "results_config": CheckSpec("results_config", results_config.run, results_config.Params, False,
+                                "results-only claims: the rates and n read from each run's results_*.json, and the "
+                                "runs' configs compared as the settings check compares samples"),
+    "reduction": CheckSpec("reduction", reduction.run, reduction.Params, True,
+                           "several outputs per item: arms reduced differently (mean vs any-of-k, pass@k, majority) "
+                           "and the like-for-like deltas"),
 }
 
 __all__ = ["REGISTRY", "CheckSpec", "Context"]

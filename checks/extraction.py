@@ -31,26 +31,116 @@ ANSWERED_ROLE = "items both arms answered"
 Params = ExtractionParams
 
 
+def answered_flags(frame, arm: str) -> np.ndarray:
+    """One arm's answered flags on a paired frame (1 answer, 0 none, NaN unknown). An output that is not there at
+    all (``no_output``) has no answer under any scoring; under a scoring that compares the whole output, every
+    output that is there is its answer — so such a scoring is read as answering exactly when the arms' outputs
+    include a missing one (else the flags stay NaN: the scoring does not extract)."""
+    s = "b" if arm == "baseline" else "t"
+    a = frame[f"answered_{s}"].to_numpy(dtype=float).copy()
+    gone = _gone(frame[f"no_output_{s}"]) if f"no_output_{s}" in frame else np.zeros(len(a), dtype=bool)
+    a[gone] = 0.0
+    return a
+
+
+def _gone(col) -> np.ndarray:
+    return np.array([c is not None and not (isinstance(c, float) and np.isnan(c)) for c in col.tolist()], dtype=bool)
+
+
+def _causes(frame, s: str, mask: np.ndarray) -> dict[str, int]:
+    """Counts of the no-output causes (with the finish reason) among ``mask``."""
+    out: dict[str, int] = {}
+    if f"no_output_{s}" not in frame:
+        return out
+    for c, fr in zip(frame[f"no_output_{s}"].to_numpy(dtype=object)[mask],
+                     frame[f"finish_{s}"].to_numpy(dtype=object)[mask]):
+        if c is None or (isinstance(c, float) and np.isnan(c)):
+            continue
+        label = f"{c}, finish_reason {fr}" if isinstance(fr, str) else f"{c}, no finish reason"
+        out[label] = out.get(label, 0) + 1
+    return out
+
+
 def no_answer_rates(records, level: float = 0.95) -> list[dict]:
-    """Per extracting scoring × budget × arm: outputs with no extractable answer, of those whose extraction is
-    known, with a Wilson interval. Empty when no scoring extracts."""
+    """Per scoring × budget × arm: outputs with no answer, of those whose answer status is known, with a Wilson
+    interval and the cause of the outputs that are not there at all. A scoring that extracts counts every output
+    its extractor found nothing in; a scoring that compares the whole output counts only the missing outputs, and
+    has rows only where some output is missing. Empty when nothing extracts and no output is missing."""
     rows = []
     for scoring in records.scorings():
         for b in records.budgets():
             if not records.has("default", b, scoring):
                 continue
             f = records.paired(scoring, b).frame
-            for arm, col in (("baseline", "answered_b"), ("treatment", "answered_t")):
-                a = f[col].to_numpy(dtype=float)
-                known = a[~np.isnan(a)]
+            extracts = bool(np.isfinite(f["answered_b"].to_numpy(dtype=float)).any()
+                            or np.isfinite(f["answered_t"].to_numpy(dtype=float)).any())
+            missing_any = any(_gone(f[f"no_output_{s}"]).any() for s in ("b", "t") if f"no_output_{s}" in f)
+            for arm, s in (("baseline", "b"), ("treatment", "t")):
+                a = answered_flags(f, arm)
+                if not extracts:
+                    if not missing_any:
+                        continue
+                    a = np.where(np.isnan(a), 1.0, a)  # the whole output is the answer
+                ok = ~np.isnan(a)
+                known = a[ok]
                 if not len(known):
                     continue
                 k, n = int((known == 0).sum()), int(len(known))
                 iv = stats.wilson(k, n, level=level)
+                causes = _causes(f, s, np.ones(len(a), dtype=bool))
+                gone = sum(causes.values())
+                reason = None
+                if gone:
+                    reason = (f"{gone} of them have no output at all ("
+                              + "; ".join(f"{v} {c}" for c, v in causes.items()) + ")"
+                              + ("" if extracts else "; the scoring compares the whole output"))
                 rows.append({"scoring": scoring, "budget": b, "arm": arm, "no_answer": k, "known": n,
                              "items": int(len(a)), "rate": k / n, "ci_low": iv.low, "ci_high": iv.high,
-                             "ci_method": iv.method})
+                             "ci_method": iv.method, "no_output": gone, "reason": reason})
     return rows
+
+
+def no_output_finding(ctx: Context, prov: dict) -> Finding | None:
+    """Outputs that are not there at all (null content, null or empty text), per arm at the claimed scoring and
+    every budget: flagged as probable budget exhaustion where the finish reason is absent or "length"."""
+    rec = ctx.records
+    scoring = ctx.claimed_scoring if ctx.claimed_scoring in rec.scorings() else rec.scorings()[0]
+    rows, ev = [], []
+    exhausted = 0
+    for b in rec.budgets():
+        if not rec.has("default", b, scoring):
+            continue
+        p = rec.paired(scoring, b)
+        f = p.frame
+        for arm, s in (("baseline", "b"), ("treatment", "t")):
+            if f"no_output_{s}" not in f:
+                continue
+            gone = _gone(f[f"no_output_{s}"])
+            if not gone.any():
+                continue
+            fr = f[f"finish_{s}"].to_numpy(dtype=object)
+            budget_out = gone & np.array([not isinstance(x, str) or x == "length" for x in fr], dtype=bool)
+            exhausted += int(budget_out.sum())
+            causes = _causes(f, s, gone)
+            rows.append({"arm": arm, "budget": b, "items": p.n, "no_output": int(gone.sum()),
+                         "probable_budget_exhaustion": int(budget_out.sum()),
+                         "causes": "; ".join(f"{v} {c}" for c, v in causes.items())})
+            if len(ev) < 5:
+                ev += item_evidence(p, gone, k=5 - len(ev))
+    if not rows:
+        return None
+    per_arm = {a: sum(r["no_output"] for r in rows if r["arm"] == a) for a in ("baseline", "treatment")}
+    title = (f"{per_arm['baseline']} baseline and {per_arm['treatment']} treatment outputs are not there at all (null "
+             f"or empty); {exhausted} of them with no finish reason or 'length': probable budget exhaustion")
+    return Finding(NAME, "no_output", "flag", title,
+                   detail="An output that is not there scores 0 under every scoring, and counts as no answer in the "
+                          "no-answer table (with its cause). A reasoning model that spends the whole budget thinking "
+                          "returns null or empty content, so without a finish reason that says otherwise these are "
+                          "budget exhaustion until shown otherwise: re-run them with a larger budget before reading "
+                          "the gain as ability.", severity="minor", impact="none",
+                   statistic={"scoring": scoring, "no_output_baseline": per_arm["baseline"],
+                              "no_output_treatment": per_arm["treatment"], "probable_budget_exhaustion": exhausted},
+                   rows=rows, evidence=ev, provenance=prov)
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
@@ -58,8 +148,10 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     prov = ctx.provenance(rates="Wilson score interval", asymmetry="McNemar test (continuity-corrected) (Tango interval)",
                           delta="the decision inference (see significance)",
                           no_answer_rule="extracting scorer found no answer: no regex match, lm-eval '[invalid]' or "
-                                         "empty, logged extraction null")
+                                         "empty, logged extraction null; and under any scoring an output that is not "
+                                         "there at all (null content, null or empty text)")
     rate_rows = no_answer_rates(rec, ctx.level)
+    missing = no_output_finding(ctx, prov)
     if not rate_rows:
         return [Finding(NAME, "no_extraction", "info",
                         "No scoring extracts an answer, so answer-extraction failures cannot be counted",
@@ -68,11 +160,17 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     findings = [Finding(NAME, "rates", "info",
                         "Share of outputs with no extractable answer, per scoring, arm and budget",
                         rows=rate_rows, table=RateTable.of(TableKind.no_answer, rate_rows, count="no_answer"), provenance=prov)]
+    if missing is not None:
+        findings.append(missing)
     cb, cs = ctx.claimed_budget, ctx.claimed_scoring
     if cb is None or cs is None or not rec.has("default", cb, cs):
         return findings
     p = rec.paired(cs, cb)
-    ab, at = p.frame["answered_b"].to_numpy(dtype=float), p.frame["answered_t"].to_numpy(dtype=float)
+    ab, at = answered_flags(p.frame, "baseline"), answered_flags(p.frame, "treatment")
+    if np.isnan(p.frame["answered_b"].to_numpy(dtype=float)).all() \
+            and np.isnan(p.frame["answered_t"].to_numpy(dtype=float)).all() and (ab == 0).any() | (at == 0).any():
+        # A scoring that compares the whole output: its answer is the output, missing exactly when there is none.
+        ab, at = np.where(np.isnan(ab), 1.0, ab), np.where(np.isnan(at), 1.0, at)
     known = ~np.isnan(ab) & ~np.isnan(at)
     if known.sum() < 2:
         findings.append(Finding(NAME, "claimed_not_extracting", "info",

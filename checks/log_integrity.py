@@ -78,6 +78,11 @@ def compare(settings: dict, metric: str, arm: str, budget) -> dict:
     published = {k.split(",", 1)[1]: v for k, v in (pub.get("metrics") or {}).items() if k.split(",", 1)[0] == metric}
     aggregation = (pub.get("aggregation") or {}).get(metric, "mean")
     mism = out["mismatches"]
+    tasks = pub.get("tasks") or []
+    if pub.get("task") is not None and tasks and pub["task"] not in tasks:
+        shown = ", ".join(tasks[:10]) + (f" and {len(tasks) - 10} more" if len(tasks) > 10 else "")
+        out["no_results"] = f"{where}: {rpath} holds results of {shown}, not task {pub['task']}"
+        return out
     if not isinstance(n_eff, int) and not published:
         out["no_results"] = f"{where}: {rpath} publishes no document count and no {metric}"
         return out

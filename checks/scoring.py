@@ -24,7 +24,7 @@ Params = ScoringParams
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
-    findings = _config_mismatch(ctx)
+    findings = _config_mismatch(ctx) + _unsplittable(ctx)
     cb = ctx.claimed_budget
     claimed = ctx.cell(cb)
     scorings = ctx.records.scorings()
@@ -70,6 +70,39 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             findings.append(Finding(NAME, code, outcome, f"{sentence[0].upper()}{sentence[1:]}: {head}",
                                     detail=ctx.change_text(pt), statistic=stat, provenance=prov))
     return findings
+
+
+def _unsplittable(ctx: Context) -> list[Finding]:
+    """Outputs a code_exec scoring scored 0 because their tests could not be split from the program (the sandbox
+    sends only plain data between them; ``Records.scoring_notes``), counted per arm."""
+    from collections import Counter
+
+    out = []
+    for scoring, notes in (getattr(ctx.records, "scoring_notes", None) or {}).items():
+        rows = list((notes or {}).get("unsplittable") or [])
+        if not rows:
+            continue
+        n = {arm: sum(r["outputs"] for r in rows if r["arm"] == arm) for arm in ("baseline", "treatment")}
+        of = {arm: sum(r["of"] for r in rows if r["arm"] == arm) for arm in ("baseline", "treatment")}
+        reasons: Counter = Counter()
+        for r in rows:
+            reasons.update(r.get("reasons") or {})
+        out.append(Finding(
+            NAME, "code_exec_unsplittable", "info",
+            f"code_exec scoring {scoring!r}: {n['baseline']} of {of['baseline']} baseline and {n['treatment']} of "
+            f"{of['treatment']} treatment output(s) were scored 0 because their tests cannot be split from the program",
+            detail="The sandbox runs a program and its tests in separate processes that exchange only plain data, so "
+                   "no program can write its own pass. A test that hands the program a function, a class or another "
+                   "object that is not plain data cannot be run that way: such an output scores 0 (a fail) whatever "
+                   "it computes. Both arms' pass rates are therefore lower bounds, and the delta counts these items "
+                   "as failed in whichever arm met them. Reasons: "
+                   + "; ".join(f"{k} ({v})" for k, v in reasons.most_common(5))
+                   + ". To score them, rewrite those tests to pass plain values (numbers, strings, lists, dicts).",
+            statistic={"scoring": scoring, "baseline": n["baseline"], "treatment": n["treatment"],
+                       "baseline_of": of["baseline"], "treatment_of": of["treatment"], "score_given": 0.0},
+            rows=[{k: v for k, v in r.items() if k != "reasons"} for r in rows],
+            provenance=ctx.provenance(source="records.scoring_notes: the code_exec supervisor's note on each output")))
+    return out
 
 
 def _config_mismatch(ctx: Context) -> list[Finding]:

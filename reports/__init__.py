@@ -165,6 +165,22 @@ def scrub(text: str, report: Report) -> str:
     return text
 
 
+def scrub_all(text: str, report: Report) -> str:
+    """:func:`scrub` (the exact values of the claim's ``*_env`` variables, HTML-escaped forms too), then
+    :func:`audit.textsafe.scrub` — every registered secret in any letter case, any piece of 8 characters or more,
+    and the value after ``Bearer``. The claim's own keys are scrubbed that way too (passed along, not registered:
+    rendering must not change what later scrubbing removes), so a report rendered outside ``audit verify`` (which
+    registers them) is as clean. Defence in depth: generations are scrubbed before they are cached or reported, so
+    this pass normally finds nothing."""
+    from audit.textsafe import scrub as scrub_secrets
+
+    text = scrub(text, report)
+    keys = [v for v in (os.environ.get(n) for n in sorted(_env_names(report.claim_dict()))) if v]
+    for key in keys or [None]:
+        text = scrub_secrets(text, key)
+    return text
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # What the page shows (read from the Report; computed once in audit.verify)
 
@@ -219,7 +235,7 @@ def render_html(report: Report, records=None, max_items: int | None = None) -> s
         claim_shown=redact(report.claim_dict()), arms_shown=redact(report.arms), reproduce=reproduce_command(report),
         reported_delta=reported, js=Markup(js), css=Markup(css), script_hash=_script_hash(js),
     )
-    return scrub(html, report)
+    return scrub_all(html, report)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -227,8 +243,12 @@ def render_html(report: Report, records=None, max_items: int | None = None) -> s
 
 
 def md_cell(x: Any) -> str:
-    """A value safe inside a Markdown table cell: no pipes, newlines or raw HTML."""
-    s = str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """A value safe inside a Markdown table cell: no pipes, newlines or raw HTML, and nothing live from untrusted
+    text — images, non-http(s) links, autolinks and @mentions are neutralised (:func:`audit.textsafe.md_inert`)."""
+    from audit.textsafe import md_inert
+
+    s = md_inert(str(x).replace("\\", "\\\\"))
+    s = s.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
     return s.replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -282,19 +302,21 @@ def render_summary(report: Report) -> str:
         lines.append("")
     lines.append(f"seed {report.options['seed']}, {report.options['resamples']} resamples, audit {report.audit_version}"
                  + (f"; claimed: {claimed[0].budget} tokens, {md_cell(claimed[0].scoring)}" if claimed else ""))
-    lines.append(f"Reproduce: `{reproduce_command(report)}`")
+    cmd = reproduce_command(report).replace("\n", " ")
+    fence = "`" * (max((len(r) for r in re.findall("`+", cmd)), default=0) + 1)  # a path with ` cannot end the span
+    pad = " " if len(fence) > 1 else ""
+    lines.append(f"Reproduce: {fence}{pad}{cmd}{pad}{fence}")
     # One last pass over the whole document: no control byte from a title, a log or a server reaches the file
     # raw (audit.textsafe), and no registered secret either.
     from audit.textsafe import for_markdown
-    from audit.textsafe import scrub as scrub_secrets
 
-    return for_markdown(scrub_secrets(scrub("\n".join(lines) + "\n", report)))
+    return for_markdown(scrub_all("\n".join(lines) + "\n", report))
 
 
 def render_junit(report: Report) -> str:
     from audit.reports.junit import render_junit as _junit
 
-    return scrub(_junit(report), report)
+    return scrub_all(_junit(report), report)
 
 
 def write_ci_files(report: Report, summary_md: str | Path | None = None,

@@ -120,14 +120,26 @@ def test_jsonl_non_json_line_in_middle(claim_dir):
     assert "one JSON object" in prob.fix
 
 
-def test_arms_item_ids_do_not_match(claim_dir):
+def test_arms_with_different_items_pair_on_the_shared_ones(claim_dir):
     base = arm_rows([1, 0, 1, 1])
     treat = arm_rows([1, 0, 1])
+    p = claim_dir(jsonl_claim([16], 16), {"logs/base_16.jsonl": base, "logs/treat_16.jsonl": treat})
+    rec = load_records(load_claim(p))
+    (s,) = rec.item_sets
+    assert (s.shared, s.only_baseline, s.only_treatment) == (3, ("q0003",), ())
+    assert s.baseline_file.endswith("base_16.jsonl") and s.treatment_file.endswith("treat_16.jsonl")
+    assert rec.paired("exact", 16).n == 3
+
+
+def test_arms_sharing_fewer_than_two_items_are_refused(claim_dir):
+    base = arm_rows([1, 0, 1, 1])
+    treat = [dict(r, id=f"other{i}") for i, r in enumerate(arm_rows([1, 0, 1]))]
+    treat[0]["id"] = "q0000"
     p = claim_dir(jsonl_claim([16], 16), {"logs/base_16.jsonl": base, "logs/treat_16.jsonl": treat})
     with pytest.raises(InputError) as exc:
         load_records(load_claim(p))
     msg = str(exc.value)
-    assert "item ids do not match" in msg and "'q0003'" in msg
+    assert "the arms share 1 item(s) at budget 16" in msg and "'q0003'" in msg
     assert "base_16.jsonl vs" in msg and "treat_16.jsonl" in msg
 
 
@@ -165,7 +177,7 @@ def test_cli_malformed_input_exits_2(claim_dir, case):
     rows = arm_rows([1, 0, 1])
     logs = {"logs/base_16.jsonl": rows, "logs/treat_16.jsonl": rows}
     if case == "ids":
-        logs["logs/treat_16.jsonl"] = arm_rows([1, 0])
+        logs["logs/treat_16.jsonl"] = [dict(r, id=f"x{i}") for i, r in enumerate(arm_rows([1, 0]))]
     c = jsonl_claim([16], 16)
     if case == "unknown_key":
         c["claim"]["titel"] = "x"
@@ -180,7 +192,7 @@ def test_cli_malformed_input_exits_2(claim_dir, case):
     res = CliRunner().invoke(main, ["verify", str(p)])
     assert res.exit_code == 2, res.output
     assert res.output.startswith("error: ")
-    expected = {"truncated": ("base_16.jsonl:3", "interrupted"), "ids": ("item ids do not match", "same items"),
+    expected = {"truncated": ("base_16.jsonl:3", "interrupted"), "ids": ("the arms share 0 item(s)", "same dataset"),
                 "syntax": (f"{p}:", "YAML syntax error"), "unknown_key": ("claim.titel: unknown key", "did you mean 'title'"),
                 "missing_file": ("samples.baseline.16", "check the path")}[case]
     for text in expected:

@@ -5,6 +5,7 @@ import math
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -221,3 +222,62 @@ def test_answered_follows_the_scorers_answer(tmp_path):
     assert set(t["answered"].dropna().unique()) <= {0.0, 1.0}
     assert ((t["answered"] == 0) == t["extracted"].isna()).all()
     assert not math.isnan(t["answered"].iloc[0])
+
+
+def test_an_extractor_that_found_nothing_anywhere_is_all_no_answer(tmp_path):
+    """A small budget where no output reached the answer: every pattern score says "not matched" and reports no
+    answer. That scorer extracts (100% no answer), it is not a scorer that "does not extract"."""
+    p = copy_claim(tmp_path)
+    f = log_path("add_verify_32", tmp_path / "logs" / "inspect")
+    log = read_eval_log(str(f))
+    for s in log.samples:
+        sc = s.scores["pattern"]
+        s.scores["pattern"] = sc.model_copy(update={"answer": None, "value": "I",
+                                                   "explanation": "Scoring pattern not matched in output: x"})
+    write_eval_log(log, str(f))
+    rec = load_records(load_claim(p))
+    assert list(rec.paired("pattern", 32).frame["answered_b"]) == [0.0] * 20
+    from audit.checks.extraction import no_answer_rates
+
+    rows = {(r["arm"], r["scoring"], r["budget"]): r for r in no_answer_rates(rec)}
+    assert rows[("baseline", "pattern", 32)]["rate"] == 1.0 and rows[("baseline", "pattern", 32)]["known"] == 20
+
+
+def test_epochs_are_reduced_when_the_claim_says_how(tmp_path):
+    """Several epochs are several outputs per item: samples.reduce turns each sample's epochs into one score."""
+    def two_epochs(c):
+        c["samples"]["reduce"] = {"baseline": "mean", "treatment": "any"}
+
+    p = copy_claim(tmp_path, two_epochs)
+    for run in RUNS.values():
+        f = log_path(run, tmp_path / "logs" / "inspect")
+        log = read_eval_log(str(f))
+        log.samples = log.samples + [s.model_copy(update={"epoch": 2}) for s in log.samples]
+        log.eval.config.epochs = 2
+        write_eval_log(log, str(f))
+    rec = load_records(load_claim(p))
+    assert rec.paired("pattern", 32).n == 20
+    assert rec.reductions["baseline"] == {"rule": "mean", "samples_min": 2, "samples_max": 2}
+    assert len(rec.per_sample[(rec.per_sample["arm"] == "baseline") & (rec.per_sample["budget"] == 32)
+                              & (rec.per_sample["scoring"] == "pattern")]) == 40
+
+
+def test_a_sample_without_choices_is_no_output(tmp_path):
+    """Issue 19: an output with empty ``choices`` (ModelOutput.stop_reason is choices[0]'s) is no output, with no
+    finish reason — not an IndexError (exit 4)."""
+    p = copy_claim(tmp_path)
+    f = log_path("add_verify_32", tmp_path / "logs" / "inspect")
+    log = read_eval_log(str(f))
+    first = log.samples[0]
+    first.output.choices = []
+    first.output.completion = ""
+    second = log.samples[1]
+    second.output.choices = []  # the completion text survives: an output, without a stop reason
+    write_eval_log(log, str(f))
+    rec = load_records(load_claim(p))
+    t = rec.table[(rec.table["arm"] == "baseline") & (rec.table["budget"] == 32)]
+    row = t[t["item_id"] == str(first.id)].iloc[0]
+    assert row["no_output"] == "no choices" and pd.isna(row["finish_reason"])
+    row = t[t["item_id"] == str(second.id)].iloc[0]
+    assert pd.isna(row["no_output"]) and pd.isna(row["finish_reason"]) and row["text"]
+    assert t[~t["item_id"].isin([str(first.id), str(second.id)])]["finish_reason"].notna().all()

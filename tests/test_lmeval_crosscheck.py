@@ -188,9 +188,10 @@ def test_decide_untrusted_input_caps_fragile_and_counts():
     assert reason.startswith("b (and 1 more input finding(s))")
 
 
-def test_decide_not_reproduced_wins_over_untrusted_input():
-    assert decide([_f("untrusted_input", "trimmed"), _f("not_reproduced", "opposite")]) == \
-        ("not_reproduced", "opposite")
+def test_decide_untrusted_input_caps_not_reproduced_too():
+    """A trimmed log refutes nothing: the items left cannot make a claim not_reproduced (it used to win)."""
+    verdict, reason = decide([_f("untrusted_input", "trimmed"), _f("not_reproduced", "opposite")])
+    assert verdict == "inconclusive" and reason.startswith("trimmed")
 
 
 # --- lm-eval's own "<metric>,<filter>" names ----------------------------------------------------------------------
@@ -220,3 +221,30 @@ def test_metric_filter_name_of_another_metric_is_an_error(tmp_path):
            "'exact_match'" in msg
     res = CliRunner().invoke(main, ["validate", str(p)])
     assert res.exit_code == 2
+
+
+def test_results_file_of_another_task_is_named_so(tmp_path):
+    """Issue 19: a results file beside the samples that publishes another task is said to be one, not "no results"."""
+    p = copy_fixture(tmp_path)
+    rf = results_file(tmp_path, "add_direct_32")
+    data = json.loads(rf.read_text())
+    for key in ("results", "n-samples", "configs", "versions"):
+        if isinstance(data.get(key), dict) and "add_direct" in data[key]:
+            data[key]["gsm8k"] = data[key].pop("add_direct")
+    rf.write_text(json.dumps(data))
+    found = {f.code: f for f in integrity(verify(load_claim(p)))}
+    assert found["no_results_file"].outcome == "info"
+    detail = found["no_results_file"].detail
+    assert "treatment at budget 32: " in detail and f"{rf.name} holds results of gsm8k, not task add_direct" in detail
+    assert "publishes no document count" not in detail
+
+
+def test_results_file_with_nan_is_still_read(tmp_path):
+    """lm-eval writes NaN (json.dumps) for a nanmean of no values: the run's genuine output, read as before."""
+    p = copy_fixture(tmp_path)
+    rf = results_file(tmp_path, "add_direct_32")
+    data = json.loads(rf.read_text())
+    data["results"]["add_direct"]["nan_metric,none"] = float("nan")
+    rf.write_text(json.dumps(data))
+    found = {f.code: f for f in integrity(verify(load_claim(p)))}
+    assert "samples_support_results" in found

@@ -74,9 +74,28 @@ def test_budgets_with_different_items_are_named_and_joined_on_shared_items():
     j = rec.joined([("exact", 8), ("exact", 32)])
     assert list(j.item_ids) == ["i0", "i1"] and j.missing == ("i2",)
     assert rec.with_truncation().gaps == rec.gaps  # derived records keep the fact
-    # Arms with different items are still refused: nothing can pair them.
-    with pytest.raises(InputError, match="item ids do not match at budget 8"):
-        build_records([rows("baseline", 8, ["1"] * 3, [1, 1, 1]), rows("treatment", 8, ["1"] * 2, [1, 1])], [])
+
+
+def test_arms_with_different_items_pair_on_the_shared_ones_and_keep_the_rest():
+    base = rows("baseline", 8, ["1"] * 4, [1, 1, 1, 0], ids=["1", "2", "10", "3"])
+    treat = rows("treatment", 8, ["1"] * 5, [1, 0, 1, 1, 1], ids=["1", "2", "10", "11", "12"])
+    rec = build_records([base, treat], [], where={("baseline", "default", 8): "api.json",
+                                                 ("treatment", "default", 8): "local.json"})
+    (s,) = rec.item_sets
+    assert (s.budget, s.shared, s.only_baseline, s.only_treatment) == (8, 3, ("3",), ("11", "12"))
+    assert (s.n_baseline, s.n_treatment, s.baseline_file, s.treatment_file) == (4, 5, "api.json", "local.json")
+    assert rec.item_set(8) is s and rec.item_set(32) is None
+    assert list(rec.paired("exact", 8).item_ids) == ["1", "10", "2"]  # the shared items only
+    assert len(rec.arm_scores("treatment", "exact", 8)) == 5  # an arm on all its own items
+    assert rec.with_truncation().item_sets == rec.item_sets
+    assert "they share 3: 1 only in baseline ('3'), 2 only in treatment ('11', '12')" in s.sentence()
+
+
+def test_arms_sharing_fewer_than_two_items_are_refused():
+    with pytest.raises(InputError, match="the arms share 1 item") as err:
+        build_records([rows("baseline", 8, ["1"] * 3, [1, 1, 1]), rows("treatment", 8, ["1"] * 2, [1, 1],
+                                                                     ids=["i0", "x"])], [])
+    assert "no test can compare arms on fewer than 2 shared items" in str(err.value.problems[0].message)
 
 
 def test_a_check_runs_in_memory():

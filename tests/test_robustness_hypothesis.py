@@ -106,7 +106,7 @@ values = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**40), max
 def _field_ok(key: str, v) -> bool:
     """The oracle: which values the generic JSONL format accepts for each field."""
     if key == "output":
-        return isinstance(v, str)
+        return v is None or isinstance(v, str)  # null: no output, recorded with its cause
     if key == "completion_tokens":
         return v is None or (not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
                              and v >= 0)

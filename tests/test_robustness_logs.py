@@ -54,7 +54,6 @@ def rest(first_bad) -> list:
 
 # (id, baseline lines, needles, line of the problem, field)
 JSONL_CASES = [
-    ("output-null", rest(good(0, output=None)), ["'output' is null, not a string"], 1, "output"),
     ("output-missing", rest({"id": "q0000", "target": "1"}), ["required key 'output' is missing"], 1, "output"),
     ("output-number", rest(good(0, output=12)), ["must be a string, not a JSON number"], 1, "output"),
     ("output-object", rest(good(0, output={"text": "1"})), ["must be a string, not a JSON object"], 1, "output"),
@@ -128,12 +127,20 @@ def test_bom_log_is_read_like_a_bom_claim(tmp_path):
 
 
 def test_output_null_never_becomes_a_gain(tmp_path):
-    """The issue's fabricated +0.67: nulls read as the text "None" matched a target "None". Now: exit 2."""
+    """The issue's fabricated +0.67: nulls read as the text "None" matched a target "None". Now a null output is no
+    output: it scores 0 (never the text "None"), and is counted as no answer with its cause."""
     base = [good(i, output=None, target="None") for i in range(3)] + [good(3)]
     treat = [good(i, output="x", target="None") for i in range(3)] + [good(3)]
     p = setup(tmp_path, base, treat=treat)
-    out = check(cli("verify", p, "--out", tmp_path / "out"), 2, "'output' is null")
-    assert not (tmp_path / "out" / "report.json").exists(), out
+    cli("verify", p, "--out", tmp_path / "out")
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    (cell,) = [c for c in rep["cells"] if c["claimed"]]
+    assert cell["baseline"] == 0.25 and cell["delta"] == 0.0
+    (f,) = [f for f in rep["findings"] if f["code"] == "no_output"]
+    assert f["statistic"]["no_output_baseline"] == 3 and "probable budget exhaustion" in f["title"]
+    rows = {(r["arm"], r["scoring"]): r for r in rep["rate_tables"]["no_answer"]}
+    assert rows[("baseline", "exact")]["count"] == 3 and "3 null output, no finish reason" in \
+        rows[("baseline", "exact")]["reason"]
 
 
 @pytest.mark.parametrize("which", ["empty", "blank", "both-empty"])

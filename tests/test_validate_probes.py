@@ -34,3 +34,25 @@ def test_validate_accepts_good_probe_files(tmp_path):
     res = CliRunner().invoke(main, ["validate", _claim(tmp_path, "id,score,label\na,0.5,1\nb,0.1,0\n")])
     assert res.exit_code == 0, res.output
     assert "valid" in res.output
+
+
+def test_validate_refuses_a_fifo_or_proc_probe_file_without_hanging(tmp_path):
+    """Issue 19: a probe file that is a FIFO (or a /proc entry) is named for what it is, exit 2, and never read."""
+    import os
+    import sys
+
+    import pytest
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("FIFOs and /proc")
+    path = _claim(tmp_path, "id,score,label\na,0.5,1\nb,0.1,0\n")
+    (tmp_path / "probe_ood.csv").unlink()
+    os.mkfifo(tmp_path / "probe_ood.csv")
+    res = CliRunner().invoke(main, ["validate", path])
+    assert res.exit_code == 2, res.output
+    assert "probe_ood.csv" in res.output and "named pipe (FIFO)" in res.output
+    (tmp_path / "probe_ood.csv").unlink()
+    (tmp_path / "probe_ood.csv").symlink_to("/proc/self/status")
+    res = CliRunner().invoke(main, ["validate", path])
+    assert res.exit_code == 2, res.output
+    assert "probe_ood.csv" in res.output and "/proc" in res.output and "kernel interface" in res.output

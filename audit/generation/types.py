@@ -168,7 +168,11 @@ class Generation:
     ``finish_reason`` is ``"stop"``, ``"length"`` or ``None`` when the server did not say (never guessed).
     ``tokens``/``token_logprobs`` are filled when logprobs were asked for. ``reasoning_text`` holds a chat
     message's separate ``reasoning_content`` when a server splits reasoning out. ``truncated_from`` is set by
-    ``truncate_to_tokens``: the completion length of the generation this one was cut from.
+    ``truncate_to_tokens``: the completion length of the generation this one was cut from. ``no_output`` says why
+    there is no text when the server returned none (``"null content"``: a chat message's content was null,
+    ``"null text"``: a completion's text was null); ``text`` is then ``""``. The Records keep the cause, and the
+    checks count such an output as no answer (probable budget exhaustion when ``finish_reason`` is absent or
+    ``"length"``), never as a silent 0.
     """
 
     text: str
@@ -181,6 +185,7 @@ class Generation:
     cached: bool = False
     reasoning_text: str | None = None
     truncated_from: int | None = None
+    no_output: str | None = None
 
 
 class TruncationError(ServerError):
@@ -310,23 +315,29 @@ def parse_response(data: Any, api: str, latency_s: float) -> Generation:
         raise MalformedResponse("response has no choices" + (f" (error: {str(detail)[:200]})" if detail else ""))
     choice = choices[0]
     reasoning = None
+    fr = choice.get("finish_reason")
+    finish = _FINISH_ALIASES.get(fr, fr) if isinstance(fr, str) else None
+    no_output = None
     if api == "chat":
         message = choice.get("message")
         if not isinstance(message, dict):
             raise MalformedResponse("chat response choice has no message")
         text = message.get("content")
-        if text is None:
-            text = ""  # e.g. everything went into reasoning_content, or a refusal/tool call
+        if text is None and "content" in message:
+            # Reasoning models return null content when the budget ran out inside the reasoning (or everything
+            # went into reasoning_content, a refusal, a tool call): no output, recorded with its cause.
+            text, no_output = "", "null content"
         reasoning = message.get("reasoning_content", message.get("reasoning"))
         if not isinstance(reasoning, str):
             reasoning = None
     else:
         text = choice.get("text")
+        if text is None and "text" in choice and finish is not None:
+            # The server said why it stopped (e.g. "length"): no output, not a broken response.
+            text, no_output = "", "null text"
     if not isinstance(text, str):
-        raise MalformedResponse("response choice has no text")
-
-    fr = choice.get("finish_reason")
-    finish = _FINISH_ALIASES.get(fr, fr) if isinstance(fr, str) else None
+        raise MalformedResponse("response choice has no text"
+                                + (" and no finish_reason (the server did not say why)" if finish is None else ""))
 
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     tokens = token_logprobs = None
@@ -350,6 +361,7 @@ def parse_response(data: Any, api: str, latency_s: float) -> Generation:
         tokens=tokens,
         token_logprobs=token_logprobs,
         reasoning_text=reasoning,
+        no_output=no_output,
     )
 
 

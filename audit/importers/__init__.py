@@ -6,6 +6,7 @@ that were generated at the budget they are filed under.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from audit.importers.lmeval import (
 from audit.plan import build_plan
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
 from audit.scoring import SCORERS, resolve
+from audit.scoring.resolve import logged_spec
 
 
 def load_records(claim: Claim) -> Records:
@@ -34,6 +36,11 @@ def load_records(claim: Claim) -> Records:
         raise InputError([Problem("the claim has no samples: section", file=str(claim.path),
                                   fix="add samples: with per-arm logs, or audit the reported numbers only")])
     fmt = claim.samples.format
+    if fmt == "lm-eval-results":  # load_claim reads results files into reported counts and clears samples
+        raise InputError([Problem("a results-only claim (samples.format: lm-eval-results) has no per-sample logs to "
+                                  "replay", file=str(claim.path), field="samples.format",
+                                  fix="load the claim with audit.claim.load_claim (check_files=True), which reads "
+                                      "the results files into claim.reported")])
     problems: list[Problem] = []
     frames: list[pd.DataFrame] = []
     sources: list[Source] = []
@@ -73,7 +80,8 @@ def load_records(claim: Claim) -> Records:
             df, probs, st = _read_inspect(claim, files, arm, budget, variant)
         else:
             df, probs, st = _read_generic(files, arm, budget, variant, claim.options.cluster_field,
-                                          fmt=fmt, fields=claim.samples.fields)
+                                          fmt=fmt, fields=claim.samples.fields,
+                                          several=claim.samples.reduce is not None)
         problems.extend(probs)
         problems.extend(_file_problems(df, files, probs, pattern, field_path, str(claim.path)))
         if variant == DEFAULT_VARIANT:
@@ -88,9 +96,22 @@ def load_records(claim: Claim) -> Records:
         raise InputError([Problem("the sample logs hold no records", file=str(claim.path), field="samples",
                                   fix="point samples: at the runs' sample logs")])
     table = pd.concat(frames, ignore_index=True)
-    table, probs = apply_scorings(table, requested, fmt, str(claim.path), claim.scorers)
+    if claim.samples.target_regex:
+        probs = apply_target_regex(table, claim.samples.target_regex, str(claim.path))
+        if probs:
+            raise InputError(probs)
+    scoring_notes: dict = {}
+    table, probs = apply_scorings(table, requested, fmt, str(claim.path), claim.scorers, scoring_notes)
     if probs:  # a scoring that could not be applied leaves no table to check further
         raise InputError(probs)
+    per_sample, reductions = None, {}
+    if claim.samples.reduce is not None:
+        from audit.importers.reduce import reduce_samples
+
+        table, per_sample, reductions, probs = reduce_samples(
+            table, {arm: claim.samples.reduction(arm) for arm in ARMS})
+        if probs:
+            raise InputError([dataclasses.replace(p, file=str(claim.path)) for p in probs])
     problems.extend(_hash_problems(table))
     if claim.options.cluster_field and table["cluster"].isna().any():
         r = table[table["cluster"].isna()].iloc[0]
@@ -99,7 +120,41 @@ def load_records(claim: Claim) -> Records:
                                 fix="give every item its cluster (lm-eval: a key of doc; jsonl: a top-level key)"))
     if problems:
         raise InputError(problems)
-    return build_records([table], sources, settings, where)
+    return build_records([table], sources, settings, where, per_sample=per_sample, reductions=reductions,
+                         scoring_notes=scoring_notes)
+
+
+def apply_target_regex(table: pd.DataFrame, regex: str, claim_file: str) -> list[Problem]:
+    """Replace each target by the answer inside it (``samples.target_regex``): the last match's first group, else
+    the whole match. Every target it does not match is a problem (one message, the first line named)."""
+    import re
+
+    pattern = re.compile(regex)
+
+    def answer(t):
+        if not isinstance(t, str):
+            return t
+        ms = list(pattern.finditer(t))
+        if not ms:
+            return _NO_MATCH
+        m = ms[-1]
+        return m.group(1) if pattern.groups else m.group(0)
+
+    new = [answer(t) for t in table["target"]]
+    bad = [i for i, v in enumerate(new) if v is _NO_MATCH]
+    if bad:
+        r = table.iloc[bad[0]]
+        shown = str(r["target"])
+        shown = shown if len(shown) <= 120 else "…" + shown[-120:]
+        return [Problem(f"samples.target_regex {regex!r} matches none of {len(bad)} target(s) (this one: {shown!r})",
+                        file=str(r["source"]), line=_line(r["line"]), field="samples.target_regex",
+                        fix="write a regex that matches the final answer of every target (its first group is the "
+                            "answer), e.g. '####\\s*(.+?)\\s*$'")]
+    table["target"] = new
+    return []
+
+
+_NO_MATCH = object()
 
 
 def _file_problems(df: pd.DataFrame | None, files: list[Path], probs: list[Problem], pattern, field_path: str,
@@ -178,7 +233,10 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant
                               file=str(claim.path), field=f"samples.{arm}.{budget}",
                               fix="narrow the glob to one task, e.g. samples_<task>_*.jsonl")], {}
     task = tasks[0]
-    results_path = find_results(files[0])
+    try:
+        results_path = find_results(files[0])
+    except InputError as exc:  # several runs in one folder and none of them this one's: named, with the others
+        return None, list(exc.problems), {}
     # Without a results file the task name is derived from the file name: a guess the settings check must not compare.
     st: dict = {"task": task, "format": "lm-eval", **({} if results_path else {"guessed": ["task"]})}
     filter_order = None
@@ -218,7 +276,8 @@ def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int, varian
 
     frames, problems, st = [], [], {}
     for f in files:
-        df, probs, s = read_inspect(f, arm, budget, variant, claim.samples.epoch, claim.options.cluster_field)
+        df, probs, s = read_inspect(f, arm, budget, variant, claim.samples.epoch, claim.options.cluster_field,
+                                    all_epochs=claim.samples.reduce is not None)
         frames.append(df)
         problems.extend(probs)
         st = st or s
@@ -227,23 +286,26 @@ def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int, varian
 
 
 def _read_generic(files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT,
-                  cluster_field: str | None = None, fmt: str = "jsonl", fields: dict | None = None):
+                  cluster_field: str | None = None, fmt: str = "jsonl", fields: dict | None = None,
+                  several: bool = False):
     from audit.importers.tabular import read_tabular
 
     frames, problems = [], []
     for f in files:
-        if fmt == "jsonl" and not fields and f.suffix.lower() not in (".gz", ".zip"):
+        if fmt == "jsonl" and not fields and not several and f.suffix.lower() not in (".gz", ".zip"):
             df, probs = read_jsonl(f, arm, budget, variant, cluster_field)
         else:
-            df, probs = read_tabular(f, fmt, fields or {}, arm, budget, variant, cluster_field)
+            df, probs = read_tabular(f, fmt, fields or {}, arm, budget, variant, cluster_field, several=several)
         frames.append(df)
         problems.extend(probs)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return df, problems, {"format": fmt, "files": [str(f) for f in files]}
 
 
-def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_file: str, defined: dict | None = None):
-    """Keep one row per requested scoring: from the logs when they carry it, else re-scored by a built-in scorer."""
+def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_file: str, defined: dict | None = None,
+                   notes: dict | None = None):
+    """Keep one row per requested scoring: from the logs when they carry it, else re-scored by a built-in scorer.
+    ``notes`` (a dict, filled in place) receives what a scorer noted while re-scoring (:func:`_rescored`)."""
     problems: list[Problem] = []
     if fmt not in ("lm-eval", "inspect"):  # those logs hold one row per item × scoring already
         logged = sorted({k for s in table["scores"] for k in s})
@@ -259,6 +321,11 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
                     problems.append(Problem(f"scoring {name!r} is missing on {len(missing)} line(s)", file=r["source"],
                                             line=int(r["line"]), fix=f"give scores.{name} on every line"))
                 part["score"] = pd.to_numeric(vals, errors="coerce")
+            elif logged_spec(name, defined) is not None:
+                probs = _score_logged(part, name, logged_spec(name, defined))
+                if probs:
+                    problems.extend(probs)
+                    continue
             elif resolve(name, defined) is not None:
                 if part["target"].isna().any():
                     missing = part[part["target"].isna()]
@@ -279,7 +346,7 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
                             "are for code_exec scorers only"))
                     continue
                 fn = resolve(name, defined)
-                part["score"] = [fn(o, t) for o, t in zip(part["text"], part["target"])]
+                part["score"] = _rescored(part, fn, name, notes)
                 _set_extraction(part, name, defined)
             else:
                 problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
@@ -300,6 +367,14 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
     for name in names:
         if name in logged:
             parts.append(table[scoring == name])
+        elif logged_spec(name, defined) is not None:
+            part = base.copy()
+            probs = _score_logged(part, name, logged_spec(name, defined))
+            if probs:
+                problems.extend(probs)
+                continue
+            part["scoring"] = name
+            parts.append(part)
         elif resolve(name, defined) is not None:
             fn = resolve(name, defined)
             part = base.copy()
@@ -314,7 +389,7 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
                     fix="re-score only logs that carry the generated text and a string target, or use a scoring "
                         "the logs already hold"))
                 continue
-            part["score"] = [fn(o, t) for o, t in zip(part["text"], part["target"])]
+            part["score"] = _rescored(part, fn, name, notes)
             part["scoring"] = name
             _set_extraction(part, name, defined)
             parts.append(part)
@@ -323,28 +398,107 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
     return pd.concat(parts, ignore_index=True) if parts else table.iloc[:0], problems
 
 
+def _rescored(part: pd.DataFrame, fn, name: str, notes: dict | None) -> list[float]:
+    """``fn`` over the part's outputs and targets. A code_exec scorer leaves a note per call (``fn.last_note``):
+    outputs whose tests could not be split from the program (scored 0 whatever they compute) are counted into
+    ``notes[name]["unsplittable"]`` per arm × variant × budget, with the reasons, for the scoring check to report."""
+    if not hasattr(fn, "last_note"):
+        return [fn(o, t) for o, t in zip(part["text"], part["target"])]
+    from collections import Counter
+
+    scores: list[float] = []
+    found: dict[tuple, Counter] = {}
+    cells = list(zip(part["arm"], part["variant"], part["budget"]))
+    for cell, o, t in zip(cells, part["text"], part["target"]):
+        scores.append(fn(o, t))
+        note = fn.last_note or ""
+        if note.startswith("unsplittable"):
+            found.setdefault(cell, Counter())[note.split(":", 1)[-1].strip()[:120]] += 1
+    if found and notes is not None:
+        size = Counter(cells)
+        notes.setdefault(name, {})["unsplittable"] = [
+            {"arm": arm, "variant": variant, "budget": _int_or(budget), "outputs": sum(c.values()),
+             "of": size[(arm, variant, budget)], "reasons": dict(c.most_common(5))}
+            for (arm, variant, budget), c in sorted(found.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    return scores
+
+
+def _int_or(x):
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return x
+
+
 def _set_extraction(part: pd.DataFrame, name: str, defined: dict | None) -> None:
     """The answer a re-scoring extracted (``extracted``) and whether there was one (``answered``: 1/0), for the
-    scorers that extract (claim-defined regex and ``kind: extract`` scorers); None / NaN for the others, which
-    compare the whole output."""
-    from audit.scoring.resolve import _as_spec, _extract
+    scorers that extract (claim-defined regex, ``kind: extract`` and ``kind: answer`` scorers); None / NaN for the
+    others, which compare the whole output."""
+    from audit.scoring.resolve import extractor_of
 
-    spec = (defined or {}).get(name)
-    if spec is None:
+    extract = extractor_of(name, defined)
+    if extract is None:
         part["extracted"] = None
         part["answered"] = float("nan")
         return
-    spec = _as_spec(name, spec)
-    if getattr(spec, "kind", None) not in (None, "extract"):
-        part["extracted"] = None
-        part["answered"] = float("nan")
-        return
-    import re
-
-    pattern = re.compile(spec.regex, re.IGNORECASE if spec.ignore_case else 0)
-    got = [_extract(pattern, spec.select, spec.group, o) for o in part["text"]]
+    got = [extract(o) for o in part["text"]]
     part["extracted"] = got
     part["answered"] = [0.0 if g is None else 1.0 for g in got]
+
+
+def _score_logged(part: pd.DataFrame, name: str, spec) -> list[Problem]:
+    """Score ``part`` in place by a ``kind: logged`` scorer: the logged prediction (``extracted``) compared with the
+    target, or a logged score mapped from its range onto [0, 1]. Returns the problems that prevent it."""
+    from audit.importers.jsonl import NO_ANSWER
+    from audit.scoring.answers import compare
+
+    if spec.field == "extracted":
+        if "extracted" not in part.columns or part["extracted"].isna().all():
+            r = part.iloc[0] if len(part) else None
+            return [Problem(f"scoring {name!r} compares the logged prediction (extracted) with the target, but the "
+                            "logs carry no extracted answer", file=str(r["source"]) if r is not None else None,
+                            field=f"scorers.{name}.field",
+                            fix="map samples.fields.extracted to the record key that holds the authors' prediction "
+                                "(e.g. extracted: pred)")]
+        lacking = part[part["target"].isna()]
+        if len(lacking):
+            r = lacking.iloc[0]
+            return [Problem(f"scoring {name!r} compares the logged prediction with the target, and {len(lacking)} "
+                            "line(s) have no target", file=str(r["source"]), line=_line(r["line"]), field="target",
+                            fix="map samples.fields.target to the gold answer")]
+
+        def pred(x):
+            if x is None or (isinstance(x, float) and np.isnan(x)):
+                return None
+            x = str(x)
+            return None if x.strip() in NO_ANSWER else x
+
+        preds = [pred(x) for x in part["extracted"]]
+        part["score"] = [compare(spec.compare, a, t) for a, t in zip(preds, part["target"])]
+        part["answered"] = [0.0 if a is None else 1.0 for a in preds]
+        return []
+    key = spec.score_name
+    vals = part["scores"].map(lambda s: s.get(key) if isinstance(s, dict) else None) if "scores" in part.columns \
+        else pd.Series([None] * len(part), index=part.index)
+    vals = pd.to_numeric(vals, errors="coerce")
+    missing = part[vals.isna()]
+    if len(missing):
+        r = missing.iloc[0]
+        return [Problem(f"scoring {name!r} reads the logged score {key!r}, which is missing on {len(missing)} "
+                        "line(s)", file=str(r["source"]), line=_line(r["line"]), field=f"scores.{key}",
+                        fix=f"map samples.fields.scores.{key} to the record key that holds it")]
+    if spec.range is not None:
+        lo, hi = spec.range
+        outside = part[(vals < lo) | (vals > hi)]
+        if len(outside):
+            r = outside.iloc[0]
+            return [Problem(f"scoring {name!r}: {len(outside)} logged {key!r} value(s) lie outside the range "
+                            f"[{lo:g}, {hi:g}] (e.g. {vals[outside.index[0]]:g})", file=str(r["source"]),
+                            line=_line(r["line"]), field=f"scorers.{name}.range", fix="give the score's true range")]
+        vals = (vals - lo) / (hi - lo)
+    part["score"] = vals.astype(float)
+    part["answered"] = float("nan")
+    return []
 
 
 def _line(x) -> int | None:

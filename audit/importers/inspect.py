@@ -10,14 +10,17 @@ never parses the files itself. One row per sample × scorer:
   one is unwrapped; a list of several leaves the target unknown, so built-in re-scoring reports it).
 * ``finish_reason`` — from ``sample.output.stop_reason``: ``max_tokens`` (and ``model_length``, the context window
   ran out) → ``"length"``, ``unknown`` or none → unknown, anything else (``stop``, ``tool_calls``,
-  ``content_filter``) → ``"stop"``. This is direct evidence of truncation, which lm-eval's logs do not keep.
+  ``content_filter``) → ``"stop"``. This is direct evidence of truncation, which lm-eval's logs do not keep. An
+  output without choices has no stop reason; with no text either it is no output (``no_output``: ``"no choices"``).
 * ``completion_tokens`` — ``sample.output.usage.output_tokens``.
 * one scoring per scorer (its name in ``sample.scores``): a number as is, a boolean as 1/0, inspect's letters
   ``C``/``I``/``P``/``N`` (``CORRECT``, ``INCORRECT``, ``PARTIAL``, ``NOANSWER``) as 1/0/0.5/0, a numeric string as its
   number; a scorer that returns a dict gives one scoring per key (``<scorer>.<key>``). The score's ``answer`` is the
-  ``extracted`` answer. ``answered`` is 0 for ``N``, and, for a scorer that reports an answer on some sample of
-  the log, 0 where it reports none (the pattern scorer when its regex finds nothing); NaN for scorers that never
-  report one (they judge the whole output).
+  ``extracted`` answer. ``answered`` is 0 for ``N``, for a score whose ``reason`` is ``no_response`` or
+  ``invalid_response_format`` or whose explanation is the pattern scorer's "Scoring pattern not matched", and, for
+  a scorer that reports an answer (or says it found none) on some sample of the log, 0 where it reports none; NaN
+  for scorers that never report one (they judge the whole output). So an extractor that found nothing on any sample
+  is 100% no-answer, not a scorer that "does not extract".
 * ``prompt_hash`` — SHA-256 of the sample's input (a budget sweep must not change it); ``doc_hash`` — of its target.
 
 The arm's settings: the eval's task, model, model arguments, its generate config (``max_tokens``, ``temperature``,
@@ -35,12 +38,15 @@ from typing import Any
 import pandas as pd
 
 from audit.errors import InputError, Problem
+from audit.importers.jsonl import NULL_OUTPUT
 from audit.records import COLUMNS
 
 STOP_REASONS_CUT = frozenset({"max_tokens", "model_length"})
 LETTERS = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
 """inspect_ai.scorer's CORRECT, INCORRECT, PARTIAL, NOANSWER and the value its ``value_to_float`` gives each."""
 SUFFIXES = (".eval", ".json")
+NO_CHOICES = "no choices"
+"""``no_output`` of a sample whose ``output.choices`` is empty (the model call returned nothing)."""
 
 
 MIN_INSPECT = (0, 3, 285)
@@ -94,6 +100,22 @@ def score_values(name: str, value: Any) -> tuple[dict[str, float], str | None]:
     return {}, f"scorer {name!r} gave a {type(value).__name__}, not a number"
 
 
+NO_ANSWER_REASONS = frozenset({"no_response", "invalid_response_format"})
+"""inspect_ai's ``Score.reason`` values that say the scorer found no answer (the output was empty, or not in the
+format the scorer extracts from)."""
+NOT_MATCHED = "Scoring pattern not matched in output"
+"""How inspect_ai's pattern scorer explains a sample where its regex found nothing (versions before Score.reason)."""
+
+
+def found_no_answer(sc: Any) -> bool:
+    """Whether a score says its scorer found no answer in the output: ``reason`` no_response /
+    invalid_response_format, or the pattern scorer's "not matched" explanation with no answer."""
+    if getattr(sc, "reason", None) in NO_ANSWER_REASONS:
+        return True
+    expl = getattr(sc, "explanation", None)
+    return sc.answer is None and isinstance(expl, str) and expl.startswith(NOT_MATCHED)
+
+
 def _sha(x: Any) -> str:
     try:
         raw = json.dumps(x, sort_keys=True, default=str)
@@ -134,8 +156,11 @@ def settings_of(log, path: Path) -> dict[str, Any]:
 
 
 def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "default", epoch: int | None = None,
-                 cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem], dict[str, Any]]:
-    """Rows (one per sample × scoring), the problems found, and the arm's settings, from one inspect log."""
+                 cluster_field: str | None = None,
+                 all_epochs: bool = False) -> tuple[pd.DataFrame, list[Problem], dict[str, Any]]:
+    """Rows (one per sample × scoring), the problems found, and the arm's settings, from one inspect log.
+    ``all_epochs`` (the claim sets ``samples.reduce``): every epoch of a sample is one of its several outputs
+    (column ``sample``: the epoch), reduced to one score per item by the claim's rule."""
     from inspect_ai.log import read_eval_log
 
     file = str(path)
@@ -144,6 +169,17 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
     if path.suffix.lower() not in SUFFIXES:
         return empty, [Problem(f"an inspect log ends in .eval or .json, not {path.suffix or '(no suffix)'!r}",
                                file=file, fix="point the pattern at the run's .eval or .json log")], {}
+    # An .eval log is a zip: every member is decompressed under audit.archives' limits before inspect reads it
+    # (inspect's reader decompresses a whole member at once; a bomb would exhaust memory first). A .json log is
+    # checked for being a regular file (a FIFO or /proc entry would block the reader).
+    from audit.archives import check_archive
+    from audit.jsonlines import regular_file_problem
+
+    refused = [p for p in [regular_file_problem(file, "the inspect log")] if p is not None]
+    if not refused and path.suffix.lower() == ".eval":
+        refused = check_archive(path, what="inspect log", unreadable_ok=True)
+    if refused:
+        return empty, refused, {}
     try:
         log = read_eval_log(file)
     except Exception as exc:  # inspect raises zip, JSON, pydantic and its own errors: all mean "unreadable"
@@ -162,11 +198,12 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
                                 fix="point the pattern at the run's full log (not a header-only copy)"))
         return empty, problems, st
     epochs = sorted({int(s.epoch) for s in samples})
-    if epoch is None and len(epochs) > 1:
+    if epoch is None and len(epochs) > 1 and not all_epochs:
         problems.append(Problem(
             f"the log holds {len(epochs)} epochs ({epochs}) of each sample; repeats of one sample are not independent "
             "items", file=file, field="samples.epoch",
-            fix=f"set samples.epoch to the epoch to audit (one of {epochs}), e.g. samples.epoch: {epochs[0]}"))
+            fix=f"set samples.epoch to the epoch to audit (one of {epochs}), e.g. samples.epoch: {epochs[0]}, or "
+                "samples.reduce to reduce each sample's epochs to one score (mean, any, majority, pass@k, first)"))
         return empty, problems, st
     if epoch is not None:
         if epoch not in epochs:
@@ -180,8 +217,12 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
         problems.append(Problem(f"a log filed under budget {budget} was generated with max_tokens={cap}", file=file,
                                 fix="file each log under the budget it was generated with (the key in "
                                     "samples.<arm> is max_tokens)"))
-    reports_answer = {name for s in samples for name, sc in (s.scores or {}).items() if sc.answer is not None}
+    # A scorer extracts an answer when it reports one on some sample, or says on some sample that it found none
+    # (an extractor that found nothing anywhere is 100% no-answer, not "does not extract").
+    reports_answer = {name for s in samples for name, sc in (s.scores or {}).items()
+                      if sc.answer is not None or found_no_answer(sc)}
     rows: list[tuple] = []
+    sample_of: list[int] = []
     for s in samples:
         where = f"sample {s.id!r}" + (f" (epoch {s.epoch})" if len(epochs) > 1 else "")
         if s.error is not None:
@@ -204,7 +245,13 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
             continue
         base = (arm, str(s.id), variant, budget)
         text = out.completion if out is not None else None
-        common = (text, _target_of(s.target), finish_reason(getattr(out, "stop_reason", None)),
+        # ModelOutput.stop_reason is choices[0]'s: an output without choices (a failed or empty model call) has none,
+        # and is no output at all — recorded as such (no_output), like a null output, never an IndexError
+        choices = getattr(out, "choices", None) if out is not None else None
+        stop = choices[0].stop_reason if choices else None
+        no_output = (NULL_OUTPUT if out is None else
+                     NO_CHOICES if not choices and not (isinstance(text, str) and text.strip()) else None)
+        common = (text, _target_of(s.target), finish_reason(stop),
                   tokens if isinstance(tokens, int) else math.nan, _sha(_input_of(s)), _sha(s.target), file, None)
         for name, sc in s.scores.items():
             values, why = score_values(name, sc.value)
@@ -212,13 +259,17 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
                 problems.append(Problem(f"{where}: {why}", file=file, field=f"scores.{name}",
                                         fix="audit a scorer with numeric or C/I/P/N values"))
                 continue
-            if sc.value == "N":
+            if sc.value == "N" or found_no_answer(sc):
                 answered = 0.0
             elif name in reports_answer:
                 answered = 0.0 if sc.answer is None else 1.0
             else:
                 answered = math.nan
             for scoring, v in values.items():
-                rows.append((*base, scoring, v, *common, sc.answer, cluster, answered))
+                rows.append((*base, scoring, v, *common, sc.answer, cluster, answered, no_output))
+                sample_of.append(int(s.epoch) - 1)
     df = pd.DataFrame.from_records(rows, columns=COLUMNS)
+    if all_epochs and len(epochs) > 1:
+        df["sample"] = sample_of
+        st["epochs_reduced"] = len(epochs)
     return df, problems, st

@@ -62,9 +62,13 @@ def record_row(d: dict, file: str, line: int | None, problems: list[Problem], ar
     f = Fields(d, file, line, problems, names=names)
     item = f.ident("id", fix="every line needs the item id it answers (generic JSONL: see README, sample formats)"
                    if not names else "map samples.fields.id to the key that holds the item id")
-    text = f.text("output", required=True,
-                  fix='give the text the model produced ("" when it produced nothing); a run that has no output '
-                      "for an item must leave the item out of both arms")
+    # A null output is what the model gave (a reasoning model that spent its budget returns null content): recorded
+    # as no output with that cause, never as the text "None" and never refused (one rule for logs and live runs).
+    null_output = "output" in d and d["output"] is None
+    text = "" if null_output else f.text(
+        "output", required=True,
+        fix='give the text the model produced ("" or null when it produced nothing); a run that has no output '
+            "for an item must leave the item out of both arms")
     target, target_kind = _target(f)
     fr = f.choice("finish_reason", tuple(FINISH))
     tokens = f.count("completion_tokens")
@@ -92,10 +96,12 @@ def record_row(d: dict, file: str, line: int | None, problems: list[Problem], ar
         "finish_reason": FINISH.get(fr) if fr else None, "completion_tokens": tokens, "prompt_hash": ph,
         "doc_hash": None, "source": file, "line": line, "scores": scores, "cluster": cluster,
         "extracted": extracted if isinstance(extracted, (str, int, float)) and not isinstance(extracted, bool)
-        else None, "answered": answered,
+        else None, "answered": answered, "no_output": NULL_OUTPUT if null_output else None,
     }
 
 
+NULL_OUTPUT = "null output"
+"""Why a logged record has no output: its output is null (an empty string is "empty output", see audit.records)."""
 _ABSENT = object()
 NO_ANSWER = ("", "[invalid]")
 """Extracted answers that mean "no answer was found": lm-eval's regex filter writes "[invalid]"."""

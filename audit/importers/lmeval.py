@@ -66,23 +66,78 @@ def _gen_kwargs(arguments: Any) -> dict | None:
     return None
 
 
+_RESULTS = re.compile(r"^results_(?P<date>\d{4}-\d{2}-\d{2}T[\d\-\.]+)\.json$")
+
+
+def date_of(path: Path) -> str | None:
+    """The run's timestamp suffix of a ``samples_<task>_<date>.jsonl`` or ``results_<date>.json`` (None if absent)."""
+    m = _SAMPLES.match(path.name) or _RESULTS.match(path.name)
+    return m.group("date") if m else None
+
+
 def find_results(samples_path: Path) -> Path | None:
-    """The ``results_*.json`` written in the same run: same folder, the newest one (lm-eval writes one per run)."""
+    """The ``results_<date>.json`` lm-eval wrote in the same run as ``samples_<task>_<date>.jsonl``: the one with the
+    same timestamp suffix. A folder with one results file and none matching pairs with that one (a run renamed by
+    hand); a folder with several and none matching is ambiguous and refused, naming the candidates (pairing with the
+    newest gave the treatment the base model's settings). None when the folder holds none."""
     cands = sorted(samples_path.parent.glob("results_*.json"))
-    return cands[-1] if cands else None
+    if not cands:
+        return None
+    date = date_of(samples_path)
+    same = [c for c in cands if date is not None and date_of(c) == date]
+    if len(same) == 1:
+        return same[0]
+    if len(cands) == 1:
+        return cands[0]
+    raise InputError([Problem(
+        f"cannot tell which results file belongs to {samples_path.name}: the folder holds {len(cands)} results files "
+        f"({', '.join(c.name for c in cands[:6])}{', …' if len(cands) > 6 else ''}) and none has its timestamp "
+        f"{date or '(none in the file name)'}", file=str(samples_path),
+        fix="keep each lm-eval run in its own folder, or keep the samples and results files of a run with the "
+            "timestamp suffix lm-eval gave them (samples_<task>_<date>.jsonl and results_<date>.json)")])
+
+
+RESULTS_FILE = "lm-eval results file"
+_LONG_INTEGER = re.compile(r"(?<![\w.])-?\d{4301,}")
+
+
+def load_results_json(path: Path, fix: str = "the results_*.json next to the samples is damaged; re-run lm-eval "
+                                               "or remove it") -> Any:
+    """The JSON document of a results file, or :class:`InputError` (exit 2) naming the file and line: not a regular
+    file, not UTF-8, not JSON, nested too deeply, an integer of more than 4,300 digits, a key given twice. Parsed with
+    the standard library rather than :func:`audit.jsonlines.read_json` (orjson): lm-eval writes ``NaN`` for the
+    ``nanmean`` of no values (``json.dumps`` allows it), and such a file is the run's genuine output."""
+    from audit.jsonlines import duplicate_key_problem, read_text
+
+    file = str(path)
+    text = read_text(path, RESULTS_FILE)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError([Problem(f"cannot read {RESULTS_FILE}: not valid JSON: {exc.msg} (line {exc.lineno}, "
+                                  f"column {exc.colno})", file=file, line=exc.lineno, fix=fix)]) from None
+    except RecursionError:
+        raise InputError([Problem(f"the {RESULTS_FILE} is nested too deeply to be read (arrays or objects inside "
+                                  "each other about a thousand levels deep)", file=file, fix=fix)]) from None
+    except ValueError as exc:  # Python's limit on converting long digit strings to int (4,300 digits)
+        m = _LONG_INTEGER.search(text)
+        what = (f"an integer of {len(m.group().lstrip('-')):,} digits" if m else f"a number that cannot be read "
+                                                                                  f"({exc})")
+        raise InputError([Problem(f"the {RESULTS_FILE} holds {what}, more than the 4,300 digits a number may have "
+                                  "here", file=file, line=text.count("\n", 0, m.start()) + 1 if m else None,
+                                  fix=fix)]) from None
+    dup = duplicate_key_problem(text, data, file, None)
+    if dup is not None:
+        raise InputError([dup])
+    return data
 
 
 def read_results(path: Path, task: str) -> dict[str, Any]:
     """Settings of one task from a results file: generation kwargs, filters, metrics, model args, versions."""
-    from audit.jsonlines import json_type, read_text
+    from audit.jsonlines import json_type
 
     fix = "the results_*.json next to the samples is damaged; re-run lm-eval or remove it"
-    text = read_text(path, "lm-eval results file")
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise InputError([Problem(f"cannot read lm-eval results file: {getattr(exc, 'msg', None) or exc}",
-                                  file=str(path), line=getattr(exc, "lineno", None), fix=fix)]) from None
+    data = load_results_json(path, fix)
     if not isinstance(data, dict):
         raise InputError([Problem(f"an lm-eval results file holds a JSON object, not a JSON {json_type(data)}",
                                   file=str(path), line=1, fix=fix)])
@@ -91,6 +146,12 @@ def read_results(path: Path, task: str) -> dict[str, Any]:
         return v if isinstance(v, dict) else {}
 
     cfg = obj(obj(data.get("configs")).get(task))
+    wrong = [k for k in ("metric_list", "filter_list") if cfg.get(k) is not None and not isinstance(cfg.get(k), list)]
+    if wrong:  # lm-eval writes each as a list of objects; anything else is an edited or damaged file
+        raise InputError([Problem(f"{k} of task {task!r} is a JSON {json_type(cfg[k])}, not a list (lm-eval writes a "
+                                  f"list of {{{'metric, aggregation, …' if k == 'metric_list' else 'name, filter'}}} "
+                                  "objects)", file=str(path), field=f"configs.{task}.{k}", value=cfg[k], fix=fix)
+                          for k in wrong])
     top = obj(data.get("config"))
     filters = cfg.get("filter_list") if isinstance(cfg.get("filter_list"), list) else []
     return {
@@ -135,11 +196,9 @@ def published_numbers(path: Path, task: str) -> dict[str, Any]:
     """What a results file publishes for one task, for the cross-check with its samples: the document counts
     (``n-samples`` original/effective, ``sample_len``, ``config.limit``) and every ``metric,filter`` value (the
     ``*_stderr`` entries left out), plus each metric's aggregation from the task config."""
-    from audit.jsonlines import read_text
-
     try:
-        data = json.loads(read_text(path, "lm-eval results file"))
-    except (json.JSONDecodeError, RecursionError, InputError):
+        data = load_results_json(path)
+    except InputError:
         return {}  # read_results has already reported the damage
     if not isinstance(data, dict):
         return {}
@@ -152,10 +211,13 @@ def published_numbers(path: Path, task: str) -> dict[str, Any]:
                and isinstance(v, (int, float)) and not isinstance(v, bool)}
     ns = obj(obj(data.get("n-samples")).get(task))
     cfg = obj(obj(data.get("configs")).get(task))
-    aggregation = {m.get("metric"): m.get("aggregation", "mean") for m in (cfg.get("metric_list") or [])
+    ml = cfg.get("metric_list")
+    aggregation = {m.get("metric"): m.get("aggregation", "mean") for m in (ml if isinstance(ml, list) else [])
                    if isinstance(m, dict) and isinstance(m.get("metric"), str)}
     return {
         "role": RESULTS_ROLE, "task": task,
+        # the tasks the file publishes results of: a results file of another task is named as such, not as "none"
+        "tasks": sorted(k for k, v in obj(data.get("results")).items() if isinstance(k, str) and isinstance(v, dict)),
         "n_samples": {k: ns.get(k) for k in ("original", "effective") if isinstance(ns.get(k), int)},
         "sample_len": res.get("sample_len") if isinstance(res.get("sample_len"), int) else None,
         "limit": obj(data.get("config")).get("limit"),
@@ -508,3 +570,66 @@ def _target_text(target: Any) -> str | None:
     if isinstance(target, list) and len(target) == 1 and isinstance(target[0], str):
         return target[0]
     return None
+
+
+def results_counts(path: Path, task: str | None, metric: str, scoring: str | None) -> tuple[dict | None, list[Problem]]:
+    """What a results-only claim needs from one ``results_*.json``: the task, the filter of ``metric`` (``scoring``:
+    a filter name or ``<metric>,<filter>``; else the metric's only filter), its published value, n (``n-samples``
+    effective, else ``sample_len``), the passes k = value × n — refused unless a whole number of items (within
+    1e-6: lm-eval writes full-precision means; a metric that is not a share of items cannot be audited from counts)
+    — and the run's settings (:func:`read_results`, plus the ``n-shot`` entry)."""
+    file = str(path)
+    try:
+        data = load_results_json(path, fix="point the claim at the run's results_<date>.json")
+    except InputError as exc:
+        return None, list(exc.problems)
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict) or not results:
+        return None, [Problem("not an lm-eval results file (no 'results' object)", file=file,
+                              fix="point the claim at the run's results_<date>.json")]
+    tasks = sorted(k for k, v in results.items() if isinstance(v, dict))
+    if task is None:
+        if len(tasks) != 1:
+            return None, [Problem(f"the results file holds {len(tasks)} tasks ({', '.join(tasks[:10])})", file=file,
+                                  field="samples.task", fix="set samples.task to the task the claim is about")]
+        task = tasks[0]
+    if task not in results:
+        return None, [Problem(f"the results file holds no task {task!r} (tasks: {', '.join(tasks[:10])})", file=file,
+                              field="samples.task", value=task, fix="set samples.task to one of them")]
+    res = results[task]
+    filters = {k.split(",", 1)[1]: v for k, v in res.items() if isinstance(k, str) and "," in k
+               and k.split(",", 1)[0] == metric and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    want = scoring.partition(",")[2] if scoring and scoring.partition(",")[0] == metric and "," in scoring else scoring
+    if want is None:
+        if len(filters) != 1:
+            return None, [Problem(f"the results publish {metric!r} under {len(filters)} filters "
+                                  f"({', '.join(filters) or 'none'}) for task {task!r}", file=file,
+                                  field="claim.settings.scoring",
+                                  fix="set claim.settings.scoring to the filter of the headline number"
+                                  if filters else "check claim.metric (the metric key of the results)")]
+        want = next(iter(filters))
+    if want not in filters:
+        return None, [Problem(f"the results publish no {metric},{want} for task {task!r} (filters: "
+                              f"{', '.join(filters) or 'none'})", file=file, field="claim.settings.scoring",
+                              value=scoring, fix="name a filter the results publish, or check claim.metric")]
+    value = float(filters[want])
+    ns = (data.get("n-samples") or {}).get(task) if isinstance(data.get("n-samples"), dict) else None
+    n = ns.get("effective") if isinstance(ns, dict) else None
+    if not isinstance(n, int):
+        n = res.get("sample_len")
+    if not isinstance(n, int) or n < 1:
+        return None, [Problem(f"the results file gives no number of documents for task {task!r} (n-samples "
+                              "effective, or sample_len)", file=file,
+                              fix="audit the samples (--log_samples) instead, or a results file of lm-eval >= 0.4")]
+    k = round(value * n)
+    if not (0 <= k <= n) or abs(k / n - value) > 1e-6:
+        return None, [Problem(f"{metric},{want} = {value!r} is not a share of the {n} documents (k/n for no whole "
+                              "k): a metric that is not a mean of 0/1 scores cannot be audited from counts",
+                              file=file, fix="audit the per-sample logs (samples.format: lm-eval) instead")]
+    st = read_results(path, task)
+    nshot = (data.get("n-shot") or {}).get(task) if isinstance(data.get("n-shot"), dict) else None
+    if st.get("fewshot") is None and nshot is not None:
+        st["fewshot"] = nshot
+    st["format"] = "lm-eval"
+    return {"results_file": file, "sha256": sha256_of(path), "task": task, "filter": want, "metric": metric,
+            "value": value, "passes": k, "n": n, "settings": st}, []

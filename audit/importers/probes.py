@@ -7,7 +7,9 @@ label columns are configurable) and reports every problem in every file at once 
 from __future__ import annotations
 
 import csv
+import io
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import numpy as np
 
 from audit.claim import Claim
 from audit.errors import InputError, Problem
-from audit.jsonlines import json_objects
+from audit.jsonlines import json_objects, open_regular, regular_file_problem
 
 _MAX_PROBLEMS = 20
 _TRUE = {"1", "1.0", "true", "yes", "pos", "positive"}
@@ -57,6 +59,10 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
     path = Path(path)
     file = str(path)
     cols = {"id": id_column, "score": score_column, "label": label_column}
+    # a FIFO, device, socket, folder, broken link or /proc entry: said for what it is, before a read could block
+    problem = regular_file_problem(path, "the probe file") if os.path.lexists(path) else None
+    if problem is not None:
+        return None, [Problem(problem.message, file=file, field=field, fix=problem.fix)]
     if not path.is_file():
         return None, [Problem(f"probe file not found: {file}", file=claim_file, field=field,
                               fix="paths resolve against the claim file's folder")]
@@ -68,7 +74,7 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
     raw: list[tuple[int, dict]] = []
     try:
         if suffix in (".csv", ".tsv"):
-            with open(path, encoding="utf-8", newline="") as fh:
+            with io.TextIOWrapper(open_regular(path, "the probe file"), encoding="utf-8", newline="") as fh:
                 reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",")
                 header = reader.fieldnames or []
                 missing = [c for c in cols.values() if c not in header]
@@ -79,7 +85,10 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
                 for row in reader:
                     raw.append((reader.line_num, row))
         else:
-            raw.extend(json_objects(path, problems, example='{"id": "q1", "score": 0.7, "label": 1}'))
+            raw.extend(json_objects(path, problems, example='{"id": "q1", "score": 0.7, "label": 1}',
+                                    what="the probe file"))
+    except InputError as exc:  # open_regular: not a regular file after all (swapped since the check)
+        return None, list(exc.problems)
     except UnicodeDecodeError:
         return None, [Problem("the file is not UTF-8 text", file=file, fix="save the probe file as UTF-8")]
     except OSError as exc:

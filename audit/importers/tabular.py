@@ -33,7 +33,9 @@ import pandas as pd
 
 from audit.errors import InputError, Problem
 from audit.importers.jsonl import record_row
-from audit.jsonlines import MAX_PROBLEMS, _open_problem, decode_utf8, json_objects, json_type
+from audit.archives import read_gzip, read_member, zip_members
+from audit.jsonlines import (MAX_PROBLEMS, _maybe_duplicate, _open_problem, csv_problems, decode_utf8, duplicate_keys,
+                             json_objects, json_type, open_regular)
 
 _MISSING = object()
 NUMERIC_KEYS = ("completion_tokens",)
@@ -43,21 +45,28 @@ def read_bytes(path: Path, problems: list[Problem]) -> tuple[str, bytes] | None:
     """(name used in messages, the file's bytes): a .gz decompressed, the one member of a .zip read."""
     file = str(path)
     try:
+        # Archives are read under audit.archives' limits (size, ratio, members, nesting): exit 2 naming the member.
         if path.suffix.lower() == ".zip":
-            with zipfile.ZipFile(path) as zf:
-                members = [m for m in zf.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
-                if len(members) != 1:
-                    problems.append(Problem(
-                        f"the zip holds {len(members)} files ({', '.join(m.filename for m in members[:5]) or 'none'})"
-                        ", not one", file=file, fix="give a zip holding exactly one export file, or unzip it and "
-                                                    "point the pattern at the file"))
-                    return None
-                return f"{file}!{members[0].filename}", zf.read(members[0])
-        with open(path, "rb") as fh:
-            raw = fh.read()
+            infos = zip_members(path, problems)
+            if infos is None:
+                return None
+            members = [m for m in infos if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+            if len(members) != 1:
+                problems.append(Problem(
+                    f"the zip holds {len(members)} files ({', '.join(m.filename for m in members[:5]) or 'none'})"
+                    ", not one", file=file, fix="give a zip holding exactly one export file, or unzip it and "
+                                                "point the pattern at the file"))
+                return None
+            data = read_member(path, members[0], problems)
+            return None if data is None else (f"{file}!{members[0].filename}", data)
         if path.suffix.lower() == ".gz":
-            return file, gzip.decompress(raw)
+            data = read_gzip(path, problems)
+            return None if data is None else (file, data)
+        with open_regular(path, "the export") as fh:
+            raw = fh.read()
         return file, raw
+    except InputError as err:
+        problems.extend(err.problems)
     except OSError as exc:
         if isinstance(exc, (gzip.BadGzipFile, EOFError)) or exc.errno is None:
             problems.append(Problem(f"cannot decompress: {exc}", file=file, fix="check the file is a complete .gz"))
@@ -91,6 +100,15 @@ def iter_records(path: Path, fmt: str, problems: list[Problem]) -> Iterator[tupl
                                     fix="samples.format: json expects one JSON document (an array of records); use "
                                         "format: jsonl for one object per line"))
             return
+        # A key given twice inside a record is an error naming the record (hardening, issue 19).
+        twice = duplicate_keys(raw) if _maybe_duplicate(raw, data) else []
+        for where, key in twice:
+            rec = where[1:where.index("]")] if where.startswith("[") else None
+            problems.append(Problem(f"{'record ' + str(int(rec) + 1) + ': ' if rec is not None else ''}the key {key!r} "
+                                    "appears twice in one JSON object: a JSON reader silently keeps one of the two",
+                                    file=name, field=key, fix="remove or rename one of the two"))
+        if twice:
+            return
         records = _the_array(data, name, problems)
         bad = 0
         for i, d in enumerate(records or [], start=1):
@@ -104,6 +122,10 @@ def iter_records(path: Path, fmt: str, problems: list[Problem]) -> Iterator[tupl
                 return
         return
     if fmt == "csv":
+        bad_csv = csv_problems(raw, name)  # NUL bytes, a column named twice (issue 19)
+        if bad_csv:
+            problems.extend(bad_csv)
+            return
         try:
             frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""],
                                 encoding="utf-8-sig")
@@ -193,8 +215,10 @@ def arm_fields(fields: dict, arm: str) -> dict[str, str]:
 
 
 def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | None, variant: str = "default",
-                 cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
-    """Rows (with a ``scores`` dict column, as :func:`audit.importers.jsonl.read_jsonl`) from one export file."""
+                 cluster_field: str | None = None, several: bool = False) -> tuple[pd.DataFrame, list[Problem]]:
+    """Rows (with a ``scores`` dict column, as :func:`audit.importers.jsonl.read_jsonl`) from one export file.
+    ``several`` (the claim sets ``samples.reduce``): a record whose output is a list holds several outputs of its
+    item, one row each (column ``sample``: 0, 1, ...)."""
     problems: list[Problem] = []
     mapping = arm_fields(fields, arm)
     cluster_path = mapping.pop("cluster", None) or cluster_field
@@ -240,7 +264,9 @@ def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | Non
                                         file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
                 ok = False
                 continue
-            scores[sname] = _csv_number(v) if fmt == "csv" else v
+            # A mapped score written as a numeric string (AlpacaEval writes "preference": "1.0000630276") is read as
+            # its number, as a CSV cell is; any other string is still refused by the type check.
+            scores[sname] = _csv_number(v) if fmt == "csv" else _numeric_string(v)
         if score_paths:
             canon["scores"] = scores
         elif isinstance(d.get("scores"), dict) and "scores" not in plain.values():
@@ -248,33 +274,76 @@ def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | Non
         if cluster_path:
             v = lookup(d, cluster_path)
             canon["__cluster"] = None if v is _MISSING else v
-        row = record_row(canon, where, line, problems, arm, budget, variant, None, names=names,
-                         cluster_key="__cluster" if cluster_path else None) if ok else None
-        if row is None:
+        expanded = _several(canon) if several and ok else [canon]
+        got = [record_row(c, where, line, problems, arm, budget, variant, None, names=names,
+                          cluster_key="__cluster" if cluster_path else None) for c in expanded] if ok else [None]
+        if any(r is None for r in got):
             bad_records += 1
             if bad_records >= MAX_PROBLEMS or len(problems) >= 2 * MAX_PROBLEMS:
                 problems.append(Problem(f"stopping after {bad_records} bad records in this file", file=name))
                 break
             continue
-        row["source"] = str(path)
-        row["line"] = i
-        rows.append(row)
+        for j, row in enumerate(got):
+            row["source"] = str(path)
+            row["line"] = i
+            if several and len(got) > 1:
+                row["sample"] = j
+            rows.append(row)
     return pd.DataFrame(rows), problems
+
+
+PER_SAMPLE_KEYS = ("finish_reason", "completion_tokens", "extracted")
+
+
+def _several(canon: dict) -> list[dict]:
+    """One record holding several outputs of one item (``output`` a list; with ``samples.reduce``) as one record per
+    output: a list of the same length under finish_reason, completion_tokens, extracted or a mapped score gives each
+    output its own value, anything else is shared."""
+    outs = canon.get("output")
+    if not isinstance(outs, list) or not outs:
+        return [canon]
+    k = len(outs)
+    out = []
+    for j, o in enumerate(outs):
+        c = dict(canon, output=o)
+        for key in PER_SAMPLE_KEYS:
+            if isinstance(canon.get(key), list) and len(canon[key]) == k:
+                c[key] = canon[key][j]
+        if isinstance(canon.get("scores"), dict):
+            c["scores"] = {n: (_numeric_string(v[j]) if isinstance(v, list) and len(v) == k else v)
+                           for n, v in canon["scores"].items()}
+        out.append(c)
+    return out
+
+
+def _numeric_string(v: Any) -> Any:
+    """A string that spells one finite number, as that number; anything else unchanged (the type check reports it)."""
+    if not isinstance(v, str):
+        return v
+    try:
+        x = float(v.strip())
+    except ValueError:
+        return v
+    return x if x == x and abs(x) != float("inf") else v
 
 
 def _csv_number(v: Any) -> Any:
     """A CSV cell meant as a number: '1', '0.5', 'true'/'false' parsed; anything else left as text (then refused
-    by the type check, with the cell shown)."""
+    by the type check, with the cell shown). An integer larger than any double (2**1024, about 1.8e308) stays text
+    too, so the type check names it ("an integer of 5,001 digits") rather than reading it as inf or handing on an
+    int that no float conversion downstream can take."""
     if not isinstance(v, str):
         return v
     s = v.strip()
     low = s.lower()
     if low in ("true", "false"):
         return low == "true"
-    try:
-        return int(s)
-    except ValueError:
-        pass
+    if s.lstrip("+-").isdigit():
+        try:
+            n = int(s)
+        except ValueError:  # more than 4,300 digits: Python refuses to convert it
+            return v
+        return n if n.bit_length() <= 1024 else v
     try:
         return float(s)
     except ValueError:

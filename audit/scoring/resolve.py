@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from audit.errors import InputError, Problem
-from audit.scoring.builtin import EVALUATE_PREFIX, KINDS, SCORERS, Kind, Scorer, normalise, number_of
+from audit.scoring.builtin import EVALUATE_PREFIX, KINDS, SCORERS, Kind, Scorer
 
 # ---------------------------------------------------------------------------------------------------------------
 # Claim-defined scorers
@@ -26,21 +26,61 @@ def _extract(pattern: re.Pattern, select: str, group: int, output: str) -> str |
 
 
 def regex_scorer(spec) -> Scorer:
-    """A claim-defined scorer (``scorers:`` in the claim): extract like lm-eval's regex filter, then compare."""
-    flags = re.IGNORECASE if spec.ignore_case else 0
-    pattern = re.compile(spec.regex, flags)
+    """A claim-defined scorer (``scorers:`` in the claim): extract like lm-eval's regex filter, then compare
+    (:func:`audit.scoring.answers.compare`; no match scores 0)."""
+    from audit.scoring.answers import compare, step_extractor
+
+    extract = step_extractor(spec)
 
     def score(output: str, target: str) -> float:
-        got = _extract(pattern, spec.select, spec.group, output)
-        if got is None:
-            return 0.0
-        if spec.compare == "numeric":
-            a, b = number_of(got), number_of(target or "")
-            return float(a is not None and a == b)
-        return float(normalise(got) == normalise(target or ""))
+        return compare(spec.compare, extract(output), target)
 
-    score.__doc__ = f"regex {spec.regex!r}, {spec.select} match, group {spec.group}, {spec.compare} comparison"
+    score.__doc__ = (f"regex {spec.regex!r}, {spec.select} match, "
+                     + ("up to the balancing brace" if getattr(spec, "braces", False) else f"group {spec.group}")
+                     + f", {spec.compare} comparison")
     return score
+
+
+def answer_scorer(spec) -> Scorer:
+    """``kind: answer``: the first extraction step that finds an answer, then the comparison."""
+    from audit.scoring.answers import chain, compare, step_extractor
+
+    extract = chain([step_extractor(st) for st in spec.steps])
+
+    def score(output: str, target: str) -> float:
+        return compare(spec.compare, extract(output), target)
+
+    score.__doc__ = f"{len(spec.steps)} extraction step(s), then {spec.compare} comparison"
+    return score
+
+
+def extractor_of(name: str, defined: dict | None):
+    """The answer extractor of a claim-defined scorer that extracts one (regex, ``kind: extract``, ``kind:
+    answer``): ``output -> answer | None``; None for scorers that compare the whole output."""
+    spec = (defined or {}).get(name)
+    if spec is None:
+        return None
+    spec = _as_spec(name, spec)
+    kind = getattr(spec, "kind", None)
+    from audit.scoring.answers import chain, step_extractor
+
+    if kind is None:
+        return step_extractor(spec)
+    if kind == "extract":
+        pattern = re.compile(spec.regex, re.IGNORECASE if spec.ignore_case else 0)
+        return lambda output: _extract(pattern, spec.select, spec.group, output)
+    if kind == "answer":
+        return chain([step_extractor(st) for st in spec.steps])
+    return None
+
+
+def logged_spec(name: str, defined: dict | None):
+    """The ``kind: logged`` spec called ``name``, or None."""
+    spec = (defined or {}).get(name)
+    if spec is None:
+        return None
+    spec = _as_spec(name, spec)
+    return spec if getattr(spec, "kind", None) == "logged" else None
 
 
 def extract_scorer(spec) -> Scorer:
@@ -69,6 +109,8 @@ def resolve(name: str, defined: dict | None = None) -> Scorer | None:
     exists but cannot be used here (code execution not enabled, an ``evaluate`` module that cannot be loaded).
     """
     if defined and name in defined:
+        if logged_spec(name, defined) is not None:
+            return _logged_placeholder(name)
         return _from_spec(name, defined[name])
     if name in SCORERS:
         return SCORERS[name]
@@ -87,6 +129,8 @@ def kind_of(name: str, defined: dict | None = None) -> Kind | None:
             return KINDS.get(spec.compare)
         if kind == "evaluate":
             return spec.continuity or _evaluate_kind(spec.module)
+        if kind == "logged":
+            return spec.continuity or ("discontinuous" if spec.field == "extracted" else "continuous")
         return "discontinuous"  # regex extraction + comparison, code execution pass/fail
     if name in KINDS:
         return KINDS[name]
@@ -124,8 +168,19 @@ def _from_spec(name: str, spec: Any) -> Scorer:
         from audit.code_exec import code_exec_scorer
 
         return code_exec_scorer(spec, name=name)
+    if kind == "answer":
+        return answer_scorer(spec)
     raise InputError([Problem(f"unknown scorer kind {kind!r}", field=f"scorers.{name}.kind", value=kind,
-                              fix="use regex: (no kind), kind: extract, kind: evaluate or kind: code_exec")])
+                              fix="use regex: (no kind), kind: extract, evaluate, code_exec, answer or logged")])
+
+
+def _logged_placeholder(name: str) -> Scorer:
+    def score(output: str, target: str) -> float:  # pragma: no cover - the importers score logged kinds themselves
+        raise RuntimeError(f"scorer {name!r} (kind: logged) reads the logged record, not (output, target): "
+                           "score it with audit.importers.apply_scorings")
+
+    score.__doc__ = "a score read from the logged record (kind: logged)"
+    return score
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ An entry without ``kind:`` is a regex scorer (:class:`RegexScorer`, below). The 
       answer-edit: {kind: extract, regex: 'answer is (\\d+)', compare: edit-similarity}
       bertscore:   {kind: evaluate, module: path/to/bertscore, key: f1, continuity: continuous}
       pass:        {kind: code_exec, enabled: true, timeout_s: 5, memory_mb: 512}
+      zeroeval:    {kind: answer, steps: [{json_key: answer}, {regex: '\\\\boxed\\{', braces: true, select: last}],
+                    compare: first-number}
+      pred:        {kind: logged, field: extracted, compare: exact}      # the authors' logged prediction
+      win:         {kind: logged, field: scores.preference, range: [1, 2]}   # a logged score rescaled to [0, 1]
 
 :func:`scorer_spec` builds the type of one entry; the claim model uses it for its ``scorers:`` field. Which entry
 kind applies is decided by ``kind:`` alone (a tagged union), so a mistake is reported once, against the kind the
@@ -18,7 +22,14 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from audit.scoring.answers import COMPARE_MODES
 from audit.scoring.builtin import SCORERS
+
+Compare = Literal["exact", "numeric", "first-number", "math"]
+COMPARE_HELP = ("exact: normalised text; numeric: 12 == 12.0; first-number: the first number of the answer equals "
+                "the first number of the target (ZeroEval's rule, $ and , dropped, a/b evaluated); math: normalised "
+                "LaTeX or equal numeric value (\\frac{1}{2} == 0.5)")
+assert set(COMPARE_MODES) == set(Compare.__args__)
 
 
 def _compiles(v: str) -> str:
@@ -105,6 +116,79 @@ class CodeExecScorer(_Strict):
         return self
 
 
+class Extraction(_Strict):
+    """One way of finding the answer in an output: a regex (optionally up to a balanced closing brace), or a key of
+    a JSON block; optionally only when a text occurs near the end of the output (see :mod:`audit.scoring.answers`)."""
+
+    regex: Regex | None = Field(None, description="Python regular expression; its group below is the answer (with "
+                                                  "braces: true it ends at an opening brace)")
+    group: int = Field(1, ge=0)
+    select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
+    ignore_case: bool = False
+    dotall: bool = Field(False, description="'.' matches newlines too")
+    braces: bool = Field(False, description="the answer is what lies between the brace the regex ends at and the "
+                                            "brace that closes it (nested braces kept); an unclosed one is skipped")
+    json_key: str | None = Field(None, min_length=1, description="instead of a regex: this key of a {...} block "
+                                                                 "of the output parsed as JSON")
+    json_object: Literal["first", "any", "last"] = Field(
+        "first", description="first: the first brace-balanced block only (nothing when it is not JSON or lacks the "
+                             "key); any: the first block that parses and has the key; last: the last such block")
+    tail: int | None = Field(None, ge=1, description="apply this step only when tail_contains occurs in the "
+                                                     "output's last `tail` characters")
+    tail_contains: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Extraction":
+        if (self.regex is None) == (self.json_key is None):
+            raise ValueError("give exactly one of regex or json_key")
+        if self.regex is not None and not self.braces:
+            groups = re.compile(self.regex).groups
+            if self.group > groups:
+                raise ValueError(f"group {self.group} does not exist: the regex has {groups} group(s)")
+        if self.tail_contains is not None and self.tail is None:
+            raise ValueError("tail_contains needs tail (how many final characters to look in)")
+        return self
+
+
+class AnswerScorer(_Strict):
+    """``kind: answer``: the answer found by the first step that finds one (an empty match counts as found),
+    compared with the target. Reproduces cascading extractors such as ZeroEval's (JSON field, then a loose regex,
+    then a \\boxed{} fallback)."""
+
+    kind: Literal["answer"]
+    steps: list[Extraction] = Field(min_length=1, description="extraction steps, tried in order")
+    compare: Compare = Field("exact", description=COMPARE_HELP)
+
+
+class LoggedScorer(_Strict):
+    """``kind: logged``: a score from what the log already holds rather than from the output text: the logged
+    prediction (``field: extracted``, e.g. MMLU-Pro's ``pred``) compared with the target (null, "" or "[invalid]":
+    no answer, score 0), or a logged score (``field: scores.<name>``) mapped linearly from ``range`` onto [0, 1]."""
+
+    kind: Literal["logged"]
+    field: str = Field(description="extracted, or scores.<name> (a score mapped under samples.fields)")
+    compare: Compare = Field("exact", description="field: extracted only. " + COMPARE_HELP)
+    range: tuple[float, float] | None = Field(None, description="field: scores.<name> only: the score's [low, high], "
+                                                                "mapped onto [0, 1] (e.g. [1, 2] for a preference)")
+    continuity: Continuity | None = Field(None, description="discontinuous or continuous (default: discontinuous "
+                                                            "for a prediction, continuous for a score)")
+
+    @model_validator(mode="after")
+    def _field(self) -> "LoggedScorer":
+        if self.field != "extracted" and not (self.field.startswith("scores.") and len(self.field) > 7):
+            raise ValueError(f"field must be 'extracted' or 'scores.<name>', not {self.field!r}")
+        if self.range is not None:
+            if self.field == "extracted":
+                raise ValueError("range applies to a logged score (field: scores.<name>), not to a prediction")
+            if not self.range[0] < self.range[1]:
+                raise ValueError(f"range [{self.range[0]}, {self.range[1]}] must be [low, high] with low < high")
+        return self
+
+    @property
+    def score_name(self) -> str | None:
+        return self.field[len("scores."):] if self.field.startswith("scores.") else None
+
+
 def _tag(v: Any) -> str:
     kind = v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)
     # The tags carry '[' so that the claim loader drops them from error locations (as it does union member
@@ -120,10 +204,12 @@ def scorer_spec(regex_model: type[BaseModel]) -> Any:
             Annotated[ExtractScorer, Tag("kind[extract]")],
             Annotated[EvaluateScorer, Tag("kind[evaluate]")],
             Annotated[CodeExecScorer, Tag("kind[code_exec]")],
+            Annotated[AnswerScorer, Tag("kind[answer]")],
+            Annotated[LoggedScorer, Tag("kind[logged]")],
         ],
         Discriminator(_tag, custom_error_type="unknown_scorer_kind",
                       custom_error_message="unknown scorer kind: leave kind out for a regex scorer, or use "
-                                           "kind: extract, evaluate or code_exec"),
+                                           "kind: extract, evaluate, code_exec, answer or logged"),
     ]
 
 
@@ -133,14 +219,17 @@ class RegexScorer(_Strict):
     regex: Regex = Field(description="Python regular expression; the group below is the extracted answer")
     group: int = Field(1, ge=0)
     select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
-    compare: Literal["exact", "numeric"] = Field("exact", description="numeric: 12 == 12.0 == 1,2 is not; exact: normalised text")
+    compare: Compare = Field("exact", description=COMPARE_HELP)
     ignore_case: bool = False
+    braces: bool = Field(False, description="the answer is what lies between the brace the regex ends at and the "
+                                            "brace that closes it, nested braces kept (regex '\\\\boxed\\{' with "
+                                            "select: last: the last full boxed answer); an unclosed one is skipped")
 
     @model_validator(mode="after")
     def _group_exists(self) -> "RegexScorer":
         import re
 
         groups = re.compile(self.regex).groups
-        if self.group > groups:
+        if not self.braces and self.group > groups:
             raise ValueError(f"group {self.group} does not exist: the regex has {groups} group(s)")
         return self
