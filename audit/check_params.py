@@ -16,6 +16,18 @@ DEFAULT_MARKERS = {
 }
 """The mimicry check's default disposition markers (category → phrases)."""
 
+# Explicit first-person statements of confidence (regex → the confidence it states). Words that chain-of-thought
+# uses in passing ("likely", "probably", "a certain percentage", "definitely") state no confidence and are not here;
+# numeric statements ("Confidence: 80%", "I'm 90% sure") and "confidence: high/medium/low" are read besides.
+_I_AM = r"I(?:'m|\u2019m| am)"
+CONFIDENCE_LEXICON = {
+    _I_AM + r" not (?:at all |entirely |completely |totally |very |really |quite |100% )?(?:sure|certain|confident)": 0.3,
+    _I_AM + r" (?:very |quite |rather |somewhat |a bit |a little )?(?:unsure|uncertain)": 0.3,
+    _I_AM + r" (?:fairly|reasonably|pretty|somewhat|moderately|mostly) (?:sure|certain|confident)": 0.7,
+    _I_AM + r" (?:very |highly |quite |really )?confident": 0.85,
+    _I_AM + r" (?:absolutely |completely |totally |quite |very |really )?(?:sure|certain)": 0.9,
+}
+
 
 class SignificanceParams(BaseModel):
     """checks.significance"""
@@ -38,6 +50,10 @@ class ScoringParams(BaseModel):
 class ReportedNumbersParams(BaseModel):
     """checks.reported_numbers"""
     model_config = ConfigDict(extra="forbid")
+    chance_options: list[int] = Field(
+        default_factory=lambda: [2, 3, 4, 5, 10],
+        description="numbers of answer options K tried for the convention that credits an unanswered item at chance "
+                    "(1/K) when the reported rates differ from the logs' (default 2, 3, 4, 5, 10)")
 
 
 class OodParams(BaseModel):
@@ -107,6 +123,22 @@ class MimicryParams(BaseModel):
                                        "decoupling flag needs the AUC's upper CI bound below it (default 0.6)")
     min_marker_outputs: int = Field(
         20, ge=1, description="marker-bearing treatment outputs needed before a marker rise is flagged (default 20)")
+    min_marker_rise: float = Field(
+        0.05, ge=0, lt=1, description="materiality margin: a marker rise is flagged only when its whole interval lies "
+                                      "above this (default 0.05, 5 points)")
+    auc_margin: float = Field(
+        0.1, ge=0, lt=1, description="where the baseline states confidence too: the treatment's confidence AUC must be "
+                                     "below the baseline's by more than this, its whole interval, to be flagged "
+                                     "(default 0.1)")
+    prompt_phrases: list[str] = Field(
+        default_factory=list,
+        description="phrases the treatment's prompt itself contains (e.g. 'Let me verify'): with a declared prompt "
+                    "change, markers among them are the change, not mimicry (live prompts and lm-eval doc_to_text are "
+                    "read without this)")
+    confidence_lexicon: dict[str, float] = Field(
+        default_factory=lambda: dict(CONFIDENCE_LEXICON),
+        description="explicit statements of confidence (regex, case-insensitive, on word boundaries → the confidence "
+                    "it states), read when no numeric statement is there")
     confident_at: float = Field(0.8, ge=0, le=1, description="a stated confidence at or above this is 'confident'")
     hedged_at: float = Field(0.5, ge=0, le=1, description="a stated confidence at or below this is 'hedged'")
     max_evidence: int = Field(5, ge=0, description="example items shown with a flag")

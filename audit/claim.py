@@ -100,11 +100,44 @@ class Reported(_Strict):
         return v
 
     def delta_or_difference(self) -> float | None:
-        """The reported delta, else treatment − baseline of the reported rates; None when neither is there."""
+        """The reported delta, else treatment − baseline of the reported rates, else the midpoint of the reported CI;
+        None when none of those is there."""
         if self.delta is not None:
             return self.delta
         b, t = self.rate("baseline"), self.rate("treatment")
-        return None if b is None or t is None else t - b
+        if b is not None and t is not None:
+            return t - b
+        if self.ci is not None:
+            return (self.ci[0] + self.ci[1]) / 2.0
+        return None
+
+    def delta_source(self) -> str | None:
+        """Where :meth:`delta_or_difference` comes from, in words (for findings and the report)."""
+        if self.delta is not None:
+            return "the reported delta"
+        if self.rate("baseline") is not None and self.rate("treatment") is not None:
+            return "treatment − baseline of the reported rates"
+        if self.ci is not None:
+            return "the midpoint of the reported CI"
+        return None
+
+    def delta_tolerance(self, places: int | None = None, ci_places: int | None = None) -> float:
+        """The rounding tolerance of :meth:`delta_or_difference`: half a unit in the last reported digit of the
+        number(s) it comes from; counts are exact. ``places`` / ``ci_places``: the decimals as written in the claim
+        file (:func:`written_places`), else the table's precision read off the floats
+        (:func:`audit.rounding.table_places`). 0 when nothing is reported."""
+        from audit.rounding import half_unit, table_places
+
+        places = places if places is not None else table_places(self.baseline, self.treatment, self.delta)
+        if self.delta is not None:
+            return half_unit(self.delta, places)
+        b, t = self.rate("baseline"), self.rate("treatment")
+        if b is not None and t is not None:
+            return sum(half_unit(v, places) for v in (self.baseline, self.treatment) if isinstance(v, float))
+        if self.ci is not None:
+            ci_places = ci_places if ci_places is not None else table_places(*self.ci)
+            return sum(half_unit(v, ci_places) for v in self.ci) / 2.0
+        return 0.0
 
 
 class Settings(_Strict):
@@ -1150,6 +1183,49 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "audit claim file"
     return schema
+
+
+def written_places(claim: "Claim") -> tuple[int | None, int | None]:
+    """The decimals the reported numbers were *written* to in the claim file: (the table of baseline, treatment and
+    delta; the CI). YAML reads "0.10" as 0.1, which would make its rounding tolerance ±0.05 instead of ±0.005; the text
+    keeps the precision. (None, None) for a claim not read from a file, or numbers not written as plain decimals."""
+    from decimal import Decimal, InvalidOperation
+
+    if claim.path is None:
+        return None, None
+    try:
+        text = Path(claim.path).read_text(encoding="utf-8-sig")
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except Exception:  # the file changed or went away since it was loaded: read the precision off the numbers
+        return None, None
+
+    def child(node, key):
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == key:
+                    return v
+        return None
+
+    def places(node) -> int | None:
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        try:
+            exp = Decimal(node.value.strip().replace("_", "")).as_tuple().exponent
+        except (InvalidOperation, ValueError):
+            return None
+        return max(0, -int(exp)) if isinstance(exp, int) else None
+
+    rep = child(child(root, "claim"), "reported")
+    table = [places(child(rep, k)) for k in ("baseline", "treatment", "delta")]
+    table = [d for d in table if d]
+    ci = child(rep, "ci")
+    ci_places = [places(v) for v in ci.value] if isinstance(ci, yaml.SequenceNode) else []
+    ci_places = [d for d in ci_places if d]
+    return (max(table) if table else None), (max(ci_places) if ci_places else None)
 
 
 def line_of(claim: "Claim", path: tuple) -> int | None:

@@ -197,6 +197,11 @@ def validate(claim_file: Path) -> None:
 
         records = load_records(claim)
         n = len(records.table)
+        from audit.degenerate import degenerate_scorings
+
+        for deg in degenerate_scorings(records.table).values():
+            click.echo(f"warning: {_safe(deg.sentence())}: it cannot tell the arms apart (a target no output can "
+                       "match, or an extractor that never fires?)", err=True)
     if claim.probes is not None:
         from audit.importers.probes import load_probes
 

@@ -361,6 +361,10 @@ class Report(_Model):
     sources: list[Source]
     findings: list[Finding]
     checks_run: list[str]
+    perturbations_tested: list[str] = Field(
+        default_factory=list, description="perturbation kinds tried against the claimed setting (budget, scoring, OOD)")
+    perturbations_not_tested: list[str] = Field(
+        default_factory=list, description="perturbation kinds not tried, each with why; a supported verdict says so")
     claim_vs_measured: ClaimVsMeasured
     forest: list[Estimate]
     rate_tables: dict[TableKind, list[RateRow]] = Field(default_factory=dict)

@@ -36,19 +36,25 @@ def claimed_scoring(claim: Claim, records: Records | None) -> str | None:
     return None
 
 
-def decide(findings: list[Finding]) -> tuple[Verdict, str]:
-    """The verdict and the one-sentence reason, from the findings' impacts."""
+def decide(findings: list[Finding], not_tested: list[str] | tuple[str, ...] = (),
+           tested: list[str] | tuple[str, ...] = ()) -> tuple[Verdict, str]:
+    """The verdict and the one-sentence reason, from the findings' impacts.
+
+    Untrusted input caps first: with an ``untrusted_input`` finding (a trimmed log, samples that disagree with their
+    results file, reported numbers the logs materially fail to reproduce) no verdict but ``inconclusive`` is given,
+    whatever the other findings say. A ``supported`` reason says what it rests on: ``tested`` and ``not_tested`` name
+    the perturbation kinds (budget, scoring, OOD) that were and were not tried."""
     def first(impact: Impact) -> Finding | None:
         cands = [f for f in findings if f.impact == impact]
         return min(cands, key=lambda f: Severity(f.severity).rank) if cands else None
 
-    if (f := first(Impact.not_reproduced)) is not None:
-        return Verdict.not_reproduced, f.title
-    # A trimmed or edited log neither supports nor refutes: it caps a reproduced (or fragile) gain at inconclusive.
+    # A trimmed or edited log neither supports nor refutes: it caps every verdict at inconclusive.
     if (f := first(Impact.untrusted_input)) is not None:
         n = sum(g.impact == Impact.untrusted_input for g in findings)
         more = f" (and {n - 1} more input finding(s))" if n > 1 else ""
         return Verdict.inconclusive, f"{f.title}{more}; the verdict is inconclusive at best until the inputs agree"
+    if (f := first(Impact.not_reproduced)) is not None:
+        return Verdict.not_reproduced, f.title
     reproduced = first(Impact.reproduced)
     if reproduced is None:
         f = first(Impact.inconclusive)
@@ -59,7 +65,46 @@ def decide(findings: list[Finding]) -> tuple[Verdict, str]:
         return Verdict.inconclusive, reason
     if (f := first(Impact.fragile)) is not None:
         return Verdict.fragile, f.title
-    return Verdict.supported, reproduced.title + "; no perturbation removes it"
+    return Verdict.supported, reproduced.title + "; " + rests_on(tested, not_tested)
+
+
+def rests_on(tested, not_tested) -> str:
+    """What a ``supported`` verdict rests on, in words: which perturbations were tried and which were not."""
+    if not not_tested:
+        return f"no perturbation removes it (tested: {', '.join(tested)})" if tested else "no perturbation removes it"
+    if not tested:
+        return "supported at the claimed setting only; not tested: " + ", ".join(not_tested)
+    return (f"no tested perturbation removes it (tested: {', '.join(tested)}); not tested: "
+            + ", ".join(not_tested))
+
+
+def perturbation_coverage(ctx: Context) -> tuple[list[str], list[str]]:
+    """(tested, not tested): the perturbation kinds of this audit (a larger budget, another scoring, an OOD prompt
+    variant), each untested one with why."""
+    rec = ctx.records
+    if rec is None:
+        why = "(no per-item samples: reported numbers only)"
+        return [], [f"budget {why}", f"scoring {why}", f"OOD {why}"]
+    kinds = {pt.kind for pt in ctx.perturbations()}
+    tested, not_tested = [], []
+    budgets = rec.budgets()
+    if "budget" in kinds:
+        tested.append("budget")
+    elif len(budgets) <= 1:
+        not_tested.append("budget (one budget in the logs)")
+    else:
+        not_tested.append(f"budget (no budget above the claimed {ctx.claimed_budget} in the logs)")
+    if "scoring" in kinds:
+        tested.append("scoring")
+    elif len(rec.scorings()) <= 1:
+        not_tested.append("scoring (one scoring)")
+    else:
+        not_tested.append("scoring (every other scoring is degenerate)")
+    if "variant" in kinds:
+        tested.append("OOD")
+    else:
+        not_tested.append("OOD (none declared)" if len(rec.variants()) <= 1 else "OOD (no variant at the claimed setting)")
+    return tested, not_tested
 
 
 def run_checks(ctx: Context) -> tuple[list[Finding], list[str]]:
@@ -110,7 +155,8 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
                   power=opts.power, claimed_budget=claim.claimed_budget,
                   claimed_scoring=claimed_scoring(claim, records), probe_sets=probe_sets)
     findings, ran = run_checks(ctx)
-    verdict, reason = decide(findings)
+    tested, not_tested = perturbation_coverage(ctx)
+    verdict, reason = decide(findings, not_tested, tested)
     margin, margin_source = ctx.margin_and_source()
     cells: list[Cell] = []
     binary = None
@@ -149,6 +195,8 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
         sources=[Source(**clean(s.__dict__)) for s in (records.sources if records is not None else ())],
         findings=findings,
         checks_run=ran,
+        perturbations_tested=tested,
+        perturbations_not_tested=not_tested,
         claim_vs_measured=views.claim_vs_measured(claim, cells, findings, opts.level, binary),
         forest=views.forest(cells, findings),
         rate_tables=views.rate_tables(findings),
@@ -185,6 +233,8 @@ def _check_reported_scale(claim: Claim, records: Records | None) -> None:
     rep = claim.claim.reported
     unit = records is None or (len(records.table) and bool(records.table["score"].between(0, 1).all()))
     if not unit:
+        if problems := _direction_problems(claim):
+            raise InputError(problems)
         return
     problems = []
     for field_name, value in (("delta", rep.delta),):
@@ -200,8 +250,29 @@ def _check_reported_scale(claim: Claim, records: Records | None) -> None:
                                 file=_file(claim), line=line_of(claim, ("claim", "reported", "ci")),
                                 field="claim.reported.ci", value=list(rep.ci),
                                 fix=f"give it as fractions: [{rep.ci[0] / 100:g}, {rep.ci[1] / 100:g}]"))
+    problems += _direction_problems(claim)
     if problems:
         raise InputError(problems)
+
+
+def _direction_problems(claim: Claim) -> list[Problem]:
+    """A reported delta whose sign contradicts ``direction`` is a claim that says two things at once: refused, like a
+    delta on another scale, rather than silently skipped (a measured −0.05 was once "supported" beside a claimed
+    +0.30 in the wrong direction)."""
+    rep, direction = claim.claim.reported, claim.claim.direction
+    value, source = rep.delta_or_difference(), rep.delta_source()
+    if value is None or value == 0 or (value > 0) == (direction == "greater"):
+        return []
+    key = "delta" if rep.delta is not None else ("ci" if source and "CI" in source else "treatment")
+    says = "treatment scores lower" if value < 0 else "treatment scores higher"
+    return [Problem(
+        f"{source} is {value:+g}: it says the {says}, but claim.direction is {direction!r}"
+        f" ({'treatment should score higher' if direction == 'greater' else 'treatment should score lower'})",
+        file=_file(claim), line=line_of(claim, ("claim", "reported", key)) or line_of(claim, ("claim", "direction")),
+        field=f"claim.reported.{key}", value=value,
+        fix=(f"if the claim is that the treatment scores {'lower' if value < 0 else 'higher'}, set claim.direction: "
+             f"{'less' if direction == 'greater' else 'greater'}; if the arms are swapped, swap baseline and "
+             "treatment; otherwise correct the sign of the reported numbers"))]
 
 
 @functools.lru_cache(maxsize=1)

@@ -101,6 +101,9 @@ class Perturbation:
     # Every shared item's gain changed by exactly this much (no sampling variance: e.g. identical outputs).
     exact_change: float | None = None
     material: bool = True  # the estimated change is beyond −margin (always True for the reversal test)
+    # The perturbed gain is shown to stay at or above the claimed one (H0 "gain < reported − tolerance" rejected at
+    # α/2): whatever the change, the claim still holds there, so it cannot break it.
+    above_claim: bool = False
 
 
 
@@ -164,22 +167,69 @@ class Context:
     def reported_delta(self) -> float | None:
         return self.claim.claim.reported.delta_or_difference()
 
+    def reported_tolerance(self) -> float:
+        """How far below the reported delta a measured one may lie before it is "smaller than reported": half a unit
+        in the last reported digit (:meth:`audit.claim.Reported.delta_tolerance`), plus ``options.margin`` when the
+        claim sets one (a shortfall within the materiality margin is not material)."""
+        tol = self.claim.claim.reported.delta_tolerance(*self.written_places())
+        if self.claim.options.margin is not None:
+            tol += float(self.claim.options.margin)
+        return tol
+
+    def written_places(self) -> tuple[int | None, int | None]:
+        """The decimals the reported numbers were written to in the claim file (table, CI): ``audit.claim``."""
+        if "places" not in self._memo:
+            from audit.claim import written_places
+
+            self._memo["places"] = written_places(self.claim)
+        return self._memo["places"]
+
+    def degenerate(self) -> dict:
+        """scoring → :class:`audit.degenerate.Degenerate`: scorings that give every item of both arms one score."""
+        if "degenerate" not in self._memo:
+            from audit.degenerate import degenerate_scorings
+
+            self._memo["degenerate"] = degenerate_scorings(self.records.table) if self.records is not None else {}
+        return self._memo["degenerate"]
+
     @property
     def margin(self) -> float:
-        """The materiality margin (metric units): ``options.margin``, else half the reported delta, else half the
-        measured delta at the claimed setting. NaN when none of those exists."""
+        """The materiality margin (metric units): see :meth:`margin_and_source`. NaN when it cannot be set."""
         return self.margin_and_source()[0]
 
     def margin_and_source(self) -> tuple[float, str]:
+        """``options.margin``, else half the larger of the reported and the measured gain at the claimed setting
+        (each in the claimed direction; a gain understated in the paper must not make its own perturbations look
+        material), else half of whichever exists. NaN when none does."""
+        if self.claim.options.margin is not None:
+            return float(self.claim.options.margin), "options.margin"
+        rep = self.reported_delta()
+        c = self.cell(self.claimed_budget) if self.records is not None else None
+        meas = c.delta.value if c is not None and math.isfinite(c.delta.value) else None
+        gains = {"reported": self.sign * rep if rep is not None else None,
+                 "measured": self.sign * meas if meas is not None else None}
+        positive = {k: v for k, v in gains.items() if v is not None and v > 0}
+        if positive:
+            which = max(positive, key=positive.get)
+            if len(positive) == 2:
+                return positive[which] / 2.0, f"half the larger of the reported and measured gain (the {which})"
+            return positive[which] / 2.0, ("half the reported delta" if which == "reported"
+                                           else "half the measured delta at the claimed setting")
+        if rep is not None and rep != 0:
+            return abs(rep) / 2.0, "half the reported delta"
+        if meas is not None and meas != 0:
+            return abs(meas) / 2.0, "half the measured delta at the claimed setting"
+        return math.nan, "no margin: no options.margin, reported delta or measured delta"
+
+    def null_margin(self) -> tuple[float, str]:
+        """The margin a "shown to be near zero" (TOST) statement may use: one fixed before looking at the measured
+        delta (``options.margin``, else half the reported delta). NaN when there is none."""
         if self.claim.options.margin is not None:
             return float(self.claim.options.margin), "options.margin"
         rep = self.reported_delta()
         if rep is not None and rep != 0:
             return abs(rep) / 2.0, "half the reported delta"
-        c = self.cell(self.claimed_budget) if self.records is not None else None
-        if c is not None and math.isfinite(c.delta.value) and c.delta.value != 0:
-            return abs(c.delta.value) / 2.0, "half the measured delta at the claimed setting"
-        return math.nan, "no margin: no options.margin, reported delta or measured delta"
+        return math.nan, "no margin fixed in advance"
 
     def perturbations(self) -> list[Perturbation]:
         """Every perturbation of the claimed setting in this audit, each with its break test, Holm-adjusted over
@@ -191,7 +241,9 @@ class Context:
         if rec is not None and self.cell(cb) is not None:
             cands = [("budget", f"{b} tokens", b, sc, DEFAULT_VARIANT) for b in rec.budgets()
                      if cb is not None and b > cb]
-            cands += [("scoring", f"scoring {s!r}", cb, s, DEFAULT_VARIANT) for s in rec.scorings() if s != sc]
+            # A degenerate scoring (one score for every item of both arms) measures nothing: never a perturbation.
+            cands += [("scoring", f"scoring {s!r}", cb, s, DEFAULT_VARIANT) for s in rec.scorings()
+                      if s != sc and s not in self.degenerate()]
             cands += [("variant", f"prompt variant {v!r}", cb, sc, v) for v in rec.variants() if v != DEFAULT_VARIANT]
             raw = [self._perturbation(*c) for c in cands]
             raw = [r for r in raw if r is not None]
@@ -199,7 +251,8 @@ class Context:
             half = self.alpha / 2.0
             for r, pa in zip(raw, adj):
                 out.append(Perturbation(**r, p_holm=float(pa), family=len(raw),
-                                        breaks=bool(math.isfinite(pa) and pa < half and r["material"])))
+                                        breaks=bool(math.isfinite(pa) and pa < half and r["material"]
+                                                    and not r["above_claim"])))
         self._memo["perturbations"] = out
         return out
 
@@ -242,9 +295,21 @@ class Context:
             # Another scale: only a significant reversal in the scoring's own polarity is comparable.
             p_raw = cell.inference.p_value(0.0, "less" if pol1 > 0 else "greater")
             test = "reversal"
-        return {"kind": kind, "label": label, "cell": cell, "change": change, "test": test, "exact_change": exact, "material": material,
+        above = comparable and self._above_claim(cell, pol1)
+        return {"kind": kind, "label": label, "cell": cell, "change": change, "test": test, "exact_change": exact,
+                "material": material, "above_claim": above,
                 "p_raw": float(p_raw) if p_raw is not None else math.nan, "margin": m, "shared": int(len(shared)),
                 "missing": missing[:20]}
+
+    def _above_claim(self, cell: Cell, pol: int) -> bool:
+        """The perturbed gain is shown to be at least the reported one (less its rounding tolerance): H0 "gain <
+        reported − tolerance" rejected one-sided at α/2."""
+        rep = self.reported_delta()
+        if rep is None or self.sign * rep <= 0 or cell.n < 2:
+            return False
+        floor = abs(rep) - self.claim.claim.reported.delta_tolerance(*self.written_places())
+        p = cell.inference.p_value(pol * floor, "greater" if pol > 0 else "less")
+        return bool(p is not None and math.isfinite(p) and p < self.alpha / 2.0)
 
     def judge(self, pt: Perturbation) -> tuple[str, str, str, str, str]:
         """(code, outcome, severity, impact, sentence) for one perturbation, by the rule in `Perturbation`."""
@@ -252,6 +317,10 @@ class Context:
         gain = pol * pt.cell.delta.value
         reversed_sig = pt.cell.inference.p_value(0.0, "less" if pol > 0 else "greater") < self.alpha / 2.0
         alpha_half = self.alpha / 2.0
+        if pt.above_claim and not pt.breaks:
+            return ("above_claim", "pass", "info", "none",
+                    f"the gain under {pt.label} is shown to stay at or above the reported "
+                    f"{fmt_delta(self.reported_delta())}")
         if pt.breaks:
             if reversed_sig:
                 return ("reverses", "flag", "critical", "fragile", f"the gain reverses under {pt.label}")
@@ -303,7 +372,7 @@ class Context:
                 "change_ci_high": ch.interval.high if ch is not None else None,
                 "change_method": ch.method if ch is not None else None, "break_test": pt.test,
                 "margin": pt.margin, "p_break": pt.p_raw, "p_break_holm": pt.p_holm, "family_size": pt.family,
-                "breaks": pt.breaks, "shared_items": pt.shared, "missing_items": list(pt.missing)}
+                "breaks": pt.breaks, "above_claim": pt.above_claim, "shared_items": pt.shared, "missing_items": list(pt.missing)}
 
     def cell(self, budget: int | None, scoring: str | None = None, variant: str = DEFAULT_VARIANT) -> Cell | None:
         """The measured cell, computed once per audit; None when the records have no such cell."""

@@ -10,35 +10,37 @@ with the Tango interval that inverts it) with the correctness delta at the same 
 Evidence rule: a major flag rests on a test that excludes the null it refutes, on a stated minimum of informative
 items; otherwise the same numbers are reported as an inconclusive (minor) finding that says why they are not evidence.
 
-* ``markers_without_correctness`` (major, no verdict impact) refutes "the treatment uses the markers no more often
-  than the baseline": the McNemar test (continuity-corrected) rejects it at α (equivalently, the Tango interval of the marker-rate
-  delta excludes 0), on at least ``min_marker_outputs`` marker-bearing treatment outputs (default 20), while the correctness
-  delta is not a significant gain. Why 20: McNemar's test already reaches p < 0.05 with 6 one-way discordant
-  pairs, and a "disposition" read off six outputs is a handful of phrasings, not a rate; 20 is a judgement call that
-  keeps the flag on a pattern across items (twice the 10 per class required of an AUC below). It moves no verdict:
-  its second half ("correctness does not rise") is the absence of a significant gain, which the significance check
-  already judges; it says why the markers are no evidence of the disposition.
+* ``markers_without_correctness`` (major, no verdict impact) refutes "the treatment uses the markers at most
+  ``min_marker_rise`` (default 5 points) more often than the baseline": the whole Tango interval of the paired rise
+  lies above that margin (a one-sided test at (1 − level)/2; its false-alarm rate at a true rise of exactly the
+  margin is checked by simulation in the tests), the McNemar test rejects equal rates at α, on at least
+  ``min_marker_outputs`` marker-bearing treatment outputs (default 20), while the correctness delta is not a
+  significant gain. A rise that is significant but not material (0.1% → 0.3% of 12,000 outputs) is said, minor. Why
+  20 outputs: a "disposition" read off six outputs is a handful of phrasings, not a rate. It moves no verdict.
+* Markers the declared prompt change introduces are not mimicry: with a prompt change in ``treatment_changes``, a
+  phrase found in the treatment's prompt (live templates, lm-eval ``doc_to_text``, or ``prompt_phrases``) and not in
+  the baseline's is not counted (``prompt_markers``, info).
 
-Confidence–correctness decoupling: where outputs state a confidence, it is read as a number in [0, 1]:
-numeric statements first ("confidence: 80%", "confidence 0.8", "I'm 90% sure", "90% confident"), else verbal ones
-mapped as ``VERBAL_CONFIDENCE`` documents (certain/definitely 0.95, confident 0.85, likely/probably 0.7,
-unsure/not sure/uncertain/not confident 0.3; "confidence: high/medium/low" 0.9/0.6/0.3); the last statement in an
-output counts. Per arm: the AUC of stated confidence for correctness (DeLong CI, ``stats.auc_delong``; one-sided
+Confidence–correctness decoupling: only explicit statements of confidence count — numeric ones ("confidence: 80%",
+"confidence 0.8", "I'm 90% sure", "90% confident"), "confidence: high/medium/low", and first-person verbal ones
+(``audit.check_params.CONFIDENCE_LEXICON``: "I'm certain" 0.9, "I'm confident" 0.85, "I'm fairly sure" 0.7, "I'm not
+sure"/"I'm uncertain" 0.3; listed by ``audit checks``, replaceable by ``confidence_lexicon``). Chain-of-thought words
+("likely", "probably", "a certain percentage", "definitely") state no confidence. The last statement in an output
+counts. Per arm: the AUC of stated confidence for correctness (DeLong CI, ``stats.auc_delong``; one-sided
 Mann–Whitney test against 0.5), and the assertion asymmetry: the share of confident-and-wrong (confidence ≥
 ``confident_at``) vs hedged-and-right (confidence ≤ ``hedged_at``) outputs among those stating one.
 
-* ``confidence_decoupled`` (major, no verdict impact) refutes "stated confidence tracks correctness", taken as
-  H0: AUC ≥ ``tracking_auc`` (default 0.6, the lower edge of what the conventional grading of AUCs calls "poor"
-  discrimination; 0.5–0.6 is "fail"). It is raised when the upper bound of the AUC's DeLong interval (logit scale,
-  inside [0, 1]; a one-sided test at α/2) lies below ``tracking_auc``. A null of AUC = 0.5 would be the wrong one: a
-  CI that includes 0.5 (AUC 0.44 [0.13, 0.75] on 17 outputs) is no evidence that confidence does not track.
+* ``confidence_decoupled`` (major, no verdict impact) needs a treatment effect, not a level: the treatment's AUC
+  interval lies wholly below ``tracking_auc`` (default 0.6; H0 AUC ≥ 0.6 rejected one-sided at α/2), *and* either the
+  baseline states confidence as well and the treatment's AUC is below the baseline's by more than ``auc_margin``
+  (default 0.1; the whole interval of the difference, unpaired DeLong z — conservative for arms on the same items), or
+  the baseline does not state confidence and the treatment's rate of stating one rises beyond ``min_marker_rise``
+  (whole interval). A baseline whose confidence is as uninformative gives ``confidence_like_baseline`` (info).
 * ``confidence_tracks`` (pass): the one-sided Mann–Whitney test rejects AUC = 0.5.
 * Neither: ``confidence_unresolved`` (inconclusive, minor) with the numbers.
 * All three need at least ``min_confidence_outputs`` treatment outputs that state a confidence (default 30) with at
-  least ``min_confidence_per_class`` right and as many wrong among them (default 10). Why: with 10 per class at
-  AUC 0.5 the DeLong SE is about 0.13, so the interval spans roughly ±0.25 and cannot exclude anything useful; with
-  15 + 15 it spans about ±0.2, and 10 per class is where DeLong's normal approximation stops resting on a handful of
-  placement values. Below that the AUC is still shown (``confidence_too_few``: inconclusive, minor), with the counts.
+  least ``min_confidence_per_class`` right and as many wrong among them (default 10). Below that the AUC is still
+  shown (``confidence_too_few``: inconclusive, minor), with the counts.
 
 Outputs with no marker and no stated confidence in either arm give no findings.
 """
@@ -51,21 +53,22 @@ import numpy as np
 from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
-from audit.check_params import DEFAULT_MARKERS, MimicryParams  # noqa: F401 - DEFAULT_MARKERS re-exported
+from audit.check_params import CONFIDENCE_LEXICON, DEFAULT_MARKERS, MimicryParams  # noqa: F401 - re-exported
 from audit.findings import Finding
 
 NAME = "mimicry"
 
 
-# Verbal confidence → number. Negated forms are matched before the positive words they contain.
-VERBAL_CONFIDENCE: list[tuple[str, float]] = [
-    (r"not (?:at all )?(?:sure|certain|confident)", 0.3),
-    (r"unsure|uncertain", 0.3),
-    (r"certain(?:ly)?|definitely", 0.95),
-    (r"confident", 0.85),
-    (r"(?:very |highly )?likely|probably", 0.7),
-]
+# Explicit statements of confidence (audit.check_params.CONFIDENCE_LEXICON, shown by `audit checks`); the claim may
+# replace them (checks.mimicry.confidence_lexicon). Negated forms come first in the lexicon and win over the positive
+# words they contain.
+VERBAL_CONFIDENCE: list[tuple[str, float]] = list(CONFIDENCE_LEXICON.items())
 LEVEL_CONFIDENCE = {"very high": 0.95, "high": 0.9, "medium": 0.6, "moderate": 0.6, "low": 0.3, "very low": 0.1}
+# Declared treatment changes that change the prompt (checks.settings' names).
+PROMPT_CHANGES = ("prompt", "prompt_template", "template", "doc_to_text", "system_prompt", "system_instruction",
+                  "system", "task")
+# Settings keys that hold an arm's prompt text (lm-eval results config, live runs).
+_PROMPT_KEYS = ("doc_to_text", "prompt_template", "prompt", "system_prompt", "system_instruction", "description")
 
 _NUM = r"(\d{1,3}(?:\.\d+)?)"
 _NUMERIC = [
@@ -76,9 +79,17 @@ _NUMERIC = [
 ]
 _LEVEL = re.compile(r"\bconfidence(?:\s+level)?\s*(?:is|[:=])?\s*(very high|very low|high|medium|moderate|low)\b",
                     re.I)
-_VERBAL = [(re.compile(r"(?<!\w)(?:" + pat + r")(?!\w)", re.I), v) for pat, v in VERBAL_CONFIDENCE]
-# Every pattern above needs one of these words: a text without any states no confidence (a fast exact pre-filter).
-_MAYBE_CONFIDENCE = re.compile(r"sure|certain|confiden|likely|probably|definitely", re.I)
+
+
+def verbal_patterns(lexicon: dict[str, float] | list[tuple[str, float]]) -> list[tuple[re.Pattern, float]]:
+    items = lexicon.items() if isinstance(lexicon, dict) else lexicon
+    return [(re.compile(r"(?<!\w)(?:" + pat + r")(?!\w)", re.I), float(v)) for pat, v in items]
+
+
+_VERBAL = verbal_patterns(VERBAL_CONFIDENCE)
+# Every default pattern above needs one of these words: a text without any states no confidence (a fast exact
+# pre-filter; a claim's own lexicon is searched without it).
+_MAYBE_CONFIDENCE = re.compile(r"sure|certain|confiden", re.I)
 
 
 Params = MimicryParams
@@ -120,9 +131,10 @@ def find_markers(text: str | None, patterns: dict[str, list[tuple[str, re.Patter
     return out
 
 
-def stated_confidence(text: str | None) -> float:
-    """The confidence an output states, in [0, 1] (last statement; numeric before verbal); NaN when none."""
-    if not isinstance(text, str) or not _MAYBE_CONFIDENCE.search(text):
+def stated_confidence(text: str | None, verbal: list[tuple[re.Pattern, float]] | None = None) -> float:
+    """The confidence an output states, in [0, 1] (last statement; numeric before verbal); NaN when none.
+    ``verbal``: the explicit verbal statements (default: the built-in lexicon)."""
+    if not isinstance(text, str) or (verbal is None and not _MAYBE_CONFIDENCE.search(text)):
         return math.nan
     best: tuple[int, float] | None = None
     for rx, scale in _NUMERIC:
@@ -138,7 +150,7 @@ def stated_confidence(text: str | None) -> float:
         return best[1]
     verbal: tuple[int, float] | None = None
     taken: list[tuple[int, int]] = []
-    for rx, v in _VERBAL:
+    for rx, v in (_VERBAL if verbal is None else verbal):
         for m in rx.finditer(text):
             if any(s <= m.start() < e for s, e in taken):
                 continue  # "not sure" already counted; do not count its "sure" again
@@ -154,25 +166,83 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if rec is None or cb is None or ctx.cell(cb) is None:
         return []
     p = rec.paired(ctx.claimed_scoring, cb)
-    patterns = marker_patterns(params.markers)
+    introduced = prompt_introduced(ctx, params)
+    markers = {cat: [ph for ph in phrases if ph.lower() not in introduced] for cat, phrases in params.markers.items()}
+    patterns = marker_patterns(markers)
     texts = {"baseline": p.frame["text_b"].to_numpy(dtype=object),
              "treatment": p.frame["text_t"].to_numpy(dtype=object)}
     found = {arm: [find_markers(t, patterns) for t in tx] for arm, tx in texts.items()}
-    conf = {arm: np.array([stated_confidence(t) for t in tx]) for arm, tx in texts.items()}
+    verbal = None if params.confidence_lexicon == CONFIDENCE_LEXICON else verbal_patterns(params.confidence_lexicon)
+    conf = {arm: np.array([stated_confidence(t, verbal) for t in tx]) for arm, tx in texts.items()}
     any_marker = any(f for arm in found for f in found[arm])
     any_conf = any(np.isfinite(c).any() for c in conf.values())
-    if not any_marker and not any_conf:
+    if not any_marker and not any_conf and not introduced:
         return []
     prov = ctx.provenance(markers=params.markers, marker_rate="Wilson score interval",
                           min_marker_outputs=params.min_marker_outputs,
                           marker_delta="McNemar test (continuity-corrected) on 0/1 marker presence with the Tango interval that inverts it",
                           budget=cb, scoring=ctx.claimed_scoring)
     findings: list[Finding] = []
+    if introduced:
+        findings.append(Finding(
+            NAME, "prompt_markers", "info",
+            "Markers the declared prompt change introduces are not counted: " + ", ".join(sorted(introduced)),
+            detail="The treatment's prompt itself contains these phrases and the claim declares the prompt change "
+                   f"({', '.join(ctx.claim.claim.treatment_changes)}): outputs that echo or continue the prompt are the "
+                   "change, not a disposition the treatment acquired.",
+            statistic={"phrases": sorted(introduced)}, provenance=prov))
     if any_marker:
         findings.extend(_markers(ctx, params, p, found, prov))
     if any_conf:
         findings.extend(_confidence(ctx, params, p, conf, prov))
     return findings
+
+
+def prompt_texts(ctx: Context) -> dict[str, list[str]]:
+    """Per arm, the prompt texts the audit knows: live templates (task.prompt, the arm's prompt and system prompt)
+    and prompt settings recorded with the logs (lm-eval's doc_to_text and description)."""
+    out: dict[str, list[str]] = {"baseline": [], "treatment": []}
+    claim = ctx.claim
+    for arm in out:
+        if claim.live:
+            a = getattr(claim.arms, arm, None)
+            for t in (getattr(a, "prompt", None), getattr(a, "system_prompt", None),
+                      None if getattr(a, "prompt", None) else getattr(claim.task, "prompt", None)):
+                if isinstance(t, str):
+                    out[arm].append(t)
+        st = (ctx.records.settings or {}).get(arm, {}) if ctx.records is not None else {}
+        for per_budget in (st.values() if isinstance(st, dict) else ()):
+            if isinstance(per_budget, dict):
+                out[arm] += [v for k, v in per_budget.items() if k in _PROMPT_KEYS and isinstance(v, str)]
+    return out
+
+
+def prompt_introduced(ctx: Context, params: Params) -> set[str]:
+    """Marker phrases (lower case) that the declared prompt change introduces: found in the treatment's prompt and not
+    in the baseline's, or listed in ``prompt_phrases``. Empty unless the claim declares a prompt change."""
+    declared = {c.lower() for c in ctx.claim.claim.treatment_changes}
+    if not declared & set(PROMPT_CHANGES):
+        return set()
+    texts = prompt_texts(ctx)
+    listed = [ph.lower() for ph in params.prompt_phrases]
+    out = set()
+    for phrases in params.markers.values():
+        for ph in phrases:
+            rx = marker_regex(ph)
+            in_t = any(rx.search(t) for t in texts["treatment"]) or any(rx.search(x) for x in listed)
+            if in_t and not any(rx.search(t) for t in texts["baseline"]):
+                out.add(ph.lower())
+    return out
+
+
+def marker_rise_shown(mb: np.ndarray, mt: np.ndarray, level: float, alpha: float, margin: float):
+    """(shown, inference): the paired rise of the marker rate (McNemar test with continuity correction and the Tango
+    interval that inverts it) is shown beyond the materiality ``margin``: the whole interval lies above it — H0
+    "rise ≤ margin" rejected one-sided at (1 − level)/2 — and the test of no change rejects at α."""
+    inf = stats.paired_inference(mb, mt, level=level)
+    iv = inf.estimate.interval
+    shown = bool(inf.estimate.value > 0 and inf.test.significant(alpha) and iv.ok and iv.low > margin)
+    return shown, inf
 
 
 def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[Finding]:
@@ -194,7 +264,7 @@ def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[F
                          "accuracy_with_marker": float(np.mean(with_m)) if with_m.size else math.nan,
                          "accuracy_without_marker": float(np.mean(without_m)) if without_m.size else math.nan})
     mb, mt = presence["any"]["baseline"], presence["any"]["treatment"]
-    m_inf = stats.paired_inference(mb, mt, level=ctx.level)  # McNemar test (continuity-corrected) + Tango interval (they agree)
+    shown, m_inf = marker_rise_shown(mb, mt, ctx.level, ctx.alpha, params.min_marker_rise)
     m_test, m_delta = m_inf.test, m_inf.estimate
     corr = ctx.cell(cb)
     c_iv = corr.interval
@@ -211,12 +281,12 @@ def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[F
             "b": m_test.details.get("b"), "c": m_test.details.get("c"), "correctness_delta": corr.delta.value,
             "correctness_ci_low": c_iv.low, "correctness_ci_high": c_iv.high, "correctness_p": corr.test.p_value,
             "budget": cb, "scoring": ctx.claimed_scoring, "n": corr.n}
-    m_txt = (f"marker rate {mb.mean():.0%} → {mt.mean():.0%} ({fmt_delta(m_delta.value)} {fmt_ci(m_delta.interval)}, "
+    m_txt = (f"marker rate {mb.mean():.1%} → {mt.mean():.1%} ({fmt_delta(m_delta.value)} {fmt_ci(m_delta.interval)}, "
              f"McNemar p = {m_test.p_value:.3g})")
     c_txt = f"correctness {fmt_delta(corr.delta.value)} {fmt_ci(c_iv)}"
     k_t = int(mt.sum())
-    stat.update({"treatment_marker_outputs": k_t, "min_marker_outputs": params.min_marker_outputs})
-    shown = m_delta.value > 0 and m_test.significant(ctx.alpha) and m_delta.interval.ok and m_delta.interval.low > 0
+    stat.update({"treatment_marker_outputs": k_t, "min_marker_outputs": params.min_marker_outputs,
+                 "min_marker_rise": params.min_marker_rise})
     markers_rise = shown and k_t >= params.min_marker_outputs
     corr_up = ctx.gain(corr.delta.value) > 0 and (
         excludes_zero(c_iv) or (not c_iv.ok and corr.test.significant(ctx.alpha)))
@@ -232,15 +302,19 @@ def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[F
             NAME, "markers_without_correctness", "flag",
             f"Disposition markers rise without correctness: {m_txt}, while {c_txt}",
             detail="The treatment says it verifies or hedges more often (McNemar rejects equal marker rates and the "
-                   f"CI excludes 0, on {k_t} marker-bearing outputs) but is not significantly more often right: the "
-                   "surface of the disposition, not the behaviour.", severity="major", impact="none", statistic=stat,
+                   f"whole interval of the rise lies above the materiality margin of {params.min_marker_rise:g}, on "
+                   f"{k_t} marker-bearing outputs) but is not significantly more often right: the surface of the "
+                   "disposition, not the behaviour.", severity="major", impact="none", statistic=stat,
             rows=delta_rows, evidence=ev, provenance=prov))
     elif markers_rise:
         out.append(Finding(NAME, "markers_with_correctness", "pass",
                            f"Disposition markers rise together with correctness: {m_txt}; {c_txt}", statistic=stat,
                            rows=delta_rows, provenance=prov))
     elif m_delta.value > 0 and not corr_up:
-        if not shown:
+        if not shown and m_test.significant(ctx.alpha) and m_delta.interval.ok and m_delta.interval.low > 0:
+            why = (f"the rise is significant but not shown beyond the materiality margin of "
+                   f"{params.min_marker_rise:g} (CI {fmt_ci(m_delta.interval)})")
+        elif not shown:
             why = (f"the rise is not significant (McNemar p = {m_test.p_value:.3g}, CI {fmt_ci(m_delta.interval)})")
         else:
             why = (f"only {k_t} treatment output(s) carry a marker; at least {params.min_marker_outputs} are needed "
@@ -327,17 +401,51 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
                            statistic=stat, rows=rows, provenance=prov))
         return out
     iv = auc_t.interval
-    if iv.ok and iv.high < tau:
+    below = iv.ok and iv.high < tau
+    row_b = res["baseline"][2]
+    # A flag needs a treatment effect, not a level: where the baseline states confidence too, the treatment's AUC must
+    # be below the baseline's by more than auc_margin (whole interval); where it does not, the statements themselves
+    # are new (their rate rises beyond min_marker_rise, whole interval) and the treatment's AUC is below tau.
+    if row_b["enough"] and auc_b is not None:
+        cmp = stats.delong_unpaired(auc_t, auc_b, level=ctx.level)
+        effect = bool(cmp.interval.ok and cmp.interval.high < -params.auc_margin)
+        stat.update(auc_difference=cmp.diff, auc_difference_ci_low=cmp.interval.low,
+                    auc_difference_ci_high=cmp.interval.high, auc_margin=params.auc_margin)
+        effect_txt = (f"the treatment's AUC is below the baseline's by {-cmp.diff:.3f} "
+                      f"[{-cmp.interval.high:.3f}, {-cmp.interval.low:.3f}] (unpaired DeLong z, conservative for arms "
+                      f"on the same items), beyond the margin {params.auc_margin:g}")
+        no_effect_txt = (f"the baseline's stated confidence is as uninformative (AUC difference treatment − baseline "
+                         f"{cmp.diff:+.3f} {_fmt_iv(cmp.interval)}; a flag needs it wholly below "
+                         f"−{params.auc_margin:g})")
+    else:
+        sb = np.isfinite(conf["baseline"]).astype(float)
+        st_ = np.isfinite(conf["treatment"]).astype(float)
+        effect, st_inf = marker_rise_shown(sb, st_, ctx.level, ctx.alpha, params.min_marker_rise)
+        siv = st_inf.estimate.interval
+        stat.update(stating_rise=st_inf.estimate.value, stating_rise_ci_low=siv.low, stating_rise_ci_high=siv.high)
+        effect_txt = (f"the baseline states a confidence in {sb.mean():.0%} of its outputs, the treatment in "
+                      f"{st_.mean():.0%} ({fmt_delta(st_inf.estimate.value)} {fmt_ci(siv)}, beyond the margin "
+                      f"{params.min_marker_rise:g}): the statements are the treatment's")
+        no_effect_txt = (f"the treatment does not state a confidence materially more often than the baseline "
+                         f"({fmt_delta(st_inf.estimate.value)} {fmt_ci(siv)}; a flag needs the whole interval above "
+                         f"{params.min_marker_rise:g})")
+    if below and effect:
         out.append(Finding(
             NAME, "confidence_decoupled", "flag",
             f"The treatment's stated confidence does not track its correctness: {head}, below {tau:g}",
             detail=f"The AUC's {ctx.level:.0%} interval lies wholly below {tau:g} (H0: AUC ≥ {tau:g} rejected, "
                    f"one-sided at α = {(1 - ctx.level) / 2:.3g}), on {row_t['n_stated']} stating outputs "
-                   f"({row_t['n_correct']} right, {row_t['n_wrong']} wrong). Confident and wrong: "
+                   f"({row_t['n_correct']} right, {row_t['n_wrong']} wrong), and {effect_txt}. Confident and wrong: "
                    f"{row_t['confident_wrong_rate']:.0%} of stating outputs; hedged and right: "
                    f"{row_t['hedged_right_rate']:.0%}. Stated confidence that does not separate right from wrong "
                    "answers is a style, not calibration.", severity="major", impact="none", statistic=stat,
             rows=rows, provenance=prov))
+    elif below:
+        out.append(Finding(
+            NAME, "confidence_like_baseline", "info",
+            f"The treatment's stated confidence does not track its correctness, but no worse than the baseline's: "
+            f"{head}",
+            detail=f"Not a treatment effect: {no_effect_txt}.", statistic=stat, rows=rows, provenance=prov))
     elif mw_t.significant(ctx.alpha):
         out.append(Finding(NAME, "confidence_tracks", "pass",
                            f"The treatment's stated confidence tracks its correctness: {head}", statistic=stat,

@@ -6,7 +6,12 @@
   and without Yates' correction, and McNemar variants when the paired discordant counts are known), each two-sided
   and one-sided; the check says which variants reproduce the reported p and whether that is the test the authors
   name. A one-sided p reported as if two-sided is a common error.
-* With samples: the reported rates and n against what the logs give at the claimed setting.
+* With samples: the reported rates and n against what the logs give at the claimed setting (each arm on all its own
+  items). A mismatch is a finding of its own, never evidence about the gain: it caps the verdict at inconclusive only
+  when it is material and no arm reproduces (``_against_logs``), and a common convention of papers' scorers that
+  explains it (unanswered outputs credited at chance 1/K, or dropped) is said with the numbers, as a note.
+* Reported numbers that contradict each other (a rate no k/n gives, a delta that is not treatment − baseline) cannot
+  all be the claim: untrusted input, the verdict is inconclusive at best.
 
 Rounding tolerances that cannot fail are not tolerances. Every number here lies on the [0, 1] scale (rates, deltas
 of rates, p-values), so:
@@ -20,7 +25,6 @@ of rates, p-values), so:
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 
 from audit.checks._common import Context
 
@@ -28,10 +32,9 @@ from audit import stats
 from audit.check_params import ReportedNumbersParams
 from audit.claim import Counts
 from audit.findings import Finding
+from audit.rounding import INTEGER_PLACES, decimals, half_unit, rounds_to, table_places  # noqa: F401 - re-exported
 
 NAME = "reported_numbers"
-# A number written without decimals (0 or 1) is read to this many decimals: ±0.5 on [0, 1] cannot fail.
-INTEGER_PLACES = 2
 # A reported p of exactly 0 is read as p below this (the usual "p < 0.001" of a table).
 P_ZERO_MEANS = 0.001
 
@@ -45,39 +48,10 @@ FAMILIES = {
 Params = ReportedNumbersParams
 
 
-def decimals(x: float) -> int:
-    """Decimal places as written (0.15 → 2, 0.3 → 1); floats from YAML keep their shortest repr."""
-    exp = Decimal(repr(float(x))).normalize().as_tuple().exponent
-    return max(0, -int(exp))
-
-
-def half_unit(x: float, places: int | None = None) -> float:
-    """Half a unit in the last reported place: the rounding tolerance of a reported number.
-
-    ``places`` overrides the decimals read off the float: YAML turns "0.30" into 0.3, so the caller passes the
-    precision the other numbers of the same table were reported to.
-    A number with no decimals is read to ``INTEGER_PLACES`` (every quantity here lies on [0, 1], where ±0.5 would
-    match anything); trailing zeros of an integer never widen it (``Decimal.normalize`` writes 20 as 2E+1).
-    """
-    d = places if places is not None else decimals(x)
-    return 0.5 * 10 ** (-(d if d > 0 else INTEGER_PLACES))
-
-
-def rounds_to(value: float, reported: float, places: int | None = None) -> bool:
-    return math.isfinite(value) and abs(value - reported) <= half_unit(reported, places) + 1e-12
-
-
 def granular_k(rate: float, n: int, places: int | None = None) -> list[int]:
     """Every k with k/n rounding to the reported rate."""
     centre = round(rate * n)
     return [k for k in range(max(0, centre - 2), min(n, centre + 2) + 1) if rounds_to(k / n, rate, places)]
-
-
-def table_places(*values: float | None) -> int | None:
-    """The precision a table of rates was reported to: the most decimals among its numbers (0.30 is read as 0.3).
-    None when no number has decimals (each is then read to ``INTEGER_PLACES``)."""
-    ds = [decimals(v) for v in values if isinstance(v, float)]
-    return max(ds) if ds and max(ds) > 0 else None
 
 
 def p_matches(value: float, reported: float) -> bool:
@@ -93,12 +67,18 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                    f"{INTEGER_PLACES} decimals); a reported p of 0 is read as p < {P_ZERO_MEANS:g}")
     findings: list[Finding] = []
     n = rep.n or (rep.baseline.n if isinstance(rep.baseline, Counts) else None)
-    places = table_places(rep.baseline, rep.treatment, rep.delta)
+    places = (ctx.written_places()[0] or table_places(rep.baseline, rep.treatment, rep.delta))
     prov = dict(prov, reported_places=places)
-    # Granularity of k/n.
+    # Granularity of k/n: only rates of 0/1 outcomes are k/n (a mean of continuous scores, such as a judge's win
+    # probability, is not). Without samples the reported rates are taken to be k/n.
+    cell = ctx.cell(ctx.claimed_budget) if ctx.records is not None else None
+    counts_of_passes = cell is None or cell.binary
+    if not counts_of_passes:
+        prov = dict(prov, granularity="not checked: the scores at the claimed setting are not 0/1, so a rate is a "
+                                      "mean, not k/n")
     for arm in ("baseline", "treatment"):
         v = getattr(rep, arm)
-        if isinstance(v, float) and n:
+        if isinstance(v, float) and n and counts_of_passes:
             ks = granular_k(v, n, places)
             if not ks:
                 lo, hi = math.floor(v * n), math.ceil(v * n)
@@ -106,7 +86,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                     NAME, "impossible_rate", "flag",
                     f"The reported {arm} rate {v} cannot come from n = {n}: no k/{n} rounds to it "
                     f"({lo}/{n} = {lo / n:.4f}, {hi}/{n} = {hi / n:.4f})", severity="critical",
-                    impact="not_reproduced", statistic={"arm": arm, "reported": v, "n": n}, provenance=prov))
+                    impact="untrusted_input", statistic={"arm": arm, "reported": v, "n": n}, provenance=prov))
             else:
                 findings.append(Finding(NAME, "rate_granular", "pass",
                                         f"The reported {arm} rate {v} is consistent with "
@@ -122,13 +102,13 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         if abs(rep.delta - diff) > tol + 1e-12:
             findings.append(Finding(NAME, "delta_arithmetic", "flag",
                                     f"The reported delta {rep.delta} is not treatment − baseline = {t} − {b} = {diff:.4f}",
-                                    severity="critical", impact="not_reproduced", statistic=stat, provenance=prov))
+                                    severity="critical", impact="untrusted_input", statistic=stat, provenance=prov))
         else:
             findings.append(Finding(NAME, "delta_consistent", "pass",
                                     f"The reported delta {rep.delta} equals treatment − baseline ({diff:.4f}) within rounding",
                                     statistic=stat, provenance=prov))
     findings.extend(_p_value(ctx, prov))
-    findings.extend(_against_logs(ctx, prov))
+    findings.extend(_against_logs(ctx, params, prov))
     if not findings:
         findings.append(Finding(NAME, "nothing_reported", "info",
                                 "No reported numbers to check (claim.reported is empty)", impact="none",
@@ -150,6 +130,13 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
             severity="minor", impact="none", statistic={"reported_p": 0.0, "read_as": f"p < {P_ZERO_MEANS:g}"},
             provenance=prov))
     cb, ct = rep.counts("baseline"), rep.counts("treatment")
+    cell = ctx.cell(ctx.claimed_budget) if ctx.records is not None else None
+    if cell is not None and not cell.binary:
+        return pre + [Finding(NAME, "p_value_not_counts", "inconclusive",
+                              f"The reported {shown} is not recomputed: the scores are not 0/1, so no test of two "
+                              "proportions applies", detail=f"The significance check gives the paired test of the "
+                                                            f"scores ({cell.test.method}, p = {cell.test.p_value:.3g}).",
+                              severity="minor", impact="none", provenance=prov)]
     b_disc = c_disc = None
     if ctx.records is not None and ctx.cell(ctx.claimed_budget) is not None:
         p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
@@ -197,53 +184,185 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                           statistic=stat, rows=rows, provenance=pv)]
 
 
-def _against_logs(ctx: Context, prov: dict) -> list[Finding]:
+def _arm_rows(ctx: Context, arm: str):
+    """(scores, answered) of one arm at the claimed setting on *all* its items (the published number of an arm run
+    on its own item set is over those)."""
+    import numpy as np
+
+    try:
+        f = ctx.records.arm_scores(arm, ctx.claimed_scoring, ctx.claimed_budget)
+    except (KeyError, AttributeError):
+        p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
+        f = {"score": p.baseline if arm == "baseline" else p.treatment,
+             "answered": p.frame["answered_b" if arm == "baseline" else "answered_t"]}
+    return np.asarray(f["score"], dtype=float), np.asarray(f["answered"], dtype=float)
+
+
+def _conventions(k: float, n: int, u: int, options: list[int]) -> list[tuple[str, str, float, float]]:
+    """(code, words, rate, extra tolerance) for the logs' rate read under each common convention of a paper's
+    scorer. ``u`` outputs have no extractable answer; the logs score them 0 ("counted wrong")."""
+    out = []
+    if u > 0:
+        for kk in options:
+            q = 1.0 / kk
+            # A scorer that credits a seeded random guess gives Binomial(u, 1/K) extra passes, not exactly u/K.
+            sd = math.sqrt(u * q * (1 - q)) / n
+            out.append((f"chance_1_{kk}", f"the unanswered outputs credited at chance (1/{kk})",
+                        (k + u * q) / n, 2 * sd))
+        if n - u > 0:
+            out.append(("dropped", "the unanswered outputs dropped", k / (n - u), 0.0))
+    return out
+
+
+def _against_logs(ctx: Context, params: Params, prov: dict) -> list[Finding]:
+    """The reported rates and n against the logs at the claimed setting.
+
+    A mismatch is a finding of its own; the verdict on the *gain* stays with the significance check. It caps the
+    verdict at inconclusive (``untrusted_input``) only when it is material — beyond the materiality margin, so it
+    could account for a material part of the gain — and no arm's reported rate reproduces (then the logs or the
+    scoring may not be those behind the numbers). When one arm reproduces, the other's gap *is* the gap between
+    the reported and the measured delta, which the significance check judges. A mismatch that a common convention of
+    a paper's scorer explains (unanswered outputs credited at chance 1/K, or dropped) is a note with the numbers."""
     rep = ctx.claim.claim.reported
     if ctx.records is None or ctx.cell(ctx.claimed_budget) is None:
         return []
     cell = ctx.cell(ctx.claimed_budget)
-    out = []
-    p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
-    if rep.n is not None and rep.n != cell.n and not (ctx.claim.live and ctx.claim.task.limit):
-        out.append(Finding(NAME, "n_mismatch", "flag",
-                           f"The claim reports n = {rep.n} items per arm; the logs have {cell.n} paired items",
-                           severity="major", impact="not_reproduced", statistic={"reported_n": rep.n, "logs_n": cell.n},
-                           provenance=prov))
-    for arm, measured, arr in (("baseline", cell.baseline, p.baseline), ("treatment", cell.treatment, p.treatment)):
-        v = getattr(rep, arm)
-        if v is None:
-            continue
-        reported = v.rate if isinstance(v, Counts) else v
-        k = arr.sum()
-        places = table_places(rep.baseline, rep.treatment, rep.delta)
-        stat = {"arm": arm, "reported": reported, "measured": measured, "k": float(k), "n": cell.n}
-        where = f"{ctx.claimed_scoring}, {ctx.claimed_budget} tokens"
-        if ctx.claim.live:
-            # A re-run on another server or machine need not match to the last digit: the reported rate must lie
-            # inside the re-run's Wilson interval.
-            iv = stats.wilson(int(round(k)), cell.n, level=ctx.level) if p.binary else None
-            stat.update({"ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None})
-            if iv is None or iv.contains(reported):
-                out.append(Finding(NAME, "consistent_with_rerun", "pass",
-                                   f"The reported {arm} score {reported} is inside the re-run's {ctx.level:.0%} "
-                                   f"interval ({k:g}/{cell.n} = {measured:.4f}" + (f", [{iv.low:.3f}, {iv.high:.3f}])"
-                                                                                  if iv else ")"),
-                                   statistic=stat, provenance=dict(prov, interval="Wilson")))
-            else:
-                out.append(Finding(NAME, "outside_rerun", "flag",
-                                   f"The reported {arm} score {reported} lies outside the re-run's {ctx.level:.0%} "
-                                   f"interval [{iv.low:.3f}, {iv.high:.3f}] ({k:g}/{cell.n}, {where})",
-                                   severity="major", impact="not_reproduced", statistic=stat,
-                                   provenance=dict(prov, interval="Wilson")))
-            continue
-        ok = (v.passes == k and v.n == cell.n) if isinstance(v, Counts) else rounds_to(measured, reported, places)
-        if ok:
-            out.append(Finding(NAME, "matches_logs", "pass",
-                               f"The reported {arm} score {reported} matches the logs ({k:g}/{cell.n} = {measured:.4f})",
-                               statistic=stat, provenance=prov))
-        else:
+    margin = ctx.margin
+    mtol = margin if math.isfinite(margin) else 0.0
+    places = (ctx.written_places()[0] or table_places(rep.baseline, rep.treatment, rep.delta))
+    where = f"{ctx.claimed_scoring}, {ctx.claimed_budget} tokens"
+    out: list[Finding] = []
+    arms = {}
+    for arm in ("baseline", "treatment"):
+        scores, answered = _arm_rows(ctx, arm)
+        k, n = float(scores.sum()), int(scores.size)
+        u = int((answered == 0).sum())
+        arms[arm] = {"k": k, "n": n, "u": u, "measured": k / n if n else math.nan, "reported": getattr(rep, arm)}
+    if ctx.claim.live:
+        return _against_rerun(ctx, cell, arms, prov, where)
+    given = {a: d for a, d in arms.items() if d["reported"] is not None}
+
+    def matches(d, rate, extra=0.0) -> bool:
+        v = d["reported"]
+        if isinstance(v, Counts):
+            return v.n == d["n"] and abs(v.passes - rate * d["n"]) <= extra * d["n"] + 1e-9
+        return math.isfinite(rate) and abs(rate - v) <= half_unit(v, places) + extra + 1e-12
+
+    reproduced = {a for a, d in given.items() if matches(d, d["measured"])}
+    explained = None
+    if given and len(reproduced) < len(given):
+        # The same convention must account for every reported arm; of those that do, the closest fit is named.
+        fits = []
+        for code in [c for c, *_ in _conventions(1, 2, 1, params.chance_options)]:
+            reads = {a: next((c for c in _conventions(d["k"], d["n"], d["u"], params.chance_options) if c[0] == code),
+                             None) for a, d in given.items()}
+            if all(r is not None for r in reads.values()) and all(matches(given[a], r[2], r[3])
+                                                                  for a, r in reads.items()):
+                fits.append((sum(abs(_rate_of(given[a]["reported"]) - r[2]) for a, r in reads.items()), reads))
+        if fits:
+            explained = min(fits, key=lambda f: f[0])[1]
+    if explained is not None:
+        convention = next(iter(explained.values()))[1]
+        parts = [f"{a} {_rate_of(arms[a]['reported'])} vs the logs' {arms[a]['k']:g}/{arms[a]['n']} = "
+                 f"{arms[a]['measured']:.4f}, {r[2]:.4f} with its {arms[a]['u']} unanswered outputs so read"
+                 for a, r in explained.items()]
+        out.append(Finding(
+            NAME, "explained_by_convention", "info",
+            f"The reported rates equal the logs' with {convention}: " + "; ".join(parts),
+            detail="The logs score an output without an extractable answer 0 (counted wrong); the paper's scorer "
+                   "evidently did not. The gain is audited as the logs score it; the difference is a convention of "
+                   "the scorer, not of the models. A scorer that credits a seeded random guess gives Binomial(u, 1/K) "
+                   "extra passes, so the match allows two of its standard deviations.",
+            statistic={"convention": next(iter(explained.values()))[0],
+                       **{f"{a}_{key}": arms[a][key] for a in explained for key in ("k", "n", "u", "measured")},
+                       **{f"{a}_convention_rate": r[2] for a, r in explained.items()}},
+            provenance=prov))
+    else:
+        for arm, d in given.items():
+            reported = _rate_of(d["reported"])
+            stat = {"arm": arm, "reported": reported, "measured": d["measured"], "k": d["k"], "n": d["n"],
+                    "unanswered": d["u"], "margin": margin}
+            if arm in reproduced:
+                out.append(Finding(NAME, "matches_logs", "pass",
+                                   f"The reported {arm} score {reported} matches the logs ({d['k']:g}/{d['n']} = "
+                                   f"{d['measured']:.4f})", statistic=stat, provenance=prov))
+                continue
+            diff = abs(reported - d["measured"]) if math.isfinite(d["measured"]) else math.inf
+            material = diff > mtol
+            caps = material and not reproduced
+            stat.update(difference=diff, material=material)
+            why = ("No arm's reported rate reproduces and the difference exceeds the materiality margin "
+                   f"±{mtol:.3g}: the logs or the scoring may not be those behind the published numbers, so the "
+                   "verdict is inconclusive at best." if caps else
+                   (f"The other arm reproduces, so the logs and scoring are those behind the numbers: this gap is "
+                    f"the gap between the reported and the measured delta, which the significance check judges."
+                    if reproduced else f"Within the materiality margin ±{mtol:.3g}: it cannot account for a "
+                                       "material part of the gain."))
             out.append(Finding(NAME, "differs_from_logs", "flag",
                                f"The reported {arm} score {reported} differs from the logs at the claimed setting "
-                               f"({k:g}/{cell.n} = {measured:.4f}, {where})",
-                               severity="major", impact="not_reproduced", statistic=stat, provenance=prov))
+                               f"({d['k']:g}/{d['n']} = {d['measured']:.4f}, {where})",
+                               detail=why + " No common convention (unanswered outputs credited at chance 1/K for K "
+                                      f"in {params.chance_options}, or dropped) accounts for it.",
+                               severity="major" if material else "minor",
+                               impact="untrusted_input" if caps else "none", statistic=stat, provenance=prov))
+    n_arm = {a: d["n"] for a, d in arms.items()}
+    if rep.n is not None and rep.n not in n_arm.values() and not (ctx.claim.live and ctx.claim.task.limit):
+        gap = max(abs(rep.n - v) for v in n_arm.values())
+        dropped = [a for a, d in arms.items() if d["u"] and rep.n == d["n"] - d["u"]]
+        material = gap / rep.n > mtol
+        caps = material and not reproduced and explained is None
+        shown = (f"{n_arm['baseline']} items" if n_arm["baseline"] == n_arm["treatment"]
+                 else f"{n_arm['baseline']} (baseline) and {n_arm['treatment']} (treatment) items")
+        if dropped:
+            detail = (f"n = {rep.n} equals the logs' items less their unanswered outputs ({', '.join(dropped)}): the "
+                      "paper evidently dropped the items without an extractable answer.")
+        elif caps:
+            detail = (f"{gap} of {rep.n} items ({gap / rep.n:.1%}) are unaccounted for — more than the materiality "
+                      f"margin ±{mtol:.3g} could absorb — and no reported rate reproduces: the logs may not be those "
+                      "behind the numbers, so the verdict is inconclusive at best.")
+        else:
+            detail = (f"{gap} of {rep.n} items ({gap / rep.n:.1%}): "
+                      + ("more than the materiality margin, but the reported rates reproduce, so the logs are those "
+                         "behind the numbers." if material else
+                         f"too few to move the delta by the materiality margin ±{mtol:.3g}."))
+        out.append(Finding(NAME, "n_mismatch", "flag" if not dropped else "info",
+                           f"The claim reports n = {rep.n} items per arm; the logs have {shown}",
+                           detail=detail, severity=("major" if material else "minor") if not dropped else "info",
+                           impact="untrusted_input" if caps else "none",
+                           statistic={"reported_n": rep.n, "logs_n": cell.n, "logs_n_baseline": n_arm["baseline"],
+                                      "logs_n_treatment": n_arm["treatment"], "material": material},
+                           provenance=prov))
+    return out
+
+
+def _rate_of(v) -> float:
+    return v.rate if isinstance(v, Counts) else v
+
+
+def _against_rerun(ctx: Context, cell, arms: dict, prov: dict, where: str) -> list[Finding]:
+    """A re-run on another server or machine need not match to the last digit: the reported rate must lie inside the
+    re-run's Wilson interval. Outside it, the re-run is not the run behind the numbers — a finding, not a verdict."""
+    out = []
+    for arm, d in arms.items():
+        if d["reported"] is None:
+            continue
+        reported = _rate_of(d["reported"])
+        k, n = d["k"], d["n"]
+        binary = bool(cell.binary)
+        iv = stats.wilson(int(round(k)), n, level=ctx.level) if binary else None
+        stat = {"arm": arm, "reported": reported, "measured": d["measured"], "k": k, "n": n,
+                "ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None}
+        pv = dict(prov, interval="Wilson")
+        if iv is None or iv.contains(reported):
+            out.append(Finding(NAME, "consistent_with_rerun", "pass",
+                               f"The reported {arm} score {reported} is inside the re-run's {ctx.level:.0%} interval "
+                               f"({k:g}/{n} = {d['measured']:.4f}" + (f", [{iv.low:.3f}, {iv.high:.3f}])" if iv else ")"),
+                               statistic=stat, provenance=pv))
+        else:
+            out.append(Finding(NAME, "outside_rerun", "flag",
+                               f"The reported {arm} score {reported} lies outside the re-run's {ctx.level:.0%} "
+                               f"interval [{iv.low:.3f}, {iv.high:.3f}] ({k:g}/{n}, {where})",
+                               detail="The re-run does not reproduce the published absolute score; the verdict rests "
+                                      "on the gain, which the significance check judges.",
+                               severity="major", impact="none", statistic=stat, provenance=pv))
     return out

@@ -32,7 +32,30 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if claimed is None:
         return findings + [Finding(NAME, "no_claimed_cell", "inconclusive", "No records at the claimed setting",
                                    severity="major", impact="inconclusive", provenance=prov)]
-    others = [s for s in scorings if s != ctx.claimed_scoring]
+    degenerate = ctx.degenerate()
+    if degenerate and len(degenerate) == len(scorings):
+        # Every scoring gives one score: the items do not separate at all (both arms fail, or pass, everything) —
+        # a floor or ceiling of the task, not a broken scorer. No scoring can show a gain; said, not flagged.
+        findings.append(Finding(NAME, "no_scoring_separates", "info",
+                                "No scoring separates the items: every item of both arms scores "
+                                + ", ".join(f"{d.value:g} under {d.scoring!r}" for d in degenerate.values()),
+                                detail="Every item of both arms has one score under every scoring, so no gain, loss or "
+                                       "change of one can be measured.",
+                                statistic={"scorings": sorted(degenerate)}, provenance=prov))
+        degenerate = {}
+    for name, deg in degenerate.items():
+        claimed_txt = (" It is the claimed scoring, so the gain cannot be measured (see significance)."
+                       if name == ctx.claimed_scoring else " It is left out of the perturbations: it is no evidence "
+                                                           "that the gain changes.")
+        findings.append(Finding(NAME, "degenerate", "flag",
+                                f"A degenerate scoring: {deg.sentence()}, while another scoring separates them",
+                                detail="A scoring under which every item of both arms scores the same cannot tell the "
+                                       "arms apart; the usual cause is a target no output can match (a whole worked "
+                                       "solution where the final answer belongs: use a target rule that takes the "
+                                       "final answer) or an extractor that never fires." + claimed_txt,
+                                severity="major", impact="none",
+                                statistic={"scoring": name, "value": deg.value, "rows": deg.rows}, provenance=prov))
+    others = [s for s in scorings if s != ctx.claimed_scoring and s not in degenerate]
     rows = [ctx.cell(cb, s).row(role="claimed" if s == ctx.claimed_scoring else "alternative")
             for s in scorings if ctx.cell(cb, s) is not None]
     findings.append(Finding(NAME, "per_scoring", "info",
@@ -41,7 +64,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                             rows=rows, provenance=prov))
     if not others:
         findings.append(Finding(NAME, "single_scoring", "inconclusive",
-                                "Only one scoring is available, so robustness to scoring was not tested",
+                                "Only one scoring is available, so robustness to scoring was not tested"
+                                + (" (the others are degenerate)" if degenerate else ""),
                                 detail="Add perturbations.scorings (an lm-eval filter in the logs, or a built-in scorer "
                                        "such as last-number or exact).", severity="minor", impact="none",
                                 provenance=prov))

@@ -44,6 +44,14 @@ def _paired(ctx: Context) -> list[Finding]:
     if cell is None:
         return [Finding(NAME, "no_cell", "inconclusive", f"No paired records at the claimed setting ({where})",
                         severity="major", impact="inconclusive")]
+    if (deg := ctx.degenerate().get(ctx.claimed_scoring)) is not None:
+        return [Finding(NAME, "degenerate_scoring", "inconclusive",
+                        f"The claimed scoring cannot tell the arms apart: {deg.sentence()}",
+                        detail="Every item of both arms has the same score, so no gain or loss can be measured under "
+                               "it: a floor or ceiling of the task, or a broken scoring — check the target (a whole "
+                               "worked solution where the final answer belongs?) and the extractor; audit validate "
+                               "warns of it too.", severity="major", impact="inconclusive",
+                        statistic={"scoring": deg.scoring, "value": deg.value, "rows": deg.rows})]
     inf = cell.inference
     prov = ctx.provenance(test=inf.test.method, ci=inf.interval.method, n=cell.n, design="paired",
                           shown_beside="paired bootstrap percentile CI, paired CLT SE (Miller 2024)"
@@ -187,10 +195,14 @@ def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov,
     note = (f" The {test} p and the {ci.method} interval disagree at α = {ctx.alpha}; the interval decides."
             if disagree else "")
     below_reported = False
+    tol = ctx.reported_tolerance()
     if reported is not None and sign * reported > 0:
-        # H0: the true delta is at least the reported one (in the claimed direction); one-sided at α/2.
-        p_below = p_vs(reported, "less" if sign > 0 else "greater")
-        stat["p_below_reported"] = p_below
+        # H0: the true delta is at least the reported one less its tolerance (half a unit of its last digit, plus
+        # options.margin when set), in the claimed direction; one-sided at α/2. A rounded "+0.10" is not refuted by
+        # a precisely measured +0.096.
+        null = reported - sign * tol
+        p_below = p_vs(null, "less" if sign > 0 else "greater")
+        stat.update(p_below_reported=p_below, reported_tolerance=tol, reported_null=null)
         below_reported = math.isfinite(p_below) and p_below < half
     if sig_rev:
         findings.append(Finding(NAME, "reversed", "flag", f"At {where} the measured delta goes the other way: {summary}",
@@ -202,8 +214,13 @@ def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov,
         more = (" A smaller gain is still significant: the claim's magnitude, not its sign, is refuted."
                 if sig_gain else "")
         findings.append(Finding(NAME, "smaller_than_reported", "flag", head,
-                                detail=f"H0 'the true delta is at least the reported one' is rejected (one-sided, "
-                                       f"α/2 = {half:g}; the reported delta lies beyond the {level} interval)."
+                                detail=f"H0 'the true delta is at least the reported one less its tolerance' "
+                                       f"({fmt_delta(reported)} {'−' if sign > 0 else '+'} {tol:.3g} = {fmt_delta(null)}; "
+                                       f"the tolerance is "
+                                       f"half a unit of the last reported digit"
+                                       + (" plus options.margin" if ctx.claim.options.margin is not None else "")
+                                       + f") is rejected (one-sided, α/2 = {half:g}; it lies beyond the {level} "
+                                       f"interval)."
                                        + more + " " + power_txt + note,
                                 severity="critical", impact="not_reproduced", statistic=stat, rows=rows,
                                 provenance=prov))
@@ -212,9 +229,8 @@ def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov,
                                 detail=power_txt + note, severity="info", impact="reproduced", statistic=stat,
                                 rows=rows, provenance=prov))
     else:
-        margin, msrc = ctx.margin_and_source()
-        near_zero = (ci.ok and math.isfinite(margin) and margin > 0 and msrc != "half the measured delta at the "
-                     "claimed setting" and -margin < ci.low and ci.high < margin)
+        margin, msrc = ctx.null_margin()  # fixed before looking at the measured delta
+        near_zero = ci.ok and math.isfinite(margin) and margin > 0 and -margin < ci.low and ci.high < margin
         underpowered = reported is not None and math.isfinite(pw) and pw < ctx.power
         if near_zero:
             title = (f"The delta at {where} is shown to be near zero (within ±{margin:.3g}, {msrc}; TOST): "

@@ -64,17 +64,23 @@ def test_find_markers_by_category():
     ("I am 75 % confident", 0.75),
     ("Confidence: high", 0.9),
     ("confidence is low", 0.3),
-    ("I am certain: 7", 0.95),
-    ("It is definitely 7", 0.95),
+    ("I am certain: 7", 0.9),
     ("I'm confident the answer is 7", 0.85),
-    ("It is probably 7", 0.7),
-    ("most likely 7", 0.7),
+    ("I'm fairly sure it is 7", 0.7),
+    ("I am very confident", 0.85),
+    # Chain-of-thought words state no confidence: only explicit first-person statements do.
+    ("It is definitely 7", math.nan),
+    ("It is probably 7", math.nan),
+    ("most likely 7", math.nan),
+    ("A certain percentage of the students", math.nan),
+    ("The likely answer is (B)", math.nan),
     ("I'm not sure, maybe 7", 0.3),
     ("I am not certain", 0.3),
     ("I'm unsure", 0.3),
-    ("uncertain", 0.3),
+    ("uncertain", math.nan),
+    ("I am uncertain", 0.3),
     ("Confidence: 40%. Checked again. Final confidence: 90%", 0.9),  # the last statement counts
-    ("It is probably 7. Confidence: 60%", 0.6),                      # numeric before verbal
+    ("I'm sure. Confidence: 60%", 0.6),                              # numeric before verbal
     ("The answer is 7.", math.nan),
     ("Confidence: 150%", math.nan),
     ("It is unlikely to rain", math.nan),
@@ -347,3 +353,62 @@ def test_pre_filters_change_no_answer():
     want = [unfiltered(t) for t in texts]
     assert sum(not math.isnan(x) for x in got) > 100
     assert all((math.isnan(a) and math.isnan(b)) or a == b for a, b in zip(got, want))
+
+
+# --- flags earn their severity: a material treatment effect, not a level ---------------------------------------------
+
+
+def test_a_baseline_as_uninformative_as_the_treatment_is_not_a_decoupling(tmp_path):
+    """Both arms state confidences unrelated to correctness (AUC 0.5 each): a level, not a treatment effect."""
+    levels = [20, 40, 60, 80] * 50
+    correct = [1] * 100 + [0] * 100
+    texts, correct = _stating(levels, correct)
+    out = verify(_claim(tmp_path, texts, texts, correct, correct))
+    assert "confidence_decoupled" not in codes(out)
+    f = finding(out, "confidence_like_baseline")
+    assert f.outcome == "info" and f.statistic["auc_difference"] == pytest.approx(0.0)
+
+
+def test_a_marker_rise_of_a_fraction_of_a_point_is_not_major(tmp_path):
+    """0.1% → 0.3% of 12,000 outputs (significant at this n, McNemar p ≈ 0.003) is no disposition: the rise must be
+    shown beyond 5 points."""
+    n = 12_000
+    base = ["Let me verify." if i < 12 else "" for i in range(n)]
+    treat = ["Let me verify." if i < 36 else "" for i in range(n)]
+    correct = [i % 2 for i in range(n)]
+    out = verify(_claim(tmp_path, base, treat, correct, correct))
+    assert "markers_without_correctness" not in codes(out)
+    assert not [f for f in out.findings if f.check == "mimicry" and f.severity in ("major", "critical")]
+
+
+def test_markers_the_declared_prompt_change_introduces_are_not_mimicry(tmp_path):
+    n = 200
+    treat = ["Let me verify." if i % 10 < 7 else "" for i in range(n)]
+    base = ["Let me verify." if i % 10 == 0 else "" for i in range(n)]
+    correct = [i % 2 for i in range(n)]
+    c = _claim(tmp_path, base, treat, correct, correct, checks={"prompt_phrases": ["Let me verify this answer."]})
+    out = verify(c)
+    assert "markers_without_correctness" in codes(out)  # undeclared: the prompt is not known to have changed
+    c = c.model_copy(update={"claim": c.claim.model_copy(update={"treatment_changes": ["prompt_template"]})})
+    out = verify(c)
+    assert "markers_without_correctness" not in codes(out)
+    f = finding(out, "prompt_markers")
+    assert "let me verify" in f.statistic["phrases"] and "verify" in f.statistic["phrases"]
+
+
+def test_the_marker_margin_holds_its_false_alarm_rate_by_simulation():
+    """The marker flag's null is "rise ≤ margin". At a true rise of exactly the margin (5 points: 10% → 15%, paired,
+    n = 2,000) the flag must fire in at most α/2 = 2.5% of replicates (plus Monte Carlo error: 300 replicates, the
+    upper 99.9% binomial bound of 2.5% is 5.0%)."""
+    rng = np.random.default_rng(2024)
+    n, reps, fired = 2000, 300, 0
+    for _ in range(reps):
+        mb = (rng.random(n) < 0.10).astype(float)
+        mt = mb.copy()
+        # Add exactly-in-expectation 5 points: markers switch on in 5.5% of items, off in 0.5%.
+        on = (mb == 0) & (rng.random(n) < 0.055 / 0.90)
+        off = (mb == 1) & (rng.random(n) < 0.005 / 0.10)
+        mt[on], mt[off] = 1.0, 0.0
+        shown, _ = mimicry.marker_rise_shown(mb, mt, level=0.95, alpha=0.05, margin=0.05)
+        fired += shown
+    assert fired / reps <= 0.05, fired
