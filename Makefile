@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml tools/llama_wheel.sh | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-live calibrate fixtures clean
+.PHONY: demo test bench bench-live calibrate realclaims fixtures clean
 
 # llama-cpp-python is built portably (no -march=native) by tools/llama_wheel.sh before anything else can pull it in.
 $(STAMP): pyproject.toml tools/llama_wheel.sh
@@ -25,9 +25,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/replay_100k.py
+	$(PY) benchmarks/replay_scale.py
 
 calibrate: $(STAMP)
 	$(PY) benchmarks/calibrate.py
+
+# Verdicts on real published outputs (../shared/data beside the repository) against the verdicts expected beforehand.
+realclaims: $(STAMP)
+	$(PY) benchmarks/realclaims.py
 
 bench-live: $(STAMP)
 	$(PY) benchmarks/live_sweep.py

@@ -1,10 +1,13 @@
 """Calibration: the auditor's own error rates, measured by simulating claims whose truth is known.
 
-Every replicate draws paired 0/1 outcomes (baseline and treatment on the same items, within-item correlation 0.5),
-builds a claim and in-memory Records, and runs the public `audit.verify.verify` on them. Each cell counts how often
-the verdict is wrong for a situation whose truth is known: a `supported` verdict under no true difference, a
-`fragile` verdict for a gain that is the same under every perturbation, a `not_reproduced` verdict when the measured
-gain is at least the reported one, a rejected null with clustered items. Every rate carries a Wilson 95% interval.
+Every replicate draws paired outcomes (0/1 with within-item correlation 0.5 unless the cell says otherwise:
+continuous scores in the skewed and symmetric cells), builds a claim and in-memory Records, and runs the public
+`audit.verify.verify` on them. Each cell counts how often the verdict is wrong for a situation whose truth is
+known: a `supported` verdict under no true difference, a `fragile` verdict for a gain that is the same under every
+perturbation, a `not_reproduced` verdict when the measured gain is at least the reported one, a rejected null
+with clustered items (equal or unequal clusters) or with skewed continuous scores. Every rate carries a Wilson 95%
+interval. Cells run at n in NS unless they name their own item counts (the continuous cells: 30 and 100) or have
+a fixed one (rounded_report: 50,000; understated_margin: 2,000).
 
     python benchmarks/calibrate.py [--reps 400] [--resamples 1000] [--jobs 2] [--seed 0] [--cells NAME ...]
                                    [--n N ...] [--quick] [--out benchmarks/calibration]
@@ -62,6 +65,13 @@ SCORING_RHO = 0.9      # per item, P(the second scoring gives both arms the same
 ICC = 0.1              # clustered cells: between-cluster share of the latent (probit-scale) variance
 CLUSTERS = (5, 10, 30)
 MIN_ITEMS_PER_CLUSTER = 2
+UNEQUAL_SIGMA = 1.0    # unequal clusters: sizes ∝ lognormal(0, UNEQUAL_SIGMA) weights, at least 1 item each
+CONTINUOUS_NS = (30, 100)
+SKEW_SHARE = 0.15      # skewed continuous cells: this share of items gains Exp(1), the whole offset to mean 0
+SKEW_NOISE = 0.1       # SD of the symmetric per-item noise on top (the treatment "usually slightly worse")
+SYMMETRIC_SD = 0.3     # symmetric continuous cell: N(0, SYMMETRIC_SD²) per-item differences
+ROUNDED_N, ROUNDED_GAIN, ROUNDED_REPORTED = 50_000, 0.096, 0.10
+UNDERSTATED_N, UNDERSTATED_GAINS, UNDERSTATED_REPORTED = 2_000, (0.10, 0.075), 0.03
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -103,8 +113,9 @@ def redraw(rng: np.random.Generator, b: np.ndarray, t: np.ndarray, keep: float,
 
 
 def clustered_pairs(rng: np.random.Generator, n: int, c: int, p: float, phi: float,
-                    icc: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Paired 0/1 outcomes of n items in c equal clusters (item i in cluster i mod c), both arms at rate p.
+                    icc: float, cl: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Paired 0/1 outcomes of n items in c equal clusters (item i in cluster i mod c; or the assignment ``cl``),
+    both arms at rate p.
 
     Latent probit model: z_arm = u_c + v_arm,c + w_i + e_arm,i, unit variance per arm, outcome 1 when
     z_arm > Φ⁻¹(1 − p).
@@ -115,7 +126,7 @@ def clustered_pairs(rng: np.random.Generator, n: int, c: int, p: float, phi: flo
     Under this null every cluster has its own true delta, which averages to 0 over clusters.
     """
     r = math.sin(math.pi * phi / 2.0)
-    cl = np.arange(n) % c
+    cl = np.arange(n) % c if cl is None else cl
     u = rng.normal(0.0, math.sqrt(icc * r), c)
     vb, vt = rng.normal(0.0, math.sqrt(icc * (1 - r)), (2, c))
     w = rng.normal(0.0, math.sqrt(r * (1 - icc)), n)
@@ -126,6 +137,20 @@ def clustered_pairs(rng: np.random.Generator, n: int, c: int, p: float, phi: flo
     zb = u[cl] + vb[cl] + w + eb
     zt = u[cl] + vt[cl] + w + et
     return (zb > cut).astype(float), (zt > cut).astype(float), cl, r
+
+
+def unequal_sizes(rng: np.random.Generator, n: int, c: int, sigma: float = UNEQUAL_SIGMA) -> np.ndarray:
+    """Cluster sizes for n items in c clusters: 1 item each, the other n − c spread by a multinomial with
+    probabilities ∝ lognormal(0, sigma) weights (drawn afresh per replicate), so a few clusters hold most items."""
+    w = rng.lognormal(0.0, sigma, c)
+    return 1 + rng.multinomial(n - c, w / w.sum())
+
+
+def skewed_differences(rng: np.random.Generator, n: int, sign: float = 1.0) -> np.ndarray:
+    """Per-item differences with mean 0 and a long tail: SKEW_SHARE of items gain Exp(1), every item is offset by
+    −SKEW_SHARE (the mean of the gains), plus N(0, SKEW_NOISE²) noise; ``sign`` −1 mirrors the tail."""
+    gains = np.where(rng.random(n) < SKEW_SHARE, rng.exponential(1.0, n), 0.0)
+    return sign * (gains - SKEW_SHARE + rng.normal(0.0, SKEW_NOISE, n))
 
 
 def phi_of(b: np.ndarray, t: np.ndarray) -> float:
@@ -225,6 +250,8 @@ class Cell:
     parameters: dict = field(default_factory=dict)
     min_n: int = 2
     wrong: tuple[str, ...] = ()        # verdicts that are wrong in this cell (their findings are tallied)
+    ns: tuple[int, ...] | None = None  # the item counts it runs at when --n is not given (None: NS)
+    fixed_n: int | None = None         # the one item count it always runs at (the situation defines n)
 
 
 def _two_arm(rng, n, p_t):
@@ -295,6 +322,49 @@ def sim_clustered(c: int):
         blocks = [frame("baseline", b, clusters=cl), frame("treatment", t, clusters=cl)]
         return claim, records_of(blocks), {"b": b, "t": t}
     return sim
+
+
+def sim_unequal(c: int):
+    def sim(rng, n, resamples):
+        sizes = unequal_sizes(rng, n, c)
+        cl = np.repeat(np.arange(c), sizes)
+        b, t, cl, _ = clustered_pairs(rng, n, c, BASE_RATE, PHI, ICC, cl=cl)
+        claim = claim_of(f"unequal_c{c}", resamples, cluster_field="passage")
+        blocks = [frame("baseline", b, clusters=cl), frame("treatment", t, clusters=cl)]
+        return claim, records_of(blocks), {"b": b, "t": t, "largest_share": float(sizes.max() / n)}
+    return sim
+
+
+def _continuous(cell: str, d_of):
+    def sim(rng, n, resamples):
+        b = rng.beta(2.0, 2.0, n)  # a continuous score per item (edit similarity, chrF, ...)
+        t = b + d_of(rng, n)
+        claim = claim_of(cell, resamples)
+        return claim, records_of([frame("baseline", b), frame("treatment", t)]), {"b": b, "t": t}
+    return sim
+
+
+sim_skewed = _continuous("skewed", lambda rng, n: skewed_differences(rng, n, +1.0))
+sim_skewed_mirror = _continuous("skewed_mirror", lambda rng, n: skewed_differences(rng, n, -1.0))
+sim_symmetric = _continuous("symmetric", lambda rng, n: rng.normal(0.0, SYMMETRIC_SD, n))
+
+
+def sim_rounded_report(rng, n, resamples):
+    """A true gain of +0.096 on 50,000 items, reported (rounded to 2 decimals) as +0.10."""
+    _, b, t = _two_arm(rng, n, BASE_RATE + ROUNDED_GAIN)
+    claim = claim_of("rounded_report", resamples, reported={"delta": ROUNDED_REPORTED})
+    return claim, records_of([frame("baseline", b), frame("treatment", t)]), {"b": b, "t": t}
+
+
+def sim_understated_margin(rng, n, resamples):
+    """+0.10 at the claimed budget and +0.075 at the larger one, outputs drawn afresh at each budget, and a
+    reported delta of only +0.03: the gain holds far above what was claimed at both budgets."""
+    _, b, t = _two_arm(rng, n, BASE_RATE + UNDERSTATED_GAINS[0])
+    _, b2, t2 = _two_arm(rng, n, BASE_RATE + UNDERSTATED_GAINS[1])
+    blocks = [frame("baseline", b, budget=BUDGETS[0]), frame("treatment", t, budget=BUDGETS[0]),
+              frame("baseline", b2, budget=BUDGETS[1]), frame("treatment", t2, budget=BUDGETS[1])]
+    claim = claim_of("understated_margin", resamples, budgets=BUDGETS, reported={"delta": UNDERSTATED_REPORTED})
+    return claim, records_of(blocks), {"b": b, "t": t}
 
 
 def _measured_at_least_reported(r: dict) -> bool:
@@ -371,8 +441,65 @@ CELLS: dict[str, Cell] = {c.name: c for c in [
             "latent_within_item_correlation": math.sin(math.pi * PHI / 2)},
            min_n=MIN_ITEMS_PER_CLUSTER * c, wrong=("supported", "not_reproduced"))
       for c in CLUSTERS],
+    *[Cell(f"unequal_c{c}", f"No true difference on average, {c} clusters of unequal size (`options.cluster_field`): "
+           f"each replicate draws weights lognormal(0, {UNEQUAL_SIGMA:g}) and gives every cluster 1 item plus a "
+           f"multinomial share of the other n − {c} ∝ its weight, so one or two clusters often hold most items; "
+           f"outcomes from the latent probit model of the clustered cells (ICC {ICC}: a cluster random effect, every "
+           "cluster its own true delta, mean 0). Rejecting the null either way is a type-I error.",
+           sim_unequal(c),
+           (Metric("rejects the null either way (supported or not_reproduced)", _is("supported", "not_reproduced"),
+                   goal=0.06),
+            Metric("supported (type-I)", _is("supported"), goal=ALPHA / 2),
+            Metric("not_reproduced (type-I, other tail)", _is("not_reproduced"), goal=ALPHA / 2),
+            Metric("fragile", _is("fragile"), goal=0.05)),
+           {**_PAIR, "treatment_rate": BASE_RATE, "clusters": c, "icc_latent": ICC, "size_weights": "lognormal(0, 1)",
+            "min_cluster_size": 1},
+           min_n=MIN_ITEMS_PER_CLUSTER * c, wrong=("supported", "not_reproduced", "fragile"))
+      for c in CLUSTERS],
+    Cell("skewed", f"Continuous scores (baseline Beta(2, 2)), no true difference: per item the treatment is "
+         f"{SKEW_SHARE:g} worse plus N(0, {SKEW_NOISE:g}²) noise, and {SKEW_SHARE:.0%} of items gain Exp(1) on top "
+         f"(mean difference 0, skewness about 5): usually slightly worse, occasionally much better. "
+         "`not_reproduced` (a reversal) is the error on the side away from the long tail, `supported` on its side.",
+         sim_skewed,
+         (Metric("not_reproduced (type-I, short-tail side)", _is("not_reproduced"), goal=ALPHA / 2),
+          Metric("supported (type-I, long-tail side)", _is("supported"), goal=ALPHA / 2),
+          Metric("fragile", _is("fragile"), goal=0.05)),
+         {"baseline": "Beta(2, 2)", "gain_share": SKEW_SHARE, "gain": "Exp(1)", "offset": -SKEW_SHARE,
+          "noise_sd": SKEW_NOISE}, wrong=("supported", "not_reproduced", "fragile"), ns=CONTINUOUS_NS),
+    Cell("skewed_mirror", "The skewed cell mirrored: the treatment usually slightly better, occasionally much worse "
+         "(mean difference 0). `supported` is now the error on the side away from the long tail.", sim_skewed_mirror,
+         (Metric("supported (type-I, short-tail side)", _is("supported"), goal=ALPHA / 2),
+          Metric("not_reproduced (type-I, long-tail side)", _is("not_reproduced"), goal=ALPHA / 2),
+          Metric("fragile", _is("fragile"), goal=0.05)),
+         {"baseline": "Beta(2, 2)", "gain_share": SKEW_SHARE, "gain": "−Exp(1)", "offset": SKEW_SHARE,
+          "noise_sd": SKEW_NOISE}, wrong=("supported", "not_reproduced", "fragile"), ns=CONTINUOUS_NS),
+    Cell("symmetric", f"Continuous scores (baseline Beta(2, 2)), no true difference, symmetric per-item differences "
+         f"N(0, {SYMMETRIC_SD:g}²).", sim_symmetric,
+         (Metric("supported (type-I)", _is("supported"), goal=ALPHA / 2),
+          Metric("not_reproduced (type-I, other tail)", _is("not_reproduced"), goal=ALPHA / 2),
+          Metric("fragile", _is("fragile"), goal=0.05)),
+         {"baseline": "Beta(2, 2)", "difference": f"N(0, {SYMMETRIC_SD:g}²)"},
+         wrong=("supported", "not_reproduced", "fragile"), ns=CONTINUOUS_NS),
+    Cell("rounded_report", f"A true gain of +{ROUNDED_GAIN:g} (0.5 → {BASE_RATE + ROUNDED_GAIN:g}) on "
+         f"{ROUNDED_N:,} paired 0/1 items, reported as `delta: {ROUNDED_REPORTED:.2f}` (rounded to 2 decimals). "
+         "`not_reproduced` is wrong: the report is the truth, rounded.", sim_rounded_report,
+         (Metric("not_reproduced", _is("not_reproduced"), goal=0.05), Metric("supported", _is("supported")),
+          NOT_FRAGILE),
+         {**_PAIR, "treatment_rate": BASE_RATE + ROUNDED_GAIN, "reported_delta": ROUNDED_REPORTED},
+         wrong=("not_reproduced", "fragile"), fixed_n=ROUNDED_N),
+    Cell("understated_margin", f"A true gain of +{UNDERSTATED_GAINS[0]:g} at budget {BUDGETS[0]} (claimed) and "
+         f"+{UNDERSTATED_GAINS[1]:g} at {BUDGETS[1]}, outputs drawn afresh at each budget, {UNDERSTATED_N:,} paired "
+         f"0/1 items, reported as `delta: {UNDERSTATED_REPORTED:g}`. The gain stays far above the reported one at "
+         "both budgets, so `fragile` is wrong (the default margin, half the reported delta, is smaller than the "
+         "true change).", sim_understated_margin,
+         (NOT_FRAGILE, Metric("supported", _is("supported")), Metric("not_reproduced", _is("not_reproduced"))),
+         {**_PAIR, "gains": list(UNDERSTATED_GAINS), "budgets": list(BUDGETS), "budget_rho": 0.0,
+          "reported_delta": UNDERSTATED_REPORTED},
+         wrong=("fragile", "not_reproduced"), fixed_n=UNDERSTATED_N),
 ]}
-ALIASES = {"clustered": [f"clustered_c{c}" for c in CLUSTERS]}
+ALIASES = {"clustered": [f"clustered_c{c}" for c in CLUSTERS], "unequal": [f"unequal_c{c}" for c in CLUSTERS],
+           "continuous": ["skewed", "skewed_mirror", "symmetric"],
+           "issue17": [*(f"unequal_c{c}" for c in CLUSTERS), "skewed", "skewed_mirror", "symmetric"]}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -410,7 +537,7 @@ def run_one(task: tuple[str, int, int, int, int]) -> dict:
     claim, records, extra = CELLS[cell_name].simulate(rng, n, resamples)
     b, t = extra["b"], extra["t"]
     out = {"cell": cell_name, "n": n, "rep": rep, "delta": float(np.mean(t) - np.mean(b)), "phi": phi_of(b, t),
-           "verdict": "error", "sources": [], "error": None}
+           "verdict": "error", "sources": [], "error": None, "largest_share": extra.get("largest_share")}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -463,6 +590,9 @@ def summarize(cell: Cell, n: int, results: list[dict]) -> dict:
         "wrong_verdict_findings": dict(sorted(sources.items(), key=lambda kv: (-kv[1], kv[0]))),
         "mean_delta": float(np.mean([r["delta"] for r in results])) if results else math.nan,
         "mean_phi": float(np.mean(phis)) if phis else math.nan,
+        "median_largest_cluster_share": (float(np.median(shares)) if (shares := [r["largest_share"] for r in results
+                                                                             if r.get("largest_share") is not None])
+                                         else None),
         "median_seconds": float(np.median([r["seconds"] for r in results])) if results else math.nan,
         "median_cpu_seconds": float(np.median([r["cpu_seconds"] for r in results])) if results else math.nan,
         "errors": len(errors), "first_error": errors[0] if errors else None,
@@ -482,12 +612,23 @@ def resolve_cells(names: list[str] | None) -> list[str]:
     return out
 
 
+def cell_ns(cell: Cell, user_ns: list[int] | None) -> tuple[list[int], list[int]]:
+    """(item counts the cell runs at, those skipped as below its minimum): its fixed n if it has one, else the
+    --n values, else its own default counts (NS unless it names others)."""
+    if cell.fixed_n is not None:
+        return [cell.fixed_n], []
+    base = user_ns or list(cell.ns or NS)
+    return [n for n in base if n >= cell.min_n], [n for n in base if n < cell.min_n]
+
+
 def calibrate(cells: list[str] | None = None, ns: list[int] | None = None, reps: int = 400, seed: int = 0,
               resamples: int = 1000, jobs: int = 2, progress: Callable[[str, dict], None] | None = None) -> dict:
     """Run the cells at every n (n below a cell's minimum is skipped) and return the full result as a dict."""
     names = resolve_cells(cells)
-    ns = sorted(set(ns or NS))
-    plan = [(c, n) for c in names for n in ns if n >= CELLS[c].min_n]
+    user_ns = sorted(set(ns)) if ns else None
+    per_cell = {c: cell_ns(CELLS[c], user_ns) for c in names}
+    ns = sorted({n for c in names for n in per_cell[c][0] + per_cell[c][1]})
+    plan = [(c, n) for c in names for n in per_cell[c][0]]
     tasks = [(c, n, rep, seed, resamples) for c, n in plan for rep in range(reps)]
     t0 = time.perf_counter()
     done: dict[tuple[str, int], list[dict]] = {key: [] for key in plan}
@@ -522,7 +663,7 @@ def calibrate(cells: list[str] | None = None, ns: list[int] | None = None, reps:
         out_cells[c] = {"description": cell.description, "parameters": cell.parameters,
                         "wrong_verdicts": list(cell.wrong),
                         "rows": [rows[(c, n)] for n in ns if (c, n) in rows],
-                        "skipped_n": [n for n in ns if n < cell.min_n]}
+                        "skipped_n": per_cell[c][1]}
     missed = [f"{c} n={row['n']}: {m['metric']} {_fmt_rate(m)} (goal {m['goal']})"
               for c, cell in out_cells.items() for row in cell["rows"] for m in row["metrics"] if m["met"] is False]
     return {
@@ -536,6 +677,8 @@ def calibrate(cells: list[str] | None = None, ns: list[int] | None = None, reps:
                   "budget_rho": BUDGET_RHO, "ood_variants": OOD_VARIANTS, "ood_rho": OOD_RHO,
                   "scorings": list(SCORINGS), "scoring_rho": SCORING_RHO, "icc_latent": ICC,
                   "clusters": list(CLUSTERS), "min_items_per_cluster": MIN_ITEMS_PER_CLUSTER,
+                  "unequal_cluster_size_sigma": UNEQUAL_SIGMA, "skew_share": SKEW_SHARE, "skew_noise_sd": SKEW_NOISE,
+                  "symmetric_sd": SYMMETRIC_SD,
                   "rng": "numpy SeedSequence([seed, sha256(cell)[:8], n, replicate]), spawned into the data's "
                          "and the audit's seeds"},
         "cells": out_cells, "missed": missed,
@@ -560,7 +703,8 @@ def markdown(result: dict, command: str) -> str:
     lines = [f"command: `{command}`", "",
              "# Calibration: the auditor's own error rates", "",
              f"audit {result['audit_version']}, seed {result['seed']}, {result['reps']} replicates per row, "
-             f"{result['resamples']} resamples, Wilson {result['level']:.0%} intervals. Paired 0/1 outcomes, baseline "
+             f"{result['resamples']} resamples, Wilson {result['level']:.0%} intervals. Unless a cell says "
+             "otherwise: paired 0/1 outcomes, baseline "
              f"rate {result['model']['baseline_rate']}, within-item correlation phi {result['model']['phi']}. "
              "“met?” compares the point estimate with the goal; “s/rep” is the median seconds per replicate "
              "(simulation and `verify`; wall clock, then CPU of the one process, which other load on the machine "
@@ -584,8 +728,11 @@ def markdown(result: dict, command: str) -> str:
         for row in cell["rows"]:
             v = ", ".join(f"{k} {c}" for k, c in row["verdicts"].items() if c)
             src = ", ".join(f"{k} {c}" for k, c in row["wrong_verdict_findings"].items())
+            share = row.get("median_largest_cluster_share")
             notes.append(f"- n = {row['n']}: verdicts {v}; mean measured delta {row['mean_delta']:+.3f}, "
-                         f"mean phi {row['mean_phi']:.3f}" + (f"; wrong verdicts came from {src}" if src else "")
+                         f"mean phi {row['mean_phi']:.3f}"
+                         + (f", median share of the largest cluster {share:.0%}" if share is not None else "")
+                         + (f"; wrong verdicts came from {src}" if src else "")
                          + (f"; {row['errors']} error(s), first: {row['first_error']}" if row["errors"] else ""))
         lines += notes + [""]
     missed = result["missed"]
@@ -635,7 +782,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", nargs="+", default=None, metavar="NAME",
                     help=f"cells to run (default all): {', '.join([*CELLS, *ALIASES])}")
     ap.add_argument("--n", nargs="+", type=int, default=None, dest="ns", metavar="N",
-                    help=f"item counts (default {' '.join(map(str, NS))})")
+                    help=f"item counts (default: each cell's own; {' '.join(map(str, NS))} for most; cells with a "
+                         "fixed n ignore it)")
     ap.add_argument("--quick", action="store_true",
                     help=f"a smoke run: {QUICK_REPS} replicates, n in {{{', '.join(map(str, QUICK_NS))}}}")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "calibration")
@@ -644,12 +792,12 @@ def main(argv: list[str] | None = None) -> int:
     command = ("python benchmarks/calibrate.py " + shlex.join(argv)).strip()
     print(f"command: {command}", flush=True)
     reps = args.reps if args.reps is not None else (QUICK_REPS if args.quick else 400)
-    ns = args.ns or (list(QUICK_NS) if args.quick else list(NS))
+    ns = args.ns or (list(QUICK_NS) if args.quick else None)  # None: each cell's own item counts
     try:
         cells = resolve_cells(args.cells)
     except ValueError as exc:
         ap.error(str(exc))
-    if reps < 1 or args.jobs < 1 or any(n < 2 for n in ns):
+    if reps < 1 or args.jobs < 1 or any(n < 2 for n in ns or ()):
         ap.error("--reps and --jobs must be at least 1, every --n at least 2")
 
     def progress(cell: str, row: dict) -> None:

@@ -389,6 +389,12 @@ class Context:
         return c
 
 
+# The bootstrap shown beside a cell's decision draws at most this many item indices (continuous scores: the full
+# resamples up to 5,000 items, fewer above, none above 50,000 items, where the paired CLT interval beside is its
+# large-sample equivalent); 0/1 and other few-valued scores are resampled in full at any n (multinomial counts).
+BOOTSTRAP_MAX_DRAWS = 50_000_000
+
+
 def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float) -> Cell:
     b, t = p.baseline, p.treatment
     clusters = p.clusters
@@ -397,7 +403,8 @@ def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float) -
     boot = exact = None
     if clusters is None:
         # Shown beside the decision interval; with clusters the item bootstrap would understate the uncertainty.
-        boot = stats.paired_bootstrap_delta(b, t, rng, resamples=resamples, level=level)
+        boot = stats.paired_bootstrap_delta(b, t, rng, resamples=resamples, level=level,
+                                            max_draws=BOOTSTRAP_MAX_DRAWS)
         if p.binary:
             exact = stats.mcnemar_paired(b, t, alternative="two-sided")
     return Cell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), inference, boot, clt, exact, p.binary)

@@ -4,8 +4,9 @@ The rule (README, "How the verdict is decided"), one test and the interval that 
 alike:
 
 - With per-item samples the design is paired: McNemar's test with continuity correction and Tango's score interval (same correction) for 0/1 outcomes, the
-  paired t-test and its interval otherwise, the cluster-robust t (C − 1 df) when items share a passage
-  (:func:`audit.stats.paired_inference`). With reported counts only it is unpaired: Fisher's exact test (two-sided)
+  paired t-test joined with Hall's bootstrap skewness-corrected t and their interval otherwise, the CR2
+  cluster-robust t (Bell–McCaffrey df) when items share a passage (:func:`audit.stats.paired_inference`).
+  With reported counts only it is unpaired: Fisher's exact test (two-sided)
   with Newcombe's hybrid score interval, shown together (they can disagree near α; the finding says which decides).
 - *reproduced*: the interval excludes 0 in the claimed direction (p < α).
 - *not reproduced*: the interval excludes 0 in the other direction (a significant reversal), or the reported delta
@@ -27,6 +28,8 @@ from audit.findings import Estimate, EstimateKind, Finding
 
 NAME = "significance"
 FEW_CLUSTERS = 30
+# The largest cluster holding more than this many times its equal share 1/C of the items is reported (minor).
+UNEQUAL_CLUSTERS = 2.0
 
 
 Params = SignificanceParams
@@ -75,14 +78,31 @@ def _paired(ctx: Context) -> list[Finding]:
     out = _decide(ctx, inf.value, inf.interval, inf.test.p_value, inf.test.method,
                   lambda null, alt: inf.p_value(null, alt), power, reported, cell.n, stat, rows, prov, where)
     clusters = inf.stats.get("clusters")
+    df = inf.stats.get("df", math.nan)
     if inf.method == "cluster-t" and clusters is not None and clusters < FEW_CLUSTERS:
         out.append(Finding(NAME, "few_clusters", "info",
-                           f"Only {clusters} clusters: the cluster-robust interval rests on {clusters - 1} degrees of "
+                           f"Only {clusters} clusters: the cluster-robust interval rests on {df:.3g} degrees of "
                            "freedom",
-                           detail=f"With fewer than about {FEW_CLUSTERS} clusters the Liang–Zeger SE is noisy; the t "
-                                  f"reference on C − 1 = {clusters - 1} df keeps the test near its nominal level "
-                                  "(Cameron & Miller 2015), at the cost of wide intervals. More passages, not more "
-                                  "items per passage, narrow it.", statistic={"clusters": clusters}, provenance=prov))
+                           detail=f"With fewer than about {FEW_CLUSTERS} clusters a cluster-robust SE is noisy; the "
+                                  f"CR2 SE with a t reference on Bell–McCaffrey degrees of freedom ({df:.3g}; C − 1 = "
+                                  f"{clusters - 1} when the clusters are equal) keeps the test near its nominal level "
+                                  "(Bell & McCaffrey 2002; Imbens & Kolesár 2016), at the cost of wide intervals. "
+                                  "More passages, not more items per passage, narrow it.",
+                           statistic={"clusters": clusters, "df": df}, provenance=prov))
+    share = inf.stats.get("largest_cluster_share")
+    if inf.method == "cluster-t" and clusters and share is not None and share > UNEQUAL_CLUSTERS / clusters:
+        out.append(Finding(NAME, "unequal_clusters", "info",
+                           f"One cluster holds {share:.0%} of the items ({inf.stats.get('largest_cluster_items')} of "
+                           f"{cell.n}), more than {UNEQUAL_CLUSTERS:g}× its equal share 1/C = {1 / clusters:.0%}",
+                           detail="With one dominant cluster its residual sum is close to 0 by construction and the "
+                                  "usual (CR1) cluster SE understates the variance: the decision uses the CR2 SE, "
+                                  "which scales each cluster's squared residual sum by 1/(1 − its share), and "
+                                  f"{df:.3g} Bell–McCaffrey degrees of freedom instead of C − 1 = {clusters - 1} (CR1 SE "
+                                  f"{inf.stats.get('se_cr1', math.nan):.3g}, CR2 SE {inf.stats.get('se', math.nan):.3g}"
+                                  "). The evidence is mostly that of the largest cluster.",
+                           severity="minor",
+                           statistic={"clusters": clusters, "largest_cluster_share": share, "df": df,
+                                      "threshold": UNEQUAL_CLUSTERS / clusters}, provenance=prov))
     return out
 
 

@@ -105,3 +105,43 @@ def test_unknown_cell_is_refused(cal):
     with pytest.raises(ValueError, match="unknown cell"):
         cal.resolve_cells(["nul"])
     assert cal.resolve_cells(["clustered"]) == ["clustered_c5", "clustered_c10", "clustered_c30"]
+
+
+def test_unequal_cluster_sizes_are_lognormal_shares_with_one_item_each(cal):
+    rng = np.random.default_rng(0)
+    shares = []
+    for _ in range(200):
+        sizes = cal.unequal_sizes(rng, 200, 5)
+        assert sizes.sum() == 200 and sizes.min() >= 1 and sizes.size == 5
+        shares.append(sizes.max() / 200)
+    # lognormal(0, 1) weights: the largest of 5 clusters typically holds about half the items, not 1/5
+    assert 0.4 < float(np.median(shares)) < 0.65
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_skewed_differences_have_mean_zero_and_a_long_tail(cal, sign):
+    d = cal.skewed_differences(np.random.default_rng(1), 400_000, sign)
+    assert d.mean() == pytest.approx(0.0, abs=0.005)
+    skew = float(np.mean((d - d.mean()) ** 3) / d.std() ** 3)
+    assert sign * skew > 4.0  # about 5: usually slightly worse, occasionally much better (or mirrored)
+    assert np.mean(sign * d < 0) > 0.8
+
+
+def test_cells_run_at_their_own_or_fixed_item_counts(cal):
+    assert cal.cell_ns(cal.CELLS["skewed"], None) == ([30, 100], [])
+    assert cal.cell_ns(cal.CELLS["skewed"], [200]) == ([200], [])
+    assert cal.cell_ns(cal.CELLS["rounded_report"], [30]) == ([50_000], [])
+    assert cal.cell_ns(cal.CELLS["unequal_c30"], None) == ([100, 200, 500, 1000], [30])
+    assert cal.resolve_cells(["unequal"]) == ["unequal_c5", "unequal_c10", "unequal_c30"]
+    assert cal.resolve_cells(["continuous"]) == ["skewed", "skewed_mirror", "symmetric"]
+
+
+def test_new_cells_run_through_verify(cal):
+    result = cal.calibrate(["unequal_c5", "skewed", "understated_margin"], [30], reps=2, seed=3, jobs=1)
+    assert result["errors"] == 0
+    assert [r["n"] for r in result["cells"]["understated_margin"]["rows"]] == [2000]
+    row = result["cells"]["unequal_c5"]["rows"][0]
+    assert row["median_largest_cluster_share"] is not None and row["median_largest_cluster_share"] > 0.2
+    skewed = result["cells"]["skewed"]["rows"][0]
+    assert {m["metric"] for m in skewed["metrics"]} >= {"not_reproduced (type-I, short-tail side)",
+                                                          "supported (type-I, long-tail side)"}

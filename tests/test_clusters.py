@@ -60,3 +60,62 @@ def test_missing_cluster_is_an_input_error(claim_dir):
         load_records(load_claim(claim_dir(c, logs)))
     (prob,) = exc.value.problems
     assert "cluster_field 'passage' is missing on 1 row(s)" in prob.message and prob.line == 4
+
+
+def unequal_table_logs():
+    """The fixed table of issue 17: 5 passages of 200/10/10/10/10 items, both arms 0/1; the treatment gains +0.15 in
+    the big passage (30 items baseline 0 → treatment 1, the rest unchanged) and exactly 0 in each small one (one item
+    gained, one lost)."""
+    base, treat, groups = [], [], []
+    base += [0] * 30 + [1] * 70 + [0] * 100
+    treat += [1] * 30 + [1] * 70 + [0] * 100
+    groups += ["passage-0"] * 200
+    for g in range(1, 5):
+        base += [0, 1] + [0, 1, 0, 1, 0, 1, 0, 1]
+        treat += [1, 0] + [0, 1, 0, 1, 0, 1, 0, 1]
+        groups += [f"passage-{g}"] * 10
+
+    def rows(correct):
+        return [{"id": f"q{i:03d}", "output": "1" if c else "0", "target": "1", "passage": g}
+                for i, (c, g) in enumerate(zip(correct, groups))]
+
+    logs = {"logs/base_16.jsonl": rows(base), "logs/treat_16.jsonl": rows(treat)}
+    return logs, np.array(base, float), np.array(treat, float), np.array(groups)
+
+
+def test_one_dominant_passage_is_inconclusive(claim_dir):
+    """CR1 with C − 1 = 4 df called this gain significant (t = 4.8, p = 0.0087): the big passage's residual sum is
+    nearly 0 by construction. CR2 with Bell–McCaffrey df (1.31) gives p = 0.20; the jackknife (p = 0.30) and a t-test
+    on the 5 passage means (p = 0.37) agree that the data cannot tell."""
+    logs, base, treat, groups = unequal_table_logs()
+    c = jsonl_claim([16], 16)
+    c["options"]["cluster_field"] = "passage"
+    out = verify(load_claim(claim_dir(c, logs)))
+    assert out.report.verdict == "inconclusive", out.report.verdict_reason
+    (cell,) = out.report.cells
+    assert cell.ci_method == "cluster-t" and cell.delta == pytest.approx(0.125)
+    assert cell.p_value == pytest.approx(0.2010, abs=5e-4) and cell.ci_low < 0 < cell.ci_high
+    (few,) = [f for f in out.findings if f.code == "few_clusters"]
+    assert few.statistic["df"] == pytest.approx(1.3127, abs=5e-4)
+    (uneq,) = [f for f in out.findings if f.code == "unequal_clusters"]
+    assert uneq.severity == "minor" and uneq.impact == "none"
+    assert uneq.statistic["largest_cluster_share"] == pytest.approx(200 / 240)
+    assert uneq.statistic["threshold"] == pytest.approx(2 / 5)
+    # CR1 with t(C − 1), the old rule, on the same data: significant, which is what the issue reported.
+    import statsmodels.api as sm
+    from scipy.stats import t as student
+
+    d = treat - base
+    codes = np.unique(groups, return_inverse=True)[1]
+    se1 = float(sm.OLS(d, np.ones_like(d)).fit(cov_type="cluster", cov_kwds={"groups": codes}).bse[0])
+    assert 2 * student.sf(d.mean() / se1, 4) == pytest.approx(0.0087, abs=5e-4)
+
+
+def test_equal_clusters_raise_no_unequal_warning(claim_dir):
+    logs, *_ = clustered_logs()
+    c = jsonl_claim([16], 16)
+    c["options"]["cluster_field"] = "passage"
+    out = verify(load_claim(claim_dir(c, logs)))
+    assert not [f for f in out.findings if f.code == "unequal_clusters"]
+    (few,) = [f for f in out.findings if f.code == "few_clusters"]
+    assert few.statistic["df"] == pytest.approx(11)  # equal clusters: Bell–McCaffrey df is C − 1

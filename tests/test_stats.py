@@ -809,3 +809,330 @@ def test_small_exhaustive_auc_matches_definition():
     want = np.mean([1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(pos, neg)])
     v10, v01 = S.structural_components(np.array(pos), np.array(neg))
     assert v10.mean() == pytest.approx(want) and v01.mean() == pytest.approx(want)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Miettinen–Nurminen score interval for a difference of independent proportions (counts only)
+
+# Newcombe (1998, Stat Med 17:873), Table II, method 6 (Miettinen–Nurminen), examples (a)–(h). Cross-checked with
+# R ratesci's tests ((d): −0.0326, 0.1933) and cicalc's ((a), (b), (g): 0.7156); the issue quotes (a) upper, (b)
+# lower, (e) lower, (f) and (h) lower.
+NEWCOMBE_MN = [
+    (56, 70, 48, 80, 0.0528, 0.3382),
+    (9, 10, 3, 10, 0.1700, 0.8406),
+    (6, 7, 2, 7, 0.0342, 0.8534),
+    (5, 56, 0, 29, -0.0326, 0.1933),
+    (0, 10, 0, 20, -0.1658, 0.2844),
+    (0, 10, 0, 10, -0.2879, 0.2879),
+    (10, 10, 0, 20, 0.7156, 1.0000),
+    (10, 10, 0, 10, 0.6636, 1.0000),
+]
+
+
+@pytest.mark.parametrize("k1, n1, k2, n2, low, high", NEWCOMBE_MN)
+def test_miettinen_nurminen_reproduces_newcombe_table_ii(k1, n1, k2, n2, low, high):
+    inf = S.unpaired_score_inference(k1, n1, k2, n2)
+    assert close(inf.interval.low, low, ABS4) and close(inf.interval.high, high, ABS4)
+    assert inf.interval.method == "miettinen-nurminen-score"
+    # the interval inverts the test: at each bound below 1 the one-sided p is α/2
+    if inf.interval.low > -1:
+        assert inf.p_value(inf.interval.low, "greater") == pytest.approx(0.025, abs=1e-7)
+    if inf.interval.high < 1:
+        assert inf.p_value(inf.interval.high, "less") == pytest.approx(0.025, abs=1e-7)
+
+
+def test_miettinen_nurminen_zero_of_ten_each_is_symmetric():
+    iv = S.unpaired_score_inference(0, 10, 0, 10).interval
+    assert iv.low == pytest.approx(-iv.high, abs=1e-12) and close(iv.high, 0.2879, ABS4)
+    assert S.unpaired_score_inference(0, 10, 0, 10).test.p_value == 1.0
+
+
+def test_mee_variant_of_the_restricted_mle_matches_published_mee_interval():
+    """Without the N/(N − 1) factor the same restricted MLE gives Mee's (1984) interval: 56/70 − 48/80 →
+    [0.0533, 0.3377] (Newcombe 1998, Table II, method 5)."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    def z(dl):
+        p1, p2 = S._mn_restricted_mle(56, 70, 48, 80, dl)
+        return (0.2 - dl) / math.sqrt(p1 * (1 - p1) / 70 + p2 * (1 - p2) / 80)
+
+    q = norm.ppf(0.975)
+    assert close(brentq(lambda d: z(d) - q, -0.99, 0.2), 0.0533, ABS4)
+    assert close(brentq(lambda d: z(d) + q, 0.2, 0.99), 0.3377, ABS4)
+
+
+def test_restricted_mle_is_the_sample_proportion_at_the_observed_difference():
+    p1, p2 = S._mn_restricted_mle(56, 70, 48, 80, 0.2)
+    assert (p1, p2) == pytest.approx((0.8, 0.6), abs=1e-12)  # statsmodels 0.15 gives p1 = 0.5762 here
+    p1, p2 = S._mn_restricted_mle(7, 20, 3, 30, 0.0)
+    assert p1 == pytest.approx(10 / 50, abs=1e-12) and p2 == pytest.approx(10 / 50, abs=1e-12)  # pooled at δ = 0
+
+
+def test_restricted_mle_maximises_the_constrained_likelihood():
+    """The closed-form root against a numerical maximisation of the binomial likelihood with p1 − p2 = δ
+    (scipy.optimize.minimize_scalar, bounded), on 400 random tables and nulls."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import xlogy
+
+    def loglik(p1, p2, k1, n1, k2, n2):
+        return xlogy(k1, p1) + xlogy(n1 - k1, 1 - p1) + xlogy(k2, p2) + xlogy(n2 - k2, 1 - p2)
+
+    rng = np.random.default_rng(17)
+    for _ in range(400):
+        n1, n2 = (int(x) for x in rng.integers(1, 150, 2))
+        k1, k2 = int(rng.integers(0, n1 + 1)), int(rng.integers(0, n2 + 1))
+        delta = float(rng.uniform(-0.98, 0.98))
+        p1, p2 = S._mn_restricted_mle(k1, n1, k2, n2, delta)
+        assert p1 - p2 == pytest.approx(delta, abs=1e-12)
+        lo, hi = max(0.0, delta), min(1.0, 1.0 + delta)
+        assert lo - 1e-12 <= p1 <= hi + 1e-12
+        res = minimize_scalar(lambda p: -loglik(p, p - delta, k1, n1, k2, n2), bounds=(lo, hi), method="bounded",
+                              options={"xatol": 1e-12})
+        assert loglik(p1, p2, k1, n1, k2, n2) >= -res.fun - 1e-9
+        assert p1 == pytest.approx(res.x, abs=2e-5)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # statsmodels' odds ratio at 30/30
+@pytest.mark.parametrize("k1, n1, k2, n2", [(6, 89, 4, 89), (56, 70, 48, 80), (0, 12, 3, 15), (30, 30, 12, 40)])
+def test_miettinen_nurminen_test_at_zero_equals_statsmodels(k1, n1, k2, n2):
+    """At δ = 0 the restricted MLE is the pooled proportion, where statsmodels' score test is right."""
+    from statsmodels.stats.proportion import test_proportions_2indep
+
+    ref = test_proportions_2indep(k1, n1, k2, n2, method="score", compare="diff", correction=True)
+    assert S.unpaired_score_inference(k1, n1, k2, n2).test.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+@given(st.integers(1, 60), st.integers(1, 60), st.data())
+@PROPS
+def test_miettinen_nurminen_interval_excludes_a_null_exactly_when_the_test_rejects(n1, n2, data):
+    k1, k2 = data.draw(st.integers(0, n1)), data.draw(st.integers(0, n2))
+    null = data.draw(st.floats(-0.95, 0.95))
+    inf = S.unpaired_score_inference(k1, n1, k2, n2)
+    iv = inf.interval
+    assert -1.0 <= iv.low <= inf.value <= iv.high <= 1.0
+    p = inf.p_value(null, "two-sided")
+    if min(abs(null - iv.low), abs(null - iv.high)) > 1e-7:
+        assert (p < 0.05) == (not iv.low <= null <= iv.high)
+    # swapping the groups mirrors the interval
+    sw = S.unpaired_score_inference(k2, n2, k1, n1).interval
+    assert (sw.low, sw.high) == pytest.approx((-iv.high, -iv.low), abs=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CR2 cluster-robust SE with Bell–McCaffrey degrees of freedom
+
+
+def _cr2_by_matrices(x, g, rho=0.0):
+    """Bell & McCaffrey (2002) / Imbens & Kolesár (2016) for an intercept-only regression, with the general matrices:
+    A_g = (I − H_gg)^(−1/2) by eigendecomposition, V = (XᵀX)⁻¹ Σ XgᵀAg eg egᵀ AgᵀXg (XᵀX)⁻¹, and
+    df = (Σλ)²/Σλ² for the eigenvalues λ of GᵀΩG, G's columns (I − H)_{·g} A_g X_g (XᵀX)⁻¹ and the working model
+    Ω = (1 − ρ)I + ρ·(1 for two items of one cluster)."""
+    x = np.asarray(x, float)
+    n = x.size
+    X = np.ones((n, 1))
+    H = X @ np.linalg.inv(X.T @ X) @ X.T
+    e = x - H @ x
+    labels = np.unique(g)
+    V = 0.0
+    cols = []
+    for lab in labels:
+        idx = np.flatnonzero(np.asarray(g) == lab)
+        w, U = np.linalg.eigh(np.eye(idx.size) - H[np.ix_(idx, idx)])
+        A = U @ np.diag(w ** -0.5) @ U.T
+        s = float((X[idx].T @ A @ e[idx])[0]) / n
+        V += s * s
+        col = ((np.eye(n) - H)[:, idx] @ A @ X[idx])[:, 0] / n
+        cols.append(col)
+    G = np.column_stack(cols)
+    gg = np.asarray(g)
+    omega = (1 - rho) * np.eye(n) + rho * (gg[:, None] == gg[None, :])
+    lam = np.linalg.eigvalsh(G.T @ omega @ G)
+    return math.sqrt(V), lam.sum() ** 2 / np.sum(lam ** 2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cr2_and_bell_mccaffrey_df_match_the_matrix_formulas(seed):
+    rng = np.random.default_rng(seed)
+    C = int(rng.integers(2, 9))
+    sizes = np.maximum(1, np.round(rng.lognormal(1.0, 1.0, C))).astype(int)
+    g = np.repeat(np.arange(C), sizes)
+    x = rng.normal(size=g.size) + rng.normal(size=C)[g]
+    est = S.clustered_cr2(x, g)
+    se, df0 = _cr2_by_matrices(x, g)
+    assert est.se == pytest.approx(se, rel=1e-9)
+    assert est.details["df_independence"] == pytest.approx(df0, rel=1e-9)
+    _, df = _cr2_by_matrices(x, g, est.details["rho"])
+    assert est.details["df"] == pytest.approx(df, rel=1e-9)
+    for rho in (0.2, 0.7):  # the closed form at any working correlation
+        _, df_rho = _cr2_by_matrices(x, g, rho)
+        sizes_ = np.bincount(g).astype(float)
+        assert S._bell_mccaffrey_df(1 / (1 - sizes_ / g.size), sizes_, g.size, rho) == pytest.approx(df_rho, rel=1e-9)
+    assert est.details["largest_cluster_share"] == pytest.approx(sizes.max() / sizes.sum())
+
+
+def test_working_correlation_is_the_moment_estimate():
+    e = np.array([1.0, 1.0, -1.0, -1.0, 2.0, -2.0])
+    g = np.array([0, 0, 1, 1, 2, 2])
+    sums = np.bincount(g, weights=e)
+    # pairs within clusters: (1·1)·2 + (−1·−1)·2 + (2·−2)·2 = 4 − 8 = −4 → negative → clipped to 0
+    assert S._working_rho(e, sums, np.bincount(g).astype(float)) == 0.0
+    e2 = np.array([1.0, 0.5, -1.0, -0.5, 2.0, 1.0])
+    within = (0.5 + 0.5 + 2.0) * 2 / 6  # Σ_g Σ_{i≠j} eᵢeⱼ over Σ n_g(n_g − 1)
+    assert S._working_rho(e2, np.bincount(g, weights=e2), np.bincount(g).astype(float)) == pytest.approx(
+        within / (np.sum(e2 ** 2) / 6))  # 0.8
+
+
+def test_cr2_with_equal_clusters_is_cr1_and_c_minus_1_df():
+    s = [1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0]
+    g = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    est = S.clustered_cr2(s, g)
+    assert est.se == pytest.approx(S.clustered_se(s, g).se, rel=1e-12)  # statsmodels' CR1 (0.2097)
+    assert est.details["df"] == pytest.approx(3.0, rel=1e-12)
+    inf = S.paired_inference(np.zeros(12), s, clusters=g)
+    from scipy.stats import ttest_1samp
+
+    means = np.array(s, float).reshape(4, 3).mean(axis=1)
+    assert inf.test.p_value == pytest.approx(ttest_1samp(means, 0.0).pvalue, rel=1e-9)  # t-test on cluster means
+
+
+def test_cr2_one_cluster_is_nan_with_reason():
+    est = S.clustered_cr2([1.0, 0.0, 1.0], ["a"] * 3)
+    assert not est.interval.ok and "cluster" in est.reason
+
+
+def test_cluster_t_interval_inverts_its_test_with_unequal_clusters():
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(6), [50, 3, 7, 12, 2, 30])
+    b = (rng.random(g.size) < 0.5).astype(float)
+    t = (rng.random(g.size) < 0.6).astype(float)
+    inf = S.paired_inference(b, t, clusters=g)
+    assert inf.p_value(inf.interval.low, "greater") == pytest.approx(0.025, abs=1e-9)
+    assert inf.p_value(inf.interval.high, "less") == pytest.approx(0.025, abs=1e-9)
+    assert inf.stats["df"] < 5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Skew-robust one-sided test for continuous paired scores (paired t joined with Hall's bootstrap-t)
+
+
+def _skewed(rng, n, sigma=0.1):
+    """15% of items gain Exp(1), offset to mean 0: the treatment usually slightly worse, occasionally much better."""
+    return np.where(rng.random(n) < 0.15, rng.exponential(1.0, n), 0.0) - 0.15 + rng.normal(0.0, sigma, n)
+
+
+def test_hall_transformation_inverse_round_trips():
+    for gamma in (-4.0, -0.3, 0.0, 1e-9, 0.7, 5.0):
+        for s in (-3.0, -0.2, 0.0, 0.4, 2.5):
+            v = S._hall_g(s, gamma, 30)
+            assert S._hall_g_inv(v, gamma, 30) == pytest.approx(s, abs=1e-9)
+
+
+def test_skew_t_is_deterministic_and_mirrors_when_the_arms_swap():
+    rng = np.random.default_rng(5)
+    b = rng.random(40)
+    t = b + _skewed(rng, 40)
+    one, two = S.paired_inference(b, t), S.paired_inference(b, t)
+    assert one.method == "paired-t-hall" and one.stats["hall_reference"] == "bootstrap"
+    assert (one.interval.low, one.interval.high, one.test.p_value) == (two.interval.low, two.interval.high,
+                                                                       two.test.p_value)
+    sw = S.paired_inference(t, b)
+    assert (sw.interval.low, sw.interval.high) == pytest.approx((-one.interval.high, -one.interval.low), abs=1e-12)
+    assert sw.test.p_value == pytest.approx(one.test.p_value, abs=1e-12)
+    assert sw.p_value(0.05, "less") == pytest.approx(one.p_value(-0.05, "greater"), abs=1e-12)
+    # a generator passed in is used instead of the data-derived one
+    given_rng = S.paired_inference(b, t, rng=np.random.default_rng(1))
+    assert given_rng.stats["rng"] == "given"
+
+
+@pytest.mark.parametrize("kind", ["skewed", "normal", "discrete"])
+def test_skew_t_interval_inverts_the_joint_test(kind):
+    rng = np.random.default_rng(8)
+    n = 60
+    d = {"skewed": _skewed(rng, n), "normal": rng.normal(0.05, 0.3, n),
+         "discrete": rng.choice([-2.0, -1.0, 0.0, 1.0], size=n, p=[0.05, 0.2, 0.6, 0.15])}[kind]
+    inf = S.paired_inference(np.zeros(n), d)
+    iv = inf.interval
+    assert iv.low <= inf.value <= iv.high
+    for null in np.linspace(iv.low - 0.3, iv.high + 0.3, 61):
+        if min(abs(null - iv.low), abs(null - iv.high)) < 1e-9:
+            continue
+        p = inf.p_value(float(null))
+        assert (p < 0.05) == (not iv.low <= null <= iv.high), (null, p, iv)
+    # the two-sided p of the test at 0 is the one the test reports
+    assert inf.p_value(0.0) == pytest.approx(inf.test.p_value, abs=1e-15)
+    assert (inf.test.p_value < 0.05) == (iv.low > 0 or iv.high < 0)
+
+
+def test_skew_t_is_the_paired_t_on_symmetric_data_and_never_more_liberal():
+    rng = np.random.default_rng(2)
+    d = rng.normal(0.1, 0.5, 80)
+    inf = S.paired_inference(np.zeros(80), d)
+    from scipy.stats import ttest_1samp
+
+    for alt in ("greater", "less"):
+        assert inf.p_value(0.0, alt) >= ttest_1samp(d, 0.0, alternative=alt).pvalue - 1e-15
+    assert inf.p_value(0.0) == pytest.approx(ttest_1samp(d, 0.0).pvalue, rel=0.15)
+    assert inf.interval.low <= inf.stats["t_ci_low"] and inf.interval.high >= inf.stats["t_ci_high"]
+
+
+def test_skew_t_holds_the_skewed_tail_far_better_than_t():
+    """The skewed design of benchmarks/calibrate.py at n = 100 (mean 0): the paired t rejects 'mean ≥ 0' one-sided
+    at 2.5% in about 10% of samples; the joint test near 2.5% (benchmarks/calibrate.py measures it)."""
+    from scipy.stats import ttest_1samp
+
+    rng = np.random.default_rng(11)
+    reps, n = 300, 100
+    t_rej = joint_rej = 0
+    for _ in range(reps):
+        d = _skewed(rng, n)
+        t_rej += ttest_1samp(d, 0.0, alternative="less").pvalue < 0.025
+        joint_rej += S.paired_inference(np.zeros(n), d).p_value(0.0, "less") < 0.025
+    assert t_rej / reps > 0.06
+    assert joint_rej / reps < 0.05 and joint_rej < t_rej / 2
+
+
+def test_skew_t_large_n_uses_the_normal_reference_and_discrete_data_keep_the_bootstrap():
+    rng = np.random.default_rng(4)
+    n = S.SKEW_T_BOOTSTRAP_MAX_N + 1
+    big = S.paired_inference(np.zeros(n), _skewed(rng, n))
+    assert big.stats["hall_reference"] == "normal" and big.interval.ok
+    assert big.p_value(big.interval.low, "greater") == pytest.approx(0.025, abs=1e-9) or \
+        big.p_value(big.interval.low, "greater") <= 0.025 + 1e-9
+    disc = S.paired_inference(np.zeros(50_000), rng.choice([-1.0, 0.0, 1.0], size=50_000))
+    assert disc.stats["hall_reference"] == "bootstrap" and disc.stats["hall_sampler"] == "multinomial"
+
+
+def test_skew_t_samplers_agree(monkeypatch):
+    rng = np.random.default_rng(6)
+    d = rng.choice([-1.0, 0.0, 0.5, 2.0], size=400, p=[0.2, 0.5, 0.2, 0.1])
+    multi = S.paired_inference(np.zeros(d.size), d)
+    monkeypatch.setattr(S, "_GROUPED_MAX_DISTINCT", 0)
+    index = S.paired_inference(np.zeros(d.size), d)
+    assert multi.stats["hall_sampler"] == "multinomial" and index.stats["hall_sampler"] == "index"
+    assert index.interval.low == pytest.approx(multi.interval.low, abs=0.01)
+    assert index.interval.high == pytest.approx(multi.interval.high, abs=0.01)
+
+
+def test_skew_t_zero_variance_and_too_few_items():
+    same = S.paired_inference([0.2, 0.4, 0.1], [0.3, 0.5, 0.2])  # every difference 0.1
+    assert not same.interval.ok and math.isnan(same.test.p_value) and math.isnan(same.p_value(0.0))
+    one = S.paired_inference([0.2], [0.7])
+    assert not one.interval.ok and "at least 2" in one.test.reason
+
+
+def test_bootstrap_max_draws_caps_then_skips_the_index_path():
+    rng = np.random.default_rng(0)
+    b = rng.random(20_000)
+    t = b + rng.normal(0.01, 0.3, size=20_000)
+    capped = S.paired_bootstrap_delta(b, t, np.random.default_rng(1), resamples=10_000, max_draws=40_000_000)
+    assert capped.resamples == 2000 and capped.details["resamples_requested"] == 10_000 and capped.interval.ok
+    skipped = S.paired_bootstrap_delta(b, t, np.random.default_rng(1), resamples=10_000, max_draws=10_000_000)
+    assert not skipped.interval.ok and skipped.reason.startswith("skipped") and skipped.value == pytest.approx(
+        float(np.mean(t - b)))
+    # few distinct values: the multinomial path is never capped
+    bb, tt = _correlated_binary(20_000, 4)
+    full = S.paired_bootstrap_delta(bb, tt, np.random.default_rng(1), resamples=10_000, max_draws=1000)
+    assert full.resamples == 10_000 and full.details["sampler"] == "multinomial"
+    with pytest.raises(InputError):
+        S.paired_bootstrap_delta(bb, tt, np.random.default_rng(1), max_draws=0)
