@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml tools/llama_wheel.sh | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-live calibrate realclaims fixtures clean
+.PHONY: demo test bench bench-live calibrate realclaims fixtures install-check screenshots clean
 
 # llama-cpp-python is built portably (no -march=native) by tools/llama_wheel.sh before anything else can pull it in.
 $(STAMP): pyproject.toml tools/llama_wheel.sh
@@ -22,6 +22,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# From a fresh clone: build, twine check, a new venv elsewhere, pip install the wheel, audit verify a replay fixture
+# (tools/install_check.py); then the GitHub Action and the GitLab job in a scratch repository (tools/ci_recipes.py).
+install-check: $(STAMP)
+	$(PY) -m pytest -q tests/test_packaging.py
+
+# The README's screenshots of report.html at 1400 and 420 px (Chromium headless; .ci/run installs it).
+screenshots: $(STAMP)
+	AUDIT_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_browser.py -k 1400
 
 bench: $(STAMP)
 	$(PY) benchmarks/replay_100k.py

@@ -274,8 +274,16 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
         from audit.generation.cache import GenerationCache
 
         cache = GenerationCache(cache_path)
-    outcome = run_verify(claim, command=command, seed=seed, resamples=resamples, cache=cache,
-                         progress=_progress if claim.live and not as_json else None, gate=fail_on)
+    progress = None
+    if claim.live and not as_json:
+        # A terminal gets a bar per stage; a CI log (stderr not a terminal) lines with counts, rate and ETA.
+        progress = _progress if _stderr_is_terminal() else _line_progress()
+    try:
+        outcome = run_verify(claim, command=command, seed=seed, resamples=resamples, cache=cache,
+                             progress=progress, gate=fail_on)
+    finally:
+        if hasattr(progress, "close"):
+            progress.close()
     report = outcome.report
     try:
         paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
@@ -285,12 +293,12 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     _PENDING_EXIT[0] = report.exit_code
     to_stdout = {k: p for k, p in (("summary_md", summary_md), ("junit", junit)) if p is not None and str(p) == "-"}
     paths.update(write_ci_files(report, summary_md=None if "summary_md" in to_stdout else summary_md,
-                                junit=None if "junit" in to_stdout else junit))
+                                junit=None if "junit" in to_stdout else junit, out_dir=out_dir))
     if to_stdout:
         from audit.reports import render_junit, render_summary
 
         for kind in to_stdout:
-            click.echo((render_summary if kind == "summary_md" else render_junit)(report), nl=False)
+            click.echo(render_summary(report, out_dir) if kind == "summary_md" else render_junit(report), nl=False)
         sys.exit(report.exit_code)
     if as_json:
         click.echo(report.dump_json())
@@ -322,8 +330,25 @@ def _progress(label: str, total: int):
     return update
 
 
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stderr
+        return False
+
+
+def _line_progress():
+    """Progress lines on stderr for a log that is not a terminal (see :mod:`audit.progress`)."""
+    from audit.progress import LineProgress
+
+    def write(line: str) -> None:
+        click.echo(_safe(line), err=True)
+
+    return LineProgress(write=write)
+
+
 def _print_summary(report, paths) -> None:
-    from audit.reports import ci, delta, num, pval
+    from audit.reports import ci, delta, num, pval, rates_side_by_side
 
     colours = {"supported": "green", "fragile": "yellow", "not_reproduced": "red", "inconclusive": "white"}
     click.secho(f"{report.verdict.replace('_', ' ').upper()}", fg=colours[report.verdict], bold=True, nl=False)
@@ -341,6 +366,19 @@ def _print_summary(report, paths) -> None:
             click.echo(f"{star} {v}{str(c.budget):>6}  {_safe(c.scoring[:18]):<18} {c.n:>6}  {num(c.baseline):>6} "
                        f"{num(c.treatment):>6} {delta(c.delta):>7}  {ci(c.ci_low, c.ci_high):<18} {pval(c.p_value):>9}")
         click.echo("  (* the claimed setting)")
+    grid = rates_side_by_side(report)
+    header, rows = grid.header, grid.rows
+    if rows:
+        # The share of outputs cut off by the budget beside the share with no extractable answer: read together
+        # (an answer cut off at the cap is both).
+        widths = [max(len(_safe(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        click.echo("")
+        click.echo("  outputs cut off by the budget, and with no answer:")
+        for r in [header, *rows]:
+            cells = [_safe(c).rjust(w) if i == 0 else _safe(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+            click.echo("    " + "  ".join(cells).rstrip())
+        if not grid.has_no_answer:
+            click.echo("    (no no-answer rate: no scoring of this audit extracts an answer)")
     flagged = [f for f in report.findings if f.outcome in ("flag", "inconclusive")]
     if flagged:
         click.echo("")

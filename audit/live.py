@@ -207,6 +207,9 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
 
     task = claim.task
     variants, task_scorers, task_settings = plan_variants(claim)
+    plan = getattr(progress, "plan", None)
+    if plan is not None:  # a progress that reports an overall ETA needs the stages ahead
+        plan(planned_stages(claim, variants))
     frames, sources, settings, stats = [], [], {}, {}
     for arm in ARMS:
         a = claim.arm(arm)
@@ -261,6 +264,24 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) 
         raise InputError(probs)
     where = {(arm, v.name, b): f"live run of {arm} ({v.name})" for arm in ARMS for v in variants for b in v.budgets}
     return build_records([table], sources, settings, where, run, scoring_notes=scoring_notes), stats
+
+
+def planned_stages(claim: Claim, variants: list[Variant]) -> list[tuple[str, int]]:
+    """The generation stages :func:`_generate` will run, in order, with their expected item counts (labels as it
+    gives them): every budget when sampling or with one budget; else the largest budget, then at each smaller one
+    the spot-check items (and any item the tokenizer cannot cut, which is known only then)."""
+    task = claim.task
+    out: list[tuple[str, int]] = []
+    for arm in ARMS:
+        for v in variants:
+            n = len(v.items)
+            if task.temperature != 0.0 or len(v.budgets) == 1:
+                out += [(f"{arm}/{v.name}/{b}", n) for b in v.budgets]
+                continue
+            out.append((f"{arm}/{v.name}/{v.budgets[-1]}", n))
+            check = min(task.sweep_check, n)
+            out += [(f"{arm}/{v.name}/{b} (cuts + check)", check) for b in v.budgets[:-1] if check]
+    return out
 
 
 def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress):

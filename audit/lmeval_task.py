@@ -47,7 +47,7 @@ def load_task(name: str, include_path: Path | None, data_root: Path, limit: int 
         from lm_eval.tasks import TaskManager, get_task_dict
     except ImportError:
         raise InputError([Problem("task.lm_eval needs lm-eval", file=claim_file, field="task.lm_eval",
-                                  fix="pip install 'audit[lmeval]'")]) from None
+                                  fix="pip install 'claimaudit[lmeval]'")]) from None
     try:
         with _cwd(data_root):
             tm = TaskManager(include_path=str(include_path) if include_path else None)

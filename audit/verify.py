@@ -305,8 +305,9 @@ def write_outputs(outcome: Outcome, out_dir: str | Path) -> dict[str, Path]:
         raise AuditError(f"cannot create output folder {out}: {exc.strerror}") from None
     paths = {"json": out / "report.json", "html": out / "report.html", "summary": out / "summary.md"}
     paths["json"].write_text(outcome.report.dump_json(), encoding="utf-8")
-    paths["html"].write_text(render_html(outcome.report, outcome.records), encoding="utf-8")
-    paths["summary"].write_text(render_summary(outcome.report), encoding="utf-8")
+    # The reproduce command names the --out folder as given (relative to the claim file), never this machine's path.
+    paths["html"].write_text(render_html(outcome.report, outcome.records, out=out_dir), encoding="utf-8")
+    paths["summary"].write_text(render_summary(outcome.report, out=out_dir), encoding="utf-8")
     return paths
 
 

@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,8 @@ def pct(x: Any) -> str:
 
 def value(x: Any, key: str = "") -> str:
     """A statistic's value for display: p-values as p-values, small floats in exponent form, lists compact."""
-    if isinstance(x, float) and ("p_value" in key or key in ("p", "mid_p") or key.endswith("_p")):
+    if isinstance(x, float) and ("p_value" in key or key in ("p", "mid_p") or key.endswith("_p")
+                                 or key.startswith("p_")):
         return pval(x)
     if isinstance(x, float) and math.isfinite(x):
         if x.is_integer():
@@ -192,23 +194,59 @@ def sorted_findings(report: Report) -> list[tuple[int, Any]]:
 
 
 
-def reproduce_command(report: Report) -> str:
+_SIGNED = ("delta", "change", "diff", "boot", "newcombe", "clean", "shared", "marker", "correctness",
+           "token_accuracy", "observed")
+
+
+def _stat_interval(low: Any, high: Any, key: str) -> str:
+    """A statistic's interval on a findings card: signed for differences, plain for rates and AUCs."""
+    if not (_finite(low) and _finite(high)):
+        return "n/a"
+    if any(s in key for s in _SIGNED):
+        return f"{delta(low)} … {delta(high)}"
+    return f"{value(low)} … {value(high)}"
+
+
+def stat_rows(f: Any) -> list:
+    """A finding's statistic as labelled rows (name, value, meaning) — :mod:`audit.reports.glossary`. The headline
+    interval and test are shown above it, so they are not repeated."""
+    from audit.reports.glossary import statistic_rows
+
+    skip = ("ci_low", "ci_high") + (("test",) if f.test and f.statistic.get("test") == f.test else ())
+
+    def shown(x: Any, key: str) -> str:
+        return "none" if isinstance(x, (list, tuple, dict)) and not x else value(x, key)
+
+    return statistic_rows(f.statistic, shown, _stat_interval, skip=skip)
+
+
+def reproduce_command(report: Report, out: str | Path | None = None) -> str:
+    """The command that reproduces the audit, to be run in the claim file's folder: the claim by its file name, the
+    seed, resamples and gate that were used, and the ``--out`` that was given (a relative one re-based on the claim
+    file's folder, an absolute one as given; none when none was given). Nothing of the machine that ran it (its
+    absolute paths) appears unless the user typed it."""
     import shlex
 
-    claim = report.claim_file or "claim.yaml"
-    cmd = f"audit verify {shlex.quote(claim)} --seed {report.options.get('seed')} " \
+    claim = Path(report.claim_file) if report.claim_file else None
+    cmd = f"audit verify {shlex.quote(claim.name if claim else 'claim.yaml')} --seed {report.options.get('seed')} " \
           f"--resamples {report.options.get('resamples')}"
     if report.gate.fail_on != DEFAULT_FAIL_ON:
         cmd += f" --fail-on {shlex.quote(report.gate.fail_on)}"
-    return redact(cmd + " --out out")
+    if out is not None:
+        where = str(out)
+        if claim is not None and not os.path.isabs(where):
+            where = os.path.relpath(os.path.abspath(where), claim.parent)
+        cmd += f" --out {shlex.quote(where)}"
+    return redact(cmd)
 
 
 def _script_hash(js: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode("ascii")
 
 
-def render_html(report: Report, records=None, max_items: int | None = None) -> str:
-    """report.html for ``report``; ``records`` (the audited Records) feed the item browser and the length plot."""
+def render_html(report: Report, records=None, max_items: int | None = None, out: str | Path | None = None) -> str:
+    """report.html for ``report``; ``records`` (the audited Records) feed the item browser and the length plot;
+    ``out`` is the ``--out`` folder as given (for the reproduce command)."""
     from audit.reports import items as items_mod
     from audit.reports import plots
 
@@ -220,22 +258,59 @@ def render_html(report: Report, records=None, max_items: int | None = None) -> s
     lens = items_mod.lengths(records)
     budgets = records.budgets() if records is not None and len(records.table) else []
     reported = report.claim_vs_measured.delta.reported
-    forest = plots.forest_svg([e.model_dump() for e in report.forest], reported, level,
-                              report.options.get("direction", "greater"))
+    estimates = [e.model_dump() for e in report.forest]
+    forest = plots.forest_svg(estimates, reported, level, report.options.get("direction", "greater"))
+    # A second drawing for narrow screens (a phone): labels above each bar, larger text, the full width for the bars.
+    forest_narrow = plots.forest_svg(estimates, reported, level, report.options.get("direction", "greater"),
+                                     narrow=True) if forest else None
     lengths_plot = plots.lengths_svg(lens.values, budgets, lens.unit, lens.label) if lens else None
     js = env.loader.get_source(env, "report_js.html")[0]
     css = env.loader.get_source(env, "report.css")[0]
     html = env.get_template("report.html").render(
         r=report, explain=VERDICT_EXPLANATION, level_pct=f"{level:.0%}",
         cvm=report.claim_vs_measured, forest_svg=Markup(forest) if forest else None,
+        forest_narrow_svg=Markup(forest_narrow) if forest_narrow else None, stat_rows=stat_rows,
         lengths_svg=Markup(lengths_plot) if lengths_plot else None, lengths=lens,
         rates=report.rate_tables.get(TableKind.truncation, []), no_answer=report.rate_tables.get(TableKind.no_answer, []),
         findings=sorted_findings(report), gate_failing=set(report.gate.failing_findings),
         items=data, items_json=Markup(items_mod.script_json(data.blob)) if data else None,
-        claim_shown=redact(report.claim_dict()), arms_shown=redact(report.arms), reproduce=reproduce_command(report),
+        claim_shown=redact(report.claim_dict()), arms_shown=redact(report.arms), reproduce="# in the claim file's folder\n" + reproduce_command(report, out),
         reported_delta=reported, js=Markup(js), css=Markup(css), script_hash=_script_hash(js),
     )
     return scrub_all(html, report)
+
+
+def rate_text(row: Any) -> str:
+    """One rate k/n as the summary and the terminal show it: ``74.0% (37/50)``; ``unknown`` when nothing tells."""
+    if row is None:
+        return "—"
+    if row.rate is None or not _finite(row.rate):
+        return "unknown"
+    return f"{pct(row.rate)} ({row.count}/{row.known}" + (f" of {row.items}" if row.known < row.items else "") + ")"
+
+
+@dataclass(frozen=True)
+class RateGrid:
+    """The rates summary.md and the terminal show side by side: ``header`` then ``rows`` of display text."""
+
+    header: list[str]
+    rows: list[list[str]]
+    has_no_answer: bool
+
+
+def rates_side_by_side(report: Report) -> RateGrid:
+    """Truncation and no-answer rates per arm × budget, one row each: the share of outputs cut off by the budget,
+    then the share with no extractable answer under each extracting scoring (summary.md and the terminal)."""
+    trunc = {(r.arm, r.budget): r for r in report.rate_tables.get(TableKind.truncation, [])}
+    no_answer = report.rate_tables.get(TableKind.no_answer, [])
+    scorings = list(dict.fromkeys(r.scoring for r in no_answer))
+    na = {(r.arm, r.budget, r.scoring): r for r in no_answer}
+    keys = list(dict.fromkeys([*trunc, *((r.arm, r.budget) for r in no_answer)]))
+    keys.sort(key=lambda k: (k[1] is None, k[1] if k[1] is not None else 0, k[0] != "baseline"))
+    header = ["budget", "arm", "truncated"] + [f"no answer ({s})" for s in scorings]
+    rows = [[str(b), arm, rate_text(trunc.get((arm, b))) if trunc else "—"]
+            + [rate_text(na.get((arm, b, s))) for s in scorings] for arm, b in keys]
+    return RateGrid(header, rows, bool(no_answer))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -252,8 +327,9 @@ def md_cell(x: Any) -> str:
     return s.replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_summary(report: Report) -> str:
-    """A Markdown summary: verdict, reason, gate, claimed vs measured, every cell, and every flagged finding."""
+def render_summary(report: Report, out: str | Path | None = None) -> str:
+    """A Markdown summary: verdict, reason, gate, claimed vs measured, every cell, the truncation and no-answer
+    rates, and every flagged finding; ``out`` is the ``--out`` folder as given (for the reproduce command)."""
     title = md_cell(report.title)
     icon = {"supported": "✅", "fragile": "⚠️", "not_reproduced": "❌", "inconclusive": "❔"}[report.verdict]
     lines = [f"## {icon} audit: {report.verdict.replace('_', ' ')}", "", f"**{title}**", "",
@@ -291,6 +367,18 @@ def render_summary(report: Report) -> str:
                          f"| {num(c.treatment)} | {delta(c.delta)} | {ci(c.ci_low, c.ci_high)} | {pval(c.p_value)} "
                          f"| {md_cell(c.test)} |")
         lines.append("")
+    grid = rates_side_by_side(report)
+    header, rows = grid.header, grid.rows
+    if rows:
+        lines += ["### Outputs cut off by the budget, and with no answer", "",
+                  "_Share of each arm's outputs that hit the generation cap, and that held no extractable answer under "
+                  "each extracting scoring (k/n of the outputs whose status is known; intervals in report.html)._", "",
+                  "| " + " | ".join(md_cell(h) for h in header) + " |",
+                  "|---:|---|" + "---:|" * (len(header) - 2)]
+        lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
+        if not grid.has_no_answer:
+            lines += ["", "_No no-answer rate: no scoring of this audit extracts an answer (the extraction check)._"]
+        lines.append("")
     failing = set(gate.failing_findings)
     flagged = [(i, f) for i, f in sorted_findings(report) if f.outcome in (Outcome.flag, Outcome.inconclusive)]
     if flagged:
@@ -302,10 +390,10 @@ def render_summary(report: Report) -> str:
         lines.append("")
     lines.append(f"seed {report.options['seed']}, {report.options['resamples']} resamples, audit {report.audit_version}"
                  + (f"; claimed: {claimed[0].budget} tokens, {md_cell(claimed[0].scoring)}" if claimed else ""))
-    cmd = reproduce_command(report).replace("\n", " ")
+    cmd = reproduce_command(report, out).replace("\n", " ")
     fence = "`" * (max((len(r) for r in re.findall("`+", cmd)), default=0) + 1)  # a path with ` cannot end the span
     pad = " " if len(fence) > 1 else ""
-    lines.append(f"Reproduce: {fence}{pad}{cmd}{pad}{fence}")
+    lines.append(f"Reproduce: {fence}{pad}{cmd}{pad}{fence} (in the claim file's folder)")
     # One last pass over the whole document: no control byte from a title, a log or a server reaches the file
     # raw (audit.textsafe), and no registered secret either.
     from audit.textsafe import for_markdown
@@ -320,10 +408,12 @@ def render_junit(report: Report) -> str:
 
 
 def write_ci_files(report: Report, summary_md: str | Path | None = None,
-                   junit: str | Path | None = None) -> dict[str, Path]:
-    """Write the Markdown summary and/or JUnit XML for CI; return {kind: path}. Raises AuditError on I/O errors."""
+                   junit: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write the Markdown summary and/or JUnit XML for CI; return {kind: path}. Raises AuditError on I/O errors.
+    ``out_dir``: the ``--out`` folder as given, for the reproduce command of the summary."""
     out: dict[str, Path] = {}
-    for kind, path, render in (("summary_md", summary_md, render_summary), ("junit", junit, render_junit)):
+    for kind, path, render in (("summary_md", summary_md, lambda r: render_summary(r, out_dir)),
+                               ("junit", junit, render_junit)):
         if path is None:
             continue
         p = Path(path)

@@ -4,6 +4,10 @@ One ``<testsuite name="audit">`` with one ``<testcase>`` per check that ran, plu
 
 * a flagged finding that fails the gate is a ``<failure>`` of its check's test case (one per finding);
 * a check whose findings include an inconclusive one, and nothing that fails, is ``<skipped>``;
+* a check with nothing to test in this claim (no OOD variants, no probes, one output per item; or a check that needs
+  per-item samples on a claim of reported numbers only) is ``<skipped>`` with the reason, never a pass;
+* a flagged finding that does not fail the gate is listed in its test case's ``<system-out>`` and in the suite's
+  (marked as such), so a CI reader sees every flag the page shows;
 * ``audit.verdict`` fails when the verdict is in ``--fail-on``, is skipped when the verdict is inconclusive and not
   gated, and passes otherwise — so the suite has failures exactly when the gate failed (exit code 1).
 
@@ -38,6 +42,33 @@ def _describe(f) -> str:
         lines.append(f"evidence item {e.get('item_id')}: baseline score {e.get('baseline_score')}, "
                      f"treatment score {e.get('treatment_score')}")
     return "\n".join(lines)
+
+
+# Why a check that ran returned no finding: what it needs that the claim does not have (checks/<name>.py return
+# nothing in exactly these cases). A check missing here is reported with the generic reason.
+NOT_APPLICABLE = {
+    "ood": "no OOD prompt variants in the claim (perturbations.ood, or samples.variants)",
+    "probes": "no probes: block in the claim",
+    "emergence": "no continuous scoring among the claim's scorings, and no checks.emergence block",
+    "mimicry": "no disposition marker and no stated confidence in either arm's outputs at the claimed setting",
+    "item_sets": "both arms hold the same items",
+    "reduction": "one output per item (samples.reduce is not used)",
+    "results_config": "not a results-only claim (samples.format: lm-eval-results)",
+    "log_integrity": "no lm-eval samples with a results_*.json beside them to cross-check",
+}
+# Checks whose silence is a result, not a gap: they report only what they find.
+NOTHING_FOUND = {
+    "lengths": "no finding: the arms' output lengths do not differ by 25% or more with an interval that excludes 0",
+}
+NO_SAMPLES = "needs per-item samples; the claim gives reported numbers only (no samples:, no arms:)"
+
+
+def _flag_line(f, fails: bool, fail_on: str) -> str:
+    if f.outcome == Outcome.flag:
+        mark = f"flag/{f.severity}" + ("" if fails else f", does not fail the gate --fail-on {fail_on}")
+    else:
+        mark = str(f.outcome)
+    return f"[{mark}] {f.code}: {f.title}"
 
 
 def render_junit(report: Report) -> str:
@@ -89,11 +120,36 @@ def render_junit(report: Report) -> str:
         elif inconclusive:
             n_skip += 1
             ET.SubElement(tc, "skipped", message=_x("inconclusive: " + "; ".join(f.title for f in inconclusive)))
-        out = "\n".join(f"[{f.outcome}{'/' + f.severity if f.outcome == Outcome.flag else ''}] {f.code}: {f.title}"
-                        for _, f in mine) or "no findings"
+        elif not mine and name in NOTHING_FOUND:
+            ET.SubElement(tc, "system-out").text = _x(NOTHING_FOUND[name])
+            continue
+        elif not mine:
+            n_skip += 1
+            why = "not applicable: " + NOT_APPLICABLE.get(name, "the check found nothing to test in this claim")
+            ET.SubElement(tc, "skipped", message=_x(why))
+            ET.SubElement(tc, "system-out").text = _x(why)
+            continue
+        out = "\n".join(_flag_line(f, i in failing, gate.fail_on) for i, f in mine)
         ET.SubElement(tc, "system-out").text = _x(out)
+    if not report.cells and not report.sources:  # reported numbers only: the checks that need samples did not run
+        from audit.checks import REGISTRY
 
-    ET.SubElement(suite, "system-out").text = _x(f"audit {report.audit_version}: {report.command}")
+        for name, spec in REGISTRY.items():
+            if spec.needs_samples and name not in names:
+                tc = case(name)
+                n_skip += 1
+                ET.SubElement(tc, "skipped", message=_x(f"not applicable: {NO_SAMPLES}"))
+
+    # The flags that do not fail this gate: shown on the page, so listed here too (a CI reader sees every flag).
+    quiet = [(i, f) for i, f in enumerate(report.findings) if f.outcome == Outcome.flag and i not in failing]
+    suite_out = [f"audit {report.audit_version}: {report.command}", f"verdict: {report.verdict} — gate --fail-on "
+                 f"{gate.fail_on}: {'passed' if gate.passed else 'failed'} (exit {report.exit_code})"]
+    if quiet:
+        suite_out.append(f"{len(quiet)} flagged finding(s) that do not fail the gate --fail-on {gate.fail_on}:")
+        suite_out += [f"  [{f.severity}] {f.check}.{f.code}: {f.title}" for _, f in quiet]
+    else:
+        suite_out.append(f"no flagged finding outside the gate --fail-on {gate.fail_on}")
+    ET.SubElement(suite, "system-out").text = _x("\n".join(suite_out))
     ET.SubElement(suite, "system-err").text = ""
     stamp = report.created[:19]
     for el in (suites, suite):

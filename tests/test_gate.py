@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,8 @@ def test_junit_validates_and_matches_the_gate(claims, schema, verdict, fail_on, 
     suite = doc.getroot().find("testsuite")
     cases = suite.findall("testcase")
     report = Report.model_validate_json(res.stdout)
-    assert [c.get("name") for c in cases] == ["verdict", *report.checks_run]
+    names = [c.get("name") for c in cases]
+    assert names[:len(report.checks_run) + 1] == ["verdict", *report.checks_run]
     failed = [c for c in cases if c.find("failure") is not None]
     assert int(suite.get("failures")) == len(failed)
     assert int(suite.get("tests")) == len(cases)
@@ -168,6 +170,49 @@ def test_junit_counts_for_fragile(claims, tmp_path):
     rep = next(c for c in suite.findall("testcase") if c.get("name") == "reported_numbers")
     assert [f.get("type") for f in rep.findall("failure")] == ["reported_numbers.p_value_irreproducible"]
     assert "[critical]" in trunc.find("failure").get("message")
+
+
+def test_junit_skips_checks_with_nothing_to_test(claims, schema, tmp_path):
+    """A check with nothing to test in the claim is skipped with the reason, never a pass."""
+    path = tmp_path / "j.xml"
+    run(str(claims["fragile"]), "--junit", str(path))
+    assert schema.validate(etree.parse(str(path)))
+    by = {c.get("name"): c for c in etree.parse(str(path)).getroot().find("testsuite").findall("testcase")}
+    ood = by["ood"].find("skipped")
+    assert ood is not None and ood.get("message") == ("not applicable: no OOD prompt variants in the claim "
+                                                      "(perturbations.ood, or samples.variants)")
+    assert by["probes"].find("skipped").get("message") == "not applicable: no probes: block in the claim"
+    assert by["ood"].find("system-out").text == ood.get("message")
+    assert by["scoring"].find("skipped") is None  # a check that tested something is not skipped
+
+
+def test_junit_counts_only_claim_skips_the_sample_checks(claims, schema, tmp_path):
+    path = tmp_path / "j.xml"
+    res = run(str(claims["inconclusive"]), "--junit", str(path), "--json")
+    doc = etree.parse(str(path))
+    assert schema.validate(doc), schema.error_log
+    report = Report.model_validate_json(res.stdout)
+    by = {c.get("name"): c for c in doc.getroot().find("testsuite").findall("testcase")}
+    assert "truncation" not in report.checks_run
+    for name in ("truncation", "scoring", "ood", "settings"):
+        assert by[name].find("skipped").get("message").startswith("not applicable: needs per-item samples")
+
+
+def test_junit_lists_flags_that_do_not_fail_the_gate(claims, tmp_path):
+    path = tmp_path / "j.xml"
+    res = run(str(claims["fragile"]), "--junit", str(path), "--fail-on", "not_reproduced", "--json")
+    assert res.exit_code == 0
+    report = Report.model_validate_json(res.stdout)
+    quiet = [f for f in report.findings if f.outcome == "flag"]
+    assert quiet and not report.gate.failing_findings
+    suite = etree.parse(str(path)).getroot().find("testsuite")
+    out = suite.find("system-out").text
+    assert f"{len(quiet)} flagged finding(s) that do not fail the gate --fail-on not_reproduced:" in out
+    for f in quiet:
+        assert f"[{f.severity}] {f.check}.{f.code}: {f.title}" in out
+    trunc = next(c for c in suite.findall("testcase") if c.get("name") == "truncation")
+    assert trunc.find("failure") is None
+    assert "[flag/critical, does not fail the gate --fail-on not_reproduced] vanishes:" in trunc.find("system-out").text
 
 
 def test_xsd_rejects_malformed_junit(schema):
@@ -211,6 +256,55 @@ def test_summary_md(claims, tmp_path):
     line = next(ln for ln in md.splitlines() if "reported_numbers.p_value_irreproducible" in ln)
     assert "fails the gate" not in line
     assert "Reproduce: `audit verify" in md and "--fail-on not_reproduced,critical" in md
+    # The truncation rates with the no-answer rates beside them.
+    assert "### Outputs cut off by the budget, and with no answer" in md
+    assert "| budget | arm | truncated |\n" in md and "| 16 | baseline | 100.0% (60/60) |" in md
+    assert "_No no-answer rate: no scoring of this audit extracts an answer" in md
+
+
+def test_summary_md_shows_no_answer_rates_beside_truncation():
+    """The truncation fixture (real lm-eval logs): strict-match finds no answer where the baseline was cut off."""
+    from audit.reports import render_summary
+    from conftest import REPO
+
+    md = render_summary(audit(REPO / "fixtures/claims/truncation.yaml").report)
+    assert "| budget | arm | truncated | no answer (strict-match) | no answer (flexible-extract) |" in md
+    assert "| 32 | baseline | 74.0% (37/50) | 74.0% (37/50) | 0.0% (0/50) |" in md
+    assert "| 64 | baseline | unknown | 0.0% (0/50) | 0.0% (0/50) |" in md
+
+
+def test_reproduce_command_is_relative_to_the_claim_and_uses_the_given_out(claims, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    claim = claims["fragile"]
+    res = run(str(claim), "--out", "audit-out/run 1", "--summary-md", "ci/summary.md", "--fail-on", "none")
+    assert res.exit_code == 0, res.output
+    out = os.path.relpath(tmp_path / "audit-out" / "run 1", claim.parent)
+    expected = f"audit verify claim.yaml --seed 0 --resamples 1000 --fail-on none --out '{out}'"
+    for md in ((tmp_path / "audit-out/run 1/summary.md").read_text(), (tmp_path / "ci/summary.md").read_text()):
+        assert f"Reproduce: `{expected}` (in the claim file's folder)" in md
+    html = (tmp_path / "audit-out/run 1/report.html").read_text()
+    assert f"# in the claim file&#39;s folder\n{expected.replace(chr(39), '&#39;')}</pre>" in html
+    assert str(tmp_path) not in expected  # nothing of this machine's absolute paths
+    res = run(str(claim), "--out", str(tmp_path / "abs"), "--fail-on", "none")  # an absolute --out stays as given
+    assert f"--out {tmp_path / 'abs'}" in (tmp_path / "abs" / "summary.md").read_text()
+
+
+def test_terminal_shows_no_answer_rates_beside_truncation(claims):
+    res = run(str(claims["fragile"]))
+    assert "outputs cut off by the budget, and with no answer:" in res.output
+    lines = res.output.splitlines()
+    head = next(i for i, ln in enumerate(lines) if "outputs cut off by the budget" in ln)
+    assert lines[head + 1].split() == ["budget", "arm", "truncated"]
+    assert lines[head + 2].split() == ["16", "baseline", "100.0%", "(60/60)"]
+    assert "(no no-answer rate: no scoring of this audit extracts an answer)" in res.output
+    from conftest import REPO
+
+    res = run(str(REPO / "fixtures/claims/truncation.yaml"))
+    lines = res.output.splitlines()
+    head = next(i for i, ln in enumerate(lines) if "outputs cut off by the budget" in ln)
+    assert lines[head + 1].split() == ["budget", "arm", "truncated", "no", "answer", "(strict-match)", "no", "answer",
+                                       "(flexible-extract)"]
+    assert lines[head + 2].split() == ["32", "baseline", "74.0%", "(37/50)", "74.0%", "(37/50)", "0.0%", "(0/50)"]
 
 
 def test_summary_md_counts_only_and_escaping(tmp_path):

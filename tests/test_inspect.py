@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-pytest.importorskip("inspect_ai", reason="samples.format: inspect needs inspect_ai (pip install 'audit[inspect]')")
+pytest.importorskip("inspect_ai", reason="samples.format: inspect needs inspect_ai (pip install 'claimaudit[inspect]')")
 
 from inspect_ai.log import read_eval_log, write_eval_log  # noqa: E402
 

@@ -378,6 +378,28 @@ def test_no_secret_reaches_the_page(rendered, monkeypatch):
         {"api_key_env": "X", "password": "[redacted]", "nested": [{"secret": "[redacted]"}]}
 
 
+def test_echoed_forms_of_the_claims_key_are_scrubbed_from_page_junit_and_summary(rendered, monkeypatch):
+    """Issue 19: the page and the JUnit file are scrubbed as the summary is — a key echoed upper-cased, cut short or
+    after "Bearer" is removed too, not only its exact value (the claim's key need not be registered: a report may
+    be rendered outside ``audit verify``)."""
+    from audit.claim import Arm
+    from audit.reports import render_junit
+
+    key = "sk-live-Zq8Wm3Rt5Yp1Xn7Kd2"
+    monkeypatch.setenv("AUDIT_TEST_API_KEY", key)
+    outcome, _ = rendered["supported"]
+    arm = Arm(model="m", endpoint="http://127.0.0.1:9/v1", api_key_env="AUDIT_TEST_API_KEY")
+    claim = outcome.report.claim.model_copy(update={"arms": {"baseline": arm, "treatment": arm}})
+    echo = f"HTTP 401: invalid key {key.upper()}; retried with {key[:-4]}; Authorization: Bearer {key[3:]}"
+    first = outcome.report.findings[0]
+    leaked = first.model_copy(update={"title": echo, "detail": echo, "outcome": "flag", "severity": "major"})
+    report = outcome.report.model_copy(update={"claim": claim, "findings": [leaked, *outcome.report.findings[1:]]})
+    for text in (render_html(report, outcome.records), render_junit(report), render_summary(report)):
+        low = text.lower()
+        assert "invalid key" in low  # the message is still there, the key is not
+        assert key[3:15].lower() not in low and key[-12:].lower() not in low, text[:200]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Scale
 
@@ -430,12 +452,54 @@ def test_embedded_items_are_capped_by_bytes(rendered):
     assert len(json.dumps(data.blob["items"])) < 5_000 + 2_000
 
 
+def test_findings_cards_show_labelled_rows_and_fold_passing_ones(rendered):
+    """Statistic keys become rows of name, value and meaning (unknown keys as they are); passing and info findings
+    are folded into a <details>; flags and inconclusive findings stay open."""
+    outcome, html = rendered["fragile"]
+    doc = parse(html)
+    cards = {el.get("id"): el for el in doc.iter("article") if "finding" in (el.get("class") or "").split()}
+    for i, f in enumerate(outcome.report.findings):
+        card = cards[f"finding-{i}"]
+        fold = next((d for d in card.iter("details") if "fold" in (d.get("class") or "").split()), None)
+        assert (fold is not None) == (f.outcome in ("pass", "info")), (f.check, f.code)
+        assert fold is None or fold.get("open") is None
+    sig = next(i for i, f in enumerate(outcome.report.findings) if f.check == "significance" and "b" in f.statistic)
+    rows = {tr.get("data-key"): [text(c).strip() for c in tr] for tr in cards[f"finding-{sig}"].iter("tr")
+            if tr.get("data-key")}
+    stat = outcome.report.findings[sig].statistic
+    assert rows["b"] == ["treatment-only passes (b)", str(stat["b"]),
+                         "items the treatment passes and the baseline fails: McNemar's b"]
+    assert rows["c"][0] == "baseline-only passes (c)"
+    assert rows["clt_se"][0] == "CLT standard error" and "Miller 2024" in rows["clt_se"][2]
+    assert rows["p_below_reported"][0] == "p, smaller than reported"
+    assert rows["boot_ci"][0] == "bootstrap interval" and " … " in rows["boot_ci"][1]  # the pair is one row
+    assert "boot_ci_low" not in rows and "ci_low" not in rows
+    assert rows["ci"][0] == "interval"
+    # The raw key stays findable (a tooltip and data-key) but is not the row's name.
+    names = [r[0] for r in rows.values()]
+    assert "clt_se" not in names and "p_below_reported" not in names
+
+
+def test_unknown_statistic_keys_are_shown_as_they_are():
+    from audit.reports import value
+    from audit.reports.glossary import GLOSSARY, statistic_rows
+
+    rows = statistic_rows({"n": 5, "zzz_new": 0.25, "foo_ci_low": -0.1, "foo_ci_high": 0.2, "p_break": 0.0001},
+                          value, lambda lo, hi, key: f"{lo} … {hi}")
+    assert [(r.key, r.name, r.value, r.meaning) for r in rows] == [
+        ("n", "items", "5", GLOSSARY["n"][1]), ("zzz_new", "zzz_new", "0.25", ""),
+        ("foo_ci", "foo_ci", "-0.1 … 0.2", ""), ("p_break", "p, break", "1.00e-04", GLOSSARY["p_break"][1])]
+
+
 def test_plot_labels_are_literal_text():
     from audit.reports.plots import forest_svg
 
     svg = forest_svg([{"label": "<b>x</b> & $\\frac{a$", "delta": 0.1, "ci_low": 0.0, "ci_high": 0.2,
                        "claimed": True}], reported=0.1, level=0.95)
     assert "<b>" not in svg and "&lt;b&gt;x&lt;/b&gt; &amp; $\\frac{a$" in svg  # escaped, and no mathtext
+    narrow = forest_svg([{"label": "<b>x</b> & $\\frac{a$", "delta": 0.1, "ci_low": 0.0, "ci_high": 0.2,
+                          "claimed": True}], reported=0.1, level=0.95, narrow=True)
+    assert narrow.startswith('<svg id="forest-plot-narrow" ') and "&lt;b&gt;x&lt;/b&gt; &amp; $\\frac{a$" in narrow
 
 
 def test_renders_from_report_json_alone(rendered):

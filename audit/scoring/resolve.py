@@ -210,7 +210,7 @@ def load_evaluate_module(module: str):
         import evaluate
     except ImportError:
         raise InputError([Problem(f"scorer 'evaluate:{module}' needs the Hugging Face evaluate package",
-                                  fix="pip install 'audit[scorers]'")]) from None
+                                  fix="pip install 'claimaudit[scorers]'")]) from None
     try:
         return evaluate.load(target, keep_in_memory=True)
     except (ConnectionError, FileNotFoundError, OSError) as exc:
