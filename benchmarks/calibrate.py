@@ -349,10 +349,36 @@ sim_skewed_mirror = _continuous("skewed_mirror", lambda rng, n: skewed_differenc
 sim_symmetric = _continuous("symmetric", lambda rng, n: rng.normal(0.0, SYMMETRIC_SD, n))
 
 
+_WRITTEN: dict[str, Any] = {}
+
+
+def written_claim(cell: str, resamples: int, delta_text: str):
+    """A claim read from a file in which the reported delta is *written* as ``delta_text`` ("0.10"): its rounding
+    tolerance comes from the text (YAML alone reads 0.1, a tolerance ten times wider). One file per process."""
+    import tempfile
+
+    from audit.claim import load_claim
+
+    key = (cell, resamples, delta_text)
+    if key not in _WRITTEN:
+        folder = Path(tempfile.mkdtemp(prefix="audit-calibrate-"))
+        path = folder / f"{cell}.yaml"
+        path.write_text(f"claim:\n  title: 'calibration: {cell}'\n  metric: exact_match\n"
+                        f"  reported: {{delta: {delta_text}}}\n"
+                        f"  settings: {{max_tokens: {BUDGETS[0]}, scoring: {SCORINGS[0]}}}\n"
+                        f"samples: {{format: jsonl, baseline: {{{BUDGETS[0]}: simulated}}, "
+                        f"treatment: {{{BUDGETS[0]}: simulated}}}}\n"
+                        f"perturbations: {{scorings: [{SCORINGS[0]}]}}\noptions: {{resamples: {resamples}}}\n",
+                        encoding="utf-8")
+        _WRITTEN[key] = load_claim(path, check_files=False)
+    return _WRITTEN[key]
+
+
 def sim_rounded_report(rng, n, resamples):
-    """A true gain of +0.096 on 50,000 items, reported (rounded to 2 decimals) as +0.10."""
+    """A true gain of +0.096 on 50,000 items, reported (rounded to 2 decimals) as +0.10 — written "0.10" in the claim
+    file, so the tolerance is half a unit of the second decimal (±0.005)."""
     _, b, t = _two_arm(rng, n, BASE_RATE + ROUNDED_GAIN)
-    claim = claim_of("rounded_report", resamples, reported={"delta": ROUNDED_REPORTED})
+    claim = written_claim("rounded_report", resamples, f"{ROUNDED_REPORTED:.2f}")
     return claim, records_of([frame("baseline", b), frame("treatment", t)]), {"b": b, "t": t}
 
 
