@@ -10,7 +10,10 @@ and names the items any budget lacks (``Records.gaps``).
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import is_, is_not, not_
 from typing import Any
 
 import numpy as np
@@ -192,9 +195,15 @@ class Records:
         if not groups or set(groups) != set(ARMS):
             raise KeyError(f"no paired records for variant={variant!r} budget={budget} scoring={scoring!r}")
         cols = ["item_id", "score", "text", "finish_reason", "completion_tokens", "answered", "truncated", "no_output"]
-        b = self.table.iloc[groups["baseline"]][cols + ["cluster"]].set_index("item_id")
-        t = self.table.iloc[groups["treatment"]][cols].set_index("item_id")
-        f = b.merge(t, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
+        at = self.table.columns.get_loc  # only the columns the pair needs are taken
+        b = self.table.iloc[groups["baseline"], [at(c) for c in cols + ["cluster"]]].set_index("item_id")
+        t = self.table.iloc[groups["treatment"], [at(c) for c in cols]].set_index("item_id")
+        if b.index.equals(t.index) and b.index.is_unique:  # the same items in the same order: side by side
+            shared = set(cols[1:])
+            f = pd.concat([b.rename(columns=lambda c: f"{c}_b" if c in shared else c),
+                           t.rename(columns=lambda c: f"{c}_t")], axis=1).sort_index()
+        else:
+            f = b.merge(t, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
         f = f.rename(columns={"finish_reason_b": "finish_b", "finish_reason_t": "finish_t",
                               "completion_tokens_b": "tokens_b", "completion_tokens_t": "tokens_t",
                               "truncated_b": "truncated_b", "truncated_t": "truncated_t"})
@@ -210,7 +219,8 @@ class Records:
         groups = self._groups().get((variant, budget, scoring)) or {}
         if arm not in groups:
             raise KeyError(f"no records of {arm} for variant={variant!r} budget={budget} scoring={scoring!r}")
-        return (self.table.iloc[groups[arm]][["item_id", "score", "text", "answered"]]
+        at = self.table.columns.get_loc  # only the four columns are taken
+        return (self.table.iloc[groups[arm], [at(c) for c in ("item_id", "score", "text", "answered")]]
                 .sort_values("item_id").reset_index(drop=True))
 
     def item_set(self, budget: int | None, variant: str = DEFAULT_VARIANT) -> "ItemSets | None":
@@ -244,11 +254,15 @@ class Records:
         """These records with the ``truncated`` / ``truncated_by`` columns derived (:func:`truncation_frame`)."""
         if self.truncation_rule == (think_open, think_close):
             return self
-        fr = truncation_frame(self, think_open, think_close)
         t = self.table.drop(columns=["truncated", "truncated_by"])
-        keys = ["arm", "variant", "budget", "item_id"]
-        t = t.merge(fr, on=keys, how="left", validate="many_to_one") if len(fr) else \
-            t.assign(truncated=np.nan, truncated_by=None)
+        derived = _truncation_columns(self, think_open, think_close)
+        if derived is not None:  # the common case: derived on the rows where they are, no frame to merge
+            t = t.assign(truncated=derived[0], truncated_by=derived[1]).reset_index(drop=True)
+        else:
+            fr = truncation_frame(self, think_open, think_close)
+            keys = ["arm", "variant", "budget", "item_id"]
+            t = t.merge(fr, on=keys, how="left", validate="many_to_one") if len(fr) else \
+                t.assign(truncated=np.nan, truncated_by=None)
         return Records(table=t[COLUMNS + DERIVED_COLUMNS], sources=self.sources, settings=self.settings, run=self.run,
                        gaps=self.gaps, item_sets=self.item_sets, per_sample=self.per_sample,
                        reductions=self.reductions, truncation_rule=(think_open, think_close),
@@ -259,14 +273,69 @@ class Records:
         order. Needs :meth:`with_truncation` (``audit.verify`` derives the flags once, with the claim's markers)."""
         if self.truncation_rule is None:
             raise RuntimeError("truncation flags were not derived: call Records.with_truncation() first")
-        flags = self.column_wide(arm, "truncated", variant)
-        by = self.column_wide(arm, "truncated_by", variant)
-        out = {b: flags[b].to_numpy(dtype=float) for b in flags.columns}
-        evidence = {}
-        for b in by.columns:
-            counts = by[b].value_counts()
-            evidence[b] = {label: int(counts[label]) for label in sorted(counts.index, key=_evidence_order)}
-        return flags.index.to_numpy(), out, evidence
+        key = ("truncation", arm, variant)
+        if key not in self._cache:
+            got = self._truncation_direct(arm, variant)
+            if got is None:  # budgets that are not all integers: from the wide tables
+                flags = self.column_wide(arm, "truncated", variant)
+                by = self.column_wide(arm, "truncated_by", variant)
+                out = {b: flags[b].to_numpy(dtype=float) for b in flags.columns}
+                counted = {b: by[b].value_counts().to_dict() for b in by.columns}
+                got = flags.index.to_numpy(), out, counted
+            ids, out, counted = got
+            evidence = {b: {label: int(c[label]) for label in sorted(c, key=_evidence_order)}
+                        for b, c in counted.items()}
+            self._cache[key] = (ids, out, evidence)
+        ids, out, evidence = self._cache[key]
+        return ids.copy(), {b: x.copy() for b, x in out.items()}, {b: dict(e) for b, e in evidence.items()}
+
+    def _truncation_direct(self, arm: str, variant: str) -> tuple[np.ndarray, dict, dict] | None:
+        """:meth:`truncation` read off the rows of the arm's cells under the first scoring: what the wide tables
+        (``column_wide``: the items of every budget, sorted; NaN where a budget lacks one) give, without pivoting."""
+        t = self.table
+        if t["budget"].dtype.kind not in "iu":
+            return None
+        rows = self._first_rows(arm, variant)
+        if not rows:
+            return None
+        budgets = sorted(rows)
+        item = self._objects("item_id")
+        ids = {b: item[rows[b]] for b in budgets}
+        b0 = budgets[0]
+        same = all(len(ids[b]) == len(ids[b0]) and np.array_equal(ids[b], ids[b0]) for b in budgets)
+        if same:
+            union = ids[b0]
+        else:
+            union = pd.Index(np.concatenate([ids[b] for b in budgets])).unique().to_numpy(dtype=object)
+        order = np.asarray(pd.Index(union).argsort())  # the pivot's index order (sort_index)
+        sorted_ids = union[order]
+        flags, by = self._objects("truncated", float), self._objects("truncated_by")
+        out, counted = {}, {}
+        where = None
+        for b in budgets:
+            r = rows[b]
+            if same:
+                x = flags[r][order]
+            else:
+                if where is None:
+                    where = pd.Index(sorted_ids)
+                x = np.full(len(sorted_ids), np.nan)
+                x[where.get_indexer(ids[b])] = flags[r]
+            out[b] = x
+            counted[b] = Counter(e for e in by[r].tolist() if isinstance(e, str))
+        return sorted_ids, out, counted
+
+    def _first_rows(self, arm: str, variant: str) -> dict:
+        """{budget: row positions} of one arm's cells of ``variant`` under the first scoring (cached groups)."""
+        first = self.scorings()[0]
+        return {b: g[arm] for (v, b, s), g in self._groups().items() if v == variant and s == first and arm in g}
+
+    def _objects(self, column: str, dtype: Any = object) -> np.ndarray:
+        """One column as a numpy array (cached; read-only for callers)."""
+        key = ("values", column, dtype)
+        if key not in self._cache:
+            self._cache[key] = self.table[column].to_numpy(dtype=dtype)
+        return self._cache[key]
 
     def texts(self, arm: str, variant: str = DEFAULT_VARIANT) -> pd.DataFrame:
         """Wide table of one arm's output text per item (rows) and budget (columns), first scoring only."""
@@ -278,7 +347,11 @@ class Records:
         if key not in self._cache:
             t = self.table
             first = self.scorings()[0]
-            sub = t[(t["arm"] == arm) & (t["variant"] == variant) & (t["scoring"] == first)]
+            # The rows of the arm's cells (from the cached groups), and only the three columns the pivot reads:
+            # the same sub-table as filtering the whole table on arm, variant and scoring, without copying it.
+            parts = [g[arm] for (v, _b, s), g in self._groups().items() if v == variant and s == first and arm in g]
+            rows = np.sort(np.concatenate(parts)) if parts else np.array([], dtype=np.intp)
+            sub = t.iloc[rows, [t.columns.get_loc(c) for c in ("item_id", "budget", column)]]
             self._cache[key] = sub.pivot(index="item_id", columns="budget", values=column).sort_index()
         return self._cache[key]
 
@@ -301,7 +374,7 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
     table = table[COLUMNS]
     table["score"] = table["score"].astype(float)
     tokens = table["completion_tokens"]
-    if tokens.dtype == object and all(x is None for x in tokens.to_numpy()):  # no log gave a count
+    if tokens.dtype == object and not any(map(is_not, tokens.to_numpy(), repeat(None))):  # no log gave a count
         table["completion_tokens"] = pd.Series(np.nan, index=table.index, dtype=float)  # what to_numeric gives
     else:
         table["completion_tokens"] = pd.to_numeric(tokens, errors="coerce")
@@ -311,17 +384,38 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
     where = where or {}
     problems: list[Problem] = []
 
-    dup = table.duplicated(["arm", "variant", "budget", "scoring", "item_id"], keep=False)
-    if dup.any():
+    factorized: dict[str, tuple[np.ndarray, int]] = {}
+
+    def _codes(col: pd.Series) -> tuple[np.ndarray, int]:
+        """The column's codes (a missing value being one more value, as duplicated() and groupby(dropna=False)
+        have it) and how many values there are; each column factorized once."""
+        if col.name not in factorized:
+            codes, uniques = pd.factorize(col, use_na_sentinel=False)
+            factorized[col.name] = codes.astype(np.int64), max(len(uniques), 1)
+        return factorized[col.name]
+
+    def any_duplicate() -> bool:
+        """Whether some row repeats another's arm, variant, budget, scoring and item id, decided on one combined
+        code per row (duplicated() below names the rows)."""
+        key, size = np.zeros(len(table), dtype=np.int64), 1
+        for c in ("arm", "variant", "budget", "scoring", "item_id"):
+            codes, n = _codes(table[c])
+            if size > 2**62 // n:
+                return True  # too many combinations for one code: let duplicated() decide
+            key, size = key * n + codes, size * n
+        if size <= 50_000_000:
+            return bool((np.bincount(key, minlength=size) > 1).any())
+        key.sort()
+        return bool((key[1:] == key[:-1]).any())
+
+    dup = table.duplicated(["arm", "variant", "budget", "scoring", "item_id"], keep=False) if any_duplicate() \
+        else None
+    if dup is not None and dup.any():
         d = table[dup].iloc[0]
         problems.append(Problem(
             f"item {d['item_id']!r} appears more than once for arm {d['arm']}, budget {d['budget']}, scoring "
             f"{d['scoring']!r} ({int(dup.sum())} duplicate rows)", file=str(d["source"]), line=_int(d["line"]),
             fix="each item id must appear once per arm, budget and scoring; remove repeated runs or give them distinct ids"))
-
-    def _codes(col: pd.Series) -> tuple[np.ndarray, int]:
-        codes, uniques = pd.factorize(col, use_na_sentinel=False)
-        return codes.astype(np.int64), max(len(uniques), 1)
 
     def same_items() -> bool:
         """Whether every variant × budget has both arms, with the same item ids: the common case, decided on
@@ -346,6 +440,25 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
                 s[keys[m]] = True
             return np.array_equal(seen[0], seen[1])
         return np.array_equal(np.unique(keys[arms[0]]), np.unique(keys[arms[1]]))
+
+    def budgets_hold_the_same_items() -> bool:
+        """Whether, in the baseline arm, every budget of each variant holds every item the variant has: no
+        _budget_gaps, decided on the factorized codes (False when unsure: _budget_gaps decides)."""
+        if table.empty or table[["variant", "budget", "item_id"]].isna().to_numpy().any():
+            return False
+        v, nv = _codes(table["variant"])
+        b, nb = _codes(table["budget"])
+        item, n_items = _codes(table["item_id"])
+        if nv * nb * n_items > 50_000_000:
+            return False
+        base = (table["arm"] == ARMS[0]).to_numpy(dtype=bool, na_value=False)
+        present = np.zeros(nv * nb * n_items, dtype=bool)
+        present[((v * nb + b) * n_items + item)[base]] = True
+        for held in present.reshape(nv, nb, n_items):
+            budgets, items = held.any(axis=1), held.any(axis=0)
+            if budgets.sum() >= 2 and not held[budgets][:, items].all():
+                return False
+        return True
 
     if same_items():
         ids = None
@@ -384,7 +497,8 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
     if problems:
         raise InputError(problems)
     return Records(table=table, sources=tuple(sources), settings=settings or {}, run=run or {},
-                   gaps=tuple(_budget_gaps(table, where)), item_sets=tuple(item_sets), per_sample=per_sample,
+                   gaps=() if budgets_hold_the_same_items() else tuple(_budget_gaps(table, where)),
+                   item_sets=tuple(item_sets), per_sample=per_sample,
                    reductions=reductions or {}, scoring_notes=scoring_notes or {})
 
 
@@ -499,13 +613,39 @@ def no_output_causes(text: pd.Series, given: pd.Series) -> np.ndarray:
     completion's content was null, ``null output`` when a log holds null), else ``empty output`` for a text that is
     empty or only whitespace, else None (the model produced text)."""
     out = np.array(given.tolist(), dtype=object)
-    out[pd.isna(out)] = None
-    texts = text.tolist()
-    for i in np.flatnonzero(out == None).tolist():  # noqa: E711 - element-wise comparison
-        t = texts[i]
-        if isinstance(t, str) and not t.strip():
-            out[i] = EMPTY_OUTPUT
+    missing = pd.isna(out)
+    out[missing] = None
+    maybe = _maybe_blank(text)
+    cand = np.flatnonzero(missing if maybe is None else missing & maybe)
+    texts = np.asarray(text.to_numpy(dtype=object) if maybe is None else text.iloc[cand].to_numpy(dtype=object))
+    if maybe is None:
+        texts = texts[cand]
+    is_text = np.fromiter(map(isinstance, texts, repeat(str)), dtype=bool, count=len(texts))
+    cand, texts = cand[is_text], texts[is_text].tolist()
+    # str.strip() of each text in a C-level map: empty or only whitespace is no output
+    blank = np.fromiter(map(not_, map(str.strip, texts)), dtype=bool, count=len(texts))
+    out[cand[blank]] = EMPTY_OUTPUT
     return out
+
+
+# Every character str.strip() removes (str.isspace: Unicode White_Space and the separators \x1c-\x1f).
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+               "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
+def _maybe_blank(text: pd.Series) -> np.ndarray | None:
+    """Rows whose text is empty or starts with whitespace — every blank text among them — found in the column's
+    arrow strings (no Python string made per row); None when the column is not arrow-backed text."""
+    dtype = text.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(text.array)
+    first = pc.utf8_slice_codeunits(arr, 0, 1)
+    hit = pc.or_(pc.equal(pc.utf8_length(arr), 0), pc.is_in(first, value_set=pa.array(list(WHITESPACE))))
+    return pc.fill_null(hit, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
 def _preview(ids: list, k: int = 5) -> str:
@@ -531,7 +671,8 @@ def truncation_frame(records: "Records", think_open: str = "<think>", think_clos
     unknown) and ``truncated_by`` (the evidence that decided it), by these rules in order: the server's
     ``finish_reason`` (length / stop); the token count reached the budget; with a larger budget of the same item, the
     output is a proper prefix of the larger one (truncated) or equal to it (not); an unclosed ``think_open`` block;
-    no output at all (``no_output``) with none of that evidence: probable budget exhaustion."""
+    no output at all (``no_output``) with none of that evidence: probable budget exhaustion (the rules:
+    :func:`truncation_rules`)."""
     parts = []
     for arm in ARMS:
         for variant in records.variants():
@@ -543,47 +684,149 @@ def truncation_frame(records: "Records", think_open: str = "<think>", think_clos
             nothing = records.column_wide(arm, "no_output", variant)
             budgets = list(texts.columns)
             for j, b in enumerate(budgets):
-                n = len(texts)
-                flags = np.full(n, np.nan)
-                by = np.full(n, None, dtype=object)
-                fr = finish[b]
-                known = fr.isin(("length", "stop")).to_numpy(dtype=bool)
-                flags[known] = (fr[known] == "length").to_numpy(dtype=float)
-                by[known] = "finish_reason"
-                tk = tokens[b].to_numpy(dtype=float)
-                use = np.isnan(flags) & ~np.isnan(tk)
-                flags[use] = (tk[use] >= b).astype(float)
-                by[use] = "token count"
-                if j + 1 < len(budgets):
-                    nxt = budgets[j + 1]
-                    small, large = texts[b].tolist(), texts[nxt].tolist()
-                    label = f"prefix of budget {nxt}"
-                    for i in np.flatnonzero(np.isnan(flags)).tolist():
-                        s, l_ = small[i], large[i]
-                        if not isinstance(s, str) or not isinstance(l_, str):
-                            continue
-                        if l_.startswith(s):  # equal outputs included: not truncated
-                            flags[i] = float(s != l_)
-                            by[i] = label
-                        else:
-                            by[i] = NOT_A_PREFIX
-                opened = np.array([isinstance(s, str) and think_open in s and think_close not in s
-                                   for s in texts[b].tolist()], dtype=bool)
-                think = np.isnan(flags) & opened
-                flags[think] = 1.0
-                by[think] = "unclosed think"
-                # No output at all and the server gave no reason: budget exhaustion until shown otherwise (a
-                # reasoning model that spent the whole budget thinking returns null or empty content).
-                empty = np.array([c is not None and not (isinstance(c, float) and np.isnan(c))
-                                  for c in nothing[b].tolist()], dtype=bool)
-                gone = np.isnan(flags) & empty
-                flags[gone] = 1.0
-                by[gone] = NO_OUTPUT_EVIDENCE
+                nxt = budgets[j + 1] if j + 1 < len(budgets) else None
+                flags, by = truncation_rules(
+                    b, texts[b].to_numpy(dtype=object), None if nxt is None else texts[nxt].to_numpy(dtype=object),
+                    nxt, finish[b].to_numpy(dtype=object), tokens[b].to_numpy(dtype=float),
+                    nothing[b].to_numpy(dtype=object), think_open, think_close)
                 parts.append(pd.DataFrame({"arm": arm, "variant": variant, "budget": b,
                                            "item_id": texts.index.to_numpy(), "truncated": flags, "truncated_by": by}))
     if not parts:
         return pd.DataFrame(columns=["arm", "variant", "budget", "item_id", "truncated", "truncated_by"])
     return pd.concat(parts, ignore_index=True)
+
+
+def truncation_rules(budget: Any, texts: np.ndarray, larger: np.ndarray | None, larger_budget: Any,
+                     finish: np.ndarray, tokens: np.ndarray, nothing: np.ndarray, think_open: str = "<think>",
+                     think_close: str = "</think>") -> tuple[np.ndarray, np.ndarray]:
+    """The truncation rules (:func:`truncation_frame`) on one arm × variant × budget: (flags, evidence), element
+    by element of the aligned arrays ``texts`` (the outputs at ``budget``), ``larger`` (the same items' outputs at
+    the next larger budget ``larger_budget``, or None when there is none), ``finish``, ``tokens`` and ``nothing``
+    (the ``no_output`` causes). A value that is not a string (a missing item) is no output to compare."""
+    n = len(texts)
+    flags = np.full(n, np.nan)
+    by = np.full(n, None, dtype=object)
+    known = pd.Series(finish, dtype=object).isin(("length", "stop")).to_numpy(dtype=bool)
+    if known.any():
+        flags[known] = (finish[known] == "length").astype(float)
+        by[known] = "finish_reason"
+    use = np.isnan(flags) & ~np.isnan(tokens)
+    flags[use] = (tokens[use] >= budget).astype(float)
+    by[use] = "token count"
+    is_text = np.fromiter(map(isinstance, texts, repeat(str)), dtype=bool, count=n)
+    if larger is not None:
+        cand = np.flatnonzero(np.isnan(flags) & is_text
+                              & np.fromiter(map(isinstance, larger, repeat(str)), dtype=bool, count=n))
+        small, large = texts[cand].tolist(), larger[cand].tolist()
+        prefix = np.fromiter(map(str.startswith, large, small), dtype=bool, count=len(cand))
+        hit = cand[prefix]  # equal outputs included: not truncated
+        flags[hit] = np.fromiter(map(str.__ne__, texts[hit].tolist(), larger[hit].tolist()), dtype=float,
+                                 count=len(hit))
+        by[hit] = f"prefix of budget {larger_budget}"
+        by[cand[~prefix]] = NOT_A_PREFIX
+    pending = np.isnan(flags) & is_text
+    if pending.any():
+        where = np.flatnonzero(pending)
+        outs = texts[where].tolist()
+        opened = np.fromiter((think_open in s and think_close not in s for s in outs), dtype=bool, count=len(outs))
+        think = where[opened]
+        flags[think] = 1.0
+        by[think] = "unclosed think"
+    # No output at all and the server gave no reason: budget exhaustion until shown otherwise (a reasoning model that
+    # spent the whole budget thinking returns null or empty content).
+    maybe = np.flatnonzero(np.isnan(flags) & np.fromiter(map(is_not, nothing, repeat(None)), dtype=bool, count=n))
+    gone = maybe[[not (isinstance(c, float) and np.isnan(c)) for c in nothing[maybe].tolist()]] \
+        if len(maybe) else maybe
+    flags[gone] = 1.0
+    by[gone] = NO_OUTPUT_EVIDENCE
+    return flags, by
+
+
+def _truncation_columns(records: "Records", think_open: str, think_close: str) -> tuple[np.ndarray, Any] | None:
+    """``truncated`` and ``truncated_by`` for every row of the table, in table order: what merging
+    :func:`truncation_frame` onto the table on (arm, variant, budget, item_id) gives (values and dtypes), computed on
+    the rows where the outputs are. A row of another scoring takes the flags of its item's row under the first
+    scoring; where that scoring lacks the item at this budget the evidence is missing (None when it has the item at
+    another budget, NaN when the merge would find no row). None when the budgets are not all integers (the merge then
+    decides)."""
+    t = records.table
+    n = len(t)
+    if not n or t["budget"].dtype.kind not in "iu":
+        return None
+    first = records.scorings()[0]
+    groups = records._groups()
+    item = t["item_id"].to_numpy(dtype=object)
+    text = t["text"].to_numpy(dtype=object)
+    finish = t["finish_reason"].to_numpy(dtype=object)
+    tokens = t["completion_tokens"].to_numpy(dtype=float)
+    nothing = t["no_output"].to_numpy(dtype=object)
+    flags = np.full(n, np.nan)
+    by = np.full(n, np.nan, dtype=object)  # NaN: what a left merge leaves where it finds no row
+    # truncation_frame builds one frame per arm × variant × budget: pandas stores a part's evidence as text (its
+    # missing values NaN) when the part holds a label, as objects (None kept) when it holds none; the concatenation is
+    # text only when every part is.
+    text_parts = _infers_text()
+    all_text = True
+    derived = False
+    for arm in ARMS:
+        for variant in records.variants():
+            rows = records._first_rows(arm, variant)
+            if not rows:
+                continue
+            derived = True
+            budgets = sorted(rows)
+            ids = {b: item[rows[b]] for b in budgets}
+            index: dict = {}
+
+            def positions(b, wanted: np.ndarray) -> np.ndarray:
+                """Where each of ``wanted`` stands among budget b's ids (-1: absent)."""
+                if len(wanted) == len(ids[b]) and np.array_equal(wanted, ids[b]):
+                    return np.arange(len(wanted))
+                if b not in index:
+                    index[b] = pd.Index(ids[b])
+                return index[b].get_indexer(wanted)
+
+            missing_value = {}
+            for j, b in enumerate(budgets):
+                r = rows[b]
+                larger = nxt = None
+                if j + 1 < len(budgets):
+                    nxt = budgets[j + 1]
+                    pos = positions(nxt, ids[b])
+                    larger = text[rows[nxt]][pos]
+                    larger[pos < 0] = None
+                f, e = truncation_rules(b, text[r], larger, nxt, finish[r], tokens[r], nothing[r], think_open,
+                                        think_close)
+                labelled = any(x is not None for x in e)
+                all_text = all_text and labelled
+                missing_value[b] = np.nan if labelled and text_parts else None
+                if missing_value[b] is not None:
+                    e[np.fromiter(map(is_, e, repeat(None)), dtype=bool, count=len(e))] = np.nan
+                flags[r], by[r] = f, e
+            union = None
+            for (v, b, s), g in groups.items():
+                if v != variant or s == first or arm not in g or b not in rows:
+                    continue
+                r = g[arm]
+                pos = positions(b, item[r])
+                hit = pos >= 0
+                src = rows[b][pos[hit]]
+                flags[r[hit]], by[r[hit]] = flags[src], by[src]
+                if not hit.all():  # items of this scoring the first lacks at this budget
+                    if union is None:
+                        union = pd.Index(np.concatenate([ids[b] for b in budgets])).unique()
+                    miss = r[~hit]
+                    by[miss[union.get_indexer(item[miss]) >= 0]] = missing_value[b]
+    if not derived:
+        by[:] = None
+    evidence = by if derived and all_text and text_parts else pd.Series(by, index=t.index, dtype=object)
+    return flags, evidence
+
+
+def _infers_text() -> bool:
+    """Whether pandas stores a column of strings and missing values built from objects as its text dtype (pandas >= 3),
+    turning None into NaN, rather than as objects."""
+    return pd.DataFrame({"x": np.array(["a", None], dtype=object)})["x"].dtype != np.dtype(object)
 
 
 _EVIDENCE_ORDER = ("finish_reason", "token count", "prefix of budget", NOT_A_PREFIX, "unclosed think",

@@ -17,6 +17,11 @@ between machines; the seconds are for this one).
 Goals (issue 17): 200,000 rows per arm ≤ 10 s; 1,000,000 rows per arm ≤ 60 s and ≤ 4 GiB peak. The script ends with
 one SUMMARY line naming each figure and whether it meets its goal; the exit code is 0 either way (a measurement,
 not a gate).
+
+Each audit line also says how busy the machine was when the child started (1-minute load average) and how the logs
+were read: by forked workers when at least two cores were idle, else in-process (``audit.importers.
+_read_lmeval_in_parallel``). On a machine shared with other work the seconds move with the load, the ratio to the raw
+parse less.
 """
 from __future__ import annotations
 
@@ -96,6 +101,7 @@ def child_raw(root: Path) -> dict:
 
 
 def child_audit(root: Path) -> dict:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     from audit.claim import load_claim
     from audit.importers import load_records
@@ -106,6 +112,8 @@ def child_audit(root: Path) -> dict:
     claim = load_claim(root / "claim.yaml")
     records = load_records(claim)
     t_read = time.perf_counter() - t
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # forked readers, if the reader used any
+    workers = children.ru_utime + children.ru_stime > 0
     t = time.perf_counter()
     outcome = verify(claim, records=records, command="audit verify claim.yaml")
     t_checks = time.perf_counter() - t
@@ -115,7 +123,7 @@ def child_audit(root: Path) -> dict:
     boot = [c for c in outcome.report.cells]
     return {"seconds": time.perf_counter() - t0, "import": t_import, "read": t_read, "checks": t_checks,
             "write": t_write, "verdict": outcome.report.verdict, "rows": int(len(records.table)),
-            "cells": len(boot), "peak_gib": _peak_gib()}
+            "cells": len(boot), "peak_gib": _peak_gib(), "load": load, "read_workers": workers}
 
 
 def run_child(kind: str, root: Path) -> dict:
@@ -163,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"audit verify end to end:   {audit['seconds']:.2f} s = {ratio:.1f}× the raw parse, peak "
               f"{audit['peak_gib']:.2f} GiB  (imports {audit['import']:.2f} s, read + validate + pair "
               f"{audit['read']:.2f} s, checks {audit['checks']:.2f} s, report {audit['write']:.2f} s; "
-              f"verdict {audit['verdict']})", flush=True)
+              f"verdict {audit['verdict']}); load average {audit['load']:.1f} at the start, logs read "
+              f"{'by forked workers' if audit['read_workers'] else 'in-process'}", flush=True)
         secs, gib = GOALS.get(rows, (None, None))
         met = (secs is None or audit["seconds"] <= secs) and (gib is None or audit["peak_gib"] <= gib)
         goal = " and ".join(x for x in (f"≤ {secs:g} s" if secs else "", f"≤ {gib:g} GiB" if gib else "") if x)

@@ -16,6 +16,8 @@ one-sided at α/2. An unanswered output at the budget cap is both truncated and 
 from __future__ import annotations
 
 import math
+from itertools import repeat
+from operator import is_not
 
 import numpy as np
 from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
@@ -44,7 +46,13 @@ def answered_flags(frame, arm: str) -> np.ndarray:
 
 
 def _gone(col) -> np.ndarray:
-    return np.array([c is not None and not (isinstance(c, float) and np.isnan(c)) for c in col.tolist()], dtype=bool)
+    """Whether each value names a cause (neither None nor NaN)."""
+    vals = col.to_numpy(dtype=object)
+    out = np.fromiter(map(is_not, vals, repeat(None)), dtype=bool, count=len(vals))
+    maybe = np.flatnonzero(out)
+    if len(maybe):  # the values that are not None: NaN is no cause either
+        out[maybe] = [not (isinstance(c, float) and np.isnan(c)) for c in vals[maybe].tolist()]
+    return out
 
 
 def _causes(frame, s: str, mask: np.ndarray) -> dict[str, int]:
@@ -52,10 +60,9 @@ def _causes(frame, s: str, mask: np.ndarray) -> dict[str, int]:
     out: dict[str, int] = {}
     if f"no_output_{s}" not in frame:
         return out
+    mask = mask & _gone(frame[f"no_output_{s}"])  # only the outputs that are not there are counted
     for c, fr in zip(frame[f"no_output_{s}"].to_numpy(dtype=object)[mask],
                      frame[f"finish_{s}"].to_numpy(dtype=object)[mask]):
-        if c is None or (isinstance(c, float) and np.isnan(c)):
-            continue
         label = f"{c}, finish_reason {fr}" if isinstance(fr, str) else f"{c}, no finish reason"
         out[label] = out.get(label, 0) + 1
     return out

@@ -11,6 +11,7 @@ treatment itself): read it beside the gain.
 from __future__ import annotations
 
 import math
+from itertools import repeat
 
 import numpy as np
 
@@ -25,6 +26,11 @@ Params = LengthsParams
 
 
 def _lengths(texts) -> tuple[np.ndarray, np.ndarray]:
+    """Characters and whitespace-separated words of each output (0 where there is no text)."""
+    n = len(texts)
+    if all(map(isinstance, texts, repeat(str))):  # every output a text: counted in C-level maps
+        return (np.fromiter(map(len, texts), dtype=float, count=n),
+                np.fromiter(map(len, map(str.split, texts)), dtype=float, count=n))
     chars = np.array([len(t) if isinstance(t, str) else 0 for t in texts], dtype=float)
     words = np.array([len(t.split()) if isinstance(t, str) else 0 for t in texts], dtype=float)
     return chars, words

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import re
+from itertools import repeat
 
 import numpy as np
 from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
@@ -131,6 +132,46 @@ def find_markers(text: str | None, patterns: dict[str, list[tuple[str, re.Patter
     return out
 
 
+def marker_presence(texts, patterns: dict) -> dict[str, np.ndarray]:
+    """For each category of ``patterns`` (:func:`marker_patterns`) and for ``"any"``: whether each text holds a marker
+    of it — exactly ``cat in find_markers(text)`` and ``bool(find_markers(text))``, found with one search per text and
+    one per category for the texts that hold any marker (an alternation of the category's phrases matches where one of
+    them does), instead of a search per phrase. Which phrases a text holds: :func:`find_markers`."""
+    n = len(texts)
+    cats = [c for c in patterns if c is not _ANY]
+    out = {cat: np.zeros(n, dtype=bool) for cat in cats}
+    out["any"] = np.zeros(n, dtype=bool)
+    anything = patterns.get(_ANY)
+    if anything is None:
+        return out
+    hit = _matching(texts, anything)
+    out["any"][hit] = True
+    for cat in cats:
+        pats = patterns[cat]
+        if not pats or not hit:
+            continue
+        either = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in pats), re.I).search
+        out[cat][[i for i in hit if either(texts[i])]] = True
+    return out
+
+
+def _matching(texts, rx: re.Pattern) -> list[int]:
+    """Positions of the texts ``rx`` finds something in (texts that are not strings: none), searched in a C-level
+    map when every one is a string."""
+    if all(map(isinstance, texts, repeat(str))):
+        return [i for i, m in enumerate(map(rx.search, texts)) if m is not None]
+    return [i for i, t in enumerate(texts) if isinstance(t, str) and rx.search(t)]
+
+
+def stated_confidences(texts, verbal: list[tuple[re.Pattern, float]] | None = None) -> np.ndarray:
+    """:func:`stated_confidence` of each text; with the built-in lexicon only the texts its pre-filter passes are
+    read (the others state none)."""
+    out = np.full(len(texts), math.nan)
+    for i in (range(len(texts)) if verbal is not None else _matching(texts, _MAYBE_CONFIDENCE)):
+        out[i] = stated_confidence(texts[i], verbal)
+    return out
+
+
 def stated_confidence(text: str | None, verbal: list[tuple[re.Pattern, float]] | None = None) -> float:
     """The confidence an output states, in [0, 1] (last statement; numeric before verbal); NaN when none.
     ``verbal``: the explicit verbal statements (default: the built-in lexicon)."""
@@ -171,10 +212,10 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     patterns = marker_patterns(markers)
     texts = {"baseline": p.frame["text_b"].to_numpy(dtype=object),
              "treatment": p.frame["text_t"].to_numpy(dtype=object)}
-    found = {arm: [find_markers(t, patterns) for t in tx] for arm, tx in texts.items()}
+    found = {arm: marker_presence(tx, patterns) for arm, tx in texts.items()}
     verbal = None if params.confidence_lexicon == CONFIDENCE_LEXICON else verbal_patterns(params.confidence_lexicon)
-    conf = {arm: np.array([stated_confidence(t, verbal) for t in tx]) for arm, tx in texts.items()}
-    any_marker = any(f for arm in found for f in found[arm])
+    conf = {arm: stated_confidences(tx, verbal) for arm, tx in texts.items()}
+    any_marker = any(found[arm]["any"].any() for arm in found)
     any_conf = any(np.isfinite(c).any() for c in conf.values())
     if not any_marker and not any_conf and not introduced:
         return []
@@ -192,7 +233,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                    "change, not a disposition the treatment acquired.",
             statistic={"phrases": sorted(introduced)}, provenance=prov))
     if any_marker:
-        findings.extend(_markers(ctx, params, p, found, prov))
+        findings.extend(_markers(ctx, params, p, found, patterns, texts["treatment"], prov))
     if any_conf:
         findings.extend(_confidence(ctx, params, p, conf, prov))
     return findings
@@ -245,13 +286,16 @@ def marker_rise_shown(mb: np.ndarray, mt: np.ndarray, level: float, alpha: float
     return shown, inf
 
 
-def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[Finding]:
+def _markers(ctx: Context, params: Params, p, found: dict, patterns: dict, treatment_texts,
+             prov: dict) -> list[Finding]:
+    """``found``: :func:`marker_presence` per arm."""
     cb = ctx.claimed_budget
     correct = {"baseline": p.baseline, "treatment": p.treatment}
     rows = []
     presence = {}
     for cat in ["any", *params.markers]:
-        pres = {arm: np.array([float(bool(f) if cat == "any" else cat in f) for f in found[arm]]) for arm in found}
+        pres = {arm: (found[arm][cat] if cat in found[arm] else np.zeros(len(found[arm]["any"]), dtype=bool))
+                .astype(float) for arm in found}
         presence[cat] = pres
         for arm in ("baseline", "treatment"):
             x = pres[arm]
@@ -295,9 +339,11 @@ def _markers(ctx: Context, params: Params, p, found: dict, prov: dict) -> list[F
                           "accuracy of outputs with and without one.", rows=rows + delta_rows, provenance=prov)]
     if markers_rise and not corr_up:
         mask = (mt == 1) & (p.treatment < 0.5)
-        ev = item_evidence(p, mask, k=params.max_evidence, extra={
-            "treatment_markers": np.array([", ".join(sum(f.values(), [])) for f in found["treatment"]],
-                                          dtype=object)})
+        # The phrases of the outputs shown (item_evidence shows the first max_evidence of the mask).
+        phrases = np.full(len(mask), "", dtype=object)
+        for i in np.flatnonzero(mask)[:params.max_evidence]:
+            phrases[i] = ", ".join(sum(find_markers(treatment_texts[i], patterns).values(), []))
+        ev = item_evidence(p, mask, k=params.max_evidence, extra={"treatment_markers": phrases})
         out.append(Finding(
             NAME, "markers_without_correctness", "flag",
             f"Disposition markers rise without correctness: {m_txt}, while {c_txt}",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
@@ -98,7 +97,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             continue
         both = rec.joined([(ctx.claimed_scoring, cb), (ctx.claimed_scoring, b)])
         moved = both.take(1, "gain") != both.take(0, "gain")
-        mask = pd.Index(p_big.item_ids).isin(both.item_ids[moved])  # hashed: np.isin sorts object ids
+        moved_ids = set(both.item_ids[moved].tolist())  # hashed: np.isin sorts object ids
+        mask = np.fromiter(map(moved_ids.__contains__, p_big.item_ids.tolist()), dtype=bool, count=p_big.n)
         at_claimed = rec.joined([(ctx.claimed_scoring, b), (ctx.claimed_scoring, cb)], how="left")
         ev = item_evidence(p_big, mask, extra={
             "baseline_output_at_claimed": at_claimed.take(1, "text_b"),

@@ -412,3 +412,39 @@ def test_the_marker_margin_holds_its_false_alarm_rate_by_simulation():
         shown, _ = mimicry.marker_rise_shown(mb, mt, level=0.95, alpha=0.05, margin=0.05)
         fired += shown
     assert fired / reps <= 0.05, fired
+
+
+def test_marker_presence_equals_find_markers():
+    """marker_presence (one search per text, one per category on texts with a marker) says exactly what find_markers
+    says, per category and for any marker; with an empty category, None and non-text outputs among the texts."""
+    import random
+
+    words = ["Let", "me", "verify", "double-check", "I", "think", "probably", "not", "sure", "check", "Let me",
+             "mighty", "might", "VERIFY", "let\nme", "7", "unverify", "I'm", "maybe", "\t", "ſure"]
+    rng = random.Random(1)
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 10))) for _ in range(2000)]
+    texts += [None, float("nan"), 3, ""]
+    for markers in (mimicry.DEFAULT_MARKERS, {**mimicry.DEFAULT_MARKERS, "empty": []},
+                    {"custom": ["let me", "probably not"], "none": [" "]}, {}):
+        pats = mimicry.marker_patterns(markers)
+        got = mimicry.marker_presence(texts, pats)
+        found = [mimicry.find_markers(t, pats) for t in texts]
+        assert list(got["any"]) == [bool(f) for f in found]
+        for cat in markers:
+            assert list(got[cat]) == [cat in f for f in found]
+        assert any(got["any"]) == bool(markers)
+
+
+def test_stated_confidences_equal_stated_confidence_text_by_text():
+    import random
+
+    words = ["I'm", "90%", "sure", "confidence:", "high", "0.8", "certain", "not", "I'm not sure", "x", "7",
+             "Confidence", "level", "is", "low", "ſure", "CONFIDENT", "fairly"]
+    rng = random.Random(2)
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 8))) for _ in range(1500)]
+    lexicon = mimicry.verbal_patterns({"pretty sure": 0.7, "no idea": 0.1})
+    for tx in (texts, texts + [None, 3, float("nan")]):
+        for verbal in (None, lexicon):
+            got = mimicry.stated_confidences(np.array(tx, dtype=object), verbal)
+            want = np.array([mimicry.stated_confidence(t, verbal) for t in tx])
+            np.testing.assert_array_equal(got, want)

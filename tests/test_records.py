@@ -117,3 +117,208 @@ def test_a_check_runs_in_memory():
     assert rates[("baseline", 8)] == (n, n) and rates[("treatment", 8)] == (0, n)
     assert found["vanishes"].impact == "fragile" and found["vanishes"].subject.budget == 32
     assert "100% of baseline vs 0% of treatment outputs were cut off" in found["vanishes"].title
+
+
+def _merged_flags(rec: Records) -> pd.DataFrame:
+    """The reference: truncation_frame merged onto the table on (arm, variant, budget, item_id)."""
+    from audit.records import COLUMNS, DERIVED_COLUMNS, truncation_frame
+
+    fr = truncation_frame(rec)
+    t = rec.table.drop(columns=["truncated", "truncated_by"])
+    t = t.merge(fr, on=["arm", "variant", "budget", "item_id"], how="left", validate="many_to_one") if len(fr) \
+        else t.assign(truncated=np.nan, truncated_by=None)
+    return t[COLUMNS + DERIVED_COLUMNS]
+
+
+def test_truncation_columns_equal_the_merged_frame():
+    """with_truncation derives the flags on the rows where they are; the same table as merging truncation_frame
+    onto it, odd cases included: items a budget lacks, items in another order, a second scoring with items the
+    first lacks (at this budget, at every budget), finish reasons, token counts, think blocks, empty outputs."""
+    rng = np.random.default_rng(3)
+    texts = ["Let me", "Let me verify: 1", "<think> a", "<think> a</think> 2", "", "  ", "1", "12", "abc", None]
+    frames = []
+    for arm in ("baseline", "treatment"):
+        for variant in ("default", "ood"):
+            for b in (8, 32, 128):
+                ids = [f"i{k}" for k in range(30) if not (b == 32 and k % 7 == 3)]
+                rng.shuffle(ids)
+                for scoring, keep in (("exact", lambda k: True), ("other", lambda k: k % 5 != 1)):
+                    sel = [i for i in ids if keep(int(i[1:]))] + (["x1", "x2"] if scoring == "other" else [])
+                    m = len(sel)
+                    f = rows(arm, b, [texts[int(rng.integers(len(texts)))] for _ in range(m)],
+                             list(rng.integers(0, 2, m).astype(float)),
+                             finish=[[None, "length", "stop", None][int(rng.integers(4))] for _ in range(m)],
+                             tokens=[[None, None, b, b - 1][int(rng.integers(4))] for _ in range(m)],
+                             ids=sel, scoring=scoring)
+                    f["variant"] = variant
+                    frames.append(f)
+    rec = build_records(frames, [])
+    got = rec.with_truncation().table
+    want = _merged_flags(rec)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert got["truncated_by"].isna().any() and (got["truncated_by"] == "prefix of budget 32").any()
+
+
+def test_truncation_columns_with_one_arm_missing_a_budget_and_a_missing_budget():
+    a = rows("baseline", 8, ["Let me", "x"], [0, 1])
+    b = rows("treatment", 8, ["1", "<think> y"], [1, 1])
+    c = rows("baseline", 16, ["Let me go", "x"], [1, 1])
+    d = rows("treatment", 16, ["1", "z"], [1, 1], scoring="other")
+    e = rows("baseline", 16, ["1", "z"], [1, 1], scoring="other")
+    rec = build_records([a, b, c, d, e], [])
+    pd.testing.assert_frame_equal(rec.with_truncation().table, _merged_flags(rec), check_exact=True)
+
+
+def _wide_truncation(rec: Records, arm: str, variant: str = "default"):
+    """The reference: Records.truncation from the wide (pivoted) tables."""
+    from audit.records import _evidence_order
+
+    flags = rec.column_wide(arm, "truncated", variant)
+    by = rec.column_wide(arm, "truncated_by", variant)
+    counts = {b: by[b].value_counts() for b in by.columns}
+    return (flags.index.to_numpy(), {b: flags[b].to_numpy(dtype=float) for b in flags.columns},
+            {b: {k: int(c[k]) for k in sorted(c.index, key=_evidence_order)} for b, c in counts.items()})
+
+
+@pytest.mark.parametrize("build", ["sweep", "odd"])
+def test_truncation_read_off_the_rows_equals_the_wide_tables(build):
+    if build == "sweep":
+        rec = sweep().with_truncation()
+        cases = [("baseline", "default"), ("treatment", "default")]
+    else:
+        a = rows("baseline", 8, ["Let me", "x", "q"], [0, 1, 1], ids=["b", "a", "c"])
+        b = rows("treatment", 8, ["1", "<think> y", "q"], [1, 1, 0], ids=["b", "a", "c"])
+        c = rows("baseline", 16, ["Let me go", "x", "d"], [1, 1, 0], ids=["a", "b", "d"])
+        d = rows("treatment", 16, ["1", "z", "d"], [1, 1, 1], ids=["d", "b", "a"])
+        rec = build_records([a, b, c, d], []).with_truncation()
+        cases = [("baseline", "default"), ("treatment", "default")]
+    for arm, variant in cases:
+        ids, flags, evidence = rec.truncation(arm, variant)
+        w_ids, w_flags, w_evidence = _wide_truncation(rec, arm, variant)
+        assert list(ids) == list(w_ids) and ids.dtype == w_ids.dtype
+        assert flags.keys() == w_flags.keys()
+        for k in flags:
+            np.testing.assert_array_equal(flags[k], w_flags[k])
+        assert evidence == w_evidence and [list(e) for e in evidence.values()] == [list(e) for e in w_evidence.values()]
+
+
+def test_whitespace_list_is_what_strip_removes():
+    import sys
+
+    from audit.records import WHITESPACE
+
+    assert set(WHITESPACE) == {chr(i) for i in range(sys.maxunicode + 1) if chr(i).isspace()}
+
+
+@pytest.mark.parametrize("arrow", [True, False])
+def test_no_output_causes_with_and_without_the_arrow_prefilter(arrow):
+    from audit.records import no_output_causes
+
+    texts = ["", " ", "\u3000\n", "a", " a ", "\x1c", None, float("nan"), "\u200b", "x\u2028", "\u2028"] * 3
+    given = [None, "null content", None, np.nan, None, None, None, None, None, None, None] * 3
+    t = pd.Series(texts, dtype="str" if arrow else object)
+    want = []
+    for x, g in zip(t.tolist(), given):
+        if g is not None and not (isinstance(g, float) and np.isnan(g)):
+            want.append(g)
+        elif isinstance(x, str) and not x.strip():
+            want.append("empty output")
+        else:
+            want.append(None)
+    assert list(no_output_causes(t, pd.Series(given, dtype=object))) == want
+
+
+@pytest.mark.parametrize("order", ["same", "shuffled", "subset"])
+def test_paired_side_by_side_equals_the_join(order):
+    """Arms with the same items in the same order are put side by side; the frame is the inner join's."""
+    ids = [f"i{k}" for k in range(12)]
+    other = {"same": ids, "shuffled": ids[::-1], "subset": ids[2:]}[order]
+    a = rows("baseline", 8, [f"b{k}" for k in range(12)], [k % 2 for k in range(12)], ids=ids,
+             finish=["stop"] * 12, tokens=list(range(12)))
+    b = rows("treatment", 8, [f"t{k}" for k in range(len(other))], [1.0] * len(other), ids=other)
+    rec = build_records([a, b], []).with_truncation()
+    got = rec.paired("exact", 8).frame
+    cols = ["item_id", "score", "text", "finish_reason", "completion_tokens", "answered", "truncated", "no_output"]
+    bb = rec.table[rec.table["arm"] == "baseline"][cols + ["cluster"]].set_index("item_id")
+    tt = rec.table[rec.table["arm"] == "treatment"][cols].set_index("item_id")
+    want = bb.merge(tt, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
+    want = want.rename(columns={"finish_reason_b": "finish_b", "finish_reason_t": "finish_t",
+                                "completion_tokens_b": "tokens_b", "completion_tokens_t": "tokens_t"}).reset_index()
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+
+
+def _rules_one_by_one(b, texts, larger, nxt, finish, tokens, nothing, think_open="<think>", think_close="</think>"):
+    """The truncation rules as they were written item by item (the reference for truncation_rules)."""
+    from audit.records import NO_OUTPUT_EVIDENCE
+
+    n = len(texts)
+    flags = np.full(n, np.nan)
+    by = np.full(n, None, dtype=object)
+    fr = pd.Series(finish, dtype=object)
+    known = fr.isin(("length", "stop")).to_numpy(dtype=bool)
+    flags[known] = (fr[known] == "length").to_numpy(dtype=float)
+    by[known] = "finish_reason"
+    use = np.isnan(flags) & ~np.isnan(tokens)
+    flags[use] = (tokens[use] >= b).astype(float)
+    by[use] = "token count"
+    if larger is not None:
+        for i in np.flatnonzero(np.isnan(flags)).tolist():
+            s, l_ = texts[i], larger[i]
+            if not isinstance(s, str) or not isinstance(l_, str):
+                continue
+            if l_.startswith(s):
+                flags[i] = float(s != l_)
+                by[i] = f"prefix of budget {nxt}"
+            else:
+                by[i] = NOT_A_PREFIX
+    opened = np.array([isinstance(s, str) and think_open in s and think_close not in s for s in texts], dtype=bool)
+    think = np.isnan(flags) & opened
+    flags[think] = 1.0
+    by[think] = "unclosed think"
+    empty = np.array([c is not None and not (isinstance(c, float) and np.isnan(c)) for c in nothing], dtype=bool)
+    gone = np.isnan(flags) & empty
+    flags[gone] = 1.0
+    by[gone] = NO_OUTPUT_EVIDENCE
+    return flags, by
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_truncation_rules_equal_the_rules_item_by_item(seed):
+    from audit.records import truncation_rules
+
+    rng = np.random.default_rng(seed)
+    pool = ["", "a", "ab", "abc", "<think> x", "<think> x</think> y", "<think>", "x <think>", None, np.nan, "ab c"]
+    n = 300
+
+    def pick(values):
+        return np.array([values[int(k)] for k in rng.integers(len(values), size=n)], dtype=object)
+
+    texts, larger = pick(pool), pick(pool)
+    finish = pick([None, None, "length", "stop", "content_filter", np.nan])
+    tokens = np.array([[np.nan, np.nan, 8.0, 7.0, 9.0][int(k)] for k in rng.integers(5, size=n)])
+    nothing = pick([None, None, None, "empty output", "null content", np.nan])
+    for lg, opens in ((larger, ("<think>", "</think>")), (None, ("<think>", "</think>")), (larger, ("<r>", "</r>"))):
+        got = truncation_rules(8, texts, lg, 32, finish, tokens, nothing, *opens)
+        want = _rules_one_by_one(8, texts, lg, 32, finish, tokens, nothing, *opens)
+        np.testing.assert_array_equal(got[0], want[0])
+        assert list(got[1]) == list(want[1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_budget_gaps_decided_on_codes_equal_the_named_gaps(seed):
+    """build_records names no gaps when every budget holds every item (decided on codes); else the gaps
+    _budget_gaps names: the same as naming them every time."""
+    from audit.records import _budget_gaps
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for arm in ("baseline", "treatment"):
+        for variant in ("default", "ood"):
+            for b in (8, 32, 64):
+                keep = [k for k in range(10) if seed == 0 or not (arm == "baseline" and rng.random() < 0.1)]
+                f = rows(arm, b, ["x"] * len(keep), [1.0] * len(keep), ids=[f"i{k}" for k in keep])
+                f["variant"] = variant
+                frames.append(f)
+    rec = build_records(frames, [])
+    assert rec.gaps == tuple(_budget_gaps(rec.table, {}))
+    assert (rec.gaps == ()) == (seed == 0)

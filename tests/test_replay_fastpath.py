@@ -10,7 +10,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from audit.claim import load_claim
@@ -119,6 +121,10 @@ ODD = {
     "filtered missing on some": by_line(lambda k, d: {"filtered_resps": None if k % 5 == 0 else ["v"]}),
     "filtered numbers and nulls": by_line(lambda k, d: {"filtered_resps": None if k % 5 == 0 else [1.5]}),
     "filtered all invalid": with_(filtered_resps=["[invalid]"]),
+    "filtered blank in every whitespace": by_line(lambda k, d: {"filtered_resps": [
+        ["", " ", "\u3000[invalid]\x1c", "x", "\u200b", "[invalid]x", "\x85 \u2028", "\t[invalid]\n"][k % 8]]}),
+    "filter none on some": by_line(lambda k, d: {"filter": "none"} if k % 3 == 0 else {}),
+    "hashes and targets all text, ids as text": by_line(lambda k, d: {"doc_id": f"d{d['doc_id']}", "target": "t"}),
     "score a boolean": by_line(lambda k, d: {"exact_match": bool(k % 2)}),
     "score an integer": by_line(lambda k, d: {"exact_match": k % 2}),
     "score of every numeric kind": by_line(lambda k, d: {"exact_match": [1, 0.5, True, 0, -0.0][k % 5]}),
@@ -320,3 +326,24 @@ def test_mismatched_ids_still_named(tmp_path, bench):
     s = rec.item_set(1024)
     assert (s.only_baseline, s.only_treatment, s.shared) == (("3",), ("300",), 19)
     assert "1 only in baseline ('3'), 1 only in treatment ('300')" in s.sentence()
+
+
+@pytest.mark.parametrize("layout", ["grouped", "interleaved", "one filter"])
+def test_take_rows_equals_take(tmp_path, bench, layout):
+    """The scorings' rows picked as slices (filters written together) or by one take (interleaved): the table a
+    take gives, its text columns in one piece."""
+    from audit.importers import _take_rows
+
+    bench_claim(bench, tmp_path, docs=30)
+    frames = [read_samples(f, "baseline", 512, "exact_match", FILTERS)[0]
+              for f in sorted(tmp_path.glob("*/samples_*.jsonl"))]
+    if layout == "interleaved":
+        frames = [f.iloc[np.argsort(np.arange(len(f)) % (len(f) // 2), kind="stable")] for f in frames]
+    elif layout == "one filter":
+        frames = [f[f["scoring"] == FILTERS[0]] for f in frames]
+    table = pd.concat(frames, ignore_index=True)
+    for names in (FILTERS, FILTERS[::-1], FILTERS[:1]):
+        rows = np.concatenate([np.flatnonzero((table["scoring"] == n).to_numpy()) for n in names])
+        got = _take_rows(table, rows)
+        pd.testing.assert_frame_equal(got, table.take(rows).reset_index(drop=True), check_exact=True)
+        assert all(getattr(pa.array(got[c].array), "num_chunks", 1) == 1 for c in got.columns if got[c].dtype == "str")

@@ -192,8 +192,10 @@ PARALLEL_MIN_BYTES = 32 << 20
 def _read_lmeval_in_parallel(claim: Claim, files_by_run: dict) -> dict:
     """Large replays: each run's lm-eval samples read in a forked worker process (the per-line JSON work is CPU
     bound). Returns {run: (frame, problems, settings)} — exactly what :func:`_read_lmeval` returns — or {} when the
-    logs are small, the machine has one core, fork is unavailable, or a worker fails (the caller then reads
-    in-process, so any error is reported as it would be anyway)."""
+    logs are small, the machine has one core, fewer than two cores are idle (:func:`_idle_cores`; a worker on a busy
+    core only adds its start and the transfer of its table), fork is unavailable, or a worker fails (the caller then
+    reads in-process, so any error is reported as it would be anyway). ``AUDIT_READ_WORKERS=N`` caps the workers at N
+    whatever the load (1: none)."""
     import multiprocessing
     import os
     import threading
@@ -215,6 +217,12 @@ def _read_lmeval_in_parallel(claim: Claim, files_by_run: dict) -> dict:
     if len(jobs) < 2 or cores < 2 or size < PARALLEL_MIN_BYTES \
             or "fork" not in multiprocessing.get_all_start_methods():
         return {}
+    if not workers.isdigit():
+        idle = _idle_cores()
+        if idle is not None:
+            cores = min(cores, int(idle + 0.5))
+            if cores < 2:
+                return {}
     try:
         with ProcessPoolExecutor(max_workers=min(cores, len(jobs)),
                                  mp_context=multiprocessing.get_context("fork")) as pool:
@@ -223,6 +231,30 @@ def _read_lmeval_in_parallel(claim: Claim, files_by_run: dict) -> dict:
             return {run: fut.result() for run, fut in futures.items()}
     except Exception:  # noqa: BLE001 - a worker that died or could not pickle: read in-process instead
         return {}
+
+
+def _idle_cores(interval: float = 0.05) -> float | None:
+    """How many CPUs were idle during the next ``interval`` seconds (Linux: the idle and iowait time of /proc/stat);
+    None where that cannot be read. On a machine other work keeps busy, forked readers only share its cores (and with
+    the scheduler's per-session groups, the cores of this session's share)."""
+    import time
+
+    def sample() -> tuple[int, int, int]:
+        with open("/proc/stat", "rb") as fh:
+            lines = fh.read().splitlines()
+        total = [int(x) for x in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+        cpus = sum(1 for line in lines[1:] if line.startswith(b"cpu"))
+        return total[3] + total[4], sum(total), cpus
+
+    try:
+        idle0, total0, cpus = sample()
+        time.sleep(interval)
+        idle1, total1, _ = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0 or cpus < 1:
+        return None
+    return (idle1 - idle0) / (total1 - total0) * cpus
 
 
 def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):
@@ -361,7 +393,7 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
     names = requested or logged
     if logged and all(name in logged for name in names):  # all in the logs: pick their rows in one take
         rows = [np.flatnonzero((scoring == name).to_numpy(dtype=bool, na_value=False)) for name in names]
-        return table.take(np.concatenate(rows)).reset_index(drop=True), problems
+        return _take_rows(table, np.concatenate(rows)), problems
     parts = []
     base = table[scoring == logged[0]]
     for name in names:
@@ -396,6 +428,30 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
         else:
             problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
     return pd.concat(parts, ignore_index=True) if parts else table.iloc[:0], problems
+
+
+def _take_rows(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``table.take(rows).reset_index(drop=True)``. Logs write each filter's lines together, so ``rows`` is a few
+    long runs of consecutive rows: those are sliced (no copy) and concatenated, and each text column's pieces then
+    copied once into one array (a block copy, where a take gathers string by string; one array, as the take gives,
+    so that later filters do not walk many pieces)."""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(rows) == 0 or len(breaks) >= _MAX_SLICES:  # interleaved filters: one take
+        return table.take(rows).reset_index(drop=True)
+    starts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(rows)]])
+    out = pd.concat([table.iloc[rows[a]:rows[b - 1] + 1] for a, b in zip(starts, ends)], ignore_index=True)
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.StringDtype) and out[c].dtype.storage == "pyarrow":
+            import pyarrow as pa
+
+            pieces = pa.array(out[c].array)
+            if isinstance(pieces, pa.ChunkedArray) and pieces.num_chunks > 1:
+                out[c] = pd.array(pieces.combine_chunks(), dtype=out[c].dtype)
+    return out
+
+
+_MAX_SLICES = 256
+"""More runs of consecutive rows than this (the filters' lines interleaved): one take instead of slices."""
 
 
 def _rescored(part: pd.DataFrame, fn, name: str, notes: dict | None) -> list[float]:

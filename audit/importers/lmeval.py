@@ -12,6 +12,8 @@ import hashlib
 import json
 import math
 import re
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +231,9 @@ def published_numbers(path: Path, task: str) -> dict[str, Any]:
 def sample_numbers(df: pd.DataFrame, path: Path, metric: str) -> dict[str, Any]:
     """What one samples file holds, for the cross-check with its results file: the documents seen, and per filter
     the documents and the claimed metric's mean recomputed from the lines (lm-eval's "mean" aggregation)."""
-    part = df.loc[df["source"] == str(path), ["item_id", "scoring", "score"]]
+    mine = (df["source"] == str(path)).to_numpy(dtype=bool, na_value=False)
+    # a run of one file (the common case): every row is the file's, none copied out
+    part = df[["item_id", "scoring", "score"]] if mine.all() else df.loc[mine, ["item_id", "scoring", "score"]]
     filters = {}
     for name, g in part.groupby("scoring", sort=False):
         filters[str(name)] = {"documents": int(g["item_id"].nunique()), "lines": int(len(g)),
@@ -361,35 +365,40 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
     doc_kinds: set = set()  # the docs themselves are not kept: only their types are checked
     clusters: list = []
     max_gen_toks: list = []
-    cols = {c: _Texts() for c in ("item_id", "scoring", "text", "target", "prompt_hash", "doc_hash", "extracted")}
-    for k in range(0, n, _BATCH):
+    cols = {c: _Texts(keep=c == "item_id") for c in ("item_id", "scoring", "text", "target", "prompt_hash",
+                                                     "doc_hash", "extracted")}
+    take_all = itemgetter("doc_id", metric, "filter", "doc", "target", "resps", "filtered_resps", "prompt_hash",
+                          "doc_hash", "arguments")
+    batch = _batch_lines(lines)
+    for k in range(0, n, batch):
         try:
-            objs = parsed_objects(lines[k:k + _BATCH])
-            cols["item_id"].add([d["doc_id"] for d in objs])
-            scores += [d[metric] for d in objs]
-        except (Unusual, KeyError):
+            objs = parsed_objects(lines[k:k + batch])
+        except Unusual:
             return None
-        cols["scoring"].add([d.get("filter") for d in objs])
-        docs = [d.get("doc") for d in objs]
+        try:  # every key on every line (the common case): the fields of the batch in one pass, a tuple per key
+            ids_, scores_, filters_, docs, targets_, resps, filtered, phs, dhs, args = zip(*map(take_all, objs))
+        except KeyError:  # a key missing somewhere: each field on its own, the absent optional ones as None
+            try:
+                ids_, scores_ = [d["doc_id"] for d in objs], [d[metric] for d in objs]
+            except KeyError:
+                return None
+            filters_, docs, targets_, resps, filtered, phs, dhs, args = (
+                [d.get(key) for d in objs] for key in ("filter", "doc", "target", "resps", "filtered_resps",
+                                                       "prompt_hash", "doc_hash", "arguments"))
+        cols["item_id"].add(ids_)
+        scores += scores_
+        cols["scoring"].add(filters_)
         doc_kinds.update(map(type, docs))
         if cluster_field:
             clusters += [doc.get(cluster_field) if type(doc) is dict else None for doc in docs]
-        cols["target"].add([d.get("target") for d in objs])
-        cols["text"].add([r[0][0] if type(r) is list and r and type(r[0]) is list and r[0] and type(r[0][0]) is str
-                          else _raw_text(r) for r in [d.get("resps") for d in objs]])
-        cols["extracted"].add([x[0] if type(x) is list and len(x) == 1 and type(x[0]) is str else _filtered(x)
-                               for x in [d.get("filtered_resps") for d in objs]])
-        cols["prompt_hash"].add([d.get("prompt_hash") for d in objs])
-        cols["doc_hash"].add([d.get("doc_hash") for d in objs])
-        # lm-eval >= 0.4.5: {"gen_args_0": {"arg_0": context, "arg_1": kwargs}}, whose kwargs are the first object
-        # among the first argument's values, as _gen_kwargs takes them.
-        max_gen_toks += [kw.get("max_gen_toks")
-                         if type(a) is dict and len(a) == 1 and type(g := a.get("gen_args_0")) is dict
-                         and len(g) == 2 and type(g.get("arg_0")) is str and type(kw := g.get("arg_1")) is dict
-                         else _max_gen_toks(a) for a in [d.get("arguments") for d in objs]]
-        del objs, docs
-    ids, filters, extracted = cols["item_id"].values, cols["scoring"].values, cols["extracted"].values
-    targets, prompt_hashes, doc_hashes = cols["target"].values, cols["prompt_hash"].values, cols["doc_hash"].values
+        cols["target"].add(targets_)
+        cols["text"].add(_raw_texts(resps))
+        cols["extracted"].add(_filtered_all(filtered))
+        cols["prompt_hash"].add(phs)
+        cols["doc_hash"].add(dhs)
+        max_gen_toks += _max_gen_toks_all(args)
+        del objs, docs, resps, filtered, args
+    ids = cols["item_id"].values
     # doc_id (Fields.ident): an integer (not a boolean), given as its text, or a non-empty string.
     kinds = set(map(type, ids))
     if not kinds <= {int, str} or (str in kinds and "" in ids):
@@ -411,7 +420,8 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
     if not np.isfinite(score).all():
         return None
     # filter (Fields.text): a string, or null / absent: then the k-th line of a document is the k-th filter.
-    kinds = set(map(type, filters))
+    filters = None if cols["scoring"].all_text else cols["scoring"].values  # None: every line names its filter
+    kinds = {str} if filters is None else set(map(type, filters))
     if not kinds <= {str, _NONE}:
         return None
     if _NONE in kinds:
@@ -433,61 +443,151 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
         clusters = [None] * n
     elif not set(map(type, clusters)) <= _SCALARS:
         return None
-    if set(map(type, targets)) != {str}:
-        targets = list(map(_target_text, targets))
-    if set(map(type, prompt_hashes)) != {str}:
-        prompt_hashes = [x if type(x) is str else None for x in prompt_hashes]
-    if set(map(type, doc_hashes)) != {str}:
-        doc_hashes = [x if type(x) is str else None for x in doc_hashes]
+    # target (its text, or None: _target_text) and the hashes (strings, else None): as they are when all strings
+    data = {"item_id": ids, "scoring": filters, "score": score, "line": numbers, "line_max_gen_toks": max_gen_toks,
+            "cluster": clusters, "text": None, "extracted": None}
+    for c, fix in (("target", _target_text), ("prompt_hash", _text_or_none), ("doc_hash", _text_or_none)):
+        values = None if cols[c].all_text else cols[c].values
+        data[c] = list(map(fix, values)) if values is not None and set(map(type, values)) != {str} else values
     same = {"arm": arm, "variant": variant, "budget": budget, "finish_reason": None, "completion_tokens": None,
             "source": str(path)}
-    data = {
-        "item_id": ids, "scoring": filters, "score": score, "text": cols["text"].values, "target": targets,
-        "prompt_hash": prompt_hashes, "doc_hash": doc_hashes, "line": numbers, "extracted": extracted,
-        "line_max_gen_toks": max_gen_toks, "cluster": clusters,
-    }
     df = pd.DataFrame({c: _column(same[c], n) if c in same else cols[c].column(data[c]) if c in cols
                        else _column(data[c]) for c in _COLUMNS})
     # All strings: the column holds these very values (with a null among them, it holds NaN where the list has None).
-    if cols["extracted"].chunks or set(map(type, extracted)) == {str}:
-        df["answered"] = [math.nan if s == "none" else 0.0 if x.strip() in _NO_ANSWER else 1.0
-                          for s, x in zip(filters, extracted)]
+    extracted = None if cols["extracted"].all_text else cols["extracted"].values
+    if extracted is None:
+        # answered() on strings, in the arrow column: NaN for the "none" filter, 0.0 for "" or "[invalid]" once the
+        # whitespace str.strip() removes is trimmed
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from audit.records import WHITESPACE
+
+        none = (df["scoring"] == "none").to_numpy(dtype=bool)
+        trimmed = pc.utf8_trim(pa.array(df["extracted"].array), characters=WHITESPACE)
+        empty = pc.is_in(trimmed, value_set=pa.array(list(_NO_ANSWER), type=trimmed.type)).to_numpy(
+            zero_copy_only=False)
+        df["answered"] = np.where(none, math.nan, np.where(empty, 0.0, 1.0))
+    elif set(map(type, extracted)) == {str}:
+        # answered() on strings, in C-level maps: NaN for the "none" filter, 0.0 for "" or "[invalid]" (stripped)
+        none = np.fromiter(map("none".__eq__, df["scoring"].tolist()), dtype=bool, count=n)
+        empty = np.fromiter(map(_NO_ANSWER_SET.__contains__, map(str.strip, extracted)), dtype=bool, count=n)
+        df["answered"] = np.where(none, math.nan, np.where(empty, 0.0, 1.0))
     else:  # answered() sees the values as the column holds them, as in read_samples_careful
         df["answered"] = [answered(s, x) for s, x in zip(df["scoring"], df["extracted"])]
     return df
 
 
-_BATCH = 2048
-"""Lines parsed at a time by the fast path: small enough that a batch's objects are freed while still cached."""
+def _text_or_none(x: Any) -> str | None:
+    return x if type(x) is str else None
+
+
+_first = itemgetter(0)
+_gen_args = itemgetter("gen_args_0")
+_arg_pair = itemgetter("arg_0", "arg_1")
+
+
+def _raw_texts(resps: tuple | list) -> list:
+    """:func:`_raw_text` of each value: when every one has the common shape ``[[text, ...], ...]`` the texts are
+    taken a level at a time (C-level maps, each level's types checked as a whole), else value by value."""
+    if set(map(type, resps)) == {list}:
+        try:
+            inner = list(map(_first, resps))
+            if set(map(type, inner)) == {list}:
+                texts = list(map(_first, inner))
+                if set(map(type, texts)) == {str}:
+                    return texts
+        except IndexError:  # an empty list somewhere
+            pass
+    return [r[0][0] if type(r) is list and r and type(r[0]) is list and r[0] and type(r[0][0]) is str
+            else _raw_text(r) for r in resps]
+
+
+def _filtered_all(filtered: tuple | list) -> list:
+    """:func:`_filtered` of each value: ``[text]`` on every line (the common shape) taken in one map."""
+    if set(map(type, filtered)) == {list} and set(map(len, filtered)) == {1}:
+        got = list(map(_first, filtered))
+        if set(map(type, got)) == {str}:
+            return got
+    return [x[0] if type(x) is list and len(x) == 1 and type(x[0]) is str else _filtered(x) for x in filtered]
+
+
+def _max_gen_toks_all(arguments: tuple | list) -> list:
+    """:func:`_max_gen_toks` of each value. lm-eval >= 0.4.5 writes {"gen_args_0": {"arg_0": context, "arg_1":
+    kwargs}}, whose kwargs are the first object among the first argument's values, as _gen_kwargs takes them: when
+    every line has that shape the kwargs are taken a level at a time, else line by line."""
+    if set(map(type, arguments)) == {dict} and set(map(len, arguments)) == {1}:
+        try:
+            gs = list(map(_gen_args, arguments))
+            if set(map(type, gs)) == {dict} and set(map(len, gs)) == {2}:
+                contexts, kwargs = zip(*map(_arg_pair, gs))
+                if set(map(type, contexts)) == {str} and set(map(type, kwargs)) == {dict}:
+                    return list(map(dict.get, kwargs, repeat("max_gen_toks")))
+        except KeyError:
+            pass
+    return [kw.get("max_gen_toks")
+            if type(a) is dict and len(a) == 1 and type(g := a.get("gen_args_0")) is dict
+            and len(g) == 2 and type(g.get("arg_0")) is str and type(kw := g.get("arg_1")) is dict
+            else _max_gen_toks(a) for a in arguments]
+
+
+_BATCH_BYTES = 128 << 10
+"""About this much JSON is parsed at a time by the fast path: a batch's objects are read column by column and freed
+while they are still in the CPU cache (and their memory is reused by the next batch). 2,048 lines of a 350-byte-line
+log took about half as long again as 375."""
+
+
+def _batch_lines(lines: list[bytes]) -> int:
+    """Lines per batch: :data:`_BATCH_BYTES` of the file's average line, between 32 and 2,048 lines."""
+    average = max(1, sum(map(len, lines)) // max(1, len(lines)))
+    return max(32, min(2048, _BATCH_BYTES // average))
 
 
 class _Texts:
-    """The values of a column that is text on every line of a clean log, and while every value so far is a string,
-    their arrow form, made a batch at a time while the batch's strings are still in the CPU cache (converting 50,000
-    strings scattered over the heap at the end costs several times more)."""
+    """One column of a clean log, a batch at a time. While every value so far is a string (the common case), the
+    values are kept only in their arrow form, made while the batch's strings are still in the CPU cache: the Python
+    strings are freed with the batch, so the next batch reuses their memory (keeping them alive until the end took
+    about half as long again). The first batch holding anything else turns the column back into Python values
+    (``values``), read by the careful path's rules. ``keep``: keep the Python values as well."""
 
-    def __init__(self) -> None:
-        self.values: list = []
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep
+        self._values: list = []
         self.chunks: list | None = [] if getattr(_string_dtype(), "storage", None) == "pyarrow" else None
 
-    def add(self, batch: list) -> None:
-        self.values += batch
+    def add(self, batch: list | tuple) -> None:
         if self.chunks is not None:
             if set(map(type, batch)) == {str}:
                 import pyarrow as pa
 
                 self.chunks.append(pa.array(batch, type=pa.large_string()))
-            else:
-                self.chunks = None
+                if self.keep:
+                    self._values += batch
+                return
+            if not self.keep:  # the strings so far, back from their arrow form
+                self._values = [v for chunk in self.chunks for v in chunk.to_pylist()]
+            self.chunks = None
+        self._values += batch
 
-    def column(self, values: list) -> Any:
-        """:func:`_column` of ``values``, from the arrow chunks when they hold these very values."""
-        if values is self.values and self.chunks:
+    @property
+    def all_text(self) -> bool:
+        """Every value is a string (and the arrow form holds them)."""
+        return bool(self.chunks)
+
+    @property
+    def values(self) -> list:
+        if self.chunks is not None and not self.keep:
+            return [v for chunk in self.chunks for v in chunk.to_pylist()]
+        return self._values
+
+    def column(self, values: list | None = None) -> Any:
+        """:func:`_column` of ``values`` (default: the column's own), from the arrow chunks when they hold them."""
+        if (values is None or values is self._values) and self.chunks:
             import pyarrow as pa
 
             return pd.array(pa.chunked_array(self.chunks, type=pa.large_string()).combine_chunks(),
                             dtype=_string_dtype())
-        return _column(values)
+        return _column(self.values if values is None else values)
 
 
 def _column(values: list | np.ndarray, n: int | None = None) -> Any:
@@ -548,6 +648,7 @@ def _max_gen_toks(arguments: Any) -> Any:
 
 
 _NO_ANSWER = ("", "[invalid]")
+_NO_ANSWER_SET = frozenset(_NO_ANSWER)
 
 
 def answered(filter_name: Any, filtered: Any) -> float:
