@@ -268,6 +268,19 @@ def _empty_group_reason(n1: int, n2: int) -> str | None:
     return f"{' and '.join(empty)} has no items" if empty else None
 
 
+def _clustered_args(values: Any, clusters: Any, level: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The checked (values, cluster labels, level) of a clustered estimator: one label per value."""
+    problems: list[Problem] = []
+    x = _vector("values", values, problems)
+    level = _check_level(level, problems)
+    g = np.asarray(clusters)
+    if g.ndim != 1 or (x.ndim == 1 and g.shape[0] != x.shape[0]):
+        problems.append(Problem(f"need one cluster label per value ({x.size} values)", field="clusters",
+                                value=f"shape {g.shape}"))
+    _raise(problems)
+    return x, g, level
+
+
 def _vector(name: str, x: Any, problems: list[Problem]) -> np.ndarray:
     try:
         a = np.asarray(x, dtype=float)
@@ -760,14 +773,7 @@ def clustered_se(values: Any, clusters: Any, correction: bool = True, level: flo
     ``details["clusters"]`` says how many). Fewer than 2 clusters, or a zero clustered SE, gives NaN
     with a reason.
     """
-    problems: list[Problem] = []
-    x = _vector("values", values, problems)
-    level = _check_level(level, problems)
-    g = np.asarray(clusters)
-    if g.ndim != 1 or (x.ndim == 1 and g.shape[0] != x.shape[0]):
-        problems.append(Problem(f"need one cluster label per value ({x.size} values)", field="clusters",
-                                value=f"shape {g.shape}"))
-    _raise(problems)
+    x, g, level = _clustered_args(values, clusters, level)
     method = "cluster-robust-liang-zeger" + ("" if correction else "-no-correction")
     n = x.size
     labels, codes = np.unique(g, return_inverse=True)
@@ -1785,14 +1791,7 @@ def clustered_cr2(values: Any, clusters: Any, level: float = 0.95) -> Estimate:
     tests/test_stats.py). The interval is mean ± t_df · SE. ``details`` carries clusters, df, the largest cluster's
     share of the items and the CR1 SE. Fewer than 2 clusters, or a zero SE, gives NaN with a reason.
     """
-    problems: list[Problem] = []
-    x = _vector("values", values, problems)
-    level = _check_level(level, problems)
-    g = np.asarray(clusters)
-    if g.ndim != 1 or (x.ndim == 1 and g.shape[0] != x.shape[0]):
-        problems.append(Problem(f"need one cluster label per value ({x.size} values)", field="clusters",
-                                value=f"shape {g.shape}"))
-    _raise(problems)
+    x, g, level = _clustered_args(values, clusters, level)
     method = "cluster-robust-cr2-bell-mccaffrey"
     n = x.size
     labels, codes = np.unique(g, return_inverse=True) if n else (np.empty(0), np.empty(0, dtype=int))

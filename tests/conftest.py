@@ -51,6 +51,26 @@ def claim_dir(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+
+def cli(*args, env: dict | None = None):
+    """``audit`` with these arguments through click's CliRunner (arguments as strings)."""
+    from click.testing import CliRunner
+
+    from audit.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], env=env)
+
+
+def check(res, code: int, *needles: str) -> str:
+    """The exact exit code, no traceback, every needle in the output; returns the output."""
+    out = res.output
+    assert "Traceback" not in out, out
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert res.exit_code == code, f"exit {res.exit_code}, wanted {code}:\n{out}"
+    for n in needles:
+        assert n in out, f"{n!r} not in:\n{out}"
+    return out
+
 def jsonl_claim(budgets: list[int], claimed: int, scorings: list[str] | None = None, **reported) -> dict:
     return {
         "claim": {"title": "synthetic", "metric": "exact_match", "reported": reported,

@@ -28,10 +28,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from audit.cli import main
-from conftest import arm_rows, write_jsonl
+from conftest import arm_rows, check, cli, write_jsonl
 
 CASE_S = 30
 CASE_BYTES = 4 << 30
@@ -56,18 +54,6 @@ def bounded():
         signal.signal(signal.SIGALRM, old)
 
 
-def cli(*args, env: dict | None = None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env)
-
-
-def check(res, code: int, *needles: str) -> str:
-    out = res.output
-    assert "Traceback" not in out, out
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    assert res.exit_code == code, f"exit {res.exit_code}, wanted {code}:\n{out}"
-    for n in needles:
-        assert n in out, f"{n!r} not in:\n{out}"
-    return out
 
 
 def cli_bounded(args: list, cwd: Path, env: dict | None = None, stdout=subprocess.PIPE) -> tuple[int, str]:
@@ -291,8 +277,7 @@ def test_zip_bomb_is_refused_from_its_declared_sizes(tmp_path):
     (tmp_path / "logs/base.zip").write_bytes(_zip_bytes("b.jsonl", _jsonl_blob(BOMB_MB)))
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1]))
     assert (tmp_path / "logs/base.zip").stat().st_size < 200_000
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.zip"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.zip")
     code, out = cli_bounded(["validate", p], tmp_path)
     assert code == 2, out
     assert "base.zip" in out and "'b.jsonl'" in out and "compression-ratio limit of 200" in out
@@ -302,8 +287,7 @@ def test_zip_bomb_that_lies_about_its_size_is_stopped_while_decompressing(tmp_pa
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs/base.zip").write_bytes(_lie_about_size(_zip_bytes("b.jsonl", _jsonl_blob(BOMB_MB)), 1000))
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1]))
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.zip"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.zip")
     code, out = cli_bounded(["validate", p], tmp_path)
     assert code == 2, out
     assert "'b.jsonl'" in out and "more than the 1,000 bytes its header declares" in out
@@ -313,8 +297,7 @@ def test_zip_over_the_total_size_limit(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs/base.zip").write_bytes(_zip_bytes("b.jsonl", _jsonl_blob(3)))
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1]))
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.zip"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.zip")
     code, out = cli_bounded(["validate", p], tmp_path, env={"AUDIT_MAX_UNCOMPRESSED_MB": "1"})
     assert code == 2 and "over the limit of 1 MiB" in out and "AUDIT_MAX_UNCOMPRESSED_MB" in out, out
 
@@ -323,8 +306,7 @@ def test_gzip_bomb_is_stopped_at_the_ratio_limit(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs/base.jsonl.gz").write_bytes(gzip.compress(_jsonl_blob(BOMB_MB), 9))
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1]))
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.jsonl.gz"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.jsonl.gz")
     code, out = cli_bounded(["validate", p], tmp_path)
     assert code == 2, out
     assert "base.jsonl.gz" in out and "compression-ratio limit" in out
@@ -382,8 +364,7 @@ def test_bad_zip_is_exit_2_naming_file_and_member(tmp_path, name):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs/base.zip").write_bytes(make(good))
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1, 1, 1]))
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.zip"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.zip")
     out = check(cli("validate", p), 2, "base.zip", needle)
     assert "internal error" not in out
 
@@ -399,8 +380,7 @@ def test_bad_gzip_is_exit_2(tmp_path, name, data, needle):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs/base.jsonl.gz").write_bytes(data(good))
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1, 1, 1]))
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.jsonl.gz"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.jsonl.gz")
     check(cli("validate", p), 2, "base.jsonl.gz", needle)
 
 
@@ -412,8 +392,7 @@ def test_huge_integer_in_a_log_is_named_for_what_it_is(tmp_path):
     (tmp_path / "logs/base.jsonl").write_text('{"id": "q0", "output": "1", "target": "1", "scores": {"exact": 1'
                                               + "0" * 5000 + "}}\n")
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1]))
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.jsonl"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.jsonl")
     out = check(cli("validate", p), 2, "base.jsonl:1:", "too large")
     assert "got inf" not in out
 
@@ -458,21 +437,24 @@ def test_special_files_as_outputs_are_refused_up_front(tmp_path):
     check(cli("schema", "-o", "-"), 0, '"$schema"')
 
 
+def _reading(tmp_path: Path, base: str) -> Path:
+    """A jsonl claim whose baseline log is logs/<base> and whose treatment log is logs/treat.jsonl."""
+    return claim_file(tmp_path, {"format": "jsonl", "baseline": {16: f"logs/{base}"},
+                                 "treatment": {16: "logs/treat.jsonl"}})
+
+
 @pytest.mark.skipif(not LINUX, reason="FIFOs and /proc")
 def test_special_files_as_logs_do_not_hang(tmp_path):
     (tmp_path / "logs").mkdir()
     os.mkfifo(tmp_path / "logs/base.jsonl")
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1]))
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.jsonl"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.jsonl")
     check(cli("validate", p), 2, "base.jsonl")
     (tmp_path / "logs/k.jsonl").symlink_to("/proc/self/status")
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/k.jsonl"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "k.jsonl")
     check(cli("validate", p), 2, "k.jsonl", "/proc", "kernel interface")
     (tmp_path / "logs/z.jsonl.gz").symlink_to("/dev/zero")
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/z.jsonl.gz"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "z.jsonl.gz")
     check(cli("validate", p), 2)
 
 
@@ -481,8 +463,7 @@ def test_a_fifo_log_is_named_a_fifo(tmp_path):
     (tmp_path / "logs").mkdir()
     os.mkfifo(tmp_path / "logs/base.jsonl")
     write_jsonl(tmp_path / "logs/treat.jsonl", arm_rows([1]))
-    p = claim_file(tmp_path, {"format": "jsonl", "baseline": {16: "logs/base.jsonl"},
-                              "treatment": {16: "logs/treat.jsonl"}})
+    p = _reading(tmp_path, "base.jsonl")
     check(cli("validate", p), 2, "FIFO")
 
 

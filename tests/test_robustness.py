@@ -21,10 +21,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from audit.cli import main
-from conftest import arm_rows, write_jsonl
+from conftest import arm_rows, check, cli, write_jsonl
 
 CASE_S = 30
 CASE_BYTES = 4 << 30
@@ -66,19 +64,6 @@ def bounded():
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def cli(*args, env: dict | None = None):
-    return CliRunner().invoke(main, [str(a) for a in args], env=env)
-
-
-def check(res, code: int, *needles: str) -> str:
-    """The exact exit code, no traceback, every needle in the output; returns the output."""
-    out = res.output
-    assert "Traceback" not in out, out
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    assert res.exit_code == code, f"exit {res.exit_code}, wanted {code}:\n{out}"
-    for n in needles:
-        assert n in out, f"{n!r} not in:\n{out}"
-    return out
 
 
 def located(out: str, file: str | Path, line: int | None = None, field: str | None = None) -> None:
