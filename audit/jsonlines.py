@@ -34,6 +34,10 @@ _BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (code
          (codecs.BOM_UTF16_BE, "UTF-16"))
 _NAN = re.compile(rb"(?<![\"\w])(-?Infinity|NaN)(?![\"\w])")
 
+# Every character str.strip() removes (str.isspace: Unicode White_Space and the separators \x1c-\x1f).
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+               "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
 
 def _open_problem(exc: OSError, file: str, what: str) -> Problem:
     """An OS error on opening a file, said plainly (a folder, a link loop, no permission)."""

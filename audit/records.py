@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from audit.errors import InputError, Problem
+from audit.jsonlines import WHITESPACE
 from audit.plan import ARMS, DEFAULT_VARIANT
 
 COLUMNS = [
@@ -627,10 +628,6 @@ def no_output_causes(text: pd.Series, given: pd.Series) -> np.ndarray:
     out[cand[blank]] = EMPTY_OUTPUT
     return out
 
-
-# Every character str.strip() removes (str.isspace: Unicode White_Space and the separators \x1c-\x1f).
-WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
-               "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
 def _maybe_blank(text: pd.Series) -> np.ndarray | None:

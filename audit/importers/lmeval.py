@@ -461,7 +461,7 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from audit.records import WHITESPACE
+        from audit.jsonlines import WHITESPACE
 
         none = (df["scoring"] == "none").to_numpy(dtype=bool)
         trimmed = pc.utf8_trim(pa.array(df["extracted"].array), characters=WHITESPACE)
