@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import glob
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -480,6 +481,18 @@ class Options(_Strict):
         None, description="the item field that groups items sharing a passage or template (lm-eval: a key of the "
                           "logged doc; jsonl: a top-level key; live: a dataset field); deltas then use cluster-robust "
                           "standard errors (Liang–Zeger, Miller 2024) instead of treating items as independent")
+    score_bounds: tuple[float, float] | None = Field(
+        None, description="the range every score of the claimed metric lies in, e.g. [0, 100] for chrF or BLEU "
+                          "(default: [0, 1], the range of every scorer the audit computes, widened to the observed "
+                          "scores). Continuous scores too skewed for their number are also tested with a betting "
+                          "test for a bounded mean, which needs the range; a score outside it is an error")
+
+    @field_validator("score_bounds")
+    @classmethod
+    def _bounds_in_order(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
+            raise ValueError(f"score_bounds {list(v)}: need two finite numbers, the lower first, e.g. [0, 1]")
+        return v
 
 
 class Claim(_Strict):

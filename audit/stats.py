@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from audit.errors import InputError, Problem
+from audit.intervals import Interval
+from audit.intervals import plain as _plain
+from audit.intervals import to_dict as _to_dict
 
 __all__ = [
     "ALTERNATIVES",
@@ -99,60 +102,6 @@ BOOTSTRAP_MIN_RESAMPLES = 1000
 
 # --------------------------------------------------------------------------------------------------------------
 # Result types
-
-
-def _plain(x: Any) -> Any:
-    """Convert numpy scalars/arrays and nested containers to plain Python (NaN kept as float('nan'))."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_plain(v) for v in x.tolist()]
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    if hasattr(x, "to_dict") and callable(x.to_dict):
-        return x.to_dict()
-    return x
-
-
-def _to_dict(obj: Any) -> dict:
-    return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A confidence interval. NaN bounds with ``reason`` set when it cannot be computed."""
-
-    low: float
-    high: float
-    level: float
-    method: str
-    reason: str | None = None
-
-    @classmethod
-    def nan(cls, level: float, method: str, reason: str) -> "Interval":
-        return cls(NAN, NAN, float(level), method, reason)
-
-    @property
-    def ok(self) -> bool:
-        """Both bounds finite."""
-        return math.isfinite(self.low) and math.isfinite(self.high)
-
-    @property
-    def width(self) -> float:
-        return self.high - self.low
-
-    def contains(self, x: float) -> bool:
-        """low <= x <= high; False when the interval is not `ok` (a NaN interval contains nothing)."""
-        return self.ok and self.low <= x <= self.high
-
-    def to_dict(self) -> dict:
-        return _to_dict(self)
 
 
 @dataclass(frozen=True)
@@ -1499,17 +1448,21 @@ def tango_interval(b: int, c: int, n: int, level: float = 0.95, correction: floa
 
 
 def paired_inference(baseline: Any, treatment: Any, level: float = 0.95, clusters: Any = None,
-                     outcomes: str = "auto", rng: np.random.Generator | None = None) -> PairedInference:
+                     outcomes: str = "auto", rng: np.random.Generator | None = None,
+                     score_bounds: tuple[float, float] | None = None) -> PairedInference:
     """The decision inference for delta = mean(treatment − baseline): see `PairedInference` for the three designs
     (chosen here: ``clusters`` given → cluster-t; every value 0/1 → score; else paired-t-hall). ``outcomes="scores"``
     forces the t designs even when every value happens to be 0/1 (e.g. per-item gains that are never negative).
     ``rng`` drives the bootstrap of the paired-t-hall design; by default a generator is derived from the data
-    (`skew_t_inference`), so the same data always give the same result."""
+    (`skew_t_inference`), so the same data always give the same result. ``score_bounds``: the range every score
+    lies in (default: [0, 1], widened to every observed score — `score_range`); the paired-t-hall design uses it
+    when the differences are too skewed for their number."""
     bl, tr = _paired(baseline, treatment)
     problems: list[Problem] = []
     level = _check_level(level, problems)
     if rng is not None and not isinstance(rng, np.random.Generator):
         problems.append(Problem("must be a numpy.random.Generator or None", field="rng", value=type(rng).__name__))
+    lo, hi = score_range(bl, tr, score_bounds, problems)
     _raise(problems)
     n = bl.size
     d = tr - bl
@@ -1521,7 +1474,32 @@ def paired_inference(baseline: Any, treatment: Any, level: float = 0.95, cluster
         b = int(np.count_nonzero((bl == 0) & (tr == 1)))
         c = int(np.count_nonzero((bl == 1) & (tr == 0)))
         return score_inference(b, c, n, level)
-    return skew_t_inference(d, level, rng=rng)
+    return skew_t_inference(d, level, rng=rng, bounds=(lo - hi, hi - lo))
+
+
+def score_range(baseline: np.ndarray, treatment: np.ndarray, declared: tuple[float, float] | None,
+                problems: list[Problem]) -> tuple[float, float]:
+    """The range the scores lie in: ``declared`` (a Problem names the first score outside it), else [0, 1] — the
+    range of every scorer the audit computes — widened to hold every observed score (a logged metric on another
+    scale: its observed range is then taken for its range, which can only be too narrow where the logs miss the
+    metric's extremes)."""
+    scores = np.concatenate([baseline, treatment]) if baseline.size else baseline
+    finite = scores[np.isfinite(scores)] if scores.size else scores
+    if declared is not None:
+        lo, hi = (float(declared[0]), float(declared[1]))
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            problems.append(Problem("need two finite numbers, the lower first", field="score_bounds",
+                                    value=list(declared), fix="e.g. score_bounds: [0, 1]"))
+            return 0.0, 1.0
+        outside = np.flatnonzero((finite < lo) | (finite > hi)) if finite.size else finite
+        if len(outside):
+            problems.append(Problem(f"a score lies outside the declared range [{lo:g}, {hi:g}]: "
+                                    f"{float(finite[outside[0]])!r}", field="score_bounds", value=list(declared),
+                                    fix="declare the metric's true range, e.g. [0, 100] for chrF or BLEU"))
+        return lo, hi
+    if not finite.size:
+        return 0.0, 1.0
+    return min(0.0, float(finite.min())), max(1.0, float(finite.max()))
 
 
 SKEW_T_METHOD = "paired-t-hall"
@@ -1603,7 +1581,7 @@ def _hall_replicates(e: np.ndarray, rng: np.random.Generator, resamples: int) ->
 
 
 def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Generator | None = None,
-                     resamples: int = SKEW_T_RESAMPLES) -> PairedInference:
+                     resamples: int = SKEW_T_RESAMPLES, bounds: tuple[float, float] | None = None) -> PairedInference:
     """Inference on the mean of paired differences that holds its one-sided level under skew: the paired t-test
     joined with Hall's bootstrap-calibrated skewness-corrected t.
 
@@ -1622,6 +1600,15 @@ def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Gener
     better (the lower tail of differences with 15% of items gaining Exp(1), offset to mean 0: t 17–18%, joined test
     3–6% at n = 30, 2–3% at n = 100; benchmarks/calibrate.py). Neither is exact at n = 30 with a skewness of 5: no
     test of a mean can be without bounds on the scores (Bahadur & Savage 1956).
+
+    Too skewed for their number (n < 25·γ̂², Cochran's rule for the normal approximation of a mean: Cochran 1977,
+    Sampling Techniques, §2.15), the differences may lack the long tail's share of items — at n = 30 with 15% of
+    items gaining a lot, 5% of samples hold one such item or none — and no statistic of the sample can see what it
+    lacks. The side of the long tail (the upper bound when γ̂ > 0: "the mean is below μ") then also needs the
+    betting test for a bounded mean (`audit.sequential`, Waudby-Smith & Ramdas 2024), valid for any distribution
+    within ``bounds`` (the differences' range; default [−1, 1] widened to the observed differences): its one-sided p
+    joins the other two and its bound widens the interval on that side. ``stats["long_tail"]`` names the side (None
+    when the rule holds) with ``long_tail_n_needed`` and ``bounds``.
 
     Randomness: ``rng`` if given, else a generator seeded from the data (`_data_rng`): deterministic, and swapping
     the arms mirrors the result exactly. B = ``resamples`` (default 2999); the distinct-value multinomial shortcut
@@ -1684,7 +1671,15 @@ def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Gener
     h_high = value - sigma * _hall_g_inv(crit_lo / math.sqrt(n), gamma, n)
     null_dist.update(mean=value, sigma=sigma, gamma=gamma, n=n, se=se)
     st.update(skewness=gamma, t_ci_low=t_low, t_ci_high=t_high, hall_ci_low=h_low, hall_ci_high=h_high)
-    iv = Interval(float(min(t_low, h_low)), float(max(t_high, h_high)), level, method)
+    low, high = float(min(t_low, h_low)), float(max(t_high, h_high))
+    tail, lo, hi = _long_tail(d, gamma, bounds)
+    st.update(long_tail=tail, long_tail_n_needed=float(25.0 * gamma * gamma), bounds=[lo, hi])
+    if tail is not None:
+        null_dist.update(tail=tail, d=d, lo=lo, hi=hi, alpha_tail=alpha / 2.0)
+        bound = _bounded_bound(d, lo, hi, alpha / 2.0, tail)
+        st.update(bounded_bound=bound)
+        low, high = (low, max(high, bound)) if tail == "upper" else (min(low, bound), high)
+    iv = Interval(low, high, level, method)
     impl = ("scipy.stats.t (paired t) ∧ hand-written Hall (1992) skewness-corrected t, "
             + (f"bootstrap-calibrated ({resamples} resamples)" if boot else "normal reference"))
     details = {"df": n - 1, "se": se, "impl": impl}
@@ -1721,7 +1716,55 @@ def _skew_t_tails(inf: PairedInference, null: float) -> tuple[float, float]:
         below = int(np.searchsorted(reps, h, side="right"))   # #{T* ≤ h}
         above = b - int(np.searchsorted(reps, h, side="left"))  # #{T* ≥ h}
         h_lower, h_upper = (1.0 + below) / (b + 1.0), (1.0 + above) / (b + 1.0)
-    return max(t_lower, h_lower), max(t_upper, h_upper)
+    lower, upper = max(t_lower, h_lower), max(t_upper, h_upper)
+    tail = nd.get("tail")
+    if tail == "upper":  # "below null" needs the bounded test too
+        lower = max(lower, _bounded_p(nd["d"], nd["lo"], nd["hi"], null, "less", nd["alpha_tail"]))
+    elif tail == "lower":
+        upper = max(upper, _bounded_p(nd["d"], nd["lo"], nd["hi"], null, "greater", nd["alpha_tail"]))
+    return lower, upper
+
+
+def _long_tail(d: np.ndarray, gamma: float, bounds: tuple[float, float] | None) -> tuple[str | None, float, float]:
+    """(the side of the long tail when n < 25·γ̂², else None; the differences' range): ``bounds`` widened to the
+    observed differences, [−1, 1] when not given."""
+    lo, hi = bounds if bounds is not None else (-1.0, 1.0)
+    lo, hi = min(float(lo), float(d.min())), max(float(hi), float(d.max()))
+    if not (d.size < 25.0 * gamma * gamma) or gamma == 0.0:
+        return None, lo, hi
+    return ("upper" if gamma > 0 else "lower"), lo, hi
+
+
+def _bounded_p(d: np.ndarray, lo: float, hi: float, null: float, alternative: str, alpha: float) -> float:
+    """One-sided p of the betting test for a bounded mean at ``null`` (`audit.sequential`): "less" tests H0 mean ≥
+    null, "greater" H0 mean ≤ null. A null at or beyond a bound: 1 where every mean in [lo, hi] meets H0, 0 where
+    only the point mass at the bound does (the observed differences, not all at that bound, rule it out)."""
+    from audit.sequential import e_value
+
+    if null <= lo:
+        return 1.0 if alternative == "less" else 0.0
+    if null >= hi:
+        return 0.0 if alternative == "less" else 1.0
+    # The bets of the fixed-n test (horizon n: the items are all there), tuned to the one-sided level α.
+    return float(e_value(d, null, lo, hi, alternative, alpha=alpha, horizon=d.size).p_value)
+
+
+def _bounded_bound(d: np.ndarray, lo: float, hi: float, alpha: float, tail: str) -> float:
+    """The bound of the one-sided betting test at ``alpha`` on the ``tail`` side: the largest null (upper) or the
+    smallest (lower) it does not reject, by bisection (its p is monotone in the null) to 1e-9 of the range."""
+    alt = "less" if tail == "upper" else "greater"
+    mean = float(d.mean())
+    a, b = (mean, hi) if tail == "upper" else (lo, mean)
+    for _ in range(60):
+        m = 0.5 * (a + b)
+        keep = _bounded_p(d, lo, hi, m, alt, alpha) >= alpha
+        if tail == "upper":
+            a, b = (m, b) if keep else (a, m)
+        else:
+            a, b = (a, m) if keep else (m, b)
+        if b - a <= 1e-9 * (hi - lo):
+            break
+    return b if tail == "upper" else a
 
 
 MCNEMAR_CORRECTION = 1.0

@@ -145,6 +145,7 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
     if records is None:
         records = collect(claim, cache=cache, progress=progress)
     _check_reported_scale(claim, records)
+    _check_score_bounds(claim, records)
     if records is not None:  # a per-item fact every check and the report read: derived once, with the claim's markers
         rule = claim.checks.truncation
         records = records.with_truncation(rule.think_open, rule.think_close)
@@ -253,6 +254,27 @@ def _check_reported_scale(claim: Claim, records: Records | None) -> None:
     problems += _direction_problems(claim)
     if problems:
         raise InputError(problems)
+
+
+def _check_score_bounds(claim: Claim, records: Records | None) -> None:
+    """A declared ``options.score_bounds`` must hold every score in the records: the bounded-mean test rests on it."""
+    bounds = claim.options.score_bounds
+    if bounds is None or records is None or not len(records.table):
+        return
+    import numpy as np
+    import pandas as pd
+
+    score = records.table["score"].to_numpy(dtype=float)
+    outside = np.flatnonzero((score < bounds[0]) | (score > bounds[1]))
+    if len(outside):
+        row = records.table.iloc[int(outside[0])]
+        raise InputError([Problem(
+            f"{len(outside)} score(s) lie outside options.score_bounds [{bounds[0]:g}, {bounds[1]:g}]; the first: "
+            f"{float(score[outside[0]])!r} (item {row['item_id']!r}, {row['arm']}, scoring {row['scoring']!r}, "
+            f"from {row['source']}{'' if row['line'] is None or pd.isna(row['line']) else ':' + str(int(row['line']))})",
+            file=_file(claim), line=line_of(claim, ("options", "score_bounds")), field="options.score_bounds",
+            value=list(bounds), fix="declare the metric's true range, e.g. [0, 100] for chrF or BLEU, or remove "
+                                    "score_bounds to take [0, 1] widened to the observed scores")])
 
 
 def _direction_problems(claim: Claim) -> list[Problem]:

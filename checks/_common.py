@@ -25,8 +25,9 @@ class Cell:
     """The measured delta (treatment − baseline) of one variant × budget × scoring.
 
     ``inference`` is what every decision rests on: one test of delta = 0 and the interval that inverts it
-    (:class:`audit.stats.PairedInference`: score test + Tango interval for 0/1 outcomes, paired t otherwise,
-    cluster-robust t with C − 1 df when items share a passage). ``bootstrap`` (paired percentile bootstrap),
+    (:class:`audit.stats.PairedInference`: McNemar's test with continuity correction + Tango's interval for 0/1
+    outcomes, the paired t joined with Hall's skewness-corrected t otherwise, the CR2 cluster-robust t on
+    Bell–McCaffrey df when items share a passage). ``bootstrap`` (paired percentile bootstrap),
     ``clt`` (Miller 2024) and ``exact`` (exact McNemar for 0/1 outcomes) are shown beside it for comparison;
     no verdict rests on them.
     """
@@ -120,6 +121,17 @@ class Context:
     claimed_scoring: str | None
     probe_sets: ProbeSets | None = None  # the claim's probe files, read by audit.importers.probes
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def score_bounds(self) -> tuple[float, float]:
+        """The range every score lies in (`stats.score_range`): ``options.score_bounds`` when the claim declares
+        it, else [0, 1] widened to every score in the records (all scorings)."""
+        if "score_bounds" not in self._memo:
+            declared = self.claim.options.score_bounds
+            scores = (self.records.table["score"].to_numpy(dtype=float) if self.records is not None
+                      else np.array([], dtype=float))
+            self._memo["score_bounds"] = stats.score_range(scores, np.array([], dtype=float), declared, [])
+        return self._memo["score_bounds"]
 
     @property
     def sign(self) -> int:
@@ -276,8 +288,9 @@ class Context:
         material = True
         if comparable:
             if len(shared) >= 2:
+                lo, hi = self.score_bounds
                 change = stats.paired_inference(s0, s1, level=self.level, clusters=both.clusters,
-                                                outcomes="scores")
+                                                outcomes="scores", score_bounds=(lo - hi, hi - lo))
             else:
                 change = stats.welch_inference(pol0 * (p0.treatment - p0.baseline),
                                                pol1 * (p1.treatment - p1.baseline), level=self.level)
@@ -384,7 +397,8 @@ class Context:
             self._memo[key] = None
             return None
         p = self.records.paired(scoring, budget, variant)
-        c = measure(p, self.rng(f"cell/{variant}/{budget}/{scoring}"), self.resamples, self.level)
+        c = measure(p, self.rng(f"cell/{variant}/{budget}/{scoring}"), self.resamples, self.level,
+                    self.score_bounds)
         self._memo[key] = c
         return c
 
@@ -395,10 +409,11 @@ class Context:
 BOOTSTRAP_MAX_DRAWS = 50_000_000
 
 
-def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float) -> Cell:
+def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float,
+            score_bounds: tuple[float, float] | None = None) -> Cell:
     b, t = p.baseline, p.treatment
     clusters = p.clusters
-    inference = stats.paired_inference(b, t, level=level, clusters=clusters)
+    inference = stats.paired_inference(b, t, level=level, clusters=clusters, score_bounds=score_bounds)
     clt = stats.paired_clt_delta(b, t, level=level, clusters=clusters)
     boot = exact = None
     if clusters is None:

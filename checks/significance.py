@@ -4,10 +4,11 @@ The rule (README, "How the verdict is decided"), one test and the interval that 
 alike:
 
 - With per-item samples the design is paired: McNemar's test with continuity correction and Tango's score interval (same correction) for 0/1 outcomes, the
-  paired t-test joined with Hall's bootstrap skewness-corrected t and their interval otherwise, the CR2
+  paired t-test joined with Hall's bootstrap skewness-corrected t and their interval otherwise (and, on the long
+  tail's side of differences too skewed for their number, a betting test for a bounded mean), the CR2
   cluster-robust t (Bell–McCaffrey df) when items share a passage (:func:`audit.stats.paired_inference`).
-  With reported counts only it is unpaired: Fisher's exact test (two-sided)
-  with Newcombe's hybrid score interval, shown together (they can disagree near α; the finding says which decides).
+  With reported counts only it is unpaired: the Miettinen–Nurminen score test and the score interval that inverts
+  it, with Fisher's exact test and Newcombe's hybrid score interval shown beside.
 - *reproduced*: the interval excludes 0 in the claimed direction (p < α).
 - *not reproduced*: the interval excludes 0 in the other direction (a significant reversal), or the reported delta
   lies beyond the interval's far bound — H0 "the true delta is at least the reported one" rejected one-sided at
