@@ -4,11 +4,14 @@ Exit codes: 0 supported, 1 gate failed, 2 invalid input or usage, 3 model server
 error (a bug in audit; the traceback is written to a file). Everything printed that came from outside (claim
 titles, log text, server answers) goes through :mod:`audit.textsafe` first: control characters are shown, not
 sent to the terminal, and registered secrets are scrubbed.
+
+This module holds the click group and the commands. How errors become messages and exit codes, and the checks of
+output paths, are in :mod:`audit.cli_output`; the progress display and the verdict summary in
+:mod:`audit.cli_progress`.
 """
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,155 +20,9 @@ import click
 
 from audit import __version__
 from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
-from audit.errors import INTERNAL_ERROR_EXIT, AuditError, InputError, Problem
-
-# Progress bars still open (a failure mid-run must close them: they hide the cursor) and where a traceback of an
-# internal error goes (the --out folder once it is known to be writable).
-_OPEN_BARS: list = []
-_TRACE_DIR: list[Path] = []
-# The exit code a command has decided on before it prints (the verdict's): a reader that closes stdout early
-# (`audit verify ... | head`) ends the run quietly with this code, not with an internal error.
-_PENDING_EXIT: list[int] = [0]
-
-
-def _stdout_gone() -> None:
-    """stdout was closed by its reader: point fd 1 at /dev/null so nothing more (not even the interpreter's final
-    flush) fails on it."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def _safe(text: object) -> str:
-    """Untrusted text as it may reach the terminal: secrets scrubbed, control characters made visible."""
-    from audit.textsafe import for_terminal, scrub
-
-    return for_terminal(scrub(str(text)))
-
-
-def _close_bars() -> None:
-    """Finish every open progress bar (which restores the cursor it hid) before an error is printed."""
-    while _OPEN_BARS:
-        bar = _OPEN_BARS.pop()
-        try:
-            bar.render_finish()
-        except Exception:  # a broken terminal must not hide the real error
-            pass
-    if sys.stderr.isatty():
-        sys.stderr.write("\033[?25h")
-        sys.stderr.flush()
-
-
-def _fail(exc: AuditError) -> None:
-    _close_bars()
-    click.echo(f"error: {_safe(exc)}", err=True)
-    sys.exit(exc.exit_code)
-
-
-def _internal_error(exc: BaseException) -> None:
-    """An exception nobody raised on purpose: a bug in audit. Exit 4 (never 0 or 1, which CI reads as a verdict)
-    with one line saying so and where the full traceback was written."""
-    import datetime
-    import tempfile
-    import traceback
-
-    from audit.textsafe import scrub
-
-    _close_bars()
-    text = scrub("".join(traceback.format_exception(exc)))
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"audit-traceback-{stamp}-{os.getpid()}.txt"
-    where = None
-    for folder in [*_TRACE_DIR, Path(tempfile.gettempdir())]:
-        try:
-            (folder / name).write_text(f"audit {__version__}, argv {sys.argv!r}\n\n{text}", encoding="utf-8")
-            where = folder / name
-            break
-        except OSError:
-            continue
-    tail = f"the full traceback is in {where}" if where else "the traceback could not be written to a file:\n" + text
-    click.echo(_safe(f"error: internal error, a bug in audit (not a problem with your input): "
-                     f"{type(exc).__name__}: {str(exc)[:300]}; {tail}; please report it"), err=True)
-    sys.exit(INTERNAL_ERROR_EXIT)
-
-
-class _AuditGroup(click.Group):
-    """Turns every exception that reaches the top into a documented exit code: AuditError → its code (2 or 3),
-    anything else → 4 (an internal error), Ctrl-C → 130."""
-
-    def invoke(self, ctx: click.Context):
-        _TRACE_DIR.clear()
-        _OPEN_BARS.clear()
-        _PENDING_EXIT[0] = 0
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except BrokenPipeError:  # the reader of stdout went away (| head): normal, not a bug
-            _stdout_gone()
-            sys.exit(_PENDING_EXIT[0])
-        except AuditError as exc:
-            _fail(exc)
-        except KeyboardInterrupt:
-            _close_bars()
-            click.echo("\ninterrupted", err=True)
-            sys.exit(130)
-        except Exception as exc:
-            _internal_error(exc)
-
-
-def _special_output(path: Path, option: str, folder: bool) -> Problem | None:
-    """A Problem when an output path is a FIFO, a device, a socket or a /proc or /sys entry: writing there would
-    block (a FIFO with no reader) or reach the kernel, never a file. Checked before anything is opened."""
-    import stat
-
-    real = os.path.realpath(path)
-    what = "into this folder" if folder else ("the schema" if option == "--output" else
-                                              f"{option.lstrip('-').replace('-', ' ')} file")
-    for tree in ("/proc", "/sys", "/dev"):
-        if (real == tree or real.startswith(tree + "/")) and not real.startswith("/dev/shm/"):
-            return Problem(f"cannot write {what}: {real} is in {tree}, a kernel interface, not a place for files",
-                           file=str(path), field=option, fix=f"give {option} a {'folder' if folder else 'file'} on "
-                                                             "disk (or - for stdout)" if not folder else
-                           f"give {option} a folder on disk")
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None  # does not exist yet (or cannot be looked at): the write probe below says what is wrong
-    if folder:
-        return None
-    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(st.st_mode):
-            return Problem(f"cannot write {what}: it is {kind}, not a regular file (writing to it could block "
-                           "forever)", file=str(path), field=option, fix=f"give {option} a regular file (or - for "
-                                                                         "stdout)")
-    return None
-
-
-def _writable(path: Path, option: str, folder: bool) -> None:
-    """Fail before the audit runs (a live run can take hours) when an output cannot be written."""
-    import tempfile
-
-    special = _special_output(path, option, folder)
-    if special is not None:
-        raise InputError([special])
-    target = path if folder else (path.parent if str(path.parent) else Path("."))
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".audit-write-test-", dir=target)
-        os.close(fd)
-        os.unlink(probe)
-        if not folder and path.is_dir():
-            raise IsADirectoryError(21, "is a folder")
-    except OSError as exc:
-        what = "into this folder" if folder else f"{option.lstrip('-').replace('-', ' ')} file"
-        raise InputError([Problem(f"cannot write {what}: {exc.strerror or exc}", file=str(path), field=option,
-                                  fix=f"give {option} a {'folder' if folder else 'file in a folder'} you can write to "
-                                      "(missing folders are created)")]) from None
+from audit.cli_output import _PENDING_EXIT, _AuditGroup, _check_outputs, _fail, _safe, _special_output
+from audit.cli_progress import _line_progress, _print_gate, _print_summary, _progress, _stderr_is_terminal
+from audit.errors import AuditError, InputError, Problem
 
 
 @click.group(cls=_AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -253,9 +110,7 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     and 1 when it fails.
     """
     from audit.claim import load_claim
-    from audit.reports import write_ci_files
     from audit.verify import verify as run_verify
-    from audit.verify import write_outputs
 
     command = "audit verify " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else \
         f"audit verify {shlex.quote(str(claim_file))}"
@@ -263,12 +118,19 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     from audit.textsafe import register_env_secrets
 
     register_env_secrets(a.api_key_env for a in (claim.arms or {}).values())
-    if out_dir is not None:
-        _writable(out_dir, "--out", folder=True)
-        _TRACE_DIR[:] = [out_dir]
-    for option, p in (("--summary-md", summary_md), ("--junit", junit)):
-        if p is not None and str(p) != "-":
-            _writable(p, option, folder=False)
+    _check_outputs(out_dir, summary_md, junit)
+    cache, progress = _live_run_aids(claim, no_cache, cache_path, as_json)
+    try:
+        outcome = run_verify(claim, command=command, seed=seed, resamples=resamples, cache=cache,
+                             progress=progress, gate=fail_on)
+    finally:
+        if hasattr(progress, "close"):
+            progress.close()
+    _report_verdict(outcome, out_dir, summary_md, junit, as_json)
+
+
+def _live_run_aids(claim, no_cache: bool, cache_path: Path | None, as_json: bool):
+    """The generation cache and the progress display of a live run (None, None for a replay)."""
     cache = None
     if claim.live and not no_cache:
         from audit.generation.cache import GenerationCache
@@ -278,16 +140,20 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     if claim.live and not as_json:
         # A terminal gets a bar per stage; a CI log (stderr not a terminal) lines with counts, rate and ETA.
         progress = _progress if _stderr_is_terminal() else _line_progress()
-    try:
-        outcome = run_verify(claim, command=command, seed=seed, resamples=resamples, cache=cache,
-                             progress=progress, gate=fail_on)
-    finally:
-        if hasattr(progress, "close"):
-            progress.close()
+    return cache, progress
+
+
+def _report_verdict(outcome, out_dir: Path | None, summary_md: Path | None, junit: Path | None,
+                    as_json: bool) -> None:
+    """Write the report files, print the summary (or report.json, or a CI file given as -) and exit with the
+    verdict's code."""
+    from audit.reports import write_ci_files
+    from audit.verify import write_outputs
+
     report = outcome.report
     try:
         paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
-    except OSError as exc:  # e.g. the disk filled up between the check above and the write
+    except OSError as exc:  # e.g. the disk filled up between _check_outputs and the write
         raise InputError([Problem(f"cannot write the report: {exc.strerror or exc}", file=exc.filename,
                                   field="--out", fix="free space or give --out another folder")]) from None
     _PENDING_EXIT[0] = report.exit_code
@@ -304,91 +170,8 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
         click.echo(report.dump_json())
     else:
         _print_summary(report, paths)
-        gate = report.gate
-        state = click.style("passed", fg="green") if gate.passed else click.style("failed", fg="red")
-        why = f": {_safe('; '.join(gate.reasons))}" if gate.reasons else ""
-        click.echo(f"\n  gate --fail-on {gate.fail_on}: {state} (exit {report.exit_code}){why}")
+        _print_gate(report)
     sys.exit(report.exit_code)
-
-
-def _progress(label: str, total: int):
-    """A progress bar on stderr for one arm × variant × budget."""
-    state: dict = {"bar": None, "last": 0}
-
-    def update(done: int, total_: int) -> None:
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(length=total_, label=f"{_safe(label):<36}", file=sys.stderr,
-                                             show_pos=True)
-            state["bar"].__enter__()
-            _OPEN_BARS.append(state["bar"])
-        state["bar"].update(done - state["last"])
-        state["last"] = done
-        if done >= total_ and state["bar"] in _OPEN_BARS:
-            _OPEN_BARS.remove(state["bar"])
-            state["bar"].__exit__(None, None, None)
-
-    return update
-
-
-def _stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # a replaced or closed stderr
-        return False
-
-
-def _line_progress():
-    """Progress lines on stderr for a log that is not a terminal (see :mod:`audit.progress`)."""
-    from audit.progress import LineProgress
-
-    def write(line: str) -> None:
-        click.echo(_safe(line), err=True)
-
-    return LineProgress(write=write)
-
-
-def _print_summary(report, paths) -> None:
-    from audit.reports import ci, delta, num, pval, rates_side_by_side
-
-    colours = {"supported": "green", "fragile": "yellow", "not_reproduced": "red", "inconclusive": "white"}
-    click.secho(f"{report.verdict.replace('_', ' ').upper()}", fg=colours[report.verdict], bold=True, nl=False)
-    click.echo(f"  {_safe(report.title)}")
-    click.echo(f"  {_safe(report.verdict_reason)}")
-    if report.cells:
-        click.echo("")
-        show_variant = any(c.variant != "default" for c in report.cells)
-        vhead = f"{'variant':<14} " if show_variant else ""
-        click.echo(f"  {vhead}{'budget':>6}  {'scoring':<18} {'n':>6}  {'base':>6} {'treat':>6} {'delta':>7}  "
-                   f"{'95% CI':<18} {'p':>9}")
-        for c in report.cells:
-            star = "*" if c.claimed else " "
-            v = f"{_safe(c.variant[:14]):<14} " if show_variant else ""
-            click.echo(f"{star} {v}{str(c.budget):>6}  {_safe(c.scoring[:18]):<18} {c.n:>6}  {num(c.baseline):>6} "
-                       f"{num(c.treatment):>6} {delta(c.delta):>7}  {ci(c.ci_low, c.ci_high):<18} {pval(c.p_value):>9}")
-        click.echo("  (* the claimed setting)")
-    grid = rates_side_by_side(report)
-    header, rows = grid.header, grid.rows
-    if rows:
-        # The share of outputs cut off by the budget beside the share with no extractable answer: read together
-        # (an answer cut off at the cap is both).
-        widths = [max(len(_safe(r[i])) for r in [header, *rows]) for i in range(len(header))]
-        click.echo("")
-        click.echo("  outputs cut off by the budget, and with no answer:")
-        for r in [header, *rows]:
-            cells = [_safe(c).rjust(w) if i == 0 else _safe(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
-            click.echo("    " + "  ".join(cells).rstrip())
-        if not grid.has_no_answer:
-            click.echo("    (no no-answer rate: no scoring of this audit extracts an answer)")
-    flagged = [f for f in report.findings if f.outcome in ("flag", "inconclusive")]
-    if flagged:
-        click.echo("")
-        for f in flagged:
-            tag = click.style(f"[{f.severity}]", fg="red" if f.severity == "critical" else "yellow")
-            click.echo(f"  {tag} {f.check}.{f.code}: {_safe(f.title)}")
-    if paths:
-        click.echo("")
-        for kind, p in paths.items():
-            click.echo(f"  {kind}: {_safe(p)}")
 
 
 @main.command(short_help="What changed between two audits (report.json) of the same claim.")
