@@ -64,3 +64,20 @@ class Interval:
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+
+def fmt_delta(x: float | None) -> str:
+    """A delta as the report writes it: signed, 3 decimals ("n/a" when missing or not finite)."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:+.3f}"
+
+
+def fmt_ci(iv: Interval | None) -> str:
+    """An interval as the report writes it: [low, high], signed, 3 decimals ("[n/a]" when not computable)."""
+    if iv is None or not iv.ok:
+        return "[n/a]"
+    return f"[{iv.low:+.3f}, {iv.high:+.3f}]"
+
+
+def excludes_zero(iv: Interval) -> bool:
+    """The interval lies wholly above or wholly below 0."""
+    return bool(iv.ok and (iv.low > 0 or iv.high < 0))
