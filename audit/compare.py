@@ -21,9 +21,6 @@ _TOL = 1e-12
 _SCHEMA_VERSION = Report.model_fields["schema_version"].default
 MAX_REPORT_BYTES = 1 << 30
 """A report.json larger than this (1 GiB) is refused unread."""
-_STAT_KEYS = ("delta", "ci_low", "ci_high", "p_value", "rate_baseline", "rate_treatment", "change", "mde")
-
-
 def load_report(path: str | Path) -> Report:
     """Read and validate a report.json; InputError naming the file when it is unreadable or not a report."""
     from audit.jsonlines import read_json
@@ -194,16 +191,25 @@ def _findings(old: Report, new: Report) -> tuple[Change, ...]:
                 for attr in ("outcome", "severity", "impact"):
                     if getattr(x, attr) != getattr(y, attr):
                         notes.append(f"{attr} {getattr(x, attr)} → {getattr(y, attr)}")
-                for s in _STAT_KEYS:
-                    if s in x.statistic or s in y.statistic:
-                        va, vb = x.statistic.get(s), y.statistic.get(s)
-                        if _differs(va, vb):
-                            notes.append(f"{s} {_fmt(va)} → {_fmt(vb)}")
+                ha, hb = _numbers(x), _numbers(y)
+                for s in ha:
+                    if _differs(ha[s], hb[s]):
+                        notes.append(f"{s} {_fmt(ha[s])} → {_fmt(hb[s])}")
                 if x.title != y.title and not notes:  # same subject, same numbers, reworded
                     notes.append("title changed")
                 out.append(Change(key, "changed" if notes else "same", _finding_view(x), _finding_view(y),
                                   tuple(notes)))
     return tuple(out)
+
+
+def _numbers(f) -> dict[str, float | None]:
+    """The finding's headline numbers in the order a change lists them: delta, interval, p, rates, change, MDE."""
+    h = f.headline.numbers()
+    iv = f.interval
+    return {"delta": h["delta"], "ci_low": iv.low if iv is not None else None,
+            "ci_high": iv.high if iv is not None else None, "p_value": h["p_value"],
+            "rate_baseline": h["rate_baseline"], "rate_treatment": h["rate_treatment"], "change": h["change"],
+            "mde": h["mde"]}
 
 
 def _finding_view(f) -> dict[str, Any]:

@@ -139,6 +139,28 @@ class Interval(_Clean):
     high: float | None = None
 
 
+class Headline(_Clean):
+    """The numbers of a finding that two audits of one claim are compared on (`audit.compare`), read once from the
+    check's statistic when the finding is made (its ``delta``, ``p_value``, ``rate_baseline``, ``rate_treatment``,
+    ``change`` and ``mde`` keys, the names every check uses for these numbers)."""
+
+    delta: float | None = None
+    p_value: float | None = None
+    rate_baseline: float | None = None
+    rate_treatment: float | None = None
+    change: float | None = None
+    mde: float | None = None
+
+    @classmethod
+    def of(cls, statistic: dict[str, Any]) -> "Headline":
+        st = clean(statistic)
+        return cls(**{k: v for k in cls.model_fields if isinstance(v := st.get(k), (int, float))
+                      and not isinstance(v, bool)})
+
+    def numbers(self) -> dict[str, float | None]:
+        return {k: getattr(self, k) for k in type(self).model_fields}
+
+
 class EstimateKind(StrEnum):
     """Which delta an :class:`Estimate` is."""
 
@@ -226,6 +248,9 @@ class Finding(_Clean):
     # The headline interval and test, read once from the statistic (then provenance, then rows) at construction.
     interval: Interval | None = None
     test: str | None = None
+    headline: Headline = Field(default_factory=Headline)
+    # The headline test is the statistic's own "test" entry (the page then does not show it twice).
+    test_in_statistic: bool = False
 
     def __init__(self, *args: Any, **data: Any) -> None:
         if len(args) > 4:
@@ -250,6 +275,10 @@ class Finding(_Clean):
                 data = {**data, "interval": {"low": st.get("ci_low"), "high": st.get("ci_high")}}
         if isinstance(data, dict) and "check" in data and "test" not in data:
             data = {**data, "test": _headline_test(data)}
+        if isinstance(data, dict) and "check" in data and "headline" not in data:
+            st = data.get("statistic") or {}
+            data = {**data, "headline": Headline.of(st),
+                    "test_in_statistic": bool(data.get("test")) and st.get("test") == data.get("test")}
         return data
 
     def to_dict(self) -> dict[str, Any]:

@@ -212,7 +212,7 @@ def stat_rows(f: Any) -> list:
     interval and test are shown above it, so they are not repeated."""
     from audit.reports.glossary import statistic_rows
 
-    skip = ("ci_low", "ci_high") + (("test",) if f.test and f.statistic.get("test") == f.test else ())
+    skip = ("ci_low", "ci_high") + (("test",) if f.test_in_statistic else ())
 
     def shown(x: Any, key: str) -> str:
         return "none" if isinstance(x, (list, tuple, dict)) and not x else value(x, key)
