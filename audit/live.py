@@ -22,7 +22,7 @@ import pandas as pd
 from audit.claim import Claim
 from audit.errors import InputError, Problem
 from audit.jsonlines import Fields, json_objects
-from audit.plan import build_plan
+from audit.plan import Plan, build_plan
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
 
 ProgressFactory = Callable[[str, int], Callable[[int, int], None]]
@@ -109,7 +109,7 @@ def _render(claim: Claim, items: list[Item], source: str, override: str | None =
     return prompts, render_all(claim.task.target, rows, "task.target", source, lines)
 
 
-def _from_lm_eval(claim: Claim) -> tuple[Variant, dict, dict]:
+def _from_lm_eval(claim: Claim, plan: Plan) -> tuple[Variant, dict, dict]:
     """The default variant from lm-eval task(s): one task for both arms, or one per arm (its prompt variant)."""
     from audit.lmeval_task import load_task
 
@@ -131,21 +131,21 @@ def _from_lm_eval(claim: Claim) -> tuple[Variant, dict, dict]:
     items = [Item(str(i), d, i + 1) for i, d in enumerate(first.docs)]
     stop = tuple(claim.task.stop) or tuple(first.until)
     variant = Variant(DEFAULT_VARIANT, items, f"lm-eval task {first.name}", {a: t.prompts for a, t in per_arm.items()},
-                      first.targets, build_plan(claim).budgets(DEFAULT_VARIANT), "prompts built by lm-eval from the task YAML",
+                      first.targets, plan.budgets(DEFAULT_VARIANT), "prompts built by lm-eval from the task YAML",
                       stop)
     return variant, first.scorers, {arm: t.settings for arm, t in per_arm.items()}
 
 
-def plan_variants(claim: Claim) -> tuple[list[Variant], dict, dict]:
+def plan_variants(claim: Claim, plan: Plan | None = None) -> tuple[list[Variant], dict, dict]:
     """The planned variants (:func:`audit.plan.build_plan`: the default variant at every budget, each OOD variant at
     the claimed budget) with their items and prompts; plus the scorers and settings an lm-eval task contributes
     (empty otherwise)."""
     from audit.perturb import PERTURBATIONS
 
-    plan = build_plan(claim)
+    plan = plan if plan is not None else build_plan(claim)
 
     if claim.task.lm_eval is not None:
-        default, scorers, task_settings = _from_lm_eval(claim)
+        default, scorers, task_settings = _from_lm_eval(claim, plan)
         items, source, prompts, targets = default.items, default.source, default.prompts, default.targets
         out = [default]
     else:
@@ -201,15 +201,16 @@ def _endpoint(claim: Claim, arm: str):
                     model_path=a.model_path, n_threads=a.n_threads, n_batch=a.n_batch)
 
 
-def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None) -> tuple[Records, dict[str, RunStats]]:
+def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None,
+             plan: Plan | None = None) -> tuple[Records, dict[str, RunStats]]:
     """Generate every arm × variant × budget (cache first) and return Records plus what it cost."""
     from audit.generation.types import public_url
 
     task = claim.task
-    variants, task_scorers, task_settings = plan_variants(claim)
-    plan = getattr(progress, "plan", None)
-    if plan is not None:  # a progress that reports an overall ETA needs the stages ahead
-        plan(planned_stages(claim, variants))
+    variants, task_scorers, task_settings = plan_variants(claim, plan)
+    announce = getattr(progress, "plan", None)
+    if announce is not None:  # a progress that reports an overall ETA needs the stages ahead
+        announce(planned_stages(claim, variants))
     frames, sources, settings, stats = [], [], {}, {}
     for arm in ARMS:
         a = claim.arm(arm)

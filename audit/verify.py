@@ -120,17 +120,21 @@ def run_checks(ctx: Context) -> tuple[list[Finding], list[str]]:
 
 
 def collect(claim: Claim, cache=None, progress=None) -> Records | None:
-    """The claim's records: replayed logs, a live run on its arms' endpoints, or None (reported numbers only)."""
+    """The claim's records: replayed logs, a live run on its arms' endpoints, or None (reported numbers only). The
+    plan (`audit.plan.build_plan`) is built once here and handed to the reader or the runner."""
+    if claim.samples is None and not claim.live:
+        return None
+    from audit.plan import build_plan
+
+    plan = build_plan(claim)
     if claim.samples is not None:
         from audit.importers import load_records
 
         return load_records(claim)
-    if claim.live:
-        from audit.live import run_live
+    from audit.live import run_live
 
-        records, _ = run_live(claim, cache=cache, progress=progress)
-        return records
-    return None
+    records, _ = run_live(claim, cache=cache, progress=progress, plan=plan)
+    return records
 
 
 def verify(claim: Claim, records: Records | None = None, command: str = "", seed: int | None = None,

@@ -78,7 +78,9 @@ class Context:
             return self.sign
         from audit import scoring as scorers
 
-        if scoring in self.claim.scorers or scoring in scorers.SCORERS:
+        if scoring in scorers.BUILTIN:
+            return 1 if scorers.BUILTIN[scoring].higher_is_better else -1
+        if scoring in self.claim.scorers:
             return 1
         if scoring.startswith(scorers.EVALUATE_PREFIX):
             module = scoring[len(scorers.EVALUATE_PREFIX):].strip().split("/")[-1].lower()

@@ -23,19 +23,54 @@ PAIRS = [
     ("completely unrelated words here", "the cat sat on a mat"),
     ("Zürich — naïve café", "Zurich - naive cafe"),
 ]
-CONTINUOUS = ["edit-similarity", "token-edit-similarity", "chrf", "bleu", "rouge-l"]
+CONTINUOUS = [name for name, kind in KINDS.items() if kind == "continuous"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Kinds
 
 
-def test_kinds_cover_every_builtin():
-    assert set(KINDS) == set(SCORERS)
-    assert set(KINDS.values()) <= {"discontinuous", "continuous"}
-    assert {k for k, v in KINDS.items() if v == "continuous"} == set(CONTINUOUS)
-    assert {k for k, v in KINDS.items() if v == "discontinuous"} == {
-        "exact", "first-line-exact", "first-number", "last-number", "contains"}
+def test_every_builtin_is_one_record_and_its_kind_is_what_it_does():
+    """A scorer's kind is read from what it gives, not from a list of names: a continuous scorer gives partial
+    credit somewhere on PAIRS, a discontinuous one only 0 or 1."""
+    from audit.scoring import BUILTIN
+    from audit.scoring.metrics import MODULES
+
+    assert set(KINDS) == set(SCORERS) == set(BUILTIN)
+    for name, record in BUILTIN.items():
+        assert SCORERS[name] is record.fn and KINDS[name] == record.kind
+        values = {record.fn(o, t) for o, t in PAIRS}
+        partial = any(0.0 < v < 1.0 for v in values)
+        assert partial == (record.kind == "continuous"), (name, sorted(values))
+        assert record.evaluate_module is None or MODULES[record.evaluate_module] == name
+
+
+def test_a_scorer_is_added_by_one_record():
+    """CONTRIBUTING.md, "A scorer": one ScorerRecord, and name resolution, the kinds and the polarity know it."""
+    from audit.checks._common import Context
+    from audit.scoring import builtin
+    from audit.scoring.builtin import ScorerRecord, register
+
+    record = register(ScorerRecord("shorter-is-better", lambda o, t: float(len(o) <= len(t)), "discontinuous",
+                                   higher_is_better=False))
+    try:
+        assert resolve("shorter-is-better")("ab", "abc") == 1.0
+        assert kind_of("shorter-is-better") == "discontinuous"
+        claim = load_claim_dict({"claim": {"title": "t", "metric": "m", "settings": {"max_tokens": 16}}})
+        ctx = Context(claim=claim, records=None, seed=0, resamples=1000, level=0.95, alpha=0.05, power=0.8,
+                      claimed_budget=16, claimed_scoring="exact")
+        assert ctx.polarity("shorter-is-better") == -1 and ctx.polarity("contains") == 1
+        with pytest.raises(ValueError, match="already named"):
+            register(record)
+    finally:
+        for reg in (builtin.BUILTIN, builtin.SCORERS, builtin.KINDS):
+            reg.pop("shorter-is-better", None)
+
+
+def load_claim_dict(data: dict):
+    from audit.claim import Claim
+
+    return Claim.model_validate(data)
 
 
 def test_kind_of_builtins_and_claim_defined():

@@ -23,11 +23,13 @@ public names of ``builtin`` and ``resolve``.
 from __future__ import annotations
 
 from audit.scoring.builtin import (
+                                   BUILTIN,
                                    EVALUATE_PREFIX,
                                    KINDS,
                                    SCORERS,
                                    Kind,
                                    Scorer,
+                                   ScorerRecord,
                                    bleu,
                                    chrf,
                                    contains,
@@ -41,6 +43,6 @@ from audit.scoring.builtin import (
 )
 from audit.scoring.resolve import evaluate_scorer, extract_scorer, kind_of, load_evaluate_module, regex_scorer, resolve
 
-__all__ = ["EVALUATE_PREFIX", "KINDS", "SCORERS", "Kind", "Scorer", "bleu", "chrf", "contains", "edit_similarity",
+__all__ = ["BUILTIN", "ScorerRecord", "EVALUATE_PREFIX", "KINDS", "SCORERS", "Kind", "Scorer", "bleu", "chrf", "contains", "edit_similarity",
            "exact", "first_line_exact", "first_number", "last_number", "rouge_l", "token_edit_similarity",
            "evaluate_scorer", "extract_scorer", "kind_of", "load_evaluate_module", "regex_scorer", "resolve"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import string
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Literal
 
@@ -133,29 +134,53 @@ def rouge_l(output: str, target: str) -> float:
     return _unit(_rouge_l_scorer().score(target or "", output or "")["rougeL"].fmeasure)
 
 
-SCORERS: dict[str, Scorer] = {
-    "exact": exact,
-    "first-line-exact": first_line_exact,
-    "first-number": first_number,
-    "last-number": last_number,
-    "contains": contains,
-    "edit-similarity": edit_similarity,
-    "token-edit-similarity": token_edit_similarity,
-    "chrf": chrf,
-    "bleu": bleu,
-    "rouge-l": rouge_l,
-}
+@dataclass(frozen=True)
+class ScorerRecord:
+    """Everything the audit knows of one built-in scorer: adding a scorer is adding one of these to `BUILTIN`
+    (CONTRIBUTING.md, "A scorer").
 
-KINDS: dict[str, Kind] = {
-    "exact": "discontinuous",
-    "first-line-exact": "discontinuous",
-    "first-number": "discontinuous",
-    "last-number": "discontinuous",
-    "contains": "discontinuous",
-    "edit-similarity": "continuous",
-    "token-edit-similarity": "continuous",
-    "chrf": "continuous",
-    "bleu": "continuous",
-    "rouge-l": "continuous",
-}
-"""Built-in scorer name → whether it gives all-or-nothing or partial credit (read by the ``emergence`` check)."""
+    ``fn``: (output, target) → a float in [0, 1]. ``kind``: all-or-nothing ("discontinuous") or partial credit
+    ("continuous"), read by the emergence check. ``higher_is_better``: the scorer's polarity when it is a
+    perturbation of another claimed scoring. ``evaluate_module``: the folder under :mod:`audit.scoring.metrics` that
+    ships it as a Hugging Face ``evaluate`` module (None: not shipped)."""
+
+    name: str
+    fn: Scorer
+    kind: Kind
+    higher_is_better: bool = True
+    evaluate_module: str | None = None
+
+
+BUILTIN: dict[str, ScorerRecord] = {}
+"""Built-in scorer name → its record (filled by `register`)."""
+SCORERS: dict[str, Scorer] = {}
+"""Built-in scorer name → its function (from `BUILTIN`)."""
+KINDS: dict[str, Kind] = {}
+"""Built-in scorer name → whether it gives all-or-nothing or partial credit (from `BUILTIN`; read by the
+``emergence`` check)."""
+
+
+def register(record: ScorerRecord) -> ScorerRecord:
+    """Add a built-in scorer: its record, function and kind under its name (a name taken is an error)."""
+    if record.name in BUILTIN:
+        raise ValueError(f"a built-in scorer is already named {record.name!r}")
+    BUILTIN[record.name] = record
+    SCORERS[record.name] = record.fn
+    KINDS[record.name] = record.kind
+    return record
+
+
+for _record in (
+    ScorerRecord("exact", exact, "discontinuous", evaluate_module="exact_match_audit"),
+    ScorerRecord("first-line-exact", first_line_exact, "discontinuous", evaluate_module="first_line_exact"),
+    ScorerRecord("first-number", first_number, "discontinuous", evaluate_module="first_number"),
+    ScorerRecord("last-number", last_number, "discontinuous", evaluate_module="last_number"),
+    ScorerRecord("contains", contains, "discontinuous", evaluate_module="contains_audit"),
+    ScorerRecord("edit-similarity", edit_similarity, "continuous", evaluate_module="edit_similarity"),
+    ScorerRecord("token-edit-similarity", token_edit_similarity, "continuous",
+                 evaluate_module="token_edit_similarity"),
+    ScorerRecord("chrf", chrf, "continuous", evaluate_module="chrf_audit"),
+    ScorerRecord("bleu", bleu, "continuous", evaluate_module="bleu_audit"),
+    ScorerRecord("rouge-l", rouge_l, "continuous", evaluate_module="rouge_l_audit"),
+):
+    register(_record)

@@ -16,22 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from audit.scoring.builtin import BUILTIN
 from audit.scoring.builtin import KINDS as SCORER_KINDS
 
 HERE = Path(__file__).resolve().parent
 
-MODULES: dict[str, str] = {
-    "exact_match_audit": "exact",
-    "first_line_exact": "first-line-exact",
-    "first_number": "first-number",
-    "last_number": "last-number",
-    "contains_audit": "contains",
-    "edit_similarity": "edit-similarity",
-    "token_edit_similarity": "token-edit-similarity",
-    "chrf_audit": "chrf",
-    "bleu_audit": "bleu",
-    "rouge_l_audit": "rouge-l",
-}
+MODULES: dict[str, str] = {r.evaluate_module: name for name, r in BUILTIN.items() if r.evaluate_module}
 """Shipped module name → the built-in scorer (:data:`audit.scoring.SCORERS`) it computes."""
 
 
