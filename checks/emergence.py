@@ -57,6 +57,8 @@ otherwise it returns nothing, so claims scored only with exact match are unaffec
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +66,7 @@ from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
 
 from audit import stats
 from audit.check_params import EmergenceParams
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 from audit.records import DEFAULT_VARIANT
 
 NAME = "emergence"
@@ -172,6 +174,33 @@ def classify(ctx: Context, params: Params) -> dict[str, tuple[str, str]]:
 # The check
 
 
+@dataclass(frozen=True)
+class _Metrics:
+    """The scorings at the claimed budget sorted by kind, each one's polarity, and the per-token analysis."""
+
+    budget: int
+    kinds: dict[str, tuple[str, str]]  # scoring → (kind, where the kind came from)
+    sign: dict[str, int]  # scoring → polarity (+1: higher is better)
+    disc: list[str]  # discontinuous scorings with a cell at the budget
+    cont: list[str]  # continuous scorings with a cell at the budget
+    ref: str | None  # the discontinuous scoring the per-token analysis is checked against
+    tok: dict | None  # _token_analysis (None without targets)
+    rows: list[dict]  # the per_metric finding's rows
+
+
+@dataclass(frozen=True)
+class _Continuous:
+    """One continuous metric a discontinuous gain is weighed against."""
+
+    name: str
+    est: Any  # stats.Estimate: its delta at the claimed budget
+    sign: int  # its polarity
+    test: Any  # its cell's test (stats.TestResult | None)
+    diffs: np.ndarray  # per-item treatment − baseline
+    full: np.ndarray  # the same, aligned with the claimed cell's item ids (NaN where an item is missing)
+    unit: bool  # every score lies in [0, 1]
+
+
 def run(ctx: Context, params: Params) -> list[Finding]:
     rec = ctx.records
     if rec is None or not len(rec.table):
@@ -182,16 +211,36 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         return []
     cb = ctx.claimed_budget
     prov = ctx.provenance(method="Schaeffer et al. 2023 (arXiv:2304.15004): discontinuous vs continuous metrics, "
-                                 "exact match ≈ p^L", delta="the decision inference (see significance); gap: paired t", tokens=params.tokens,
-                          predictor=params.predictor,
+                                 "exact match ≈ p^L", delta="the decision inference (see significance); gap: paired t",
+                          tokens=params.tokens, predictor=params.predictor,
                           kinds={s: f"{k} ({src})" for s, (k, src) in kinds.items()})
     if cb is None or ctx.cell(cb) is None:
-        return [Finding(NAME, "no_claimed_cell", "inconclusive", "No records at the claimed setting to compare metrics",
-                        severity="minor", impact="none", provenance=prov)]
+        return [Finding(NAME, "no_claimed_cell", Outcome.inconclusive,
+                        "No records at the claimed setting to compare metrics",
+                        severity=Severity.minor, impact=Impact.none, provenance=prov)]
+    ms = _metrics(ctx, params, kinds, cb)
+    findings: list[Finding] = [Finding(
+        NAME, "per_metric", Outcome.info,
+        f"Delta under discontinuous vs continuous metrics at {cb} tokens: "
+        + ", ".join(f"{r['scoring']} ({r['kind']}): {fmt_delta(r['delta'])}" for r in ms.rows),
+        detail="Continuous metrics move smoothly with per-token accuracy; exact match moves like p^L.",
+        rows=ms.rows, provenance=prov)]
+    # 1. Does the gain exist only under the discontinuous metric?
+    findings.extend(_discontinuous_only(ctx, params, ms, prov))
+    # 2. Per-token accuracy, predicted vs observed exact match.
+    if ms.tok is not None:
+        findings.extend(_token_findings(ctx, params, ms.tok, prov))
+    # 3. Resolution: an arm at 0/n or n/n under a discontinuous scoring.
+    findings.extend(_resolution(ctx, ms, prov))
+    return findings
+
+
+def _metrics(ctx: Context, params: Params, kinds: dict[str, tuple[str, str]], cb: int) -> _Metrics:
+    """Which scorings at the claimed budget are discontinuous or continuous, in which polarity, with their cells'
+    rows and the per-token analysis against the reference discontinuous scoring."""
     sign = {s: polarity(ctx, params, s) for s in kinds}
     disc = [s for s, (k, _) in kinds.items() if k == "discontinuous" and ctx.cell(cb, s) is not None]
     cont = [s for s, (k, _) in kinds.items() if k == "continuous" and ctx.cell(cb, s) is not None]
-    findings: list[Finding] = []
     rows = []
     for s in kinds:
         c = ctx.cell(cb, s)
@@ -201,117 +250,150 @@ def run(ctx: Context, params: Params) -> list[Finding]:
 
     ref = ctx.claimed_scoring if ctx.claimed_scoring in disc else (disc[0] if disc else None)
     tok = _token_analysis(ctx, params, ref, cb)
-    tok_usable = tok is not None and tok["comparable"]
     if tok is not None:
         rows.append(tok["row"])
-    findings.append(Finding(
-        NAME, "per_metric", "info",
-        f"Delta under discontinuous vs continuous metrics at {cb} tokens: "
-        + ", ".join(f"{r['scoring']} ({r['kind']}): {fmt_delta(r['delta'])}" for r in rows),
-        detail="Continuous metrics move smoothly with per-token accuracy; exact match moves like p^L.",
-        rows=rows, provenance=prov))
+    return _Metrics(cb, kinds, sign, disc, cont, ref, tok, rows)
 
-    # 1. Does the gain exist only under the discontinuous metric?
-    def diffs(s: str) -> np.ndarray:
-        p = rec.paired(s, cb)
-        return p.treatment - p.baseline
 
-    claimed_pair = rec.paired(ctx.claimed_scoring, cb)
-    item_ids, clusters = claimed_pair.item_ids, claimed_pair.clusters
-    # (name, estimate, polarity, test, per-item differences, per-item differences aligned with item_ids, 0–1 scale)
-    continuous = [(s, ctx.cell(cb, s).delta, sign[s], ctx.cell(cb, s).test, diffs(s), _aligned(rec, s, cb, item_ids),
-                   _unit_scale(rec, s)) for s in cont]
-    if tok_usable and not cont:
+def _diffs(rec, scoring: str, budget: int) -> np.ndarray:
+    """Per-item treatment − baseline under ``scoring`` at ``budget``, in the paired records' item order."""
+    p = rec.paired(scoring, budget)
+    return p.treatment - p.baseline
+
+
+def _continuous(ctx: Context, ms: _Metrics, item_ids: np.ndarray) -> list[_Continuous]:
+    """The continuous metrics a discontinuous gain is weighed against: the continuous scorings, else the per-token
+    accuracy when it is comparable with the discontinuous scoring."""
+    rec, cb, tok = ctx.records, ms.budget, ms.tok
+    continuous = [_Continuous(s, ctx.cell(cb, s).delta, ms.sign[s], ctx.cell(cb, s).test, _diffs(rec, s, cb),
+                              _aligned(rec, s, cb, item_ids), _unit_scale(rec, s)) for s in ms.cont]
+    if tok is not None and tok["comparable"] and not ms.cont:
         arms = tok["arms"]
         d_tok = arms["treatment"]["acc"] - arms["baseline"]["acc"]
         full = pd.Series(d_tok, index=arms["baseline"]["ids"]).reindex(item_ids).to_numpy(dtype=float)
-        continuous.append((tok["name"], tok["acc_delta"], 1, tok["acc_test"], d_tok, full, True))
-    judged = [ref] if ref == ctx.claimed_scoring else disc
-    gains = [s for s in judged if _gain(ctx, ctx.cell(cb, s).delta, sign[s], ctx.cell(cb, s).test, diffs(s)) > 0]
+        continuous.append(_Continuous(tok["name"], tok["acc_delta"], 1, tok["acc_test"], d_tok, full, True))
+    return continuous
+
+
+def _discontinuous_only(ctx: Context, params: Params, ms: _Metrics, prov: dict) -> list[Finding]:
+    """Whether each significant discontinuous gain exists only under the discontinuous metric, or has no continuous
+    metric to be compared with."""
+    rec, cb, tok = ctx.records, ms.budget, ms.tok
+    claimed_pair = rec.paired(ctx.claimed_scoring, cb)
+    continuous = _continuous(ctx, ms, claimed_pair.item_ids)
+    judged = [ms.ref] if ms.ref == ctx.claimed_scoring else ms.disc
+    gains = [s for s in judged
+             if _gain(ctx, ctx.cell(cb, s).delta, ms.sign[s], ctx.cell(cb, s).test, _diffs(rec, s, cb)) > 0]
+    findings: list[Finding] = []
     if gains and not continuous:
         findings.append(Finding(
-            NAME, "no_continuous_metric", "inconclusive",
+            NAME, "no_continuous_metric", Outcome.inconclusive,
             "No continuous metric to compare the discontinuous gain with",
             detail="Add a continuous scoring (edit similarity, token edit distance, Brier or log-likelihood) to "
                    "perturbations.scorings, or give targets the answers can be compared with token by token."
                    + (f" {tok['reason']}" if tok is not None and tok.get("reason") else ""),
-            severity="minor", impact="none", provenance=prov))
+            severity=Severity.minor, impact=Impact.none, provenance=prov))
     for s in gains:
-        d = ctx.cell(cb, s).delta
-        d_s = diffs(s)
-        g_s = sign[s] * _aligned(rec, s, cb, item_ids)
-        n_changed = int(np.count_nonzero(d_s))
-        verdicts = {c: _gain(ctx, est, sg, test, dd) for c, est, sg, test, dd, *_ in continuous}
-        sig = [c for c, v in verdicts.items() if v > 0]
-        cont_txt = "; ".join(f"{c}: {fmt_delta(est.value)} {fmt_ci(est.interval)}" for c, est, *_ in continuous)
-        evidence, why_not = {}, []
-        for c, est, sg, test, dd, full, unit in continuous:
-            n_c = int(np.count_nonzero(dd))
-            e = {"delta": est.value, "ci_low": est.interval.low, "ci_high": est.interval.high,
-                 "better": "lower" if sg < 0 else "higher", "changed_items": n_c}
-            if verdicts[c] < 0:
-                e["evidence"] = "reverses" if n_c >= params.min_changed else None
+        f = _gain_finding(ctx, params, ms, s, continuous, claimed_pair, prov)
+        if f is not None:
+            findings.append(f)
+    return findings
+
+
+def _continuous_evidence(ctx: Context, params: Params, ms: _Metrics, s: str, continuous: list[_Continuous],
+                         verdicts: dict[str, int], claimed_pair) -> tuple[dict, list[str]]:
+    """Per continuous metric: its delta and whether it is evidence that the gain under ``s`` exists only there (a
+    reversal on enough changed items, or a gain shown smaller on the common 0–1 scale); and why each is not."""
+    rec, cb = ctx.records, ms.budget
+    item_ids, clusters = claimed_pair.item_ids, claimed_pair.clusters
+    g_s = ms.sign[s] * _aligned(rec, s, cb, item_ids)
+    evidence, why_not = {}, []
+    for cm in continuous:
+        c, est, sg, dd, full, unit = cm.name, cm.est, cm.sign, cm.diffs, cm.full, cm.unit
+        n_c = int(np.count_nonzero(dd))
+        e = {"delta": est.value, "ci_low": est.interval.low, "ci_high": est.interval.high,
+             "better": "lower" if sg < 0 else "higher", "changed_items": n_c}
+        if verdicts[c] < 0:
+            e["evidence"] = "reverses" if n_c >= params.min_changed else None
+            if e["evidence"] is None:
+                why_not.append(f"{c} reverses on only {n_c} changed item(s) (need {params.min_changed})")
+        elif verdicts[c] == 0:
+            if not (unit and _unit_scale(rec, s)):
+                e["evidence"] = None
+                why_not.append(f"{c} is not significant and is not on the 0–1 scale of {s!r}, so it cannot be "
+                               "shown smaller than the discontinuous gain")
+            else:
+                m = np.isfinite(full) & np.isfinite(g_s)
+                dd_est = _smaller(ctx, sg * full[m], g_s[m], f"{s}/{c}",
+                                  None if clusters is None else clusters[m])
+                iv = dd_est.interval
+                e.update({"gap": dd_est.value, "gap_ci_low": iv.low, "gap_ci_high": iv.high,
+                          "gap_ci_method": iv.method, "gap_n": int(m.sum())})
+                e["evidence"] = "smaller" if iv.ok and iv.low > 0 else None
                 if e["evidence"] is None:
-                    why_not.append(f"{c} reverses on only {n_c} changed item(s) (need {params.min_changed})")
-            elif verdicts[c] == 0:
-                if not (unit and _unit_scale(rec, s)):
-                    e["evidence"] = None
-                    why_not.append(f"{c} is not significant and is not on the 0–1 scale of {s!r}, so it cannot be "
-                                   "shown smaller than the discontinuous gain")
-                else:
-                    m = np.isfinite(full) & np.isfinite(g_s)
-                    dd_est = _smaller(ctx, sg * full[m], g_s[m], f"{s}/{c}",
-                                      None if clusters is None else clusters[m])
-                    iv = dd_est.interval
-                    e.update({"gap": dd_est.value, "gap_ci_low": iv.low, "gap_ci_high": iv.high,
-                              "gap_ci_method": iv.method, "gap_n": int(m.sum())})
-                    e["evidence"] = "smaller" if iv.ok and iv.low > 0 else None
-                    if e["evidence"] is None:
-                        why_not.append(f"{c} is not significant, but it is not shown smaller than the gain under "
-                                       f"{s!r} either (difference of gains {fmt_delta(dd_est.value)} {fmt_ci(iv)})")
-            evidence[c] = e
-        stat = {"scoring": s, "delta": d.value, "ci_low": d.interval.low, "ci_high": d.interval.high,
-                "better": "lower" if sign[s] < 0 else "higher", "changed_items": n_changed,
-                "min_changed": params.min_changed, "continuous": evidence}
-        rev = [c for c, e in evidence.items() if e.get("evidence") == "reverses"]
-        if n_changed < params.min_changed:
-            why_not = [f"only {n_changed} item(s) change their {s!r} score between the arms (need "
-                       f"{params.min_changed})"]
-        if continuous and not sig and n_changed >= params.min_changed and (
-                rev or all(e.get("evidence") == "smaller" for e in evidence.values())):
-            gap_txt = "; ".join(f"{c}: difference of gains {fmt_delta(e['gap'])} "
-                                f"[{e['gap_ci_low']:+.3f}, {e['gap_ci_high']:+.3f}]"
-                                for c, e in evidence.items() if e.get("evidence") == "smaller")
-            findings.append(Finding(
-                NAME, "discontinuous_only", "flag",
-                f"The gain exists only under the discontinuous metric {s!r} ({fmt_delta(d.value)} "
-                f"{fmt_ci(d.interval)}); under the continuous metric(s) it is {cont_txt}",
-                detail="Schaeffer et al. (2023): a gain visible only under exact match / strict extraction is a "
-                       "property of the metric, not a measured improvement of the outputs"
-                       + (f" — here {', '.join(rev)} significantly reverses." if rev else
-                          f". Each continuous gain is shown smaller than the discontinuous one (paired t of "
-                          f"the per-item difference of gains, CI above 0): {gap_txt}."),
-                severity="critical" if rev else "major", impact="fragile", statistic=stat, provenance=prov))
-        elif continuous and not sig:
-            findings.append(Finding(
-                NAME, "discontinuous_only_unresolved", "inconclusive",
-                f"The gain under {s!r} ({fmt_delta(d.value)} {fmt_ci(d.interval)}) is not significant under the "
-                f"continuous metric(s) ({cont_txt}), but that is not evidence that it exists only under {s!r}",
-                detail="Not evidence: " + "; ".join(why_not) + ". A continuous delta that merely loses significance "
-                       "does not show the gain to be an artifact of the metric.",
-                severity="minor", impact="none", statistic=stat, provenance=prov))
-        elif continuous:
-            findings.append(Finding(
-                NAME, "holds_continuous", "pass",
-                f"The gain under {s!r} ({fmt_delta(d.value)} {fmt_ci(d.interval)}) also shows under continuous "
-                f"metric(s): {cont_txt}", statistic=stat, provenance=prov))
+                    why_not.append(f"{c} is not significant, but it is not shown smaller than the gain under "
+                                   f"{s!r} either (difference of gains {fmt_delta(dd_est.value)} {fmt_ci(iv)})")
+        evidence[c] = e
+    return evidence, why_not
 
-    # 2. Per-token accuracy, predicted vs observed exact match.
-    if tok is not None:
-        findings.extend(_token_findings(ctx, params, tok, prov))
 
-    # 3. Resolution: an arm at 0/n or n/n under a discontinuous scoring.
-    for s in disc:
+def _gain_finding(ctx: Context, params: Params, ms: _Metrics, s: str, continuous: list[_Continuous], claimed_pair,
+                  prov: dict) -> Finding | None:
+    """For one significant gain under the discontinuous ``s``: shown to exist only there (flag), not shown either
+    way (inconclusive), or also under a continuous metric (pass); None without a continuous metric."""
+    cb = ms.budget
+    d = ctx.cell(cb, s).delta
+    d_s = _diffs(ctx.records, s, cb)
+    n_changed = int(np.count_nonzero(d_s))
+    verdicts = {cm.name: _gain(ctx, cm.est, cm.sign, cm.test, cm.diffs) for cm in continuous}
+    sig = [c for c, v in verdicts.items() if v > 0]
+    cont_txt = "; ".join(f"{cm.name}: {fmt_delta(cm.est.value)} {fmt_ci(cm.est.interval)}" for cm in continuous)
+    evidence, why_not = _continuous_evidence(ctx, params, ms, s, continuous, verdicts, claimed_pair)
+    stat = {"scoring": s, "delta": d.value, "ci_low": d.interval.low, "ci_high": d.interval.high,
+            "better": "lower" if ms.sign[s] < 0 else "higher", "changed_items": n_changed,
+            "min_changed": params.min_changed, "continuous": evidence}
+    rev = [c for c, e in evidence.items() if e.get("evidence") == "reverses"]
+    if n_changed < params.min_changed:
+        why_not = [f"only {n_changed} item(s) change their {s!r} score between the arms (need "
+                   f"{params.min_changed})"]
+    if continuous and not sig and n_changed >= params.min_changed and (
+            rev or all(e.get("evidence") == "smaller" for e in evidence.values())):
+        gap_txt = "; ".join(f"{c}: difference of gains {fmt_delta(e['gap'])} "
+                            f"[{e['gap_ci_low']:+.3f}, {e['gap_ci_high']:+.3f}]"
+                            for c, e in evidence.items() if e.get("evidence") == "smaller")
+        return Finding(
+            NAME, "discontinuous_only", Outcome.flag,
+            f"The gain exists only under the discontinuous metric {s!r} ({fmt_delta(d.value)} "
+            f"{fmt_ci(d.interval)}); under the continuous metric(s) it is {cont_txt}",
+            detail="Schaeffer et al. (2023): a gain visible only under exact match / strict extraction is a "
+                   "property of the metric, not a measured improvement of the outputs"
+                   + (f" — here {', '.join(rev)} significantly reverses." if rev else
+                      f". Each continuous gain is shown smaller than the discontinuous one (paired t of "
+                      f"the per-item difference of gains, CI above 0): {gap_txt}."),
+            severity=Severity.critical if rev else Severity.major, impact=Impact.fragile, statistic=stat,
+            provenance=prov)
+    if continuous and not sig:
+        return Finding(
+            NAME, "discontinuous_only_unresolved", Outcome.inconclusive,
+            f"The gain under {s!r} ({fmt_delta(d.value)} {fmt_ci(d.interval)}) is not significant under the "
+            f"continuous metric(s) ({cont_txt}), but that is not evidence that it exists only under {s!r}",
+            detail="Not evidence: " + "; ".join(why_not) + ". A continuous delta that merely loses significance "
+                   "does not show the gain to be an artifact of the metric.",
+            severity=Severity.minor, impact=Impact.none, statistic=stat, provenance=prov)
+    if continuous:
+        return Finding(
+            NAME, "holds_continuous", Outcome.passed,
+            f"The gain under {s!r} ({fmt_delta(d.value)} {fmt_ci(d.interval)}) also shows under continuous "
+            f"metric(s): {cont_txt}", statistic=stat, provenance=prov)
+    return None
+
+
+def _resolution(ctx: Context, ms: _Metrics, prov: dict) -> list[Finding]:
+    """Per discontinuous scoring, whether an arm is at 0/n or n/n, where exact match cannot resolve how far it is
+    from the threshold."""
+    cb, cont = ms.budget, ms.cont
+    findings: list[Finding] = []
+    for s in ms.disc:
         p = ctx.records.paired(s, cb)
         res_rows = []
         for arm, x in (("baseline", p.baseline), ("treatment", p.treatment)):
@@ -328,12 +410,12 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                 f"{c}: baseline {ctx.cell(cb, c).baseline:.3f}, treatment {ctx.cell(cb, c).treatment:.3f}"
                 for c in cont) + ".") if cont else ""
             findings.append(Finding(
-                NAME, "resolution", "flag",
+                NAME, "resolution", Outcome.flag,
                 f"Under {s!r} an arm is at the floor or ceiling ({which}): exact match cannot resolve how far it is "
                 "from the threshold",
                 detail=f"{bound}. A score of 0/n (or n/n) says the ability is below (above) what the metric can see, "
                        f"not that it is absent; compare under a continuous metric or with more items.{cont_hint}",
-                severity="minor", impact="none", rows=res_rows, provenance=prov))
+                severity=Severity.minor, impact=Impact.none, rows=res_rows, provenance=prov))
     return findings
 
 
@@ -369,9 +451,9 @@ def _gain(ctx: Context, est, sg: int, test=None, diffs: np.ndarray | None = None
     """+1: a significant gain in the scoring's own polarity ``sg`` (+1: higher is better); −1: a significant
     reversal; 0: neither.
 
-    The cell's decision interval (which inverts its test) decides. Where it is undefined (every paired difference equal) the cell's test does (as
-    in the significance check), and where that is undefined too (a paired t with zero variance) an exact sign test
-    on the nonzero per-item differences (Dixon & Mood 1946; scipy ``binomtest``)."""
+    The cell's decision interval (which inverts its test) decides. Where it is undefined (every paired difference
+    equal) the cell's test does (as in the significance check), and where that is undefined too (a paired t with
+    zero variance) an exact sign test on the nonzero per-item differences (Dixon & Mood 1946; scipy ``binomtest``)."""
     if est.interval.ok:
         significant = excludes_zero(est.interval)
     elif test is not None and test.ok:
@@ -498,22 +580,22 @@ def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list
                  "ci_method": em_d.interval.method})
     out = []
     if not tok["comparable"]:
-        out.append(Finding(NAME, "token_accuracy_not_comparable", "inconclusive",
+        out.append(Finding(NAME, "token_accuracy_not_comparable", Outcome.inconclusive,
                            "The per-token accuracy cannot be compared with the exact-match scoring",
-                           detail=tok.get("reason") or "", severity="minor", impact="none", statistic=stat, rows=rows,
-                           provenance=prov))
+                           detail=tok.get("reason") or "", severity=Severity.minor, impact=Impact.none,
+                           statistic=stat, rows=rows, provenance=prov))
         return out
     head = (f"predicted exact match {pred['baseline']:.3f} → {pred['treatment']:.3f} ({fmt_delta(pred_delta)}) vs "
             f"observed {rows[0]['observed_em']:.3f} → {rows[1]['observed_em']:.3f} ({fmt_delta(em_d.value)} "
             f"{fmt_ci(em_d.interval)})")
-    out.append(Finding(NAME, "token_accuracy", "info",
+    out.append(Finding(NAME, "token_accuracy", Outcome.info,
                        f"Per-token accuracy ({params.tokens} tokens) {rows[0]['token_accuracy']:.3f} → "
                        f"{rows[1]['token_accuracy']:.3f}; {head}",
                        detail="Predicted exact match "
                               + ("mean_i(a_i^L_i)" if params.predictor == "per_item" else "mean_i(p̄^L_i)")
                               + "; observed: the answer's tokens equal the target's.", statistic=stat, rows=rows,
                        provenance=prov))
-    out.append(Finding(NAME, "calibration", "info",
+    out.append(Finding(NAME, "calibration", Outcome.info,
                        "Predicted vs observed exact match by target length, per arm",
                        detail="Under independent token errors exact match falls like p^L with the target length L.",
                        rows=calib, provenance=prov))
@@ -522,14 +604,14 @@ def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list
     acc_gain = _gain(ctx, acc_d, 1, tok["acc_test"], t["acc"] - b["acc"]) > 0
     if em_gain and acc_gain and em_d.interval.contains(pred_delta):
         out.append(Finding(
-            NAME, "explained_by_token_accuracy", "flag",
+            NAME, "explained_by_token_accuracy", Outcome.flag,
             f"The exact-match gain is what the per-token accuracy gain predicts: {head}",
             detail="A smooth per-token improvement of "
-                   f"{fmt_delta(acc_d.value)} {fmt_ci(acc_d.interval)} fully explains the exact-match gain (Schaeffer et "
-                   "al. 2023): the gain is real but not a sudden or emergent ability.", severity="minor",
-            impact="none", statistic=stat, provenance=prov))
+                   f"{fmt_delta(acc_d.value)} {fmt_ci(acc_d.interval)} fully explains the exact-match gain "
+                   "(Schaeffer et al. 2023): the gain is real but not a sudden or emergent ability.",
+            severity=Severity.minor, impact=Impact.none, statistic=stat, provenance=prov))
     elif em_gain:
-        out.append(Finding(NAME, "not_explained", "pass",
+        out.append(Finding(NAME, "not_explained", Outcome.passed,
                            f"The exact-match gain is not just the per-token improvement raised to the power L: {head}",
                            statistic=stat, provenance=prov))
     return out

@@ -7,15 +7,17 @@ regex writes "[invalid]" when it finds nothing), a logged extraction (``extracte
 item (``answered``: 1 found, 0 none, NaN the scoring does not extract).
 
 Per extracting scoring, arm and budget: the share of outputs with no extractable answer (Wilson score interval);
-its asymmetry between arms (McNemar test (continuity-corrected) on the paired no-answer flags, with the Tango interval); and the
-delta on the items where both arms produced an answer (the decision inference of the significance check). The
-evidence rule is the truncation check's: the gain is flagged as coming from unanswered outputs only when the arms'
-no-answer rates differ significantly (α) *and*, on the items both arms answered, H0 "gain ≥ margin" is rejected
+its asymmetry between arms (McNemar test (continuity-corrected) on the paired no-answer flags, with the Tango
+interval); and the delta on the items where both arms produced an answer (the decision inference of the
+significance check). The evidence rule is the truncation check's: the gain is flagged as coming from unanswered
+outputs only when the arms' no-answer rates differ significantly (α) *and*, on the items both arms answered,
+H0 "gain ≥ margin" is rejected
 one-sided at α/2. An unanswered output at the budget cap is both truncated and unanswered; each check counts it.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from itertools import repeat
 from operator import is_not
 
@@ -24,7 +26,7 @@ from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
 from audit.check_params import ExtractionParams
-from audit.findings import Finding, RateTable, TableKind
+from audit.findings import Finding, Impact, Outcome, RateTable, Severity, TableKind
 
 NAME = "extraction"
 ANSWERED_ROLE = "items both arms answered"
@@ -139,12 +141,12 @@ def no_output_finding(ctx: Context, prov: dict) -> Finding | None:
     per_arm = {a: sum(r["no_output"] for r in rows if r["arm"] == a) for a in ("baseline", "treatment")}
     title = (f"{per_arm['baseline']} baseline and {per_arm['treatment']} treatment outputs are not there at all (null "
              f"or empty); {exhausted} of them with no finish reason or 'length': probable budget exhaustion")
-    return Finding(NAME, "no_output", "flag", title,
+    return Finding(NAME, "no_output", Outcome.flag, title,
                    detail="An output that is not there scores 0 under every scoring, and counts as no answer in the "
                           "no-answer table (with its cause). A reasoning model that spends the whole budget thinking "
                           "returns null or empty content, so without a finish reason that says otherwise these are "
                           "budget exhaustion until shown otherwise: re-run them with a larger budget before reading "
-                          "the gain as ability.", severity="minor", impact="none",
+                          "the gain as ability.", severity=Severity.minor, impact=Impact.none,
                    statistic={"scoring": scoring, "no_output_baseline": per_arm["baseline"],
                               "no_output_treatment": per_arm["treatment"], "probable_budget_exhaustion": exhausted},
                    rows=rows, evidence=ev, provenance=prov)
@@ -152,7 +154,8 @@ def no_output_finding(ctx: Context, prov: dict) -> Finding | None:
 
 def run(ctx: Context, params: Params) -> list[Finding]:
     rec = ctx.records
-    prov = ctx.provenance(rates="Wilson score interval", asymmetry="McNemar test (continuity-corrected) (Tango interval)",
+    prov = ctx.provenance(rates="Wilson score interval",
+                          asymmetry="McNemar test (continuity-corrected) (Tango interval)",
                           delta="the decision inference (see significance)",
                           no_answer_rule="extracting scorer found no answer: no regex match, lm-eval '[invalid]' or "
                                          "empty, logged extraction null; and under any scoring an output that is not "
@@ -160,30 +163,58 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     rate_rows = no_answer_rates(rec, ctx.level)
     missing = no_output_finding(ctx, prov)
     if not rate_rows:
-        return [Finding(NAME, "no_extraction", "info",
+        return [Finding(NAME, "no_extraction", Outcome.info,
                         "No scoring extracts an answer, so answer-extraction failures cannot be counted",
                         detail="Extracting scorings: claim-defined regex / kind: extract scorers, lm-eval filters "
                                "other than 'none', or an `extracted` key in generic logs.", provenance=prov)]
-    findings = [Finding(NAME, "rates", "info",
+    findings = [Finding(NAME, "rates", Outcome.info,
                         "Share of outputs with no extractable answer, per scoring, arm and budget",
-                        rows=rate_rows, table=RateTable.of(TableKind.no_answer, rate_rows, count="no_answer"), provenance=prov)]
+                        rows=rate_rows, table=RateTable.of(TableKind.no_answer, rate_rows, count="no_answer"),
+                        provenance=prov)]
     if missing is not None:
         findings.append(missing)
     cb, cs = ctx.claimed_budget, ctx.claimed_scoring
     if cb is None or cs is None or not rec.has("default", cb, cs):
         return findings
-    p = rec.paired(cs, cb)
+    findings.append(_claimed_finding(ctx, params, prov))
+    return findings
+
+
+@dataclass(frozen=True)
+class _Answered:
+    """The claimed cell split by answered outputs: the arms' no-answer rates and their asymmetry, and the delta on
+    the items both arms answered."""
+
+    known: np.ndarray  # items whose answer status is known in both arms
+    nb: np.ndarray  # no-answer flags on the known items
+    nt: np.ndarray
+    rb: float  # no-answer rates
+    rt: float
+    asym: stats.PairedInference  # the no-answer asymmetry (McNemar, Tango interval)
+    n_both: int  # items both arms answered
+    both_inf: stats.PairedInference | None  # the delta on them (None below 2 items)
+    iv: stats.Interval
+    delta_all: float  # the claimed cell's delta on every item
+    margin: float
+    p_both: float  # one-sided p of H0 "gain ≥ margin" on the items both arms answered
+    row: dict
+    stat: dict
+
+
+def _claimed_flags(p) -> tuple[np.ndarray, np.ndarray]:
+    """Both arms' answered flags at the claimed cell; under a scoring that compares the whole output (no flags) with
+    a missing output in an arm, the output is the answer, missing exactly when there is none."""
     ab, at = answered_flags(p.frame, "baseline"), answered_flags(p.frame, "treatment")
     if np.isnan(p.frame["answered_b"].to_numpy(dtype=float)).all() \
             and np.isnan(p.frame["answered_t"].to_numpy(dtype=float)).all() and (ab == 0).any() | (at == 0).any():
         # A scoring that compares the whole output: its answer is the output, missing exactly when there is none.
         ab, at = np.where(np.isnan(ab), 1.0, ab), np.where(np.isnan(at), 1.0, at)
-    known = ~np.isnan(ab) & ~np.isnan(at)
-    if known.sum() < 2:
-        findings.append(Finding(NAME, "claimed_not_extracting", "info",
-                                f"The claimed scoring {cs!r} does not extract an answer (or the logs do not say), so "
-                                "the claimed gain cannot be split by answered / unanswered outputs", provenance=prov))
-        return findings
+    return ab, at
+
+
+def _answered(ctx: Context, p, ab: np.ndarray, at: np.ndarray, known: np.ndarray) -> _Answered:
+    """The no-answer rates and asymmetry, the delta on the items both arms answered, and the finding's numbers."""
+    cb, cs = ctx.claimed_budget, ctx.claimed_scoring
     nb, nt = 1.0 - ab[known], 1.0 - at[known]
     rb, rt = float(nb.mean()), float(nt.mean())
     asym = stats.paired_inference(nb, nt, level=ctx.level)
@@ -209,35 +240,49 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             "asymmetry_test": asym.test.method, "n_both_answered": n_both, "delta_all": delta_all,
             "delta_both_answered": row["delta"], "ci_low": iv.low, "ci_high": iv.high,
             "p_both_below_margin": p_both, "margin": margin}
+    return _Answered(known, nb, nt, rb, rt, asym, n_both, both_inf, iv, delta_all, margin, p_both, row, stat)
+
+
+def _claimed_finding(ctx: Context, params: Params, prov: dict) -> Finding:
+    """Whether the claimed gain comes from one arm failing to produce a parseable answer (on evidence), the arms
+    merely differ, many outputs lack an answer, or few do."""
+    cb, cs = ctx.claimed_budget, ctx.claimed_scoring
+    p = ctx.records.paired(cs, cb)
+    ab, at = _claimed_flags(p)
+    known = ~np.isnan(ab) & ~np.isnan(at)
+    if known.sum() < 2:
+        return Finding(NAME, "claimed_not_extracting", Outcome.info,
+                       f"The claimed scoring {cs!r} does not extract an answer (or the logs do not say), so "
+                       "the claimed gain cannot be split by answered / unanswered outputs", provenance=prov)
+    a = _answered(ctx, p, ab, at, known)
+    rb, rt, asym, stat, row = a.rb, a.rt, a.asym, a.stat, a.row
     asymmetric = asym.test.p_value < ctx.alpha
-    gains = math.isfinite(delta_all) and ctx.sign * delta_all > 0
+    gains = math.isfinite(a.delta_all) and ctx.sign * a.delta_all > 0
     rates = f"{rb:.1%} of baseline vs {rt:.1%} of treatment outputs have no extractable answer"
-    on_both = (f"on the {n_both} items both arms answered the delta is {fmt_delta(both_inf.value)} {fmt_ci(iv)}"
-               if both_inf else f"{n_both} item(s) were answered by both arms")
+    on_both = (f"on the {a.n_both} items both arms answered the delta is {fmt_delta(a.both_inf.value)} {fmt_ci(a.iv)}"
+               if a.both_inf else f"{a.n_both} item(s) were answered by both arms")
     asym_text = (f"No-answer asymmetry: McNemar p = {asym.test.p_value:.3g}, difference (treatment − baseline) "
                  f"{fmt_delta(asym.value)} {fmt_ci(asym.interval)}.")
-    if asymmetric and gains and math.isfinite(p_both) and p_both < ctx.alpha / 2:
+    if asymmetric and gains and math.isfinite(a.p_both) and a.p_both < ctx.alpha / 2:
         worse = "baseline" if rb > rt else "treatment"
         mask = np.zeros(p.n, dtype=bool)
-        mask[np.flatnonzero(known)[(nb if worse == "baseline" else nt) == 1]] = True
-        findings.append(Finding(
-            NAME, "from_no_answer", "flag",
+        mask[np.flatnonzero(known)[(a.nb if worse == "baseline" else a.nt) == 1]] = True
+        return Finding(
+            NAME, "from_no_answer", Outcome.flag,
             f"The gain comes from the {worse} failing to produce a parseable answer: {rates} ({cs!r}, {cb} tokens); "
             + on_both,
-            detail=asym_text + f" On the items both arms answered H0 'gain ≥ margin {margin:.3g}' is rejected: "
-                               f"one-sided p = {p_both:.3g} < α/2.",
-            severity="critical", impact="fragile", statistic=stat, rows=[row], provenance=prov,
-            evidence=item_evidence(p, mask)))
-    elif asymmetric:
-        findings.append(Finding(
-            NAME, "asymmetric_no_answer", "info",
+            detail=asym_text + f" On the items both arms answered H0 'gain ≥ margin {a.margin:.3g}' is rejected: "
+                               f"one-sided p = {a.p_both:.3g} < α/2.",
+            severity=Severity.critical, impact=Impact.fragile, statistic=stat, rows=[row], provenance=prov,
+            evidence=item_evidence(p, mask))
+    if asymmetric:
+        return Finding(
+            NAME, "asymmetric_no_answer", Outcome.info,
             f"The arms fail to produce a parseable answer at different rates: {rates}; " + on_both,
             detail=asym_text + (" The gain is not shown to vanish on the items both arms answered."
-                                if gains else ""), statistic=stat, rows=[row], provenance=prov))
-    elif max(rb, rt) > params.high_rate:
-        findings.append(Finding(NAME, "high_rate", "info", f"Many outputs have no extractable answer: {rates}; "
-                                + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov))
-    else:
-        findings.append(Finding(NAME, "answered", "pass", f"Few outputs lack an extractable answer: {rates}; "
-                                + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov))
-    return findings
+                                if gains else ""), statistic=stat, rows=[row], provenance=prov)
+    if max(rb, rt) > params.high_rate:
+        return Finding(NAME, "high_rate", Outcome.info, f"Many outputs have no extractable answer: {rates}; "
+                       + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov)
+    return Finding(NAME, "answered", Outcome.passed, f"Few outputs lack an extractable answer: {rates}; "
+                   + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov)

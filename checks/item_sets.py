@@ -29,7 +29,7 @@ import numpy as np
 from audit import stats
 from audit.check_params import ItemSetsParams
 from audit.checks._common import Context, fmt_ci, fmt_delta
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 from audit.records import NORMALISATION_FIX, normalisation_note
 
 NAME = "item_sets"
@@ -125,8 +125,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if len(sets) > 1:
         detail += " Other cells whose item sets differ: " + "; ".join(x.sentence() for x, _, _ in sets
                                                                       if x is not s) + "."
-    return [Finding(NAME, "different_items", "flag", title, detail=detail, severity="major", impact="none",
-                    statistic=stat, rows=rows, provenance=prov)]
+    return [Finding(NAME, "different_items", Outcome.flag, title, detail=detail, severity=Severity.major,
+                    impact=Impact.none, statistic=stat, rows=rows, provenance=prov)]
 
 
 def _ids(ids: tuple[str, ...], k: int) -> str:

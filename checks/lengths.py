@@ -18,7 +18,7 @@ import numpy as np
 from audit import stats
 from audit.check_params import LengthsParams
 from audit.checks._common import Context
-from audit.findings import Finding
+from audit.findings import Finding, Outcome
 
 NAME = "lengths"
 
@@ -83,7 +83,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
               f"delta ({scoring!r}) is {head['delta_where_treatment_longer']:+.3f}; on the others "
               f"{head['delta_elsewhere']:+.3f}. A judge or a metric that rewards length turns a length difference "
               "into a gain: read the gain beside it (a length-controlled comparison needs more than these logs).")
-    return [Finding(NAME, "lengths", "info", title, detail=detail,
+    return [Finding(NAME, "lengths", Outcome.info, title, detail=detail,
                     statistic={"budget": head["budget"], "scoring": scoring, "ratio_chars": ratio,
                                "difference_chars": head["difference_chars"], "ci_low": head["ci_low"],
                                "ci_high": head["ci_high"], "test": "paired t on characters"},

@@ -28,7 +28,7 @@ import math
 from audit.checks._common import Context
 
 from audit.check_params import LogIntegrityParams
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 from audit.importers.lmeval import RESULTS_ROLE, SAMPLES_ROLE
 
 NAME = "log_integrity"
@@ -147,28 +147,29 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     findings: list[Finding] = []
     if mism:
         findings.append(Finding(
-            NAME, "samples_do_not_support_results", "flag",
+            NAME, "samples_do_not_support_results", Outcome.flag,
             f"The samples do not support the published numbers: {mism[0]}"
             + (f" ({len(mism)} mismatches)" if len(mism) > 1 else ""),
             detail="Every mismatch: " + "; ".join(mism) + ". A trimmed samples file or an edited results file no "
                    "longer describes one run, so the audit of these samples neither supports nor refutes the "
                    "published claim: the verdict is inconclusive at best. Audit the complete, unedited output of "
                    "the run (re-run lm-eval with --log_samples if it is lost).",
-            severity="major", impact="untrusted_input", statistic={"mismatches": len(mism), "metric": metric},
-            rows=rows, evidence=[{"mismatch": m} for m in mism[:10]], provenance=prov))
+            severity=Severity.major, impact=Impact.untrusted_input,
+            statistic={"mismatches": len(mism), "metric": metric}, rows=rows,
+            evidence=[{"mismatch": m} for m in mism[:10]], provenance=prov))
     elif compared:
         findings.append(Finding(
-            NAME, "samples_support_results", "pass",
+            NAME, "samples_support_results", Outcome.passed,
             f"The samples reproduce their results files: document counts and every filter's {metric} "
             f"(within {TOLERANCE:g}) at {compared} arm × budget run(s)", rows=rows, provenance=prov))
     if limited:
         findings.append(Finding(
-            NAME, "limited_run", "info", "The published numbers cover a subset of the task's documents (--limit)",
+            NAME, "limited_run", Outcome.info, "The published numbers cover a subset of the task's documents (--limit)",
             detail="; ".join(limited) + ". lm-eval's --limit is meant for testing: a number from a subset is not the "
                    "task's score.", provenance=prov))
     if no_results:
         findings.append(Finding(
-            NAME, "no_results_file", "info",
+            NAME, "no_results_file", Outcome.info,
             "Some samples have no published numbers beside them to be cross-checked with",
             detail="; ".join(no_results) + ". Put the results file of the same run next to its samples file.",
             provenance=prov))

@@ -4,8 +4,9 @@ A treatment trained or prompted to "verify its work" or to "express uncertainty"
 behaviour. Per arm at the claimed budget and scoring the check counts the outputs that contain a marker (regular
 expressions, case-insensitive, on word boundaries; defaults: self-verification phrases — "let me verify",
 "double-check", "let me check", "verify" — and hedges — "I think", "probably", "might", "not sure"; configurable), with
-a Wilson interval per arm, and compares the paired marker-rate delta (McNemar test (continuity-corrected) on 0/1 marker presence
-with the Tango interval that inverts it) with the correctness delta at the same setting (the claimed cell).
+a Wilson interval per arm, and compares the paired marker-rate delta (McNemar test (continuity-corrected) on 0/1
+marker presence with the Tango interval that inverts it) with the correctness delta at the same setting (the claimed
+cell).
 
 Evidence rule: a major flag rests on a test that excludes the null it refutes, on a stated minimum of informative
 items; otherwise the same numbers are reported as an inconclusive (minor) finding that says why they are not evidence.
@@ -48,6 +49,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
@@ -55,7 +57,7 @@ from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item
 
 from audit import stats
 from audit.check_params import CONFIDENCE_LEXICON, DEFAULT_MARKERS, MimicryParams  # noqa: F401 - re-exported
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 
 NAME = "mimicry"
 
@@ -221,16 +223,17 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         return []
     prov = ctx.provenance(markers=params.markers, marker_rate="Wilson score interval",
                           min_marker_outputs=params.min_marker_outputs,
-                          marker_delta="McNemar test (continuity-corrected) on 0/1 marker presence with the Tango interval that inverts it",
+                          marker_delta="McNemar test (continuity-corrected) on 0/1 marker presence with the Tango "
+                                       "interval that inverts it",
                           budget=cb, scoring=ctx.claimed_scoring)
     findings: list[Finding] = []
     if introduced:
         findings.append(Finding(
-            NAME, "prompt_markers", "info",
+            NAME, "prompt_markers", Outcome.info,
             "Markers the declared prompt change introduces are not counted: " + ", ".join(sorted(introduced)),
             detail="The treatment's prompt itself contains these phrases and the claim declares the prompt change "
-                   f"({', '.join(ctx.claim.claim.treatment_changes)}): outputs that echo or continue the prompt are the "
-                   "change, not a disposition the treatment acquired.",
+                   f"({', '.join(ctx.claim.claim.treatment_changes)}): outputs that echo or continue the prompt are "
+                   "the change, not a disposition the treatment acquired.",
             statistic={"phrases": sorted(introduced)}, provenance=prov))
     if any_marker:
         findings.extend(_markers(ctx, params, p, found, patterns, texts["treatment"], prov))
@@ -286,10 +289,9 @@ def marker_rise_shown(mb: np.ndarray, mt: np.ndarray, level: float, alpha: float
     return shown, inf
 
 
-def _markers(ctx: Context, params: Params, p, found: dict, patterns: dict, treatment_texts,
-             prov: dict) -> list[Finding]:
-    """``found``: :func:`marker_presence` per arm."""
-    cb = ctx.claimed_budget
+def _marker_rows(ctx: Context, params: Params, p, found: dict) -> tuple[list[dict], dict]:
+    """Per marker category and arm: the share of outputs with a marker (Wilson) and the accuracy of outputs with and
+    without one; and each category's 0/1 presence per arm."""
     correct = {"baseline": p.baseline, "treatment": p.treatment}
     rows = []
     presence = {}
@@ -307,6 +309,14 @@ def _markers(ctx: Context, params: Params, p, found: dict, patterns: dict, treat
                          "accuracy": float(np.mean(correct[arm])) if n else math.nan,
                          "accuracy_with_marker": float(np.mean(with_m)) if with_m.size else math.nan,
                          "accuracy_without_marker": float(np.mean(without_m)) if without_m.size else math.nan})
+    return rows, presence
+
+
+def _markers(ctx: Context, params: Params, p, found: dict, patterns: dict, treatment_texts,
+             prov: dict) -> list[Finding]:
+    """``found``: :func:`marker_presence` per arm."""
+    cb = ctx.claimed_budget
+    rows, presence = _marker_rows(ctx, params, p, found)
     mb, mt = presence["any"]["baseline"], presence["any"]["treatment"]
     shown, m_inf = marker_rise_shown(mb, mt, ctx.level, ctx.alpha, params.min_marker_rise)
     m_test, m_delta = m_inf.test, m_inf.estimate
@@ -334,82 +344,118 @@ def _markers(ctx: Context, params: Params, p, found: dict, patterns: dict, treat
     markers_rise = shown and k_t >= params.min_marker_outputs
     corr_up = ctx.gain(corr.delta.value) > 0 and (
         excludes_zero(c_iv) or (not c_iv.ok and corr.test.significant(ctx.alpha)))
-    out = [Finding(NAME, "marker_rates", "info", f"Disposition markers per arm: {m_txt}; {c_txt}",
+    out = [Finding(NAME, "marker_rates", Outcome.info, f"Disposition markers per arm: {m_txt}; {c_txt}",
                    detail="Rows: share of outputs with a marker per arm and category (Wilson interval), and the "
                           "accuracy of outputs with and without one.", rows=rows + delta_rows, provenance=prov)]
     if markers_rise and not corr_up:
-        mask = (mt == 1) & (p.treatment < 0.5)
-        # The phrases of the outputs shown (item_evidence shows the first max_evidence of the mask).
-        phrases = np.full(len(mask), "", dtype=object)
-        for i in np.flatnonzero(mask)[:params.max_evidence]:
-            phrases[i] = ", ".join(sum(find_markers(treatment_texts[i], patterns).values(), []))
-        ev = item_evidence(p, mask, k=params.max_evidence, extra={"treatment_markers": phrases})
         out.append(Finding(
-            NAME, "markers_without_correctness", "flag",
+            NAME, "markers_without_correctness", Outcome.flag,
             f"Disposition markers rise without correctness: {m_txt}, while {c_txt}",
             detail="The treatment says it verifies or hedges more often (McNemar rejects equal marker rates and the "
                    f"whole interval of the rise lies above the materiality margin of {params.min_marker_rise:g}, on "
                    f"{k_t} marker-bearing outputs) but is not significantly more often right: the surface of the "
-                   "disposition, not the behaviour.", severity="major", impact="none", statistic=stat,
-            rows=delta_rows, evidence=ev, provenance=prov))
+                   "disposition, not the behaviour.", severity=Severity.major, impact=Impact.none, statistic=stat,
+            rows=delta_rows, evidence=_marker_evidence(params, p, mt, patterns, treatment_texts), provenance=prov))
     elif markers_rise:
-        out.append(Finding(NAME, "markers_with_correctness", "pass",
+        out.append(Finding(NAME, "markers_with_correctness", Outcome.passed,
                            f"Disposition markers rise together with correctness: {m_txt}; {c_txt}", statistic=stat,
                            rows=delta_rows, provenance=prov))
     elif m_delta.value > 0 and not corr_up:
-        if not shown and m_test.significant(ctx.alpha) and m_delta.interval.ok and m_delta.interval.low > 0:
-            why = (f"the rise is significant but not shown beyond the materiality margin of "
-                   f"{params.min_marker_rise:g} (CI {fmt_ci(m_delta.interval)})")
-        elif not shown:
-            why = (f"the rise is not significant (McNemar p = {m_test.p_value:.3g}, CI {fmt_ci(m_delta.interval)})")
-        else:
-            why = (f"only {k_t} treatment output(s) carry a marker; at least {params.min_marker_outputs} are needed "
-                   "before a rise counts as a pattern")
-        out.append(Finding(NAME, "markers_unresolved", "inconclusive",
+        why = _unresolved_reason(ctx, params, shown, m_inf, k_t)
+        out.append(Finding(NAME, "markers_unresolved", Outcome.inconclusive,
                            f"Disposition markers rise without correctness, but not on evidence: {m_txt}; {c_txt}",
-                           detail=f"Not evidence: {why}.", severity="minor", impact="none", statistic=stat,
+                           detail=f"Not evidence: {why}.", severity=Severity.minor, impact=Impact.none, statistic=stat,
                            rows=delta_rows, provenance=prov))
     return out
 
 
+def _marker_evidence(params: Params, p, mt: np.ndarray, patterns: dict, treatment_texts) -> list[dict]:
+    """The wrong treatment outputs that carry a marker, each with the phrases it holds."""
+    mask = (mt == 1) & (p.treatment < 0.5)
+    # The phrases of the outputs shown (item_evidence shows the first max_evidence of the mask).
+    phrases = np.full(len(mask), "", dtype=object)
+    for i in np.flatnonzero(mask)[:params.max_evidence]:
+        phrases[i] = ", ".join(sum(find_markers(treatment_texts[i], patterns).values(), []))
+    return item_evidence(p, mask, k=params.max_evidence, extra={"treatment_markers": phrases})
+
+
+def _unresolved_reason(ctx: Context, params: Params, shown: bool, m_inf, k_t: int) -> str:
+    """Why a marker rise without correctness is not evidence: not material, not significant, or too few outputs."""
+    m_test, m_delta = m_inf.test, m_inf.estimate
+    if not shown and m_test.significant(ctx.alpha) and m_delta.interval.ok and m_delta.interval.low > 0:
+        return (f"the rise is significant but not shown beyond the materiality margin of "
+                f"{params.min_marker_rise:g} (CI {fmt_ci(m_delta.interval)})")
+    if not shown:
+        return (f"the rise is not significant (McNemar p = {m_test.p_value:.3g}, CI {fmt_ci(m_delta.interval)})")
+    return (f"only {k_t} treatment output(s) carry a marker; at least {params.min_marker_outputs} are needed "
+            "before a rise counts as a pattern")
+
+
+@dataclass(frozen=True)
+class _ArmConfidence:
+    """One arm's stated confidence against its correctness."""
+
+    auc: stats.Estimate | None  # DeLong AUC of stated confidence for correctness (None below 2 right and 2 wrong)
+    mw: stats.TestResult | None  # one-sided Mann–Whitney test against 0.5
+    row: dict
+
+
+@dataclass(frozen=True)
+class _ConfidenceCase:
+    """What decides the treatment's confidence finding: its AUC against ``tracking_auc`` and against the baseline."""
+
+    treatment: _ArmConfidence
+    below: bool  # the AUC's interval lies wholly below tracking_auc
+    effect: bool  # a treatment effect, not a level (see _confidence_effect)
+    effect_txt: str  # the effect, said when shown
+    no_effect_txt: str  # why it is not shown
+    head: str
+    stat: dict
+    rows: list[dict]
+
+
+def _arm_confidence(ctx: Context, params: Params, arm: str, c: np.ndarray, correct: np.ndarray) -> _ArmConfidence:
+    """One arm's AUC of stated confidence for correctness, whether enough outputs state one, and its confident-wrong
+    and hedged-right shares."""
+    stated = np.isfinite(c)
+    y = correct[stated]
+    cs = c[stated]
+    n = int(stated.sum())
+    pos, neg = cs[y], cs[~y]
+    row = {"arm": arm, "n_stated": n, "n_outputs": int(c.size), "n_correct": int(y.sum()),
+           "n_wrong": int((~y).sum()), "mean_confidence": float(cs.mean()) if n else math.nan,
+           "accuracy_when_stated": float(y.mean()) if n else math.nan}
+    k = params.min_confidence_per_class
+    enough = n >= params.min_confidence_outputs and pos.size >= k and neg.size >= k
+    if pos.size >= 2 and neg.size >= 2:
+        auc = stats.auc_delong(pos, neg, level=ctx.level)
+        mw = stats.auc_mann_whitney(pos, neg, "greater")
+        row.update({"auc": auc.value, "ci_low": auc.interval.low, "ci_high": auc.interval.high,
+                    "ci_method": auc.interval.method, "p_value": mw.p_value,
+                    "test": "mann-whitney (greater: AUC > 0.5)", "reason": auc.reason})
+    else:
+        auc = mw = None
+        row.update({"auc": math.nan})
+    if not enough:
+        row["reason"] = (f"only {n} output(s) state a confidence ({int(pos.size)} right, {int(neg.size)} wrong); "
+                         f"at least {params.min_confidence_outputs} with {k} right and {k} wrong are needed")
+    row["enough"] = enough
+    if n:
+        cw = int(((cs >= params.confident_at) & ~y).sum())
+        hr = int(((cs <= params.hedged_at) & y).sum())
+        iv_cw, iv_hr = stats.wilson(cw, n, level=ctx.level), stats.wilson(hr, n, level=ctx.level)
+        row.update({"confident_wrong": cw, "confident_wrong_rate": cw / n, "confident_wrong_ci_low": iv_cw.low,
+                    "confident_wrong_ci_high": iv_cw.high, "hedged_right": hr, "hedged_right_rate": hr / n,
+                    "hedged_right_ci_low": iv_hr.low, "hedged_right_ci_high": iv_hr.high,
+                    "assertion_asymmetry": (cw - hr) / n})
+    return _ArmConfidence(auc, mw, row)
+
+
 def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list[Finding]:
+    """Per arm, whether stated confidence goes with being right; whether the treatment's fails to, on evidence."""
     correct = {"baseline": p.baseline >= 0.5, "treatment": p.treatment >= 0.5}
-    rows, res = [], {}
-    for arm in ("baseline", "treatment"):
-        c = conf[arm]
-        stated = np.isfinite(c)
-        y = correct[arm][stated]
-        cs = c[stated]
-        n = int(stated.sum())
-        pos, neg = cs[y], cs[~y]
-        row = {"arm": arm, "n_stated": n, "n_outputs": int(c.size), "n_correct": int(y.sum()),
-               "n_wrong": int((~y).sum()), "mean_confidence": float(cs.mean()) if n else math.nan,
-               "accuracy_when_stated": float(y.mean()) if n else math.nan}
-        k = params.min_confidence_per_class
-        enough = n >= params.min_confidence_outputs and pos.size >= k and neg.size >= k
-        if pos.size >= 2 and neg.size >= 2:
-            auc = stats.auc_delong(pos, neg, level=ctx.level)
-            mw = stats.auc_mann_whitney(pos, neg, "greater")
-            row.update({"auc": auc.value, "ci_low": auc.interval.low, "ci_high": auc.interval.high,
-                        "ci_method": auc.interval.method, "p_value": mw.p_value,
-                        "test": "mann-whitney (greater: AUC > 0.5)", "reason": auc.reason})
-        else:
-            auc = mw = None
-            row.update({"auc": math.nan})
-        if not enough:
-            row["reason"] = (f"only {n} output(s) state a confidence ({int(pos.size)} right, {int(neg.size)} wrong); "
-                             f"at least {params.min_confidence_outputs} with {k} right and {k} wrong are needed")
-        row["enough"] = enough
-        if n:
-            cw = int(((cs >= params.confident_at) & ~y).sum())
-            hr = int(((cs <= params.hedged_at) & y).sum())
-            iv_cw, iv_hr = stats.wilson(cw, n, level=ctx.level), stats.wilson(hr, n, level=ctx.level)
-            row.update({"confident_wrong": cw, "confident_wrong_rate": cw / n, "confident_wrong_ci_low": iv_cw.low,
-                        "confident_wrong_ci_high": iv_cw.high, "hedged_right": hr, "hedged_right_rate": hr / n,
-                        "hedged_right_ci_low": iv_hr.low, "hedged_right_ci_high": iv_hr.high,
-                        "assertion_asymmetry": (cw - hr) / n})
-        rows.append(row)
-        res[arm] = (auc, mw, row)
+    res = {arm: _arm_confidence(ctx, params, arm, conf[arm], correct[arm]) for arm in ("baseline", "treatment")}
+    rows = [r.row for r in res.values()]
     prov = {**prov, "confidence_auc": "DeLong variance (statsmodels rank_compare_2indep), CI on the logit scale; "
                                       "Mann-Whitney one-sided vs 0.5",
             "tracking_auc": params.tracking_auc, "min_confidence_outputs": params.min_confidence_outputs,
@@ -417,15 +463,15 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
             "confidence_mapping": {"numeric": "confidence: N% / confidence N / N% sure|confident",
                                    "levels": LEVEL_CONFIDENCE, "verbal": dict(VERBAL_CONFIDENCE)},
             "confident_at": params.confident_at, "hedged_at": params.hedged_at}
-    out = [Finding(NAME, "confidence", "info",
+    out = [Finding(NAME, "confidence", Outcome.info,
                    "Stated confidence vs correctness per arm: " + ", ".join(
                        f"{r['arm']} {r['n_stated']}/{r['n_outputs']} state one"
                        + (f", AUC {r['auc']:.3f}" if math.isfinite(r["auc"]) else "") for r in rows),
                    detail="AUC: does a higher stated confidence go with being right? Assertion asymmetry: share "
                           f"confident (≥ {params.confident_at}) and wrong minus share hedged (≤ {params.hedged_at}) "
                           "and right, among outputs that state a confidence.", rows=rows, provenance=prov)]
-    auc_t, mw_t, row_t = res["treatment"]
-    auc_b = res["baseline"][0]
+    auc_t, mw_t, row_t = res["treatment"].auc, res["treatment"].mw, res["treatment"].row
+    auc_b = res["baseline"].auc
     head = ((f"treatment confidence AUC {auc_t.value:.3f} {_fmt_iv(auc_t.interval)} (Mann–Whitney p = "
              f"{mw_t.p_value:.3g})" if auc_t is not None else "treatment confidence AUC n/a")
             + (f" vs baseline {auc_b.value:.3f} {_fmt_iv(auc_b.interval)}" if auc_b else ""))
@@ -440,20 +486,30 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
             "confident_wrong_rate_treatment": row_t.get("confident_wrong_rate"),
             "hedged_right_rate_treatment": row_t.get("hedged_right_rate")}
     if not row_t["enough"]:
-        out.append(Finding(NAME, "confidence_too_few", "inconclusive",
+        out.append(Finding(NAME, "confidence_too_few", Outcome.inconclusive,
                            "Too few treatment outputs state a confidence to tell whether it tracks correctness"
                            + (f": {head}" if auc_t is not None else ""),
-                           detail=f"Not evidence: {row_t['reason']}.", severity="minor", impact="none",
+                           detail=f"Not evidence: {row_t['reason']}.", severity=Severity.minor, impact=Impact.none,
                            statistic=stat, rows=rows, provenance=prov))
         return out
     iv = auc_t.interval
     below = iv.ok and iv.high < tau
-    row_b = res["baseline"][2]
+    effect, effect_txt, no_effect_txt = _confidence_effect(ctx, params, conf, auc_t, res["baseline"], stat)
+    case = _ConfidenceCase(res["treatment"], below, effect, effect_txt, no_effect_txt, head, stat, rows)
+    out.append(_confidence_finding(ctx, params, case, prov))
+    return out
+
+
+def _confidence_effect(ctx: Context, params: Params, conf: dict, auc_t, base: _ArmConfidence,
+                       stat: dict) -> tuple[bool, str, str]:
+    """(shown, said when shown, said when not): whether the treatment's confidence is worse than the baseline's
+    beyond ``auc_margin``, or, where the baseline states none, whether the statements themselves are new. Adds the
+    numbers to ``stat``."""
     # A flag needs a treatment effect, not a level: where the baseline states confidence too, the treatment's AUC must
     # be below the baseline's by more than auc_margin (whole interval); where it does not, the statements themselves
     # are new (their rate rises beyond min_marker_rise, whole interval) and the treatment's AUC is below tau.
-    if row_b["enough"] and auc_b is not None:
-        cmp = stats.delong_unpaired(auc_t, auc_b, level=ctx.level)
+    if base.row["enough"] and base.auc is not None:
+        cmp = stats.delong_unpaired(auc_t, base.auc, level=ctx.level)
         effect = bool(cmp.interval.ok and cmp.interval.high < -params.auc_margin)
         stat.update(auc_difference=cmp.diff, auc_difference_ci_low=cmp.interval.low,
                     auc_difference_ci_high=cmp.interval.high, auc_margin=params.auc_margin)
@@ -463,47 +519,53 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
         no_effect_txt = (f"the baseline's stated confidence is as uninformative (AUC difference treatment − baseline "
                          f"{cmp.diff:+.3f} {_fmt_iv(cmp.interval)}; a flag needs it wholly below "
                          f"−{params.auc_margin:g})")
-    else:
-        sb = np.isfinite(conf["baseline"]).astype(float)
-        st_ = np.isfinite(conf["treatment"]).astype(float)
-        effect, st_inf = marker_rise_shown(sb, st_, ctx.level, ctx.alpha, params.min_marker_rise)
-        siv = st_inf.estimate.interval
-        stat.update(stating_rise=st_inf.estimate.value, stating_rise_ci_low=siv.low, stating_rise_ci_high=siv.high)
-        effect_txt = (f"the baseline states a confidence in {sb.mean():.0%} of its outputs, the treatment in "
-                      f"{st_.mean():.0%} ({fmt_delta(st_inf.estimate.value)} {fmt_ci(siv)}, beyond the margin "
-                      f"{params.min_marker_rise:g}): the statements are the treatment's")
-        no_effect_txt = (f"the treatment does not state a confidence materially more often than the baseline "
-                         f"({fmt_delta(st_inf.estimate.value)} {fmt_ci(siv)}; a flag needs the whole interval above "
-                         f"{params.min_marker_rise:g})")
-    if below and effect:
-        out.append(Finding(
-            NAME, "confidence_decoupled", "flag",
+        return effect, effect_txt, no_effect_txt
+    sb = np.isfinite(conf["baseline"]).astype(float)
+    st_ = np.isfinite(conf["treatment"]).astype(float)
+    effect, st_inf = marker_rise_shown(sb, st_, ctx.level, ctx.alpha, params.min_marker_rise)
+    siv = st_inf.estimate.interval
+    stat.update(stating_rise=st_inf.estimate.value, stating_rise_ci_low=siv.low, stating_rise_ci_high=siv.high)
+    effect_txt = (f"the baseline states a confidence in {sb.mean():.0%} of its outputs, the treatment in "
+                  f"{st_.mean():.0%} ({fmt_delta(st_inf.estimate.value)} {fmt_ci(siv)}, beyond the margin "
+                  f"{params.min_marker_rise:g}): the statements are the treatment's")
+    no_effect_txt = (f"the treatment does not state a confidence materially more often than the baseline "
+                     f"({fmt_delta(st_inf.estimate.value)} {fmt_ci(siv)}; a flag needs the whole interval above "
+                     f"{params.min_marker_rise:g})")
+    return effect, effect_txt, no_effect_txt
+
+
+def _confidence_finding(ctx: Context, params: Params, case: _ConfidenceCase, prov: dict) -> Finding:
+    """Whether the treatment's stated confidence is decoupled from correctness (major), uninformative like the
+    baseline's (info), tracks it (pass), or is not resolved (inconclusive)."""
+    head, stat, rows, tau = case.head, case.stat, case.rows, params.tracking_auc
+    row_t = case.treatment.row
+    if case.below and case.effect:
+        return Finding(
+            NAME, "confidence_decoupled", Outcome.flag,
             f"The treatment's stated confidence does not track its correctness: {head}, below {tau:g}",
             detail=f"The AUC's {ctx.level:.0%} interval lies wholly below {tau:g} (H0: AUC ≥ {tau:g} rejected, "
                    f"one-sided at α = {(1 - ctx.level) / 2:.3g}), on {row_t['n_stated']} stating outputs "
-                   f"({row_t['n_correct']} right, {row_t['n_wrong']} wrong), and {effect_txt}. Confident and wrong: "
-                   f"{row_t['confident_wrong_rate']:.0%} of stating outputs; hedged and right: "
+                   f"({row_t['n_correct']} right, {row_t['n_wrong']} wrong), and {case.effect_txt}. Confident and "
+                   f"wrong: {row_t['confident_wrong_rate']:.0%} of stating outputs; hedged and right: "
                    f"{row_t['hedged_right_rate']:.0%}. Stated confidence that does not separate right from wrong "
-                   "answers is a style, not calibration.", severity="major", impact="none", statistic=stat,
-            rows=rows, provenance=prov))
-    elif below:
-        out.append(Finding(
-            NAME, "confidence_like_baseline", "info",
+                   "answers is a style, not calibration.", severity=Severity.major, impact=Impact.none,
+            statistic=stat, rows=rows, provenance=prov)
+    if case.below:
+        return Finding(
+            NAME, "confidence_like_baseline", Outcome.info,
             f"The treatment's stated confidence does not track its correctness, but no worse than the baseline's: "
             f"{head}",
-            detail=f"Not a treatment effect: {no_effect_txt}.", statistic=stat, rows=rows, provenance=prov))
-    elif mw_t.significant(ctx.alpha):
-        out.append(Finding(NAME, "confidence_tracks", "pass",
-                           f"The treatment's stated confidence tracks its correctness: {head}", statistic=stat,
-                           provenance=prov))
-    else:
-        out.append(Finding(
-            NAME, "confidence_unresolved", "inconclusive",
-            f"Whether the treatment's stated confidence tracks its correctness is not resolved: {head}",
-            detail=f"Not evidence either way: the Mann–Whitney test does not reject AUC = 0.5 at α = {ctx.alpha}, "
-                   f"and the interval reaches {tau:g}, so it does not show that confidence fails to track.",
-            severity="minor", impact="none", statistic=stat, rows=rows, provenance=prov))
-    return out
+            detail=f"Not a treatment effect: {case.no_effect_txt}.", statistic=stat, rows=rows, provenance=prov)
+    if case.treatment.mw.significant(ctx.alpha):
+        return Finding(NAME, "confidence_tracks", Outcome.passed,
+                       f"The treatment's stated confidence tracks its correctness: {head}", statistic=stat,
+                       provenance=prov)
+    return Finding(
+        NAME, "confidence_unresolved", Outcome.inconclusive,
+        f"Whether the treatment's stated confidence tracks its correctness is not resolved: {head}",
+        detail=f"Not evidence either way: the Mann–Whitney test does not reject AUC = 0.5 at α = {ctx.alpha}, "
+               f"and the interval reaches {tau:g}, so it does not show that confidence fails to track.",
+        severity=Severity.minor, impact=Impact.none, statistic=stat, rows=rows, provenance=prov)
 
 
 def _fmt_iv(iv) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
 
 from audit.check_params import OodParams
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 from audit.records import DEFAULT_VARIANT
 
 NAME = "ood"
@@ -42,8 +42,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                  "perturbation of the audit (statsmodels multipletests method='holm')",
                           holds_everywhere="intersection-union (no adjustment)")
     if base is None:
-        return [Finding(NAME, "no_default_cell", "inconclusive", "No default-variant records at the claimed setting",
-                        severity="major", impact="inconclusive", provenance=prov)]
+        return [Finding(NAME, "no_default_cell", Outcome.inconclusive,
+                        "No default-variant records at the claimed setting", severity=Severity.major,
+                        impact=Impact.inconclusive, provenance=prov)]
     rows = [base.row(role="default")]
     cells = {}
     for v in variants:
@@ -52,7 +53,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             continue
         cells[v] = c
         rows.append(c.row(role="ood"))
-    findings = [Finding(NAME, "per_variant", "info",
+    findings = [Finding(NAME, "per_variant", Outcome.info,
                         "Delta under each prompt variant: " + ", ".join(f"{r['variant']}: {fmt_delta(r['delta'])}"
                                                                         for r in rows),
                         rows=rows, provenance=prov)]
@@ -67,10 +68,11 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         code, outcome, sev, impact, sentence = ctx.judge(pt)
         sig_here = ctx.sign * c.delta.value > 0 and excludes_zero(c.interval)
         shown_everywhere &= sig_here
-        if outcome == "flag":
+        if outcome == Outcome.flag:
             code = {"shrinks": "collapses", "vanishes": "collapses"}.get(code, code)
-            out = Finding(NAME, code, "flag", f"{sentence[0].upper()}{sentence[1:]}: {head}", detail=ctx.change_text(pt),
-                          severity=sev, impact=impact, statistic=stat, evidence=_evidence(ctx, v), provenance=prov)
+            out = Finding(NAME, code, Outcome.flag, f"{sentence[0].upper()}{sentence[1:]}: {head}",
+                          detail=ctx.change_text(pt), severity=sev, impact=impact, statistic=stat,
+                          evidence=_evidence(ctx, v), provenance=prov)
         else:
             out = Finding(NAME, code, outcome, f"{sentence[0].upper()}{sentence[1:]}: {head}",
                           detail=ctx.change_text(pt) + ("" if sig_here else
@@ -80,15 +82,15 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if question == "holds_everywhere" and cells:
         claimed_sig = ctx.sign * base.delta.value > 0 and excludes_zero(base.interval)
         if claimed_sig and shown_everywhere:
-            findings.append(Finding(NAME, "shown_everywhere", "pass",
+            findings.append(Finding(NAME, "shown_everywhere", Outcome.passed,
                                     f"The gain is significant under every prompt variant ({len(cells)}): the "
                                     "intersection–union test of 'holds everywhere' rejects", provenance=prov))
         elif claimed_sig:
-            findings.append(Finding(NAME, "not_shown_everywhere", "info",
+            findings.append(Finding(NAME, "not_shown_everywhere", Outcome.info,
                                     "The gain is not significant under every prompt variant on its own; that is not "
                                     "evidence that a variant breaks it (see the change tests)",
-                                    detail="Intersection–union (Berger 1982): 'holds everywhere' is shown only when each "
-                                           "variant's own test rejects at α. A variant breaks the claim only when "
+                                    detail="Intersection–union (Berger 1982): 'holds everywhere' is shown only when "
+                                           "each variant's own test rejects at α. A variant breaks the claim only when "
                                            "the change of the gain is shown beyond the margin (Holm).",
                                     provenance=prov))
     return findings

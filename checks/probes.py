@@ -48,7 +48,7 @@ from audit.checks._common import Context
 
 from audit import stats
 from audit.check_params import ProbesParams
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 from audit.importers.probes import ProbeSet
 
 NAME = "probes"
@@ -122,6 +122,27 @@ def compare(id_set: ProbeSet, ood: ProbeSet, id_auc: SetAuc, ood_auc: SetAuc, le
     return stats.delong_unpaired(id_auc.delong, ood_auc.delong, level=level), info
 
 
+@dataclass(frozen=True)
+class _Reference:
+    """The in-distribution side every OOD set is compared with."""
+
+    set: ProbeSet
+    auc: SetAuc
+    above: bool  # the measured ID AUC is above chance (one-sided Mann–Whitney)
+    counts_short: str | None  # why the ID set is too small to count as evidence; None when it is not
+    reference_above: bool  # the ID AUC is measured above chance or claimed above 0.5
+
+
+@dataclass(frozen=True)
+class _OodComparison:
+    """One OOD set against the in-distribution set: the test of ID − OOD, its sentence, and the finding's numbers."""
+
+    cmp: stats.AucComparison
+    text: str
+    stat: dict
+    row: dict
+
+
 def run(ctx: Context, params: Params) -> list[Finding]:
     if ctx.claim.probes is None:
         return []
@@ -141,7 +162,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     oods = {k: set_auc(v, level) for k, v in ood_sets.items()}
     rows = [_row(ida, "in-distribution")] + [_row(a, "ood") for a in oods.values()]
     findings: list[Finding] = [Finding(
-        NAME, "aucs", "info",
+        NAME, "aucs", Outcome.info,
         "Probe AUC per set: " + ", ".join(f"{r['set']}: {r['auc']:.3f}" if math.isfinite(r["auc"]) else
                                            f"{r['set']}: n/a" for r in rows),
         detail=f"AUC with DeLong's {level:.0%} CI (logit scale, inside [0, 1]); p is the one-sided Mann–Whitney "
@@ -149,114 +170,137 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         rows=rows, provenance=prov)]
 
     claimed = pr.claimed_auc
-    sole = _sole_evidence(ctx)
     id_stat = {"auc": ida.delong.value, "ci_low": ida.delong.interval.low, "ci_high": ida.delong.interval.high,
                "se": ida.delong.se, "mw_p": ida.mw.p_value, "claimed_auc": claimed, "n_pos": int(id_set.pos.size),
                "n_neg": int(id_set.neg.size)}
     if not math.isfinite(ida.delong.value) or not ida.mw.ok:
-        findings.append(Finding(NAME, "id_no_auc", "inconclusive", "The in-distribution probe AUC cannot be computed",
-                                detail=ida.delong.reason or ida.mw.reason or "", severity="major",
-                                impact="inconclusive", statistic=id_stat, provenance=prov))
+        findings.append(Finding(NAME, "id_no_auc", Outcome.inconclusive,
+                                "The in-distribution probe AUC cannot be computed",
+                                detail=ida.delong.reason or ida.mw.reason or "", severity=Severity.major,
+                                impact=Impact.inconclusive, statistic=id_stat, provenance=prov))
         return findings
     id_above = ida.above_chance(alpha)
     id_counts = _counts_short(id_set.pos.size, id_set.neg.size, params.min_per_class)
+    findings.extend(_id_findings(ctx, ida, id_above, id_counts, claimed, id_stat, prov))
+    ref = _Reference(id_set, ida, id_above, id_counts, id_above or (claimed is not None and claimed > 0.5))
+    for name, oa in oods.items():
+        findings.append(_ood_finding(ctx, params, ref, name, ood_sets[name], oa, prov))
+    return findings
+
+
+def _id_findings(ctx: Context, ida: SetAuc, id_above: bool, id_counts: str | None, claimed: float | None,
+                 id_stat: dict, prov: dict) -> list[Finding]:
+    """The measured in-distribution AUC against the claimed one, and against chance."""
+    level = ctx.level
+    sole = _sole_evidence(ctx)
+    findings: list[Finding] = []
     iv = ida.delong.interval
     if claimed is not None and iv.ok and iv.high < claimed and id_counts is None:
         findings.append(Finding(
-            NAME, "claimed_auc_outside_ci", "flag",
+            NAME, "claimed_auc_outside_ci", Outcome.flag,
             f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}",
             detail=f"The measured {level:.0%} CI lies wholly below the claimed AUC (a one-sided test at "
                    f"α = {(1 - level) / 2:.3g}): the claimed probe quality is not what the probe files give.",
-            severity="major", impact="not_reproduced", statistic=id_stat, provenance=prov))
+            severity=Severity.major, impact=Impact.not_reproduced, statistic=id_stat, provenance=prov))
     elif claimed is not None and iv.ok and iv.high < claimed:
         findings.append(Finding(
-            NAME, "claimed_auc_unresolved", "inconclusive",
+            NAME, "claimed_auc_unresolved", Outcome.inconclusive,
             f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}, but the set is "
-            "too small to count as evidence", detail=id_counts, severity="minor", impact="none", statistic=id_stat,
-            provenance=prov))
+            "too small to count as evidence", detail=id_counts, severity=Severity.minor, impact=Impact.none,
+            statistic=id_stat, provenance=prov))
     elif claimed is not None and iv.ok and iv.low > claimed:
         findings.append(Finding(
-            NAME, "claimed_auc_exceeded", "info",
+            NAME, "claimed_auc_exceeded", Outcome.info,
             f"The measured in-distribution AUC {_fmt_auc(ida)} is above the claimed {claimed:.3f}",
             detail="A probe better than claimed is no failure of the claim.", statistic=id_stat, provenance=prov))
     if id_above:
         findings.append(Finding(
-            NAME, "id_above_chance", "pass",
+            NAME, "id_above_chance", Outcome.passed,
             f"The probe is above chance in distribution: AUC {_fmt_auc(ida)}, Mann–Whitney p = {ida.mw.p_value:.3g}",
-            impact="reproduced" if sole else "none", statistic=id_stat, provenance=prov))
+            impact=Impact.reproduced if sole else Impact.none, statistic=id_stat, provenance=prov))
     else:
         findings.append(Finding(
-            NAME, "id_not_above_chance", "inconclusive",
+            NAME, "id_not_above_chance", Outcome.inconclusive,
             f"The probe is not distinguishable from chance in distribution: AUC {_fmt_auc(ida)}, Mann–Whitney "
             f"p = {ida.mw.p_value:.3g}", detail="Without an in-distribution signal an OOD drop cannot be judged.",
-            severity="major", impact="inconclusive", statistic=id_stat, provenance=prov))
-    reference_above = id_above or (claimed is not None and claimed > 0.5)
-
-    for name, oa in oods.items():
-        s = ood_sets[name]
-        if not math.isfinite(oa.delong.value) or not oa.mw.ok:
-            findings.append(Finding(NAME, "ood_no_auc", "inconclusive",
-                                    f"The probe AUC on OOD set {name!r} cannot be computed",
-                                    detail=oa.delong.reason or oa.mw.reason or "", severity="major",
-                                    impact="inconclusive", statistic={"set": name}, provenance=prov))
-            continue
-        cmp_, info = compare(id_set, s, ida, oa, level, params.min_shared_per_class)
-        if cmp_.method == "delong-paired":
-            how = (f"paired DeLong on {cmp_.n_pos + cmp_.n_neg} shared items (ID {cmp_.auc_a:.3f} vs OOD "
-                   f"{cmp_.auc_b:.3f} there, correlation {cmp_.correlation:.2f})")
-        else:
-            how = "unpaired DeLong z (no shared items)" if not info["n_shared"] else \
-                f"unpaired DeLong z ({info.get('paired_skipped', '')})"
-        cmp_txt = (f"ID − OOD {cmp_.diff:+.3f} "
-                   + (f"[{cmp_.interval.low:+.3f}, {cmp_.interval.high:+.3f}], p = {cmp_.p_value:.3g}"
-                      if cmp_.interval.ok else f"[n/a] ({cmp_.reason})") + f", {how}")
-        stat = {"set": name, "auc_id": ida.delong.value, "auc_ood": oa.delong.value,
-                "ood_ci_low": oa.delong.interval.low, "ood_ci_high": oa.delong.interval.high,
-                "ood_mw_p": oa.mw.p_value, "diff": cmp_.diff, "diff_ci_low": cmp_.interval.low,
-                "diff_ci_high": cmp_.interval.high, "diff_se": cmp_.se, "z": cmp_.z, "p_value": cmp_.p_value,
-                "test": cmp_.method, "correlation": cmp_.correlation, "auc_id_shared": cmp_.auc_a,
-                "auc_ood_shared": cmp_.auc_b, **info}
-        row = {"set": name, "comparison": "in-distribution − " + name, "test": cmp_.method,
-               "n_pos": cmp_.n_pos, "n_neg": cmp_.n_neg, "auc_id": cmp_.auc_a, "auc_ood": cmp_.auc_b,
-               "delta": cmp_.diff, "ci_low": cmp_.interval.low, "ci_high": cmp_.interval.high,
-               "ci_method": cmp_.interval.method, "p_value": cmp_.p_value, "reason": cmp_.reason}
-        ev = _evidence(id_set, s, params.max_evidence)
-        head = f"ID AUC {_fmt_auc(ida)} → {name} {_fmt_auc(oa)} (Mann–Whitney p = {oa.mw.p_value:.3g})"
-        inverted = oa.delong.interval.ok and oa.delong.interval.high < 0.5
-        at_chance = not oa.above_chance(alpha) or inverted
-        # The drop is shown when the ID − OOD interval excludes 0 on the side of a drop (it inverts the z-test).
-        drop_shown = cmp_.interval.ok and cmp_.interval.low > 0
-        short = (id_counts or _counts_short(s.pos.size, s.neg.size, params.min_per_class, name)
-                 or _counts_short(cmp_.n_pos, cmp_.n_neg, params.min_per_class, f"{cmp_.method} comparison"))
-        stat["min_per_class"] = params.min_per_class
-        if reference_above and at_chance and drop_shown and short is None:
-            why = "claimed" if not id_above else "measured"
-            what = "inverts (AUC below 0.5)" if inverted else "falls to chance"
-            chance_txt = (f"its {level:.0%} CI lies below 0.5" if inverted else
-                          f"the one-sided Mann–Whitney test cannot reject AUC = 0.5 (p = {oa.mw.p_value:.3g})")
-            findings.append(Finding(
-                NAME, "ood_chance", "flag", f"The probe {what} on OOD set {name!r}: {head}",
-                detail=f"The in-distribution AUC is {why} above chance; on {name!r} {chance_txt}, and the drop from "
-                       f"in-distribution excludes 0: {cmp_txt}.", severity="critical",
-                impact="fragile", statistic=stat, rows=[row], evidence=ev, provenance=prov))
-        elif (reference_above and at_chance) or (drop_shown and short is not None):
-            why_not = short or (f"the drop from in-distribution is not shown: {cmp_txt}")
-            what = ("is not distinguishable from chance" if at_chance else "drops") + f" on OOD set {name!r}"
-            findings.append(Finding(
-                NAME, "ood_unresolved", "inconclusive",
-                f"The probe {what}, but that is not evidence of a collapse: {head}",
-                detail=f"{why_not}. A collapse needs the ID − OOD difference to exclude 0 on at least "
-                       f"{params.min_per_class} positives and {params.min_per_class} negatives per set.",
-                severity="minor", impact="none", statistic=stat, rows=[row], provenance=prov))
-        elif drop_shown and cmp_.p_value < alpha:
-            findings.append(Finding(
-                NAME, "ood_drop", "flag", f"The probe's AUC drops on OOD set {name!r} but stays above chance: {head}",
-                detail=cmp_txt + ".", severity="major", impact="none", statistic=stat, rows=[row], evidence=ev,
-                provenance=prov))
-        else:
-            findings.append(Finding(NAME, "ood_holds", "pass", f"The probe holds on OOD set {name!r}: {head}",
-                                    detail=cmp_txt + ".", statistic=stat, rows=[row], provenance=prov))
+            severity=Severity.major, impact=Impact.inconclusive, statistic=id_stat, provenance=prov))
     return findings
+
+
+def _compare_ood(ctx: Context, params: Params, ref: _Reference, name: str, s: ProbeSet,
+                 oa: SetAuc) -> _OodComparison:
+    """ID vs one OOD set (paired DeLong on shared items, else unpaired z), said in a sentence, with its numbers."""
+    ida = ref.auc
+    cmp_, info = compare(ref.set, s, ida, oa, ctx.level, params.min_shared_per_class)
+    if cmp_.method == "delong-paired":
+        how = (f"paired DeLong on {cmp_.n_pos + cmp_.n_neg} shared items (ID {cmp_.auc_a:.3f} vs OOD "
+               f"{cmp_.auc_b:.3f} there, correlation {cmp_.correlation:.2f})")
+    else:
+        how = "unpaired DeLong z (no shared items)" if not info["n_shared"] else \
+            f"unpaired DeLong z ({info.get('paired_skipped', '')})"
+    cmp_txt = (f"ID − OOD {cmp_.diff:+.3f} "
+               + (f"[{cmp_.interval.low:+.3f}, {cmp_.interval.high:+.3f}], p = {cmp_.p_value:.3g}"
+                  if cmp_.interval.ok else f"[n/a] ({cmp_.reason})") + f", {how}")
+    stat = {"set": name, "auc_id": ida.delong.value, "auc_ood": oa.delong.value,
+            "ood_ci_low": oa.delong.interval.low, "ood_ci_high": oa.delong.interval.high,
+            "ood_mw_p": oa.mw.p_value, "diff": cmp_.diff, "diff_ci_low": cmp_.interval.low,
+            "diff_ci_high": cmp_.interval.high, "diff_se": cmp_.se, "z": cmp_.z, "p_value": cmp_.p_value,
+            "test": cmp_.method, "correlation": cmp_.correlation, "auc_id_shared": cmp_.auc_a,
+            "auc_ood_shared": cmp_.auc_b, **info}
+    row = {"set": name, "comparison": "in-distribution − " + name, "test": cmp_.method,
+           "n_pos": cmp_.n_pos, "n_neg": cmp_.n_neg, "auc_id": cmp_.auc_a, "auc_ood": cmp_.auc_b,
+           "delta": cmp_.diff, "ci_low": cmp_.interval.low, "ci_high": cmp_.interval.high,
+           "ci_method": cmp_.interval.method, "p_value": cmp_.p_value, "reason": cmp_.reason}
+    return _OodComparison(cmp_, cmp_txt, stat, row)
+
+
+def _ood_finding(ctx: Context, params: Params, ref: _Reference, name: str, s: ProbeSet, oa: SetAuc,
+                 prov: dict) -> Finding:
+    """Whether the probe collapses on one OOD set (critical), drops but stays above chance (major), is not shown
+    to do either (inconclusive), or holds (pass)."""
+    alpha, level = ctx.alpha, ctx.level
+    if not math.isfinite(oa.delong.value) or not oa.mw.ok:
+        return Finding(NAME, "ood_no_auc", Outcome.inconclusive,
+                       f"The probe AUC on OOD set {name!r} cannot be computed",
+                       detail=oa.delong.reason or oa.mw.reason or "", severity=Severity.major,
+                       impact=Impact.inconclusive, statistic={"set": name}, provenance=prov)
+    oc = _compare_ood(ctx, params, ref, name, s, oa)
+    cmp_, cmp_txt, stat, row = oc.cmp, oc.text, oc.stat, oc.row
+    ev = _evidence(ref.set, s, params.max_evidence)
+    head = f"ID AUC {_fmt_auc(ref.auc)} → {name} {_fmt_auc(oa)} (Mann–Whitney p = {oa.mw.p_value:.3g})"
+    inverted = oa.delong.interval.ok and oa.delong.interval.high < 0.5
+    at_chance = not oa.above_chance(alpha) or inverted
+    # The drop is shown when the ID − OOD interval excludes 0 on the side of a drop (it inverts the z-test).
+    drop_shown = cmp_.interval.ok and cmp_.interval.low > 0
+    short = (ref.counts_short or _counts_short(s.pos.size, s.neg.size, params.min_per_class, name)
+             or _counts_short(cmp_.n_pos, cmp_.n_neg, params.min_per_class, f"{cmp_.method} comparison"))
+    stat["min_per_class"] = params.min_per_class
+    if ref.reference_above and at_chance and drop_shown and short is None:
+        why = "claimed" if not ref.above else "measured"
+        what = "inverts (AUC below 0.5)" if inverted else "falls to chance"
+        chance_txt = (f"its {level:.0%} CI lies below 0.5" if inverted else
+                      f"the one-sided Mann–Whitney test cannot reject AUC = 0.5 (p = {oa.mw.p_value:.3g})")
+        return Finding(
+            NAME, "ood_chance", Outcome.flag, f"The probe {what} on OOD set {name!r}: {head}",
+            detail=f"The in-distribution AUC is {why} above chance; on {name!r} {chance_txt}, and the drop from "
+                   f"in-distribution excludes 0: {cmp_txt}.", severity=Severity.critical,
+            impact=Impact.fragile, statistic=stat, rows=[row], evidence=ev, provenance=prov)
+    if (ref.reference_above and at_chance) or (drop_shown and short is not None):
+        why_not = short or (f"the drop from in-distribution is not shown: {cmp_txt}")
+        what = ("is not distinguishable from chance" if at_chance else "drops") + f" on OOD set {name!r}"
+        return Finding(
+            NAME, "ood_unresolved", Outcome.inconclusive,
+            f"The probe {what}, but that is not evidence of a collapse: {head}",
+            detail=f"{why_not}. A collapse needs the ID − OOD difference to exclude 0 on at least "
+                   f"{params.min_per_class} positives and {params.min_per_class} negatives per set.",
+            severity=Severity.minor, impact=Impact.none, statistic=stat, rows=[row], provenance=prov)
+    if drop_shown and cmp_.p_value < alpha:
+        return Finding(
+            NAME, "ood_drop", Outcome.flag, f"The probe's AUC drops on OOD set {name!r} but stays above chance: {head}",
+            detail=cmp_txt + ".", severity=Severity.major, impact=Impact.none, statistic=stat, rows=[row],
+            evidence=ev, provenance=prov)
+    return Finding(NAME, "ood_holds", Outcome.passed, f"The probe holds on OOD set {name!r}: {head}",
+                   detail=cmp_txt + ".", statistic=stat, rows=[row], provenance=prov)
 
 
 def _counts_short(n_pos: int, n_neg: int, minimum: int, what: str = "the in-distribution set") -> str | None:

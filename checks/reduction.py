@@ -16,7 +16,7 @@ import math
 from audit import stats
 from audit.check_params import ReductionParams
 from audit.checks._common import Context, fmt_ci, fmt_delta
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 
 NAME = "reduction"
 
@@ -54,7 +54,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                    "samples per item, estimated from the reduced scores by the paired test")
     budget, scoring = ctx.claimed_budget, ctx.claimed_scoring
     if rule_b == rule_t:
-        return [Finding(NAME, "same_rule", "info", f"Both arms' several outputs per item are reduced alike: {per}",
+        return [Finding(NAME, "same_rule", Outcome.info,
+                        f"Both arms' several outputs per item are reduced alike: {per}",
                         detail="Every paired test runs on the per-item reduced scores: the samples of an item are not "
                                "independent items.", statistic={"baseline_rule": rule_b, "treatment_rule": rule_t},
                         provenance=prov)]
@@ -76,11 +77,11 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     title = (f"The arms' several outputs per item are reduced differently ({rule_b} for the baseline, {rule_t} for "
              f"the treatment): not a like-for-like comparison; published delta {pub.get('summary', 'n/a')}, like for "
              "like " + ", ".join(f"{r['comparison'].split(': ')[1]} {r.get('summary', 'n/a')}" for r in rows[1:]))
-    return [Finding(NAME, "different_rules", "flag", title,
+    return [Finding(NAME, "different_rules", Outcome.flag, title,
                     detail=f"{per}. A mean over samples estimates one sample's score; any-of-k and pass@k credit the "
                            "best of several tries; majority votes. Compare the arms under one rule (the like-for-like "
                            "rows) before reading the gain as the treatment's.",
-                    severity="major", impact="none",
+                    severity=Severity.major, impact=Impact.none,
                     statistic={"budget": budget, "scoring": scoring, "baseline_rule": rule_b,
                                "treatment_rule": rule_t, "delta": pub.get("delta"), "ci_low": pub.get("ci_low"),
                                "ci_high": pub.get("ci_high"), "test": pub.get("test")},

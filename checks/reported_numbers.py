@@ -25,13 +25,14 @@ of rates, p-values), so:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from audit.checks._common import Context
 
 from audit import stats
 from audit.check_params import ReportedNumbersParams
 from audit.claim import Counts
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 from audit.rounding import INTEGER_PLACES, decimals, half_unit, rounds_to, table_places  # noqa: F401 - re-exported
 
 NAME = "reported_numbers"
@@ -83,12 +84,12 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             if not ks:
                 lo, hi = math.floor(v * n), math.ceil(v * n)
                 findings.append(Finding(
-                    NAME, "impossible_rate", "flag",
+                    NAME, "impossible_rate", Outcome.flag,
                     f"The reported {arm} rate {v} cannot come from n = {n}: no k/{n} rounds to it "
-                    f"({lo}/{n} = {lo / n:.4f}, {hi}/{n} = {hi / n:.4f})", severity="critical",
-                    impact="untrusted_input", statistic={"arm": arm, "reported": v, "n": n}, provenance=prov))
+                    f"({lo}/{n} = {lo / n:.4f}, {hi}/{n} = {hi / n:.4f})", severity=Severity.critical,
+                    impact=Impact.untrusted_input, statistic={"arm": arm, "reported": v, "n": n}, provenance=prov))
             else:
-                findings.append(Finding(NAME, "rate_granular", "pass",
+                findings.append(Finding(NAME, "rate_granular", Outcome.passed,
                                         f"The reported {arm} rate {v} is consistent with "
                                         + " or ".join(f"{k}/{n}" for k in ks),
                                         statistic={"arm": arm, "reported": v, "n": n, "k": ks}, provenance=prov))
@@ -100,18 +101,19 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         diff = t - b
         stat = {"reported_delta": rep.delta, "treatment_minus_baseline": diff, "tolerance": tol}
         if abs(rep.delta - diff) > tol + 1e-12:
-            findings.append(Finding(NAME, "delta_arithmetic", "flag",
-                                    f"The reported delta {rep.delta} is not treatment − baseline = {t} − {b} = {diff:.4f}",
-                                    severity="critical", impact="untrusted_input", statistic=stat, provenance=prov))
-        else:
-            findings.append(Finding(NAME, "delta_consistent", "pass",
-                                    f"The reported delta {rep.delta} equals treatment − baseline ({diff:.4f}) within rounding",
+            findings.append(Finding(NAME, "delta_arithmetic", Outcome.flag,
+                                    f"The reported delta {rep.delta} is not treatment − baseline = {t} − {b} = "
+                                    f"{diff:.4f}", severity=Severity.critical, impact=Impact.untrusted_input,
                                     statistic=stat, provenance=prov))
+        else:
+            findings.append(Finding(NAME, "delta_consistent", Outcome.passed,
+                                    f"The reported delta {rep.delta} equals treatment − baseline ({diff:.4f}) within "
+                                    "rounding", statistic=stat, provenance=prov))
     findings.extend(_p_value(ctx, prov))
     findings.extend(_against_logs(ctx, params, prov))
     if not findings:
-        findings.append(Finding(NAME, "nothing_reported", "info",
-                                "No reported numbers to check (claim.reported is empty)", impact="none",
+        findings.append(Finding(NAME, "nothing_reported", Outcome.info,
+                                "No reported numbers to check (claim.reported is empty)", impact=Impact.none,
                                 provenance=prov))
     return findings
 
@@ -124,19 +126,20 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
     pre: list[Finding] = []
     if rep.p_value == 0:
         pre.append(Finding(
-            NAME, "p_value_zero", "flag", "The reported p = 0 is impossible for these tests",
+            NAME, "p_value_zero", Outcome.flag, "The reported p = 0 is impossible for these tests",
             detail=f"Exact and asymptotic tests of two proportions give p > 0 for any finite counts. It is read as "
                    f"p < {P_ZERO_MEANS:g} when matching tests; report the p-value itself, or 'p < {P_ZERO_MEANS:g}'.",
-            severity="minor", impact="none", statistic={"reported_p": 0.0, "read_as": f"p < {P_ZERO_MEANS:g}"},
-            provenance=prov))
+            severity=Severity.minor, impact=Impact.none,
+            statistic={"reported_p": 0.0, "read_as": f"p < {P_ZERO_MEANS:g}"}, provenance=prov))
     cb, ct = rep.counts("baseline"), rep.counts("treatment")
     cell = ctx.cell(ctx.claimed_budget) if ctx.records is not None else None
     if cell is not None and not cell.binary:
-        return pre + [Finding(NAME, "p_value_not_counts", "inconclusive",
+        return pre + [Finding(NAME, "p_value_not_counts", Outcome.inconclusive,
                               f"The reported {shown} is not recomputed: the scores are not 0/1, so no test of two "
-                              "proportions applies", detail=f"The significance check gives the paired test of the "
-                                                            f"scores ({cell.test.method}, p = {cell.test.p_value:.3g}).",
-                              severity="minor", impact="none", provenance=prov)]
+                              "proportions applies",
+                              detail=f"The significance check gives the paired test of the "
+                                     f"scores ({cell.test.method}, p = {cell.test.p_value:.3g}).",
+                              severity=Severity.minor, impact=Impact.none, provenance=prov)]
     b_disc = c_disc = None
     if ctx.records is not None and ctx.cell(ctx.claimed_budget) is not None:
         p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
@@ -147,10 +150,10 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                 cb = Counts(passes=int(p.baseline.sum()), n=p.n)
                 ct = Counts(passes=int(p.treatment.sum()), n=p.n)
     if cb is None or ct is None:
-        return pre + [Finding(NAME, "p_value_no_counts", "inconclusive",
+        return pre + [Finding(NAME, "p_value_no_counts", Outcome.inconclusive,
                               f"The reported {shown} cannot be recomputed without counts",
                               detail="Give claim.reported.n (or {passes, n} for each arm), or per-item samples.",
-                              severity="minor", impact="none", provenance=prov)]
+                              severity=Severity.minor, impact=Impact.none, provenance=prov)]
     variants = stats.p_value_variants(ct.passes, ct.n, cb.passes, cb.n, paired_b=b_disc, paired_c=c_disc)
     rows = [{"test": v.method, "alternative": v.alternative, "p_value": v.p_value,
              "matches": p_matches(v.p_value, rep.p_value)} for v in variants]
@@ -164,23 +167,23 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
     two_sided_named = [r for r in named_matches if r["alternative"] == "two-sided"]
     if not matches:
         closest = sorted(rows, key=lambda r: abs(r["p_value"] - rep.p_value))[:3]
-        return pre + [Finding(NAME, "p_value_irreproducible", "flag",
+        return pre + [Finding(NAME, "p_value_irreproducible", Outcome.flag,
                               f"No standard test on {ct.passes}/{ct.n} vs {cb.passes}/{cb.n} gives the reported "
                               f"{shown}",
                               detail="Closest: " + ", ".join(f"{r['test']} {r['alternative']} p = {r['p_value']:.4g}"
                                                               for r in closest),
-                              severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
+                              severity=Severity.major, impact=Impact.none, statistic=stat, rows=rows, provenance=pv)]
     which = ", ".join(f"{r['test']} ({r['alternative']})" for r in matches)
     if named and not named_matches:
-        return pre + [Finding(NAME, "p_value_other_test", "flag",
+        return pre + [Finding(NAME, "p_value_other_test", Outcome.flag,
                               f"The reported {shown} is not what {rep.test} gives; it matches {which}",
-                              severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
+                              severity=Severity.major, impact=Impact.none, statistic=stat, rows=rows, provenance=pv)]
     if named and not two_sided_named:
-        return pre + [Finding(NAME, "p_value_one_sided", "flag",
+        return pre + [Finding(NAME, "p_value_one_sided", Outcome.flag,
                               f"The reported {shown} reproduces only as a one-sided {rep.test} test ({which})",
                               detail="Papers usually mean two-sided; a one-sided p reported as if two-sided halves it.",
-                              severity="major", impact="none", statistic=stat, rows=rows, provenance=pv)]
-    return pre + [Finding(NAME, "p_value_reproduced", "pass", f"The reported {shown} reproduces as {which}",
+                              severity=Severity.major, impact=Impact.none, statistic=stat, rows=rows, provenance=pv)]
+    return pre + [Finding(NAME, "p_value_reproduced", Outcome.passed, f"The reported {shown} reproduces as {which}",
                           statistic=stat, rows=rows, provenance=pv)]
 
 
@@ -214,6 +217,20 @@ def _conventions(k: float, n: int, u: int, options: list[int]) -> list[tuple[str
     return out
 
 
+@dataclass(frozen=True)
+class _Logs:
+    """The reported arms against the logs at the claimed setting: what each arm's logs give, which reported rates
+    reproduce, and the scorer convention that explains the others."""
+
+    arms: dict[str, dict]  # arm → k, n, u (unanswered outputs), measured (k/n), reported
+    given: dict[str, dict]  # the arms with a reported value
+    reproduced: set[str]  # the arms whose reported value the logs reproduce
+    explained: dict | None  # arm → the convention's read (code, words, rate, tolerance), when one accounts for all
+    margin: float  # the materiality margin (NaN when undefined)
+    mtol: float  # the same, 0 when undefined
+    where: str
+
+
 def _against_logs(ctx: Context, params: Params, prov: dict) -> list[Finding]:
     """The reported rates and n against the logs at the claimed setting.
 
@@ -231,7 +248,6 @@ def _against_logs(ctx: Context, params: Params, prov: dict) -> list[Finding]:
     mtol = margin if math.isfinite(margin) else 0.0
     places = (ctx.written_places()[0] or table_places(rep.baseline, rep.treatment, rep.delta))
     where = f"{ctx.claimed_scoring}, {ctx.claimed_budget} tokens"
-    out: list[Finding] = []
     arms = {}
     for arm in ("baseline", "treatment"):
         scores, answered = _arm_rows(ctx, arm)
@@ -241,98 +257,131 @@ def _against_logs(ctx: Context, params: Params, prov: dict) -> list[Finding]:
     if ctx.claim.live:
         return _against_rerun(ctx, cell, arms, prov, where)
     given = {a: d for a, d in arms.items() if d["reported"] is not None}
-
-    def matches(d, rate, extra=0.0) -> bool:
-        v = d["reported"]
-        if isinstance(v, Counts):
-            return v.n == d["n"] and abs(v.passes - rate * d["n"]) <= extra * d["n"] + 1e-9
-        return math.isfinite(rate) and abs(rate - v) <= half_unit(v, places) + extra + 1e-12
-
-    reproduced = {a for a, d in given.items() if matches(d, d["measured"])}
+    reproduced = {a for a, d in given.items() if _matches(d, d["measured"], places)}
     explained = None
     if given and len(reproduced) < len(given):
-        # The same convention must account for every reported arm; of those that do, the closest fit is named.
-        fits = []
-        for code in [c for c, *_ in _conventions(1, 2, 1, params.chance_options)]:
-            reads = {a: next((c for c in _conventions(d["k"], d["n"], d["u"], params.chance_options) if c[0] == code),
-                             None) for a, d in given.items()}
-            if all(r is not None for r in reads.values()) and all(matches(given[a], r[2], r[3])
-                                                                  for a, r in reads.items()):
-                fits.append((sum(abs(_rate_of(given[a]["reported"]) - r[2]) for a, r in reads.items()), reads))
-        if fits:
-            explained = min(fits, key=lambda f: f[0])[1]
-    if explained is not None:
-        convention = next(iter(explained.values()))[1]
-        parts = [f"{a} {_rate_of(arms[a]['reported'])} vs the logs' {arms[a]['k']:g}/{arms[a]['n']} = "
-                 f"{arms[a]['measured']:.4f}, {r[2]:.4f} with its {arms[a]['u']} unanswered outputs so read"
-                 for a, r in explained.items()]
-        out.append(Finding(
-            NAME, "explained_by_convention", "info",
-            f"The reported rates equal the logs' with {convention}: " + "; ".join(parts),
-            detail="The logs score an output without an extractable answer 0 (counted wrong); the paper's scorer "
-                   "evidently did not. The gain is audited as the logs score it; the difference is a convention of "
-                   "the scorer, not of the models. A scorer that credits a seeded random guess gives Binomial(u, 1/K) "
-                   "extra passes, so the match allows two of its standard deviations.",
-            statistic={"convention": next(iter(explained.values()))[0],
-                       **{f"{a}_{key}": arms[a][key] for a in explained for key in ("k", "n", "u", "measured")},
-                       **{f"{a}_convention_rate": r[2] for a, r in explained.items()}},
-            provenance=prov))
-    else:
-        for arm, d in given.items():
-            reported = _rate_of(d["reported"])
-            stat = {"arm": arm, "reported": reported, "measured": d["measured"], "k": d["k"], "n": d["n"],
-                    "unanswered": d["u"], "margin": margin}
-            if arm in reproduced:
-                out.append(Finding(NAME, "matches_logs", "pass",
-                                   f"The reported {arm} score {reported} matches the logs ({d['k']:g}/{d['n']} = "
-                                   f"{d['measured']:.4f})", statistic=stat, provenance=prov))
-                continue
-            diff = abs(reported - d["measured"]) if math.isfinite(d["measured"]) else math.inf
-            material = diff > mtol
-            caps = material and not reproduced
-            stat.update(difference=diff, material=material)
-            why = ("No arm's reported rate reproduces and the difference exceeds the materiality margin "
-                   f"±{mtol:.3g}: the logs or the scoring may not be those behind the published numbers, so the "
-                   "verdict is inconclusive at best." if caps else
-                   (f"The other arm reproduces, so the logs and scoring are those behind the numbers: this gap is "
-                    f"the gap between the reported and the measured delta, which the significance check judges."
-                    if reproduced else f"Within the materiality margin ±{mtol:.3g}: it cannot account for a "
-                                       "material part of the gain."))
-            out.append(Finding(NAME, "differs_from_logs", "flag",
-                               f"The reported {arm} score {reported} differs from the logs at the claimed setting "
-                               f"({d['k']:g}/{d['n']} = {d['measured']:.4f}, {where})",
-                               detail=why + " No common convention (unanswered outputs credited at chance 1/K for K "
-                                      f"in {params.chance_options}, or dropped) accounts for it.",
-                               severity="major" if material else "minor",
-                               impact="untrusted_input" if caps else "none", statistic=stat, provenance=prov))
-    n_arm = {a: d["n"] for a, d in arms.items()}
-    if rep.n is not None and rep.n not in n_arm.values() and not (ctx.claim.live and ctx.claim.task.limit):
-        gap = max(abs(rep.n - v) for v in n_arm.values())
-        dropped = [a for a, d in arms.items() if d["u"] and rep.n == d["n"] - d["u"]]
-        material = gap / rep.n > mtol
-        caps = material and not reproduced and explained is None
-        shown = (f"{n_arm['baseline']} items" if n_arm["baseline"] == n_arm["treatment"]
-                 else f"{n_arm['baseline']} (baseline) and {n_arm['treatment']} (treatment) items")
-        if dropped:
-            detail = (f"n = {rep.n} equals the logs' items less their unanswered outputs ({', '.join(dropped)}): the "
-                      "paper evidently dropped the items without an extractable answer.")
-        elif caps:
-            detail = (f"{gap} of {rep.n} items ({gap / rep.n:.1%}) are unaccounted for — more than the materiality "
-                      f"margin ±{mtol:.3g} could absorb — and no reported rate reproduces: the logs may not be those "
-                      "behind the numbers, so the verdict is inconclusive at best.")
-        else:
-            detail = (f"{gap} of {rep.n} items ({gap / rep.n:.1%}): "
-                      + ("more than the materiality margin, but the reported rates reproduce, so the logs are those "
-                         "behind the numbers." if material else
-                         f"too few to move the delta by the materiality margin ±{mtol:.3g}."))
-        out.append(Finding(NAME, "n_mismatch", "flag" if not dropped else "info",
-                           f"The claim reports n = {rep.n} items per arm; the logs have {shown}",
-                           detail=detail, severity=("major" if material else "minor") if not dropped else "info",
-                           impact="untrusted_input" if caps else "none",
-                           statistic={"reported_n": rep.n, "logs_n": cell.n, "logs_n_baseline": n_arm["baseline"],
-                                      "logs_n_treatment": n_arm["treatment"], "material": material},
-                           provenance=prov))
+        explained = _convention_fit(given, params, places)
+    lg = _Logs(arms, given, reproduced, explained, margin, mtol, where)
+    out = [_explained_finding(lg, explained, prov)] if explained is not None else _arm_findings(lg, params, prov)
+    n_finding = _n_mismatch(ctx, lg, cell, prov)
+    if n_finding is not None:
+        out.append(n_finding)
     return out
+
+
+def _matches(d: dict, rate: float, places: int | None, extra: float = 0.0) -> bool:
+    """``rate`` (the logs', or a convention's read of them) reproduces the arm's reported value: for reported
+    counts the same n and passes within ``extra``, else the rate within rounding plus ``extra``."""
+    v = d["reported"]
+    if isinstance(v, Counts):
+        return v.n == d["n"] and abs(v.passes - rate * d["n"]) <= extra * d["n"] + 1e-9
+    return math.isfinite(rate) and abs(rate - v) <= half_unit(v, places) + extra + 1e-12
+
+
+def _convention_fit(given: dict[str, dict], params: Params, places: int | None) -> dict | None:
+    """The common scorer convention that accounts for every reported arm (of those that do, the closest fit), as
+    arm → its read; None when none does."""
+    fits = []
+    for code in [c for c, *_ in _conventions(1, 2, 1, params.chance_options)]:
+        reads = {a: next((c for c in _conventions(d["k"], d["n"], d["u"], params.chance_options) if c[0] == code),
+                         None) for a, d in given.items()}
+        if all(r is not None for r in reads.values()) and all(_matches(given[a], r[2], places, r[3])
+                                                              for a, r in reads.items()):
+            fits.append((sum(abs(_rate_of(given[a]["reported"]) - r[2]) for a, r in reads.items()), reads))
+    if fits:
+        return min(fits, key=lambda f: f[0])[1]
+    return None
+
+
+def _explained_finding(lg: _Logs, explained: dict, prov: dict) -> Finding:
+    """The reported rates equal the logs' under a common convention of a paper's scorer (info)."""
+    arms = lg.arms
+    convention = next(iter(explained.values()))[1]
+    parts = [f"{a} {_rate_of(arms[a]['reported'])} vs the logs' {arms[a]['k']:g}/{arms[a]['n']} = "
+             f"{arms[a]['measured']:.4f}, {r[2]:.4f} with its {arms[a]['u']} unanswered outputs so read"
+             for a, r in explained.items()]
+    return Finding(
+        NAME, "explained_by_convention", Outcome.info,
+        f"The reported rates equal the logs' with {convention}: " + "; ".join(parts),
+        detail="The logs score an output without an extractable answer 0 (counted wrong); the paper's scorer "
+               "evidently did not. The gain is audited as the logs score it; the difference is a convention of "
+               "the scorer, not of the models. A scorer that credits a seeded random guess gives Binomial(u, 1/K) "
+               "extra passes, so the match allows two of its standard deviations.",
+        statistic={"convention": next(iter(explained.values()))[0],
+                   **{f"{a}_{key}": arms[a][key] for a in explained for key in ("k", "n", "u", "measured")},
+                   **{f"{a}_convention_rate": r[2] for a, r in explained.items()}},
+        provenance=prov)
+
+
+def _arm_findings(lg: _Logs, params: Params, prov: dict) -> list[Finding]:
+    """Per reported arm, whether the logs reproduce its rate; a gap is major when material, and caps the verdict
+    only when no arm reproduces."""
+    out: list[Finding] = []
+    margin, mtol, reproduced = lg.margin, lg.mtol, lg.reproduced
+    for arm, d in lg.given.items():
+        reported = _rate_of(d["reported"])
+        stat = {"arm": arm, "reported": reported, "measured": d["measured"], "k": d["k"], "n": d["n"],
+                "unanswered": d["u"], "margin": margin}
+        if arm in reproduced:
+            out.append(Finding(NAME, "matches_logs", Outcome.passed,
+                               f"The reported {arm} score {reported} matches the logs ({d['k']:g}/{d['n']} = "
+                               f"{d['measured']:.4f})", statistic=stat, provenance=prov))
+            continue
+        diff = abs(reported - d["measured"]) if math.isfinite(d["measured"]) else math.inf
+        material = diff > mtol
+        caps = material and not reproduced
+        stat.update(difference=diff, material=material)
+        why = ("No arm's reported rate reproduces and the difference exceeds the materiality margin "
+               f"±{mtol:.3g}: the logs or the scoring may not be those behind the published numbers, so the "
+               "verdict is inconclusive at best." if caps else
+               ("The other arm reproduces, so the logs and scoring are those behind the numbers: this gap is "
+                "the gap between the reported and the measured delta, which the significance check judges."
+                if reproduced else f"Within the materiality margin ±{mtol:.3g}: it cannot account for a "
+                                   "material part of the gain."))
+        out.append(Finding(NAME, "differs_from_logs", Outcome.flag,
+                           f"The reported {arm} score {reported} differs from the logs at the claimed setting "
+                           f"({d['k']:g}/{d['n']} = {d['measured']:.4f}, {lg.where})",
+                           detail=why + " No common convention (unanswered outputs credited at chance 1/K for K "
+                                  f"in {params.chance_options}, or dropped) accounts for it.",
+                           severity=Severity.major if material else Severity.minor,
+                           impact=Impact.untrusted_input if caps else Impact.none, statistic=stat, provenance=prov))
+    return out
+
+
+def _n_mismatch(ctx: Context, lg: _Logs, cell, prov: dict) -> Finding | None:
+    """The reported n against the logs' items: explained when the paper dropped the unanswered ones (info), else a
+    flag, major when material; None when n is not reported or matches."""
+    rep = ctx.claim.claim.reported
+    arms, mtol = lg.arms, lg.mtol
+    n_arm = {a: d["n"] for a, d in arms.items()}
+    if not (rep.n is not None and rep.n not in n_arm.values() and not (ctx.claim.live and ctx.claim.task.limit)):
+        return None
+    gap = max(abs(rep.n - v) for v in n_arm.values())
+    dropped = [a for a, d in arms.items() if d["u"] and rep.n == d["n"] - d["u"]]
+    material = gap / rep.n > mtol
+    caps = material and not lg.reproduced and lg.explained is None
+    shown = (f"{n_arm['baseline']} items" if n_arm["baseline"] == n_arm["treatment"]
+             else f"{n_arm['baseline']} (baseline) and {n_arm['treatment']} (treatment) items")
+    if dropped:
+        detail = (f"n = {rep.n} equals the logs' items less their unanswered outputs ({', '.join(dropped)}): the "
+                  "paper evidently dropped the items without an extractable answer.")
+    elif caps:
+        detail = (f"{gap} of {rep.n} items ({gap / rep.n:.1%}) are unaccounted for — more than the materiality "
+                  f"margin ±{mtol:.3g} could absorb — and no reported rate reproduces: the logs may not be those "
+                  "behind the numbers, so the verdict is inconclusive at best.")
+    else:
+        detail = (f"{gap} of {rep.n} items ({gap / rep.n:.1%}): "
+                  + ("more than the materiality margin, but the reported rates reproduce, so the logs are those "
+                     "behind the numbers." if material else
+                     f"too few to move the delta by the materiality margin ±{mtol:.3g}."))
+    return Finding(NAME, "n_mismatch", Outcome.flag if not dropped else Outcome.info,
+                   f"The claim reports n = {rep.n} items per arm; the logs have {shown}",
+                   detail=detail,
+                   severity=(Severity.major if material else Severity.minor) if not dropped else Severity.info,
+                   impact=Impact.untrusted_input if caps else Impact.none,
+                   statistic={"reported_n": rep.n, "logs_n": cell.n, "logs_n_baseline": n_arm["baseline"],
+                              "logs_n_treatment": n_arm["treatment"], "material": material},
+                   provenance=prov)
 
 
 def _rate_of(v) -> float:
@@ -354,15 +403,16 @@ def _against_rerun(ctx: Context, cell, arms: dict, prov: dict, where: str) -> li
                 "ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None}
         pv = dict(prov, interval="Wilson")
         if iv is None or iv.contains(reported):
-            out.append(Finding(NAME, "consistent_with_rerun", "pass",
+            out.append(Finding(NAME, "consistent_with_rerun", Outcome.passed,
                                f"The reported {arm} score {reported} is inside the re-run's {ctx.level:.0%} interval "
-                               f"({k:g}/{n} = {d['measured']:.4f}" + (f", [{iv.low:.3f}, {iv.high:.3f}])" if iv else ")"),
+                               f"({k:g}/{n} = {d['measured']:.4f}"
+                               + (f", [{iv.low:.3f}, {iv.high:.3f}])" if iv else ")"),
                                statistic=stat, provenance=pv))
         else:
-            out.append(Finding(NAME, "outside_rerun", "flag",
+            out.append(Finding(NAME, "outside_rerun", Outcome.flag,
                                f"The reported {arm} score {reported} lies outside the re-run's {ctx.level:.0%} "
                                f"interval [{iv.low:.3f}, {iv.high:.3f}] ({k:g}/{n}, {where})",
                                detail="The re-run does not reproduce the published absolute score; the verdict rests "
                                       "on the gain, which the significance check judges.",
-                               severity="major", impact="none", statistic=stat, provenance=pv))
+                               severity=Severity.major, impact=Impact.none, statistic=stat, provenance=pv))
     return out

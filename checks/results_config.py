@@ -19,7 +19,7 @@ import pandas as pd
 from audit.check_params import ResultsConfigParams
 from audit.checks import settings as settings_check
 from audit.checks._common import Context
-from audit.findings import Finding
+from audit.findings import Finding, Outcome
 from audit.records import COLUMNS, Records
 
 NAME = "results_config"
@@ -37,7 +37,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
              "n": r["n"]} for arm, r in read.items()]
     b, t = read["baseline"], read["treatment"]
     findings = [Finding(
-        NAME, "read", "info",
+        NAME, "read", Outcome.info,
         f"Audited from the published counts: baseline {b['passes']}/{b['n']} ({b['metric']},{b['filter']} = "
         f"{b['value']:.6g}) vs treatment {t['passes']}/{t['n']} ({t['value']:.6g}), task {b['task']!r}",
         detail="No per-sample logs: each arm's rate and n were read from its results_*.json and k = rate × n checked "

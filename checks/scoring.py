@@ -14,7 +14,7 @@ from __future__ import annotations
 from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
 
 from audit.check_params import ScoringParams
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 
 NAME = "scoring"
 _COMPARED = ("filter_list", "metric_list", "task_version", "doc_to_target")
@@ -30,13 +30,13 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     scorings = ctx.records.scorings()
     prov = ctx.provenance(delta="paired bootstrap percentile", scorings=scorings)
     if claimed is None:
-        return findings + [Finding(NAME, "no_claimed_cell", "inconclusive", "No records at the claimed setting",
-                                   severity="major", impact="inconclusive", provenance=prov)]
+        return findings + [Finding(NAME, "no_claimed_cell", Outcome.inconclusive, "No records at the claimed setting",
+                                   severity=Severity.major, impact=Impact.inconclusive, provenance=prov)]
     degenerate = ctx.degenerate()
     if degenerate and len(degenerate) == len(scorings):
         # Every scoring gives one score: the items do not separate at all (both arms fail, or pass, everything) —
         # a floor or ceiling of the task, not a broken scorer. No scoring can show a gain; said, not flagged.
-        findings.append(Finding(NAME, "no_scoring_separates", "info",
+        findings.append(Finding(NAME, "no_scoring_separates", Outcome.info,
                                 "No scoring separates the items: every item of both arms scores "
                                 + ", ".join(f"{d.value:g} under {d.scoring!r}" for d in degenerate.values()),
                                 detail="Every item of both arms has one score under every scoring, so no gain, loss or "
@@ -47,28 +47,28 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         claimed_txt = (" It is the claimed scoring, so the gain cannot be measured (see significance)."
                        if name == ctx.claimed_scoring else " It is left out of the perturbations: it is no evidence "
                                                            "that the gain changes.")
-        findings.append(Finding(NAME, "degenerate", "flag",
+        findings.append(Finding(NAME, "degenerate", Outcome.flag,
                                 f"A degenerate scoring: {deg.sentence()}, while another scoring separates them",
                                 detail="A scoring under which every item of both arms scores the same cannot tell the "
                                        "arms apart; the usual cause is a target no output can match (a whole worked "
                                        "solution where the final answer belongs: use a target rule that takes the "
                                        "final answer) or an extractor that never fires." + claimed_txt,
-                                severity="major", impact="none",
+                                severity=Severity.major, impact=Impact.none,
                                 statistic={"scoring": name, "value": deg.value, "rows": deg.rows}, provenance=prov))
     others = [s for s in scorings if s != ctx.claimed_scoring and s not in degenerate]
     rows = [ctx.cell(cb, s).row(role="claimed" if s == ctx.claimed_scoring else "alternative")
             for s in scorings if ctx.cell(cb, s) is not None]
-    findings.append(Finding(NAME, "per_scoring", "info",
+    findings.append(Finding(NAME, "per_scoring", Outcome.info,
                             f"Delta under each scoring at {cb} tokens: "
                             + ", ".join(f"{r['scoring']}: {fmt_delta(r['delta'])}" for r in rows),
                             rows=rows, provenance=prov))
     if not others:
-        findings.append(Finding(NAME, "single_scoring", "inconclusive",
+        findings.append(Finding(NAME, "single_scoring", Outcome.inconclusive,
                                 "Only one scoring is available, so robustness to scoring was not tested"
                                 + (" (the others are degenerate)" if degenerate else ""),
-                                detail="Add perturbations.scorings (an lm-eval filter in the logs, or a built-in scorer "
-                                       "such as last-number or exact).", severity="minor", impact="none",
-                                provenance=prov))
+                                detail="Add perturbations.scorings (an lm-eval filter in the logs, or a built-in "
+                                       "scorer such as last-number or exact).", severity=Severity.minor,
+                                impact=Impact.none, provenance=prov))
         return findings
     by_scoring = {pt.cell.scoring: pt for pt in ctx.perturbations() if pt.kind == "scoring"}
     for s in others:
@@ -82,12 +82,12 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                 + ("" if pol == ctx.sign else f" ({s} is {'higher' if pol > 0 else 'lower'}-is-better)"))
         stat = {**ctx.perturbation_stat(pt), "claimed_delta": claimed.delta.value, "polarity": pol}
         code, outcome, sev, impact, sentence = ctx.judge(pt)
-        if outcome == "flag":
+        if outcome == Outcome.flag:
             p_alt = ctx.records.paired(s, cb)
             p_cl = ctx.records.paired(ctx.claimed_scoring, cb)
             changed = (p_alt.treatment - p_alt.baseline) != (p_cl.treatment - p_cl.baseline)
             code = {"reverses": "sign_change", "vanishes": "vanishes", "shrinks": "shrinks"}.get(code, code)
-            findings.append(Finding(NAME, code, "flag", f"{sentence[0].upper()}{sentence[1:]}: {head}",
+            findings.append(Finding(NAME, code, Outcome.flag, f"{sentence[0].upper()}{sentence[1:]}: {head}",
                                     detail=ctx.change_text(pt), severity=sev, impact=impact, statistic=stat,
                                     evidence=item_evidence(p_alt, changed), provenance=prov))
         else:
@@ -112,7 +112,7 @@ def _unsplittable(ctx: Context) -> list[Finding]:
         for r in rows:
             reasons.update(r.get("reasons") or {})
         out.append(Finding(
-            NAME, "code_exec_unsplittable", "info",
+            NAME, "code_exec_unsplittable", Outcome.info,
             f"code_exec scoring {scoring!r}: {n['baseline']} of {of['baseline']} baseline and {n['treatment']} of "
             f"{of['treatment']} treatment output(s) were scored 0 because their tests cannot be split from the program",
             detail="The sandbox runs a program and its tests in separate processes that exchange only plain data, so "
@@ -138,11 +138,11 @@ def _config_mismatch(ctx: Context) -> list[Finding]:
         diffs = [{"field": k, "baseline": b.get(k), "treatment": t.get(k)} for k in _COMPARED
                  if b.get(k) is not None and t.get(k) is not None and b.get(k) != t.get(k)]
         if diffs:
-            out.append(Finding(NAME, "arms_scored_differently", "flag",
+            out.append(Finding(NAME, "arms_scored_differently", Outcome.flag,
                                f"The arms were scored differently at {budget} tokens: "
                                + ", ".join(d["field"] for d in diffs),
                                detail="Deltas between arms scored with different extractors or metric versions are not "
                                       "comparable; re-score both arms the same way.",
-                               severity="critical", impact="fragile", rows=diffs,
+                               severity=Severity.critical, impact=Impact.fragile, rows=diffs,
                                provenance=ctx.provenance(source="lm-eval results_*.json of each arm")))
     return out

@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from audit.checks._common import Context
 
 from audit.check_params import SettingsParams
-from audit.findings import Finding
+from audit.findings import Finding, Impact, Outcome, Severity
 
 NAME = "settings"
 
@@ -223,15 +224,62 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     return findings
 
 
+@dataclass(frozen=True)
+class _SideBySide:
+    """Both arms' effective settings per budget, each row with its status."""
+
+    budgets: list  # the budgets both arms record settings for
+    table: list[dict]  # every setting of either arm per budget, with its status
+    diffs: dict[str, list[dict]]  # undeclared differences: setting → its rows
+    seen_any: bool  # some setting was compared (not only shown as guessed)
+    declared_seen: dict[str, bool]  # declared setting recorded in both arms → whether it differs at some budget
+
+
 def _compare(ctx: Context, params: Params) -> list[Finding]:
+    """The arms' effective settings side by side: every undeclared difference, declared changes the settings do not
+    show, declared names that match nothing, and the table."""
+    declared = list(ctx.claim.claim.treatment_changes)
+    cov, unknown_declared = covered(declared)
+    sbs = _side_by_side(ctx, params, cov)
+    if not sbs.seen_any:
+        return []
+    prov = ctx.provenance(source="each arm's recorded effective settings (lm-eval results_*.json or the live run)",
+                          treatment_changes=declared, aliases=ALIASES)
+    findings = _undeclared(sbs.diffs, declared, prov)
+    findings.extend(_declared_absent(declared, sbs, prov))
+    if unknown_declared:
+        findings.append(Finding(
+            NAME, "unknown_declared_change", Outcome.info,
+            f"claim.treatment_changes names {unknown_declared}, which match no setting this check knows",
+            detail=f"Known names: {sorted({k for ks in GROUPS.values() for k in ks})}; groups: {sorted(GROUPS)}.",
+            provenance=prov))
+    findings.append(_side_by_side_finding(sbs, prov))
+    return findings
+
+
+def _status(k: str, vb: Any, vt: Any, cov: set[str], scoring_keys) -> str:
+    """How one recorded setting compares between the arms: same, unknown in one arm, or which kind of difference."""
+    if vb is None or vt is None:
+        return "unknown in one arm"
+    if _norm(vb) == _norm(vt):
+        return "same"
+    if k in scoring_keys:
+        return "differs (see the scoring check)"
+    if k in cov:
+        return "differs (declared)"
+    if is_identity_difference(k, vb, vt):
+        return IDENTITY_STATUS
+    return "differs"
+
+
+def _side_by_side(ctx: Context, params: Params, cov: set[str]) -> _SideBySide:
+    """Compare every setting either arm records at each budget both record, after normalising names."""
     from audit.checks.scoring import _COMPARED as SCORING_KEYS
 
     st = ctx.records.settings or {}
     base, treat = st.get("baseline") or {}, st.get("treatment") or {}
     budgets = sorted(set(base) & set(treat), key=lambda b: (b is None, b))
     ignore = IGNORED | {canonical(k) for k in params.ignore}
-    declared = list(ctx.claim.claim.treatment_changes)
-    cov, unknown_declared = covered(declared)
     table, diffs = [], {}
     seen_any = False
     declared_seen: dict[str, bool] = {}
@@ -249,32 +297,23 @@ def _compare(ctx: Context, params: Params) -> list[Finding]:
                               "status": GUESSED_STATUS})
                 continue
             seen_any = True
-            if vb is None or vt is None:
-                status = "unknown in one arm"
-            elif _norm(vb) == _norm(vt):
-                status = "same"
-            elif k in SCORING_KEYS:
-                status = "differs (see the scoring check)"
-            elif k in cov:
-                status = "differs (declared)"
-            elif is_identity_difference(k, vb, vt):
-                status = IDENTITY_STATUS
-            else:
-                status = "differs"
+            status = _status(k, vb, vt, cov, SCORING_KEYS)
+            if status == "differs":
                 diffs.setdefault(k, []).append({"budget": b, "setting": k, "group": g, "baseline": vb,
                                                 "treatment": vt})
             if k in cov and vb is not None and vt is not None:
                 declared_seen[k] = declared_seen.get(k, False) or status.startswith("differs")
             table.append({"budget": b, "setting": k, "group": g, "baseline": vb, "treatment": vt, "status": status})
-    if not seen_any:
-        return []
-    prov = ctx.provenance(source="each arm's recorded effective settings (lm-eval results_*.json or the live run)",
-                          treatment_changes=declared, aliases=ALIASES)
+    return _SideBySide(budgets, table, diffs, seen_any, declared_seen)
+
+
+def _undeclared(diffs: dict[str, list[dict]], declared: list[str], prov: dict) -> list[Finding]:
+    """One flag per undeclared difference: critical for sampling, budget, stop and harness settings, else major."""
     findings: list[Finding] = []
     for k, rows in sorted(diffs.items(), key=lambda kv: (kv[1][0]["group"] not in CRITICAL_GROUPS, kv[0])):
         g = rows[0]["group"]
         critical = g in CRITICAL_GROUPS
-        impact = "fragile" if critical or declared else "none"
+        impact = Impact.fragile if critical or declared else Impact.none
         vals = f"baseline {_show(rows[0]['baseline'])} vs treatment {_show(rows[0]['treatment'])}"
         where = f"at budget {rows[0]['budget']}" if len(rows) == 1 else f"at {len(rows)} budgets"
         detail = (f"{k} ({g}) is not among the declared treatment changes "
@@ -287,45 +326,49 @@ def _compare(ctx: Context, params: Params) -> list[Finding]:
         else:
             detail += "Declare the treatment's intended changes in claim.treatment_changes so the rest can be checked."
         findings.append(Finding(
-            NAME, "undeclared_difference", "flag", f"The arms differ in {k} {where}: {vals}",
-            detail=detail, severity="critical" if critical else "major", impact=impact,
+            NAME, "undeclared_difference", Outcome.flag, f"The arms differ in {k} {where}: {vals}",
+            detail=detail, severity=Severity.critical if critical else Severity.major, impact=impact,
             statistic={"setting": k, "group": g, "budgets": [r["budget"] for r in rows]}, rows=rows,
             provenance=prov))
+    return findings
+
+
+def _declared_absent(declared: list[str], sbs: _SideBySide, prov: dict) -> list[Finding]:
+    """Declared treatment changes that both arms record and that are the same in both (minor)."""
+    findings: list[Finding] = []
     for d in declared:
         keys = _covered_one(d)
-        known = {k: v for k, v in declared_seen.items() if k in keys}
+        known = {k: v for k, v in sbs.declared_seen.items() if k in keys}
         if known and not any(known.values()):
             findings.append(Finding(
-                NAME, "declared_change_absent", "flag",
+                NAME, "declared_change_absent", Outcome.flag,
                 f"{d} is declared as the treatment's change but is the same in both arms",
                 detail="The recorded settings show no difference where the claim says the treatment differs: check "
-                       "that the treatment run really used the changed setting.", severity="minor", impact="none",
-                rows=[r for r in table if r["setting"] in keys], provenance=prov))
-    if unknown_declared:
-        findings.append(Finding(
-            NAME, "unknown_declared_change", "info",
-            f"claim.treatment_changes names {unknown_declared}, which match no setting this check knows",
-            detail=f"Known names: {sorted({k for ks in GROUPS.values() for k in ks})}; groups: {sorted(GROUPS)}.",
-            provenance=prov))
-    if diffs:
-        findings.append(Finding(NAME, "side_by_side", "info",
-                                f"Effective settings of both arms at {len(budgets)} budget(s); "
-                                f"{len(diffs)} undeclared difference(s)",
-                                detail="The model identity is the comparison itself and is not counted; values the "
-                                       "importer had to guess are shown, not compared.", rows=table,
-                                provenance=prov))
-    else:
-        n_decl = len({r["setting"] for r in table if r["status"] == "differs (declared)"})
-        n_id = len({r["setting"] for r in table if r["status"] == IDENTITY_STATUS})
-        excepts = [*([f"the {n_decl} declared change(s)"] if n_decl else []),
-                   *(["the names of the models compared"] if n_id else [])]
-        findings.append(Finding(
-            NAME, "matched", "pass",
-            "The arms' effective settings match" + (f" except {' and '.join(excepts)}" if excepts else ""),
-            detail="Rows: every recorded setting of both arms, per budget. The model identity is the comparison "
-                   "itself; values the importer had to guess are shown, not compared.", rows=table,
-            provenance=prov))
+                       "that the treatment run really used the changed setting.", severity=Severity.minor,
+                impact=Impact.none, rows=[r for r in sbs.table if r["setting"] in keys], provenance=prov))
     return findings
+
+
+def _side_by_side_finding(sbs: _SideBySide, prov: dict) -> Finding:
+    """The table of both arms' settings: info when some difference is undeclared, else the pass that they match."""
+    table, diffs = sbs.table, sbs.diffs
+    if diffs:
+        return Finding(NAME, "side_by_side", Outcome.info,
+                       f"Effective settings of both arms at {len(sbs.budgets)} budget(s); "
+                       f"{len(diffs)} undeclared difference(s)",
+                       detail="The model identity is the comparison itself and is not counted; values the "
+                              "importer had to guess are shown, not compared.", rows=table,
+                       provenance=prov)
+    n_decl = len({r["setting"] for r in table if r["status"] == "differs (declared)"})
+    n_id = len({r["setting"] for r in table if r["status"] == IDENTITY_STATUS})
+    excepts = [*([f"the {n_decl} declared change(s)"] if n_decl else []),
+               *(["the names of the models compared"] if n_id else [])]
+    return Finding(
+        NAME, "matched", Outcome.passed,
+        "The arms' effective settings match" + (f" except {' and '.join(excepts)}" if excepts else ""),
+        detail="Rows: every recorded setting of both arms, per budget. The model identity is the comparison "
+               "itself; values the importer had to guess are shown, not compared.", rows=table,
+        provenance=prov)
 
 
 def _sweep(ctx: Context, params: Params) -> list[Finding]:
@@ -339,14 +382,16 @@ def _sweep(ctx: Context, params: Params) -> list[Finding]:
         ev = [{"item_id": m.get("item_id"), "budget": m.get("budget"), "derived_output": _clip(m.get("derived")),
                "real_output": _clip(m.get("real")), "reason": m.get("reason")} for m in mism[:params.max_evidence]]
         findings.append(Finding(
-            NAME, "sweep_mismatch", "flag",
+            NAME, "sweep_mismatch", Outcome.flag,
             f"{arm}: the one-run budget sweep did not match real runs at budget(s) {budgets} "
             f"({len(mism)} mismatch(es))",
-            detail="Generations at the largest budget truncated to a smaller one differed from a real run at the smaller "
-                   "budget (non-deterministic server, or tokenisation that does not round-trip). Those budgets were "
-                   "generated for real instead, so the numbers stand; the sweep shortcut is not safe on this server.",
-            severity="major", impact="none", statistic={"arm": arm, "budgets": budgets, "mismatches": len(mism),
-                                                        "checked": (run_info.get(arm) or {}).get("sweep_checked")},
+            detail="Generations at the largest budget truncated to a smaller one differed from a real run at the "
+                   "smaller budget (non-deterministic server, or tokenisation that does not round-trip). Those "
+                   "budgets were generated for real instead, so the numbers stand; the sweep shortcut is not safe on "
+                   "this server.",
+            severity=Severity.major, impact=Impact.none,
+            statistic={"arm": arm, "budgets": budgets, "mismatches": len(mism),
+                       "checked": (run_info.get(arm) or {}).get("sweep_checked")},
             evidence=ev, provenance=ctx.provenance(source="records.run (live mode sweep check)")))
     return findings
 

@@ -3,12 +3,13 @@
 The rule (README, "How the verdict is decided"), one test and the interval that inverts it, gains and reversals
 alike:
 
-- With per-item samples the design is paired: McNemar's test with continuity correction and Tango's score interval (same correction) for 0/1 outcomes, the
-  paired t-test joined with Hall's bootstrap skewness-corrected t and their interval otherwise (and, on the long
-  tail's side of differences too skewed for their number, a betting test for a bounded mean), the CR2
-  cluster-robust t (Bell–McCaffrey df) when items share a passage (:func:`audit.stats.paired_inference`).
-  With reported counts only it is unpaired: the Miettinen–Nurminen score test and the score interval that inverts
-  it, with Fisher's exact test and Newcombe's hybrid score interval shown beside.
+- With per-item samples the design is paired: McNemar's test with continuity correction and Tango's score interval
+  (same correction) for 0/1 outcomes, the paired t-test joined with Hall's bootstrap skewness-corrected t and their
+  interval otherwise (and, on the long tail's side of differences too skewed for their number, a betting test for a
+  bounded mean), the CR2 cluster-robust t (Bell–McCaffrey df) when items share a passage
+  (:func:`audit.stats.paired_inference`). With reported counts only it is unpaired: the Miettinen–Nurminen score
+  test and the score interval that inverts it, with Fisher's exact test and Newcombe's hybrid score interval shown
+  beside.
 - *reproduced*: the interval excludes 0 in the claimed direction (p < α).
 - *not reproduced*: the interval excludes 0 in the other direction (a significant reversal), or the reported delta
   lies beyond the interval's far bound — H0 "the true delta is at least the reported one" rejected one-sided at
@@ -20,12 +21,13 @@ alike:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
 
 from audit import stats
 from audit.check_params import SignificanceParams
-from audit.findings import Estimate, EstimateKind, Finding
+from audit.findings import Estimate, EstimateKind, Finding, Impact, Outcome, Severity
 
 NAME = "significance"
 FEW_CLUSTERS = 30
@@ -46,24 +48,24 @@ def _paired(ctx: Context) -> list[Finding]:
     cell = ctx.cell(ctx.claimed_budget)
     where = f"budget {ctx.claimed_budget}, scoring {ctx.claimed_scoring!r}"
     if cell is None:
-        return [Finding(NAME, "no_cell", "inconclusive", f"No paired records at the claimed setting ({where})",
-                        severity="major", impact="inconclusive")]
+        return [Finding(NAME, "no_cell", Outcome.inconclusive, f"No paired records at the claimed setting ({where})",
+                        severity=Severity.major, impact=Impact.inconclusive)]
     if (deg := ctx.degenerate().get(ctx.claimed_scoring)) is not None:
-        return [Finding(NAME, "degenerate_scoring", "inconclusive",
+        return [Finding(NAME, "degenerate_scoring", Outcome.inconclusive,
                         f"The claimed scoring cannot tell the arms apart: {deg.sentence()}",
                         detail="Every item of both arms has the same score, so no gain or loss can be measured under "
                                "it: a floor or ceiling of the task, or a broken scoring — check the target (a whole "
                                "worked solution where the final answer belongs?) and the extractor; audit validate "
-                               "warns of it too.", severity="major", impact="inconclusive",
+                               "warns of it too.", severity=Severity.major, impact=Impact.inconclusive,
                         statistic={"scoring": deg.scoring, "value": deg.value, "rows": deg.rows})]
     inf = cell.inference
     prov = ctx.provenance(test=inf.test.method, ci=inf.interval.method, n=cell.n, design="paired",
                           shown_beside="paired bootstrap percentile CI, paired CLT SE (Miller 2024)"
                           + (", exact McNemar" if cell.exact is not None else ""))
     if cell.n < 2:
-        return [Finding(NAME, "too_few_items", "inconclusive", f"Only {cell.n} paired item(s) at {where}",
-                        detail="A delta needs at least two paired items for any interval.", severity="major",
-                        impact="inconclusive", provenance=prov)]
+        return [Finding(NAME, "too_few_items", Outcome.inconclusive, f"Only {cell.n} paired item(s) at {where}",
+                        detail="A delta needs at least two paired items for any interval.", severity=Severity.major,
+                        impact=Impact.inconclusive, provenance=prov)]
     reported = ctx.reported_delta()
     power = _paired_power(ctx, cell, reported)
     rows = [cell.row(role="claimed setting")]
@@ -81,7 +83,7 @@ def _paired(ctx: Context) -> list[Finding]:
     clusters = inf.stats.get("clusters")
     df = inf.stats.get("df", math.nan)
     if inf.method == "cluster-t" and clusters is not None and clusters < FEW_CLUSTERS:
-        out.append(Finding(NAME, "few_clusters", "info",
+        out.append(Finding(NAME, "few_clusters", Outcome.info,
                            f"Only {clusters} clusters: the cluster-robust interval rests on {df:.3g} degrees of "
                            "freedom",
                            detail=f"With fewer than about {FEW_CLUSTERS} clusters a cluster-robust SE is noisy; the "
@@ -92,16 +94,17 @@ def _paired(ctx: Context) -> list[Finding]:
                            statistic={"clusters": clusters, "df": df}, provenance=prov))
     share = inf.stats.get("largest_cluster_share")
     if inf.method == "cluster-t" and clusters and share is not None and share > UNEQUAL_CLUSTERS / clusters:
-        out.append(Finding(NAME, "unequal_clusters", "info",
+        out.append(Finding(NAME, "unequal_clusters", Outcome.info,
                            f"One cluster holds {share:.0%} of the items ({inf.stats.get('largest_cluster_items')} of "
                            f"{cell.n}), more than {UNEQUAL_CLUSTERS:g}× its equal share 1/C = {1 / clusters:.0%}",
                            detail="With one dominant cluster its residual sum is close to 0 by construction and the "
                                   "usual (CR1) cluster SE understates the variance: the decision uses the CR2 SE, "
                                   "which scales each cluster's squared residual sum by 1/(1 − its share), and "
-                                  f"{df:.3g} Bell–McCaffrey degrees of freedom instead of C − 1 = {clusters - 1} (CR1 SE "
-                                  f"{inf.stats.get('se_cr1', math.nan):.3g}, CR2 SE {inf.stats.get('se', math.nan):.3g}"
+                                  f"{df:.3g} Bell–McCaffrey degrees of freedom instead of C − 1 = {clusters - 1} "
+                                  f"(CR1 SE {inf.stats.get('se_cr1', math.nan):.3g}, "
+                                  f"CR2 SE {inf.stats.get('se', math.nan):.3g}"
                                   "). The evidence is mostly that of the largest cluster.",
-                           severity="minor",
+                           severity=Severity.minor,
                            statistic={"clusters": clusters, "largest_cluster_share": share, "df": df,
                                       "threshold": UNEQUAL_CLUSTERS / clusters}, provenance=prov))
     return out
@@ -117,7 +120,8 @@ def _paired_power(ctx: Context, cell, reported: float | None) -> dict:
         method = ("McNemar test with continuity correction, exact enumeration at the observed discordance"
                   if n <= stats.MCNEMAR_EXACT_POWER_MAX_N
                   else "McNemar test with continuity correction, Connor (1987) at the observed discordance")
-        pw = stats.mcnemar_power(n, psi, reported, ctx.alpha) if reported is not None and abs(reported) <= 1 else math.nan
+        pw = (stats.mcnemar_power(n, psi, reported, ctx.alpha) if reported is not None and abs(reported) <= 1
+              else math.nan)
         return {"mde": mde, "power_method": method, "discordance": psi, "power_at_reported": pw}
     sd = float(cell.inference.stats.get("sd_diff", math.nan))
     se = float(cell.inference.stats.get("se", math.nan))
@@ -139,10 +143,11 @@ def _from_counts(ctx: Context) -> list[Finding]:
     rep = ctx.claim.claim.reported
     cb, ct = rep.counts("baseline"), rep.counts("treatment")
     if cb is None or ct is None:
-        return [Finding(NAME, "no_counts", "inconclusive",
+        return [Finding(NAME, "no_counts", Outcome.inconclusive,
                         "Neither samples nor reported counts with n: the delta cannot be tested",
-                        detail="Give claim.reported.baseline/treatment as {passes, n}, or a reported n beside the rates.",
-                        severity="major", impact="inconclusive")]
+                        detail="Give claim.reported.baseline/treatment as {passes, n}, or a reported n beside the "
+                               "rates.",
+                        severity=Severity.major, impact=Impact.inconclusive)]
     inf = stats.unpaired_score_inference(ct.passes, ct.n, cb.passes, cb.n, level=ctx.level)
     fisher = stats.fisher_exact(ct.passes, ct.n, cb.passes, cb.n, alternative="two-sided")
     newcombe = stats.newcombe_diff(ct.passes, ct.n, cb.passes, cb.n, level=ctx.level)
@@ -190,24 +195,34 @@ def _from_counts(ctx: Context) -> list[Finding]:
     return [out[0].model_copy(update={"estimates": [drawn]}), *out[1:]] if out else out
 
 
+@dataclass(frozen=True)
+class _Said:
+    """What every finding of the decision shares: where the delta is measured, its one-line summary, the power of
+    the design and the note on a test and interval that disagree, and the numbers behind them."""
+
+    where: str
+    summary: str
+    power_txt: str
+    note: str
+    stat: dict
+    rows: list[dict]
+    prov: dict
+
+
 def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov, where) -> list[Finding]:
+    """Whether the delta reproduces, is refuted (reversed, or below the reported one), or neither; and whether it
+    is at least the reported one."""
     sign = ctx.sign
     effect = sign * delta
     level = f"{ctx.level:.0%}"
     summary = f"delta {fmt_delta(delta)} {level} CI {fmt_ci(ci)}, {test} p = {p:.3g}, n = {n}"
-    mde = power.get("mde", math.nan)
     pw = power.get("power_at_reported", math.nan)
-    power_txt = (f"With n = {n} this design detects a delta of ±{mde:.3f} with {ctx.power:.0%} power at "
-                 f"α = {ctx.alpha} (two-sided; {power['power_method']})." if math.isfinite(mde)
-                 else f"The minimum detectable effect cannot be computed here ({power['power_method']}).")
-    if reported is not None and math.isfinite(pw):
-        power_txt += f" Power at the reported delta {fmt_delta(reported)}: {pw:.0%}."
+    power_txt = _power_text(ctx, power, reported, n)
     findings: list[Finding] = []
     if not ci.ok and not math.isfinite(p):
-        return [Finding(NAME, "no_interval", "inconclusive", f"The delta at {where} has no interval",
-                        detail=ci.reason or "", severity="major", impact="inconclusive", statistic=stat,
+        return [Finding(NAME, "no_interval", Outcome.inconclusive, f"The delta at {where} has no interval",
+                        detail=ci.reason or "", severity=Severity.major, impact=Impact.inconclusive, statistic=stat,
                         rows=rows, provenance=prov)]
-    half = ctx.alpha / 2.0
     # The interval decides (it inverts the test); the counts-only case can have a Fisher p and a Newcombe
     # interval that disagree near α: then the interval decides and the detail says so.
     sig_gain = excludes_zero(ci) and effect > 0 if ci.ok else (p < ctx.alpha and effect > 0)
@@ -215,7 +230,47 @@ def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov,
     disagree = ci.ok and (p < ctx.alpha) != excludes_zero(ci)
     note = (f" The {test} p and the {ci.method} interval disagree at α = {ctx.alpha}; the interval decides."
             if disagree else "")
+    below_reported, null, tol = _below_reported(ctx, reported, p_vs, stat)
+    said = _Said(where, summary, power_txt, note, stat, rows, prov)
+    if sig_rev:
+        findings.append(Finding(NAME, "reversed", Outcome.flag,
+                                f"At {where} the measured delta goes the other way: {summary}",
+                                detail=power_txt + note, severity=Severity.critical, impact=Impact.not_reproduced,
+                                statistic=stat, rows=rows, provenance=prov))
+    elif below_reported:
+        findings.append(_smaller_than_reported(ctx, said, reported, null, tol, sig_gain))
+    elif sig_gain:
+        findings.append(Finding(NAME, "reproduced", Outcome.passed, f"The gain reproduces at {where}: {summary}",
+                                detail=power_txt + note, severity=Severity.info, impact=Impact.reproduced,
+                                statistic=stat, rows=rows, provenance=prov))
+    else:
+        findings.append(_not_shown(ctx, said, ci, reported, pw))
+    if reported is not None and not sig_rev and effect >= sign * reported and sign * reported > 0:
+        findings.append(Finding(NAME, "larger_than_reported", Outcome.info,
+                                f"The measured delta {fmt_delta(delta)} is at least the reported {fmt_delta(reported)}",
+                                detail="A gain at least as large as claimed is no failure of the claim.",
+                                statistic=stat, provenance=prov))
+    return findings
+
+
+def _power_text(ctx: Context, power: dict, reported: float | None, n: int) -> str:
+    """The minimum detectable effect of the design and, when a delta is reported, the power there, in words."""
+    mde = power.get("mde", math.nan)
+    pw = power.get("power_at_reported", math.nan)
+    power_txt = (f"With n = {n} this design detects a delta of ±{mde:.3f} with {ctx.power:.0%} power at "
+                 f"α = {ctx.alpha} (two-sided; {power['power_method']})." if math.isfinite(mde)
+                 else f"The minimum detectable effect cannot be computed here ({power['power_method']}).")
+    if reported is not None and math.isfinite(pw):
+        power_txt += f" Power at the reported delta {fmt_delta(reported)}: {pw:.0%}."
+    return power_txt
+
+
+def _below_reported(ctx: Context, reported: float | None, p_vs, stat: dict) -> tuple[bool, float, float]:
+    """(below, null, tolerance): whether the true delta is shown below the reported gain less its tolerance
+    (one-sided at α/2); the null and its p are added to ``stat``. ``null`` is NaN without a reported gain."""
+    sign = ctx.sign
     below_reported = False
+    null = math.nan
     tol = ctx.reported_tolerance()
     if reported is not None and sign * reported > 0:
         # H0: the true delta is at least the reported one less its tolerance (half a unit of its last digit, plus
@@ -224,59 +279,55 @@ def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov,
         null = reported - sign * tol
         p_below = p_vs(null, "less" if sign > 0 else "greater")
         stat.update(p_below_reported=p_below, reported_tolerance=tol, reported_null=null)
-        below_reported = math.isfinite(p_below) and p_below < half
-    if sig_rev:
-        findings.append(Finding(NAME, "reversed", "flag", f"At {where} the measured delta goes the other way: {summary}",
-                                detail=power_txt + note, severity="critical", impact="not_reproduced", statistic=stat,
-                                rows=rows, provenance=prov))
-    elif below_reported:
-        head = (f"The measured delta is significantly smaller than the reported {fmt_delta(reported)} at {where}: "
-                f"{summary}")
-        more = (" A smaller gain is still significant: the claim's magnitude, not its sign, is refuted."
-                if sig_gain else "")
-        findings.append(Finding(NAME, "smaller_than_reported", "flag", head,
-                                detail=f"H0 'the true delta is at least the reported one less its tolerance' "
-                                       f"({fmt_delta(reported)} {'−' if sign > 0 else '+'} {tol:.3g} = {fmt_delta(null)}; "
-                                       f"the tolerance is "
-                                       f"half a unit of the last reported digit"
-                                       + (" plus options.margin" if ctx.claim.options.margin is not None else "")
-                                       + f") is rejected (one-sided, α/2 = {half:g}; it lies beyond the {level} "
-                                       f"interval)."
-                                       + more + " " + power_txt + note,
-                                severity="critical", impact="not_reproduced", statistic=stat, rows=rows,
-                                provenance=prov))
-    elif sig_gain:
-        findings.append(Finding(NAME, "reproduced", "pass", f"The gain reproduces at {where}: {summary}",
-                                detail=power_txt + note, severity="info", impact="reproduced", statistic=stat,
-                                rows=rows, provenance=prov))
+        below_reported = math.isfinite(p_below) and p_below < ctx.alpha / 2.0
+    return below_reported, null, tol
+
+
+def _smaller_than_reported(ctx: Context, said: _Said, reported: float, null: float, tol: float,
+                           sig_gain: bool) -> Finding:
+    """The measured delta is significantly smaller than the reported one (critical, not reproduced)."""
+    sign, half, level, where = ctx.sign, ctx.alpha / 2.0, f"{ctx.level:.0%}", said.where
+    head = (f"The measured delta is significantly smaller than the reported {fmt_delta(reported)} at {where}: "
+            f"{said.summary}")
+    more = (" A smaller gain is still significant: the claim's magnitude, not its sign, is refuted."
+            if sig_gain else "")
+    return Finding(NAME, "smaller_than_reported", Outcome.flag, head,
+                   detail=f"H0 'the true delta is at least the reported one less its tolerance' "
+                          f"({fmt_delta(reported)} {'−' if sign > 0 else '+'} {tol:.3g} = {fmt_delta(null)}; "
+                          f"the tolerance is "
+                          f"half a unit of the last reported digit"
+                          + (" plus options.margin" if ctx.claim.options.margin is not None else "")
+                          + f") is rejected (one-sided, α/2 = {half:g}; it lies beyond the {level} "
+                          f"interval)."
+                          + more + " " + said.power_txt + said.note,
+                   severity=Severity.critical, impact=Impact.not_reproduced, statistic=said.stat, rows=said.rows,
+                   provenance=said.prov)
+
+
+def _not_shown(ctx: Context, said: _Said, ci, reported: float | None, pw: float) -> Finding:
+    """Neither reproduced nor refuted: a precise null (TOST), an underpowered design, or not significant."""
+    where, summary, power_txt = said.where, said.summary, said.power_txt
+    margin, msrc = ctx.null_margin()  # fixed before looking at the measured delta
+    near_zero = ci.ok and math.isfinite(margin) and margin > 0 and -margin < ci.low and ci.high < margin
+    underpowered = reported is not None and math.isfinite(pw) and pw < ctx.power
+    if near_zero:
+        title = (f"The delta at {where} is shown to be near zero (within ±{margin:.3g}, {msrc}; TOST): "
+                 f"{summary}")
+        detail = "A precise null: the interval excludes any gain larger than the margin. " + power_txt
+        code, sev = "precise_null", Severity.major
+    elif underpowered:
+        title = f"Underpowered at {where}: {summary}; the design had {pw:.0%} power at the reported delta"
+        detail = power_txt + " A larger evaluation set is needed to tell."
+        code, sev = "underpowered", Severity.major
+    elif reported is not None:
+        title = (f"Not significant at {where}, yet consistent with the reported delta {fmt_delta(reported)}: "
+                 f"{summary}")
+        detail = ("The interval contains both 0 and the reported delta: the data neither establish nor refute "
+                  "the claim. " + power_txt)
+        code, sev = "not_significant", Severity.major
     else:
-        margin, msrc = ctx.null_margin()  # fixed before looking at the measured delta
-        near_zero = ci.ok and math.isfinite(margin) and margin > 0 and -margin < ci.low and ci.high < margin
-        underpowered = reported is not None and math.isfinite(pw) and pw < ctx.power
-        if near_zero:
-            title = (f"The delta at {where} is shown to be near zero (within ±{margin:.3g}, {msrc}; TOST): "
-                     f"{summary}")
-            detail = "A precise null: the interval excludes any gain larger than the margin. " + power_txt
-            code, sev = "precise_null", "major"
-        elif underpowered:
-            title = f"Underpowered at {where}: {summary}; the design had {pw:.0%} power at the reported delta"
-            detail = power_txt + " A larger evaluation set is needed to tell."
-            code, sev = "underpowered", "major"
-        elif reported is not None:
-            title = (f"Not significant at {where}, yet consistent with the reported delta {fmt_delta(reported)}: "
-                     f"{summary}")
-            detail = ("The interval contains both 0 and the reported delta: the data neither establish nor refute "
-                      "the claim. " + power_txt)
-            code, sev = "not_significant", "major"
-        else:
-            title = f"Not significant at {where}: {summary}"
-            detail = power_txt + " With no reported delta there is nothing the interval could refute."
-            code, sev = "not_significant", "major"
-        findings.append(Finding(NAME, code, "inconclusive", title, detail=detail + note, severity=sev,
-                                impact="inconclusive", statistic=stat, rows=rows, provenance=prov))
-    if reported is not None and not sig_rev and effect >= sign * reported and sign * reported > 0:
-        findings.append(Finding(NAME, "larger_than_reported", "info",
-                                f"The measured delta {fmt_delta(delta)} is at least the reported {fmt_delta(reported)}",
-                                detail="A gain at least as large as claimed is no failure of the claim.",
-                                statistic=stat, provenance=prov))
-    return findings
+        title = f"Not significant at {where}: {summary}"
+        detail = power_txt + " With no reported delta there is nothing the interval could refute."
+        code, sev = "not_significant", Severity.major
+    return Finding(NAME, code, Outcome.inconclusive, title, detail=detail + said.note, severity=sev,
+                   impact=Impact.inconclusive, statistic=said.stat, rows=said.rows, provenance=said.prov)
