@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -20,13 +20,31 @@ from audit.measure import BOOTSTRAP_MAX_DRAWS, Cell, CellKey, Cells, measure, se
 from audit.records import DEFAULT_VARIANT, Paired, Records
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from audit.findings import Finding
     from audit.importers.probes import ProbeSets
 
-__all__ = ["BOOTSTRAP_MAX_DRAWS", "Cell", "Context", "Judgement", "Perturbation", "excludes_zero", "fmt_ci",
-           "fmt_delta", "item_evidence", "measure"]
+__all__ = ["BOOTSTRAP_MAX_DRAWS", "Cell", "CheckSpec", "Context", "Judgement", "Perturbation", "excludes_zero",
+           "fmt_ci", "fmt_delta", "item_evidence", "measure"]
 
 # evaluate modules whose score is an error rate (lower is better).
 LOWER_IS_BETTER_MODULES = frozenset({"wer", "cer", "ter", "mer", "wil", "perplexity"})
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One check as the registry holds it; each check module declares its own (``SPEC``, last in the module).
+
+    ``run`` is a pure function ``(Context, params) -> list[Finding]``; ``params`` its parameter model (in
+    :mod:`audit.check_params`, so reading a claim does not load the checks); ``needs_samples``: it reads per-item
+    records (``ctx.samples``), so a claim with reported numbers only skips it."""
+
+    name: str
+    run: Callable[[Context, Any], list[Finding]]
+    params: type[BaseModel]
+    needs_samples: bool
+    description: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +60,14 @@ class Context:
     claimed_scoring: str | None
     probe_sets: ProbeSets | None = None  # the claim's probe files, read by audit.importers.probes
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def samples(self) -> Records:
+        """The per-item records, for a check whose spec says ``needs_samples`` (the audit runs it only when there
+        are records)."""
+        if self.records is None:
+            raise RuntimeError("this check needs per-item samples; the registry runs it only when there are some")
+        return self.records
 
     @property
     def cells(self) -> Cells:

@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
+from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta
 
 from audit import stats
 from audit.check_params import EmergenceParams
@@ -638,3 +638,9 @@ def _calibration(arm: str, v: dict, level: float) -> list[dict]:
 
 __all__ = ["NAME", "Params", "run", "token_accuracy", "token_edit_distance", "predicted_exact_match",
            "expected_edit_distance", "tokenize", "classify"]
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="delta under discontinuous vs continuous metrics; exact match predicted from per-token "
+                 "accuracy (p^L); resolution at 0/n")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -22,7 +22,7 @@ from itertools import repeat
 from operator import is_not
 
 import numpy as np
-from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
 from audit.check_params import ExtractionParams
@@ -286,3 +286,9 @@ def _claimed_finding(ctx: Context, params: Params, prov: dict) -> Finding:
                        + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov)
     return Finding(NAME, "answered", Outcome.passed, f"Few outputs lack an extractable answer: {rates}; "
                    + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov)
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="outputs with no extractable answer per arm; their asymmetry; the delta on answered "
+                 "items")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from audit import stats
 from audit.check_params import ItemSetsParams
-from audit.checks._common import Context, fmt_ci, fmt_delta
+from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta
 from audit.findings import Finding, Impact, Outcome, Severity
 from audit.records import NORMALISATION_FIX, normalisation_note
 
@@ -134,3 +134,9 @@ def _ids(ids: tuple[str, ...], k: int) -> str:
         return "none"
     shown = ", ".join(ids[:k])
     return shown + (f", … ({len(ids) - k} more)" if len(ids) > k else "")
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="arms run on different item sets: the items only one arm has; the published unpaired "
+                 "comparison beside the paired one on the shared items")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

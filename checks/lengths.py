@@ -17,7 +17,7 @@ import numpy as np
 
 from audit import stats
 from audit.check_params import LengthsParams
-from audit.checks._common import Context
+from audit.checks._common import CheckSpec, Context
 from audit.findings import Finding, Outcome
 
 NAME = "lengths"
@@ -90,3 +90,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                     rows=rows, provenance=ctx.provenance(lengths="characters (len), words (str.split), tokens when "
                                                                  "logged; items both arms share",
                                                          test="paired t on the per-item character difference"))]
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="the arms' output lengths (characters, words, tokens) and their paired difference, "
+                 "beside the gain where the treatment is longer and where it is not")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

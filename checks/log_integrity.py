@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from audit.checks._common import Context
+from audit.checks._common import CheckSpec, Context
 
 from audit.check_params import LogIntegrityParams
 from audit.findings import Finding, Impact, Outcome, Severity
@@ -174,3 +174,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             detail="; ".join(no_results) + ". Put the results file of the same run next to its samples file.",
             provenance=prov))
     return findings
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="lm-eval samples vs their results file: document counts, filters, each filter's metric "
+                 "recomputed")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
 from audit.check_params import CONFIDENCE_LEXICON, DEFAULT_MARKERS, MimicryParams  # noqa: F401 - re-exported
@@ -570,3 +570,9 @@ def _confidence_finding(ctx: Context, params: Params, case: _ConfidenceCase, pro
 
 def _fmt_iv(iv) -> str:
     return f"[{iv.low:.3f}, {iv.high:.3f}]" if iv.ok else "[n/a]"
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="disposition markers (self-verification, hedges) vs correctness; stated confidence vs "
+                 "correctness")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -16,7 +16,7 @@ no adjustment); ``find_breaks`` reports the per-variant break tests alone. Neith
 """
 from __future__ import annotations
 
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
 
 from audit.check_params import OodParams
 from audit.findings import Finding, Impact, Outcome, Severity
@@ -99,3 +99,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
 def _evidence(ctx: Context, variant: str) -> list[dict]:
     p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget, variant)
     return item_evidence(p, (p.treatment - p.baseline) * ctx.sign <= 0, k=3)
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="the delta under every OOD prompt variant; intersection-union or Holm, as the claim "
+                 "asks")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -44,7 +44,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from audit.checks._common import Context
+from audit.checks._common import CheckSpec, Context
 
 from audit import stats
 from audit.check_params import ProbesParams
@@ -327,3 +327,9 @@ def _evidence(id_set: ProbeSet, ood: ProbeSet, k: int) -> list[dict]:
         if len(out) >= k:
             break
     return out
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=False,
+                 description="probe AUC in distribution vs OOD: DeLong CIs, Mann-Whitney vs chance, paired DeLong ID "
+                 "vs OOD")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

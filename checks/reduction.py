@@ -15,7 +15,7 @@ import math
 
 from audit import stats
 from audit.check_params import ReductionParams
-from audit.checks._common import Context, fmt_ci, fmt_delta
+from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta
 from audit.findings import Finding, Impact, Outcome, Severity
 
 NAME = "reduction"
@@ -86,3 +86,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                "treatment_rule": rule_t, "delta": pub.get("delta"), "ci_low": pub.get("ci_low"),
                                "ci_high": pub.get("ci_high"), "test": pub.get("test")},
                     rows=rows, provenance=prov)]
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="several outputs per item: arms reduced differently (mean vs any-of-k, pass@k, "
+                 "majority) and the like-for-like deltas")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from audit.checks._common import Context
+from audit.checks._common import CheckSpec, Context
 
 from audit import stats
 from audit.check_params import ReportedNumbersParams
@@ -416,3 +416,8 @@ def _against_rerun(ctx: Context, cell, arms: dict, prov: dict, where: str) -> li
                                       "on the gain, which the significance check judges.",
                                severity=Severity.major, impact=Impact.none, statistic=stat, provenance=pv))
     return out
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=False,
+                 description="reported rates, delta and p-value against k/n granularity and the standard tests")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

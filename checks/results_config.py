@@ -18,7 +18,7 @@ import pandas as pd
 
 from audit.check_params import ResultsConfigParams
 from audit.checks import settings as settings_check
-from audit.checks._common import Context
+from audit.checks._common import CheckSpec, Context
 from audit.findings import Finding, Outcome
 from audit.records import COLUMNS, Records
 
@@ -50,3 +50,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     for f in settings_check.run(sub, params):
         findings.append(f.model_copy(update={"check": NAME, "subject": f.subject.model_copy(update={"check": NAME})}))
     return findings
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=False,
+                 description="results-only claims: the rates and n read from each run's results_*.json, and the "
+                 "runs' configs compared as the settings check compares samples")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -11,7 +11,7 @@ versions are not comparable.
 """
 from __future__ import annotations
 
-from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evidence
 
 from audit.check_params import ScoringParams
 from audit.findings import Finding, Impact, Outcome, Severity
@@ -146,3 +146,9 @@ def _config_mismatch(ctx: Context) -> list[Finding]:
                                severity=Severity.critical, impact=Impact.fragile, rows=diffs,
                                provenance=ctx.provenance(source="lm-eval results_*.json of each arm")))
     return out
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="the delta under every scoring; arms scored with different extractors or metric "
+                 "versions")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

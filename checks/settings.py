@@ -40,7 +40,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from audit.checks._common import Context
+from audit.checks._common import CheckSpec, Context
 
 from audit.check_params import SettingsParams
 from audit.findings import Finding, Impact, Outcome, Severity
@@ -400,3 +400,9 @@ def _clip(s: Any, n: int = 600) -> Any:
     if not isinstance(s, str):
         return s
     return s if len(s) <= n else s[:n] + " …"
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="the arms' effective settings side by side; differences not declared as treatment "
+                 "changes; budget-sweep derivation mismatches")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

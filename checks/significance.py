@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from audit.checks._common import Context, excludes_zero, fmt_ci, fmt_delta
+from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta
 
 from audit import stats
 from audit.check_params import SignificanceParams
@@ -331,3 +331,8 @@ def _not_shown(ctx: Context, said: _Said, ci, reported: float | None, pw: float)
         code, sev = "not_significant", Severity.major
     return Finding(NAME, code, Outcome.inconclusive, title, detail=detail + said.note, severity=sev,
                    impact=Impact.inconclusive, statistic=said.stat, rows=said.rows, provenance=said.prov)
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=False,
+                 description="the delta at the claimed setting, its CI, the right test for the design, power/MDE")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from audit.checks._common import Context, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
 from audit.check_params import TruncationParams
@@ -298,3 +298,8 @@ def _cut_note(p_claimed, alpha: float) -> str:
         return ""
     return (f"{np.mean(tb[known]):.0%} of baseline vs {np.mean(tt[known]):.0%} of treatment outputs were cut off "
             "by the budget")
+
+
+SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
+                 description="outputs that hit the generation budget; the delta per budget and on untruncated items")
+"""This check in the registry (:data:`audit.checks.REGISTRY`)."""
