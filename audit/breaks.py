@@ -27,7 +27,7 @@ from audit import stats
 from audit.claim import Claim
 from audit.findings import Impact, Outcome, Severity
 from audit.intervals import fmt_ci, fmt_delta
-from audit.measure import Cell
+from audit.measure import MeasuredCell
 from audit.records import DEFAULT_VARIANT, Records
 
 
@@ -50,7 +50,7 @@ class Audit(Protocol):
     def polarity(self, scoring: str | None = None) -> int: ...
 
     def cell(self, budget: int | None, scoring: str | None = None,
-             variant: str = DEFAULT_VARIANT) -> Cell | None: ...
+             variant: str = DEFAULT_VARIANT) -> MeasuredCell | None: ...
 
     def degenerate(self) -> dict: ...
 
@@ -67,7 +67,7 @@ class Perturbation:
 
     kind: str  # "budget" | "scoring" | "variant"
     label: str
-    cell: Cell
+    cell: MeasuredCell
     change: stats.PairedInference | None
     test: str  # "harmful change" | "reversal"
     p_raw: float
@@ -197,7 +197,7 @@ def _tested(audit: Audit, kind: str, label: str, budget: int | None, scoring: st
             "missing": missing[:20]}
 
 
-def _above_claim(audit: Audit, cell: Cell, pol: int) -> bool:
+def _above_claim(audit: Audit, cell: MeasuredCell, pol: int) -> bool:
     """The perturbed gain is shown to be at least the reported one (less its rounding tolerance): H0 "gain <
     reported − tolerance" rejected one-sided at α/2."""
     rep = audit.reported_delta()

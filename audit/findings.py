@@ -5,7 +5,7 @@ Every type the report, the summary, the JUnit file and ``audit compare`` read is
 * the enums (:class:`Severity`, :class:`Outcome`, :class:`Impact`, :class:`Verdict`), each with its order;
 * a finding's :class:`Subject` (check, code and the cell or setting it is about), by which ``audit compare`` matches
   findings across reports — never by title;
-* the typed exhibits a check hands to the report: :class:`Estimate` (a delta and its interval, drawn in the forest
+* the typed exhibits a check hands to the report: :class:`ForestEstimate` (a delta and its interval, drawn in the forest
   plot) and :class:`RateTable` (truncation and no-answer rates);
 * :class:`Report`, whose derived views (claim vs measured, forest rows, rate tables, gate) are computed once in
   :func:`audit.verify.verify` and only read by the renderers.
@@ -132,7 +132,7 @@ class Subject(_Model):
         return f"{self.check}.{self.code}" + (f" [{where}]" if where else "")
 
 
-class Interval(_Clean):
+class HeadlineInterval(_Clean):
     """A finding's headline interval (its statistic's ``ci_low`` / ``ci_high``), at the report's level."""
 
     low: float | None = None
@@ -162,14 +162,14 @@ class Headline(_Clean):
 
 
 class EstimateKind(StrEnum):
-    """Which delta an :class:`Estimate` is."""
+    """Which delta a :class:`ForestEstimate` is."""
 
     cell = "cell"  # a cell of the plan (variant × budget × scoring), all items
     untruncated = "untruncated"  # the claimed cell, on the items neither arm truncated
     reported_counts = "reported_counts"  # recomputed from the reported k/n (no samples)
 
 
-class Estimate(_Clean):
+class ForestEstimate(_Clean):
     """A treatment − baseline delta with its interval, as the forest plot draws it."""
 
     kind: EstimateKind
@@ -243,10 +243,10 @@ class Finding(_Clean):
     rows: list[dict[str, Any]] = Field(default_factory=list)
     evidence: list[dict[str, Any]] = Field(default_factory=list)
     provenance: dict[str, Any] = Field(default_factory=dict)
-    estimates: list[Estimate] = Field(default_factory=list)
+    estimates: list[ForestEstimate] = Field(default_factory=list)
     table: RateTable | None = None
     # The headline interval and test, read once from the statistic (then provenance, then rows) at construction.
-    interval: Interval | None = None
+    interval: HeadlineInterval | None = None
     test: str | None = None
     headline: Headline = Field(default_factory=Headline)
     # The headline test is the statistic's own "test" entry (the page then does not show it twice).
@@ -395,7 +395,7 @@ class Report(_Model):
     perturbations_not_tested: list[str] = Field(
         default_factory=list, description="perturbation kinds not tried, each with why; a supported verdict says so")
     claim_vs_measured: ClaimVsMeasured
-    forest: list[Estimate]
+    forest: list[ForestEstimate]
     rate_tables: dict[TableKind, list[RateRow]] = Field(default_factory=dict)
 
     @property

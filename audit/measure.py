@@ -33,7 +33,7 @@ class CellKey(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Cell:
+class MeasuredCell:
     """The measured delta (treatment − baseline) of one variant × budget × scoring.
 
     ``inference`` is what every decision rests on: one test of delta = 0 and the interval that inverts it
@@ -90,7 +90,7 @@ class Cell:
 
 
 def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float,
-            score_bounds: tuple[float, float] | None = None) -> Cell:
+            score_bounds: tuple[float, float] | None = None) -> MeasuredCell:
     """The decision inference of one paired cell, with the comparison intervals beside it."""
     b, t = p.baseline, p.treatment
     clusters = p.clusters
@@ -103,7 +103,7 @@ def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float,
                                             max_draws=BOOTSTRAP_MAX_DRAWS)
         if p.binary:
             exact = stats.mcnemar_paired(b, t, alternative="two-sided")
-    return Cell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), inference, boot, clt, exact, p.binary)
+    return MeasuredCell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), inference, boot, clt, exact, p.binary)
 
 
 def _mean(x: np.ndarray) -> float:
@@ -129,7 +129,7 @@ class Cells:
     resamples: int
     level: float
     declared_bounds: tuple[float, float] | None = None
-    _memo: dict[CellKey, Cell | None] = field(default_factory=dict, repr=False)
+    _memo: dict[CellKey, MeasuredCell | None] = field(default_factory=dict, repr=False)
     _bounds: tuple[float, float] | None = field(default=None, repr=False)
 
     @property
@@ -140,7 +140,7 @@ class Cells:
             self._bounds = stats.score_range(scores, np.array([], dtype=float), self.declared_bounds, [])
         return self._bounds
 
-    def get(self, key: CellKey) -> Cell | None:
+    def get(self, key: CellKey) -> MeasuredCell | None:
         """The measured cell; None when the records have no such cell."""
         if key not in self._memo:
             rec = self.records
@@ -153,4 +153,4 @@ class Cells:
         return self._memo[key]
 
 
-__all__ = ["BOOTSTRAP_MAX_DRAWS", "Cell", "CellKey", "Cells", "DEFAULT_VARIANT", "measure", "seeded_rng"]
+__all__ = ["BOOTSTRAP_MAX_DRAWS", "MeasuredCell", "CellKey", "Cells", "DEFAULT_VARIANT", "measure", "seeded_rng"]

@@ -15,13 +15,13 @@ from audit.checks._common import Context
 from audit.claim import Claim, line_of
 from audit.errors import AuditError, InputError, Problem
 from audit.findings import VERDICT_EXPLANATION, Cell, Finding, Impact, Report, Severity, Source, Verdict, clean
-from audit.findings import Outcome as FindingOutcome
+from audit.findings import Outcome
 from audit.gate import Gate, evaluate, exit_code
 from audit.records import Records
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AuditResult:
     report: Report
     findings: list[Finding]
     records: Records | None
@@ -59,7 +59,7 @@ def decide(findings: list[Finding], not_tested: list[str] | tuple[str, ...] = ()
     if reproduced is None:
         f = first(Impact.inconclusive)
         reason = f.title if f else "No check could establish the claimed gain."
-        critical = [g for g in findings if g.outcome == FindingOutcome.flag and g.severity == Severity.critical]
+        critical = [g for g in findings if g.outcome == Outcome.flag and g.severity == Severity.critical]
         if critical:
             reason += f"; and {len(critical)} critical finding(s), first: {critical[0].title}"
         return Verdict.inconclusive, reason
@@ -139,7 +139,7 @@ def collect(claim: Claim, cache=None, progress=None) -> Records | None:
 
 
 def verify(claim: Claim, records: Records | None = None, command: str = "", seed: int | None = None,
-           resamples: int | None = None, cache=None, progress=None, gate: Gate | None = None) -> Outcome:
+           resamples: int | None = None, cache=None, progress=None, gate: Gate | None = None) -> AuditResult:
     """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given). ``gate``
     (default: fail on every verdict but supported) decides ``exit_code``; it is recorded in the report."""
     opts = claim.options
@@ -207,7 +207,7 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
         forest=views.forest(cells, findings),
         rate_tables=views.rate_tables(findings),
     )
-    return Outcome(report, findings, records)
+    return AuditResult(report, findings, records)
 
 
 def _finite(x: float) -> float | None:
@@ -321,7 +321,7 @@ def _environment_uncached() -> dict:
     return env
 
 
-def write_outputs(outcome: Outcome, out_dir: str | Path) -> dict[str, Path]:
+def write_outputs(outcome: AuditResult, out_dir: str | Path) -> dict[str, Path]:
     """Write report.json, report.html and summary.md into ``out_dir``; return their paths."""
     from audit.reports import render_html, render_summary
 
@@ -338,4 +338,4 @@ def write_outputs(outcome: Outcome, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["verify", "write_outputs", "decide", "Outcome", "VERDICT_EXPLANATION"]
+__all__ = ["verify", "write_outputs", "decide", "AuditResult", "VERDICT_EXPLANATION"]

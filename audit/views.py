@@ -9,10 +9,10 @@ from typing import Any, Sequence
 
 from audit import stats
 from audit.claim import Claim
-from audit.findings import Cell, ClaimVsMeasured, Estimate, EstimateKind, Finding, RateRow, TableKind, Versus
+from audit.findings import Cell, ClaimVsMeasured, ForestEstimate, EstimateKind, Finding, RateRow, TableKind, Versus
 
 
-def _reported_counts_estimate(findings: Sequence[Finding]) -> Estimate | None:
+def _reported_counts_estimate(findings: Sequence[Finding]) -> ForestEstimate | None:
     for f in findings:
         for e in f.estimates:
             if e.kind == EstimateKind.reported_counts:
@@ -80,11 +80,11 @@ def claim_vs_measured(claim: Claim, cells: Sequence[Cell], findings: Sequence[Fi
                            level=level)
 
 
-def forest(cells: Sequence[Cell], findings: Sequence[Finding]) -> list[Estimate]:
+def forest(cells: Sequence[Cell], findings: Sequence[Finding]) -> list[ForestEstimate]:
     """Every cell, then every estimate a check asked to draw (the delta on untruncated items; the delta recomputed
     from reported counts when there are no cells)."""
     multi = len({c.variant for c in cells}) > 1
-    out = [Estimate(kind=EstimateKind.cell, label=f"{c.budget} tok · {c.scoring}" + (f" · {c.variant}" if multi else ""),
+    out = [ForestEstimate(kind=EstimateKind.cell, label=f"{c.budget} tok · {c.scoring}" + (f" · {c.variant}" if multi else ""),
                     variant=c.variant, budget=c.budget, scoring=c.scoring, n=c.n, delta=c.delta, ci_low=c.ci_low,
                     ci_high=c.ci_high, ci_method=c.ci_method, claimed=c.claimed) for c in cells]
     for f in findings:

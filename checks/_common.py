@@ -16,7 +16,7 @@ from audit import breaks
 from audit.breaks import Judgement, Perturbation
 from audit.claim import Claim
 from audit.intervals import excludes_zero, fmt_ci, fmt_delta
-from audit.measure import BOOTSTRAP_MAX_DRAWS, Cell, CellKey, Cells, measure, seeded_rng
+from audit.measure import BOOTSTRAP_MAX_DRAWS, MeasuredCell, CellKey, Cells, measure, seeded_rng
 from audit.records import DEFAULT_VARIANT, Paired, Records
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from audit.findings import Finding
     from audit.importers.probes import ProbeSets
 
-__all__ = ["BOOTSTRAP_MAX_DRAWS", "Cell", "CheckSpec", "Context", "Judgement", "Perturbation", "excludes_zero",
+__all__ = ["BOOTSTRAP_MAX_DRAWS", "MeasuredCell", "CheckSpec", "Context", "Judgement", "Perturbation", "excludes_zero",
            "fmt_ci", "fmt_delta", "item_evidence", "measure"]
 
 # evaluate modules whose score is an error rate (lower is better).
@@ -181,7 +181,7 @@ class Context:
     def perturbation_stat(self, pt: Perturbation) -> dict[str, Any]:
         return breaks.perturbation_stat(pt)
 
-    def cell(self, budget: int | None, scoring: str | None = None, variant: str = DEFAULT_VARIANT) -> Cell | None:
+    def cell(self, budget: int | None, scoring: str | None = None, variant: str = DEFAULT_VARIANT) -> MeasuredCell | None:
         """The measured cell, computed once per audit; None when the records have no such cell."""
         scoring = scoring or self.claimed_scoring
         if scoring is None:

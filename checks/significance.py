@@ -27,7 +27,7 @@ from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_
 
 from audit import stats
 from audit.check_params import SignificanceParams
-from audit.findings import Estimate, EstimateKind, Finding, Impact, Outcome, Severity
+from audit.findings import ForestEstimate, EstimateKind, Finding, Impact, Outcome, Severity
 
 NAME = "significance"
 FEW_CLUSTERS = 30
@@ -187,7 +187,7 @@ def _from_counts(ctx: Context) -> list[Finding]:
     out = _decide(ctx, delta, ci, test.p_value, test.method, lambda null, alt: inf.p_value(null, alt), power,
                   reported, min(cb.n, ct.n), stat, rows, prov, "the reported counts")
     # Drawn in the forest plot (and shown as measured) when there are no per-item samples.
-    drawn = Estimate(kind=EstimateKind.reported_counts, label=f"reported counts · {ctx.claim.claim.metric} "
+    drawn = ForestEstimate(kind=EstimateKind.reported_counts, label=f"reported counts · {ctx.claim.claim.metric} "
                                                               f"(n={min(cb.n, ct.n)})",
                      budget=ctx.claimed_budget, scoring=ctx.claim.claim.metric, n=min(cb.n, ct.n), delta=delta,
                      ci_low=ci.low, ci_high=ci.high, ci_method=ci.method, p_value=test.p_value, test=test.method,

@@ -24,7 +24,7 @@ from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evi
 
 from audit import stats
 from audit.check_params import TruncationParams
-from audit.findings import (Estimate, EstimateKind, Finding, Impact, Outcome, RateTable, Severity,
+from audit.findings import (ForestEstimate, EstimateKind, Finding, Impact, Outcome, RateTable, Severity,
                             TableKind)
 from audit.records import DEFAULT_VARIANT, Paired
 
@@ -213,7 +213,7 @@ def _untruncated(ctx: Context, claimed, p_claimed, tb: np.ndarray, tt: np.ndarra
                 "treatment": float(np.mean(p_claimed.treatment[clean])) if n_clean else math.nan,
                 "delta": sub_value, "ci_low": sub_iv.low, "ci_high": sub_iv.high,
                 "ci_method": sub_iv.method, "role": UNTRUNCATED_ROLE}
-    drawn = [Estimate(kind=EstimateKind.untruncated, label=f"{cb} tok · {ctx.claimed_scoring} · untruncated items "
+    drawn = [ForestEstimate(kind=EstimateKind.untruncated, label=f"{cb} tok · {ctx.claimed_scoring} · untruncated items "
                                                            f"(n={n_clean})",
                       variant=DEFAULT_VARIANT, budget=cb, scoring=ctx.claimed_scoring, n=n_clean, delta=sub_value,
                       ci_low=sub_iv.low, ci_high=sub_iv.high, ci_method=sub_iv.method)]

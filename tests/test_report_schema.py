@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit.cli import main
-from audit.findings import Estimate, EstimateKind, Finding, Report, Subject, TableKind
+from audit.findings import ForestEstimate, EstimateKind, Finding, Report, Subject, TableKind
 
 REPO = Path(__file__).resolve().parents[1]
 CLAIMS = ["mmlu_pro_mistral.yaml", "truncation.yaml", "underpowered_counts.yaml", "probes_fires.yaml", "ood_fires.yaml"]
@@ -71,6 +71,6 @@ def test_subject_is_read_from_the_statistic_once():
     assert given.subject.arm == "baseline"
     # numpy scalars and NaN are cleaned on construction: the finding is JSON-safe as built.
     g = Finding("x", "y", "info", "t", statistic={"p": np.float64("nan"), "n": np.int64(3)},
-                estimates=[Estimate(kind=EstimateKind.untruncated, label="l", delta=np.float64(0.5))])
+                estimates=[ForestEstimate(kind=EstimateKind.untruncated, label="l", delta=np.float64(0.5))])
     assert g.statistic == {"p": None, "n": 3} and type(g.statistic["n"]) is int
     assert g.estimates[0].delta == 0.5 and TableKind("truncation") is TableKind.truncation
