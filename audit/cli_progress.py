@@ -12,6 +12,7 @@ import sys
 import click
 
 from audit.cli_output import _OPEN_BARS, _safe
+from audit.plan import DEFAULT_VARIANT
 
 
 def _progress(label: str, total: int):
@@ -59,7 +60,7 @@ def _print_summary(report, paths) -> None:
     click.echo(f"  {_safe(report.verdict_reason)}")
     if report.cells:
         click.echo("")
-        show_variant = any(c.variant != "default" for c in report.cells)
+        show_variant = any(c.variant != DEFAULT_VARIANT for c in report.cells)
         vhead = f"{'variant':<14} " if show_variant else ""
         click.echo(f"  {vhead}{'budget':>6}  {'scoring':<18} {'n':>6}  {'base':>6} {'treat':>6} {'delta':>7}  "
                    f"{'95% CI':<18} {'p':>9}")

@@ -18,6 +18,7 @@ from audit.findings import VERDICT_EXPLANATION, Cell, Finding, Impact, Report, S
 from audit.findings import Outcome
 from audit.gate import Gate, evaluate, exit_code
 from audit.records import Records
+from audit.plan import DEFAULT_VARIANT
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
                     if c is None:
                         continue
                     r = c.row()
-                    claimed = b == ctx.claimed_budget and s == ctx.claimed_scoring and v == "default"
+                    claimed = b == ctx.claimed_budget and s == ctx.claimed_scoring and v == DEFAULT_VARIANT
                     cells.append(Cell(**{k: r[k] for k in ("variant", "budget", "scoring", "n", "baseline",
                                                            "treatment", "delta", "ci_low", "ci_high", "ci_method",
                                                            "p_value", "test")}, claimed=claimed))

@@ -27,6 +27,7 @@ from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evi
 from audit import stats
 from audit.check_params import ExtractionParams
 from audit.findings import Finding, Impact, Outcome, RateTable, Severity, TableKind
+from audit.plan import DEFAULT_VARIANT
 
 NAME = "extraction"
 ANSWERED_ROLE = "items both arms answered"
@@ -78,7 +79,7 @@ def no_answer_rates(records, level: float = 0.95) -> list[dict]:
     rows = []
     for scoring in records.scorings():
         for b in records.budgets():
-            if not records.has("default", b, scoring):
+            if not records.has(DEFAULT_VARIANT, b, scoring):
                 continue
             f = records.paired(scoring, b).frame
             extracts = bool(np.isfinite(f["answered_b"].to_numpy(dtype=float)).any()
@@ -117,7 +118,7 @@ def no_output_finding(ctx: Context, prov: dict) -> Finding | None:
     rows, ev = [], []
     exhausted = 0
     for b in rec.budgets():
-        if not rec.has("default", b, scoring):
+        if not rec.has(DEFAULT_VARIANT, b, scoring):
             continue
         p = rec.paired(scoring, b)
         f = p.frame
@@ -174,7 +175,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if missing is not None:
         findings.append(missing)
     cb, cs = ctx.claimed_budget, ctx.claimed_scoring
-    if cb is None or cs is None or not rec.has("default", cb, cs):
+    if cb is None or cs is None or not rec.has(DEFAULT_VARIANT, cb, cs):
         return findings
     findings.append(_claimed_finding(ctx, params, prov))
     return findings
@@ -229,7 +230,7 @@ def _answered(ctx: Context, p, ab: np.ndarray, at: np.ndarray, known: np.ndarray
               else math.nan)
     iv = both_inf.interval if both_inf else stats.Interval.nan(ctx.level, "paired",
                                                                 f"{n_both} item(s) both arms answered: need 2")
-    row = {"variant": "default", "budget": cb, "scoring": cs, "n": n_both,
+    row = {"variant": DEFAULT_VARIANT, "budget": cb, "scoring": cs, "n": n_both,
            "baseline": float(np.mean(p.baseline[both])) if n_both else math.nan,
            "treatment": float(np.mean(p.treatment[both])) if n_both else math.nan,
            "delta": both_inf.value if both_inf else math.nan, "ci_low": iv.low, "ci_high": iv.high,

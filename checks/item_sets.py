@@ -31,6 +31,7 @@ from audit.check_params import ItemSetsParams
 from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta
 from audit.findings import Finding, Impact, Outcome, Severity
 from audit.records import NORMALISATION_FIX, normalisation_note
+from audit.plan import DEFAULT_VARIANT
 
 NAME = "item_sets"
 PUBLISHED_ROLE = "published: each arm on its own items (unpaired)"
@@ -89,7 +90,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if not sets:
         return []
     # The headline: the claimed setting when its item sets differ, else the first cell that differs.
-    s, pub, cell = next(((s, p, c) for s, p, c in sets if s.variant == "default" and s.budget == ctx.claimed_budget),
+    s, pub, cell = next(((s, p, c) for s, p, c in sets if s.variant == DEFAULT_VARIANT and s.budget == ctx.claimed_budget),
                         sets[0])
     k = params.max_ids
     stat = {"variant": s.variant, "budget": s.budget, "scoring": scoring, "shared": s.shared,

@@ -19,6 +19,7 @@ from audit import stats
 from audit.check_params import LengthsParams
 from audit.checks._common import CheckSpec, Context
 from audit.findings import Finding, Outcome
+from audit.plan import DEFAULT_VARIANT
 
 NAME = "lengths"
 
@@ -43,7 +44,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         return []
     rows, head = [], None
     for b in rec.budgets():
-        if not rec.has("default", b, scoring):
+        if not rec.has(DEFAULT_VARIANT, b, scoring):
             continue
         p = rec.paired(scoring, b)
         if p.n < 2:

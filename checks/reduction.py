@@ -17,6 +17,7 @@ from audit import stats
 from audit.check_params import ReductionParams
 from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta
 from audit.findings import Finding, Impact, Outcome, Severity
+from audit.plan import DEFAULT_VARIANT
 
 NAME = "reduction"
 
@@ -27,7 +28,7 @@ def _delta(per_sample, rules: tuple[str, str], budget, scoring: str, level: floa
     from audit.importers.reduce import reduce_frame
 
     ps = per_sample[(per_sample["budget"] == budget) & (per_sample["scoring"] == scoring)
-                    & (per_sample["variant"] == "default")]
+                    & (per_sample["variant"] == DEFAULT_VARIANT)]
     b = reduce_frame(ps[ps["arm"] == "baseline"], rules[0]).set_index("item_id")["score"]
     t = reduce_frame(ps[ps["arm"] == "treatment"], rules[1]).set_index("item_id")["score"]
     both = b.index.intersection(t.index).sort_values()
@@ -59,7 +60,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                         detail="Every paired test runs on the per-item reduced scores: the samples of an item are not "
                                "independent items.", statistic={"baseline_rule": rule_b, "treatment_rule": rule_t},
                         provenance=prov)]
-    if budget is None or scoring is None or not rec.has("default", budget, scoring):
+    if budget is None or scoring is None or not rec.has(DEFAULT_VARIANT, budget, scoring):
         return []
     rows = []
     for label, rules in (("published (each arm its own rule)", (rule_b, rule_t)),
