@@ -12,7 +12,6 @@ import sys
 import click
 
 from audit.cli_output import _OPEN_BARS, _safe
-from audit.plan import DEFAULT_VARIANT
 
 
 def _progress(label: str, total: int):
@@ -60,6 +59,8 @@ def _print_summary(report, paths) -> None:
     click.echo(f"  {_safe(report.verdict_reason)}")
     if report.cells:
         click.echo("")
+        from audit.plan import DEFAULT_VARIANT
+
         show_variant = any(c.variant != DEFAULT_VARIANT for c in report.cells)
         vhead = f"{'variant':<14} " if show_variant else ""
         click.echo(f"  {vhead}{'budget':>6}  {'scoring':<18} {'n':>6}  {'base':>6} {'treat':>6} {'delta':>7}  "
