@@ -6,14 +6,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml tools/llama_wheel.sh | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-live calibrate realclaims fixtures install-check screenshots clean
+.PHONY: demo test lint bench bench-live calibrate realclaims fixtures install-check screenshots clean
 
 # llama-cpp-python is built portably (no -march=native) by tools/llama_wheel.sh before anything else can pull it in.
 $(STAMP): pyproject.toml tools/llama_wheel.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	bash tools/llama_wheel.sh $(PY)
-	$(PY) -m pip install -q -e ".[test,live,lmeval,inspect]"
+	$(PY) -m pip install -q -e ".[test,live,lmeval,inspect,lint]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
@@ -22,6 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# ruff (lint + format check) and mypy on audit/, checks/, reports/ (tools/lint.py; configuration in pyproject.toml,
+# the strictness explained in CONTRIBUTING.md). `$(PY) tools/lint.py --fix` applies ruff's safe fixes and format.
+lint: $(STAMP)
+	$(PY) tools/lint.py
 
 # From a fresh clone: build, twine check, a new venv elsewhere, pip install the wheel, audit verify a replay fixture
 # (tools/install_check.py); then the GitHub Action and the GitLab job in a scratch repository (tools/ci_recipes.py).
