@@ -137,7 +137,8 @@ def perturbations(audit: Audit) -> list[Perturbation]:
     rec, cb, sc = audit.records, audit.claimed_budget, audit.claimed_scoring
     if rec is None or sc is None or audit.cell(cb) is None:
         return []
-    cands = [("budget", f"{b} tokens", b, sc, DEFAULT_VARIANT) for b in rec.budgets() if cb is not None and b > cb]
+    cands: list[tuple[str, str, int | None, str, str]] = [
+        ("budget", f"{b} tokens", b, sc, DEFAULT_VARIANT) for b in rec.budgets() if cb is not None and b > cb]
     # A degenerate scoring (one score for every item of both arms) measures nothing: never a perturbation.
     cands += [("scoring", f"scoring {s!r}", cb, s, DEFAULT_VARIANT) for s in rec.scorings()
               if s != sc and s not in audit.degenerate()]
@@ -182,7 +183,7 @@ def _tested(audit: Audit, kind: str, label: str, budget: int | None, scoring: st
         material = bool(math.isfinite(change.value) and change.value < -m)
         test = "harmful change"
         e = s1 - s0 if len(shared) >= 2 else np.array([])
-        if e.size and np.ptp(e) == 0 and len(shared) == claimed.n == cell.n:
+        if e.size and np.ptp(e) == 0 and claimed is not None and len(shared) == claimed.n == cell.n:
             # The same change on every item (identical outputs): a fact, not an estimate.
             exact = float(e[0])
             p_raw = 0.0 if exact < 0 else 1.0

@@ -22,7 +22,7 @@ from audit import __version__
 from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
 from audit.cli_output import _PENDING_EXIT, _AuditGroup, _check_outputs, _fail, _safe, _special_output
 from audit.cli_progress import _line_progress, _print_gate, _print_summary, _progress, _stderr_is_terminal
-from audit.errors import AuditError, InputError, Problem
+from audit.errors import InputError, Problem
 
 
 @click.group(cls=_AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,7 +72,7 @@ def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
 
     try:
         return Gate.parse(value)
-    except AuditError as exc:
+    except InputError as exc:  # the only error Gate.parse raises
         problem = exc.problems[0]
         raise click.BadParameter(f"{problem.message}. Valid values: {problem.fix}", ctx=ctx, param=param) from None
 

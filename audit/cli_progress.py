@@ -19,16 +19,17 @@ def _progress(label: str, total: int):
     state: dict = {"bar": None, "last": 0}
 
     def update(done: int, total_: int) -> None:
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(length=total_, label=f"{_safe(label):<36}", file=sys.stderr,
-                                             show_pos=True)
-            state["bar"].__enter__()
-            _OPEN_BARS.append(state["bar"])
-        state["bar"].update(done - state["last"])
+        bar = state["bar"]
+        if bar is None:
+            bar = click.progressbar(length=total_, label=f"{_safe(label):<36}", file=sys.stderr, show_pos=True)
+            state["bar"] = bar
+            bar.__enter__()
+            _OPEN_BARS.append(bar)
+        bar.update(done - state["last"])
         state["last"] = done
-        if done >= total_ and state["bar"] in _OPEN_BARS:
-            _OPEN_BARS.remove(state["bar"])
-            state["bar"].__exit__(None, None, None)
+        if done >= total_ and bar in _OPEN_BARS:
+            _OPEN_BARS.remove(bar)
+            bar.__exit__(None, None, None)
 
     return update
 

@@ -260,7 +260,8 @@ def compare(old: Report, new: Report, old_file: str = "old", new_file: str = "ne
     return Comparison(
         old_file=old_file, new_file=new_file, verdict_old=old.verdict, verdict_new=new.verdict,
         reason_old=old.verdict_reason, reason_new=new.verdict_reason,
-        claim_changes=_dict_changes(old.claim_dict(), new.claim_dict()), cells=_cells(old, new), findings=_findings(old, new),
+        claim_changes=_dict_changes(old.claim_dict(), new.claim_dict()), cells=_cells(old, new),
+        findings=_findings(old, new),
         options=_dict_changes(_options(old), _options(new)),
         sources=_sources(old, new), environment=_dict_changes(old.environment, new.environment))
 

@@ -372,7 +372,7 @@ class Report(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="audit report")
 
-    schema_version: int = Field(2, ge=2, le=2)
+    schema_version: int = Field(default=2, ge=2, le=2)
     audit_version: str
     created: str
     command: str

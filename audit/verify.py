@@ -104,7 +104,8 @@ def perturbation_coverage(ctx: Context) -> tuple[list[str], list[str]]:
     if "variant" in kinds:
         tested.append("OOD")
     else:
-        not_tested.append("OOD (none declared)" if len(rec.variants()) <= 1 else "OOD (no variant at the claimed setting)")
+        not_tested.append("OOD (none declared)" if len(rec.variants()) <= 1
+                          else "OOD (no variant at the claimed setting)")
     return tested, not_tested
 
 
@@ -277,7 +278,8 @@ def _check_score_bounds(claim: Claim, records: Records | None) -> None:
         raise InputError([Problem(
             f"{len(outside)} score(s) lie outside options.score_bounds [{bounds[0]:g}, {bounds[1]:g}]; the first: "
             f"{float(score[outside[0]])!r} (item {row['item_id']!r}, {row['arm']}, scoring {row['scoring']!r}, "
-            f"from {row['source']}{'' if row['line'] is None or pd.isna(row['line']) else ':' + str(int(row['line']))})",
+            f"from {row['source']}"
+            f"{'' if row['line'] is None or pd.isna(row['line']) else ':' + str(int(row['line']))})",
             file=_file(claim), line=line_of(claim, ("options", "score_bounds")), field="options.score_bounds",
             value=list(bounds), fix="declare the metric's true range, e.g. [0, 100] for chrF or BLEU, or remove "
                                     "score_bounds to take [0, 1] widened to the observed scores")])

@@ -84,7 +84,8 @@ def forest(cells: Sequence[Cell], findings: Sequence[Finding]) -> list[ForestEst
     """Every cell, then every estimate a check asked to draw (the delta on untruncated items; the delta recomputed
     from reported counts when there are no cells)."""
     multi = len({c.variant for c in cells}) > 1
-    out = [ForestEstimate(kind=EstimateKind.cell, label=f"{c.budget} tok · {c.scoring}" + (f" · {c.variant}" if multi else ""),
+    out = [ForestEstimate(kind=EstimateKind.cell,
+                          label=f"{c.budget} tok · {c.scoring}" + (f" · {c.variant}" if multi else ""),
                     variant=c.variant, budget=c.budget, scoring=c.scoring, n=c.n, delta=c.delta, ci_low=c.ci_low,
                     ci_high=c.ci_high, ci_method=c.ci_method, claimed=c.claimed) for c in cells]
     for f in findings:

@@ -177,7 +177,7 @@ def scrub_all(text: str, report: Report) -> str:
     from audit.textsafe import scrub as scrub_secrets
 
     text = scrub(text, report)
-    keys = [v for v in (os.environ.get(n) for n in sorted(_env_names(report.claim_dict()))) if v]
+    keys: list[str | None] = [v for v in (os.environ.get(n) for n in sorted(_env_names(report.claim_dict()))) if v]
     for key in keys or [None]:
         text = scrub_secrets(text, key)
     return text
@@ -271,10 +271,12 @@ def render_html(report: Report, records=None, max_items: int | None = None, out:
         cvm=report.claim_vs_measured, forest_svg=Markup(forest) if forest else None,
         forest_narrow_svg=Markup(forest_narrow) if forest_narrow else None, stat_rows=stat_rows,
         lengths_svg=Markup(lengths_plot) if lengths_plot else None, lengths=lens,
-        rates=report.rate_tables.get(TableKind.truncation, []), no_answer=report.rate_tables.get(TableKind.no_answer, []),
+        rates=report.rate_tables.get(TableKind.truncation, []),
+        no_answer=report.rate_tables.get(TableKind.no_answer, []),
         findings=sorted_findings(report), gate_failing=set(report.gate.failing_findings),
         items=data, items_json=Markup(items_mod.script_json(data.blob)) if data else None,
-        claim_shown=redact(report.claim_dict()), arms_shown=redact(report.arms), reproduce="# in the claim file's folder\n" + reproduce_command(report, out),
+        claim_shown=redact(report.claim_dict()), arms_shown=redact(report.arms),
+        reproduce="# in the claim file's folder\n" + reproduce_command(report, out),
         reported_delta=reported, js=Markup(js), css=Markup(css), script_hash=_script_hash(js),
     )
     return scrub_all(html, report)
@@ -363,7 +365,8 @@ def render_summary(report: Report, out: str | Path | None = None) -> str:
                   "|---|---:|---|---:|---:|---:|---:|---|---:|---|"]
         for c in report.cells:
             mark = " **(claimed)**" if c.claimed else ""
-            lines.append(f"| {md_cell(c.variant)} | {c.budget} | {md_cell(c.scoring)}{mark} | {c.n} | {num(c.baseline)} "
+            lines.append(f"| {md_cell(c.variant)} | {c.budget} | {md_cell(c.scoring)}{mark} | {c.n} "
+                         f"| {num(c.baseline)} "
                          f"| {num(c.treatment)} | {delta(c.delta)} | {ci(c.ci_low, c.ci_high)} | {pval(c.p_value)} "
                          f"| {md_cell(c.test)} |")
         lines.append("")
