@@ -145,9 +145,9 @@ def classify(ctx: Context, params: Params) -> dict[str, tuple[str, str]]:
         kind_of = getattr(_scoring, "kind_of", None)
     except Exception:  # the registry of kinds is optional
         kinds, kind_of = {}, None
-    t = ctx.records.table
+    t = ctx.samples.table
     out = {}
-    for s in ctx.records.scorings():
+    for s in ctx.samples.scorings():
         known = None
         if kind_of is not None:
             try:
@@ -186,6 +186,7 @@ class _Metrics:
     ref: str | None  # the discontinuous scoring the per-token analysis is checked against
     tok: dict | None  # _token_analysis (None without targets)
     rows: list[dict]  # the per_metric finding's rows
+    claimed: str  # the claimed scoring
 
 
 @dataclass(frozen=True)
@@ -214,11 +215,12 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                  "exact match ≈ p^L", delta="the decision inference (see significance); gap: paired t",
                           tokens=params.tokens, predictor=params.predictor,
                           kinds={s: f"{k} ({src})" for s, (k, src) in kinds.items()})
-    if cb is None or ctx.cell(cb) is None:
+    claimed = ctx.cell(cb) if cb is not None else None
+    if cb is None or claimed is None:
         return [Finding(NAME, "no_claimed_cell", Outcome.inconclusive,
                         "No records at the claimed setting to compare metrics",
                         severity=Severity.minor, impact=Impact.none, provenance=prov)]
-    ms = _metrics(ctx, params, kinds, cb)
+    ms = _metrics(ctx, params, kinds, cb, claimed.scoring)  # the claimed cell's scoring is ctx.claimed_scoring
     findings: list[Finding] = [Finding(
         NAME, "per_metric", Outcome.info,
         f"Delta under discontinuous vs continuous metrics at {cb} tokens: "
@@ -235,9 +237,10 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     return findings
 
 
-def _metrics(ctx: Context, params: Params, kinds: dict[str, tuple[str, str]], cb: int) -> _Metrics:
+def _metrics(ctx: Context, params: Params, kinds: dict[str, tuple[str, str]], cb: int, claimed: str) -> _Metrics:
     """Which scorings at the claimed budget are discontinuous or continuous, in which polarity, with their cells'
-    rows and the per-token analysis against the reference discontinuous scoring."""
+    rows and the per-token analysis against the reference discontinuous scoring (``claimed``: the claimed
+    scoring)."""
     sign = {s: polarity(ctx, params, s) for s in kinds}
     disc = [s for s, (k, _) in kinds.items() if k == "discontinuous" and ctx.cell(cb, s) is not None]
     cont = [s for s, (k, _) in kinds.items() if k == "continuous" and ctx.cell(cb, s) is not None]
@@ -248,11 +251,11 @@ def _metrics(ctx: Context, params: Params, kinds: dict[str, tuple[str, str]], cb
             rows.append(c.row(kind=kinds[s][0], kind_source=kinds[s][1],
                               better="lower" if sign[s] < 0 else "higher"))
 
-    ref = ctx.claimed_scoring if ctx.claimed_scoring in disc else (disc[0] if disc else None)
-    tok = _token_analysis(ctx, params, ref, cb)
+    ref = claimed if claimed in disc else (disc[0] if disc else None)
+    tok = _token_analysis(ctx, params, ref, cb, claimed)
     if tok is not None:
         rows.append(tok["row"])
-    return _Metrics(cb, kinds, sign, disc, cont, ref, tok, rows)
+    return _Metrics(cb, kinds, sign, disc, cont, ref, tok, rows, claimed)
 
 
 def _diffs(rec, scoring: str, budget: int) -> np.ndarray:
@@ -264,9 +267,11 @@ def _diffs(rec, scoring: str, budget: int) -> np.ndarray:
 def _continuous(ctx: Context, ms: _Metrics, item_ids: np.ndarray) -> list[_Continuous]:
     """The continuous metrics a discontinuous gain is weighed against: the continuous scorings, else the per-token
     accuracy when it is comparable with the discontinuous scoring."""
-    rec, cb, tok = ctx.records, ms.budget, ms.tok
-    continuous = [_Continuous(s, ctx.cell(cb, s).delta, ms.sign[s], ctx.cell(cb, s).test, _diffs(rec, s, cb),
-                              _aligned(rec, s, cb, item_ids), _unit_scale(rec, s)) for s in ms.cont]
+    rec, cb, tok = ctx.samples, ms.budget, ms.tok
+    # (every scoring in ms.cont has a cell at the budget)
+    continuous = [_Continuous(s, c.delta, ms.sign[s], c.test, _diffs(rec, s, cb),
+                              _aligned(rec, s, cb, item_ids), _unit_scale(rec, s))
+                  for s in ms.cont if (c := ctx.cell(cb, s)) is not None]
     if tok is not None and tok["comparable"] and not ms.cont:
         arms = tok["arms"]
         d_tok = arms["treatment"]["acc"] - arms["baseline"]["acc"]
@@ -278,12 +283,12 @@ def _continuous(ctx: Context, ms: _Metrics, item_ids: np.ndarray) -> list[_Conti
 def _discontinuous_only(ctx: Context, params: Params, ms: _Metrics, prov: dict) -> list[Finding]:
     """Whether each significant discontinuous gain exists only under the discontinuous metric, or has no continuous
     metric to be compared with."""
-    rec, cb, tok = ctx.records, ms.budget, ms.tok
-    claimed_pair = rec.paired(ctx.claimed_scoring, cb)
+    rec, cb, tok = ctx.samples, ms.budget, ms.tok
+    claimed_pair = rec.paired(ms.claimed, cb)
     continuous = _continuous(ctx, ms, claimed_pair.item_ids)
-    judged = [ms.ref] if ms.ref == ctx.claimed_scoring else ms.disc
-    gains = [s for s in judged
-             if _gain(ctx, ctx.cell(cb, s).delta, ms.sign[s], ctx.cell(cb, s).test, _diffs(rec, s, cb)) > 0]
+    judged = [ms.claimed] if ms.ref == ms.claimed else ms.disc  # scorings in ms.disc: each has a cell at the budget
+    gains = [(s, c) for s in judged
+             if (c := ctx.cell(cb, s)) is not None and _gain(ctx, c.delta, ms.sign[s], c.test, _diffs(rec, s, cb)) > 0]
     findings: list[Finding] = []
     if gains and not continuous:
         findings.append(Finding(
@@ -293,8 +298,8 @@ def _discontinuous_only(ctx: Context, params: Params, ms: _Metrics, prov: dict) 
                    "perturbations.scorings, or give targets the answers can be compared with token by token."
                    + (f" {tok['reason']}" if tok is not None and tok.get("reason") else ""),
             severity=Severity.minor, impact=Impact.none, provenance=prov))
-    for s in gains:
-        f = _gain_finding(ctx, params, ms, s, continuous, claimed_pair, prov)
+    for s, c in gains:
+        f = _gain_finding(ctx, params, ms, s, c.delta, continuous, claimed_pair, prov)
         if f is not None:
             findings.append(f)
     return findings
@@ -337,13 +342,13 @@ def _continuous_evidence(ctx: Context, params: Params, ms: _Metrics, s: str, con
     return evidence, why_not
 
 
-def _gain_finding(ctx: Context, params: Params, ms: _Metrics, s: str, continuous: list[_Continuous], claimed_pair,
-                  prov: dict) -> Finding | None:
-    """For one significant gain under the discontinuous ``s``: shown to exist only there (flag), not shown either
-    way (inconclusive), or also under a continuous metric (pass); None without a continuous metric."""
+def _gain_finding(ctx: Context, params: Params, ms: _Metrics, s: str, d: stats.Estimate, continuous: list[_Continuous],
+                  claimed_pair, prov: dict) -> Finding | None:
+    """For one significant gain under the discontinuous ``s`` (``d``: its cell's delta): shown to exist only there
+    (flag), not shown either way (inconclusive), or also under a continuous metric (pass); None without a continuous
+    metric."""
     cb = ms.budget
-    d = ctx.cell(cb, s).delta
-    d_s = _diffs(ctx.records, s, cb)
+    d_s = _diffs(ctx.samples, s, cb)
     n_changed = int(np.count_nonzero(d_s))
     verdicts = {cm.name: _gain(ctx, cm.est, cm.sign, cm.test, cm.diffs) for cm in continuous}
     sig = [c for c, v in verdicts.items() if v > 0]
@@ -394,7 +399,7 @@ def _resolution(ctx: Context, ms: _Metrics, prov: dict) -> list[Finding]:
     cb, cont = ms.budget, ms.cont
     findings: list[Finding] = []
     for s in ms.disc:
-        p = ctx.records.paired(s, cb)
+        p = ctx.samples.paired(s, cb)
         res_rows = []
         for arm, x in (("baseline", p.baseline), ("treatment", p.treatment)):
             k, n = int(np.sum(x)), int(len(x))
@@ -406,9 +411,9 @@ def _resolution(ctx: Context, ms: _Metrics, prov: dict) -> list[Finding]:
             which = ", ".join(f"{r['arm']} {r['k']}/{r['n']}" for r in res_rows)
             bound = "; ".join(f"{r['arm']}: Wilson {ctx.level:.0%} CI [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
                               for r in res_rows)
-            cont_hint = (" Under the continuous metric(s): " + "; ".join(
-                f"{c}: baseline {ctx.cell(cb, c).baseline:.3f}, treatment {ctx.cell(cb, c).treatment:.3f}"
-                for c in cont) + ".") if cont else ""
+            cont_hint = (" Under the continuous metric(s): " + "; ".join(  # each of ms.cont has a cell
+                f"{c}: baseline {cell.baseline:.3f}, treatment {cell.treatment:.3f}"
+                for c in cont if (cell := ctx.cell(cb, c)) is not None) + ".") if cont else ""
             findings.append(Finding(
                 NAME, "resolution", Outcome.flag,
                 f"Under {s!r} an arm is at the floor or ceiling ({which}): exact match cannot resolve how far it is "
@@ -487,10 +492,11 @@ def _answers(rec, arm, scoring, budget, ids, mode: str) -> np.ndarray:
     return text
 
 
-def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int) -> dict | None:
-    """Per-item token accuracy and exact match of both arms on the items with a target; None without targets."""
-    rec = ctx.records
-    scoring = ref or ctx.claimed_scoring
+def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int, claimed: str) -> dict | None:
+    """Per-item token accuracy and exact match of both arms on the items with a target (under ``ref``, else the
+    ``claimed`` scoring); None without targets."""
+    rec = ctx.samples
+    scoring = ref or claimed
     p = rec.paired(scoring, cb)
     ids = p.item_ids
     targets = _arm_column(rec, "baseline", "target", scoring, cb, ids)
@@ -501,15 +507,15 @@ def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int) -> d
     per_arm = {}
     for arm, score in (("baseline", p.baseline), ("treatment", p.treatment)):
         ans = _answers(rec, arm, scoring, cb, ids, params.answer)
-        acc, L, em, ed = [], [], [], []
+        accs, lens, ems, eds = [], [], [], []
         for a, t in zip(ans[has_target], targets[has_target]):
             a = a if isinstance(a, str) else ""
             x, n_tok, exact = token_accuracy(a, t, params.tokens)
-            acc.append(x)
-            L.append(n_tok)
-            em.append(float(exact))
-            ed.append(token_edit_distance(tokenize(a, params.tokens), tokenize(t, params.tokens)))
-        acc, L, em, ed = map(np.asarray, (acc, L, em, ed))
+            accs.append(x)
+            lens.append(n_tok)
+            ems.append(float(exact))
+            eds.append(token_edit_distance(tokenize(a, params.tokens), tokenize(t, params.tokens)))
+        acc, L, em, ed = map(np.asarray, (accs, lens, ems, eds))
         # The scoring's "right" is a high score, or a low one for an error indicator (lower is better).
         right = score[has_target] >= 0.5 if ref is None or polarity(ctx, params, ref) > 0 else score[has_target] < 0.5
         agree = float(np.mean(em == right)) if ref is not None else math.nan

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from itertools import repeat
 from operator import is_not
+from typing import Any
 
 import numpy as np
 from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evidence
@@ -113,9 +114,11 @@ def no_answer_rates(records, level: float = 0.95) -> list[dict]:
 def no_output_finding(ctx: Context, prov: dict) -> Finding | None:
     """Outputs that are not there at all (null content, null or empty text), per arm at the claimed scoring and
     every budget: flagged as probable budget exhaustion where the finish reason is absent or "length"."""
-    rec = ctx.records
-    scoring = ctx.claimed_scoring if ctx.claimed_scoring in rec.scorings() else rec.scorings()[0]
-    rows, ev = [], []
+    rec = ctx.samples
+    cs = ctx.claimed_scoring
+    scoring = cs if cs is not None and cs in rec.scorings() else rec.scorings()[0]
+    rows: list[dict[str, Any]] = []
+    ev: list[dict] = []
     exhausted = 0
     for b in rec.budgets():
         if not rec.has(DEFAULT_VARIANT, b, scoring):
@@ -154,7 +157,7 @@ def no_output_finding(ctx: Context, prov: dict) -> Finding | None:
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
-    rec = ctx.records
+    rec = ctx.samples
     prov = ctx.provenance(rates="Wilson score interval",
                           asymmetry="McNemar test (continuity-corrected) (Tango interval)",
                           delta="the decision inference (see significance)",
@@ -177,7 +180,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     cb, cs = ctx.claimed_budget, ctx.claimed_scoring
     if cb is None or cs is None or not rec.has(DEFAULT_VARIANT, cb, cs):
         return findings
-    findings.append(_claimed_finding(ctx, params, prov))
+    findings.append(_claimed_finding(ctx, params, cs, prov))
     return findings
 
 
@@ -244,11 +247,11 @@ def _answered(ctx: Context, p, ab: np.ndarray, at: np.ndarray, known: np.ndarray
     return _Answered(known, nb, nt, rb, rt, asym, n_both, both_inf, iv, delta_all, margin, p_both, row, stat)
 
 
-def _claimed_finding(ctx: Context, params: Params, prov: dict) -> Finding:
+def _claimed_finding(ctx: Context, params: Params, cs: str, prov: dict) -> Finding:
     """Whether the claimed gain comes from one arm failing to produce a parseable answer (on evidence), the arms
-    merely differ, many outputs lack an answer, or few do."""
-    cb, cs = ctx.claimed_budget, ctx.claimed_scoring
-    p = ctx.records.paired(cs, cb)
+    merely differ, many outputs lack an answer, or few do. ``cs``: the claimed scoring."""
+    cb = ctx.claimed_budget
+    p = ctx.samples.paired(cs, cb)
     ab, at = _claimed_flags(p)
     known = ~np.isnan(ab) & ~np.isnan(at)
     if known.sum() < 2:

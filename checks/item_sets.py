@@ -23,6 +23,7 @@ difference between the two comparisons is the part of the published gap that com
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def unpaired(b: np.ndarray, t: np.ndarray, level: float) -> dict:
     for 0/1 scores (Newcombe's interval beside), Welch's t otherwise."""
     b, t = np.asarray(b, dtype=float), np.asarray(t, dtype=float)
     binary = bool(np.all(np.isin(b, (0.0, 1.0))) and np.all(np.isin(t, (0.0, 1.0))))
-    out = {"n_baseline": int(b.size), "n_treatment": int(t.size),
+    out: dict[str, Any] = {"n_baseline": int(b.size), "n_treatment": int(t.size),
            "baseline": float(b.mean()) if b.size else math.nan, "treatment": float(t.mean()) if t.size else math.nan}
     if binary and b.size and t.size:
         kb, kt = int(b.sum()), int(t.sum())
@@ -71,7 +72,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         pairing="Records pair the arms on item id; the items one arm alone holds are kept in Records.item_sets")
     rows, sets = [], []
     for s in rec.item_sets:
-        if not rec.has(s.variant, s.budget, scoring):
+        if scoring is None or not rec.has(s.variant, s.budget, scoring):  # no claimed scoring: no such cell
             continue
         pub = unpaired(rec.arm_scores("baseline", scoring, s.budget, s.variant)["score"].to_numpy(dtype=float),
                        rec.arm_scores("treatment", scoring, s.budget, s.variant)["score"].to_numpy(dtype=float),
@@ -90,8 +91,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if not sets:
         return []
     # The headline: the claimed setting when its item sets differ, else the first cell that differs.
-    s, pub, cell = next(((s, p, c) for s, p, c in sets if s.variant == DEFAULT_VARIANT and s.budget == ctx.claimed_budget),
-                        sets[0])
+    s, pub, cell = next(((s, p, c) for s, p, c in sets
+                         if s.variant == DEFAULT_VARIANT and s.budget == ctx.claimed_budget), sets[0])
     k = params.max_ids
     stat = {"variant": s.variant, "budget": s.budget, "scoring": scoring, "shared": s.shared,
             "n_baseline": s.n_baseline, "n_treatment": s.n_treatment,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from itertools import repeat
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     scoring = ctx.claimed_scoring
     if rec is None or scoring is None:
         return []
-    rows, head = [], None
+    rows: list[dict[str, Any]] = []
+    head: dict[str, Any] | None = None
     for b in rec.budgets():
         if not rec.has(DEFAULT_VARIANT, b, scoring):
             continue
@@ -54,7 +56,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         diff = stats.paired_inference(cb, ct, level=ctx.level, outcomes="scores")
         longer = ct > cb
         gain = p.treatment - p.baseline
-        row = {"budget": b, "n": p.n, "mean_chars_baseline": float(cb.mean()), "mean_chars_treatment": float(ct.mean()),
+        row: dict[str, Any] = {"budget": b, "n": p.n, "mean_chars_baseline": float(cb.mean()),
+               "mean_chars_treatment": float(ct.mean()),
                "median_chars_baseline": float(np.median(cb)), "median_chars_treatment": float(np.median(ct)),
                "mean_words_baseline": float(wb.mean()), "mean_words_treatment": float(wt.mean()),
                "difference_chars": diff.value, "ci_low": diff.interval.low, "ci_high": diff.interval.high,

@@ -24,6 +24,7 @@ cross-checked; other formats return nothing.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from audit.checks._common import CheckSpec, Context
 
@@ -57,10 +58,12 @@ def compare(settings: dict, metric: str, arm: str, budget) -> dict:
     """One arm × budget: the comparison rows, the mismatches (sentences), and notes (limit, no results file)."""
     from audit.importers.lmeval import TOLERANCE
 
-    files = settings.get("files") if isinstance(settings.get("files"), dict) else {}
+    files = settings.get("files")
+    if not isinstance(files, dict):
+        files = {}
     samples = {p: v for p, v in files.items() if isinstance(v, dict) and v.get("role") == SAMPLES_ROLE}
     results = {p: v for p, v in files.items() if isinstance(v, dict) and v.get("role") == RESULTS_ROLE}
-    out = {"rows": [], "mismatches": [], "limited": None, "no_results": None, "compared": False}
+    out: dict[str, Any] = {"rows": [], "mismatches": [], "limited": None, "no_results": None, "compared": False}
     where = f"{arm} at budget {budget}"
     if not samples:
         return out
@@ -123,7 +126,7 @@ def compare(settings: dict, metric: str, arm: str, budget) -> dict:
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
-    st = ctx.records.settings or {}
+    st = ctx.samples.settings or {}
     metric = ctx.claim.claim.metric
     rows, mism, limited, no_results = [], [], [], []
     compared = 0

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
-from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import CheckSpec, Context, MeasuredCell, excludes_zero, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
 from audit.check_params import CONFIDENCE_LEXICON, DEFAULT_MARKERS, MimicryParams  # noqa: F401 - re-exported
@@ -117,8 +117,9 @@ def marker_patterns(markers: dict[str, list[str]]) -> dict:
     return out
 
 
-def find_markers(text: str | None, patterns: dict[str, list[tuple[str, re.Pattern]]]) -> dict[str, list[str]]:
-    """category → the phrases found in ``text``."""
+def find_markers(text: str | None, patterns: dict) -> dict[str, list[str]]:
+    """category → the phrases found in ``text``; ``patterns``: :func:`marker_patterns` (category → [(phrase,
+    pattern)], and the pre-filter)."""
     out: dict[str, list[str]] = {}
     if not isinstance(text, str):
         return out
@@ -191,24 +192,25 @@ def stated_confidence(text: str | None, verbal: list[tuple[re.Pattern, float]] |
             best = (m.start(), v)
     if best is not None:
         return best[1]
-    verbal: tuple[int, float] | None = None
+    last: tuple[int, float] | None = None
     taken: list[tuple[int, int]] = []
     for rx, v in (_VERBAL if verbal is None else verbal):
         for m in rx.finditer(text):
             if any(s <= m.start() < e for s, e in taken):
                 continue  # "not sure" already counted; do not count its "sure" again
             taken.append((m.start(), m.end()))
-            if verbal is None or m.start() >= verbal[0]:
-                verbal = (m.start(), v)
-    return verbal[1] if verbal is not None else math.nan
+            if last is None or m.start() >= last[0]:
+                last = (m.start(), v)
+    return last[1] if last is not None else math.nan
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
     rec = ctx.records
     cb = ctx.claimed_budget
-    if rec is None or cb is None or ctx.cell(cb) is None:
+    claimed = ctx.cell(cb) if rec is not None and cb is not None else None
+    if rec is None or cb is None or claimed is None:
         return []
-    p = rec.paired(ctx.claimed_scoring, cb)
+    p = rec.paired(claimed.scoring, cb)  # the claimed cell's scoring is ctx.claimed_scoring
     introduced = prompt_introduced(ctx, params)
     markers = {cat: [ph for ph in phrases if ph.lower() not in introduced] for cat, phrases in params.markers.items()}
     patterns = marker_patterns(markers)
@@ -236,7 +238,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                    "the change, not a disposition the treatment acquired.",
             statistic={"phrases": sorted(introduced)}, provenance=prov))
     if any_marker:
-        findings.extend(_markers(ctx, params, p, found, patterns, texts["treatment"], prov))
+        findings.extend(_markers(ctx, params, p, claimed, found, patterns, texts["treatment"], prov))
     if any_conf:
         findings.extend(_confidence(ctx, params, p, conf, prov))
     return findings
@@ -312,15 +314,14 @@ def _marker_rows(ctx: Context, params: Params, p, found: dict) -> tuple[list[dic
     return rows, presence
 
 
-def _markers(ctx: Context, params: Params, p, found: dict, patterns: dict, treatment_texts,
+def _markers(ctx: Context, params: Params, p, corr: MeasuredCell, found: dict, patterns: dict, treatment_texts,
              prov: dict) -> list[Finding]:
-    """``found``: :func:`marker_presence` per arm."""
+    """``corr``: the claimed cell (correctness); ``found``: :func:`marker_presence` per arm."""
     cb = ctx.claimed_budget
     rows, presence = _marker_rows(ctx, params, p, found)
     mb, mt = presence["any"]["baseline"], presence["any"]["treatment"]
     shown, m_inf = marker_rise_shown(mb, mt, ctx.level, ctx.alpha, params.min_marker_rise)
     m_test, m_delta = m_inf.test, m_inf.estimate
-    corr = ctx.cell(cb)
     c_iv = corr.interval
     delta_rows = [
         {"quantity": "marker rate (any)", "baseline": float(mb.mean()), "treatment": float(mt.mean()),
@@ -427,6 +428,8 @@ def _arm_confidence(ctx: Context, params: Params, arm: str, c: np.ndarray, corre
            "accuracy_when_stated": float(y.mean()) if n else math.nan}
     k = params.min_confidence_per_class
     enough = n >= params.min_confidence_outputs and pos.size >= k and neg.size >= k
+    auc: stats.Estimate | None
+    mw: stats.TestResult | None
     if pos.size >= 2 and neg.size >= 2:
         auc = stats.auc_delong(pos, neg, level=ctx.level)
         mw = stats.auc_mann_whitney(pos, neg, "greater")
@@ -472,8 +475,9 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
                           "and right, among outputs that state a confidence.", rows=rows, provenance=prov)]
     auc_t, mw_t, row_t = res["treatment"].auc, res["treatment"].mw, res["treatment"].row
     auc_b = res["baseline"].auc
+    # auc and mw are None together (_arm_confidence); min_confidence_per_class ≥ 2 makes "enough" imply neither is.
     head = ((f"treatment confidence AUC {auc_t.value:.3f} {_fmt_iv(auc_t.interval)} (Mann–Whitney p = "
-             f"{mw_t.p_value:.3g})" if auc_t is not None else "treatment confidence AUC n/a")
+             f"{mw_t.p_value:.3g})" if auc_t is not None and mw_t is not None else "treatment confidence AUC n/a")
             + (f" vs baseline {auc_b.value:.3f} {_fmt_iv(auc_b.interval)}" if auc_b else ""))
     tau = params.tracking_auc
     stat = {"auc_treatment": auc_t.value if auc_t else None, "ci_low": auc_t.interval.low if auc_t else None,
@@ -485,7 +489,7 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
             "assertion_asymmetry_treatment": row_t.get("assertion_asymmetry"),
             "confident_wrong_rate_treatment": row_t.get("confident_wrong_rate"),
             "hedged_right_rate_treatment": row_t.get("hedged_right_rate")}
-    if not row_t["enough"]:
+    if not row_t["enough"] or auc_t is None or mw_t is None:
         out.append(Finding(NAME, "confidence_too_few", Outcome.inconclusive,
                            "Too few treatment outputs state a confidence to tell whether it tracks correctness"
                            + (f": {head}" if auc_t is not None else ""),
@@ -556,7 +560,7 @@ def _confidence_finding(ctx: Context, params: Params, case: _ConfidenceCase, pro
             f"The treatment's stated confidence does not track its correctness, but no worse than the baseline's: "
             f"{head}",
             detail=f"Not a treatment effect: {case.no_effect_txt}.", statistic=stat, rows=rows, provenance=prov)
-    if case.treatment.mw.significant(ctx.alpha):
+    if case.treatment.mw is not None and case.treatment.mw.significant(ctx.alpha):  # not None when enough
         return Finding(NAME, "confidence_tracks", Outcome.passed,
                        f"The treatment's stated confidence tracks its correctness: {head}", statistic=stat,
                        provenance=prov)

@@ -29,7 +29,7 @@ Params = OodParams
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
-    rec = ctx.records
+    rec = ctx.samples
     variants = [v for v in rec.variants() if v != DEFAULT_VARIANT]
     if not variants:
         return []
@@ -72,7 +72,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             code = {"shrinks": "collapses", "vanishes": "collapses"}.get(code, code)
             out = Finding(NAME, code, Outcome.flag, f"{sentence[0].upper()}{sentence[1:]}: {head}",
                           detail=ctx.change_text(pt), severity=sev, impact=impact, statistic=stat,
-                          evidence=_evidence(ctx, v), provenance=prov)
+                          evidence=_evidence(ctx, base.scoring, v), provenance=prov)
         else:
             out = Finding(NAME, code, outcome, f"{sentence[0].upper()}{sentence[1:]}: {head}",
                           detail=ctx.change_text(pt) + ("" if sig_here else
@@ -96,8 +96,9 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     return findings
 
 
-def _evidence(ctx: Context, variant: str) -> list[dict]:
-    p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget, variant)
+def _evidence(ctx: Context, scoring: str, variant: str) -> list[dict]:
+    """``scoring``: the claimed one (the default cell's)."""
+    p = ctx.samples.paired(scoring, ctx.claimed_budget, variant)
     return item_evidence(p, (p.treatment - p.baseline) * ctx.sign <= 0, k=3)
 
 

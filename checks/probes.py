@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from audit.checks._common import CheckSpec, Context
@@ -110,7 +111,7 @@ def compare(id_set: ProbeSet, ood: ProbeSet, id_auc: SetAuc, ood_auc: SetAuc, le
             label_conflicts += 1
             continue
         shared.append((i, j))
-    info = {"n_shared": len(shared), "label_conflicts": label_conflicts}
+    info: dict[str, Any] = {"n_shared": len(shared), "label_conflicts": label_conflicts}
     if shared:
         ii = np.array([i for i, _ in shared])
         jj = np.array([j for _, j in shared])

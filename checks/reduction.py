@@ -12,6 +12,7 @@ the rule and the samples per item (info).
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 from audit import stats
 from audit.check_params import ReductionParams
@@ -46,7 +47,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if rec is None or rec.per_sample is None or not rec.reductions:
         return []
     rb, rt = rec.reductions.get("baseline", {}), rec.reductions.get("treatment", {})
-    rule_b, rule_t = rb.get("rule"), rt.get("rule")
+    # audit.importers.reduce records the rule of every arm it reduces, and the table it reduces holds both arms.
+    rule_b, rule_t = cast(str, rb.get("rule")), cast(str, rt.get("rule"))
     per = (f"baseline {rule_b} over {rb.get('samples_min')}–{rb.get('samples_max')} samples per item, treatment "
            f"{rule_t} over {rt.get('samples_min')}–{rt.get('samples_max')}")
     prov = ctx.provenance(reduction="audit.importers.reduce (pass@k: Chen et al. 2021 unbiased estimator)",
@@ -62,7 +64,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                         provenance=prov)]
     if budget is None or scoring is None or not rec.has(DEFAULT_VARIANT, budget, scoring):
         return []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, rules in (("published (each arm its own rule)", (rule_b, rule_t)),
                          (f"like for like: both {rule_b}", (rule_b, rule_b)),
                          (f"like for like: both {rule_t}", (rule_t, rule_t))):

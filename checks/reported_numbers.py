@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from audit.checks._common import CheckSpec, Context
 
@@ -141,8 +142,8 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                                      f"scores ({cell.test.method}, p = {cell.test.p_value:.3g}).",
                               severity=Severity.minor, impact=Impact.none, provenance=prov)]
     b_disc = c_disc = None
-    if ctx.records is not None and ctx.cell(ctx.claimed_budget) is not None:
-        p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
+    if ctx.records is not None and cell is not None:
+        p = ctx.records.paired(cell.scoring, ctx.claimed_budget)  # the claimed cell's scoring is ctx.claimed_scoring
         if p.binary:
             b_disc = int(((p.baseline == 0) & (p.treatment == 1)).sum())
             c_disc = int(((p.baseline == 1) & (p.treatment == 0)).sum())
@@ -155,7 +156,7 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                               detail="Give claim.reported.n (or {passes, n} for each arm), or per-item samples.",
                               severity=Severity.minor, impact=Impact.none, provenance=prov)]
     variants = stats.p_value_variants(ct.passes, ct.n, cb.passes, cb.n, paired_b=b_disc, paired_c=c_disc)
-    rows = [{"test": v.method, "alternative": v.alternative, "p_value": v.p_value,
+    rows: list[dict[str, Any]] = [{"test": v.method, "alternative": v.alternative, "p_value": v.p_value,
              "matches": p_matches(v.p_value, rep.p_value)} for v in variants]
     matches = [r for r in rows if r["matches"]]
     stat = {"reported_p": rep.p_value, "reported_test": rep.test, "counts": {
@@ -187,15 +188,15 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                           statistic=stat, rows=rows, provenance=pv)]
 
 
-def _arm_rows(ctx: Context, arm: str):
-    """(scores, answered) of one arm at the claimed setting on *all* its items (the published number of an arm run
-    on its own item set is over those)."""
+def _arm_rows(ctx: Context, arm: str, scoring: str):
+    """(scores, answered) of one arm at the claimed setting (``scoring``: the claimed one) on *all* its items (the
+    published number of an arm run on its own item set is over those)."""
     import numpy as np
 
     try:
-        f = ctx.records.arm_scores(arm, ctx.claimed_scoring, ctx.claimed_budget)
+        f = ctx.samples.arm_scores(arm, scoring, ctx.claimed_budget)
     except (KeyError, AttributeError):
-        p = ctx.records.paired(ctx.claimed_scoring, ctx.claimed_budget)
+        p = ctx.samples.paired(scoring, ctx.claimed_budget)
         f = {"score": p.baseline if arm == "baseline" else p.treatment,
              "answered": p.frame["answered_b" if arm == "baseline" else "answered_t"]}
     return np.asarray(f["score"], dtype=float), np.asarray(f["answered"], dtype=float)
@@ -241,16 +242,16 @@ def _against_logs(ctx: Context, params: Params, prov: dict) -> list[Finding]:
     the reported and the measured delta, which the significance check judges. A mismatch that a common convention of
     a paper's scorer explains (unanswered outputs credited at chance 1/K, or dropped) is a note with the numbers."""
     rep = ctx.claim.claim.reported
-    if ctx.records is None or ctx.cell(ctx.claimed_budget) is None:
+    cell = ctx.cell(ctx.claimed_budget) if ctx.records is not None else None
+    if cell is None:
         return []
-    cell = ctx.cell(ctx.claimed_budget)
     margin = ctx.margin
     mtol = margin if math.isfinite(margin) else 0.0
     places = (ctx.written_places()[0] or table_places(rep.baseline, rep.treatment, rep.delta))
     where = f"{ctx.claimed_scoring}, {ctx.claimed_budget} tokens"
     arms = {}
     for arm in ("baseline", "treatment"):
-        scores, answered = _arm_rows(ctx, arm)
+        scores, answered = _arm_rows(ctx, arm, cell.scoring)  # the claimed cell's scoring is ctx.claimed_scoring
         k, n = float(scores.sum()), int(scores.size)
         u = int((answered == 0).sum())
         arms[arm] = {"k": k, "n": n, "u": u, "measured": k / n if n else math.nan, "reported": getattr(rep, arm)}
@@ -285,9 +286,9 @@ def _convention_fit(given: dict[str, dict], params: Params, places: int | None) 
     for code in [c for c, *_ in _conventions(1, 2, 1, params.chance_options)]:
         reads = {a: next((c for c in _conventions(d["k"], d["n"], d["u"], params.chance_options) if c[0] == code),
                          None) for a, d in given.items()}
-        if all(r is not None for r in reads.values()) and all(_matches(given[a], r[2], places, r[3])
-                                                              for a, r in reads.items()):
-            fits.append((sum(abs(_rate_of(given[a]["reported"]) - r[2]) for a, r in reads.items()), reads))
+        found = {a: r for a, r in reads.items() if r is not None}
+        if len(found) == len(reads) and all(_matches(given[a], r[2], places, r[3]) for a, r in found.items()):
+            fits.append((sum(abs(_rate_of(given[a]["reported"]) - r[2]) for a, r in found.items()), found))
     if fits:
         return min(fits, key=lambda f: f[0])[1]
     return None
@@ -354,7 +355,9 @@ def _n_mismatch(ctx: Context, lg: _Logs, cell, prov: dict) -> Finding | None:
     rep = ctx.claim.claim.reported
     arms, mtol = lg.arms, lg.mtol
     n_arm = {a: d["n"] for a, d in arms.items()}
-    if not (rep.n is not None and rep.n not in n_arm.values() and not (ctx.claim.live and ctx.claim.task.limit)):
+    # ``Claim.live`` is ``task is not None``: a live claim run with a task limit.
+    limited = ctx.claim.task is not None and ctx.claim.task.limit
+    if not (rep.n is not None and rep.n not in n_arm.values() and not limited):
         return None
     gap = max(abs(rep.n - v) for v in n_arm.values())
     dropped = [a for a, d in arms.items() if d["u"] and rep.n == d["n"] - d["u"]]

@@ -11,6 +11,8 @@ versions are not comparable.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evidence
 
 from audit.check_params import ScoringParams
@@ -27,7 +29,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     findings = _config_mismatch(ctx) + _unsplittable(ctx)
     cb = ctx.claimed_budget
     claimed = ctx.cell(cb)
-    scorings = ctx.records.scorings()
+    scorings = ctx.samples.scorings()
     prov = ctx.provenance(delta="paired bootstrap percentile", scorings=scorings)
     if claimed is None:
         return findings + [Finding(NAME, "no_claimed_cell", Outcome.inconclusive, "No records at the claimed setting",
@@ -56,8 +58,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                                 severity=Severity.major, impact=Impact.none,
                                 statistic={"scoring": name, "value": deg.value, "rows": deg.rows}, provenance=prov))
     others = [s for s in scorings if s != ctx.claimed_scoring and s not in degenerate]
-    rows = [ctx.cell(cb, s).row(role="claimed" if s == ctx.claimed_scoring else "alternative")
-            for s in scorings if ctx.cell(cb, s) is not None]
+    rows = [c.row(role="claimed" if s == ctx.claimed_scoring else "alternative")
+            for s in scorings if (c := ctx.cell(cb, s)) is not None]
     findings.append(Finding(NAME, "per_scoring", Outcome.info,
                             f"Delta under each scoring at {cb} tokens: "
                             + ", ".join(f"{r['scoring']}: {fmt_delta(r['delta'])}" for r in rows),
@@ -83,8 +85,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         stat = {**ctx.perturbation_stat(pt), "claimed_delta": claimed.delta.value, "polarity": pol}
         code, outcome, sev, impact, sentence = ctx.judge(pt)
         if outcome == Outcome.flag:
-            p_alt = ctx.records.paired(s, cb)
-            p_cl = ctx.records.paired(ctx.claimed_scoring, cb)
+            p_alt = ctx.samples.paired(s, cb)
+            p_cl = ctx.samples.paired(claimed.scoring, cb)  # the claimed cell's scoring is ctx.claimed_scoring
             changed = (p_alt.treatment - p_alt.baseline) != (p_cl.treatment - p_cl.baseline)
             code = {"reverses": "sign_change", "vanishes": "vanishes", "shrinks": "shrinks"}.get(code, code)
             findings.append(Finding(NAME, code, Outcome.flag, f"{sentence[0].upper()}{sentence[1:]}: {head}",
@@ -131,12 +133,13 @@ def _unsplittable(ctx: Context) -> list[Finding]:
 
 def _config_mismatch(ctx: Context) -> list[Finding]:
     """Compare the logged scoring configuration of the two arms at each budget."""
-    st = ctx.records.settings or {}
+    st = ctx.samples.settings or {}
     out = []
     for budget in sorted(set(st.get("baseline", {})) & set(st.get("treatment", {}))):
         b, t = st["baseline"][budget], st["treatment"][budget]
-        diffs = [{"field": k, "baseline": b.get(k), "treatment": t.get(k)} for k in _COMPARED
-                 if b.get(k) is not None and t.get(k) is not None and b.get(k) != t.get(k)]
+        diffs: list[dict[str, Any]] = [{"field": k, "baseline": b.get(k), "treatment": t.get(k)}
+                                       for k in _COMPARED
+                                       if b.get(k) is not None and t.get(k) is not None and b.get(k) != t.get(k)]
         if diffs:
             out.append(Finding(NAME, "arms_scored_differently", Outcome.flag,
                                f"The arms were scored differently at {budget} tokens: "

@@ -276,11 +276,12 @@ def _side_by_side(ctx: Context, params: Params, cov: set[str]) -> _SideBySide:
     """Compare every setting either arm records at each budget both record, after normalising names."""
     from audit.checks.scoring import _COMPARED as SCORING_KEYS
 
-    st = ctx.records.settings or {}
+    st = ctx.samples.settings or {}
     base, treat = st.get("baseline") or {}, st.get("treatment") or {}
     budgets = sorted(set(base) & set(treat), key=lambda b: (b is None, b))
     ignore = IGNORED | {canonical(k) for k in params.ignore}
-    table, diffs = [], {}
+    table: list[dict] = []
+    diffs: dict[str, list[dict]] = {}
     seen_any = False
     declared_seen: dict[str, bool] = {}
     for b in budgets:
@@ -372,7 +373,7 @@ def _side_by_side_finding(sbs: _SideBySide, prov: dict) -> Finding:
 
 
 def _sweep(ctx: Context, params: Params) -> list[Finding]:
-    run_info = ctx.records.run or {}
+    run_info = ctx.samples.run or {}
     findings = []
     for arm in ("baseline", "treatment"):
         mism = list((run_info.get(arm) or {}).get("sweep_mismatches") or [])

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import CheckSpec, Context, MeasuredCell, fmt_ci, fmt_delta, item_evidence
 
 from audit import stats
 from audit.check_params import TruncationParams
@@ -37,7 +37,7 @@ Params = TruncationParams
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
-    rec = ctx.records
+    rec = ctx.samples
     cb = ctx.claimed_budget
     prov = ctx.provenance(rates="Wilson score interval", delta="the decision inference (see significance)",
                           truncation_rule="finish_reason, token count ≥ budget, greedy prefix of a larger budget, "
@@ -45,14 +45,14 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     findings: list[Finding] = [_rates_finding(ctx, prov)]
     if rec.gaps:
         findings.append(_gaps_finding(rec, prov))
-    if cb is None or ctx.cell(cb) is None:
+    claimed = ctx.cell(cb) if cb is not None else None
+    if cb is None or claimed is None:
         findings.append(Finding(NAME, "no_claimed_budget", Outcome.inconclusive, "The claimed budget has no records",
                                 severity=Severity.major, impact=Impact.inconclusive, provenance=prov))
         return findings
 
-    claimed = ctx.cell(cb)
-    delta_rows = [ctx.cell(b).row(role="claimed" if b == cb else ("larger" if b > cb else "smaller"))
-                  for b in rec.budgets() if ctx.cell(b) is not None]
+    delta_rows = [c.row(role="claimed" if b == cb else ("larger" if b > cb else "smaller"))
+                  for b in rec.budgets() if (c := ctx.cell(b)) is not None]
     findings.append(Finding(NAME, "per_budget", Outcome.info,
                             "Delta at each budget: "
                             + ", ".join(f"{r['budget']}: {fmt_delta(r['delta'])}" for r in delta_rows),
@@ -64,7 +64,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
 
 def _rates_finding(ctx: Context, prov: dict) -> Finding:
     """The share of outputs that hit the cap, per arm and budget (Wilson), as the truncation rate table."""
-    rec = ctx.records
+    rec = ctx.samples
     budgets = rec.budgets()
     rate_rows = []
     for arm in ("baseline", "treatment"):
@@ -96,13 +96,13 @@ def _gaps_finding(rec, prov: dict) -> Finding:
                             for g in rec.gaps]}, provenance=prov)
 
 
-def _budget_findings(ctx: Context, claimed, prov: dict) -> list[Finding]:
+def _budget_findings(ctx: Context, claimed: MeasuredCell, prov: dict) -> list[Finding]:
     """How the gain moves from the claimed budget to every larger one: the audit-wide break rule
     (Context.perturbations: change of the gain beyond the margin, Holm over every perturbation)."""
-    rec = ctx.records
+    rec = ctx.samples
     cb = ctx.claimed_budget
     findings: list[Finding] = []
-    p_claimed = rec.paired(ctx.claimed_scoring, cb)
+    p_claimed = rec.paired(claimed.scoring, cb)  # the claimed cell's scoring is ctx.claimed_scoring
     for pt in [q for q in ctx.perturbations() if q.kind == "budget"]:
         big = pt.cell
         b = big.budget
@@ -123,13 +123,14 @@ def _budget_findings(ctx: Context, claimed, prov: dict) -> list[Finding]:
                                 f"{what} when the generation budget grows from {cb} to {b} tokens"
                                 + (f", and at {cb} tokens {cut}" if cut else "") + f": {head}",
                                 detail=ctx.change_text(pt), severity=sev, impact=impact, statistic=stat,
-                                evidence=_moved_evidence(ctx, b), provenance=prov))
+                                evidence=_moved_evidence(ctx, claimed.scoring, b), provenance=prov))
     return findings
 
 
-def _moved_evidence(ctx: Context, b: int) -> list[dict]:
-    """The items whose gain changes between the claimed budget and budget ``b``, with their outputs at both."""
-    rec, cb, scoring = ctx.records, ctx.claimed_budget, ctx.claimed_scoring
+def _moved_evidence(ctx: Context, scoring: str, b: int | None) -> list[dict]:
+    """The items whose gain changes between the claimed budget and budget ``b``, with their outputs at both
+    (``scoring``: the claimed one)."""
+    rec, cb = ctx.samples, ctx.claimed_budget
     p_big = rec.paired(scoring, b)
     both = rec.joined([(scoring, cb), (scoring, b)])
     moved = both.take(1, "gain") != both.take(0, "gain")
@@ -165,10 +166,10 @@ class _Untruncated:
     drawn: list
 
 
-def _untruncated_finding(ctx: Context, params: Params, claimed, prov: dict) -> Finding:
+def _untruncated_finding(ctx: Context, params: Params, claimed: MeasuredCell, prov: dict) -> Finding:
     """Whether the gain comes from one arm being cut off more often (flags read from the paired records)."""
     cb = ctx.claimed_budget
-    p_claimed = ctx.records.paired(ctx.claimed_scoring, cb)
+    p_claimed = ctx.samples.paired(claimed.scoring, cb)  # the claimed cell's scoring is ctx.claimed_scoring
     tb, tt = p_claimed.frame["truncated_b"].to_numpy(dtype=float), p_claimed.frame["truncated_t"].to_numpy(dtype=float)
     known = ~np.isnan(tb) & ~np.isnan(tt)
     if known.sum() == 0:
@@ -181,12 +182,11 @@ def _untruncated_finding(ctx: Context, params: Params, claimed, prov: dict) -> F
     # The gain "comes from truncation" only on evidence: the arms are cut off at significantly different rates
     # (continuity-corrected McNemar on the truncation flags, α) and, on the items neither arm truncated, the gain is
     # shown to be below the margin (H0 gain ≥ margin rejected one-sided at α/2) — not merely not significant there.
-    one_sided = u.asym_inf is not None and u.asym_inf.test.p_value < ctx.alpha
-    gain_gone = (ctx.sign * claimed.delta.value > 0 and math.isfinite(u.p_clean) and u.p_clean < ctx.alpha / 2)
-    if one_sided and gain_gone:
-        return _from_truncation(ctx, u, prov)
-    if one_sided and ctx.sign * claimed.delta.value > 0:
-        return _asymmetric_truncation(ctx, u, prov)
+    # (p_clean is finite only where clean_inf exists.)
+    if u.asym_inf is not None and u.asym_inf.test.p_value < ctx.alpha and ctx.sign * claimed.delta.value > 0:
+        if u.clean_inf is not None and math.isfinite(u.p_clean) and u.p_clean < ctx.alpha / 2:
+            return _from_truncation(ctx, u, u.asym_inf, u.clean_inf, prov)
+        return _asymmetric_truncation(ctx, u, u.asym_inf, prov)
     return _truncation_level(ctx, params, u, prov)
 
 
@@ -213,8 +213,8 @@ def _untruncated(ctx: Context, claimed, p_claimed, tb: np.ndarray, tt: np.ndarra
                 "treatment": float(np.mean(p_claimed.treatment[clean])) if n_clean else math.nan,
                 "delta": sub_value, "ci_low": sub_iv.low, "ci_high": sub_iv.high,
                 "ci_method": sub_iv.method, "role": UNTRUNCATED_ROLE}
-    drawn = [ForestEstimate(kind=EstimateKind.untruncated, label=f"{cb} tok · {ctx.claimed_scoring} · untruncated items "
-                                                           f"(n={n_clean})",
+    drawn = [ForestEstimate(kind=EstimateKind.untruncated,
+                            label=f"{cb} tok · {ctx.claimed_scoring} · untruncated items (n={n_clean})",
                       variant=DEFAULT_VARIANT, budget=cb, scoring=ctx.claimed_scoring, n=n_clean, delta=sub_value,
                       ci_low=sub_iv.low, ci_high=sub_iv.high, ci_method=sub_iv.method)]
     asym_inf = stats.paired_inference(tb[both], tt[both], level=ctx.level) if both.sum() >= 2 else None
@@ -229,7 +229,8 @@ def _untruncated(ctx: Context, claimed, p_claimed, tb: np.ndarray, tt: np.ndarra
                         p_clean, stat, untr_row, drawn)
 
 
-def _from_truncation(ctx: Context, u: _Untruncated, prov: dict) -> Finding:
+def _from_truncation(ctx: Context, u: _Untruncated, asym_inf: stats.PairedInference,
+                     clean_inf: stats.PairedInference, prov: dict) -> Finding:
     """The gain is shown to come from truncation of the arm cut off more often (critical, fragile)."""
     cb, rb, rt, n_clean = ctx.claimed_budget, u.rb, u.rt, u.n_clean
     worse = "baseline" if rb > rt else "treatment"
@@ -239,15 +240,15 @@ def _from_truncation(ctx: Context, u: _Untruncated, prov: dict) -> Finding:
         NAME, "from_truncation", Outcome.flag,
         f"The gain comes from truncation of the {worse}: {rb:.0%} of baseline vs {rt:.0%} of treatment outputs hit "
         f"the {cb}-token cap; " + (f"on the {n_clean} items neither arm truncated the delta is "
-                                   f"{fmt_delta(u.clean_inf.value)} {fmt_ci(u.clean_inf.interval)}"),
-        detail=f"Truncation asymmetry: McNemar p = {u.asym_inf.test.p_value:.3g} (exact {u.asym.method} "
+                                   f"{fmt_delta(clean_inf.value)} {fmt_ci(clean_inf.interval)}"),
+        detail=f"Truncation asymmetry: McNemar p = {asym_inf.test.p_value:.3g} (exact {u.asym.method} "
                f"p = {u.asym.p_value:.3g}). On the untruncated items H0 'gain ≥ margin {u.margin:.3g}' is rejected: "
                f"one-sided p = {u.p_clean:.3g} < α/2.", severity=Severity.critical,
         impact=Impact.fragile, statistic=u.stat, rows=[u.row], estimates=u.drawn, provenance=prov,
         evidence=item_evidence(u.p, trunc_mask))
 
 
-def _asymmetric_truncation(ctx: Context, u: _Untruncated, prov: dict) -> Finding:
+def _asymmetric_truncation(ctx: Context, u: _Untruncated, asym_inf: stats.PairedInference, prov: dict) -> Finding:
     """The arms are cut off at different rates, but the gain is not shown to vanish without them."""
     cb, rb, rt, n_clean = ctx.claimed_budget, u.rb, u.rt, u.n_clean
     if n_clean < 2:
@@ -255,7 +256,7 @@ def _asymmetric_truncation(ctx: Context, u: _Untruncated, prov: dict) -> Finding
             NAME, "confounded_by_truncation", Outcome.flag,
             f"The gain cannot be told apart from truncation: {rb:.0%} of baseline vs {rt:.0%} of treatment outputs hit "
             f"the {cb}-token cap and {n_clean} item(s) escaped it in both arms",
-            detail=f"Truncation asymmetry: McNemar p = {u.asym_inf.test.p_value:.3g} (exact {u.asym.method} "
+            detail=f"Truncation asymmetry: McNemar p = {asym_inf.test.p_value:.3g} (exact {u.asym.method} "
                    f"p = {u.asym.p_value:.3g}). With fewer than 2 untruncated items the gain on them cannot be tested; "
                    "compare with a larger budget.", severity=Severity.major, impact=Impact.none, statistic=u.stat,
             rows=[u.row], estimates=u.drawn, provenance=prov)
@@ -264,7 +265,7 @@ def _asymmetric_truncation(ctx: Context, u: _Untruncated, prov: dict) -> Finding
         f"The arms hit the {cb}-token cap at different rates ({rb:.0%} baseline, {rt:.0%} treatment), but the gain "
         f"is not shown to vanish on the {n_clean} items neither arm truncated: "
         + (f"{fmt_delta(u.clean_inf.value)} {fmt_ci(u.clean_inf.interval)}" if u.clean_inf else "too few items"),
-        detail=f"Truncation asymmetry: McNemar p = {u.asym_inf.test.p_value:.3g}.", statistic=u.stat,
+        detail=f"Truncation asymmetry: McNemar p = {asym_inf.test.p_value:.3g}.", statistic=u.stat,
         rows=[u.row], estimates=u.drawn, provenance=prov)
 
 

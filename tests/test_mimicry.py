@@ -448,3 +448,15 @@ def test_stated_confidences_equal_stated_confidence_text_by_text():
             got = mimicry.stated_confidences(np.array(tx, dtype=object), verbal)
             want = np.array([mimicry.stated_confidence(t, verbal) for t in tx])
             np.testing.assert_array_equal(got, want)
+
+
+def test_a_claims_confidence_lexicon_is_the_one_read():
+    """checks.mimicry.confidence_lexicon replaces the built-in lexicon (it was ignored before: a local name shadowed
+    the argument)."""
+    from audit.checks.mimicry import stated_confidence, verbal_patterns
+
+    own = verbal_patterns({r"\bsans doute\b": 0.8})
+    assert stated_confidence("C'est sans doute 4.", own) == 0.8
+    assert math.isnan(stated_confidence("C'est sans doute 4."))  # not in the built-in lexicon
+    assert math.isnan(stated_confidence("I'm quite sure it is 4.", own))  # the built-in phrase is not read then
+    assert stated_confidence("I'm quite sure it is 4.") == 0.9
