@@ -34,12 +34,23 @@ from audit.records import DEFAULT_VARIANT, Records
 class Audit(Protocol):
     """What the rule reads of the audit (``audit.checks._common.Context`` provides it)."""
 
-    claim: Claim
-    records: Records | None
-    level: float
-    alpha: float
-    claimed_budget: int | None
-    claimed_scoring: str | None
+    @property
+    def claim(self) -> Claim: ...
+
+    @property
+    def records(self) -> Records | None: ...
+
+    @property
+    def level(self) -> float: ...
+
+    @property
+    def alpha(self) -> float: ...
+
+    @property
+    def claimed_budget(self) -> int | None: ...
+
+    @property
+    def claimed_scoring(self) -> str | None: ...
 
     @property
     def sign(self) -> int: ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -155,34 +155,28 @@ class Context:
             self._memo["degenerate"] = degenerate_scorings(self.records.table) if self.records is not None else {}
         return self._memo["degenerate"]
 
-    def _audit(self) -> breaks.Audit:
-        """This context as the break rule reads it. `audit.breaks.Audit` declares its members as plain (settable)
-        attributes, which a frozen dataclass's fields are not to mypy; the rule only reads them, and every member it
-        declares is a field, property or method of this class."""
-        return cast("breaks.Audit", self)
-
     @property
     def margin(self) -> float:
         """The materiality margin (metric units): `audit.breaks.margin_and_source`. NaN when it cannot be set."""
-        return breaks.margin_and_source(self._audit())[0]
+        return breaks.margin_and_source(self)[0]
 
     def margin_and_source(self) -> tuple[float, str]:
-        return breaks.margin_and_source(self._audit())
+        return breaks.margin_and_source(self)
 
     def null_margin(self) -> tuple[float, str]:
-        return breaks.null_margin(self._audit())
+        return breaks.null_margin(self)
 
     def perturbations(self) -> list[Perturbation]:
         """Every perturbation of the claimed setting with its break test (`audit.breaks.perturbations`), once."""
         if "perturbations" not in self._memo:
-            self._memo["perturbations"] = breaks.perturbations(self._audit())
+            self._memo["perturbations"] = breaks.perturbations(self)
         return self._memo["perturbations"]
 
     def judge(self, pt: Perturbation) -> Judgement:
-        return breaks.judge(self._audit(), pt)
+        return breaks.judge(self, pt)
 
     def change_text(self, pt: Perturbation) -> str:
-        return breaks.change_text(self._audit(), pt)
+        return breaks.change_text(self, pt)
 
     def perturbation_stat(self, pt: Perturbation) -> dict[str, Any]:
         return breaks.perturbation_stat(pt)
