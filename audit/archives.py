@@ -143,7 +143,8 @@ def _nested(name: str, member: str | None, head: bytes) -> Problem | None:
 # zip
 
 
-def zip_members(path: str | Path, problems: list[Problem], limits: Limits | None = None) -> list[zipfile.ZipInfo] | None:
+def zip_members(path: str | Path, problems: list[Problem],
+                limits: Limits | None = None) -> list[zipfile.ZipInfo] | None:
     """The members of the zip at ``path`` with their count and declared sizes checked; None (and a Problem) when
     the zip cannot be read or breaks a limit."""
     from audit.jsonlines import _open_problem, regular_file_problem
@@ -290,8 +291,8 @@ def _decompressed(fh: BinaryIO, info: zipfile.ZipInfo, name: str) -> Iterator[by
     elif method == _DEFLATED:
         yield from _zlib_chunks(zlib.decompressobj(-zlib.MAX_WBITS), pieces)
     elif method == _BZIP2:
-        d = bz2.BZ2Decompressor()
-        yield from _bounded(d.decompress, pieces, lambda: d.eof)
+        bz = bz2.BZ2Decompressor()
+        yield from _bounded(bz.decompress, pieces, lambda: bz.eof)
     elif method == _LZMA:
         reader = _RawReader(pieces)
         head = reader.read(4)
@@ -300,12 +301,13 @@ def _decompressed(fh: BinaryIO, info: zipfile.ZipInfo, name: str) -> Iterator[by
         (psize,) = struct.unpack("<H", head[2:4])
         props = reader.read(psize)
         try:
-            filt = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # what zipfile itself does
+            filt = lzma._decode_filter_properties(  # type: ignore[attr-defined]  # private, not in typeshed
+                lzma.FILTER_LZMA1, props)  # what zipfile itself does
         except (lzma.LZMAError, ValueError) as exc:
             raise _Refused(_damaged(name, info.filename, f"lzma header: {exc}")) from None
-        d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+        lz = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
         rest = reader.read()
-        yield from _bounded(d.decompress, _chain(rest, pieces), lambda: d.eof)
+        yield from _bounded(lz.decompress, _chain(rest, pieces), lambda: lz.eof)
     elif method == _ZSTD:
         try:
             import zstandard
@@ -313,9 +315,11 @@ def _decompressed(fh: BinaryIO, info: zipfile.ZipInfo, name: str) -> Iterator[by
             raise _Refused(Problem(f"member {info.filename!r} is zstandard-compressed, and the zstandard package "
                                    "is not installed", file=name, field=info.filename,
                                    fix="pip install zstandard, or re-zip the file with deflate")) from None
-        reader = zstandard.ZstdDecompressor().stream_reader(_RawReader(pieces), read_across_frames=True)
+        zreader = zstandard.ZstdDecompressor().stream_reader(
+            _RawReader(pieces),  # type: ignore[arg-type]  # zstandard reads any object with read(); stub wants IO
+            read_across_frames=True)
         while True:
-            out = reader.read(_CHUNK)  # at most _CHUNK bytes of output per call
+            out = zreader.read(_CHUNK)  # at most _CHUNK bytes of output per call
             if not out:
                 return
             yield out
@@ -431,6 +435,21 @@ def read_gzip(path: str | Path, problems: list[Problem], limits: Limits | None =
     if problem is not None:
         problems.append(problem)
         return None
+    try:
+        with open(path, "rb") as fh:
+            data = _gunzip(fh, name, limits, problems)
+    except zlib.error as exc:
+        problems.append(Problem(f"not valid gzip data ({exc})", file=name,
+                                fix="check the file is a complete .gz (or drop the .gz suffix if it is plain text)"))
+        return None
+    except OSError as exc:
+        problems.append(_open_problem(exc, name, "the file"))
+        return None
+    return data
+
+
+def _gunzip(fh: BinaryIO, name: str, limits: Limits, problems: list[Problem]) -> bytes | None:
+    """Every gzip member of ``fh`` decompressed; None (and a Problem) at the first limit broken or damage found."""
     out: list[bytes] = []
     size = packed = 0
 
@@ -443,48 +462,46 @@ def read_gzip(path: str | Path, problems: list[Problem], limits: Limits | None =
             packed += len(raw)
             yield raw
 
-    try:
-        with open(path, "rb") as fh:
-            stream = pieces(fh)
-            first = True
-            while True:
-                d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                for chunk in _zlib_chunks(d, stream):
-                    if size == 0 and _nested_kind(chunk):
-                        problems.append(_nested(name, None, chunk))
-                        return None
-                    size += len(chunk)
-                    if size > limits.max_bytes:
-                        problems.append(_too_large(name, None, limits.max_bytes, limits, declared=False))
-                        return None
-                    if size > limits.ratio_floor and size / max(packed, 1) > limits.max_ratio:
-                        problems.append(_bad_ratio(name, None, size, packed, limits))
-                        return None
-                    out.append(chunk)
-                if not d.eof:
-                    if first and packed == 0:
-                        problems.append(Problem("the .gz file is empty", file=name,
-                                                fix="check the path: an empty file is not a gzip stream"))
-                    else:
-                        problems.append(Problem("the gzip stream is cut short (no end-of-stream marker)", file=name,
-                                                fix="the file is incomplete: copy or download it again"))
-                    return None
-                first = False
-                rest = d.unused_data  # another gzip member (concatenated .gz files), padding, or garbage
-                if not rest.strip(b"\x00"):
-                    tail = next(stream, b"")
-                    if not tail.strip(b"\x00"):
-                        break
-                    rest = tail
-                stream = _chain(rest, stream)
-    except zlib.error as exc:
-        problems.append(Problem(f"not valid gzip data ({exc})", file=name,
-                                fix="check the file is a complete .gz (or drop the .gz suffix if it is plain text)"))
-        return None
-    except OSError as exc:
-        problems.append(_open_problem(exc, name, "the file"))
-        return None
+    stream = pieces(fh)
+    first = True
+    while True:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        for chunk in _zlib_chunks(d, stream):
+            problem = _gzip_chunk_problem(name, chunk, size, packed, limits)
+            if problem is not None:
+                problems.append(problem)
+                return None
+            size += len(chunk)
+            out.append(chunk)
+        if not d.eof:
+            if first and packed == 0:
+                problems.append(Problem("the .gz file is empty", file=name,
+                                        fix="check the path: an empty file is not a gzip stream"))
+            else:
+                problems.append(Problem("the gzip stream is cut short (no end-of-stream marker)", file=name,
+                                        fix="the file is incomplete: copy or download it again"))
+            return None
+        first = False
+        rest = d.unused_data  # another gzip member (concatenated .gz files), padding, or garbage
+        if not rest.strip(b"\x00"):
+            tail = next(stream, b"")
+            if not tail.strip(b"\x00"):
+                break
+            rest = tail
+        stream = _chain(rest, stream)
     return b"".join(out)
+
+
+def _gzip_chunk_problem(name: str, chunk: bytes, size: int, packed: int, limits: Limits) -> Problem | None:
+    """The limit that one more decompressed chunk breaks (an archive inside, total size, ratio), or None."""
+    if size == 0 and _nested_kind(chunk):
+        return _nested(name, None, chunk)
+    size += len(chunk)
+    if size > limits.max_bytes:
+        return _too_large(name, None, limits.max_bytes, limits, declared=False)
+    if size > limits.ratio_floor and size / max(packed, 1) > limits.max_ratio:
+        return _bad_ratio(name, None, size, packed, limits)
+    return None
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -1224,7 +1224,7 @@ class _Setup:
         self.layers = _LAYERS[self.mode] + seccomp + (("uid 65534",) if self.uid is not None else ())
         if self.mode == "none" and not self.root:
             _not_dumpable()
-        self.cfg = {"memory_mb": int(limits.memory_mb), "cpu_s": int(math.ceil(limits.timeout_s)) + 1,
+        self.cfg: dict[str, Any] = {"memory_mb": int(limits.memory_mb), "cpu_s": int(math.ceil(limits.timeout_s)) + 1,
                     "file_size_mb": int(limits.file_size_mb), "open_files": int(limits.open_files),
                     "uid": self.uid, "max_message": MAX_MESSAGE}
         if self.mode == "box":
@@ -1242,7 +1242,7 @@ class _Setup:
         os.mkdir(home, 0o700)
         if self.uid is not None:
             os.chown(home, self.uid, self.uid)
-        cfg = {**self.cfg, **fds, "role": role, "fds": sorted(fds.values()),
+        cfg: dict[str, Any] = {**self.cfg, **fds, "role": role, "fds": sorted(fds.values()),
                "program_path": os.path.join(folder, "program.py")}
         if self.mode == "box":
             cfg["root"] = os.path.join(folder, "root")
@@ -1265,9 +1265,12 @@ class _Setup:
             err.close()
 
         def write() -> None:
+            stdin = proc.stdin
+            if stdin is None:  # never: started with stdin=subprocess.PIPE
+                return
             try:
-                proc.stdin.write(data)
-                proc.stdin.close()
+                stdin.write(data)
+                stdin.close()
             except (BrokenPipeError, OSError, ValueError):
                 pass
 
@@ -1314,6 +1317,7 @@ def run_program(program: str, limits: Limits = Limits(), namespaces: bool | None
                 os.close(w_fd)
             os.close(r_fd)
         stderr = _tail(child.err_path)
+    status: Literal["passed", "failed", "timeout"]
     if timed_out or rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
         status = "timeout"
     elif rc == 0 and got == token.encode():
@@ -1374,6 +1378,7 @@ def run_tests(completion: str, task: CodeTask, limits: Limits = Limits(), namesp
     server_rc = server.proc.returncode if server else None
     verdict = _parse_verdict(got)
     note = verdict.get("note", "") if verdict else ""
+    status: Literal["passed", "failed", "timeout"]
     if timed_out or rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or \
             (server_rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) and not (verdict or {}).get("passed")):
         status = "timeout"
@@ -1480,10 +1485,12 @@ def code_exec_scorer(spec, name: str = "code_exec") -> Callable[[str, str], floa
 
     def score(output: str, target: str) -> float:
         result = check_completion(output, target, limits, source)
-        score.last_note = result.note  # why the last call failed when the tests did not fail on their own
+        score.last_note = result.note  # type: ignore[attr-defined]  # a function attribute: mypy has no type for it
+        # (why the last call failed when the tests did not fail on their own)
         return 1.0 if result.passed else 0.0
 
-    score.last_note = ""  # read by audit.importers.apply_scorings (unsplittable tests are counted per arm)
+    score.last_note = ""  # type: ignore[attr-defined]  # a function attribute: mypy has no type for it
+    # (read by audit.importers.apply_scorings: unsplittable tests are counted per arm)
     score.__doc__ = (f"code_exec: completion and tests in two isolated python -I subprocesses, the verdict from "
                      f"the tests' process ({limits.timeout_s:g} s, {limits.memory_mb} MB); 1 if they pass")
     return score

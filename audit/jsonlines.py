@@ -170,13 +170,13 @@ def _json_problem(raw: bytes, exc: orjson.JSONDecodeError, file: str, i: int, la
         raw.decode("utf-8")
     except UnicodeDecodeError as uexc:
         return _utf8_problem(raw, uexc, file, i - 1)
-    if _NAN.search(raw):
+    m = _NAN.search(raw)
+    if m is not None:
         try:
             json.loads(raw)
         except ValueError:
             pass
         else:
-            m = _NAN.search(raw)
             return Problem(f"{m.group().decode()} is not valid JSON (at column {m.start() + 1})", file=file, line=i,
                            fix="write null for a value that could not be computed, or a number")
     if "number is infinity" in exc.msg:
@@ -216,7 +216,9 @@ def json_objects(path: str | Path, problems: list[Problem], example: str = "",
     if lines and lines[0].startswith(codecs.BOM_UTF8):
         lines[0] = lines[0][len(codecs.BOM_UTF8):]
     if lines and any(lines[0].startswith(bom) for bom, _ in _BOMS):
-        problems.append(encoding_problem(lines[0][:4], file, what))
+        bom_problem = encoding_problem(lines[0][:4], file, what)
+        if bom_problem is not None:  # always: the line starts with a byte-order mark
+            problems.append(bom_problem)
         return
     bad = 0
     for i, raw in enumerate(lines, start=1):
@@ -294,8 +296,9 @@ def duplicate_keys(text: str | bytes, limit: int = 5) -> list[tuple[str, str]]:
     while stack and len(found) < limit:
         where, v = stack.pop()
         if isinstance(v, dict):
-            if getattr(v, "twice", ""):
-                found.append((where, v.twice))
+            twice = getattr(v, "twice", "")  # set on a _Marked object only
+            if twice:
+                found.append((where, twice))
             stack.extend((f"{where}.{k}" if where else str(k), x) for k, x in reversed(list(v.items()))
                          if isinstance(x, (dict, list)))
         elif isinstance(v, list):
@@ -357,8 +360,8 @@ def read_json(path: str | Path, what: str = "the file", max_bytes: int | None = 
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        if _NAN.search(text.encode("utf-8", "surrogatepass")):
-            m = _NAN.search(text.encode("utf-8", "surrogatepass"))
+        m = _NAN.search(text.encode("utf-8", "surrogatepass"))
+        if m is not None:
             line = text.count("\n", 0, m.start()) + 1
             raise InputError([Problem(f"{m.group().decode()} is not valid JSON", file=file, line=line,
                                       fix="write null for a value that could not be computed, or a number")]) from None
@@ -555,15 +558,17 @@ class Fields:
         if isinstance(v, (int, float)):
             try:
                 x = float(v)
-            except OverflowError:
-                self.bad(key, f"is an integer of {_digits(v):,} digits: too large for a number (at most about "
-                              "1.8e308)", _Raw(_digits_shown(v)), fix or "give a number that fits a double")
+            except OverflowError:  # only an integer can be too large for a double
+                big = int(v)
+                self.bad(key, f"is an integer of {_digits(big):,} digits: too large for a number (at most about "
+                              "1.8e308)", _Raw(_digits_shown(big)), fix or "give a number that fits a double")
                 return None
             if math.isfinite(x):
                 return x
         if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and len(v.strip().lstrip("+-")) > 308:
             self.bad(key, f"is an integer of {len(v.strip().lstrip('+-')):,} digits: too large for a number (at "
-                          "most about 1.8e308)", _Raw(v.strip()[:20] + "..."), fix or "give a number that fits a double")
+                          "most about 1.8e308)", _Raw(v.strip()[:20] + "..."),
+                     fix or "give a number that fits a double")
             return None
         self.bad(key, f"must be a number, not {_described(v)}", v,
                  fix or ("write the number without quotes" if isinstance(v, str) else "give a number"))

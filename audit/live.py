@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from audit.claim import Claim
+from audit.claim import Claim, Task
 from audit.errors import InputError, Problem
 from audit.jsonlines import Fields, json_objects
 from audit.plan import Plan, build_plan
@@ -91,36 +91,67 @@ def load_items(path: Path, id_field: str, limit: int | None = None) -> list[Item
     return items
 
 
+def _live_task(claim: Claim) -> Task:
+    """The claim's task: every live claim has one (``claim.live``)."""
+    if claim.task is None:
+        raise RuntimeError("live mode needs a claim with a task")
+    return claim.task
+
+
+def _live_budgets(plan: Plan, variant: str) -> list[int]:
+    """A variant's planned budgets: every live run has one (the claim's validation requires a budget)."""
+    budgets = plan.budgets(variant)
+    out = [b for b in budgets if b is not None]
+    if len(out) != len(budgets):
+        raise RuntimeError(f"live variant {variant!r} was planned without a budget")
+    return out
+
+
+def _dataset_path(claim: Claim) -> Path:
+    """The task's dataset file: a task described natively (not by lm-eval) always names one."""
+    dataset = _live_task(claim).dataset
+    if dataset is None:
+        raise RuntimeError("a task described natively has a dataset (task.dataset)")
+    return claim.base_dir / dataset
+
+
 def load_dataset(claim: Claim) -> list[Item]:
-    return load_items(claim.base_dir / claim.task.dataset, claim.task.id_field, claim.task.limit)
+    task = _live_task(claim)
+    return load_items(_dataset_path(claim), task.id_field, task.limit)
 
 
 def _render(claim: Claim, items: list[Item], source: str, override: str | None = None) -> tuple[dict, list[str]]:
     from audit.prompts import render_all
 
+    task = _live_task(claim)
     rows = [it.row for it in items]
     lines = [it.line for it in items]
     prompts = {}
     for arm in ARMS:
         a = claim.arm(arm)
-        template = override or a.prompt or claim.task.prompt
+        template = override or a.prompt or task.prompt
+        if template is None:
+            raise RuntimeError("a task described natively has a prompt template (task.prompt)")
         where = "the OOD prompt" if override else (f"arms.{arm}.prompt" if a.prompt else "task.prompt")
         prompts[arm] = render_all(template, rows, where, source, lines)
-    return prompts, render_all(claim.task.target, rows, "task.target", source, lines)
+    return prompts, render_all(task.target, rows, "task.target", source, lines)
 
 
 def _from_lm_eval(claim: Claim, plan: Plan) -> tuple[Variant, dict, dict]:
     """The default variant from lm-eval task(s): one task for both arms, or one per arm (its prompt variant)."""
     from audit.lmeval_task import load_task
 
-    spec = claim.task.lm_eval
+    task = _live_task(claim)
+    spec = task.lm_eval
+    if spec is None:
+        raise RuntimeError("_from_lm_eval needs task.lm_eval")
     base = claim.base_dir
     loaded = {}
     for arm in ARMS:
         name = claim.arm(arm).lm_eval_task or spec.task
         if name not in loaded:
             loaded[name] = load_task(name, base / spec.include_path if spec.include_path else None,
-                                     base / spec.data_root, claim.task.limit, str(claim.path))
+                                     base / spec.data_root, task.limit, str(claim.path))
     per_arm = {arm: loaded[claim.arm(arm).lm_eval_task or spec.task] for arm in ARMS}
     first = loaded[spec.task] if spec.task in loaded else next(iter(loaded.values()))
     for arm, t in per_arm.items():
@@ -129,10 +160,10 @@ def _from_lm_eval(claim: Claim, plan: Plan) -> tuple[Variant, dict, dict]:
                                       "and targets", file=str(claim.path), field=f"arms.{arm}.lm_eval_task",
                                       fix="the arms' tasks must read the same dataset in the same order")])
     items = [Item(str(i), d, i + 1) for i, d in enumerate(first.docs)]
-    stop = tuple(claim.task.stop) or tuple(first.until)
+    stop = tuple(task.stop) or tuple(first.until)
     variant = Variant(DEFAULT_VARIANT, items, f"lm-eval task {first.name}", {a: t.prompts for a, t in per_arm.items()},
-                      first.targets, plan.budgets(DEFAULT_VARIANT), "prompts built by lm-eval from the task YAML",
-                      stop)
+                      first.targets, _live_budgets(plan, DEFAULT_VARIANT),
+                      "prompts built by lm-eval from the task YAML", stop)
     return variant, first.scorers, {arm: t.settings for arm, t in per_arm.items()}
 
 
@@ -143,35 +174,37 @@ def plan_variants(claim: Claim, plan: Plan | None = None) -> tuple[list[Variant]
     from audit.perturb import PERTURBATIONS
 
     plan = plan if plan is not None else build_plan(claim)
+    task = _live_task(claim)
 
-    if claim.task.lm_eval is not None:
+    if task.lm_eval is not None:
         default, scorers, task_settings = _from_lm_eval(claim, plan)
         items, source, prompts, targets = default.items, default.source, default.prompts, default.targets
         out = [default]
     else:
         scorers, task_settings = {}, {}
         items = load_dataset(claim)
-        source = str(claim.base_dir / claim.task.dataset)
+        source = str(_dataset_path(claim))
         prompts, targets = _render(claim, items, source)
-        out = [Variant(DEFAULT_VARIANT, items, source, prompts, targets, plan.budgets(DEFAULT_VARIANT),
+        out = [Variant(DEFAULT_VARIANT, items, source, prompts, targets, _live_budgets(plan, DEFAULT_VARIANT),
                        "the task's own prompts",
-                       tuple(claim.task.stop))]
+                       tuple(task.stop))]
     stop = out[0].stop
     ood = claim.perturbations.ood
     if ood is None:
         return out, scorers, task_settings
-    if claim.task.lm_eval is not None and ood.sets:
+    if task.lm_eval is not None and ood.sets:
         raise InputError([Problem("OOD sets need task.dataset/prompt (they are rendered with the task's templates); "
                                   "with task.lm_eval use built-in perturbations", file=str(claim.path),
-                                  field="perturbations.ood.sets", fix="remove the sets, or describe the task natively")])
+                                  field="perturbations.ood.sets",
+                                  fix="remove the sets, or describe the task natively")])
     for s in ood.sets:
         if s.dataset:
             path = claim.base_dir / s.dataset
-            v_items = load_items(path, claim.task.id_field, claim.task.limit)
+            v_items = load_items(path, task.id_field, task.limit)
             how = f"second dataset {s.dataset}"
         elif s.rewrites:
             path = claim.base_dir / s.rewrites
-            rewrites = {it.id: it for it in load_items(path, claim.task.id_field)}
+            rewrites = {it.id: it for it in load_items(path, task.id_field)}
             unknown = sorted(set(rewrites) - {it.id for it in items})
             if unknown:
                 raise InputError([Problem(f"rewrites for ids not in the task's dataset: {unknown[:5]}",
@@ -182,12 +215,12 @@ def plan_variants(claim: Claim, plan: Plan | None = None) -> tuple[list[Variant]
         else:
             path, v_items, how = Path(source), items, "the task's items"
         v_prompts, v_targets = _render(claim, v_items, str(path), s.prompt)
-        out.append(Variant(s.name, v_items, str(path), v_prompts, v_targets, plan.budgets(s.name),
+        out.append(Variant(s.name, v_items, str(path), v_prompts, v_targets, _live_budgets(plan, s.name),
                            how + (" with its own prompt template" if s.prompt else ""), stop))
     for name in ood.builtin:
         p = PERTURBATIONS[name]
         v_prompts = {arm: [p.apply(pr, ood.seed, it.id) for pr, it in zip(prompts[arm], items)] for arm in ARMS}
-        out.append(Variant(name, items, source, v_prompts, targets, plan.budgets(name),
+        out.append(Variant(name, items, source, v_prompts, targets, _live_budgets(plan, name),
                            f"built-in perturbation '{name}' ({p.family}), seed {ood.seed}", stop))
     return out, scorers, task_settings
 
@@ -206,12 +239,15 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None,
     """Generate every arm × variant × budget (cache first) and return Records plus what it cost."""
     from audit.generation.types import public_url
 
-    task = claim.task
+    task = _live_task(claim)
     variants, task_scorers, task_settings = plan_variants(claim, plan)
     announce = getattr(progress, "plan", None)
     if announce is not None:  # a progress that reports an overall ETA needs the stages ahead
         announce(planned_stages(claim, variants))
-    frames, sources, settings, stats = [], [], {}, {}
+    frames: list[pd.DataFrame] = []
+    sources: list[Source] = []
+    settings: dict[str, dict[int, dict[str, Any]]] = {}
+    stats: dict[str, RunStats] = {}
     for arm in ARMS:
         a = claim.arm(arm)
         endpoint = _endpoint(claim, arm)
@@ -271,7 +307,7 @@ def planned_stages(claim: Claim, variants: list[Variant]) -> list[tuple[str, int
     """The generation stages :func:`_generate` will run, in order, with their expected item counts (labels as it
     gives them): every budget when sampling or with one budget; else the largest budget, then at each smaller one
     the spot-check items (and any item the tokenizer cannot cut, which is known only then)."""
-    task = claim.task
+    task = _live_task(claim)
     out: list[tuple[str, int]] = []
     for arm in ARMS:
         for v in variants:
@@ -290,7 +326,7 @@ def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache,
     from audit.generation.http import run_generations, tokenize, truncate_to_tokens
     from audit.generation.types import GenerationRequest, TruncationError
 
-    task = claim.task
+    task = _live_task(claim)
     a = claim.arm(arm)
 
     def requests_at(budget: int, logprobs: int | None, subset=None) -> list:

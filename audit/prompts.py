@@ -53,16 +53,18 @@ def _too_big(n: float, what: str) -> None:
 
 
 def _check_format_string(fmt: Any) -> None:
-    if isinstance(fmt, str) and _WIDTH.search(fmt):
-        raise TemplateLimit(f"a format width or precision of {_WIDTH.search(fmt).group()} (the cap on a rendered "
+    m = _WIDTH.search(fmt) if isinstance(fmt, str) else None
+    if m is not None:
+        raise TemplateLimit(f"a format width or precision of {m.group()} (the cap on a rendered "
                             f"prompt is {MAX_PROMPT_CHARS:,} characters)")
 
 
 def _check_binop(op: str, left: Any, right: Any) -> None:
     if op == "*":
         for seq, n in ((left, right), (right, left)):
-            if _size(seq) is not None and isinstance(n, int):
-                _too_big(_size(seq) * max(n, 0), "'*' repetition")
+            size = _size(seq)
+            if size is not None and isinstance(n, int):
+                _too_big(size * max(n, 0), "'*' repetition")
     elif op == "+":
         a, b = _size(left), _size(right)
         if a is not None and b is not None:
@@ -275,7 +277,8 @@ def render_all(template: str, rows: list[dict[str, Any]], where: str, file: str,
     except (RecursionError, MemoryError):
         raise InputError([Problem("the template is nested too deeply to compile", field=where,
                                   fix="simplify the template")]) from None
-    out, problems = [], []
+    out: list[str] = []
+    problems: list[Problem] = []
     with _Watchdog() as wd:
         for row, line in zip(rows, lines):
             try:

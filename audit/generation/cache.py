@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from audit.errors import InputError, Problem, ServerError
 
@@ -157,7 +157,7 @@ class GenerationCache:
                                       fix="give --cache (or AUDIT_CACHE_DIR) a regular file path, e.g. "
                                           "~/.cache/audit/generations.sqlite")])
 
-    def _raise(self, exc: sqlite3.Error, doing: str):
+    def _raise(self, exc: sqlite3.Error, doing: str) -> NoReturn:
         text = str(exc)
         low = text.lower()
         if "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low or \

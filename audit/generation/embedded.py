@@ -219,7 +219,7 @@ def generate(endpoint: "Endpoint", request: "GenerationRequest") -> "Generation"
     try:
         return parse_response(out, endpoint.api, time.perf_counter() - t0)
     except MalformedResponse as exc:  # would be a llama-cpp-python bug; never silently empty
-        raise ServerError(f"embedded model returned an unusable response for item {request.item_id!r}: {exc}")
+        raise ServerError(f"embedded model returned an unusable response for item {request.item_id!r}: {exc}") from exc
 
 
 def tokenize(endpoint: "Endpoint", text: str) -> list[int]:

@@ -157,19 +157,19 @@ class _Run:
             return (f"nothing accepts connections there: start the model server, or correct {f('endpoint')}{reps} "
                     "(host and port)")
         if kind == "timeout":
-            return (f"the server did not finish an answer within {f('timeout_s')} = {ep.timeout_s:g} s (a deadline for "
-                    f"the whole request): raise timeout_s for long generations, lower {f('max_concurrency')} if the "
-                    "server is overloaded, or check that it is not stuck")
+            return (f"the server did not finish an answer within {f('timeout_s')} = {ep.timeout_s:g} s (a deadline "
+                    f"for the whole request): raise timeout_s for long generations, lower {f('max_concurrency')} if "
+                    "the server is overloaded, or check that it is not stuck")
         if kind == "rate_limit":
-            return (f"the server is rate-limiting (HTTP 429): lower {f('max_concurrency')} or raise {f('max_retries')}; "
-                    "finished generations are cached, so re-running resumes where this stopped")
+            return (f"the server is rate-limiting (HTTP 429): lower {f('max_concurrency')} or raise "
+                    f"{f('max_retries')}; finished generations are cached, so re-running resumes where this stopped")
         if kind == "server":
             return ("the server keeps failing: check its log (out of memory? a prompt longer than its context?); "
                     f"raise {f('max_retries')} for a flaky server; finished generations are cached, so re-running "
                     "resumes where this stopped")
         if kind == "malformed":
-            return (f"the server answers, but not with OpenAI-style completions: check that {f('endpoint')} is the base "
-                    f"URL (usually ending in /v1) and that {f('api')} ({ep.api!r}) is what the server serves")
+            return (f"the server answers, but not with OpenAI-style completions: check that {f('endpoint')} is the "
+                    f"base URL (usually ending in /v1) and that {f('api')} ({ep.api!r}) is what the server serves")
         if kind == "broken":
             return ("the connection broke while the answer was on its way: check the server's log and any proxy "
                     "in between; finished generations are cached, so re-running resumes where this stopped")
@@ -242,9 +242,10 @@ class _Run:
                 pool.release(base)
             if failure is None:
                 self.any_answer = True
-                failure = self._classify(resp, body, latency)
-                if isinstance(failure, Generation):
-                    return failure
+                outcome = self._classify(resp, body, latency)
+                if isinstance(outcome, Generation):
+                    return outcome
+                failure = outcome
 
             # Fail fast when nothing has ever answered and the connection is refused: likely a wrong URL or a
             # server that is not up — a couple of quick retries, not minutes of backoff.
@@ -279,17 +280,19 @@ class _Run:
             except MalformedResponse as exc:
                 return _Failure(f"HTTP 200 but {exc}", True, kind="malformed")
         if status == 429 or status in _RETRYABLE_STATUS or status >= 500:
-            return _Failure(f"HTTP {status}: {snippet!r}", True, retry_after=_retry_after(resp.headers.get("retry-after")),
+            return _Failure(f"HTTP {status}: {snippet!r}", True,
+                            retry_after=_retry_after(resp.headers.get("retry-after")),
                             kind="rate_limit" if status == 429 else "server")
         if status in (401, 403):
-            fix = (f"check the API key in ${self.endpoint.api_key_env} ({f('api_key_env')})" if self.endpoint.api_key_env
+            fix = (f"check the API key in ${self.endpoint.api_key_env} ({f('api_key_env')})"
+                   if self.endpoint.api_key_env
                    else f"the server wants an API key: set {f('api_key_env')} to the name of a variable holding it")
         elif status == 404:
             fix = (f"check {f('endpoint')} (OpenAI-compatible servers usually serve under /v1), {f('api')} "
                    f"({self.endpoint.api!r}) and {f('model')} ({self.endpoint.model!r})")
         else:
-            fix = (f"the server rejected the request: check {f('model')} ({self.endpoint.model!r}), {f('api')}, and the "
-                   "budget (max_tokens) against the model's context length")
+            fix = (f"the server rejected the request: check {f('model')} ({self.endpoint.model!r}), {f('api')}, "
+                   "and the budget (max_tokens) against the model's context length")
         return _Failure(f"HTTP {status}: {snippet!r}", False, fix=fix, kind="client")
 
     # -- embedded ----------------------------------------------------------------------------------------------
@@ -371,7 +374,7 @@ async def arun_generations(
     if progress is not None:
         progress(done, total)
     if not todo:
-        return results  # type: ignore[return-value]
+        return results  # type: ignore[return-value]  # every slot filled (cache or finish)
 
     run = _Run(endpoint, cache, label, random.Random(seed))
 
@@ -388,7 +391,7 @@ async def arun_generations(
     if endpoint.is_embedded:
         for key, idx in todo.items():  # one model, few cores: strictly serial
             finish(key, await run.embedded_one(requests[idx[0]]))
-        return results  # type: ignore[return-value]
+        return results  # type: ignore[return-value]  # every slot filled (cache or finish)
 
     import httpx
 
@@ -415,7 +418,7 @@ async def arun_generations(
         for exc in errors:
             if exc is not None:
                 raise exc
-    return results  # type: ignore[return-value]
+    return results  # type: ignore[return-value]  # every slot filled (cache or finish)
 
 
 def run_generations(
@@ -493,7 +496,7 @@ def _post_json(endpoint: Endpoint, path: str, body: dict) -> Any:
 def _server_tokenize(endpoint: Endpoint, text: str) -> list[int] | None:
     # llama-cpp-python: /extras/tokenize {"input"}; llama.cpp server: /tokenize {"content"};
     # vLLM: /tokenize {"model", "prompt"}. The first that answers with a list of ints wins.
-    attempts = [
+    attempts: list[tuple[str, dict[str, Any]]] = [
         ("/extras/tokenize", {"input": text, "model": endpoint.model}),
         ("/tokenize", {"content": text, "add_special": False, "model": endpoint.model, "prompt": text,
                        "add_special_tokens": False}),
@@ -595,7 +598,8 @@ def truncate_to_tokens(gen: Generation, budget: int, endpoint: Endpoint, *,
             # The text is exactly ``budget`` tokens and the stop sequence followed as whole tokens: the shorter run
             # generated the same text and stopped by length.
             if stopped and len(ids) == budget and request is not None and any(
-                    (t := tokenize(endpoint, gen.text + stop)) is not None and len(t) == n_full for stop in request.stop):
+                    (t := tokenize(endpoint, gen.text + stop)) is not None and len(t) == n_full
+                    for stop in request.stop):
                 return replace(gen, finish_reason="length", completion_tokens=budget, truncated_from=n_full)
             # Otherwise the budget ends inside the stop sequence: the shorter run would stop by length, perhaps
             # with part of the stop sequence in its text. Not derivable exactly.

@@ -339,7 +339,8 @@ def parse_response(data: Any, api: str, latency_s: float) -> Generation:
         raise MalformedResponse("response choice has no text"
                                 + (" and no finish_reason (the server did not say why)" if finish is None else ""))
 
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    raw_usage = data.get("usage")
+    usage = raw_usage if isinstance(raw_usage, dict) else {}
     tokens = token_logprobs = None
     lp = choice.get("logprobs")
     if isinstance(lp, dict):

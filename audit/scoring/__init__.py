@@ -43,6 +43,7 @@ from audit.scoring.builtin import (
 )
 from audit.scoring.resolve import evaluate_scorer, extract_scorer, kind_of, load_evaluate_module, regex_scorer, resolve
 
-__all__ = ["BUILTIN", "ScorerRecord", "EVALUATE_PREFIX", "KINDS", "SCORERS", "Kind", "Scorer", "bleu", "chrf", "contains", "edit_similarity",
+__all__ = ["BUILTIN", "ScorerRecord", "EVALUATE_PREFIX", "KINDS", "SCORERS", "Kind", "Scorer", "bleu", "chrf",
+           "contains", "edit_similarity",
            "exact", "first_line_exact", "first_number", "last_number", "rouge_l", "token_edit_similarity",
            "evaluate_scorer", "extract_scorer", "kind_of", "load_evaluate_module", "regex_scorer", "resolve"]

@@ -24,7 +24,8 @@ Comparison of an extracted answer with the target (``compare``):
   value on every arithmetic answer and refuses what is not one). Lenient by design: ``2\\sqrt{2}`` matches ``2``;
 * ``math`` — a normalised comparison for LaTeX answers: ``$``, ``\\left``/``\\right``, spacing commands, ``\\text{}``
   wrappers, degree signs, a leading ``x =`` and spaces removed, ``\\dfrac``/``\\tfrac`` read as ``\\frac``; equal
-  when the strings are equal, or when both are numbers (``0.5``, ``1/2``, ``\\frac{1}{2}``, ``-\\frac12``) of equal value.
+  when the strings are equal, or when both are numbers (``0.5``, ``1/2``, ``\\frac{1}{2}``, ``-\\frac12``) of equal
+  value.
 
 Source of the ZeroEval rules: WildEval/ZeroEval ``src/evaluation/math_eval.py`` and ``eval_utils.py`` (commit
 8c1485e), read for this module and re-implemented, not copied.
@@ -121,11 +122,14 @@ def regex_extractor(regex: str, group: int = 1, select: str = "first", ignore_ca
 
 def step_extractor(step) -> Extractor:
     """One extraction step (:class:`audit.scoring.specs.Extraction` or a regex scorer) as a function."""
+    base: Extractor
     if getattr(step, "json_key", None):
         key, which = step.json_key, step.json_object
 
-        def base(output: str) -> str | None:
+        def json_base(output: str) -> str | None:
             return json_value(output, key, which)
+
+        base = json_base
     else:
         base = regex_extractor(step.regex, step.group, step.select, step.ignore_case,
                                getattr(step, "braces", False), getattr(step, "dotall", False))
@@ -156,11 +160,13 @@ def chain(extractors: list[Extractor]) -> Extractor:
 # ---------------------------------------------------------------------------------------------------------------
 # comparison
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+_OPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+        ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
         ast.BitXor: operator.xor, ast.BitAnd: operator.and_, ast.BitOr: operator.or_,
         ast.LShift: operator.lshift, ast.RShift: operator.rshift}
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg, ast.Invert: operator.invert}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg,
+                                                          ast.Invert: operator.invert}
 
 
 def arithmetic(expr: str) -> float:

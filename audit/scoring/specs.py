@@ -18,7 +18,7 @@ user meant, rather than once per possible kind.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -29,7 +29,7 @@ Compare = Literal["exact", "numeric", "first-number", "math"]
 COMPARE_HELP = ("exact: normalised text; numeric: 12 == 12.0; first-number: the first number of the answer equals "
                 "the first number of the target (ZeroEval's rule, $ and , dropped, a/b evaluated); math: normalised "
                 "LaTeX or equal numeric value (\\frac{1}{2} == 0.5)")
-assert set(COMPARE_MODES) == set(Compare.__args__)
+assert set(COMPARE_MODES) == set(get_args(Compare))
 
 
 def _compiles(v: str) -> str:
@@ -219,11 +219,12 @@ class RegexScorer(_Strict):
     regex: Regex = Field(description="Python regular expression; the group below is the extracted answer")
     group: int = Field(1, ge=0)
     select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
-    compare: Compare = Field("exact", description=COMPARE_HELP)
+    compare: Compare = Field(default="exact", description=COMPARE_HELP)
     ignore_case: bool = False
-    braces: bool = Field(False, description="the answer is what lies between the brace the regex ends at and the "
-                                            "brace that closes it, nested braces kept (regex '\\\\boxed\\{' with "
-                                            "select: last: the last full boxed answer); an unclosed one is skipped")
+    braces: bool = Field(default=False,
+                         description="the answer is what lies between the brace the regex ends at and the "
+                                     "brace that closes it, nested braces kept (regex '\\\\boxed\\{' with "
+                                     "select: last: the last full boxed answer); an unclosed one is skipped")
 
     @model_validator(mode="after")
     def _group_exists(self) -> "RegexScorer":
