@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import glob
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -578,6 +579,19 @@ class Claim(_Strict):
                              "to audit another)")
         return self
 
+    @model_validator(mode="after")
+    def _metric_is_not_a_perturbation(self) -> "Claim":
+        # Without claim.settings.scoring the first perturbation scoring is the claimed one (`scorings`): with
+        # `metric: toy` and `scorings: [starts-with]`, starts-with would silently replace the logged toy scores as
+        # the claim. Exempt: lm-eval logs, where the metric is read under every scoring (a filter), so it is never one
+        # of them and the first filter as the claimed one is the documented default; and the default metric
+        # (exact_match), which claims write as a label of the headline number — when the logs do carry it as a score,
+        # audit.importers.load_records says so (claimed_scoring_problem).
+        if not _perturbation_claimed(self) or self.claim.metric == ClaimInfo.model_fields["metric"].default:
+            return self
+        raise _located_error(("perturbations", "scorings", 0), self.perturbations.scorings[0],
+                             *claimed_scoring_message(self))
+
     def scorings(self) -> list[str]:
         """The claimed scoring first, then every perturbation scoring, without repeats."""
         out: list[str] = []
@@ -585,6 +599,42 @@ class Claim(_Strict):
             if s and s not in out:
                 out.append(s)
         return out
+
+
+def _perturbation_claimed(claim: Claim) -> bool:
+    """Whether a perturbation scoring, not the explicitly set claim.metric, would be the claimed scoring of logs."""
+    pert, metric = claim.perturbations.scorings, claim.claim.metric
+    return (claim.samples is not None and claim.samples.format not in ("lm-eval", "lm-eval-results")
+            and claim.claim.settings.scoring is None and bool(pert) and "metric" in claim.claim.model_fields_set
+            and metric != pert[0])
+
+
+def claimed_scoring_message(claim: Claim) -> tuple[str, str]:
+    """(message, fix) when the first perturbation scoring would silently replace claim.metric as the claimed one."""
+    first, metric = claim.perturbations.scorings[0], claim.claim.metric
+    return (f"claim.metric is {metric!r} but claim.settings.scoring is not set, so the first of "
+            f"perturbations.scorings, {first!r}, would silently become the claimed scoring in place of {metric!r}",
+            f"set claim.settings.scoring to the claimed scoring, e.g. `scoring: {metric}` for the logged scores, and "
+            f"keep {first} as a perturbation")
+
+
+def claimed_scoring_problem(claim: Claim, logged: Callable[[str], bool]) -> Problem | None:
+    """The claimed-scoring trap when claim.metric names a scoring the logs carry (``logged(name)``), else None."""
+    if not _perturbation_claimed(claim) or not logged(claim.claim.metric):
+        return None
+    message, fix = claimed_scoring_message(claim)
+    return Problem(message + f" (the logs carry {claim.claim.metric} as a score)", file=str(claim.path),
+                   line=line_of(claim, ("perturbations", "scorings", 0)), field="perturbations.scorings[0]",
+                   value=claim.perturbations.scorings[0], fix=fix)
+
+
+def _located_error(loc: tuple, value: Any, message: str, fix: str) -> ValidationError:
+    """A model validator's error located at ``loc`` below the model, so it is reported with that field's line."""
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    # The message goes in as context (a brace in a name must not be read as a placeholder); the fix too, for _fix_for.
+    err = PydanticCustomError("value_error", "{message}", {"message": message, "fix": fix})
+    return ValidationError.from_exception_data("Claim", [InitErrorDetails(type=err, loc=loc, input=value)])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -842,7 +892,10 @@ def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple
 
 
 def _fix_for(kind: str, ctx: dict) -> str:
-    """The fix line of a validation error, by pydantic's error type (the message already states the rule)."""
+    """The fix line of a validation error, by pydantic's error type (the message already states the rule); a
+    validator's own fix when it gives one (:func:`_located_error`)."""
+    if isinstance(ctx.get("fix"), str):
+        return ctx["fix"]
     bounds = {"greater_than": "more than {gt}", "greater_than_equal": "at least {ge}", "less_than": "less than {lt}",
               "less_than_equal": "at most {le}"}
     if kind in bounds:
@@ -1041,35 +1094,10 @@ def explain_no_match(claim: Claim, pattern: str | list[str]) -> tuple[str, str]:
 
 
 def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
-    problems: list[Problem] = []
-    rep = claim.claim.reported
-    for arm in ("baseline", "treatment"):
-        v = getattr(rep, arm)
-        if isinstance(v, Counts) and rep.n is not None and v.n != rep.n:
-            problems.append(Problem(f"{arm}.n ({v.n}) disagrees with reported n ({rep.n})", file=file,
-                                    line=lines.get(("claim", "reported", arm)), field=f"claim.reported.{arm}.n",
-                                    fix="give n once, or make both agree"))
+    """Every problem of a claim that validates field by field but not as a whole, in the order the file reads."""
+    problems = _reported_problems(claim, file, lines)
     if claim.samples is not None:
-        budgets = sorted(claim.samples.baseline)
-        cb = claim.claim.settings.max_tokens
-        if cb is not None and cb not in budgets:
-            problems.append(Problem(
-                f"the claimed budget {cb} has no logs (samples are keyed by budgets {budgets})", file=file,
-                line=lines.get(("claim", "settings", "max_tokens")) or lines.get(("claim", "settings")),
-                field="claim.settings.max_tokens", value=cb,
-                fix="add logs for the claimed budget under samples.baseline/treatment, or correct max_tokens"))
-        if cb is None and len(budgets) > 1:
-            problems.append(Problem(
-                "several budgets are given but the claim does not say which one it was made at", file=file,
-                line=lines.get(("claim", "settings")) or lines.get(("claim",)), field="claim.settings.max_tokens",
-                fix=f"add claim.settings.max_tokens: one of {budgets}"))
-        if check_files:
-            for arm in ("baseline", "treatment"):
-                for budget, pattern in getattr(claim.samples, arm).items():
-                    if not resolve_paths(claim, pattern):
-                        msg, fix = explain_no_match(claim, pattern)
-                        problems.append(Problem(msg, file=file, line=lines.get(("samples", arm, budget)),
-                                                field=f"samples.{arm}.{budget}", fix=fix))
+        problems += _samples_problems(claim, file, lines, check_files)
     if claim.samples is not None and (claim.task is not None or claim.arms is not None):
         problems.append(Problem("give either samples: (replay logs) or arms:/task: (a live run), not both", file=file,
                                 line=lines.get(("samples",)), field="samples",
@@ -1078,85 +1106,146 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
         problems.append(Problem("arms: needs a task: (dataset, prompt, target) to generate from", file=file,
                                 line=lines.get(("arms",)), field="task", fix="add task: {dataset: ..., prompt: ...}"))
     if claim.task is not None:
-        if not claim.budgets():
-            problems.append(Problem("a live run needs a generation budget", file=file,
-                                    line=lines.get(("claim", "settings")) or lines.get(("claim",)),
-                                    field="claim.settings.max_tokens",
-                                    fix="set claim.settings.max_tokens (and perturbations.max_tokens for a sweep)"))
-        elif claim.claimed_budget is None:
-            problems.append(Problem("several budgets are swept but the claim does not say which one it was made at",
-                                    file=file, line=lines.get(("perturbations", "max_tokens")),
-                                    field="claim.settings.max_tokens",
-                                    fix=f"add claim.settings.max_tokens: one of {claim.budgets()}"))
-        if check_files and claim.task.dataset is not None:
-            ds = claim.base_dir / claim.task.dataset
-            if not ds.is_file():
-                what = "is a folder, not a file" if ds.is_dir() else "not found"
-                problems.append(Problem(f"dataset {what}: {ds}", file=file, line=lines.get(("task", "dataset")),
-                                        field="task.dataset", value=claim.task.dataset,
-                                        fix="give the JSONL file of items; paths resolve against the claim file's "
-                                            "folder"))
-        for arm_name, arm in (claim.arms or {}).items():
-            if arm.endpoint != "embedded" and not arm.endpoint.startswith(("http://", "https://")):
-                problems.append(Problem("endpoint must be 'embedded' or an http(s) base URL", file=file,
-                                        line=lines.get(("arms", arm_name, "endpoint")),
-                                        field=f"arms.{arm_name}.endpoint", value=arm.endpoint,
-                                        fix="e.g. endpoint: http://127.0.0.1:8000/v1"))
-            urls = [("endpoint", arm.endpoint)] if arm.endpoint != "embedded" else []
-            for name, url in urls + [(f"replicas[{i}]", r) for i, r in enumerate(arm.replicas)]:
-                why = url_problem(url)
-                if why is not None and (name != "endpoint" or url.startswith(("http://", "https://"))):
-                    key = ("arms", arm_name) + (("endpoint",) if name == "endpoint" else ("replicas", int(name[9:-1])))
-                    problems.append(Problem(why, file=file, line=lines.get(key), field=f"arms.{arm_name}.{name}",
-                                            value=url_public(url), fix="e.g. http://127.0.0.1:8000/v1 (ports run "
-                                                                      "from 1 to 65535)"))
-            for tmpl_field, tmpl in (("prompt", arm.prompt),):
-                if tmpl is not None:
-                    problems.extend(_template_problems(tmpl, file, lines.get(("arms", arm_name, tmpl_field)),
-                                                       f"arms.{arm_name}.{tmpl_field}"))
-        if claim.task.prompt is not None:
-            problems.extend(_template_problems(claim.task.prompt, file, lines.get(("task", "prompt")), "task.prompt"))
-        problems.extend(_template_problems(claim.task.target, file, lines.get(("task", "target")), "task.target"))
+        problems += _live_problems(claim, file, lines, check_files)
+    rep = claim.claim.reported
     if (claim.samples is None and claim.task is None and claim.probes is None and rep.baseline is None
             and rep.treatment is None):
         problems.append(Problem(
             "nothing to audit: no samples and no reported baseline/treatment scores", file=file,
             line=lines.get(("claim",)), field="claim.reported",
             fix="add samples: (per-arm logs) or claim.reported.baseline/treatment as {passes, n}"))
-    ood = claim.perturbations.ood
-    if ood is not None:
-        from audit.perturb import PERTURBATIONS
-
-        if not claim.live:
-            problems.append(Problem("perturbations.ood generates new prompts, so it needs a live run (arms:/task:)",
-                                    file=file, line=lines.get(("perturbations", "ood")), field="perturbations.ood",
-                                    fix="for replayed logs of OOD prompts, list them under samples.variants.<name>"))
-        for i, name in enumerate(ood.builtin):
-            if name not in PERTURBATIONS:
-                close = difflib.get_close_matches(name, list(PERTURBATIONS), n=1)
-                problems.append(Problem("unknown built-in perturbation", file=file,
-                                        line=lines.get(("perturbations", "ood", "builtin", i)),
-                                        field=f"perturbations.ood.builtin[{i}]", value=name,
-                                        fix=(f"did you mean '{close[0]}'? " if close else "")
-                                        + f"built-in: {', '.join(PERTURBATIONS)}"))
-        names = [s_.name for s_ in ood.sets] + list(ood.builtin)
-        for dup in sorted({n for n in names if names.count(n) > 1} | ({"default"} & set(names))):
-            problems.append(Problem(f"variant name {dup!r} is used twice or is reserved", file=file,
-                                    line=lines.get(("perturbations", "ood")), field="perturbations.ood",
-                                    fix="give every OOD set a distinct name other than 'default'"))
-        if check_files:
-            for i, s_ in enumerate(ood.sets):
-                for key in ("dataset", "rewrites"):
-                    rel = getattr(s_, key)
-                    if rel and not (claim.base_dir / rel).is_file():
-                        problems.append(Problem(f"file not found: {claim.base_dir / rel}", file=file,
-                                                line=lines.get(("perturbations", "ood", "sets", i, key)),
-                                                field=f"perturbations.ood.sets[{i}].{key}", value=rel,
-                                                fix="paths resolve against the claim file's folder"))
+    if claim.perturbations.ood is not None:
+        problems += _ood_problems(claim, file, lines, check_files)
     if claim.samples is not None and "default" in claim.samples.variants:
         problems.append(Problem("the variant name 'default' is reserved for samples.baseline/treatment", file=file,
                                 line=lines.get(("samples", "variants", "default")), field="samples.variants.default",
                                 fix="rename the variant"))
+    return problems
+
+
+def _reported_problems(claim: Claim, file: str, lines: dict[tuple, int]) -> list[Problem]:
+    """An arm's reported n that disagrees with claim.reported.n."""
+    problems: list[Problem] = []
+    rep = claim.claim.reported
+    for arm in ("baseline", "treatment"):
+        v = getattr(rep, arm)
+        if isinstance(v, Counts) and rep.n is not None and v.n != rep.n:
+            problems.append(Problem(f"{arm}.n ({v.n}) disagrees with reported n ({rep.n})", file=file,
+                                    line=lines.get(("claim", "reported", arm)), field=f"claim.reported.{arm}.n",
+                                    fix="give n once, or make both agree"))
+    return problems
+
+
+def _samples_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
+    """Replay mode: the claimed budget among the logged ones, and (``check_files``) every log pattern matching."""
+    problems: list[Problem] = []
+    budgets = sorted(claim.samples.baseline)
+    cb = claim.claim.settings.max_tokens
+    if cb is not None and cb not in budgets:
+        problems.append(Problem(
+            f"the claimed budget {cb} has no logs (samples are keyed by budgets {budgets})", file=file,
+            line=lines.get(("claim", "settings", "max_tokens")) or lines.get(("claim", "settings")),
+            field="claim.settings.max_tokens", value=cb,
+            fix="add logs for the claimed budget under samples.baseline/treatment, or correct max_tokens"))
+    if cb is None and len(budgets) > 1:
+        problems.append(Problem(
+            "several budgets are given but the claim does not say which one it was made at", file=file,
+            line=lines.get(("claim", "settings")) or lines.get(("claim",)), field="claim.settings.max_tokens",
+            fix=f"add claim.settings.max_tokens: one of {budgets}"))
+    if check_files:
+        for arm in ("baseline", "treatment"):
+            for budget, pattern in getattr(claim.samples, arm).items():
+                if not resolve_paths(claim, pattern):
+                    msg, fix = explain_no_match(claim, pattern)
+                    problems.append(Problem(msg, file=file, line=lines.get(("samples", arm, budget)),
+                                            field=f"samples.{arm}.{budget}", fix=fix))
+    return problems
+
+
+def _live_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
+    """Live mode: the budgets, the dataset file, each arm's endpoint and templates, the task's templates."""
+    problems: list[Problem] = []
+    if not claim.budgets():
+        problems.append(Problem("a live run needs a generation budget", file=file,
+                                line=lines.get(("claim", "settings")) or lines.get(("claim",)),
+                                field="claim.settings.max_tokens",
+                                fix="set claim.settings.max_tokens (and perturbations.max_tokens for a sweep)"))
+    elif claim.claimed_budget is None:
+        problems.append(Problem("several budgets are swept but the claim does not say which one it was made at",
+                                file=file, line=lines.get(("perturbations", "max_tokens")),
+                                field="claim.settings.max_tokens",
+                                fix=f"add claim.settings.max_tokens: one of {claim.budgets()}"))
+    if check_files and claim.task.dataset is not None:
+        ds = claim.base_dir / claim.task.dataset
+        if not ds.is_file():
+            what = "is a folder, not a file" if ds.is_dir() else "not found"
+            problems.append(Problem(f"dataset {what}: {ds}", file=file, line=lines.get(("task", "dataset")),
+                                    field="task.dataset", value=claim.task.dataset,
+                                    fix="give the JSONL file of items; paths resolve against the claim file's "
+                                        "folder"))
+    for arm_name, arm in (claim.arms or {}).items():
+        problems += _arm_problems(arm_name, arm, file, lines)
+    if claim.task.prompt is not None:
+        problems.extend(_template_problems(claim.task.prompt, file, lines.get(("task", "prompt")), "task.prompt"))
+    problems.extend(_template_problems(claim.task.target, file, lines.get(("task", "target")), "task.target"))
+    return problems
+
+
+def _arm_problems(arm_name: str, arm: Arm, file: str, lines: dict[tuple, int]) -> list[Problem]:
+    """One live arm: its endpoint, its replicas' URLs and its prompt template."""
+    problems: list[Problem] = []
+    if arm.endpoint != "embedded" and not arm.endpoint.startswith(("http://", "https://")):
+        problems.append(Problem("endpoint must be 'embedded' or an http(s) base URL", file=file,
+                                line=lines.get(("arms", arm_name, "endpoint")),
+                                field=f"arms.{arm_name}.endpoint", value=arm.endpoint,
+                                fix="e.g. endpoint: http://127.0.0.1:8000/v1"))
+    urls = [("endpoint", arm.endpoint)] if arm.endpoint != "embedded" else []
+    for name, url in urls + [(f"replicas[{i}]", r) for i, r in enumerate(arm.replicas)]:
+        why = url_problem(url)
+        if why is not None and (name != "endpoint" or url.startswith(("http://", "https://"))):
+            key = ("arms", arm_name) + (("endpoint",) if name == "endpoint" else ("replicas", int(name[9:-1])))
+            problems.append(Problem(why, file=file, line=lines.get(key), field=f"arms.{arm_name}.{name}",
+                                    value=url_public(url), fix="e.g. http://127.0.0.1:8000/v1 (ports run "
+                                                              "from 1 to 65535)"))
+    for tmpl_field, tmpl in (("prompt", arm.prompt),):
+        if tmpl is not None:
+            problems.extend(_template_problems(tmpl, file, lines.get(("arms", arm_name, tmpl_field)),
+                                               f"arms.{arm_name}.{tmpl_field}"))
+    return problems
+
+
+def _ood_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
+    """perturbations.ood: a live run, known built-in perturbations, distinct names, existing files."""
+    from audit.perturb import PERTURBATIONS
+
+    problems: list[Problem] = []
+    ood = claim.perturbations.ood
+    if not claim.live:
+        problems.append(Problem("perturbations.ood generates new prompts, so it needs a live run (arms:/task:)",
+                                file=file, line=lines.get(("perturbations", "ood")), field="perturbations.ood",
+                                fix="for replayed logs of OOD prompts, list them under samples.variants.<name>"))
+    for i, name in enumerate(ood.builtin):
+        if name not in PERTURBATIONS:
+            close = difflib.get_close_matches(name, list(PERTURBATIONS), n=1)
+            problems.append(Problem("unknown built-in perturbation", file=file,
+                                    line=lines.get(("perturbations", "ood", "builtin", i)),
+                                    field=f"perturbations.ood.builtin[{i}]", value=name,
+                                    fix=(f"did you mean '{close[0]}'? " if close else "")
+                                    + f"built-in: {', '.join(PERTURBATIONS)}"))
+    names = [s_.name for s_ in ood.sets] + list(ood.builtin)
+    for dup in sorted({n for n in names if names.count(n) > 1} | ({"default"} & set(names))):
+        problems.append(Problem(f"variant name {dup!r} is used twice or is reserved", file=file,
+                                line=lines.get(("perturbations", "ood")), field="perturbations.ood",
+                                fix="give every OOD set a distinct name other than 'default'"))
+    if check_files:
+        for i, s_ in enumerate(ood.sets):
+            for key in ("dataset", "rewrites"):
+                rel = getattr(s_, key)
+                if rel and not (claim.base_dir / rel).is_file():
+                    problems.append(Problem(f"file not found: {claim.base_dir / rel}", file=file,
+                                            line=lines.get(("perturbations", "ood", "sets", i, key)),
+                                            field=f"perturbations.ood.sets[{i}].{key}", value=rel,
+                                            fix="paths resolve against the claim file's folder"))
     return problems
 
 

@@ -368,6 +368,24 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
     fewer than :data:`MIN_SHARED` items in a cell. Arms with different items are paired on the shared ones; the
     items each arm alone has are kept in ``Records.item_sets``.
     """
+    table = _normalised_table(frames)
+    where = where or {}
+    codes = _Codes(table)
+    problems = _duplicate_problems(table, codes)
+    item_sets: list[ItemSets] = []
+    if not _same_items(table, codes):
+        item_sets, unpaired = _item_sets(table, where)
+        problems += unpaired
+    if problems:
+        raise InputError(problems)
+    return Records(table=table, sources=tuple(sources), settings=settings or {}, run=run or {},
+                   gaps=() if _budgets_hold_the_same_items(table, codes) else tuple(_budget_gaps(table, where)),
+                   item_sets=tuple(item_sets), per_sample=per_sample,
+                   reductions=reductions or {}, scoring_notes=scoring_notes or {})
+
+
+def _normalised_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames concatenated, every column of :data:`COLUMNS` present, in order, with its type."""
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     for c in COLUMNS:
         if c not in table.columns:
@@ -382,91 +400,104 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
     table["answered"] = pd.to_numeric(table["answered"], errors="coerce").astype(float)
     table["no_output"] = no_output_causes(table["text"], table["no_output"])
     table["item_id"] = table["item_id"].astype(str)
-    where = where or {}
-    problems: list[Problem] = []
+    return table
 
-    factorized: dict[str, tuple[np.ndarray, int]] = {}
 
-    def _codes(col: pd.Series) -> tuple[np.ndarray, int]:
+class _Codes:
+    """The table's columns factorized, each once, on first use."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self.table = table
+        self.factorized: dict[str, tuple[np.ndarray, int]] = {}
+
+    def __call__(self, name: str) -> tuple[np.ndarray, int]:
         """The column's codes (a missing value being one more value, as duplicated() and groupby(dropna=False)
-        have it) and how many values there are; each column factorized once."""
-        if col.name not in factorized:
-            codes, uniques = pd.factorize(col, use_na_sentinel=False)
-            factorized[col.name] = codes.astype(np.int64), max(len(uniques), 1)
-        return factorized[col.name]
+        have it) and how many values there are."""
+        if name not in self.factorized:
+            codes, uniques = pd.factorize(self.table[name], use_na_sentinel=False)
+            self.factorized[name] = codes.astype(np.int64), max(len(uniques), 1)
+        return self.factorized[name]
 
-    def any_duplicate() -> bool:
-        """Whether some row repeats another's arm, variant, budget, scoring and item id, decided on one combined
-        code per row (duplicated() below names the rows)."""
-        key, size = np.zeros(len(table), dtype=np.int64), 1
-        for c in ("arm", "variant", "budget", "scoring", "item_id"):
-            codes, n = _codes(table[c])
-            if size > 2**62 // n:
-                return True  # too many combinations for one code: let duplicated() decide
-            key, size = key * n + codes, size * n
-        if size <= 50_000_000:
-            return bool((np.bincount(key, minlength=size) > 1).any())
-        key.sort()
-        return bool((key[1:] == key[:-1]).any())
 
-    dup = table.duplicated(["arm", "variant", "budget", "scoring", "item_id"], keep=False) if any_duplicate() \
-        else None
-    if dup is not None and dup.any():
-        d = table[dup].iloc[0]
-        problems.append(Problem(
-            f"item {d['item_id']!r} appears more than once for arm {d['arm']}, budget {d['budget']}, scoring "
-            f"{d['scoring']!r} ({int(dup.sum())} duplicate rows)", file=str(d["source"]), line=_int(d["line"]),
-            fix="each item id must appear once per arm, budget and scoring; remove repeated runs or give them distinct ids"))
+def _any_duplicate(table: pd.DataFrame, codes: _Codes) -> bool:
+    """Whether some row repeats another's arm, variant, budget, scoring and item id, decided on one combined
+    code per row (duplicated() in :func:`_duplicate_problems` names the rows)."""
+    key, size = np.zeros(len(table), dtype=np.int64), 1
+    for c in ("arm", "variant", "budget", "scoring", "item_id"):
+        col, n = codes(c)
+        if size > 2**62 // n:
+            return True  # too many combinations for one code: let duplicated() decide
+        key, size = key * n + col, size * n
+    if size <= 50_000_000:
+        return bool((np.bincount(key, minlength=size) > 1).any())
+    key.sort()
+    return bool((key[1:] == key[:-1]).any())
 
-    def same_items() -> bool:
-        """Whether every variant × budget has both arms, with the same item ids: the common case, decided on
-        factorized codes (the check below builds a Python set of every cell's ids, and names the differences)."""
-        if table.empty:
-            return True
-        if table["item_id"].isna().any():
-            return False
-        # a cell is a variant × budget, a missing value being one more (as groupby(dropna=False) has it)
-        v, nv = _codes(table["variant"])
-        b, nb = _codes(table["budget"])
-        cell = v * nb + b
-        item, n_items = _codes(table["item_id"])
-        arms = [(table["arm"] == a).to_numpy(dtype=bool, na_value=False) for a in ARMS]
-        present = np.bincount(cell, minlength=nv * nb) > 0
-        if any(not (np.bincount(cell[m], minlength=nv * nb) > 0)[present].all() for m in arms):
-            return False
-        keys = cell * n_items + item
-        if nv * nb * n_items <= 50_000_000:  # a presence table per arm, else sorting
-            seen = [np.zeros(nv * nb * n_items, dtype=bool) for _ in ARMS]
-            for s, m in zip(seen, arms):
-                s[keys[m]] = True
-            return np.array_equal(seen[0], seen[1])
-        return np.array_equal(np.unique(keys[arms[0]]), np.unique(keys[arms[1]]))
 
-    def budgets_hold_the_same_items() -> bool:
-        """Whether, in the baseline arm, every budget of each variant holds every item the variant has: no
-        _budget_gaps, decided on the factorized codes (False when unsure: _budget_gaps decides)."""
-        if table.empty or table[["variant", "budget", "item_id"]].isna().to_numpy().any():
-            return False
-        v, nv = _codes(table["variant"])
-        b, nb = _codes(table["budget"])
-        item, n_items = _codes(table["item_id"])
-        if nv * nb * n_items > 50_000_000:
-            return False
-        base = (table["arm"] == ARMS[0]).to_numpy(dtype=bool, na_value=False)
-        present = np.zeros(nv * nb * n_items, dtype=bool)
-        present[((v * nb + b) * n_items + item)[base]] = True
-        for held in present.reshape(nv, nb, n_items):
-            budgets, items = held.any(axis=1), held.any(axis=0)
-            if budgets.sum() >= 2 and not held[budgets][:, items].all():
-                return False
+def _duplicate_problems(table: pd.DataFrame, codes: _Codes) -> list[Problem]:
+    """An item given twice in one arm × variant × budget × scoring cell (one problem naming the first)."""
+    dup = table.duplicated(["arm", "variant", "budget", "scoring", "item_id"], keep=False) \
+        if _any_duplicate(table, codes) else None
+    if dup is None or not dup.any():
+        return []
+    d = table[dup].iloc[0]
+    return [Problem(
+        f"item {d['item_id']!r} appears more than once for arm {d['arm']}, budget {d['budget']}, scoring "
+        f"{d['scoring']!r} ({int(dup.sum())} duplicate rows)", file=str(d["source"]), line=_int(d["line"]),
+        fix="each item id must appear once per arm, budget and scoring; remove repeated runs or give them distinct ids")]
+
+
+def _same_items(table: pd.DataFrame, codes: _Codes) -> bool:
+    """Whether every variant × budget has both arms, with the same item ids: the common case, decided on
+    factorized codes (:func:`_item_sets` builds a Python set of every cell's ids, and names the differences)."""
+    if table.empty:
         return True
+    if table["item_id"].isna().any():
+        return False
+    # a cell is a variant × budget, a missing value being one more (as groupby(dropna=False) has it)
+    v, nv = codes("variant")
+    b, nb = codes("budget")
+    cell = v * nb + b
+    item, n_items = codes("item_id")
+    arms = [(table["arm"] == a).to_numpy(dtype=bool, na_value=False) for a in ARMS]
+    present = np.bincount(cell, minlength=nv * nb) > 0
+    if any(not (np.bincount(cell[m], minlength=nv * nb) > 0)[present].all() for m in arms):
+        return False
+    keys = cell * n_items + item
+    if nv * nb * n_items <= 50_000_000:  # a presence table per arm, else sorting
+        seen = [np.zeros(nv * nb * n_items, dtype=bool) for _ in ARMS]
+        for s, m in zip(seen, arms):
+            s[keys[m]] = True
+        return np.array_equal(seen[0], seen[1])
+    return np.array_equal(np.unique(keys[arms[0]]), np.unique(keys[arms[1]]))
 
-    if same_items():
-        ids = None
-    else:
-        ids = table.groupby(["variant", "budget", "arm"], dropna=False)["item_id"].agg(lambda s: frozenset(s))
+
+def _budgets_hold_the_same_items(table: pd.DataFrame, codes: _Codes) -> bool:
+    """Whether, in the baseline arm, every budget of each variant holds every item the variant has: no
+    _budget_gaps, decided on the factorized codes (False when unsure: _budget_gaps decides)."""
+    if table.empty or table[["variant", "budget", "item_id"]].isna().to_numpy().any():
+        return False
+    v, nv = codes("variant")
+    b, nb = codes("budget")
+    item, n_items = codes("item_id")
+    if nv * nb * n_items > 50_000_000:
+        return False
+    base = (table["arm"] == ARMS[0]).to_numpy(dtype=bool, na_value=False)
+    present = np.zeros(nv * nb * n_items, dtype=bool)
+    present[((v * nb + b) * n_items + item)[base]] = True
+    for held in present.reshape(nv, nb, n_items):
+        budgets, items = held.any(axis=1), held.any(axis=0)
+        if budgets.sum() >= 2 and not held[budgets][:, items].all():
+            return False
+    return True
+
+
+def _item_sets(table: pd.DataFrame, where: dict[tuple, str]) -> tuple[list[ItemSets], list[Problem]]:
+    """Per variant × budget whose arms differ: the items each arm alone has, or why the cell cannot be paired."""
+    ids = table.groupby(["variant", "budget", "arm"], dropna=False)["item_id"].agg(lambda s: frozenset(s))
     item_sets: list[ItemSets] = []
-    for (variant, budget) in sorted({(v, b) for v, b, _ in ids.index} if ids is not None else (),
+    problems: list[Problem] = []
+    for (variant, budget) in sorted({(v, b) for v, b, _ in ids.index},
                                     key=lambda vb: (str(vb[0]), _int(vb[1]) is None, _int(vb[1]) or 0)):
         try:
             b_ids, t_ids = ids[(variant, budget, "baseline")], ids[(variant, budget, "treatment")]
@@ -495,12 +526,7 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
             continue
         item_sets.append(ItemSets(str(variant), _int(budget), shared, tuple(map(str, only_b)),
                                   tuple(map(str, only_t)), bw, tw))
-    if problems:
-        raise InputError(problems)
-    return Records(table=table, sources=tuple(sources), settings=settings or {}, run=run or {},
-                   gaps=() if budgets_hold_the_same_items() else tuple(_budget_gaps(table, where)),
-                   item_sets=tuple(item_sets), per_sample=per_sample,
-                   reductions=reductions or {}, scoring_notes=scoring_notes or {})
+    return item_sets, problems
 
 
 MIN_SHARED = 2

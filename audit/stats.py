@@ -646,16 +646,7 @@ def paired_bootstrap_delta(baseline: Any, treatment: Any, rng: np.random.Generat
     bl, tr = _paired(baseline, treatment)
     problems: list[Problem] = []
     level = _check_level(level, problems)
-    if not isinstance(rng, np.random.Generator):
-        problems.append(Problem("must be a numpy.random.Generator", field="rng", value=type(rng).__name__,
-                                fix="rng = numpy.random.default_rng(seed)"))
-    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 2:
-        problems.append(Problem("must be an integer >= 2", field="resamples", value=resamples,
-                                fix="e.g. resamples=10_000"))
-    if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral)
-                                  or max_draws < 1):
-        problems.append(Problem("must be a positive integer or None", field="max_draws", value=max_draws))
-    _raise(problems)
+    _raise(problems + _bootstrap_arg_problems(rng, resamples, max_draws))
     resamples = int(resamples)
     method = "paired-bootstrap-percentile"
     n = bl.size
@@ -673,11 +664,7 @@ def paired_bootstrap_delta(baseline: Any, treatment: Any, rng: np.random.Generat
 
     uniq, first, inverse = np.unique(d, return_index=True, return_inverse=True)
     if uniq.size <= _GROUPED_MAX_DISTINCT and 4 * uniq.size <= n:
-        order = np.argsort(first, kind="stable")
-        values = uniq[order]
-        counts = np.bincount(inverse.ravel(), minlength=uniq.size)[order]
-        draws = rng.multinomial(n, counts / n, size=resamples)
-        reps = (draws * values).sum(axis=1) / n
+        reps = _multinomial_means(uniq, first, inverse, n, resamples, rng)
         details["sampler"] = "multinomial"
     else:
         if max_draws is not None and resamples * n > max_draws:
@@ -693,13 +680,7 @@ def paired_bootstrap_delta(baseline: Any, treatment: Any, rng: np.random.Generat
             details["resamples_requested"] = resamples
             resamples = capped
             kw["resamples"] = capped
-        reps = np.empty(resamples)
-        rows = max(1, min(resamples, _CHUNK_ELEMENTS // n))
-        dtype = np.int32 if n < 2**31 else np.int64
-        for start in range(0, resamples, rows):
-            m = min(rows, resamples - start)
-            idx = rng.integers(0, n, size=(m, n), dtype=dtype)
-            reps[start:start + m] = d[idx].mean(axis=1)
+        reps = _index_means(d, resamples, rng)
         details["sampler"] = "index"
     alpha = 1.0 - level
     # Both tails are read the same way (upper = −lower tail of −reps), so swapping the arms, which negates
@@ -708,6 +689,44 @@ def paired_bootstrap_delta(baseline: Any, treatment: Any, rng: np.random.Generat
     high = -float(np.quantile(-reps, alpha / 2.0))
     se = float(np.std(reps, ddof=1))
     return Estimate(value, Interval(float(low), float(high), level, method), se, n, method, details=details, **kw)
+
+
+def _bootstrap_arg_problems(rng: Any, resamples: Any, max_draws: Any) -> list[Problem]:
+    """:func:`paired_bootstrap_delta`'s ``rng``, ``resamples`` and ``max_draws`` checked."""
+    problems: list[Problem] = []
+    if not isinstance(rng, np.random.Generator):
+        problems.append(Problem("must be a numpy.random.Generator", field="rng", value=type(rng).__name__,
+                                fix="rng = numpy.random.default_rng(seed)"))
+    if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 2:
+        problems.append(Problem("must be an integer >= 2", field="resamples", value=resamples,
+                                fix="e.g. resamples=10_000"))
+    if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral)
+                                  or max_draws < 1):
+        problems.append(Problem("must be a positive integer or None", field="max_draws", value=max_draws))
+    return problems
+
+
+def _multinomial_means(uniq: np.ndarray, first: np.ndarray, inverse: np.ndarray, n: int, resamples: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap means of n draws from few distinct values, as multinomial counts (the "multinomial" sampler)."""
+    order = np.argsort(first, kind="stable")
+    values = uniq[order]
+    counts = np.bincount(inverse.ravel(), minlength=uniq.size)[order]
+    draws = rng.multinomial(n, counts / n, size=resamples)
+    return (draws * values).sum(axis=1) / n
+
+
+def _index_means(d: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap means of ``d`` from index draws in chunks (the "index" sampler of `paired_bootstrap_delta`)."""
+    n = d.size
+    reps = np.empty(resamples)
+    rows = max(1, min(resamples, _CHUNK_ELEMENTS // n))
+    dtype = np.int32 if n < 2**31 else np.int64
+    for start in range(0, resamples, rows):
+        m = min(rows, resamples - start)
+        idx = rng.integers(0, n, size=(m, n), dtype=dtype)
+        reps[start:start + m] = d[idx].mean(axis=1)
+    return reps
 
 
 def clustered_se(values: Any, clusters: Any, correction: bool = True, level: float = 0.95) -> Estimate:
@@ -783,7 +802,8 @@ def paired_clt_delta(baseline: Any, treatment: Any, level: float = 0.95, cluster
         if est.reason:
             return _nan_estimate(method, n, level, est.reason, value=value, details=details)
         se = est.se
-    if not (se > 0.0):
+    # Equal differences whose mean is off by a rounding unit (0.7 three times) would give an SE of 1e-17.
+    if not (se > 0.0) or np.ptp(d) == 0:
         return _nan_estimate(method, n, level, "every paired difference is equal: SE is 0 and the interval would "
                              "be zero-width (use mcnemar_exact for 0/1 outcomes)", value=value, details=details)
     z = _z_two_sided(level)
@@ -1626,7 +1646,6 @@ def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Gener
         problems.append(Problem("need at least 99 resamples", field="resamples", value=resamples,
                                 fix=f"e.g. resamples={SKEW_T_RESAMPLES}"))
     _raise(problems)
-    from scipy.stats import norm
     from scipy.stats import t as student
 
     method = SKEW_T_METHOD
@@ -1648,30 +1667,46 @@ def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Gener
     q_t = float(student.ppf(1.0 - alpha / 2.0, n - 1))
     t_low, t_high = value - q_t * se, value + q_t * se
     resamples = int(resamples)
-    n_distinct = int(np.unique(d).size)
-    boot = n <= SKEW_T_BOOTSTRAP_MAX_N or (n_distinct <= _GROUPED_MAX_DISTINCT and 4 * n_distinct <= n)
-    if boot:
-        gen = rng if rng is not None else _data_rng(d)
-        reps, sampler = _hall_replicates(e, gen, resamples)
-        # One-sided p = (1 + #{T* beyond T})/(B + 1) < α/2 ⟺ at most r replicates beyond T.
-        r = int(math.ceil(alpha / 2.0 * (resamples + 1) - 1.0 - 1e-9)) - 1
-        if r >= 0:
-            crit_hi, crit_lo = float(reps[resamples - 1 - r]), float(reps[r])
-        else:  # too few resamples to reject at this level
-            crit_hi, crit_lo = math.inf, -math.inf
-        st.update(hall_reference="bootstrap", hall_resamples=resamples, hall_sampler=sampler,
-                  rng="given" if rng is not None else "derived from the data (SHA-256 of |d|)")
-        null_dist = {"sorted": reps}
-    else:
-        crit_hi = float(norm.ppf(1.0 - alpha / 2.0))
-        crit_lo = -crit_hi
-        st.update(hall_reference="normal", hall_resamples=0)
-        null_dist = {"sorted": None}
+    crit_lo, crit_hi, null_dist, boot = _hall_reference(d, e, alpha, rng, resamples, st)
     h_low = value - sigma * _hall_g_inv(crit_hi / math.sqrt(n), gamma, n)
     h_high = value - sigma * _hall_g_inv(crit_lo / math.sqrt(n), gamma, n)
     null_dist.update(mean=value, sigma=sigma, gamma=gamma, n=n, se=se)
     st.update(skewness=gamma, t_ci_low=t_low, t_ci_high=t_high, hall_ci_low=h_low, hall_ci_high=h_high)
-    low, high = float(min(t_low, h_low)), float(max(t_high, h_high))
+    low, high = _long_tail_widened(d, gamma, bounds, alpha, float(min(t_low, h_low)), float(max(t_high, h_high)),
+                                   st, null_dist)
+    impl = ("scipy.stats.t (paired t) ∧ hand-written Hall (1992) skewness-corrected t, "
+            + (f"bootstrap-calibrated ({resamples} resamples)" if boot else "normal reference"))
+    return _skew_t_result(value, se, n, Interval(low, high, level, method), st, null_dist, impl)
+
+
+def _hall_reference(d: np.ndarray, e: np.ndarray, alpha: float, rng: np.random.Generator | None, resamples: int,
+                    st: dict[str, Any]) -> tuple[float, float, dict[str, Any], bool]:
+    """Hall's critical values (low, high), null-distribution record and whether bootstrapped; fills ``st``."""
+    from scipy.stats import norm
+
+    n = d.size
+    n_distinct = int(np.unique(d).size)
+    boot = n <= SKEW_T_BOOTSTRAP_MAX_N or (n_distinct <= _GROUPED_MAX_DISTINCT and 4 * n_distinct <= n)
+    if not boot:
+        crit_hi = float(norm.ppf(1.0 - alpha / 2.0))
+        st.update(hall_reference="normal", hall_resamples=0)
+        return -crit_hi, crit_hi, {"sorted": None}, False
+    gen = rng if rng is not None else _data_rng(d)
+    reps, sampler = _hall_replicates(e, gen, resamples)
+    # One-sided p = (1 + #{T* beyond T})/(B + 1) < α/2 ⟺ at most r replicates beyond T.
+    r = int(math.ceil(alpha / 2.0 * (resamples + 1) - 1.0 - 1e-9)) - 1
+    if r >= 0:
+        crit_hi, crit_lo = float(reps[resamples - 1 - r]), float(reps[r])
+    else:  # too few resamples to reject at this level
+        crit_hi, crit_lo = math.inf, -math.inf
+    st.update(hall_reference="bootstrap", hall_resamples=resamples, hall_sampler=sampler,
+              rng="given" if rng is not None else "derived from the data (SHA-256 of |d|)")
+    return crit_lo, crit_hi, {"sorted": reps}, True
+
+
+def _long_tail_widened(d: np.ndarray, gamma: float, bounds: tuple[float, float] | None, alpha: float, low: float,
+                       high: float, st: dict[str, Any], null_dist: dict[str, Any]) -> tuple[float, float]:
+    """The interval widened on the long tail's side by the betting bound (Cochran's rule, `_long_tail`)."""
     tail, lo, hi = _long_tail(d, gamma, bounds)
     st.update(long_tail=tail, long_tail_n_needed=float(25.0 * gamma * gamma), bounds=[lo, hi])
     if tail is not None:
@@ -1679,9 +1714,15 @@ def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Gener
         bound = _bounded_bound(d, lo, hi, alpha / 2.0, tail)
         st.update(bounded_bound=bound)
         low, high = (low, max(high, bound)) if tail == "upper" else (min(low, bound), high)
-    iv = Interval(low, high, level, method)
-    impl = ("scipy.stats.t (paired t) ∧ hand-written Hall (1992) skewness-corrected t, "
-            + (f"bootstrap-calibrated ({resamples} resamples)" if boot else "normal reference"))
+    return low, high
+
+
+def _skew_t_result(value: float, se: float, n: int, iv: Interval, st: dict[str, Any], null_dist: dict[str, Any],
+                   impl: str) -> PairedInference:
+    """:func:`skew_t_inference`'s result: the estimate and the two-sided test of a zero mean by the joined rule."""
+    from scipy.stats import t as student
+
+    method = iv.method
     details = {"df": n - 1, "se": se, "impl": impl}
     inf = PairedInference(Estimate(value, iv, se, n, method, details={"df": n - 1}),
                           TestResult(value / se, NAN, method, "two-sided", n, None, details), method, st,

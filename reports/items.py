@@ -121,40 +121,9 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
 
     # Tiers, each a set of (variant, item_id).
     evidence = {("default", str(e["item_id"])) for f in report.findings for e in f.evidence if "item_id" in e}
-    changed: set = set()
-    for v in variants:
-        for b in budgets:
-            for s in scorings:
-                if not records.has(v, b, s):
-                    continue
-                p = records.paired(s, b, v)
-                diff = p.frame["score_b"].to_numpy(dtype=float) != p.frame["score_t"].to_numpy(dtype=float)
-                changed.update((v, i) for i in p.frame["item_id"].to_numpy()[diff])
-    truncated: set = set()
-    for (v, _arm), (ids, fl) in flags.items():
-        hit = np.zeros(len(ids), dtype=bool)
-        for x in fl.values():
-            hit |= x == 1
-        truncated.update((v, i) for i in ids[hit])
-
-    rng = np.random.default_rng([int(report.options.get("seed") or 0), 20_240_611])
-    chosen: list[tuple[str, str]] = []
-    seen: set = set()
-    why: dict[tuple[str, str], list[str]] = {}
-    order = sorted(all_items)
-    for name, members in (("evidence", evidence), ("changed", changed), ("truncated", truncated),
-                          ("sample", set(all_items))):
-        cands = [k for k in order if k in members and k not in seen]
-        room = max_items - len(chosen)
-        if room <= 0:
-            break
-        if len(cands) > room:
-            pick = rng.choice(len(cands), size=room, replace=False)
-            cands = [cands[i] for i in sorted(pick)]
-        chosen.extend(cands)
-        seen.update(cands)
-    for k in chosen:
-        why[k] = [n for n, m in (("evidence", evidence), ("changed", changed), ("truncated", truncated)) if k in m]
+    tiers = (("evidence", evidence), ("changed", _changed(records, variants, budgets, scorings)),
+             ("truncated", _truncated(flags)))
+    chosen, why = _choose(all_items, tiers, max_items, int(report.options.get("seed") or 0))
 
     # Look-ups restricted to the chosen items.
     chosen_set = set(chosen)
@@ -167,47 +136,15 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
     for r in sub[["variant", "item_id", "budget", "scoring", "arm", "score"]].itertuples(index=False):
         score_rows.setdefault((r.variant, r.item_id), {}).setdefault(_bkey(r.budget), {}) \
             .setdefault(r.scoring, [None, None])[0 if r.arm == "baseline" else 1] = _num(r.score)
-    flag_at: dict[tuple, float] = {}
-    for (v, arm), (ids, fl) in flags.items():
-        pos = {i: j for j, i in enumerate(ids)}
-        for k in chosen:
-            if k[0] != v or k[1] not in pos:
-                continue
-            for b, x in fl.items():
-                flag_at[(v, k[1], _bkey(b), arm)] = x[pos[k[1]]]
+    flag_at = _flag_at(flags, chosen)
 
     items = []
     used = 0
     bkeys = [_bkey(b) for b in budgets]
     for k in chosen:
         v, iid = k
-        outputs: dict[str, dict] = {}
-        for bi, bk in enumerate(bkeys):
-            pair = {}
-            for arm in ARMS:
-                r = out_rows.get((v, iid, bk, arm))
-                if r is None:
-                    continue
-                full = None if r.text is None or (isinstance(r.text, float) and math.isnan(r.text)) else str(r.text)
-                text, more = _clip(full, clip)
-                fl = flag_at.get((v, iid, bk, arm))
-                cuts = []
-                # Where a smaller budget's output was cut, mark its end inside this (larger) output.
-                for sk in bkeys[:bi]:
-                    small = out_rows.get((v, iid, sk, arm))
-                    sfl = flag_at.get((v, iid, sk, arm))
-                    if small is None or sfl != 1 or full is None or not isinstance(small.text, str):
-                        continue
-                    if full.startswith(small.text) and len(small.text) < len(full):
-                        cuts.append({"budget": int(sk), "at": len(small.text)})
-                pair[arm] = {"text": text, "more": more, "finish": r.finish_reason if isinstance(r.finish_reason, str)
-                             else None, "tokens": _num(r.completion_tokens),
-                             "truncated": None if fl is None or (isinstance(fl, float) and math.isnan(fl)) else int(fl),
-                             "cuts": cuts}
-            if pair:
-                outputs[bk] = pair
-        entry = {"id": iid, "variant": v, "why": why.get(k, []), "outputs": outputs,
-                 "scores": score_rows.get(k, {})}
+        entry = {"id": iid, "variant": v, "why": why.get(k, []),
+                 "outputs": _outputs(v, iid, bkeys, out_rows, flag_at, clip), "scores": score_rows.get(k, {})}
         size = len(json.dumps(entry, ensure_ascii=False))
         if used + size > max_bytes and items:
             break
@@ -223,6 +160,94 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
         "items": items,
     }
     return ItemData(total, len(items), blob, note)
+
+
+def _changed(records, variants: list, budgets: list, scorings: list) -> set:
+    """(variant, item_id) of the items whose score differs between the arms in some cell."""
+    changed: set = set()
+    for v in variants:
+        for b in budgets:
+            for s in scorings:
+                if not records.has(v, b, s):
+                    continue
+                p = records.paired(s, b, v)
+                diff = p.frame["score_b"].to_numpy(dtype=float) != p.frame["score_t"].to_numpy(dtype=float)
+                changed.update((v, i) for i in p.frame["item_id"].to_numpy()[diff])
+    return changed
+
+
+def _truncated(flags: dict) -> set:
+    """(variant, item_id) of the items flagged as truncated in either arm at some budget."""
+    truncated: set = set()
+    for (v, _arm), (ids, fl) in flags.items():
+        hit = np.zeros(len(ids), dtype=bool)
+        for x in fl.values():
+            hit |= x == 1
+        truncated.update((v, i) for i in ids[hit])
+    return truncated
+
+
+def _choose(all_items: list, tiers: tuple, max_items: int, seed: int) -> tuple[list, dict]:
+    """The items to embed, tier by tier, a seeded sample of a tier that does not fit; and each one's tiers."""
+    rng = np.random.default_rng([seed, 20_240_611])
+    chosen: list[tuple[str, str]] = []
+    seen: set = set()
+    order = sorted(all_items)
+    for name, members in (*tiers, ("sample", set(all_items))):
+        cands = [k for k in order if k in members and k not in seen]
+        room = max_items - len(chosen)
+        if room <= 0:
+            break
+        if len(cands) > room:
+            pick = rng.choice(len(cands), size=room, replace=False)
+            cands = [cands[i] for i in sorted(pick)]
+        chosen.extend(cands)
+        seen.update(cands)
+    why = {k: [n for n, m in tiers if k in m] for k in chosen}
+    return chosen, why
+
+
+def _flag_at(flags: dict, chosen: list) -> dict[tuple, float]:
+    """(variant, item_id, budget key, arm) → the truncation flag, for the chosen items."""
+    flag_at: dict[tuple, float] = {}
+    for (v, arm), (ids, fl) in flags.items():
+        pos = {i: j for j, i in enumerate(ids)}
+        for k in chosen:
+            if k[0] != v or k[1] not in pos:
+                continue
+            for b, x in fl.items():
+                flag_at[(v, k[1], _bkey(b), arm)] = x[pos[k[1]]]
+    return flag_at
+
+
+def _outputs(v: str, iid: str, bkeys: list[str], out_rows: dict, flag_at: dict, clip: int) -> dict[str, dict]:
+    """One item's outputs by budget and arm: clipped text, finish, tokens, truncation flag and smaller budgets' cuts."""
+    outputs: dict[str, dict] = {}
+    for bi, bk in enumerate(bkeys):
+        pair = {}
+        for arm in ARMS:
+            r = out_rows.get((v, iid, bk, arm))
+            if r is None:
+                continue
+            full = None if r.text is None or (isinstance(r.text, float) and math.isnan(r.text)) else str(r.text)
+            text, more = _clip(full, clip)
+            fl = flag_at.get((v, iid, bk, arm))
+            cuts = []
+            # Where a smaller budget's output was cut, mark its end inside this (larger) output.
+            for sk in bkeys[:bi]:
+                small = out_rows.get((v, iid, sk, arm))
+                sfl = flag_at.get((v, iid, sk, arm))
+                if small is None or sfl != 1 or full is None or not isinstance(small.text, str):
+                    continue
+                if full.startswith(small.text) and len(small.text) < len(full):
+                    cuts.append({"budget": int(sk), "at": len(small.text)})
+            pair[arm] = {"text": text, "more": more, "finish": r.finish_reason if isinstance(r.finish_reason, str)
+                         else None, "tokens": _num(r.completion_tokens),
+                         "truncated": None if fl is None or (isinstance(fl, float) and math.isnan(fl)) else int(fl),
+                         "cuts": cuts}
+        if pair:
+            outputs[bk] = pair
+    return outputs
 
 
 def _bkey(b: Any) -> str:

@@ -72,6 +72,8 @@ def _flag_line(f, fails: bool, fail_on: str) -> str:
 
 
 def render_junit(report: Report) -> str:
+    """The report as JUnit XML: one test case for the verdict and one per check, the flags that do not fail the
+    gate in the suite's output."""
     gate = report.gate
     failing = set(gate.failing_findings)
 
@@ -85,62 +87,90 @@ def render_junit(report: Report) -> str:
                  ("audit_version", report.audit_version)):
         ET.SubElement(props, "property", name=k, value=_x(v))
 
-    n_tests = n_fail = n_skip = 0
-
-    def case(name: str):
-        nonlocal n_tests
-        n_tests += 1
-        return ET.SubElement(suite, "testcase", name=name, classname=f"audit.{name}", time="0")
-
-    # The verdict itself.
-    tc = case("verdict")
-    if gate.verdict_fails:
-        n_fail += 1
-        el = ET.SubElement(tc, "failure", message=_x(f"verdict {report.verdict}: {report.verdict_reason}"),
-                           type=report.verdict)
-        el.text = _x(f"{report.verdict}: {report.verdict_reason}\ngate --fail-on {gate.fail_on}: "
-                     + "; ".join(gate.reasons))
-    elif report.verdict == Verdict.inconclusive:
-        n_skip += 1
-        ET.SubElement(tc, "skipped", message=_x(f"inconclusive: {report.verdict_reason}"))
-    ET.SubElement(tc, "system-out").text = _x(f"verdict: {report.verdict}\n{report.verdict_reason}")
-
+    outcomes = [_verdict_case(_case(suite, "verdict"), report)]
     names = list(dict.fromkeys([*report.checks_run, *(f.check for f in report.findings)]))
     for name in names:
-        tc = case(name)
-        mine = [(i, f) for i, f in enumerate(report.findings) if f.check == name]
-        fails = [(i, f) for i, f in mine if i in failing]
-        inconclusive = [f for _, f in mine if f.outcome == Outcome.inconclusive]
-        if fails:
-            n_fail += 1
-            for _, f in fails:
-                el = ET.SubElement(tc, "failure", message=_x(f"[{f.severity}] {f.code}: {f.title}"),
-                                   type=f"{f.check}.{f.code}")
-                el.text = _x(_describe(f))
-        elif inconclusive:
-            n_skip += 1
-            ET.SubElement(tc, "skipped", message=_x("inconclusive: " + "; ".join(f.title for f in inconclusive)))
-        elif not mine and name in NOTHING_FOUND:
-            ET.SubElement(tc, "system-out").text = _x(NOTHING_FOUND[name])
-            continue
-        elif not mine:
-            n_skip += 1
-            why = "not applicable: " + NOT_APPLICABLE.get(name, "the check found nothing to test in this claim")
-            ET.SubElement(tc, "skipped", message=_x(why))
-            ET.SubElement(tc, "system-out").text = _x(why)
-            continue
-        out = "\n".join(_flag_line(f, i in failing, gate.fail_on) for i, f in mine)
-        ET.SubElement(tc, "system-out").text = _x(out)
+        outcomes.append(_check_case(_case(suite, name), name, report, failing))
     if not report.cells and not report.sources:  # reported numbers only: the checks that need samples did not run
         from audit.checks import REGISTRY
 
         for name, spec in REGISTRY.items():
             if spec.needs_samples and name not in names:
-                tc = case(name)
-                n_skip += 1
-                ET.SubElement(tc, "skipped", message=_x(f"not applicable: {NO_SAMPLES}"))
+                ET.SubElement(_case(suite, name), "skipped", message=_x(f"not applicable: {NO_SAMPLES}"))
+                outcomes.append("skipped")
 
-    # The flags that do not fail this gate: shown on the page, so listed here too (a CI reader sees every flag).
+    ET.SubElement(suite, "system-out").text = _x("\n".join(_suite_out(report, failing)))
+    ET.SubElement(suite, "system-err").text = ""
+    stamp = report.created[:19]
+    for el in (suites, suite):
+        el.set("tests", str(len(outcomes)))
+        el.set("failures", str(outcomes.count("failure")))
+        el.set("errors", "0")
+        el.set("time", "0")
+    suites.set("disabled", "0")
+    suite.set("skipped", str(outcomes.count("skipped")))
+    suite.set("disabled", "0")
+    suite.set("timestamp", stamp)
+    suite.set("hostname", "audit")
+    suite.set("id", "0")
+    suite.set("package", "audit")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _case(suite: ET.Element, name: str) -> ET.Element:
+    """A new test case of the suite, named after a check (or the verdict)."""
+    return ET.SubElement(suite, "testcase", name=name, classname=f"audit.{name}", time="0")
+
+
+def _verdict_case(tc: ET.Element, report: Report) -> str | None:
+    """The verdict's test case filled in; its outcome ("failure", "skipped" or None: passed)."""
+    gate = report.gate
+    outcome = None
+    if gate.verdict_fails:
+        outcome = "failure"
+        el = ET.SubElement(tc, "failure", message=_x(f"verdict {report.verdict}: {report.verdict_reason}"),
+                           type=report.verdict)
+        el.text = _x(f"{report.verdict}: {report.verdict_reason}\ngate --fail-on {gate.fail_on}: "
+                     + "; ".join(gate.reasons))
+    elif report.verdict == Verdict.inconclusive:
+        outcome = "skipped"
+        ET.SubElement(tc, "skipped", message=_x(f"inconclusive: {report.verdict_reason}"))
+    ET.SubElement(tc, "system-out").text = _x(f"verdict: {report.verdict}\n{report.verdict_reason}")
+    return outcome
+
+
+def _check_case(tc: ET.Element, name: str, report: Report, failing: set) -> str | None:
+    """One check's test case filled in from its findings; its outcome ("failure", "skipped" or None: passed)."""
+    mine = [(i, f) for i, f in enumerate(report.findings) if f.check == name]
+    fails = [(i, f) for i, f in mine if i in failing]
+    inconclusive = [f for _, f in mine if f.outcome == Outcome.inconclusive]
+    outcome = None
+    if fails:
+        outcome = "failure"
+        for _, f in fails:
+            el = ET.SubElement(tc, "failure", message=_x(f"[{f.severity}] {f.code}: {f.title}"),
+                               type=f"{f.check}.{f.code}")
+            el.text = _x(_describe(f))
+    elif inconclusive:
+        outcome = "skipped"
+        ET.SubElement(tc, "skipped", message=_x("inconclusive: " + "; ".join(f.title for f in inconclusive)))
+    elif not mine and name in NOTHING_FOUND:
+        ET.SubElement(tc, "system-out").text = _x(NOTHING_FOUND[name])
+        return None
+    elif not mine:
+        why = "not applicable: " + NOT_APPLICABLE.get(name, "the check found nothing to test in this claim")
+        ET.SubElement(tc, "skipped", message=_x(why))
+        ET.SubElement(tc, "system-out").text = _x(why)
+        return "skipped"
+    out = "\n".join(_flag_line(f, i in failing, report.gate.fail_on) for i, f in mine)
+    ET.SubElement(tc, "system-out").text = _x(out)
+    return outcome
+
+
+def _suite_out(report: Report, failing: set) -> list[str]:
+    """The suite's output: command, verdict, gate, and every flag that does not fail the gate (a CI reader sees all)."""
+    gate = report.gate
     quiet = [(i, f) for i, f in enumerate(report.findings) if f.outcome == Outcome.flag and i not in failing]
     suite_out = [f"audit {report.audit_version}: {report.command}", f"verdict: {report.verdict} — gate --fail-on "
                  f"{gate.fail_on}: {'passed' if gate.passed else 'failed'} (exit {report.exit_code})"]
@@ -149,20 +179,4 @@ def render_junit(report: Report) -> str:
         suite_out += [f"  [{f.severity}] {f.check}.{f.code}: {f.title}" for _, f in quiet]
     else:
         suite_out.append(f"no flagged finding outside the gate --fail-on {gate.fail_on}")
-    ET.SubElement(suite, "system-out").text = _x("\n".join(suite_out))
-    ET.SubElement(suite, "system-err").text = ""
-    stamp = report.created[:19]
-    for el in (suites, suite):
-        el.set("tests", str(n_tests))
-        el.set("failures", str(n_fail))
-        el.set("errors", "0")
-        el.set("time", "0")
-    suites.set("disabled", "0")
-    suite.set("skipped", str(n_skip))
-    suite.set("disabled", "0")
-    suite.set("timestamp", stamp)
-    suite.set("hostname", "audit")
-    suite.set("id", "0")
-    suite.set("package", "audit")
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return suite_out

@@ -48,7 +48,7 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
                narrow: bool = False) -> str | None:
     """Forest plot: one row per cell (delta and CI), the zero line, and the reported delta.
 
-    ``rows``: :class:`audit.findings.Estimate` dumps (label, delta, ci_low, ci_high, claimed, kind); the items
+    ``rows``: :class:`audit.findings.ForestEstimate` dumps (label, delta, ci_low, ci_high, claimed, kind); the items
     neither arm truncated (kind ``untruncated``) are drawn in their own colour. ``narrow``: the drawing for a phone
     (about 400 px): 4 inches wide with 10-point text, each row's label above its bar instead of beside it, so the
     bars keep the whole width and the text stays at its size when the page scales the SVG to the screen.
@@ -66,28 +66,7 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
             fig = Figure(figsize=(7.5, 0.32 * len(rows) + 1.3), layout="constrained")
         ax = fig.add_subplot()
         ys = np.arange(len(rows))[::-1]
-        lows, highs = [], []
-        for y, r in zip(ys, rows):
-            d, lo, hi = r["delta"], r.get("ci_low"), r.get("ci_high")
-            has_ci = lo is not None and hi is not None
-            if r.get("kind") == EstimateKind.untruncated:
-                colour = COLOURS["extra"]
-            elif has_ci and sign * lo > 0 and sign * hi > 0:
-                colour = COLOURS["gain"]
-            elif has_ci and sign * lo < 0 and sign * hi < 0:
-                colour = COLOURS["loss"]
-            else:
-                colour = COLOURS["none"]
-            if has_ci:
-                ax.plot([lo, hi], [y, y], color=colour, linewidth=2.2 if r.get("claimed") else 1.5,
-                        solid_capstyle="butt")
-                ax.plot([lo, hi], [y, y], linestyle="none", marker="|", markersize=8, color=colour)
-                lows.append(lo)
-                highs.append(hi)
-            ax.plot([d], [y], marker="D" if r.get("claimed") else "o", markersize=7 if r.get("claimed") else 5,
-                    color=colour, linestyle="none")
-            lows.append(d)
-            highs.append(d)
+        lows, highs = _forest_rows(ax, ys, rows, sign)
         ax.axvline(0.0, color="black", linewidth=1)
         handles = []
         if reported is not None and math.isfinite(reported):
@@ -101,29 +80,9 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
         ax.set_xlim(lo_all - pad, hi_all + pad)
         labels = [("★ " if r.get("claimed") else "") + _plain(r["label"]) for r in rows]
         if narrow:
-            import textwrap
-
-            from matplotlib.ticker import MaxNLocator
-            from matplotlib.transforms import blended_transform_factory
-
-            where = blended_transform_factory(ax.transAxes, ax.transData)
-            for y, r, text in zip(ys, rows, labels):
-                ax.text(0.0, y + 0.2, textwrap.shorten(text, 48, placeholder="…"), transform=where, ha="left",
-                        va="bottom", fontsize=9.5, fontweight="bold" if r.get("claimed") else "normal",
-                        color="#1d1d1f")
-            ax.set_yticks([])
-            ax.spines["left"].set_visible(False)
-            ax.set_ylim(-0.6, len(rows) - 0.05)
-            ax.set_xlabel(f"delta, with {level:.0%} CI")
-            ax.xaxis.set_major_locator(MaxNLocator(5))
+            _forest_labels_above(ax, ys, rows, labels, level)
         else:
-            ax.set_yticks(ys)
-            ax.set_yticklabels(labels)
-            for tick, r in zip(ax.get_yticklabels(), rows):
-                if r.get("claimed"):
-                    tick.set_fontweight("bold")
-            ax.set_ylim(-0.7, len(rows) - 0.3)
-            ax.set_xlabel(f"delta = treatment − baseline, with {level:.0%} CI")
+            _forest_labels_beside(ax, ys, rows, labels, level)
         ax.grid(axis="x", color="#e0e0e0", linewidth=0.6)
         ax.set_axisbelow(True)
         if handles and narrow:
@@ -133,6 +92,68 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
         svg = _svg(fig, "Forest plot of the delta with confidence intervals in every cell",
                    "forest-plot-narrow" if narrow else "forest-plot")
     return svg
+
+
+def _forest_colour(r: dict[str, Any], sign: int) -> str:
+    """A row's colour: untruncated items, a CI that excludes zero on the gain or the loss side, or neither."""
+    lo, hi = r.get("ci_low"), r.get("ci_high")
+    has_ci = lo is not None and hi is not None
+    if r.get("kind") == EstimateKind.untruncated:
+        return COLOURS["extra"]
+    if has_ci and sign * lo > 0 and sign * hi > 0:
+        return COLOURS["gain"]
+    if has_ci and sign * lo < 0 and sign * hi < 0:
+        return COLOURS["loss"]
+    return COLOURS["none"]
+
+
+def _forest_rows(ax, ys: np.ndarray, rows: list[dict[str, Any]], sign: int) -> tuple[list[float], list[float]]:
+    """Each row's CI bar and delta marker drawn; the lows and highs drawn, for the x range."""
+    lows, highs = [], []
+    for y, r in zip(ys, rows):
+        d, lo, hi = r["delta"], r.get("ci_low"), r.get("ci_high")
+        colour = _forest_colour(r, sign)
+        if lo is not None and hi is not None:
+            ax.plot([lo, hi], [y, y], color=colour, linewidth=2.2 if r.get("claimed") else 1.5,
+                    solid_capstyle="butt")
+            ax.plot([lo, hi], [y, y], linestyle="none", marker="|", markersize=8, color=colour)
+            lows.append(lo)
+            highs.append(hi)
+        ax.plot([d], [y], marker="D" if r.get("claimed") else "o", markersize=7 if r.get("claimed") else 5,
+                color=colour, linestyle="none")
+        lows.append(d)
+        highs.append(d)
+    return lows, highs
+
+
+def _forest_labels_above(ax, ys: np.ndarray, rows: list[dict[str, Any]], labels: list[str], level: float) -> None:
+    """The narrow drawing's labels: each above its bar, the bars keeping the whole width."""
+    import textwrap
+
+    from matplotlib.ticker import MaxNLocator
+    from matplotlib.transforms import blended_transform_factory
+
+    where = blended_transform_factory(ax.transAxes, ax.transData)
+    for y, r, text in zip(ys, rows, labels):
+        ax.text(0.0, y + 0.2, textwrap.shorten(text, 48, placeholder="…"), transform=where, ha="left",
+                va="bottom", fontsize=9.5, fontweight="bold" if r.get("claimed") else "normal",
+                color="#1d1d1f")
+    ax.set_yticks([])
+    ax.spines["left"].set_visible(False)
+    ax.set_ylim(-0.6, len(rows) - 0.05)
+    ax.set_xlabel(f"delta, with {level:.0%} CI")
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+
+
+def _forest_labels_beside(ax, ys: np.ndarray, rows: list[dict[str, Any]], labels: list[str], level: float) -> None:
+    """The wide drawing's labels: y tick labels beside the bars, the claimed cell's in bold."""
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels)
+    for tick, r in zip(ax.get_yticklabels(), rows):
+        if r.get("claimed"):
+            tick.set_fontweight("bold")
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(f"delta = treatment − baseline, with {level:.0%} CI")
 
 
 def lengths_svg(values: dict[tuple[str, int], np.ndarray], budgets: list[int], unit: str, label: str) -> str | None:

@@ -22,7 +22,7 @@ claim:
     n: 40
     p_value: 0.04
     test: fisher
-  settings: {max_tokens: 16}
+  settings: {max_tokens: 16, scoring: exact}
 samples:
   format: jsonl
   baseline:  {16: runs/base_16/*.jsonl, 64: runs/base_64/*.jsonl}
@@ -191,3 +191,120 @@ def test_schema_is_json_and_forbids_extra_keys():
     assert schema["additionalProperties"] is False
     assert "path" not in schema["properties"]
     assert set(schema["required"]) == {"claim"}
+
+
+# A perturbation scoring must not silently become the claimed scoring (samples without claim.settings.scoring).
+TOY = """\
+claim:
+  title: toy
+  metric: toy
+  settings: {max_tokens: 16}
+samples:
+  format: jsonl
+  baseline:  {16: runs/base.jsonl}
+  treatment: {16: runs/treat.jsonl}
+scorers:
+  starts-with: {regex: "^(1)", select: first}
+perturbations:
+  scorings: [starts-with]
+"""
+
+
+@pytest.fixture
+def toy_runs(tmp_path):
+    for arm, correct in (("base", [1, 0, 1, 0]), ("treat", [1, 1, 1, 0])):
+        write_jsonl(tmp_path / f"runs/{arm}.jsonl", arm_rows(correct, scores={"toy": [0.5] * 4}))
+    return tmp_path
+
+
+def test_metric_replaced_by_a_perturbation_scoring_is_an_error_at_its_line(toy_runs):
+    p = toy_runs / "claim.yaml"
+    p.write_text(TOY)
+    (prob,) = problems_of(p)
+    assert prob.line == 12
+    assert prob.field == "perturbations.scorings.0"
+    assert prob.value == "starts-with"
+    assert "claim.metric is 'toy' but claim.settings.scoring is not set" in prob.message
+    assert "'starts-with', would silently become the claimed scoring in place of 'toy'" in prob.message
+    fix = ("set claim.settings.scoring to the claimed scoring, e.g. `scoring: toy` for the logged scores, and keep "
+           "starts-with as a perturbation")
+    assert prob.fix == fix
+    res = CliRunner().invoke(main, ["validate", str(p)])
+    assert res.exit_code == 2
+    assert f"{p}:12: perturbations.scorings.0: claim.metric is 'toy'" in res.output
+    assert f"fix: {fix}" in res.output
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet", "inspect"])
+def test_metric_replaced_by_a_perturbation_scoring_in_any_generic_format(toy_runs, fmt):
+    p = toy_runs / "claim.yaml"
+    p.write_text(TOY.replace("format: jsonl", f"format: {fmt}"))
+    with pytest.raises(InputError) as exc:
+        load_claim(p, check_files=False)
+    assert [x.field for x in exc.value.problems] == ["perturbations.scorings.0"]
+
+
+def test_claimed_scoring_set_keeps_the_logged_metric_claimed(toy_runs):
+    from audit.importers import load_records
+
+    p = toy_runs / "claim.yaml"
+    p.write_text(TOY.replace("settings: {max_tokens: 16}", "settings: {max_tokens: 16, scoring: toy}"))
+    c = load_claim(p)
+    assert c.scorings() == ["toy", "starts-with"]
+    assert load_records(c).scorings() == ["toy", "starts-with"]
+    assert CliRunner().invoke(main, ["validate", str(p)]).exit_code == 0
+
+
+@pytest.mark.parametrize("change", [
+    ("  metric: toy\n", ""),  # no claim.metric: the first perturbation scoring is the claimed one, as documented
+    ("scorings: [starts-with]", "scorings: [toy, starts-with]"),  # the metric is the first scoring
+    ("scorings: [starts-with]", "scorings: []"),
+])
+def test_claims_without_the_trap_load(toy_runs, change):
+    p = toy_runs / "claim.yaml"
+    p.write_text(TOY.replace(*change))
+    load_claim(p)
+
+
+def test_default_metric_as_a_label_is_not_the_trap(toy_runs):
+    """exact_match, the default metric, is written by most claims as the label of the headline number: with no
+    logged exact_match score nothing is dropped, and the first perturbation scoring is the claimed one."""
+    from audit.importers import load_records
+
+    p = toy_runs / "claim.yaml"
+    p.write_text(TOY.replace("metric: toy", "metric: exact_match"))
+    assert load_records(load_claim(p)).scorings() == ["starts-with"]
+
+
+def test_default_metric_the_logs_carry_is_caught_when_they_are_read(tmp_path):
+    from audit.importers import load_records
+
+    for arm in ("base", "treat"):
+        write_jsonl(tmp_path / f"runs/{arm}.jsonl", arm_rows([1, 0, 1, 0], scores={"exact_match": [1, 0, 1, 0]}))
+    p = tmp_path / "claim.yaml"
+    p.write_text(TOY.replace("metric: toy", "metric: exact_match"))
+    c = load_claim(p)  # the claim file alone cannot tell a label from a logged score
+    with pytest.raises(InputError) as exc:
+        load_records(c)
+    (prob,) = exc.value.problems
+    assert (prob.file, prob.line, prob.field, prob.value) == (str(p.resolve()), 12, "perturbations.scorings[0]",
+                                                              "starts-with")
+    assert "claim.metric is 'exact_match' but claim.settings.scoring is not set" in prob.message
+    assert "(the logs carry exact_match as a score)" in prob.message
+    assert prob.fix.startswith("set claim.settings.scoring to the claimed scoring, e.g. `scoring: exact_match`")
+    res = CliRunner().invoke(main, ["validate", str(p)])
+    assert res.exit_code == 2
+    assert ":12: perturbations.scorings[0]: claim.metric is 'exact_match'" in res.output
+    p.write_text(TOY.replace("metric: toy", "metric: exact_match")
+                 .replace("settings: {max_tokens: 16}", "settings: {max_tokens: 16, scoring: exact_match}"))
+    assert load_records(load_claim(p)).scorings() == ["exact_match", "starts-with"]
+
+
+def test_lmeval_filters_as_perturbations_are_not_the_trap(tmp_path):
+    """In lm-eval logs the metric is read under every filter, so it is never one of the scorings: the first filter
+    as the claimed one is the documented default, not a metric silently dropped."""
+    p = tmp_path / "claim.yaml"
+    p.write_text(TOY.replace("metric: toy", "metric: exact_match").replace("format: jsonl", "format: lm-eval")
+                 .replace("scorings: [starts-with]", "scorings: [strict-match, flexible-extract]"))
+    c = load_claim(p, check_files=False)
+    assert c.scorings() == ["strict-match", "flexible-extract"]

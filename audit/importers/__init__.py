@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audit.claim import Claim, explain_no_match, resolve_paths
+from audit.claim import Claim, claimed_scoring_problem, explain_no_match, resolve_paths
 from audit.errors import InputError, Problem
 from audit.importers.jsonl import read_jsonl
 from audit.importers.lmeval import (
@@ -24,7 +24,7 @@ from audit.importers.lmeval import (
     sha256_of,
     task_of,
 )
-from audit.plan import build_plan
+from audit.plan import Plan, build_plan
 from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
 from audit.scoring import SCORERS, resolve
 from audit.scoring.resolve import logged_spec
@@ -32,45 +32,71 @@ from audit.scoring.resolve import logged_spec
 
 def load_records(claim: Claim) -> Records:
     """Read the claim's sample logs into Records, or raise :class:`InputError` with every problem found."""
+    _check_replayable(claim)
+    fmt = claim.samples.format
+    plan = build_plan(claim)
+    requested = list(plan.scorings)
+    frames, sources, settings, where = _read_runs(claim, plan, fmt)
+    table = pd.concat(frames, ignore_index=True)
+    trap = claimed_scoring_problem(claim, lambda name: _logs_carry(table, fmt, name))
+    if trap is not None:
+        raise InputError([trap])
+    if claim.samples.target_regex:
+        probs = apply_target_regex(table, claim.samples.target_regex, str(claim.path))
+        if probs:
+            raise InputError(probs)
+    scoring_notes: dict = {}
+    table, probs = apply_scorings(table, requested, fmt, str(claim.path), claim.scorers, scoring_notes)
+    if probs:  # a scoring that could not be applied leaves no table to check further
+        raise InputError(probs)
+    per_sample, reductions = None, {}
+    if claim.samples.reduce is not None:
+        from audit.importers.reduce import reduce_samples
+
+        table, per_sample, reductions, probs = reduce_samples(
+            table, {arm: claim.samples.reduction(arm) for arm in ARMS})
+        if probs:
+            raise InputError([dataclasses.replace(p, file=str(claim.path)) for p in probs])
+    problems = list(_hash_problems(table))
+    if claim.options.cluster_field and table["cluster"].isna().any():
+        r = table[table["cluster"].isna()].iloc[0]
+        problems.append(Problem(f"options.cluster_field {claim.options.cluster_field!r} is missing on "
+                                f"{int(table['cluster'].isna().sum())} row(s)", file=str(r["source"]), line=int(r["line"]),
+                                fix="give every item its cluster (lm-eval: a key of doc; jsonl: a top-level key)"))
+    if problems:
+        raise InputError(problems)
+    return build_records([table], sources, settings, where, per_sample=per_sample, reductions=reductions,
+                         scoring_notes=scoring_notes)
+
+
+def _check_replayable(claim: Claim) -> None:
+    """Refuse a claim with no per-sample logs to replay (no samples:, or a results-only claim)."""
     if claim.samples is None:
         raise InputError([Problem("the claim has no samples: section", file=str(claim.path),
                                   fix="add samples: with per-arm logs, or audit the reported numbers only")])
-    fmt = claim.samples.format
-    if fmt == "lm-eval-results":  # load_claim reads results files into reported counts and clears samples
+    if claim.samples.format == "lm-eval-results":  # load_claim reads results files into reported counts, clears samples
         raise InputError([Problem("a results-only claim (samples.format: lm-eval-results) has no per-sample logs to "
                                   "replay", file=str(claim.path), field="samples.format",
                                   fix="load the claim with audit.claim.load_claim (check_files=True), which reads "
                                       "the results files into claim.reported")])
+
+
+def _read_runs(claim: Claim, plan: Plan, fmt: str) -> tuple[list[pd.DataFrame], list[Source], dict[str, dict], dict]:
+    """Every run's logs read: (frames, sources, settings, where each cell was read from), or InputError."""
     problems: list[Problem] = []
     frames: list[pd.DataFrame] = []
     sources: list[Source] = []
     settings: dict[str, dict] = {a: {} for a in ARMS}
     where: dict[tuple, str] = {}
-    plan = build_plan(claim)
-    requested = list(plan.scorings)
     matched = {run: resolve_paths(claim, run.logs) for run in plan.runs}  # each glob once
     prefetched = _read_lmeval_in_parallel(
         claim, {run: [f for f in files if f.suffix == ".jsonl"] for run, files in matched.items()}) \
         if fmt == "lm-eval" else {}
     for run in plan.runs:
         variant, arm, budget, pattern, field_path = run.variant, run.arm, run.budget, run.logs, run.field
-        files = matched[run]
-        if fmt == "lm-eval":
-            files = [f for f in files if f.suffix == ".jsonl"]
-        elif fmt == "inspect":
-            from audit.importers.inspect import SUFFIXES, require_inspect
-
-            require_inspect()
-            files = [f for f in files if f.suffix.lower() in SUFFIXES]
+        files = _files_of_format(matched[run], fmt)
         if not files:
-            msg, fix = explain_no_match(claim, pattern)
-            if fmt == "lm-eval" and matched[run]:
-                msg, fix = (f"{pattern!r} matches no .jsonl file (lm-eval writes samples_<task>_<date>.jsonl)",
-                            "point the pattern at the samples_*.jsonl files, or set samples.format: jsonl")
-            elif fmt == "inspect" and matched[run]:
-                msg, fix = (f"{pattern!r} matches no .eval or .json file (inspect writes <date>_<task>_<id>.eval)",
-                            "point the pattern at the run's inspect log")
-            problems.append(Problem(msg, file=str(claim.path), field=field_path, fix=fix))
+            problems.append(_no_files_problem(claim, pattern, field_path, fmt, matched[run]))
             continue
         where[(arm, variant, budget)] = ", ".join(str(f) for f in files)
         if fmt == "lm-eval":
@@ -95,33 +121,38 @@ def load_records(claim: Claim) -> Records:
     if not frames:  # pragma: no cover - every empty file is reported above
         raise InputError([Problem("the sample logs hold no records", file=str(claim.path), field="samples",
                                   fix="point samples: at the runs' sample logs")])
-    table = pd.concat(frames, ignore_index=True)
-    if claim.samples.target_regex:
-        probs = apply_target_regex(table, claim.samples.target_regex, str(claim.path))
-        if probs:
-            raise InputError(probs)
-    scoring_notes: dict = {}
-    table, probs = apply_scorings(table, requested, fmt, str(claim.path), claim.scorers, scoring_notes)
-    if probs:  # a scoring that could not be applied leaves no table to check further
-        raise InputError(probs)
-    per_sample, reductions = None, {}
-    if claim.samples.reduce is not None:
-        from audit.importers.reduce import reduce_samples
+    return frames, sources, settings, where
 
-        table, per_sample, reductions, probs = reduce_samples(
-            table, {arm: claim.samples.reduction(arm) for arm in ARMS})
-        if probs:
-            raise InputError([dataclasses.replace(p, file=str(claim.path)) for p in probs])
-    problems.extend(_hash_problems(table))
-    if claim.options.cluster_field and table["cluster"].isna().any():
-        r = table[table["cluster"].isna()].iloc[0]
-        problems.append(Problem(f"options.cluster_field {claim.options.cluster_field!r} is missing on "
-                                f"{int(table['cluster'].isna().sum())} row(s)", file=str(r["source"]), line=int(r["line"]),
-                                fix="give every item its cluster (lm-eval: a key of doc; jsonl: a top-level key)"))
-    if problems:
-        raise InputError(problems)
-    return build_records([table], sources, settings, where, per_sample=per_sample, reductions=reductions,
-                         scoring_notes=scoring_notes)
+
+def _logs_carry(table: pd.DataFrame, fmt: str, name: str) -> bool:
+    """Whether the logs read carry a scoring called ``name`` (a generic export's scores.<name>, an inspect scorer)."""
+    if fmt in ("lm-eval", "inspect"):
+        return bool((table["scoring"] == name).any())
+    return any(name in s for s in table["scores"])
+
+
+def _files_of_format(files: list[Path], fmt: str) -> list[Path]:
+    """The matched files a reader of ``fmt`` reads: lm-eval's .jsonl samples, inspect's logs, else all."""
+    if fmt == "lm-eval":
+        return [f for f in files if f.suffix == ".jsonl"]
+    if fmt == "inspect":
+        from audit.importers.inspect import SUFFIXES, require_inspect
+
+        require_inspect()
+        return [f for f in files if f.suffix.lower() in SUFFIXES]
+    return files
+
+
+def _no_files_problem(claim: Claim, pattern, field_path: str, fmt: str, matched: list[Path]) -> Problem:
+    """Why a run's pattern gave no file to read: nothing matched, or only files of another kind."""
+    msg, fix = explain_no_match(claim, pattern)
+    if fmt == "lm-eval" and matched:
+        msg, fix = (f"{pattern!r} matches no .jsonl file (lm-eval writes samples_<task>_<date>.jsonl)",
+                    "point the pattern at the samples_*.jsonl files, or set samples.format: jsonl")
+    elif fmt == "inspect" and matched:
+        msg, fix = (f"{pattern!r} matches no .eval or .json file (inspect writes <date>_<task>_<id>.eval)",
+                    "point the pattern at the run's inspect log")
+    return Problem(msg, file=str(claim.path), field=field_path, fix=fix)
 
 
 def apply_target_regex(table: pd.DataFrame, regex: str, claim_file: str) -> list[Problem]:
@@ -338,55 +369,76 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
                    notes: dict | None = None):
     """Keep one row per requested scoring: from the logs when they carry it, else re-scored by a built-in scorer.
     ``notes`` (a dict, filled in place) receives what a scorer noted while re-scoring (:func:`_rescored`)."""
-    problems: list[Problem] = []
     if fmt not in ("lm-eval", "inspect"):  # those logs hold one row per item × scoring already
-        logged = sorted({k for s in table["scores"] for k in s})
-        names = requested or logged or ["exact"]
-        parts = []
-        for name in names:
-            part = table.copy()
-            if name in logged:
-                vals = part["scores"].map(lambda s: s.get(name))
-                missing = part[vals.isna()]
-                if len(missing):
-                    r = missing.iloc[0]
-                    problems.append(Problem(f"scoring {name!r} is missing on {len(missing)} line(s)", file=r["source"],
-                                            line=int(r["line"]), fix=f"give scores.{name} on every line"))
-                part["score"] = pd.to_numeric(vals, errors="coerce")
-            elif logged_spec(name, defined) is not None:
-                probs = _score_logged(part, name, logged_spec(name, defined))
-                if probs:
-                    problems.extend(probs)
-                    continue
-            elif resolve(name, defined) is not None:
-                if part["target"].isna().any():
-                    missing = part[part["target"].isna()]
-                    r = missing.iloc[0]
-                    problems.append(Problem(
-                        f"scoring {name!r} compares the output with a target, and {len(missing)} line(s) have none "
-                        "(no 'target' key, or null)", file=str(r["source"]), line=_line(r["line"]), field="target",
-                        fix=f"add target to every line, or give scores.{name} on every line so no re-scoring is "
-                            "needed"))
-                    continue
-                if "target_kind" in part.columns and not _takes_objects(name, defined) \
-                        and (part["target_kind"] == "object").any():
-                    r = part[part["target_kind"] == "object"].iloc[0]
-                    problems.append(Problem(
-                        f"scoring {name!r} compares text, but the target on this line is a JSON object",
-                        file=str(r["source"]), line=_line(r["line"]), field="target",
-                        fix="give the reference answer as a string; object targets ({prompt, test, entry_point}) "
-                            "are for code_exec scorers only"))
-                    continue
-                fn = resolve(name, defined)
-                part["score"] = _rescored(part, fn, name, notes)
-                _set_extraction(part, name, defined)
-            else:
-                problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
-                continue
-            part["scoring"] = name
-            parts.append(part)
-        table = pd.concat(parts, ignore_index=True) if parts else table.iloc[:0]
-        return table.drop(columns=["scores", "target_kind"], errors="ignore"), problems
+        return _score_generic(table, requested, claim_file, defined, notes)
+    return _score_scoring_rows(table, requested, claim_file, defined, notes)
+
+
+def _score_generic(table: pd.DataFrame, requested: list[str], claim_file: str, defined: dict | None,
+                   notes: dict | None) -> tuple[pd.DataFrame, list[Problem]]:
+    """:func:`apply_scorings` for generic exports (one row per item, its logged scores in ``scores``)."""
+    problems: list[Problem] = []
+    logged = sorted({k for s in table["scores"] for k in s})
+    names = requested or logged or ["exact"]
+    parts = []
+    for name in names:
+        part = _generic_part(table.copy(), name, logged, claim_file, defined, notes, problems)
+        if part is None:
+            continue
+        part["scoring"] = name
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True) if parts else table.iloc[:0]
+    return table.drop(columns=["scores", "target_kind"], errors="ignore"), problems
+
+
+def _generic_part(part: pd.DataFrame, name: str, logged: list[str], claim_file: str, defined: dict | None,
+                  notes: dict | None, problems: list[Problem]) -> pd.DataFrame | None:
+    """One scoring of a generic export, its ``score`` column set (None, problems added, when it cannot be)."""
+    if name in logged:
+        vals = part["scores"].map(lambda s: s.get(name))
+        missing = part[vals.isna()]
+        if len(missing):
+            r = missing.iloc[0]
+            problems.append(Problem(f"scoring {name!r} is missing on {len(missing)} line(s)", file=r["source"],
+                                    line=int(r["line"]), fix=f"give scores.{name} on every line"))
+        part["score"] = pd.to_numeric(vals, errors="coerce")
+    elif logged_spec(name, defined) is not None:
+        probs = _score_logged(part, name, logged_spec(name, defined))
+        if probs:
+            problems.extend(probs)
+            return None
+    elif resolve(name, defined) is not None:
+        if part["target"].isna().any():
+            missing = part[part["target"].isna()]
+            r = missing.iloc[0]
+            problems.append(Problem(
+                f"scoring {name!r} compares the output with a target, and {len(missing)} line(s) have none "
+                "(no 'target' key, or null)", file=str(r["source"]), line=_line(r["line"]), field="target",
+                fix=f"add target to every line, or give scores.{name} on every line so no re-scoring is "
+                    "needed"))
+            return None
+        if "target_kind" in part.columns and not _takes_objects(name, defined) \
+                and (part["target_kind"] == "object").any():
+            r = part[part["target_kind"] == "object"].iloc[0]
+            problems.append(Problem(
+                f"scoring {name!r} compares text, but the target on this line is a JSON object",
+                file=str(r["source"]), line=_line(r["line"]), field="target",
+                fix="give the reference answer as a string; object targets ({prompt, test, entry_point}) "
+                    "are for code_exec scorers only"))
+            return None
+        fn = resolve(name, defined)
+        part["score"] = _rescored(part, fn, name, notes)
+        _set_extraction(part, name, defined)
+    else:
+        problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
+        return None
+    return part
+
+
+def _score_scoring_rows(table: pd.DataFrame, requested: list[str], claim_file: str, defined: dict | None,
+                        notes: dict | None) -> tuple[pd.DataFrame, list[Problem]]:
+    """:func:`apply_scorings` for lm-eval and inspect logs (one row per item × logged scoring already)."""
+    problems: list[Problem] = []
     scoring = table["scoring"]
     # The scorings in first-seen order; unique() keeps that order and does not walk the column value by value.
     logged = list(dict.fromkeys(scoring)) if scoring.isna().any() else scoring.unique().tolist()
@@ -408,26 +460,34 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
             part["scoring"] = name
             parts.append(part)
         elif resolve(name, defined) is not None:
-            fn = resolve(name, defined)
-            part = base.copy()
-            lacking = part[part["target"].isna() | part["text"].isna()]
-            if len(lacking):
-                r = lacking.iloc[0]
-                what = "target" if r["target"] is None or pd.isna(r["target"]) else "resps"
-                problems.append(Problem(
-                    f"scoring {name!r} re-scores the logged outputs, but {len(lacking)} line(s) lack a text "
-                    f"{'target' if what == 'target' else 'response'} ('{what}' missing, null or not a string)",
-                    file=str(r["source"]), line=_line(r["line"]), field=what,
-                    fix="re-score only logs that carry the generated text and a string target, or use a scoring "
-                        "the logs already hold"))
-                continue
-            part["score"] = _rescored(part, fn, name, notes)
-            part["scoring"] = name
-            _set_extraction(part, name, defined)
-            parts.append(part)
+            part = _rescored_rows(base, name, defined, notes, problems)
+            if part is not None:
+                parts.append(part)
         else:
             problems.append(_unknown_scoring(name, logged + list(defined or {}), claim_file))
     return pd.concat(parts, ignore_index=True) if parts else table.iloc[:0], problems
+
+
+def _rescored_rows(base: pd.DataFrame, name: str, defined: dict | None, notes: dict | None,
+                   problems: list[Problem]) -> pd.DataFrame | None:
+    """The first logged scoring's rows re-scored by ``name`` (None, a problem added, if a line lacks text or target)."""
+    fn = resolve(name, defined)
+    part = base.copy()
+    lacking = part[part["target"].isna() | part["text"].isna()]
+    if len(lacking):
+        r = lacking.iloc[0]
+        what = "target" if r["target"] is None or pd.isna(r["target"]) else "resps"
+        problems.append(Problem(
+            f"scoring {name!r} re-scores the logged outputs, but {len(lacking)} line(s) lack a text "
+            f"{'target' if what == 'target' else 'response'} ('{what}' missing, null or not a string)",
+            file=str(r["source"]), line=_line(r["line"]), field=what,
+            fix="re-score only logs that carry the generated text and a string target, or use a scoring "
+                "the logs already hold"))
+        return None
+    part["score"] = _rescored(part, fn, name, notes)
+    part["scoring"] = name
+    _set_extraction(part, name, defined)
+    return part
 
 
 def _take_rows(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:

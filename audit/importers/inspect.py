@@ -161,34 +161,14 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
     """Rows (one per sample × scoring), the problems found, and the arm's settings, from one inspect log.
     ``all_epochs`` (the claim sets ``samples.reduce``): every epoch of a sample is one of its several outputs
     (column ``sample``: the epoch), reduced to one score per item by the claim's rule."""
-    from inspect_ai.log import read_eval_log
-
     file = str(path)
-    problems: list[Problem] = []
     empty = pd.DataFrame(columns=COLUMNS)
-    if path.suffix.lower() not in SUFFIXES:
-        return empty, [Problem(f"an inspect log ends in .eval or .json, not {path.suffix or '(no suffix)'!r}",
-                               file=file, fix="point the pattern at the run's .eval or .json log")], {}
-    # An .eval log is a zip: every member is decompressed under audit.archives' limits before inspect reads it
-    # (inspect's reader decompresses a whole member at once; a bomb would exhaust memory first). A .json log is
-    # checked for being a regular file (a FIFO or /proc entry would block the reader).
-    from audit.archives import check_archive
-    from audit.jsonlines import regular_file_problem
-
-    refused = [p for p in [regular_file_problem(file, "the inspect log")] if p is not None]
-    if not refused and path.suffix.lower() == ".eval":
-        refused = check_archive(path, what="inspect log", unreadable_ok=True)
-    if refused:
+    log, refused = _open_log(path)
+    if log is None:
         return empty, refused, {}
-    try:
-        log = read_eval_log(file)
-    except Exception as exc:  # inspect raises zip, JSON, pydantic and its own errors: all mean "unreadable"
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return empty, [Problem(f"inspect_ai cannot read this log ({type(exc).__name__}: {msg[:300]})", file=file,
-                               fix="the file is truncated or not an inspect log; copy it again from the run, or "
-                                   "re-run the evaluation")], {}
     st = settings_of(log, path)
     samples = list(log.samples or [])
+    problems: list[Problem] = []
     if log.status != "success":
         problems.append(Problem(
             f"the log's status is {log.status!r}: the run did not finish ({len(samples)} sample(s) logged)",
@@ -198,20 +178,9 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
                                 fix="point the pattern at the run's full log (not a header-only copy)"))
         return empty, problems, st
     epochs = sorted({int(s.epoch) for s in samples})
-    if epoch is None and len(epochs) > 1 and not all_epochs:
-        problems.append(Problem(
-            f"the log holds {len(epochs)} epochs ({epochs}) of each sample; repeats of one sample are not independent "
-            "items", file=file, field="samples.epoch",
-            fix=f"set samples.epoch to the epoch to audit (one of {epochs}), e.g. samples.epoch: {epochs[0]}, or "
-                "samples.reduce to reduce each sample's epochs to one score (mean, any, majority, pass@k, first)"))
+    samples = _samples_of_epoch(samples, epochs, epoch, all_epochs, file, st, problems)
+    if samples is None:
         return empty, problems, st
-    if epoch is not None:
-        if epoch not in epochs:
-            problems.append(Problem(f"samples.epoch {epoch} is not in this log (epochs: {epochs})", file=file,
-                                    field="samples.epoch", value=epoch, fix=f"pick one of {epochs}"))
-            return empty, problems, st
-        samples = [s for s in samples if int(s.epoch) == epoch]
-        st["epoch"] = epoch
     cap = st.get("max_tokens")
     if budget is not None and isinstance(cap, int) and cap != budget:
         problems.append(Problem(f"a log filed under budget {budget} was generated with max_tokens={cap}", file=file,
@@ -225,51 +194,107 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
     sample_of: list[int] = []
     for s in samples:
         where = f"sample {s.id!r}" + (f" (epoch {s.epoch})" if len(epochs) > 1 else "")
-        if s.error is not None:
-            problems.append(Problem(f"{where} ended in an error: {str(getattr(s.error, 'message', s.error))[:200]}",
-                                    file=file, fix="re-run the failed samples (inspect eval-retry)"))
-            continue
-        out = s.output
-        usage = getattr(out, "usage", None)
-        tokens = getattr(usage, "output_tokens", None)
-        cluster = None
-        if cluster_field:
-            cluster = (s.metadata or {}).get(cluster_field)
-            if cluster is None:
-                problems.append(Problem(f"{where} has no metadata key {cluster_field!r}", file=file,
-                                        field="options.cluster_field",
-                                        fix="give every sample the cluster key in its metadata"))
-        if not s.scores:
-            problems.append(Problem(f"{where} has no scores", file=file,
-                                    fix="score the log (inspect score) before auditing it"))
-            continue
-        base = (arm, str(s.id), variant, budget)
-        text = out.completion if out is not None else None
-        # ModelOutput.stop_reason is choices[0]'s: an output without choices (a failed or empty model call) has none,
-        # and is no output at all — recorded as such (no_output), like a null output, never an IndexError
-        choices = getattr(out, "choices", None) if out is not None else None
-        stop = choices[0].stop_reason if choices else None
-        no_output = (NULL_OUTPUT if out is None else
-                     NO_CHOICES if not choices and not (isinstance(text, str) and text.strip()) else None)
-        common = (text, _target_of(s.target), finish_reason(stop),
-                  tokens if isinstance(tokens, int) else math.nan, _sha(_input_of(s)), _sha(s.target), file, None)
-        for name, sc in s.scores.items():
-            values, why = score_values(name, sc.value)
-            if why:
-                problems.append(Problem(f"{where}: {why}", file=file, field=f"scores.{name}",
-                                        fix="audit a scorer with numeric or C/I/P/N values"))
-                continue
-            if sc.value == "N" or found_no_answer(sc):
-                answered = 0.0
-            elif name in reports_answer:
-                answered = 0.0 if sc.answer is None else 1.0
-            else:
-                answered = math.nan
-            for scoring, v in values.items():
-                rows.append((*base, scoring, v, *common, sc.answer, cluster, answered, no_output))
-                sample_of.append(int(s.epoch) - 1)
+        got = _sample_rows(s, where, (arm, str(s.id), variant, budget), file, cluster_field, reports_answer, problems)
+        rows += got
+        sample_of += [int(s.epoch) - 1] * len(got)
     df = pd.DataFrame.from_records(rows, columns=COLUMNS)
     if all_epochs and len(epochs) > 1:
         df["sample"] = sample_of
         st["epochs_reduced"] = len(epochs)
     return df, problems, st
+
+
+def _open_log(path: Path) -> tuple[Any, list[Problem]]:
+    """The inspect log read by inspect_ai, or None and why it was refused or could not be read."""
+    from inspect_ai.log import read_eval_log
+
+    file = str(path)
+    if path.suffix.lower() not in SUFFIXES:
+        return None, [Problem(f"an inspect log ends in .eval or .json, not {path.suffix or '(no suffix)'!r}",
+                              file=file, fix="point the pattern at the run's .eval or .json log")]
+    # An .eval log is a zip: every member is decompressed under audit.archives' limits before inspect reads it
+    # (inspect's reader decompresses a whole member at once; a bomb would exhaust memory first). A .json log is
+    # checked for being a regular file (a FIFO or /proc entry would block the reader).
+    from audit.archives import check_archive
+    from audit.jsonlines import regular_file_problem
+
+    refused = [p for p in [regular_file_problem(file, "the inspect log")] if p is not None]
+    if not refused and path.suffix.lower() == ".eval":
+        refused = check_archive(path, what="inspect log", unreadable_ok=True)
+    if refused:
+        return None, refused
+    try:
+        return read_eval_log(file), []
+    except Exception as exc:  # inspect raises zip, JSON, pydantic and its own errors: all mean "unreadable"
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, [Problem(f"inspect_ai cannot read this log ({type(exc).__name__}: {msg[:300]})", file=file,
+                              fix="the file is truncated or not an inspect log; copy it again from the run, or "
+                                  "re-run the evaluation")]
+
+
+def _samples_of_epoch(samples: list, epochs: list[int], epoch: int | None, all_epochs: bool, file: str,
+                      st: dict[str, Any], problems: list[Problem]) -> list | None:
+    """The samples to audit, of ``epoch`` when given (None, a problem added, when no epoch can be audited)."""
+    if epoch is None and len(epochs) > 1 and not all_epochs:
+        problems.append(Problem(
+            f"the log holds {len(epochs)} epochs ({epochs}) of each sample; repeats of one sample are not independent "
+            "items", file=file, field="samples.epoch",
+            fix=f"set samples.epoch to the epoch to audit (one of {epochs}), e.g. samples.epoch: {epochs[0]}, or "
+                "samples.reduce to reduce each sample's epochs to one score (mean, any, majority, pass@k, first)"))
+        return None
+    if epoch is not None:
+        if epoch not in epochs:
+            problems.append(Problem(f"samples.epoch {epoch} is not in this log (epochs: {epochs})", file=file,
+                                    field="samples.epoch", value=epoch, fix=f"pick one of {epochs}"))
+            return None
+        samples = [s for s in samples if int(s.epoch) == epoch]
+        st["epoch"] = epoch
+    return samples
+
+
+def _sample_rows(s, where: str, base: tuple, file: str, cluster_field: str | None, reports_answer: set,
+                 problems: list[Problem]) -> list[tuple]:
+    """One sample's rows, one per scoring (none, a problem added, when it ended in an error or has no scores)."""
+    if s.error is not None:
+        problems.append(Problem(f"{where} ended in an error: {str(getattr(s.error, 'message', s.error))[:200]}",
+                                file=file, fix="re-run the failed samples (inspect eval-retry)"))
+        return []
+    out = s.output
+    usage = getattr(out, "usage", None)
+    tokens = getattr(usage, "output_tokens", None)
+    cluster = None
+    if cluster_field:
+        cluster = (s.metadata or {}).get(cluster_field)
+        if cluster is None:
+            problems.append(Problem(f"{where} has no metadata key {cluster_field!r}", file=file,
+                                    field="options.cluster_field",
+                                    fix="give every sample the cluster key in its metadata"))
+    if not s.scores:
+        problems.append(Problem(f"{where} has no scores", file=file,
+                                fix="score the log (inspect score) before auditing it"))
+        return []
+    text = out.completion if out is not None else None
+    # ModelOutput.stop_reason is choices[0]'s: an output without choices (a failed or empty model call) has none,
+    # and is no output at all — recorded as such (no_output), like a null output, never an IndexError
+    choices = getattr(out, "choices", None) if out is not None else None
+    stop = choices[0].stop_reason if choices else None
+    no_output = (NULL_OUTPUT if out is None else
+                 NO_CHOICES if not choices and not (isinstance(text, str) and text.strip()) else None)
+    common = (text, _target_of(s.target), finish_reason(stop),
+              tokens if isinstance(tokens, int) else math.nan, _sha(_input_of(s)), _sha(s.target), file, None)
+    rows: list[tuple] = []
+    for name, sc in s.scores.items():
+        values, why = score_values(name, sc.value)
+        if why:
+            problems.append(Problem(f"{where}: {why}", file=file, field=f"scores.{name}",
+                                    fix="audit a scorer with numeric or C/I/P/N values"))
+            continue
+        if sc.value == "N" or found_no_answer(sc):
+            answered = 0.0
+        elif name in reports_answer:
+            answered = 0.0 if sc.answer is None else 1.0
+        else:
+            answered = math.nan
+        for scoring, v in values.items():
+            rows.append((*base, scoring, v, *common, sc.answer, cluster, answered, no_output))
+    return rows

@@ -354,13 +354,45 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
     through the careful path's helper for that value. Column types are inferred as ``DataFrame.from_records``
     infers them (:func:`_column`). Call it inside :func:`audit.jsonlines.gc_paused`.
     """
-    from audit.jsonlines import Unusual, parsed_objects, plain_lines
+    from audit.jsonlines import Unusual, plain_lines
 
     got = plain_lines(path)
     if got is None:
         return None
     numbers, lines = got
     n = len(lines)
+    try:
+        cols, scores, doc_kinds, clusters, max_gen_toks = _fast_batches(lines, metric, cluster_field)
+        ids = _fast_ids(cols["item_id"].values)
+        score = _fast_scores(scores)
+        filters = _fast_filters(cols["scoring"], ids, filter_order)
+        # doc (Fields.mapping): an object, or null / absent; the cluster (Fields.scalar) a plain value in it.
+        if not doc_kinds <= {dict, _NONE}:
+            return None
+        if not cluster_field:
+            clusters = [None] * n
+        elif not set(map(type, clusters)) <= _SCALARS:
+            return None
+    except Unusual:
+        return None
+    # target (its text, or None: _target_text) and the hashes (strings, else None): as they are when all strings
+    data = {"item_id": ids, "scoring": filters, "score": score, "line": numbers, "line_max_gen_toks": max_gen_toks,
+            "cluster": clusters, "text": None, "extracted": None}
+    for c, fix in (("target", _target_text), ("prompt_hash", _text_or_none), ("doc_hash", _text_or_none)):
+        values = None if cols[c].all_text else cols[c].values
+        data[c] = list(map(fix, values)) if values is not None and set(map(type, values)) != {str} else values
+    same = {"arm": arm, "variant": variant, "budget": budget, "finish_reason": None, "completion_tokens": None,
+            "source": str(path)}
+    df = pd.DataFrame({c: _column(same[c], n) if c in same else cols[c].column(data[c]) if c in cols
+                       else _column(data[c]) for c in _COLUMNS})
+    df["answered"] = _fast_answered(df, cols["extracted"], n)
+    return df
+
+
+def _fast_batches(lines: list[bytes], metric: str, cluster_field: str | None) -> tuple:
+    """The lines parsed a batch at a time: (text columns, scores, doc types, clusters, max_gen_toks), or Unusual."""
+    from audit.jsonlines import Unusual, parsed_objects
+
     scores: list = []
     doc_kinds: set = set()  # the docs themselves are not kept: only their types are checked
     clusters: list = []
@@ -370,18 +402,15 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
     take_all = itemgetter("doc_id", metric, "filter", "doc", "target", "resps", "filtered_resps", "prompt_hash",
                           "doc_hash", "arguments")
     batch = _batch_lines(lines)
-    for k in range(0, n, batch):
-        try:
-            objs = parsed_objects(lines[k:k + batch])
-        except Unusual:
-            return None
+    for k in range(0, len(lines), batch):
+        objs = parsed_objects(lines[k:k + batch])
         try:  # every key on every line (the common case): the fields of the batch in one pass, a tuple per key
             ids_, scores_, filters_, docs, targets_, resps, filtered, phs, dhs, args = zip(*map(take_all, objs))
         except KeyError:  # a key missing somewhere: each field on its own, the absent optional ones as None
             try:
                 ids_, scores_ = [d["doc_id"] for d in objs], [d[metric] for d in objs]
             except KeyError:
-                return None
+                raise Unusual from None
             filters_, docs, targets_, resps, filtered, phs, dhs, args = (
                 [d.get(key) for d in objs] for key in ("filter", "doc", "target", "resps", "filtered_resps",
                                                        "prompt_hash", "doc_hash", "arguments"))
@@ -398,32 +427,49 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
         cols["doc_hash"].add(dhs)
         max_gen_toks += _max_gen_toks_all(args)
         del objs, docs, resps, filtered, args
-    ids = cols["item_id"].values
-    # doc_id (Fields.ident): an integer (not a boolean), given as its text, or a non-empty string.
+    return cols, scores, doc_kinds, clusters, max_gen_toks
+
+
+def _fast_ids(ids: list) -> list:
+    """doc_id (Fields.ident): an integer (not a boolean), given as its text, or a non-empty string; else Unusual."""
+    from audit.jsonlines import Unusual
+
     kinds = set(map(type, ids))
     if not kinds <= {int, str} or (str in kinds and "" in ids):
-        return None
+        raise Unusual
     if kinds == {int}:
-        ids = list(map(str, ids))
-    elif int in kinds:
-        ids = [x if type(x) is str else str(x) for x in ids]
-    # the metric (Fields.number, required): a finite number; true/false count as 1/0.
+        return list(map(str, ids))
+    if int in kinds:
+        return [x if type(x) is str else str(x) for x in ids]
+    return ids
+
+
+def _fast_scores(scores: list) -> np.ndarray:
+    """The metric (Fields.number, required): a finite number, true/false as 1/0; else Unusual."""
+    from audit.jsonlines import Unusual
+
     kinds = set(map(type, scores))
     if not kinds <= {float, int, bool}:
-        return None
+        raise Unusual
     if kinds != {float}:
         try:
             scores = [float(x) for x in scores]
         except OverflowError:
-            return None
+            raise Unusual from None
     score = np.array(scores, dtype=np.float64)
     if not np.isfinite(score).all():
-        return None
-    # filter (Fields.text): a string, or null / absent: then the k-th line of a document is the k-th filter.
-    filters = None if cols["scoring"].all_text else cols["scoring"].values  # None: every line names its filter
+        raise Unusual
+    return score
+
+
+def _fast_filters(column: _Texts, ids: list, filter_order: list[str] | None) -> list | None:
+    """filter (Fields.text): a string, or null / absent: the k-th line of a document is the k-th filter."""
+    from audit.jsonlines import Unusual
+
+    filters = None if column.all_text else column.values  # None: every line names its filter
     kinds = {str} if filters is None else set(map(type, filters))
     if not kinds <= {str, _NONE}:
-        return None
+        raise Unusual
     if _NONE in kinds:
         seen: dict[str, int] = {}
         named = []
@@ -433,28 +479,16 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
             if filt is None:
                 filt = positional_filter(occurrence, filter_order)
                 if filt is None:
-                    return None
+                    raise Unusual
             named.append(filt)
         filters = named
-    # doc (Fields.mapping): an object, or null / absent; the cluster (Fields.scalar) a plain value in it.
-    if not doc_kinds <= {dict, _NONE}:
-        return None
-    if not cluster_field:
-        clusters = [None] * n
-    elif not set(map(type, clusters)) <= _SCALARS:
-        return None
-    # target (its text, or None: _target_text) and the hashes (strings, else None): as they are when all strings
-    data = {"item_id": ids, "scoring": filters, "score": score, "line": numbers, "line_max_gen_toks": max_gen_toks,
-            "cluster": clusters, "text": None, "extracted": None}
-    for c, fix in (("target", _target_text), ("prompt_hash", _text_or_none), ("doc_hash", _text_or_none)):
-        values = None if cols[c].all_text else cols[c].values
-        data[c] = list(map(fix, values)) if values is not None and set(map(type, values)) != {str} else values
-    same = {"arm": arm, "variant": variant, "budget": budget, "finish_reason": None, "completion_tokens": None,
-            "source": str(path)}
-    df = pd.DataFrame({c: _column(same[c], n) if c in same else cols[c].column(data[c]) if c in cols
-                       else _column(data[c]) for c in _COLUMNS})
+    return filters
+
+
+def _fast_answered(df: pd.DataFrame, extracted_column: _Texts, n: int) -> Any:
+    """The ``answered`` column, by :func:`answered`'s rule, computed on the whole column at once."""
     # All strings: the column holds these very values (with a null among them, it holds NaN where the list has None).
-    extracted = None if cols["extracted"].all_text else cols["extracted"].values
+    extracted = None if extracted_column.all_text else extracted_column.values
     if extracted is None:
         # answered() on strings, in the arrow column: NaN for the "none" filter, 0.0 for "" or "[invalid]" once the
         # whitespace str.strip() removes is trimmed
@@ -467,15 +501,14 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
         trimmed = pc.utf8_trim(pa.array(df["extracted"].array), characters=WHITESPACE)
         empty = pc.is_in(trimmed, value_set=pa.array(list(_NO_ANSWER), type=trimmed.type)).to_numpy(
             zero_copy_only=False)
-        df["answered"] = np.where(none, math.nan, np.where(empty, 0.0, 1.0))
-    elif set(map(type, extracted)) == {str}:
+        return np.where(none, math.nan, np.where(empty, 0.0, 1.0))
+    if set(map(type, extracted)) == {str}:
         # answered() on strings, in C-level maps: NaN for the "none" filter, 0.0 for "" or "[invalid]" (stripped)
         none = np.fromiter(map("none".__eq__, df["scoring"].tolist()), dtype=bool, count=n)
         empty = np.fromiter(map(_NO_ANSWER_SET.__contains__, map(str.strip, extracted)), dtype=bool, count=n)
-        df["answered"] = np.where(none, math.nan, np.where(empty, 0.0, 1.0))
-    else:  # answered() sees the values as the column holds them, as in read_samples_careful
-        df["answered"] = [answered(s, x) for s, x in zip(df["scoring"], df["extracted"])]
-    return df
+        return np.where(none, math.nan, np.where(empty, 0.0, 1.0))
+    # answered() sees the values as the column holds them, as in read_samples_careful
+    return [answered(s, x) for s, x in zip(df["scoring"], df["extracted"])]
 
 
 def _text_or_none(x: Any) -> str | None:

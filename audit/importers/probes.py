@@ -71,6 +71,22 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
         return None, [Problem(f"unknown probe file type {suffix or '(no suffix)'!r}", file=file, field=field,
                               fix="use .csv, .tsv or .jsonl (one row per item with id, score and label)")]
     problems: list[Problem] = []
+    raw, refused = _probe_rows(path, suffix, cols, problems)
+    if refused is not None:
+        return None, refused
+    ids, scores, labels = _parse_probe_rows(raw, file, id_column, score_column, label_column, problems)
+    if not raw and not problems:
+        problems.append(Problem("the probe file has no rows", file=file, fix="one row per item: id, score, label"))
+    if problems:
+        return None, problems
+    return ProbeSet(name, file, np.asarray(ids, dtype=object), np.asarray(scores, dtype=float),
+                    np.asarray(labels, dtype=int)), []
+
+
+def _probe_rows(path: Path, suffix: str, cols: dict[str, str],
+                problems: list[Problem]) -> tuple[list[tuple[int, dict]], list[Problem] | None]:
+    """The file's rows as (line, row), and the problems instead when the file cannot be read at all."""
+    file = str(path)
     raw: list[tuple[int, dict]] = []
     try:
         if suffix in (".csv", ".tsv"):
@@ -80,27 +96,33 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
                 missing = [c for c in cols.values() if c not in header]
                 if missing:
                     hint = _column_hint(missing, header)
-                    return None, [Problem(f"missing column(s) {missing}; the header has {header}", file=file, line=1,
-                                          fix=hint)]
+                    return raw, [Problem(f"missing column(s) {missing}; the header has {header}", file=file, line=1,
+                                         fix=hint)]
                 for row in reader:
                     raw.append((reader.line_num, row))
         else:
             raw.extend(json_objects(path, problems, example='{"id": "q1", "score": 0.7, "label": 1}',
                                     what="the probe file"))
     except InputError as exc:  # open_regular: not a regular file after all (swapped since the check)
-        return None, list(exc.problems)
+        return raw, list(exc.problems)
     except UnicodeDecodeError:
-        return None, [Problem("the file is not UTF-8 text", file=file, fix="save the probe file as UTF-8")]
+        return raw, [Problem("the file is not UTF-8 text", file=file, fix="save the probe file as UTF-8")]
     except OSError as exc:
-        return None, [Problem(f"cannot read probe file: {exc.strerror}", file=file)]
+        return raw, [Problem(f"cannot read probe file: {exc.strerror}", file=file)]
+    return raw, None
 
+
+def _parse_probe_rows(raw: list[tuple[int, dict]], file: str, id_column: str, score_column: str, label_column: str,
+                      problems: list[Problem]) -> tuple[list[str], list[float], list[int]]:
+    """The ids, scores and labels of the usable rows; every problem of a row is added to ``problems``."""
+    cols = (id_column, score_column, label_column)
     ids, scores, labels = [], [], []
     seen: dict[str, int] = {}
     for line, row in raw:
         if len(problems) >= _MAX_PROBLEMS:
             problems.append(Problem(f"stopping after {_MAX_PROBLEMS} problems in this file", file=file))
             break
-        missing = [c for c in cols.values() if row.get(c) is None or row.get(c) == ""]
+        missing = [c for c in cols if row.get(c) is None or row.get(c) == ""]
         if missing:
             problems.append(Problem(f"missing value(s) for {missing}", file=file, line=line,
                                     fix=_column_hint(missing, list(row))))
@@ -128,12 +150,7 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
         ids.append(iid)
         scores.append(s)
         labels.append(lab)
-    if not raw and not problems:
-        problems.append(Problem("the probe file has no rows", file=file, fix="one row per item: id, score, label"))
-    if problems:
-        return None, problems
-    return ProbeSet(name, file, np.asarray(ids, dtype=object), np.asarray(scores, dtype=float),
-                    np.asarray(labels, dtype=int)), []
+    return ids, scores, labels
 
 
 def _column_hint(missing: list[str], header: list[str]) -> str:
