@@ -133,7 +133,7 @@ def collect(claim: Claim, cache=None, progress=None) -> Records | None:
     if claim.samples is not None:
         from audit.importers import load_records
 
-        return load_records(claim)
+        return load_records(claim, plan=plan)
     from audit.live import run_live
 
     records, _ = run_live(claim, cache=cache, progress=progress, plan=plan)

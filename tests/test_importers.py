@@ -207,3 +207,43 @@ def test_jsonl_misspelt_key_is_caught_but_metadata_is_fine(claim_dir):
         load_records(load_claim(p))
     (prob,) = exc.value.problems
     assert prob.message == "unknown key(s) ['finish_reson']" and "finish_reson→finish_reason" in prob.fix
+
+
+def test_a_log_format_is_added_by_one_importer(tmp_path, monkeypatch):
+    """CONTRIBUTING.md, "A log format": one Importer in IMPORTERS. Here a pipe-separated export ("id|output|score")
+    is read under the csv name (a new name also goes into the Literal of Samples.format in audit/claim.py)."""
+    import pandas as pd
+
+    import audit.importers as importers
+    from audit.errors import Problem
+    from audit.importers import IMPORTERS, Importer
+    from audit.importers.jsonl import record_row
+
+    def read(claim, files, arm, budget, variant):
+        rows, problems = [], []
+        for f in files:
+            for i, line in enumerate(f.read_text().splitlines(), 1):
+                parts = line.split("|")
+                if len(parts) != 3:
+                    problems.append(Problem("need id|output|score", file=str(f), line=i))
+                    continue
+                row = record_row({"id": parts[0], "output": parts[1], "scores": {"exact": float(parts[2])}},
+                                 str(f), i, problems, arm, budget, variant, claim.options.cluster_field)
+                if row is not None:
+                    rows.append({**row, "source": str(f), "line": i})
+        return pd.DataFrame(rows), problems, {"format": "pipes", "files": [str(f) for f in files]}
+
+    monkeypatch.setitem(IMPORTERS, "csv", Importer("csv", read, select=lambda fs: [f for f in fs if f.suffix == ".txt"]))
+    assert importers.IMPORTERS["csv"].read is read
+    (tmp_path / "b.txt").write_text("q1|4|1\nq2|5|0\nq3|6|1\n")
+    (tmp_path / "t.txt").write_text("q1|4|1\nq2|7|1\nq3|6|1\n")
+    (tmp_path / "claim.yaml").write_text(
+        "claim: {title: t, metric: exact, settings: {max_tokens: 16, scoring: exact}}\n"
+        "samples: {format: csv, baseline: {16: b.txt}, treatment: {16: t.txt}}\n")
+    records = load_records(load_claim(tmp_path / "claim.yaml"))
+    p = records.paired("exact", 16)
+    assert p.n == 3 and list(p.baseline) == [1.0, 0.0, 1.0] and list(p.treatment) == [1.0, 1.0, 1.0]
+    assert records.settings["treatment"][16]["format"] == "pipes"
+    (tmp_path / "t.txt").write_text("q1|4|1\nbroken line\nq3|6|1\n")
+    with pytest.raises(InputError, match="need id|output|score"):
+        load_records(load_claim(tmp_path / "claim.yaml"))

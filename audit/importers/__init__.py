@@ -7,12 +7,14 @@ that were generated at the budget they are filed under.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from audit.claim import Claim, claimed_scoring_problem, explain_no_match, resolve_paths
+from audit.claim import Claim, Samples, claimed_scoring_problem, explain_no_match, resolve_paths
 from audit.errors import InputError, Problem
 from audit.importers.jsonl import read_jsonl
 from audit.importers.lmeval import (
@@ -30,38 +32,41 @@ from audit.scoring import SCORERS, resolve
 from audit.scoring.resolve import logged_spec
 
 
-def load_records(claim: Claim) -> Records:
-    """Read the claim's sample logs into Records, or raise :class:`InputError` with every problem found."""
-    _check_replayable(claim)
-    fmt = claim.samples.format
-    plan = build_plan(claim)
+def load_records(claim: Claim, plan: Plan | None = None) -> Records:
+    """Read the claim's sample logs into Records, or raise :class:`InputError` with every problem found. ``plan``:
+    the claim's plan when the caller has built it (`audit.verify.collect`), else built here."""
+    samples = _check_replayable(claim)
+    fmt = samples.format
+    plan = plan if plan is not None else build_plan(claim)
     requested = list(plan.scorings)
-    frames, sources, settings, where = _read_runs(claim, plan, fmt)
+    frames, sources, settings, where = _read_runs(claim, samples, plan)
     table = pd.concat(frames, ignore_index=True)
     trap = claimed_scoring_problem(claim, lambda name: _logs_carry(table, fmt, name))
     if trap is not None:
         raise InputError([trap])
-    if claim.samples.target_regex:
-        probs = apply_target_regex(table, claim.samples.target_regex, str(claim.path))
+    if samples.target_regex:
+        probs = apply_target_regex(table, samples.target_regex, str(claim.path))
         if probs:
             raise InputError(probs)
     scoring_notes: dict = {}
     table, probs = apply_scorings(table, requested, fmt, str(claim.path), claim.scorers, scoring_notes)
     if probs:  # a scoring that could not be applied leaves no table to check further
         raise InputError(probs)
-    per_sample, reductions = None, {}
-    if claim.samples.reduce is not None:
+    per_sample: pd.DataFrame | None = None
+    reductions: dict[str, Any] = {}
+    if samples.reduce is not None:
         from audit.importers.reduce import reduce_samples
 
         table, per_sample, reductions, probs = reduce_samples(
-            table, {arm: claim.samples.reduction(arm) for arm in ARMS})
+            table, {arm: samples.reduction(arm) for arm in ARMS})
         if probs:
             raise InputError([dataclasses.replace(p, file=str(claim.path)) for p in probs])
     problems = list(_hash_problems(table))
     if claim.options.cluster_field and table["cluster"].isna().any():
         r = table[table["cluster"].isna()].iloc[0]
         problems.append(Problem(f"options.cluster_field {claim.options.cluster_field!r} is missing on "
-                                f"{int(table['cluster'].isna().sum())} row(s)", file=str(r["source"]), line=int(r["line"]),
+                                f"{int(table['cluster'].isna().sum())} row(s)", file=str(r["source"]),
+                                line=int(r["line"]),
                                 fix="give every item its cluster (lm-eval: a key of doc; jsonl: a top-level key)"))
     if problems:
         raise InputError(problems)
@@ -69,8 +74,9 @@ def load_records(claim: Claim) -> Records:
                          scoring_notes=scoring_notes)
 
 
-def _check_replayable(claim: Claim) -> None:
-    """Refuse a claim with no per-sample logs to replay (no samples:, or a results-only claim)."""
+def _check_replayable(claim: Claim) -> Samples:
+    """The claim's samples section; refuse a claim with no per-sample logs to replay (no samples:, or a
+    results-only claim)."""
     if claim.samples is None:
         raise InputError([Problem("the claim has no samples: section", file=str(claim.path),
                                   fix="add samples: with per-arm logs, or audit the reported numbers only")])
@@ -79,35 +85,31 @@ def _check_replayable(claim: Claim) -> None:
                                   "replay", file=str(claim.path), field="samples.format",
                                   fix="load the claim with audit.claim.load_claim (check_files=True), which reads "
                                       "the results files into claim.reported")])
+    return claim.samples
 
 
-def _read_runs(claim: Claim, plan: Plan, fmt: str) -> tuple[list[pd.DataFrame], list[Source], dict[str, dict], dict]:
-    """Every run's logs read: (frames, sources, settings, where each cell was read from), or InputError."""
+def _read_runs(claim: Claim, samples: Samples, plan: Plan) -> tuple[list[pd.DataFrame], list[Source],
+                                                                  dict[str, dict], dict]:
+    """Every run's logs read by the format's importer: (frames, sources, settings, where each cell was read from),
+    or InputError."""
+    importer = IMPORTERS[samples.format]
     problems: list[Problem] = []
     frames: list[pd.DataFrame] = []
     sources: list[Source] = []
     settings: dict[str, dict] = {a: {} for a in ARMS}
     where: dict[tuple, str] = {}
-    matched = {run: resolve_paths(claim, run.logs) for run in plan.runs}  # each glob once
-    prefetched = _read_lmeval_in_parallel(
-        claim, {run: [f for f in files if f.suffix == ".jsonl"] for run, files in matched.items()}) \
-        if fmt == "lm-eval" else {}
+    matched = {run: resolve_paths(claim, run.logs or "") for run in plan.runs}  # each glob once
+    prefetched = importer.prefetch(claim, {run: importer.select(files) for run, files in matched.items()}) \
+        if importer.prefetch is not None else {}
     for run in plan.runs:
-        variant, arm, budget, pattern, field_path = run.variant, run.arm, run.budget, run.logs, run.field
-        files = _files_of_format(matched[run], fmt)
+        variant, arm, budget, pattern, field_path = run.variant, run.arm, run.budget, run.logs, run.field or ""
+        files = importer.select(matched[run])
         if not files:
-            problems.append(_no_files_problem(claim, pattern, field_path, fmt, matched[run]))
+            problems.append(_no_files_problem(claim, pattern, field_path, importer, matched[run]))
             continue
         where[(arm, variant, budget)] = ", ".join(str(f) for f in files)
-        if fmt == "lm-eval":
-            got = prefetched.get(run)
-            df, probs, st = got if got is not None else _read_lmeval(claim, files, arm, budget, variant)
-        elif fmt == "inspect":
-            df, probs, st = _read_inspect(claim, files, arm, budget, variant)
-        else:
-            df, probs, st = _read_generic(files, arm, budget, variant, claim.options.cluster_field,
-                                          fmt=fmt, fields=claim.samples.fields,
-                                          several=claim.samples.reduce is not None)
+        got = prefetched.get(run)
+        df, probs, st = got if got is not None else importer.read(claim, files, arm, budget, variant)
         problems.extend(probs)
         problems.extend(_file_problems(df, files, probs, pattern, field_path, str(claim.path)))
         if variant == DEFAULT_VARIANT:
@@ -126,32 +128,21 @@ def _read_runs(claim: Claim, plan: Plan, fmt: str) -> tuple[list[pd.DataFrame], 
 
 def _logs_carry(table: pd.DataFrame, fmt: str, name: str) -> bool:
     """Whether the logs read carry a scoring called ``name`` (a generic export's scores.<name>, an inspect scorer)."""
-    if fmt in ("lm-eval", "inspect"):
+    if _rows_per_scoring(fmt):
         return bool((table["scoring"] == name).any())
     return any(name in s for s in table["scores"])
 
 
-def _files_of_format(files: list[Path], fmt: str) -> list[Path]:
-    """The matched files a reader of ``fmt`` reads: lm-eval's .jsonl samples, inspect's logs, else all."""
-    if fmt == "lm-eval":
-        return [f for f in files if f.suffix == ".jsonl"]
-    if fmt == "inspect":
-        from audit.importers.inspect import SUFFIXES, require_inspect
-
-        require_inspect()
-        return [f for f in files if f.suffix.lower() in SUFFIXES]
-    return files
+def _rows_per_scoring(fmt: str) -> bool:
+    importer = IMPORTERS.get(fmt)
+    return importer is not None and importer.rows_per_scoring
 
 
-def _no_files_problem(claim: Claim, pattern, field_path: str, fmt: str, matched: list[Path]) -> Problem:
+def _no_files_problem(claim: Claim, pattern, field_path: str, importer: Importer, matched: list[Path]) -> Problem:
     """Why a run's pattern gave no file to read: nothing matched, or only files of another kind."""
     msg, fix = explain_no_match(claim, pattern)
-    if fmt == "lm-eval" and matched:
-        msg, fix = (f"{pattern!r} matches no .jsonl file (lm-eval writes samples_<task>_<date>.jsonl)",
-                    "point the pattern at the samples_*.jsonl files, or set samples.format: jsonl")
-    elif fmt == "inspect" and matched:
-        msg, fix = (f"{pattern!r} matches no .eval or .json file (inspect writes <date>_<task>_<id>.eval)",
-                    "point the pattern at the run's inspect log")
+    if matched and importer.no_match is not None:
+        msg, fix = importer.no_match(str(pattern))
     return Problem(msg, file=str(claim.path), field=field_path, fix=fix)
 
 
@@ -288,7 +279,8 @@ def _idle_cores(interval: float = 0.05) -> float | None:
     return (idle1 - idle0) / (total1 - total0) * cpus
 
 
-def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):
+def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int | None,
+                 variant: str = DEFAULT_VARIANT) -> Frame:
     problems: list[Problem] = []
     tasks = sorted({task_of(f) for f in files})
     if len(tasks) > 1:
@@ -334,13 +326,17 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int, variant
     return df.drop(columns=["line_max_gen_toks"], errors="ignore"), problems, st
 
 
-def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT):
+def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int | None,
+                  variant: str = DEFAULT_VARIANT) -> Frame:
     from audit.importers.inspect import read_inspect
 
-    frames, problems, st = [], [], {}
+    samples = _check_replayable(claim)
+    frames: list[pd.DataFrame] = []
+    problems: list[Problem] = []
+    st: dict[str, Any] = {}
     for f in files:
-        df, probs, s = read_inspect(f, arm, budget, variant, claim.samples.epoch, claim.options.cluster_field,
-                                    all_epochs=claim.samples.reduce is not None)
+        df, probs, s = read_inspect(f, arm, budget, variant, samples.epoch, claim.options.cluster_field,
+                                    all_epochs=samples.reduce is not None)
         frames.append(df)
         problems.extend(probs)
         st = st or s
@@ -348,9 +344,9 @@ def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int, varian
     return df, problems, {**st, "files": [str(f) for f in files]}
 
 
-def _read_generic(files: list[Path], arm: str, budget: int, variant: str = DEFAULT_VARIANT,
+def _read_generic(files: list[Path], arm: str, budget: int | None, variant: str = DEFAULT_VARIANT,
                   cluster_field: str | None = None, fmt: str = "jsonl", fields: dict | None = None,
-                  several: bool = False):
+                  several: bool = False) -> Frame:
     from audit.importers.tabular import read_tabular
 
     frames, problems = [], []
@@ -365,11 +361,82 @@ def _read_generic(files: list[Path], arm: str, budget: int, variant: str = DEFAU
     return df, problems, {"format": fmt, "files": [str(f) for f in files]}
 
 
+Frame = tuple[pd.DataFrame | None, list[Problem], dict[str, Any]]
+"""What an importer returns for one run: its rows (the columns of `audit.records.COLUMNS`; None when the run cannot
+be read at all), the problems found (each naming its file and line) and the run's settings as the logs state them."""
+
+
+@dataclass(frozen=True)
+class Importer:
+    """One log format (``samples.format``): how its files are picked and read. Adding a format is adding one of
+    these to `IMPORTERS` (CONTRIBUTING.md, "A log format").
+
+    ``read(claim, files, arm, budget, variant)`` reads one run's files. ``select`` keeps the matched files this
+    format reads (default: all). ``rows_per_scoring``: the logs hold one row per item × scoring (lm-eval filters,
+    inspect scorers); otherwise one row per item with its logged scores in a ``scores`` dict. ``no_match(pattern)``
+    says why matched files are not this format's (message, fix). ``prefetch(claim, {run: files})`` may read every
+    run up front (lm-eval: forked readers on big replays) and return {run: frame} for those it read."""
+
+    name: str
+    read: Callable[[Claim, list[Path], str, int | None, str], Frame]
+    select: Callable[[list[Path]], list[Path]] = list
+    rows_per_scoring: bool = False
+    no_match: Callable[[str], tuple[str, str]] | None = None
+    prefetch: Callable[[Claim, dict], dict] | None = None
+
+
+IMPORTERS: dict[str, Importer] = {}
+"""``samples.format`` → its importer (lm-eval-results is not here: load_claim reads results files as reported
+numbers)."""
+
+
+def register(importer: Importer) -> Importer:
+    """Add a log format (a name taken is an error)."""
+    if importer.name in IMPORTERS:
+        raise ValueError(f"a log format is already named {importer.name!r}")
+    IMPORTERS[importer.name] = importer
+    return importer
+
+
+def _jsonl_samples(files: list[Path]) -> list[Path]:
+    return [f for f in files if f.suffix == ".jsonl"]
+
+
+def _inspect_logs(files: list[Path]) -> list[Path]:
+    from audit.importers.inspect import SUFFIXES, require_inspect
+
+    require_inspect()
+    return [f for f in files if f.suffix.lower() in SUFFIXES]
+
+
+def _generic(fmt: str) -> Importer:
+    """The importer of a generic export (jsonl, json, csv, parquet): one row per item, fields mapped by the claim."""
+
+    def read(claim: Claim, files: list[Path], arm: str, budget: int | None, variant: str) -> Frame:
+        samples = _check_replayable(claim)
+        return _read_generic(files, arm, budget, variant, claim.options.cluster_field, fmt=fmt,
+                             fields=samples.fields, several=samples.reduce is not None)
+
+    return Importer(fmt, read)
+
+
+register(Importer(
+    "lm-eval", _read_lmeval, select=_jsonl_samples, rows_per_scoring=True, prefetch=_read_lmeval_in_parallel,
+    no_match=lambda pattern: (f"{pattern!r} matches no .jsonl file (lm-eval writes samples_<task>_<date>.jsonl)",
+                              "point the pattern at the samples_*.jsonl files, or set samples.format: jsonl")))
+register(Importer(
+    "inspect", _read_inspect, select=_inspect_logs, rows_per_scoring=True,
+    no_match=lambda pattern: (f"{pattern!r} matches no .eval or .json file (inspect writes "
+                              "<date>_<task>_<id>.eval)", "point the pattern at the run's inspect log")))
+for _fmt in ("jsonl", "json", "csv", "parquet"):
+    register(_generic(_fmt))
+
+
 def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_file: str, defined: dict | None = None,
                    notes: dict | None = None):
     """Keep one row per requested scoring: from the logs when they carry it, else re-scored by a built-in scorer.
     ``notes`` (a dict, filled in place) receives what a scorer noted while re-scoring (:func:`_rescored`)."""
-    if fmt not in ("lm-eval", "inspect"):  # those logs hold one row per item × scoring already
+    if not _rows_per_scoring(fmt):  # lm-eval and inspect logs hold one row per item × scoring already
         return _score_generic(table, requested, claim_file, defined, notes)
     return _score_scoring_rows(table, requested, claim_file, defined, notes)
 
@@ -663,7 +730,8 @@ def _hash_problems(table: pd.DataFrame) -> list[Problem]:
             item = bad.index[0]
             rows = sub[sub["item_id"] == item]
             problems.append(Problem(
-                f"{arm}: the prompt of item {item!r} differs between budgets {sorted(rows['budget'].unique().tolist())} "
+                f"{arm}: the prompt of item {item!r} differs between budgets "
+                f"{sorted(rows['budget'].unique().tolist())} "
                 f"({len(bad)} item(s) affected): these runs did not use the same prompt",
                 file=", ".join(sorted(set(rows["source"]))),
                 fix="a budget sweep must change only the budget; re-run the budgets with the same task config"))

@@ -178,9 +178,10 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
                                 fix="point the pattern at the run's full log (not a header-only copy)"))
         return empty, problems, st
     epochs = sorted({int(s.epoch) for s in samples})
-    samples = _samples_of_epoch(samples, epochs, epoch, all_epochs, file, st, problems)
-    if samples is None:
+    chosen = _samples_of_epoch(samples, epochs, epoch, all_epochs, file, st, problems)
+    if chosen is None:
         return empty, problems, st
+    samples = chosen
     cap = st.get("max_tokens")
     if budget is not None and isinstance(cap, int) and cap != budget:
         problems.append(Problem(f"a log filed under budget {budget} was generated with max_tokens={cap}", file=file,

@@ -155,7 +155,8 @@ def read_results(path: Path, task: str) -> dict[str, Any]:
                                   "objects)", file=str(path), field=f"configs.{task}.{k}", value=cfg[k], fix=fix)
                           for k in wrong])
     top = obj(data.get("config"))
-    filters = cfg.get("filter_list") if isinstance(cfg.get("filter_list"), list) else []
+    listed = cfg.get("filter_list")
+    filters = listed if isinstance(listed, list) else []
     return {
         "task": task,
         "results_file": str(path),
@@ -293,7 +294,8 @@ def read_samples_careful(path: Path, arm: str, budget: int | None, metric: str, 
             break
         if "doc_id" not in d:
             problems.append(Problem("line is not an lm-eval sample (no 'doc_id')", file=file, line=i,
-                                    fix="samples.format: lm-eval expects --log_samples output; use format: jsonl for other logs"))
+                                    fix="samples.format: lm-eval expects --log_samples output; use format: jsonl "
+                                        "for other logs"))
             continue
         f = Fields(d, file, i, problems)
         doc_id = f.ident("doc_id")
@@ -381,8 +383,8 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
     for c, fix in (("target", _target_text), ("prompt_hash", _text_or_none), ("doc_hash", _text_or_none)):
         values = None if cols[c].all_text else cols[c].values
         data[c] = list(map(fix, values)) if values is not None and set(map(type, values)) != {str} else values
-    same = {"arm": arm, "variant": variant, "budget": budget, "finish_reason": None, "completion_tokens": None,
-            "source": str(path)}
+    same: dict[str, Any] = {"arm": arm, "variant": variant, "budget": budget, "finish_reason": None,
+                            "completion_tokens": None, "source": str(path)}
     df = pd.DataFrame({c: _column(same[c], n) if c in same else cols[c].column(data[c]) if c in cols
                        else _column(data[c]) for c in _COLUMNS})
     df["answered"] = _fast_answered(df, cols["extracted"], n)
@@ -408,11 +410,11 @@ def _fast_batches(lines: list[bytes], metric: str, cluster_field: str | None) ->
             ids_, scores_, filters_, docs, targets_, resps, filtered, phs, dhs, args = zip(*map(take_all, objs))
         except KeyError:  # a key missing somewhere: each field on its own, the absent optional ones as None
             try:
-                ids_, scores_ = [d["doc_id"] for d in objs], [d[metric] for d in objs]
+                ids_, scores_ = tuple(d["doc_id"] for d in objs), tuple(d[metric] for d in objs)
             except KeyError:
                 raise Unusual from None
             filters_, docs, targets_, resps, filtered, phs, dhs, args = (
-                [d.get(key) for d in objs] for key in ("filter", "doc", "target", "resps", "filtered_resps",
+                tuple(d.get(key) for d in objs) for key in ("filter", "doc", "target", "resps", "filtered_resps",
                                                        "prompt_hash", "doc_hash", "arguments"))
         cols["item_id"].add(ids_)
         scores += scores_
@@ -470,7 +472,7 @@ def _fast_filters(column: _Texts, ids: list, filter_order: list[str] | None) -> 
     kinds = {str} if filters is None else set(map(type, filters))
     if not kinds <= {str, _NONE}:
         raise Unusual
-    if _NONE in kinds:
+    if filters is not None and _NONE in kinds:  # (filters is None: every line named its filter)
         seen: dict[str, int] = {}
         named = []
         for doc_id, filt in zip(ids, filters):

@@ -6,6 +6,8 @@ label columns are configurable) and reports every problem in every file at once 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import csv
 import io
 import math
@@ -145,7 +147,7 @@ def _parse_probe_rows(raw: list[tuple[int, dict]], file: str, id_column: str, sc
             bad = True
         else:
             seen[iid] = line
-        if bad:
+        if bad or s is None or lab is None:
             continue
         ids.append(iid)
         scores.append(s)
@@ -153,7 +155,7 @@ def _parse_probe_rows(raw: list[tuple[int, dict]], file: str, id_column: str, sc
     return ids, scores, labels
 
 
-def _column_hint(missing: list[str], header: list[str]) -> str:
+def _column_hint(missing: list[str], header: Sequence[str]) -> str:
     import difflib
 
     hints = [f"{m}→{difflib.get_close_matches(m, header, n=1)[0]}" for m in missing
