@@ -61,9 +61,8 @@ def _key(answer) -> str | None:
     return a if a and a != "[invalid]" else None
 
 
-def reduce_samples(table: pd.DataFrame, rules: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[Problem]]:
-    """One row per arm × variant × budget × scoring × item, by each arm's rule. Returns (reduced table, per-sample
-    table, {arm: {"rule", "samples_min", "samples_max"}}, problems)."""
+def _numbered(table: pd.DataFrame) -> pd.DataFrame:
+    """Decides each row's sample number (the logged order where none is given) and sorts by item, then sample."""
     t = table.copy()
     if "sample" not in t.columns:
         t["sample"] = np.nan
@@ -72,63 +71,100 @@ def reduce_samples(table: pd.DataFrame, rules: dict[str, str]) -> tuple[pd.DataF
         order = t[missing].groupby(KEYS, sort=False, dropna=False).cumcount()
         t.loc[missing, "sample"] = order
     t["sample"] = t["sample"].astype(int)
-    t = t.sort_values(KEYS + ["sample"], kind="stable")
+    return t.sort_values(KEYS + ["sample"], kind="stable")
+
+
+def _arm_rule(arm: str, rules: dict[str, str | None]) -> tuple[str, int]:
+    """Decides an arm's rule and its k (1 unless pass@k); RuntimeError when the claim names no rule for it."""
+    text = rules[arm]
+    if text is None:  # a validated claim that reduces names a rule for each arm
+        raise RuntimeError(f"samples.reduce names no rule for the {arm} arm")
+    rule, parsed_k = parse_rule(text)
+    return rule, parsed_k if parsed_k is not None else 1  # only pass@k reads k, and it always has one
+
+
+def _pass_at_k_problem(arm: str, text: str | None, k: int, sub: pd.DataFrame, sizes: pd.Series) -> Problem | None:
+    """Decides whether pass@k cannot reduce this arm (scores not 0/1, or an item with fewer than k samples)."""
+    vals = sub["score"].to_numpy(dtype=float)
+    if not np.all(np.isin(vals, (0.0, 1.0))):
+        return Problem(f"samples.reduce {text} ({arm}) needs 0/1 scores; the scores include "
+                       f"{sorted(set(vals[~np.isin(vals, (0.0, 1.0))].tolist()))[:3]}",
+                       field="samples.reduce", fix="use mean or any for continuous scores")
+    if int(sizes.min()) < k:
+        return Problem(f"samples.reduce {text} ({arm}) needs at least {k} samples per item; "
+                       f"some item has {int(sizes.min())}", field="samples.reduce",
+                       fix=f"use pass@{int(sizes.min())} or fewer, or give every item {k} samples")
+    return None
+
+
+def _majority(g: pd.DataFrame, answered: np.ndarray) -> tuple[int, bool, bool]:
+    """Decides the majority vote: (index of the first sample with the winning answer, whether the scoring extracts
+    answers, whether any sample had an answer)."""
+    extracted = g["extracted"].tolist()
+    extracts = bool(np.isfinite(answered).any())
+    keys = [_key(a) if extracts else (" ".join(x.split()).lower() if isinstance(x, str)
+                                              and x.strip() else None)
+            for a, x in zip(extracted, g["text"].tolist())]
+    counts: dict[str, int] = {}
+    for key in keys:
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
+    rep = 0
+    if counts:
+        best = max(counts.values())
+        winner = next(key for key in keys if key is not None and counts[key] == best)
+        rep = keys.index(winner)
+    return rep, extracts, bool(counts)
+
+
+def _reduce_item(g: pd.DataFrame, rule: str, k: int) -> pd.Series:
+    """Decides one item's reduced row under the rule: its score, representative sample and answered flag."""
+    scores = g["score"].to_numpy(dtype=float)
+    answered = g["answered"].to_numpy(dtype=float)
+    rep = 0
+    extracts = False
+    voted = False
+    if rule == "mean":
+        score = float(scores.mean())
+    elif rule == "first":
+        score = float(scores[0])
+    elif rule == "any":
+        score = float(scores.max())
+    elif rule == "pass@k":
+        score = pass_at_k(len(scores), int(scores.sum()), k)
+    else:  # majority
+        rep, extracts, voted = _majority(g, answered)
+        score = float(scores[rep])
+    row = g.iloc[rep].copy()
+    row["score"] = score
+    if rule == "majority" and extracts:
+        row["answered"] = 1.0 if voted else 0.0
+    if rule in ("mean", "any", "pass@k"):
+        known = answered[np.isfinite(answered)]
+        row["answered"] = float(known.max()) if len(known) else math.nan
+    return row
+
+
+def reduce_samples(table: pd.DataFrame,
+                   rules: dict[str, str | None]) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[Problem]]:
+    """One row per arm × variant × budget × scoring × item, by each arm's rule. Returns (reduced table, per-sample
+    table, {arm: {"rule", "samples_min", "samples_max"}}, problems)."""
+    t = _numbered(table)
     per_sample = t[KEYS + ["sample", "score", "answered", "extracted", "text"]].reset_index(drop=True)
     problems: list[Problem] = []
     info: dict = {}
     out_rows = []
     for arm, sub in t.groupby("arm", sort=False):
-        rule, k = parse_rule(rules[arm])
+        rule, k = _arm_rule(arm, rules)
         sizes = sub.groupby(KEYS, sort=False, dropna=False).size()
         info[arm] = {"rule": rules[arm], "samples_min": int(sizes.min()), "samples_max": int(sizes.max())}
         if rule == "pass@k":
-            vals = sub["score"].to_numpy(dtype=float)
-            if not np.all(np.isin(vals, (0.0, 1.0))):
-                problems.append(Problem(f"samples.reduce {rules[arm]} ({arm}) needs 0/1 scores; the scores include "
-                                        f"{sorted(set(vals[~np.isin(vals, (0.0, 1.0))].tolist()))[:3]}",
-                                        field="samples.reduce", fix="use mean or any for continuous scores"))
-                continue
-            if int(sizes.min()) < k:
-                problems.append(Problem(f"samples.reduce {rules[arm]} ({arm}) needs at least {k} samples per item; "
-                                        f"some item has {int(sizes.min())}", field="samples.reduce",
-                                        fix=f"use pass@{int(sizes.min())} or fewer, or give every item {k} samples"))
+            problem = _pass_at_k_problem(arm, rules[arm], k, sub, sizes)
+            if problem is not None:
+                problems.append(problem)
                 continue
         for _, g in sub.groupby(KEYS, sort=False, dropna=False):
-            scores = g["score"].to_numpy(dtype=float)
-            answered = g["answered"].to_numpy(dtype=float)
-            rep = 0
-            extracts = False
-            if rule == "mean":
-                score = float(scores.mean())
-            elif rule == "first":
-                score = float(scores[0])
-            elif rule == "any":
-                score = float(scores.max())
-            elif rule == "pass@k":
-                score = pass_at_k(len(scores), int(scores.sum()), k)
-            else:  # majority
-                extracted = g["extracted"].tolist()
-                extracts = bool(np.isfinite(answered).any())
-                keys = [_key(a) if extracts else (" ".join(x.split()).lower() if isinstance(x, str)
-                                                          and x.strip() else None)
-                        for a, x in zip(extracted, g["text"].tolist())]
-                counts: dict[str, int] = {}
-                for key in keys:
-                    if key is not None:
-                        counts[key] = counts.get(key, 0) + 1
-                if counts:
-                    best = max(counts.values())
-                    winner = next(key for key in keys if key is not None and counts[key] == best)
-                    rep = keys.index(winner)
-                score = float(scores[rep])
-            row = g.iloc[rep].copy()
-            row["score"] = score
-            if rule == "majority" and extracts:
-                row["answered"] = 1.0 if counts else 0.0
-            if rule in ("mean", "any", "pass@k"):
-                known = answered[np.isfinite(answered)]
-                row["answered"] = float(known.max()) if len(known) else math.nan
-            out_rows.append(row)
+            out_rows.append(_reduce_item(g, rule, k))
     reduced = pd.DataFrame(out_rows).drop(columns=["sample"]) if out_rows else t.iloc[:0].drop(columns=["sample"])
     return reduced.reset_index(drop=True), per_sample, info, problems
 

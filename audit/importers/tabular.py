@@ -89,70 +89,97 @@ def iter_records(path: Path, fmt: str, problems: list[Problem]) -> Iterator[tupl
             yield name, i, True, d
         return
     if fmt == "json":
-        try:
-            data = orjson.loads(decode_utf8(raw, name, "the export"))
-        except InputError as err:
-            problems.extend(err.problems)
-            return
-        except orjson.JSONDecodeError as exc:
-            problems.append(Problem(f"not valid JSON ({exc.msg.split(':')[0]} at line {exc.lineno}, column "
-                                    f"{exc.colno})", file=name,
-                                    fix="samples.format: json expects one JSON document (an array of records); use "
-                                        "format: jsonl for one object per line"))
-            return
-        # A key given twice inside a record is an error naming the record (hardening, issue 19).
-        twice = duplicate_keys(raw) if _maybe_duplicate(raw, data) else []
-        for where, key in twice:
-            rec = where[1:where.index("]")] if where.startswith("[") else None
-            problems.append(Problem(f"{'record ' + str(int(rec) + 1) + ': ' if rec is not None else ''}the key {key!r} "
-                                    "appears twice in one JSON object: a JSON reader silently keeps one of the two",
-                                    file=name, field=key, fix="remove or rename one of the two"))
-        if twice:
-            return
-        records = _the_array(data, name, problems)
-        bad = 0
-        for i, d in enumerate(records or [], start=1):
-            if isinstance(d, dict):
-                yield name, i, False, d
-                continue
-            problems.append(Problem(f"record {i} is a JSON {json_type(d)}, not an object", file=name,
-                                    fix="every element of the array must be one record (a JSON object)"))
-            bad += 1
-            if bad >= MAX_PROBLEMS:
-                return
+        yield from _json_records(name, raw, problems)
         return
     if fmt == "csv":
-        bad_csv = csv_problems(raw, name)  # NUL bytes, a column named twice (issue 19)
-        if bad_csv:
-            problems.extend(bad_csv)
-            return
-        try:
-            frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""],
-                                encoding="utf-8-sig")
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            problems.append(Problem(f"cannot read as CSV: {exc}", file=name,
-                                    fix="give a UTF-8 CSV file with a header row"))
-            return
-        cols = list(frame.columns)
-        for i, values in enumerate(frame.itertuples(index=False, name=None), start=1):
-            yield name, i, False, {c: (None if isinstance(v, float) else v) for c, v in zip(cols, values)}
+        yield from _csv_records(name, raw, problems)
         return
     if fmt == "parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:  # pragma: no cover - pyarrow is a dependency
-            problems.append(Problem("reading Parquet needs pyarrow", file=name, fix="pip install pyarrow"))
-            return
-        try:
-            rows = pq.read_table(io.BytesIO(raw)).to_pylist()
-        except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-            problems.append(Problem(f"cannot read as Parquet: {exc}", file=name,
-                                    fix="check the file is a complete Parquet file"))
-            return
-        for i, d in enumerate(rows, start=1):
-            yield name, i, False, d
+        yield from _parquet_records(name, raw, problems)
         return
     raise ValueError(f"unknown tabular format {fmt!r}")  # pragma: no cover - the claim model restricts it
+
+
+def _json_document(name: str, raw: bytes, problems: list[Problem]) -> Any:
+    """Decides whether the export parses as one JSON document: the document, or _MISSING after noting why not."""
+    try:
+        return orjson.loads(decode_utf8(raw, name, "the export"))
+    except InputError as err:
+        problems.extend(err.problems)
+        return _MISSING
+    except orjson.JSONDecodeError as exc:
+        problems.append(Problem(f"not valid JSON ({exc.msg.split(':')[0]} at line {exc.lineno}, column "
+                                f"{exc.colno})", file=name,
+                                fix="samples.format: json expects one JSON document (an array of records); use "
+                                    "format: jsonl for one object per line"))
+        return _MISSING
+
+
+def _keys_twice(name: str, raw: bytes, data: Any, problems: list[Problem]) -> bool:
+    """Decides whether some JSON object gives a key twice, noting each such key (hardening, issue 19)."""
+    twice = duplicate_keys(raw) if _maybe_duplicate(raw, data) else []
+    for where, key in twice:
+        rec = where[1:where.index("]")] if where.startswith("[") else None
+        problems.append(Problem(f"{'record ' + str(int(rec) + 1) + ': ' if rec is not None else ''}the key {key!r} "
+                                "appears twice in one JSON object: a JSON reader silently keeps one of the two",
+                                file=name, field=key, fix="remove or rename one of the two"))
+    return bool(twice)
+
+
+def _json_records(name: str, raw: bytes, problems: list[Problem]) -> Iterator[tuple[str, int, bool, dict]]:
+    """Yield the records of a ``json`` export, deciding which elements are records (objects) and which are noted."""
+    data = _json_document(name, raw, problems)
+    if data is _MISSING:
+        return
+    # A key given twice inside a record is an error naming the record (hardening, issue 19).
+    if _keys_twice(name, raw, data, problems):
+        return
+    records = _the_array(data, name, problems)
+    bad = 0
+    for i, d in enumerate(records or [], start=1):
+        if isinstance(d, dict):
+            yield name, i, False, d
+            continue
+        problems.append(Problem(f"record {i} is a JSON {json_type(d)}, not an object", file=name,
+                                fix="every element of the array must be one record (a JSON object)"))
+        bad += 1
+        if bad >= MAX_PROBLEMS:
+            return
+
+
+def _csv_records(name: str, raw: bytes, problems: list[Problem]) -> Iterator[tuple[str, int, bool, dict]]:
+    """Yield the rows of a ``csv`` export, deciding whether the file is readable CSV (an empty cell is None)."""
+    bad_csv = csv_problems(raw, name)  # NUL bytes, a column named twice (issue 19)
+    if bad_csv:
+        problems.extend(bad_csv)
+        return
+    try:
+        frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""],
+                            encoding="utf-8-sig")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        problems.append(Problem(f"cannot read as CSV: {exc}", file=name,
+                                fix="give a UTF-8 CSV file with a header row"))
+        return
+    cols = list(frame.columns)
+    for i, values in enumerate(frame.itertuples(index=False, name=None), start=1):
+        yield name, i, False, {c: (None if isinstance(v, float) else v) for c, v in zip(cols, values)}
+
+
+def _parquet_records(name: str, raw: bytes, problems: list[Problem]) -> Iterator[tuple[str, int, bool, dict]]:
+    """Yield the rows of a ``parquet`` export, deciding whether pyarrow can read the file."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        problems.append(Problem("reading Parquet needs pyarrow", file=name, fix="pip install pyarrow"))
+        return
+    try:
+        rows = pq.read_table(io.BytesIO(raw)).to_pylist()
+    except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
+        problems.append(Problem(f"cannot read as Parquet: {exc}", file=name,
+                                fix="check the file is a complete Parquet file"))
+        return
+    for i, d in enumerate(rows, start=1):
+        yield name, i, False, d
 
 
 def _the_array(data: Any, name: str, problems: list[Problem]) -> list | None:
@@ -214,6 +241,70 @@ def arm_fields(fields: dict, arm: str) -> dict[str, str]:
     return {k: (v if isinstance(v, str) else getattr(v, arm)) for k, v in fields.items()}
 
 
+def _canon_fields(d: dict, plain: dict[str, str], fmt: str, where: str, line: int | None,
+                  reported_missing: set[str], problems: list[Problem]) -> tuple[dict, bool]:
+    """Decides the generic keys of one record: (their values, whether no required or mapped key was missing)."""
+    canon: dict = {}
+    ok = True
+    for key in ("id", "output", "target", "prompt", "finish_reason", "completion_tokens", "extracted"):
+        src = plain.get(key, key)
+        v = lookup(d, src)
+        if v is _MISSING:
+            if key in plain and key not in ("id", "output"):
+                # A mapped optional key missing is worth one note per file: the mapping is probably wrong.
+                if key not in reported_missing:
+                    reported_missing.add(key)
+                    problems.append(Problem(f"samples.fields.{key} maps to {src!r}, which this record lacks",
+                                            file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
+                    ok = False
+            elif key in ("id", "output"):
+                problems.append(Problem(f"required key {src!r} is missing"
+                                        + (f" (samples.fields.{key})" if key in plain else ""),
+                                        file=where, line=line, field=src,
+                                        fix=(did_you_mean(d, src) + "; " if did_you_mean(d, src) else "")
+                                        + f"map samples.fields.{key} to the key that holds the "
+                                          + ("item id" if key == "id" else "model's output text")))
+                ok = False
+            continue
+        canon[key] = _csv_number(v) if fmt == "csv" and key in NUMERIC_KEYS else v
+    return canon, ok
+
+
+def _canon_scores(d: dict, score_paths: dict[str, str], fmt: str, where: str, line: int | None,
+                  problems: list[Problem]) -> tuple[dict, bool]:
+    """Decides the mapped scores of one record: (their values, whether every mapped score was present)."""
+    scores = {}
+    ok = True
+    for sname, src in score_paths.items():
+        v = lookup(d, src)
+        if v is _MISSING:
+            problems.append(Problem(f"samples.fields.scores.{sname} maps to {src!r}, which this record lacks",
+                                    file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
+            ok = False
+            continue
+        # A mapped score written as a numeric string (AlpacaEval writes "preference": "1.0000630276") is read as
+        # its number, as a CSV cell is; any other string is still refused by the type check.
+        scores[sname] = _csv_number(v) if fmt == "csv" else _numeric_string(v)
+    return scores, ok
+
+
+def _canon_record(d: dict, plain: dict[str, str], score_paths: dict[str, str], cluster_path: str | None, fmt: str,
+                  where: str, line: int | None, reported_missing: set[str],
+                  problems: list[Problem]) -> tuple[dict, bool]:
+    """Decides one record in generic keys (fields, scores, cluster): (the record, whether nothing was missing)."""
+    canon, ok = _canon_fields(d, plain, fmt, where, line, reported_missing, problems)
+    scores, scores_ok = _canon_scores(d, score_paths, fmt, where, line, problems)
+    ok = ok and scores_ok
+    if score_paths:
+        canon["scores"] = scores
+    elif isinstance(d.get("scores"), dict) and "scores" not in plain.values():
+        canon["scores"] = d["scores"]
+    if cluster_path:
+        v = lookup(d, cluster_path)
+        canon["__cluster"] = None if v is _MISSING else v
+    return canon, ok
+
+
 def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | None, variant: str = "default",
                  cluster_field: str | None = None, several: bool = False) -> tuple[pd.DataFrame, list[Problem]]:
     """Rows (with a ``scores`` dict column, as :func:`audit.importers.jsonl.read_jsonl`) from one export file.
@@ -231,49 +322,9 @@ def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | Non
     reported_missing: set[str] = set()
     bad_records = 0
     for name, i, is_line, d in iter_records(path, fmt, problems):
-        canon: dict = {}
         where = f"{name}, record {i}" if not is_line else name
         line = i if is_line else None
-        ok = True
-        for key in ("id", "output", "target", "prompt", "finish_reason", "completion_tokens", "extracted"):
-            src = plain.get(key, key)
-            v = lookup(d, src)
-            if v is _MISSING:
-                if key in plain and key not in ("id", "output"):
-                    # A mapped optional key missing is worth one note per file: the mapping is probably wrong.
-                    if key not in reported_missing:
-                        reported_missing.add(key)
-                        problems.append(Problem(f"samples.fields.{key} maps to {src!r}, which this record lacks",
-                                                file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
-                        ok = False
-                elif key in ("id", "output"):
-                    problems.append(Problem(f"required key {src!r} is missing"
-                                            + (f" (samples.fields.{key})" if key in plain else ""),
-                                            file=where, line=line, field=src,
-                                            fix=(did_you_mean(d, src) + "; " if did_you_mean(d, src) else "")
-                                            + f"map samples.fields.{key} to the key that holds the "
-                                              + ("item id" if key == "id" else "model's output text")))
-                    ok = False
-                continue
-            canon[key] = _csv_number(v) if fmt == "csv" and key in NUMERIC_KEYS else v
-        scores = {}
-        for sname, src in score_paths.items():
-            v = lookup(d, src)
-            if v is _MISSING:
-                problems.append(Problem(f"samples.fields.scores.{sname} maps to {src!r}, which this record lacks",
-                                        file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
-                ok = False
-                continue
-            # A mapped score written as a numeric string (AlpacaEval writes "preference": "1.0000630276") is read as
-            # its number, as a CSV cell is; any other string is still refused by the type check.
-            scores[sname] = _csv_number(v) if fmt == "csv" else _numeric_string(v)
-        if score_paths:
-            canon["scores"] = scores
-        elif isinstance(d.get("scores"), dict) and "scores" not in plain.values():
-            canon["scores"] = d["scores"]
-        if cluster_path:
-            v = lookup(d, cluster_path)
-            canon["__cluster"] = None if v is _MISSING else v
+        canon, ok = _canon_record(d, plain, score_paths, cluster_path, fmt, where, line, reported_missing, problems)
         expanded = _several(canon) if several and ok else [canon]
         got = [record_row(c, where, line, problems, arm, budget, variant, None, names=names,
                           cluster_key="__cluster" if cluster_path else None) for c in expanded] if ok else [None]
@@ -283,7 +334,7 @@ def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | Non
                 problems.append(Problem(f"stopping after {bad_records} bad records in this file", file=name))
                 break
             continue
-        for j, row in enumerate(got):
+        for j, row in enumerate(r for r in got if r is not None):  # none is None: checked above
             row["source"] = str(path)
             row["line"] = i
             if several and len(got) > 1:
