@@ -149,7 +149,8 @@ class Settings(_Strict):
         None, gt=0, le=MAX_BUDGET, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
         description="generation budget (aliases: n_predict, max_gen_toks)",
     )
-    scoring: str | None = Field(None, description="the scoring the headline number used (an lm-eval filter name or built-in scorer)")
+    scoring: str | None = Field(None, description="the scoring the headline number used (an lm-eval filter name or "
+                                                  "built-in scorer)")
     temperature: float | None = Field(None, ge=0)
 
 
@@ -239,9 +240,9 @@ class Samples(_Strict):
     fields: dict[str, str | PerArmField] = Field(
         default_factory=dict,
         description="generic key (id, output, target, prompt, finish_reason, completion_tokens, extracted, "
-                    "scores.<name>) → the record's key: a name, a dotted path (a.b.c; a number indexes a list: output.0 is "
-                    "the first element of a list output), or {baseline: ..., treatment: ...} when the arms sit side "
-                    "by side in one record. Unmapped keys are read under their own name")
+                    "scores.<name>) → the record's key: a name, a dotted path (a.b.c; a number indexes a list: "
+                    "output.0 is the first element of a list output), or {baseline: ..., treatment: ...} when the "
+                    "arms sit side by side in one record. Unmapped keys are read under their own name")
     target_regex: str | None = Field(
         None, description="the reference answer inside a longer target: the last match of this regex in each "
                           "target (its first group, else the whole match), e.g. '####\\s*(.+?)\\s*$' for a GSM8K "
@@ -320,7 +321,8 @@ class Samples(_Strict):
 
 
 class Perturbations(_Strict):
-    scorings: list[str] = Field(default_factory=list, description="re-score both arms under each (lm-eval filter names or built-in scorers)")
+    scorings: list[str] = Field(default_factory=list, description="re-score both arms under each (lm-eval filter names "
+                                                                  "or built-in scorers)")
     max_tokens: list[int] = Field(
         default_factory=list, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
         description="live mode: the budget sweep (the claimed budget is always included)")
@@ -365,8 +367,8 @@ class Ood(_Strict):
     """Out-of-distribution prompts (live mode): user-supplied sets and built-in seeded prompt perturbations."""
 
     sets: list[OodSet] = Field(default_factory=list)
-    builtin: list[str] = Field(default_factory=list, description="built-in prompt perturbations: separator, casing, spacing, field_names, typos, contractions, "
-                    "whitespace, fewshot_order")
+    builtin: list[str] = Field(default_factory=list, description="built-in prompt perturbations: separator, casing, "
+                               "spacing, field_names, typos, contractions, whitespace, fewshot_order")
     seed: int = Field(0, ge=0, lt=2**63, description="seeds every built-in perturbation")
     question: Literal["holds_everywhere", "find_breaks"] = Field(
         "holds_everywhere",
@@ -395,7 +397,8 @@ class Arm(_Strict):
     api_key_env: str | None = Field(None, description="NAME of the environment variable holding the API key")
     system_prompt: str | None = Field(None, description="chat only: the system message")
     prompt: str | None = Field(None, description="jinja2 template overriding task.prompt for this arm")
-    lm_eval_task: str | None = Field(None, description="with task.lm_eval: this arm's lm-eval task (its prompt variant)")
+    lm_eval_task: str | None = Field(None, description="with task.lm_eval: this arm's lm-eval task (its prompt "
+                                                       "variant)")
     max_concurrency: int = Field(4, ge=1, le=1024, description="concurrent requests per base URL")
     timeout_s: float = Field(120.0, gt=0, le=86_400, description="total time one request may take (a deadline, "
                                                                  "not a per-read timeout)")
@@ -403,8 +406,8 @@ class Arm(_Strict):
     model_path: str | None = Field(None, description="embedded only: a GGUF file instead of the packaged Gemma 3 270M")
     n_threads: int | None = Field(None, ge=1, le=1024, description="embedded only: CPU threads")
     n_batch: int | None = Field(
-        None, ge=1, le=1 << 20, description="embedded only: prompt batch size; 1 makes greedy outputs match a llama.cpp server "
-                                "started with --n_batch 1 exactly (batching changes the float rounding)")
+        None, ge=1, le=1 << 20, description="embedded only: prompt batch size; 1 makes greedy outputs match a llama.cpp"
+                                " server started with --n_batch 1 exactly (batching changes the float rounding)")
 
 
 class LmEvalTask(_Strict):
@@ -421,7 +424,8 @@ class Task(_Strict):
 
     dataset: str | None = Field(None, description="JSONL file of items (relative to the claim), one object per line")
     id_field: str = Field("id", description="the key of each row that identifies the item")
-    prompt: str | None = Field(None, description="jinja2 template of the prompt (StrictUndefined: a missing field is an error)")
+    prompt: str | None = Field(None, description="jinja2 template of the prompt (StrictUndefined: a missing field is an"
+                                                 " error)")
     lm_eval: LmEvalTask | None = Field(None, description="instead of dataset/prompt/target: an lm-eval task")
 
     @model_validator(mode="after")
@@ -437,7 +441,8 @@ class Task(_Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = Field(0, ge=0, lt=2**63, description="sampling seed sent to the server")
     limit: int | None = Field(None, ge=1, description="use only the first N items")
-    sweep_check: int = Field(3, ge=0, le=100_000, description="items per arm re-run at each smaller budget to verify the one-run sweep")
+    sweep_check: int = Field(3, ge=0, le=100_000, description="items per arm re-run at each smaller budget to verify "
+                                                              "the one-run sweep")
 
 
 Perturbations.model_rebuild()
@@ -502,7 +507,8 @@ class Claim(_Strict):
     arms: dict[Literal["baseline", "treatment"], Arm] | None = Field(None, description="live mode: the two arms")
     task: Task | None = Field(None, description="live mode: items, prompt, target")
     scorers: dict[str, scorer_spec(RegexScorer)] = Field(  # type: ignore[valid-type]
-        default_factory=dict, description="scorers usable as scorings: regex (no kind:), or kind: extract | evaluate | code_exec")
+        default_factory=dict, description="scorers usable as scorings: regex (no kind:), or kind: extract | evaluate | "
+                                          "code_exec")
     probes: Probes | None = Field(None, description="probe AUCs in-distribution vs OOD")
     perturbations: Perturbations = Field(default_factory=Perturbations)
     options: Options = Field(default_factory=Options)
@@ -546,7 +552,7 @@ class Claim(_Strict):
         return sorted(out)
 
     def arm(self, name: str) -> "Arm":
-        return (self.arms or {}).get(name) or Arm()
+        return (self.arms or {}).get(name) or Arm()  # type: ignore[call-overload]  # any str looks up; not an arm: Arm()
 
     @model_validator(mode="after")
     def _lmeval_scoring_names(self) -> "Claim":
@@ -557,26 +563,27 @@ class Claim(_Strict):
         metric = self.claim.metric
         bad: list[str] = []
 
-        def filter_of(name: str | None, where: str) -> str | None:
+        def filter_of(name: str, where: str) -> str:
             if not isinstance(name, str) or "," not in name or name in self.scorers:
                 return name
             m, _, f = name.partition(",")
             if m.strip() == metric and f.strip() and "," not in f:
                 return f.strip()
             bad.append(f"{where}: {name!r} names the lm-eval metric {m.strip()!r}, but claim.metric is {metric!r}"
-                       if f.strip() and "," not in f else f"{where}: {name!r} is not an lm-eval '<metric>,<filter>' name")
+                       if f.strip() and "," not in f
+                       else f"{where}: {name!r} is not an lm-eval '<metric>,<filter>' name")
             return name
 
         st = self.claim.settings
-        st.scoring = filter_of(st.scoring, "claim.settings.scoring")
+        st.scoring = filter_of(st.scoring, "claim.settings.scoring") if st.scoring is not None else None
         pert = self.perturbations
         pert.scorings = [filter_of(n, f"perturbations.scorings[{i}]") for i, n in enumerate(pert.scorings)]
         pert.higher_is_better = {filter_of(k, f"perturbations.higher_is_better.{k}"): v
                                  for k, v in pert.higher_is_better.items()}
         if bad:
             raise ValueError("; ".join(bad) + f". A scoring of lm-eval logs is a filter name (strict-match), or "
-                             f"'{metric},<filter>' for the claim's metric; audit one metric per claim (set claim.metric "
-                             "to audit another)")
+                             f"'{metric},<filter>' for the claim's metric; audit one metric per claim (set "
+                             "claim.metric to audit another)")
         return self
 
     @model_validator(mode="after")
@@ -672,8 +679,9 @@ def _yaml_error(exc: yaml.YAMLError, file: str, text: str) -> Problem:
         col = pos - (text.rfind("\n", 0, pos) + 1) + 1
         char = chr(exc.character) if isinstance(exc.character, int) else exc.character
         return Problem(f"YAML does not allow the character {char!r} (column {col})", file=file,
-                       line=text.count("\n", 0, pos) + 1, fix="remove the control character; write it as an escape in a double-quoted "
-                                      "string if it is really wanted")
+                       line=text.count("\n", 0, pos) + 1,
+                       fix="remove the control character; write it as an escape in a double-quoted string if it is "
+                           "really wanted")
     what = getattr(exc, "problem", None) or str(exc)
     ctx = getattr(exc, "context", None)
     msg = f"YAML syntax error: {what}" + (f" ({ctx})" if ctx else "")
@@ -689,7 +697,7 @@ def _check_events(text: str, file: str) -> None:
             depth += 1
             if depth > MAX_YAML_DEPTH:
                 raise InputError([Problem(f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep", file=file,
-                                          line=ev.start_mark.line + 1,
+                                          line=ev.start_mark.line + 1 if ev.start_mark is not None else None,
                                           fix="a claim file is a few levels of keys; check the file is the claim")])
         elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
@@ -834,7 +842,8 @@ def _fields_of(model: type[BaseModel], path: tuple) -> list[str]:
         if f is None:
             return []
         ann = f.annotation
-        current = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+        current = next((a for a in getattr(ann, "__args__", (ann,))
+                        if isinstance(a, type) and issubclass(a, BaseModel)), ann)
     if isinstance(current, type) and issubclass(current, BaseModel):
         names = []
         for name, f in current.model_fields.items():
@@ -852,7 +861,8 @@ def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple
                               root: type[BaseModel] | None = None) -> list[Problem]:
     problems = []
     for e in err.errors():
-        loc = tuple(x for x in e["loc"] if not (isinstance(x, str) and x in {"float", "Counts", "str", "list[str]", "int"}))
+        loc = tuple(x for x in e["loc"]
+                    if not (isinstance(x, str) and x in {"float", "Counts", "str", "list[str]", "int"}))
         # Pydantic adds union member names to locations; keep only real keys.
         loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x.startswith("function-"))))
         line = None
@@ -964,6 +974,8 @@ def _from_results_files(claim: Claim, file: str, lines: dict[tuple, int]) -> Cla
     from audit.importers.lmeval import results_counts
 
     s, rep = claim.samples, claim.claim.reported
+    if s is None:  # the caller reads results files only for samples.format: lm-eval-results
+        return claim
     problems: list[Problem] = []
     for arm in ("baseline", "treatment"):
         if getattr(rep, arm) is not None:
@@ -1139,6 +1151,8 @@ def _reported_problems(claim: Claim, file: str, lines: dict[tuple, int]) -> list
 def _samples_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
     """Replay mode: the claimed budget among the logged ones, and (``check_files``) every log pattern matching."""
     problems: list[Problem] = []
+    if claim.samples is None:
+        return problems
     budgets = sorted(claim.samples.baseline)
     cb = claim.claim.settings.max_tokens
     if cb is not None and cb not in budgets:
@@ -1165,6 +1179,9 @@ def _samples_problems(claim: Claim, file: str, lines: dict[tuple, int], check_fi
 def _live_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
     """Live mode: the budgets, the dataset file, each arm's endpoint and templates, the task's templates."""
     problems: list[Problem] = []
+    task = claim.task
+    if task is None:
+        return problems
     if not claim.budgets():
         problems.append(Problem("a live run needs a generation budget", file=file,
                                 line=lines.get(("claim", "settings")) or lines.get(("claim",)),
@@ -1175,19 +1192,19 @@ def _live_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files
                                 file=file, line=lines.get(("perturbations", "max_tokens")),
                                 field="claim.settings.max_tokens",
                                 fix=f"add claim.settings.max_tokens: one of {claim.budgets()}"))
-    if check_files and claim.task.dataset is not None:
-        ds = claim.base_dir / claim.task.dataset
+    if check_files and task.dataset is not None:
+        ds = claim.base_dir / task.dataset
         if not ds.is_file():
             what = "is a folder, not a file" if ds.is_dir() else "not found"
             problems.append(Problem(f"dataset {what}: {ds}", file=file, line=lines.get(("task", "dataset")),
-                                    field="task.dataset", value=claim.task.dataset,
+                                    field="task.dataset", value=task.dataset,
                                     fix="give the JSONL file of items; paths resolve against the claim file's "
                                         "folder"))
     for arm_name, arm in (claim.arms or {}).items():
         problems += _arm_problems(arm_name, arm, file, lines)
-    if claim.task.prompt is not None:
-        problems.extend(_template_problems(claim.task.prompt, file, lines.get(("task", "prompt")), "task.prompt"))
-    problems.extend(_template_problems(claim.task.target, file, lines.get(("task", "target")), "task.target"))
+    if task.prompt is not None:
+        problems.extend(_template_problems(task.prompt, file, lines.get(("task", "prompt")), "task.prompt"))
+    problems.extend(_template_problems(task.target, file, lines.get(("task", "target")), "task.target"))
     return problems
 
 
@@ -1220,6 +1237,8 @@ def _ood_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files:
 
     problems: list[Problem] = []
     ood = claim.perturbations.ood
+    if ood is None:
+        return problems
     if not claim.live:
         problems.append(Problem("perturbations.ood generates new prompts, so it needs a live run (arms:/task:)",
                                 file=file, line=lines.get(("perturbations", "ood")), field="perturbations.ood",
@@ -1322,11 +1341,9 @@ def written_places(claim: "Claim") -> tuple[int | None, int | None]:
         return max(0, -int(exp)) if isinstance(exp, int) else None
 
     rep = child(child(root, "claim"), "reported")
-    table = [places(child(rep, k)) for k in ("baseline", "treatment", "delta")]
-    table = [d for d in table if d]
+    table = [d for d in (places(child(rep, k)) for k in ("baseline", "treatment", "delta")) if d]
     ci = child(rep, "ci")
-    ci_places = [places(v) for v in ci.value] if isinstance(ci, yaml.SequenceNode) else []
-    ci_places = [d for d in ci_places if d]
+    ci_places = [d for d in (places(v) for v in ci.value) if d] if isinstance(ci, yaml.SequenceNode) else []
     return (max(table) if table else None), (max(ci_places) if ci_places else None)
 
 

@@ -178,8 +178,9 @@ class Records:
     def _groups(self) -> dict:
         if "groups" not in self._cache:
             t = self.table
-            keys = {}
-            for key, idx in t.groupby(["variant", "budget", "scoring", "arm"], sort=False, dropna=False).indices.items():
+            keys: dict[tuple, dict] = {}
+            grouped = t.groupby(["variant", "budget", "scoring", "arm"], sort=False, dropna=False)
+            for key, idx in grouped.indices.items():
                 v, b, s, a = key
                 b = None if pd.isna(b) else int(b)
                 keys.setdefault((v, b, s), {})[a] = idx
@@ -444,7 +445,8 @@ def _duplicate_problems(table: pd.DataFrame, codes: _Codes) -> list[Problem]:
     return [Problem(
         f"item {d['item_id']!r} appears more than once for arm {d['arm']}, budget {d['budget']}, scoring "
         f"{d['scoring']!r} ({int(dup.sum())} duplicate rows)", file=str(d["source"]), line=_int(d["line"]),
-        fix="each item id must appear once per arm, budget and scoring; remove repeated runs or give them distinct ids")]
+        fix="each item id must appear once per arm, budget and scoring; remove repeated runs or give them distinct "
+            "ids")]
 
 
 def _same_items(table: pd.DataFrame, codes: _Codes) -> bool:
@@ -800,22 +802,13 @@ def _truncation_columns(records: "Records", think_open: str, think_close: str) -
             budgets = sorted(rows)
             ids = {b: item[rows[b]] for b in budgets}
             index: dict = {}
-
-            def positions(b, wanted: np.ndarray) -> np.ndarray:
-                """Where each of ``wanted`` stands among budget b's ids (-1: absent)."""
-                if len(wanted) == len(ids[b]) and np.array_equal(wanted, ids[b]):
-                    return np.arange(len(wanted))
-                if b not in index:
-                    index[b] = pd.Index(ids[b])
-                return index[b].get_indexer(wanted)
-
             missing_value = {}
             for j, b in enumerate(budgets):
                 r = rows[b]
                 larger = nxt = None
                 if j + 1 < len(budgets):
                     nxt = budgets[j + 1]
-                    pos = positions(nxt, ids[b])
+                    pos = _positions(ids, index, nxt, ids[b])
                     larger = text[rows[nxt]][pos]
                     larger[pos < 0] = None
                 f, e = truncation_rules(b, text[r], larger, nxt, finish[r], tokens[r], nothing[r], think_open,
@@ -831,7 +824,7 @@ def _truncation_columns(records: "Records", think_open: str, think_close: str) -
                 if v != variant or s == first or arm not in g or b not in rows:
                     continue
                 r = g[arm]
-                pos = positions(b, item[r])
+                pos = _positions(ids, index, b, item[r])
                 hit = pos >= 0
                 src = rows[b][pos[hit]]
                 flags[r[hit]], by[r[hit]] = flags[src], by[src]
@@ -844,6 +837,15 @@ def _truncation_columns(records: "Records", think_open: str, think_close: str) -
         by[:] = None
     evidence = by if derived and all_text and text_parts else pd.Series(by, index=t.index, dtype=object)
     return flags, evidence
+
+
+def _positions(ids: dict, index: dict, b: Any, wanted: np.ndarray) -> np.ndarray:
+    """Where each of ``wanted`` stands among budget b's ids (-1: absent); ``index`` caches b's ``pd.Index``."""
+    if len(wanted) == len(ids[b]) and np.array_equal(wanted, ids[b]):
+        return np.arange(len(wanted))
+    if b not in index:
+        index[b] = pd.Index(ids[b])
+    return index[b].get_indexer(wanted)
 
 
 def _infers_text() -> bool:

@@ -165,7 +165,7 @@ def _as_count(name: str, value: Any, problems: list[Problem]) -> int:
     if isinstance(value, numbers.Integral):
         v = int(value)
     elif isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer():
-        v = int(value)
+        v = int(value)  # type: ignore[call-overload]  # Real's stub lacks __int__; float, numpy, Fraction define it
     else:
         problems.append(Problem("a count must be a whole number", field=name, value=value,
                                 fix="round the count (k = round(rate * n)) before calling"))
@@ -1036,7 +1036,7 @@ def p_value_variants(k1: int, n1: int, k2: int, n2: int, paired_b: int | None = 
     if (paired_b is None) != (paired_c is None):
         _raise([Problem("give both paired_b and paired_c, or neither", field="paired_c" if paired_c is None
                         else "paired_b", value=None)])
-    if paired_b is not None:
+    if paired_b is not None and paired_c is not None:  # both or neither: checked above
         for alt in ALTERNATIVES:
             ex = mcnemar_exact(paired_b, paired_c, alt)
             out.append(ex)
@@ -1243,7 +1243,7 @@ def delong_paired(scores_a: Any, scores_b: Any, labels: Any, level: float = 0.95
     diff = float(aucs[0] - aucs[1])
     var = float(s[0, 0] + s[1, 1] - 2 * s[0, 1])
     corr = float(s[0, 1] / math.sqrt(s[0, 0] * s[1, 1])) if s[0, 0] > 0 and s[1, 1] > 0 else math.nan
-    common = dict(var_a=float(s[0, 0]), var_b=float(s[1, 1]), cov=float(s[0, 1]), correlation=corr)
+    common: dict[str, Any] = dict(var_a=float(s[0, 0]), var_b=float(s[1, 1]), cov=float(s[0, 1]), correlation=corr)
     if not var > 1e-15:
         reason = "the DeLong variance of the difference is zero (identical rankings or perfect separation)"
         return AucComparison(float(aucs[0]), float(aucs[1]), diff, math.nan, math.nan, math.nan,
@@ -1825,7 +1825,8 @@ def score_inference(b: int, c: int, n: int, level: float = 0.95,
     st = {"b": b, "c": c, "n": n, "se": se, "cc": float(correction)}
     name = "mcnemar-cc" if correction else "mcnemar-score"
     details = {"b": b, "c": c, "continuity_correction": float(correction),
-               "impl": "McNemar z (Edwards' continuity correction) = Tango (1998) score statistic at 0; scipy.stats.norm"}
+               "impl": "McNemar z (Edwards' continuity correction) = Tango (1998) score statistic at 0; "
+                       "scipy.stats.norm"}
     if b + c == 0:
         details["note"] = "no discordant pairs: the arms agree on every item, p = 1"
         test = TestResult(0.0, 1.0, name, "two-sided", n, None, details)
@@ -1955,7 +1956,7 @@ def _cluster_t(d: np.ndarray, clusters: np.ndarray, level: float, value: float) 
         st.update({k: est.details[k] for k in ("df", "rho", "df_independence", "largest_cluster_share",
                                                   "largest_cluster_items", "se_cr1") if k in est.details})
     if est is None or est.reason:
-        reason = est.reason if est is not None else "no items"
+        reason = est.reason if est is not None and est.reason else "no items"
         return PairedInference(_nan_estimate(method, n, level, reason, value=value),
                                _nan_test(method, "two-sided", n, reason, {"clusters": n_clusters}), method, st)
     st["se"] = est.se
@@ -1989,10 +1990,10 @@ def holm_adjusted(pvalues: Sequence[float]) -> np.ndarray:
 
 
 def mde_mcnemar(n: int, discordance: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Minimum detectable difference of paired proportions for McNemar's test (continuity-corrected) with n pairs and the observed
-    discordance ψ (the share of items on which the arms disagree): the smallest delta ≤ ψ at which `mcnemar_power`
-    reaches ``power`` (bisection to 1e-6; exact enumeration up to n = 400, Connor 1987 above). NaN when ψ is 0 (the data
-    cannot tell the design's power) or when even delta = ψ does not reach it."""
+    """Minimum detectable difference of paired proportions for McNemar's test (continuity-corrected) with n pairs and
+    the observed discordance ψ (the share of items on which the arms disagree): the smallest delta ≤ ψ at which
+    `mcnemar_power` reaches ``power`` (bisection to 1e-6; exact enumeration up to n = 400, Connor 1987 above). NaN when
+    ψ is 0 (the data cannot tell the design's power) or when even delta = ψ does not reach it."""
     problems: list[Problem] = []
     n = _as_count("n", n, problems)
     if not (isinstance(discordance, numbers.Real) and 0.0 <= discordance <= 1.0):

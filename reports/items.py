@@ -138,7 +138,7 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
             .setdefault(r.scoring, [None, None])[0 if r.arm == "baseline" else 1] = _num(r.score)
     flag_at = _flag_at(flags, chosen)
 
-    items = []
+    items: list[dict[str, Any]] = []
     used = 0
     bkeys = [_bkey(b) for b in budgets]
     for k in chosen:
@@ -193,7 +193,7 @@ def _choose(all_items: list, tiers: tuple, max_items: int, seed: int) -> tuple[l
     chosen: list[tuple[str, str]] = []
     seen: set = set()
     order = sorted(all_items)
-    for name, members in (*tiers, ("sample", set(all_items))):
+    for _name, members in (*tiers, ("sample", set(all_items))):
         cands = [k for k in order if k in members and k not in seen]
         room = max_items - len(chosen)
         if room <= 0:

@@ -97,12 +97,13 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
 def _forest_colour(r: dict[str, Any], sign: int) -> str:
     """A row's colour: untruncated items, a CI that excludes zero on the gain or the loss side, or neither."""
     lo, hi = r.get("ci_low"), r.get("ci_high")
-    has_ci = lo is not None and hi is not None
     if r.get("kind") == EstimateKind.untruncated:
         return COLOURS["extra"]
-    if has_ci and sign * lo > 0 and sign * hi > 0:
+    if lo is None or hi is None:
+        return COLOURS["none"]
+    if sign * lo > 0 and sign * hi > 0:
         return COLOURS["gain"]
-    if has_ci and sign * lo < 0 and sign * hi < 0:
+    if sign * lo < 0 and sign * hi < 0:
         return COLOURS["loss"]
     return COLOURS["none"]
 
