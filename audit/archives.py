@@ -20,6 +20,7 @@ and ``read()`` reads the whole member, so this module reads the members' raw byt
 Encrypted members, compression methods it cannot read (deflate64, ...), damaged archives, CRC mismatches and cut-off
 gzip streams are :class:`~audit.errors.Problem` s naming the file and the member, never crashes: exit 2.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -49,8 +50,19 @@ MAX_NESTING = 1
 _CHUNK = 1 * MiB
 _RAW_CHUNK = 64 * 1024
 _STORED, _DEFLATED, _BZIP2, _LZMA, _ZSTD = 0, 8, 12, 14, 93
-_METHOD_NAMES = {0: "stored", 8: "deflate", 9: "deflate64", 12: "bzip2", 14: "lzma", 93: "zstandard", 95: "xz",
-                 96: "jpeg", 97: "wavpack", 98: "ppmd", 99: "AES encryption"}
+_METHOD_NAMES = {
+    0: "stored",
+    8: "deflate",
+    9: "deflate64",
+    12: "bzip2",
+    14: "lzma",
+    93: "zstandard",
+    95: "xz",
+    96: "jpeg",
+    97: "wavpack",
+    98: "ppmd",
+    99: "AES encryption",
+}
 _READABLE = (_STORED, _DEFLATED, _BZIP2, _LZMA, _ZSTD)
 
 
@@ -75,12 +87,22 @@ class Limits:
             except ValueError:
                 v = float("nan")
             if not (0 < v < 1e9):
-                raise InputError([Problem(f"the environment variable {name} must be a positive number", field=name,
-                                          value=raw, fix=f"unset {name} or set it to a positive number")])
+                raise InputError(
+                    [
+                        Problem(
+                            f"the environment variable {name} must be a positive number",
+                            field=name,
+                            value=raw,
+                            fix=f"unset {name} or set it to a positive number",
+                        )
+                    ]
+                )
             return v
 
-        return cls(max_bytes=int(num("AUDIT_MAX_UNCOMPRESSED_MB", MAX_UNCOMPRESSED / MiB) * MiB),
-                   max_ratio=num("AUDIT_MAX_COMPRESSION_RATIO", MAX_RATIO))
+        return cls(
+            max_bytes=int(num("AUDIT_MAX_UNCOMPRESSED_MB", MAX_UNCOMPRESSED / MiB) * MiB),
+            max_ratio=num("AUDIT_MAX_COMPRESSION_RATIO", MAX_RATIO),
+        )
 
 
 class _Refused(Exception):
@@ -93,8 +115,10 @@ def _size(n: float) -> str:
     return f"{n / MiB:,.0f} MiB" if n >= MiB else f"{int(n):,} bytes"
 
 
-_RAISE = ("if the file is genuine, raise the limit (AUDIT_MAX_UNCOMPRESSED_MB, AUDIT_MAX_COMPRESSION_RATIO) or "
-          "decompress it yourself and point the claim at the plain file")
+_RAISE = (
+    "if the file is genuine, raise the limit (AUDIT_MAX_UNCOMPRESSED_MB, AUDIT_MAX_COMPRESSION_RATIO) or "
+    "decompress it yourself and point the claim at the plain file"
+)
 
 
 def _what(member: str | None) -> str:
@@ -103,23 +127,37 @@ def _what(member: str | None) -> str:
 
 def _too_large(name: str, member: str | None, size: int, limits: Limits, declared: bool) -> Problem:
     how = "declares" if declared else "expands to more than"
-    return Problem(f"{_what(member)} {how} {_size(size)} uncompressed: over the limit of {_size(limits.max_bytes)} "
-                   "per archive (a decompression bomb, or far larger than a log should be)", file=name,
-                   field=member, fix=_RAISE)
+    return Problem(
+        f"{_what(member)} {how} {_size(size)} uncompressed: over the limit of {_size(limits.max_bytes)} "
+        "per archive (a decompression bomb, or far larger than a log should be)",
+        file=name,
+        field=member,
+        fix=_RAISE,
+    )
 
 
-def _bad_ratio(name: str, member: str | None, size: int, packed: int, limits: Limits,
-               declared: bool = False) -> Problem:
+def _bad_ratio(
+    name: str, member: str | None, size: int, packed: int, limits: Limits, declared: bool = False
+) -> Problem:
     how = "declares a" if declared else "expands"
-    return Problem(f"{_what(member)} {how} {size / max(packed, 1):,.0f}-fold expansion ({_size(packed)} → "
-                   f"{_size(size)}{'' if declared else ' so far'}): over the compression-ratio limit of "
-                   f"{limits.max_ratio:g} (a decompression bomb)", file=name, field=member, fix=_RAISE)
+    return Problem(
+        f"{_what(member)} {how} {size / max(packed, 1):,.0f}-fold expansion ({_size(packed)} → "
+        f"{_size(size)}{'' if declared else ' so far'}): over the compression-ratio limit of "
+        f"{limits.max_ratio:g} (a decompression bomb)",
+        file=name,
+        field=member,
+        fix=_RAISE,
+    )
 
 
 def _damaged(name: str, member: str | None, why: str) -> Problem:
     where = f"member {member!r}: " if member else ""
-    return Problem(f"{where}cannot decompress: {why[:200]}", file=name, field=member,
-                   fix="the archive is damaged or cut short: copy or download it again")
+    return Problem(
+        f"{where}cannot decompress: {why[:200]}",
+        file=name,
+        field=member,
+        fix="the archive is damaged or cut short: copy or download it again",
+    )
 
 
 def _nested_kind(head: bytes) -> str | None:
@@ -134,17 +172,21 @@ def _nested(name: str, member: str | None, head: bytes) -> Problem | None:
     kind = _nested_kind(head)
     if kind is None:
         return None
-    return Problem(f"{_what(member)} is itself {kind}: archives are opened one level deep (nesting limit "
-                   f"{MAX_NESTING})", file=name, field=member,
-                   fix="unpack the inner archive and point the claim at the file inside it")
+    return Problem(
+        f"{_what(member)} is itself {kind}: archives are opened one level deep (nesting limit {MAX_NESTING})",
+        file=name,
+        field=member,
+        fix="unpack the inner archive and point the claim at the file inside it",
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # zip
 
 
-def zip_members(path: str | Path, problems: list[Problem],
-                limits: Limits | None = None) -> list[zipfile.ZipInfo] | None:
+def zip_members(
+    path: str | Path, problems: list[Problem], limits: Limits | None = None
+) -> list[zipfile.ZipInfo] | None:
     """The members of the zip at ``path`` with their count and declared sizes checked; None (and a Problem) when
     the zip cannot be read or breaks a limit."""
     from audit.jsonlines import _open_problem, regular_file_problem
@@ -160,24 +202,44 @@ def zip_members(path: str | Path, problems: list[Problem],
             infos = zf.infolist()
     except OSError as exc:
         if exc.errno is None:
-            problems.append(Problem(f"not a readable zip archive: {str(exc)[:200]}", file=name,
-                                    fix="check the file is a complete .zip (a download cut short?)"))
+            problems.append(
+                Problem(
+                    f"not a readable zip archive: {str(exc)[:200]}",
+                    file=name,
+                    fix="check the file is a complete .zip (a download cut short?)",
+                )
+            )
         else:
             problems.append(_open_problem(exc, name, "the archive"))
         return None
     except Exception as exc:  # BadZipFile, LargeZipFile, EOFError, struct.error, ValueError: all "not a zip"
-        problems.append(Problem(f"not a readable zip archive: {str(exc)[:200] or type(exc).__name__}", file=name,
-                                fix="check the file is a complete .zip (a download cut short?)"))
+        problems.append(
+            Problem(
+                f"not a readable zip archive: {str(exc)[:200] or type(exc).__name__}",
+                file=name,
+                fix="check the file is a complete .zip (a download cut short?)",
+            )
+        )
         return None
     if len(infos) > limits.max_members:
-        problems.append(Problem(f"the zip holds {len(infos):,} members: over the limit of {limits.max_members:,}",
-                                file=name, fix="give an archive holding the run's log files only"))
+        problems.append(
+            Problem(
+                f"the zip holds {len(infos):,} members: over the limit of {limits.max_members:,}",
+                file=name,
+                fix="give an archive holding the run's log files only",
+            )
+        )
         return None
     total = sum(max(i.file_size, 0) for i in infos)
     if total > limits.max_bytes:
-        problems.append(Problem(f"the zip's members declare {_size(total)} uncompressed in all: over the limit of "
-                                f"{_size(limits.max_bytes)} per archive (a decompression bomb?)", file=name,
-                                fix=_RAISE))
+        problems.append(
+            Problem(
+                f"the zip's members declare {_size(total)} uncompressed in all: over the limit of "
+                f"{_size(limits.max_bytes)} per archive (a decompression bomb?)",
+                file=name,
+                fix=_RAISE,
+            )
+        )
         return None
     return infos
 
@@ -185,13 +247,20 @@ def zip_members(path: str | Path, problems: list[Problem],
 def _member_problem(name: str, info: zipfile.ZipInfo, limits: Limits, budget: int) -> Problem | None:
     member = info.filename
     if info.flag_bits & 0x41:
-        return Problem(f"member {member!r} is encrypted", file=name, field=member,
-                       fix="unzip it with its password and point the claim at the plain file")
+        return Problem(
+            f"member {member!r} is encrypted",
+            file=name,
+            field=member,
+            fix="unzip it with its password and point the claim at the plain file",
+        )
     if info.compress_type not in _READABLE:
         method = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
-        return Problem(f"member {member!r} is compressed with {method}, which audit cannot read", file=name,
-                       field=member, fix="re-zip it with plain deflate (zip -Z deflate), or unzip it and point the "
-                                         "claim at the file")
+        return Problem(
+            f"member {member!r} is compressed with {method}, which audit cannot read",
+            file=name,
+            field=member,
+            fix="re-zip it with plain deflate (zip -Z deflate), or unzip it and point the claim at the file",
+        )
     if info.file_size > budget:
         return _too_large(name, member, info.file_size, limits, declared=True)
     if info.file_size > limits.ratio_floor and info.file_size / max(info.compress_size, 1) > limits.max_ratio:
@@ -302,7 +371,8 @@ def _decompressed(fh: BinaryIO, info: zipfile.ZipInfo, name: str) -> Iterator[by
         props = reader.read(psize)
         try:
             filt = lzma._decode_filter_properties(  # type: ignore[attr-defined]  # private, not in typeshed
-                lzma.FILTER_LZMA1, props)  # what zipfile itself does
+                lzma.FILTER_LZMA1, props
+            )  # what zipfile itself does
         except (lzma.LZMAError, ValueError) as exc:
             raise _Refused(_damaged(name, info.filename, f"lzma header: {exc}")) from None
         lz = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
@@ -312,12 +382,18 @@ def _decompressed(fh: BinaryIO, info: zipfile.ZipInfo, name: str) -> Iterator[by
         try:
             import zstandard
         except ImportError:
-            raise _Refused(Problem(f"member {info.filename!r} is zstandard-compressed, and the zstandard package "
-                                   "is not installed", file=name, field=info.filename,
-                                   fix="pip install zstandard, or re-zip the file with deflate")) from None
+            raise _Refused(
+                Problem(
+                    f"member {info.filename!r} is zstandard-compressed, and the zstandard package is not installed",
+                    file=name,
+                    field=info.filename,
+                    fix="pip install zstandard, or re-zip the file with deflate",
+                )
+            ) from None
         zreader = zstandard.ZstdDecompressor().stream_reader(
             _RawReader(pieces),  # type: ignore[arg-type]  # zstandard reads any object with read(); stub wants IO
-            read_across_frames=True)
+            read_across_frames=True,
+        )
         while True:
             out = zreader.read(_CHUNK)  # at most _CHUNK bytes of output per call
             if not out:
@@ -327,8 +403,9 @@ def _decompressed(fh: BinaryIO, info: zipfile.ZipInfo, name: str) -> Iterator[by
         raise _Refused(_damaged(name, info.filename, f"compression method {method}"))
 
 
-def _read_checked(fh: BinaryIO, info: zipfile.ZipInfo, name: str, limits: Limits, budget: int,
-                  keep: bool) -> tuple[int, bytes | None]:
+def _read_checked(
+    fh: BinaryIO, info: zipfile.ZipInfo, name: str, limits: Limits, budget: int, keep: bool
+) -> tuple[int, bytes | None]:
     """(uncompressed size, bytes if ``keep``) of one member, every limit checked while it is decompressed."""
     problem = _member_problem(name, info, limits, budget)
     if problem is not None:
@@ -348,8 +425,11 @@ def _read_checked(fh: BinaryIO, info: zipfile.ZipInfo, name: str, limits: Limits
             if size > limits.ratio_floor and size / max(info.compress_size, 1) > limits.max_ratio:
                 raise _Refused(_bad_ratio(name, info.filename, size, info.compress_size, limits))
             if size > info.file_size:
-                raise _Refused(_damaged(name, info.filename, f"it holds more than the {info.file_size:,} bytes its "
-                                                             "header declares"))
+                raise _Refused(
+                    _damaged(
+                        name, info.filename, f"it holds more than the {info.file_size:,} bytes its header declares"
+                    )
+                )
             crc = zlib.crc32(chunk, crc)
             if keep:
                 chunks.append(chunk)
@@ -360,15 +440,17 @@ def _read_checked(fh: BinaryIO, info: zipfile.ZipInfo, name: str, limits: Limits
     except Exception as exc:  # zstandard.ZstdError and the like: a damaged stream
         raise _Refused(_damaged(name, info.filename, f"{type(exc).__name__}: {exc}")) from None
     if size != info.file_size:
-        raise _Refused(_damaged(name, info.filename, f"it holds {size:,} bytes, its header declares "
-                                                     f"{info.file_size:,}"))
+        raise _Refused(
+            _damaged(name, info.filename, f"it holds {size:,} bytes, its header declares {info.file_size:,}")
+        )
     if crc != info.CRC:
         raise _Refused(_damaged(name, info.filename, "CRC-32 mismatch"))
     return size, (b"".join(chunks) if keep else None)
 
 
-def read_member(path: str | Path, info: zipfile.ZipInfo, problems: list[Problem],
-                limits: Limits | None = None) -> bytes | None:
+def read_member(
+    path: str | Path, info: zipfile.ZipInfo, problems: list[Problem], limits: Limits | None = None
+) -> bytes | None:
     """One member's bytes, decompressed under the limits; None (and a Problem naming file, member and limit)
     when it is encrypted, damaged, in a method audit cannot read, itself an archive, or too large."""
     limits = limits or Limits.from_env()
@@ -385,8 +467,9 @@ def read_member(path: str | Path, info: zipfile.ZipInfo, problems: list[Problem]
     return None
 
 
-def check_archive(path: str | Path, limits: Limits | None = None, what: str = "archive",
-                  unreadable_ok: bool = False) -> list[Problem]:
+def check_archive(
+    path: str | Path, limits: Limits | None = None, what: str = "archive", unreadable_ok: bool = False
+) -> list[Problem]:
     """Every member of a zip decompressed (and dropped) under the limits — member count, total size, ratio,
     nesting, CRC — before another reader is given the file; the problems found (at most a few), or [].
     ``unreadable_ok``: a file that is not a readable zip at all is left to that reader to name (inspect_ai says
@@ -439,8 +522,13 @@ def read_gzip(path: str | Path, problems: list[Problem], limits: Limits | None =
         with open(path, "rb") as fh:
             data = _gunzip(fh, name, limits, problems)
     except zlib.error as exc:
-        problems.append(Problem(f"not valid gzip data ({exc})", file=name,
-                                fix="check the file is a complete .gz (or drop the .gz suffix if it is plain text)"))
+        problems.append(
+            Problem(
+                f"not valid gzip data ({exc})",
+                file=name,
+                fix="check the file is a complete .gz (or drop the .gz suffix if it is plain text)",
+            )
+        )
         return None
     except OSError as exc:
         problems.append(_open_problem(exc, name, "the file"))
@@ -475,11 +563,19 @@ def _gunzip(fh: BinaryIO, name: str, limits: Limits, problems: list[Problem]) ->
             out.append(chunk)
         if not d.eof:
             if first and packed == 0:
-                problems.append(Problem("the .gz file is empty", file=name,
-                                        fix="check the path: an empty file is not a gzip stream"))
+                problems.append(
+                    Problem(
+                        "the .gz file is empty", file=name, fix="check the path: an empty file is not a gzip stream"
+                    )
+                )
             else:
-                problems.append(Problem("the gzip stream is cut short (no end-of-stream marker)", file=name,
-                                        fix="the file is incomplete: copy or download it again"))
+                problems.append(
+                    Problem(
+                        "the gzip stream is cut short (no end-of-stream marker)",
+                        file=name,
+                        fix="the file is incomplete: copy or download it again",
+                    )
+                )
             return None
         first = False
         rest = d.unused_data  # another gzip member (concatenated .gz files), padding, or garbage
@@ -509,5 +605,15 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-__all__ = ["Limits", "MAX_UNCOMPRESSED", "MAX_RATIO", "RATIO_FLOOR", "MAX_MEMBERS", "MAX_NESTING", "zip_members",
-           "read_member", "check_archive", "read_gzip"]
+__all__ = [
+    "Limits",
+    "MAX_UNCOMPRESSED",
+    "MAX_RATIO",
+    "RATIO_FLOOR",
+    "MAX_MEMBERS",
+    "MAX_NESTING",
+    "zip_members",
+    "read_member",
+    "check_archive",
+    "read_gzip",
+]

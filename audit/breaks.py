@@ -15,6 +15,7 @@ A scoring on another scale (a continuous metric beside a 0/1 one) has no compara
 when its own gain is significantly reversed, in its own polarity. `judge` turns each perturbation into a
 `Judgement` (finding code, outcome, severity, impact and sentence) that the budget, scoring and OOD checks write.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,9 @@ class Audit(Protocol):
 
     def polarity(self, scoring: str | None = None) -> int: ...
 
-    def cell(self, budget: int | None, scoring: str | None = None,
-             variant: str = DEFAULT_VARIANT) -> MeasuredCell | None: ...
+    def cell(
+        self, budget: int | None, scoring: str | None = None, variant: str = DEFAULT_VARIANT
+    ) -> MeasuredCell | None: ...
 
     def degenerate(self) -> dict: ...
 
@@ -115,15 +117,18 @@ def margin_and_source(audit: Audit) -> tuple[float, str]:
     rep = audit.reported_delta()
     c = audit.cell(audit.claimed_budget) if audit.records is not None else None
     meas = c.delta.value if c is not None and math.isfinite(c.delta.value) else None
-    gains = {"reported": audit.sign * rep if rep is not None else None,
-             "measured": audit.sign * meas if meas is not None else None}
+    gains = {
+        "reported": audit.sign * rep if rep is not None else None,
+        "measured": audit.sign * meas if meas is not None else None,
+    }
     positive = {k: v for k, v in gains.items() if v is not None and v > 0}
     if positive:
         which = max(positive, key=lambda k: positive[k])
         if len(positive) == 2:
             return positive[which] / 2.0, f"half the larger of the reported and measured gain (the {which})"
-        return positive[which] / 2.0, ("half the reported delta" if which == "reported"
-                                       else "half the measured delta at the claimed setting")
+        return positive[which] / 2.0, (
+            "half the reported delta" if which == "reported" else "half the measured delta at the claimed setting"
+        )
     if rep is not None and rep != 0:
         return abs(rep) / 2.0, "half the reported delta"
     if meas is not None and meas != 0:
@@ -149,21 +154,32 @@ def perturbations(audit: Audit) -> list[Perturbation]:
     if rec is None or sc is None or audit.cell(cb) is None:
         return []
     cands: list[tuple[str, str, int | None, str, str]] = [
-        ("budget", f"{b} tokens", b, sc, DEFAULT_VARIANT) for b in rec.budgets() if cb is not None and b > cb]
+        ("budget", f"{b} tokens", b, sc, DEFAULT_VARIANT) for b in rec.budgets() if cb is not None and b > cb
+    ]
     # A degenerate scoring (one score for every item of both arms) measures nothing: never a perturbation.
-    cands += [("scoring", f"scoring {s!r}", cb, s, DEFAULT_VARIANT) for s in rec.scorings()
-              if s != sc and s not in audit.degenerate()]
+    cands += [
+        ("scoring", f"scoring {s!r}", cb, s, DEFAULT_VARIANT)
+        for s in rec.scorings()
+        if s != sc and s not in audit.degenerate()
+    ]
     cands += [("variant", f"prompt variant {v!r}", cb, sc, v) for v in rec.variants() if v != DEFAULT_VARIANT]
     raw = [r for r in (_tested(audit, *c) for c in cands) if r is not None]
     adj = stats.holm_adjusted([r["p_raw"] for r in raw])
     half = audit.alpha / 2.0
-    return [Perturbation(**r, p_holm=float(pa), family=len(raw),
-                         breaks=bool(math.isfinite(pa) and pa < half and r["material"] and not r["above_claim"]))
-            for r, pa in zip(raw, adj)]
+    return [
+        Perturbation(
+            **r,
+            p_holm=float(pa),
+            family=len(raw),
+            breaks=bool(math.isfinite(pa) and pa < half and r["material"] and not r["above_claim"]),
+        )
+        for r, pa in zip(raw, adj)
+    ]
 
 
-def _tested(audit: Audit, kind: str, label: str, budget: int | None, scoring: str,
-            variant: str) -> dict[str, Any] | None:
+def _tested(
+    audit: Audit, kind: str, label: str, budget: int | None, scoring: str, variant: str
+) -> dict[str, Any] | None:
     """One perturbation's break test before the Holm adjustment (the fields of `Perturbation` but the family's)."""
     cell = audit.cell(budget, scoring, variant)
     rec, sc, cb = audit.records, audit.claimed_scoring, audit.claimed_budget
@@ -183,12 +199,14 @@ def _tested(audit: Audit, kind: str, label: str, budget: int | None, scoring: st
     if comparable:
         if len(shared) >= 2:
             lo, hi = audit.score_bounds
-            change = stats.paired_inference(s0, s1, level=audit.level, clusters=both.clusters,
-                                            outcomes="scores", score_bounds=(lo - hi, hi - lo))
+            change = stats.paired_inference(
+                s0, s1, level=audit.level, clusters=both.clusters, outcomes="scores", score_bounds=(lo - hi, hi - lo)
+            )
         else:
             p0, p1 = rec.paired(sc, cb), rec.paired(scoring, budget, variant)
-            change = stats.welch_inference(pol0 * (p0.treatment - p0.baseline),
-                                           pol1 * (p1.treatment - p1.baseline), level=audit.level)
+            change = stats.welch_inference(
+                pol0 * (p0.treatment - p0.baseline), pol1 * (p1.treatment - p1.baseline), level=audit.level
+            )
         # H1: the gain shrinks (change < 0); the break also needs the estimate beyond −margin (material).
         p_raw = change.p_value(0.0, "less")
         material = bool(math.isfinite(change.value) and change.value < -m)
@@ -203,10 +221,20 @@ def _tested(audit: Audit, kind: str, label: str, budget: int | None, scoring: st
         # Another scale: only a significant reversal in the scoring's own polarity is comparable.
         p_raw = cell.inference.p_value(0.0, "less" if pol1 > 0 else "greater")
         test = "reversal"
-    return {"kind": kind, "label": label, "cell": cell, "change": change, "test": test, "exact_change": exact,
-            "material": material, "above_claim": comparable and _above_claim(audit, cell, pol1),
-            "p_raw": float(p_raw) if p_raw is not None else math.nan, "margin": m, "shared": int(len(shared)),
-            "missing": missing[:20]}
+    return {
+        "kind": kind,
+        "label": label,
+        "cell": cell,
+        "change": change,
+        "test": test,
+        "exact_change": exact,
+        "material": material,
+        "above_claim": comparable and _above_claim(audit, cell, pol1),
+        "p_raw": float(p_raw) if p_raw is not None else math.nan,
+        "margin": m,
+        "shared": int(len(shared)),
+        "missing": missing[:20],
+    }
 
 
 def _above_claim(audit: Audit, cell: MeasuredCell, pol: int) -> bool:
@@ -227,29 +255,45 @@ def judge(audit: Audit, pt: Perturbation) -> Judgement:
     alpha_half = audit.alpha / 2.0
     reversed_sig = pt.cell.inference.p_value(0.0, "less" if pol > 0 else "greater") < alpha_half
     if pt.above_claim and not pt.breaks:
-        return _holds("above_claim", f"the gain under {pt.label} is shown to stay at or above the reported "
-                                     f"{fmt_delta(audit.reported_delta())}")
+        return _holds(
+            "above_claim",
+            f"the gain under {pt.label} is shown to stay at or above the reported {fmt_delta(audit.reported_delta())}",
+        )
     if pt.breaks:
         if reversed_sig:
-            return Judgement("reverses", Outcome.flag, Severity.critical, Impact.fragile,
-                             f"the gain reverses under {pt.label}")
+            return Judgement(
+                "reverses", Outcome.flag, Severity.critical, Impact.fragile, f"the gain reverses under {pt.label}"
+            )
         if gain <= 0:
-            return Judgement("vanishes", Outcome.flag, Severity.critical, Impact.fragile,
-                             f"the gain vanishes under {pt.label}")
-        return Judgement("shrinks", Outcome.flag, Severity.major, Impact.fragile,
-                         f"the gain shrinks by more than the margin ±{pt.margin:.3g} under {pt.label}")
+            return Judgement(
+                "vanishes", Outcome.flag, Severity.critical, Impact.fragile, f"the gain vanishes under {pt.label}"
+            )
+        return Judgement(
+            "shrinks",
+            Outcome.flag,
+            Severity.major,
+            Impact.fragile,
+            f"the gain shrinks by more than the margin ±{pt.margin:.3g} under {pt.label}",
+        )
     if pt.exact_change is not None and abs(pt.exact_change) <= pt.margin:
-        return _holds("holds", f"the gain holds under {pt.label} (every item's gain changes by exactly "
-                               f"{pt.exact_change:+.3g})")
-    if pt.change is not None and pt.change.interval.ok and pt.margin > 0 \
-            and pt.change.p_value(-pt.margin, "greater") < alpha_half \
-            and pt.change.p_value(pt.margin, "less") < alpha_half:
+        return _holds(
+            "holds", f"the gain holds under {pt.label} (every item's gain changes by exactly {pt.exact_change:+.3g})"
+        )
+    if (
+        pt.change is not None
+        and pt.change.interval.ok
+        and pt.margin > 0
+        and pt.change.p_value(-pt.margin, "greater") < alpha_half
+        and pt.change.p_value(pt.margin, "less") < alpha_half
+    ):
         return _holds("holds", f"the gain holds under {pt.label} (equivalent within ±{pt.margin:.3g}, TOST)")
     if reversed_sig:
-        return _noted("reversed_not_shown", f"the delta under {pt.label} is significantly reversed on its own, but "
-                                            f"the change is not shown beyond the margin after Holm adjustment")
-    if pt.change is None and gain > 0 \
-            and pt.cell.inference.p_value(0.0, "greater" if pol > 0 else "less") < alpha_half:
+        return _noted(
+            "reversed_not_shown",
+            f"the delta under {pt.label} is significantly reversed on its own, but "
+            f"the change is not shown beyond the margin after Holm adjustment",
+        )
+    if pt.change is None and gain > 0 and pt.cell.inference.p_value(0.0, "greater" if pol > 0 else "less") < alpha_half:
         return _holds("holds", f"the gain holds under {pt.label}")
     return _noted("not_shown_to_change", f"the gain is not shown to change under {pt.label}")
 
@@ -265,30 +309,50 @@ def _noted(code: str, sentence: str) -> Judgement:
 def change_text(audit: Audit, pt: Perturbation) -> str:
     """The change of the gain with its interval and the Holm-adjusted test, for a finding's detail."""
     if pt.change is None:
-        return (f"{pt.label} measures on another scale; its own delta {fmt_delta(pt.cell.delta.value)} "
-                f"{fmt_ci(pt.cell.interval)}, one-sided reversal p = {pt.p_raw:.3g}, Holm p = {pt.p_holm:.3g} "
-                f"over {pt.family} perturbation(s).")
+        return (
+            f"{pt.label} measures on another scale; its own delta {fmt_delta(pt.cell.delta.value)} "
+            f"{fmt_ci(pt.cell.interval)}, one-sided reversal p = {pt.p_raw:.3g}, Holm p = {pt.p_holm:.3g} "
+            f"over {pt.family} perturbation(s)."
+        )
     ch = pt.change
     if pt.exact_change is not None:
-        return (f"Change of the gain, {pt.label} − claimed: exactly {pt.exact_change:+.3g} on every one of the "
-                f"{pt.shared} items (no sampling variance); margin ±{pt.margin:.3g}.")
-    return (f"Change of the gain, {pt.label} − claimed: {fmt_delta(ch.value)} {fmt_ci(ch.interval)} "
-            f"({ch.method} on {pt.shared} shared items); H0 change ≥ 0: one-sided p = {pt.p_raw:.3g}, Holm "
-            f"p = {pt.p_holm:.3g} over {pt.family} perturbation(s); a break needs Holm p < α/2 = "
-            f"{audit.alpha / 2:g} and a change beyond the margin −{pt.margin:.3g} "
-            f"({'it is' if pt.material else 'it is not'}).")
+        return (
+            f"Change of the gain, {pt.label} − claimed: exactly {pt.exact_change:+.3g} on every one of the "
+            f"{pt.shared} items (no sampling variance); margin ±{pt.margin:.3g}."
+        )
+    return (
+        f"Change of the gain, {pt.label} − claimed: {fmt_delta(ch.value)} {fmt_ci(ch.interval)} "
+        f"({ch.method} on {pt.shared} shared items); H0 change ≥ 0: one-sided p = {pt.p_raw:.3g}, Holm "
+        f"p = {pt.p_holm:.3g} over {pt.family} perturbation(s); a break needs Holm p < α/2 = "
+        f"{audit.alpha / 2:g} and a change beyond the margin −{pt.margin:.3g} "
+        f"({'it is' if pt.material else 'it is not'})."
+    )
 
 
 def perturbation_stat(pt: Perturbation) -> dict[str, Any]:
     """The perturbation's numbers as a finding's statistic (the keys the report's glossary explains)."""
     ch = pt.change
-    return {"perturbation": pt.kind, "label": pt.label, "budget": pt.cell.budget, "scoring": pt.cell.scoring,
-            "variant": pt.cell.variant, "delta": pt.cell.delta.value, "ci_low": pt.cell.interval.low,
-            "ci_high": pt.cell.interval.high, "p_value": pt.cell.test.p_value,
-            "change": ch.value if ch is not None else None,
-            "change_ci_low": ch.interval.low if ch is not None else None,
-            "change_ci_high": ch.interval.high if ch is not None else None,
-            "change_method": ch.method if ch is not None else None, "break_test": pt.test,
-            "margin": pt.margin, "p_break": pt.p_raw, "p_break_holm": pt.p_holm, "family_size": pt.family,
-            "breaks": pt.breaks, "above_claim": pt.above_claim, "shared_items": pt.shared,
-            "missing_items": list(pt.missing)}
+    return {
+        "perturbation": pt.kind,
+        "label": pt.label,
+        "budget": pt.cell.budget,
+        "scoring": pt.cell.scoring,
+        "variant": pt.cell.variant,
+        "delta": pt.cell.delta.value,
+        "ci_low": pt.cell.interval.low,
+        "ci_high": pt.cell.interval.high,
+        "p_value": pt.cell.test.p_value,
+        "change": ch.value if ch is not None else None,
+        "change_ci_low": ch.interval.low if ch is not None else None,
+        "change_ci_high": ch.interval.high if ch is not None else None,
+        "change_method": ch.method if ch is not None else None,
+        "break_test": pt.test,
+        "margin": pt.margin,
+        "p_break": pt.p_raw,
+        "p_break_holm": pt.p_holm,
+        "family_size": pt.family,
+        "breaks": pt.breaks,
+        "above_claim": pt.above_claim,
+        "shared_items": pt.shared,
+        "missing_items": list(pt.missing),
+    }

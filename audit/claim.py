@@ -3,6 +3,7 @@
 Validated with pydantic (extra="forbid") at the edge; every problem is reported at once with the YAML line, the
 field path, the bad value and a did-you-mean hint (see :func:`load_claim`).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -146,11 +147,15 @@ class Settings(_Strict):
     """The setting the claim was made under."""
 
     max_tokens: int | None = Field(
-        None, gt=0, le=MAX_BUDGET, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
+        None,
+        gt=0,
+        le=MAX_BUDGET,
+        validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
         description="generation budget (aliases: n_predict, max_gen_toks)",
     )
-    scoring: str | None = Field(None, description="the scoring the headline number used (an lm-eval filter name or "
-                                                  "built-in scorer)")
+    scoring: str | None = Field(
+        None, description="the scoring the headline number used (an lm-eval filter name or built-in scorer)"
+    )
     temperature: float | None = Field(None, ge=0)
 
 
@@ -158,13 +163,15 @@ class ClaimInfo(_Strict):
     title: str
     metric: str = Field("exact_match", description="the headline metric key in the logs")
     direction: Literal["greater", "less"] = Field(
-        "greater", description="greater: the claim is that treatment scores higher (use less for error rates)")
+        "greater", description="greater: the claim is that treatment scores higher (use less for error rates)"
+    )
     reported: Reported = Field(default_factory=Reported)
     settings: Settings = Field(default_factory=Settings)
     treatment_changes: list[str] = Field(
         default_factory=list,
         description="the settings the treatment is meant to change (e.g. prompt_template, model); any other "
-                    "difference between the arms' effective settings is flagged")
+        "difference between the arms' effective settings is flagged",
+    )
 
 
 class VariantLogs(_Strict):
@@ -182,13 +189,16 @@ class VariantLogs(_Strict):
 def _check_budget_keys(v: dict) -> dict:
     bad = [b for b in v if not 1 <= b <= MAX_BUDGET]
     if bad:
-        raise ValueError(f"logs are keyed by generation budget, a positive number of tokens (at most {MAX_BUDGET}); "
-                         f"got {bad[0]}")
+        raise ValueError(
+            f"logs are keyed by generation budget, a positive number of tokens (at most {MAX_BUDGET}); got {bad[0]}"
+        )
     return v
 
 
-REDUCTION_HELP = ("mean (over the samples), first, any (any-of-n correct / best-of-n), majority (self-consistency "
-                  "vote over the extracted answers), or pass@<k> (the unbiased estimator, Chen et al. 2021)")
+REDUCTION_HELP = (
+    "mean (over the samples), first, any (any-of-n correct / best-of-n), majority (self-consistency "
+    "vote over the extracted answers), or pass@<k> (the unbiased estimator, Chen et al. 2021)"
+)
 
 
 def _check_reduction(v: str) -> str:
@@ -226,31 +236,44 @@ class Samples(_Strict):
     """Replay mode: per-arm sample logs keyed by generation budget. Values are paths or globs, relative to the claim."""
 
     format: Literal["lm-eval", "inspect", "jsonl", "json", "csv", "parquet", "lm-eval-results"] = Field(
-        "lm-eval", description="lm-eval (--log_samples), inspect, a generic export (jsonl, json, csv, parquet), or "
-                               "lm-eval-results: results_*.json files only, audited from the rates and n they publish")
-    task: str | None = Field(None, min_length=1, description="lm-eval-results: the task to read when a results file "
-                                                            "holds several")
+        "lm-eval",
+        description="lm-eval (--log_samples), inspect, a generic export (jsonl, json, csv, parquet), or "
+        "lm-eval-results: results_*.json files only, audited from the rates and n they publish",
+    )
+    task: str | None = Field(
+        None, min_length=1, description="lm-eval-results: the task to read when a results file holds several"
+    )
     reduce: str | PerArmReduce | None = Field(
-        None, description="several outputs per item (an output field holding a list, repeated item ids, inspect "
-                          "epochs): how each item's samples become one score, for both arms or {baseline: ..., "
-                          "treatment: ...}: " + REDUCTION_HELP + ". The paired tests run on the per-item reduced "
-                          "scores")
-    epoch: int | None = Field(None, ge=1, description="inspect logs with several epochs: the epoch to audit (repeats "
-                                                      "of one sample are not independent items)")
+        None,
+        description="several outputs per item (an output field holding a list, repeated item ids, inspect "
+        "epochs): how each item's samples become one score, for both arms or {baseline: ..., "
+        "treatment: ...}: " + REDUCTION_HELP + ". The paired tests run on the per-item reduced "
+        "scores",
+    )
+    epoch: int | None = Field(
+        None,
+        ge=1,
+        description="inspect logs with several epochs: the epoch to audit (repeats "
+        "of one sample are not independent items)",
+    )
     fields: dict[str, str | PerArmField] = Field(
         default_factory=dict,
         description="generic key (id, output, target, prompt, finish_reason, completion_tokens, extracted, "
-                    "scores.<name>) → the record's key: a name, a dotted path (a.b.c; a number indexes a list: "
-                    "output.0 is the first element of a list output), or {baseline: ..., treatment: ...} when the "
-                    "arms sit side by side in one record. Unmapped keys are read under their own name")
+        "scores.<name>) → the record's key: a name, a dotted path (a.b.c; a number indexes a list: "
+        "output.0 is the first element of a list output), or {baseline: ..., treatment: ...} when the "
+        "arms sit side by side in one record. Unmapped keys are read under their own name",
+    )
     target_regex: str | None = Field(
-        None, description="the reference answer inside a longer target: the last match of this regex in each "
-                          "target (its first group, else the whole match), e.g. '####\\s*(.+?)\\s*$' for a GSM8K "
-                          "worked solution ending in '#### 42'. A target it does not match is an error")
+        None,
+        description="the reference answer inside a longer target: the last match of this regex in each "
+        "target (its first group, else the whole match), e.g. '####\\s*(.+?)\\s*$' for a GSM8K "
+        "worked solution ending in '#### 42'. A target it does not match is an error",
+    )
     baseline: dict[int, str | list[str]]
     treatment: dict[int, str | list[str]]
     variants: dict[str, VariantLogs] = Field(
-        default_factory=dict, description="more prompt variants (OOD sets, perturbed prompts) by name")
+        default_factory=dict, description="more prompt variants (OOD sets, perturbed prompts) by name"
+    )
 
     @field_validator("target_regex")
     @classmethod
@@ -288,8 +311,11 @@ class Samples(_Strict):
                 continue
             if key not in SAMPLE_KEYS and key != "cluster":
                 close = difflib.get_close_matches(key, [*SAMPLE_KEYS, "scores.<name>"], n=1)
-                raise ValueError(f"unknown generic key {key!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                                 + f" (keys: {', '.join(SAMPLE_KEYS)}, scores.<name>, cluster)")
+                raise ValueError(
+                    f"unknown generic key {key!r}"
+                    + (f"; did you mean {close[0]!r}?" if close else "")
+                    + f" (keys: {', '.join(SAMPLE_KEYS)}, scores.<name>, cluster)"
+                )
             if isinstance(path, str) and not path:
                 raise ValueError(f"fields.{key}: the record key is empty")
         return v
@@ -297,18 +323,24 @@ class Samples(_Strict):
     @model_validator(mode="after")
     def _fields_need_generic_format(self) -> "Samples":
         if self.fields and self.format in ("lm-eval", "inspect", "lm-eval-results"):
-            raise ValueError(f"samples.fields maps the keys of a generic export; {self.format} logs have a fixed "
-                             "shape. Set samples.format: jsonl, json, csv or parquet, or remove fields")
+            raise ValueError(
+                f"samples.fields maps the keys of a generic export; {self.format} logs have a fixed "
+                "shape. Set samples.format: jsonl, json, csv or parquet, or remove fields"
+            )
         if self.task is not None and self.format != "lm-eval-results":
-            raise ValueError("samples.task names the task of lm-eval results files; set samples.format: "
-                             "lm-eval-results or remove it (lm-eval samples files name their task)")
+            raise ValueError(
+                "samples.task names the task of lm-eval results files; set samples.format: "
+                "lm-eval-results or remove it (lm-eval samples files name their task)"
+            )
         if self.epoch is not None and self.format != "inspect":
             raise ValueError("samples.epoch picks an epoch of inspect logs; set samples.format: inspect or remove it")
         if self.epoch is not None and self.reduce is not None:
             raise ValueError("give samples.epoch (audit one epoch) or samples.reduce (reduce the epochs), not both")
         if self.reduce is not None and self.format in ("lm-eval", "lm-eval-results"):
-            raise ValueError(f"samples.reduce reduces several outputs per item; {self.format} logs hold one score per "
-                             "document (lm-eval aggregates its repeats itself)")
+            raise ValueError(
+                f"samples.reduce reduces several outputs per item; {self.format} logs hold one score per "
+                "document (lm-eval aggregates its repeats itself)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -316,22 +348,27 @@ class Samples(_Strict):
         if set(self.baseline) != set(self.treatment):
             raise ValueError(
                 f"baseline budgets {sorted(self.baseline)} and treatment budgets {sorted(self.treatment)} differ; "
-                "give logs for the same budgets in both arms")
+                "give logs for the same budgets in both arms"
+            )
         return self
 
 
 class Perturbations(_Strict):
-    scorings: list[str] = Field(default_factory=list, description="re-score both arms under each (lm-eval filter names "
-                                                                  "or built-in scorers)")
+    scorings: list[str] = Field(
+        default_factory=list, description="re-score both arms under each (lm-eval filter names or built-in scorers)"
+    )
     max_tokens: list[int] = Field(
-        default_factory=list, validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
-        description="live mode: the budget sweep (the claimed budget is always included)")
+        default_factory=list,
+        validation_alias=AliasChoices("max_tokens", "n_predict", "max_gen_toks"),
+        description="live mode: the budget sweep (the claimed budget is always included)",
+    )
     ood: "Ood | None" = Field(None, description="out-of-distribution prompt variants")
     higher_is_better: dict[str, bool] = Field(
         default_factory=dict,
         description="polarity of a scoring, by name (true: higher is better). Needed only where audit cannot tell: "
-                    "built-in scorers, evaluate modules and lm-eval filters of the claimed metric are known; a score "
-                    "carried in the logs under another name is read in the claimed metric's direction unless set here")
+        "built-in scorers, evaluate modules and lm-eval filters of the claimed metric are known; a score "
+        "carried in the logs under another name is read in the claimed metric's direction unless set here",
+    )
 
     @field_validator("max_tokens")
     @classmethod
@@ -367,13 +404,17 @@ class Ood(_Strict):
     """Out-of-distribution prompts (live mode): user-supplied sets and built-in seeded prompt perturbations."""
 
     sets: list[OodSet] = Field(default_factory=list)
-    builtin: list[str] = Field(default_factory=list, description="built-in prompt perturbations: separator, casing, "
-                               "spacing, field_names, typos, contractions, whitespace, fewshot_order")
+    builtin: list[str] = Field(
+        default_factory=list,
+        description="built-in prompt perturbations: separator, casing, "
+        "spacing, field_names, typos, contractions, whitespace, fewshot_order",
+    )
     seed: int = Field(0, ge=0, lt=2**63, description="seeds every built-in perturbation")
     question: Literal["holds_everywhere", "find_breaks"] = Field(
         "holds_everywhere",
         description="holds_everywhere: the gain must survive every variant (intersection–union, no adjustment); "
-                    "find_breaks: which variants break it, Holm-adjusted")
+        "find_breaks: which variants break it, Holm-adjusted",
+    )
 
 
 class Probes(_Strict):
@@ -397,17 +438,23 @@ class Arm(_Strict):
     api_key_env: str | None = Field(None, description="NAME of the environment variable holding the API key")
     system_prompt: str | None = Field(None, description="chat only: the system message")
     prompt: str | None = Field(None, description="jinja2 template overriding task.prompt for this arm")
-    lm_eval_task: str | None = Field(None, description="with task.lm_eval: this arm's lm-eval task (its prompt "
-                                                       "variant)")
+    lm_eval_task: str | None = Field(
+        None, description="with task.lm_eval: this arm's lm-eval task (its prompt variant)"
+    )
     max_concurrency: int = Field(4, ge=1, le=1024, description="concurrent requests per base URL")
-    timeout_s: float = Field(120.0, gt=0, le=86_400, description="total time one request may take (a deadline, "
-                                                                 "not a per-read timeout)")
+    timeout_s: float = Field(
+        120.0, gt=0, le=86_400, description="total time one request may take (a deadline, not a per-read timeout)"
+    )
     max_retries: int = Field(4, ge=0, le=100)
     model_path: str | None = Field(None, description="embedded only: a GGUF file instead of the packaged Gemma 3 270M")
     n_threads: int | None = Field(None, ge=1, le=1024, description="embedded only: CPU threads")
     n_batch: int | None = Field(
-        None, ge=1, le=1 << 20, description="embedded only: prompt batch size; 1 makes greedy outputs match a llama.cpp"
-                                " server started with --n_batch 1 exactly (batching changes the float rounding)")
+        None,
+        ge=1,
+        le=1 << 20,
+        description="embedded only: prompt batch size; 1 makes greedy outputs match a llama.cpp"
+        " server started with --n_batch 1 exactly (batching changes the float rounding)",
+    )
 
 
 class LmEvalTask(_Strict):
@@ -415,8 +462,11 @@ class LmEvalTask(_Strict):
 
     task: str = Field(description="the task name (arms.<arm>.lm_eval_task overrides it per arm)")
     include_path: str | None = Field(None, description="folder of task YAMLs, relative to the claim")
-    data_root: str = Field(".", description="folder the task YAML's relative data_files resolve against, relative "
-                                            "to the claim (lm-eval itself resolves them against the working directory)")
+    data_root: str = Field(
+        ".",
+        description="folder the task YAML's relative data_files resolve against, relative "
+        "to the claim (lm-eval itself resolves them against the working directory)",
+    )
 
 
 class Task(_Strict):
@@ -424,8 +474,9 @@ class Task(_Strict):
 
     dataset: str | None = Field(None, description="JSONL file of items (relative to the claim), one object per line")
     id_field: str = Field("id", description="the key of each row that identifies the item")
-    prompt: str | None = Field(None, description="jinja2 template of the prompt (StrictUndefined: a missing field is an"
-                                                 " error)")
+    prompt: str | None = Field(
+        None, description="jinja2 template of the prompt (StrictUndefined: a missing field is an error)"
+    )
     lm_eval: LmEvalTask | None = Field(None, description="instead of dataset/prompt/target: an lm-eval task")
 
     @model_validator(mode="after")
@@ -435,14 +486,16 @@ class Task(_Strict):
         if self.lm_eval is not None and (self.dataset is not None or self.prompt is not None):
             raise ValueError("give either dataset/prompt or lm_eval, not both")
         return self
+
     target: str = Field("{{ answer }}", description="jinja2 template of the reference answer")
     stop: list[str] = Field(default_factory=list, description="stop sequences")
     temperature: float = Field(0.0, ge=0.0, le=100.0, description="0 = greedy; a budget sweep then costs one run")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = Field(0, ge=0, lt=2**63, description="sampling seed sent to the server")
     limit: int | None = Field(None, ge=1, description="use only the first N items")
-    sweep_check: int = Field(3, ge=0, le=100_000, description="items per arm re-run at each smaller budget to verify "
-                                                              "the one-run sweep")
+    sweep_check: int = Field(
+        3, ge=0, le=100_000, description="items per arm re-run at each smaller budget to verify the one-run sweep"
+    )
 
 
 Perturbations.model_rebuild()
@@ -452,17 +505,24 @@ class Options(_Strict):
     """Statistical options; every one is recorded in the report."""
 
     seed: int = Field(0, ge=0, le=SEED_MAX, description="seeds every resampling")
-    resamples: int = Field(10_000, ge=RESAMPLES_MIN, le=RESAMPLES_MAX,
-                           description="bootstrap resamples (at least 1000; the bootstrap CIs are shown beside the "
-                                       "decision intervals, no verdict rests on them)")
+    resamples: int = Field(
+        10_000,
+        ge=RESAMPLES_MIN,
+        le=RESAMPLES_MAX,
+        description="bootstrap resamples (at least 1000; the bootstrap CIs are shown beside the "
+        "decision intervals, no verdict rests on them)",
+    )
     level: float = Field(0.95, gt=0.5, lt=1.0, description="confidence level of every interval; must equal 1 − alpha")
     alpha: float = Field(0.05, gt=0.0, lt=0.5, description="significance level of every test (two-sided)")
     power: float = Field(0.8, gt=0.5, lt=1.0)
     margin: float | None = Field(
-        None, gt=0, description="materiality margin in metric units: a perturbation makes the claim fragile only "
-                                "when it is shown to shrink the gain by more than this, and 'holds' is shown by an "
-                                "equivalence test (TOST) within ±margin. Default: half the reported delta, or half "
-                                "the measured delta when none is reported")
+        None,
+        gt=0,
+        description="materiality margin in metric units: a perturbation makes the claim fragile only "
+        "when it is shown to shrink the gain by more than this, and 'holds' is shown by an "
+        "equivalence test (TOST) within ±margin. Default: half the reported delta, or half "
+        "the measured delta when none is reported",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -473,25 +533,36 @@ class Options(_Strict):
             return data
         level, alpha = data.get("level"), data.get("alpha")
         num = (int, float)
-        if isinstance(level, num) and isinstance(alpha, num) and not isinstance(level, bool) \
-                and not isinstance(alpha, bool):
+        if (
+            isinstance(level, num)
+            and isinstance(alpha, num)
+            and not isinstance(level, bool)
+            and not isinstance(alpha, bool)
+        ):
             if abs(level + alpha - 1.0) > 1e-9:
-                raise ValueError(f"level {level} and alpha {alpha} disagree: every interval inverts its test, so "
-                                 f"level must be 1 − alpha (give one of them, e.g. alpha: {alpha})")
+                raise ValueError(
+                    f"level {level} and alpha {alpha} disagree: every interval inverts its test, so "
+                    f"level must be 1 − alpha (give one of them, e.g. alpha: {alpha})"
+                )
         elif isinstance(level, num) and alpha is None and not isinstance(level, bool):
             data = {**data, "alpha": round(1.0 - level, 12)}
         elif isinstance(alpha, num) and level is None and not isinstance(alpha, bool):
             data = {**data, "level": round(1.0 - alpha, 12)}
         return data
+
     cluster_field: str | None = Field(
-        None, description="the item field that groups items sharing a passage or template (lm-eval: a key of the "
-                          "logged doc; jsonl: a top-level key; live: a dataset field); deltas then use cluster-robust "
-                          "standard errors (Liang–Zeger, Miller 2024) instead of treating items as independent")
+        None,
+        description="the item field that groups items sharing a passage or template (lm-eval: a key of the "
+        "logged doc; jsonl: a top-level key; live: a dataset field); deltas then use cluster-robust "
+        "standard errors (Liang–Zeger, Miller 2024) instead of treating items as independent",
+    )
     score_bounds: tuple[float, float] | None = Field(
-        None, description="the range every score of the claimed metric lies in, e.g. [0, 100] for chrF or BLEU "
-                          "(default: [0, 1], the range of every scorer the audit computes, widened to the observed "
-                          "scores). Continuous scores too skewed for their number are also tested with a betting "
-                          "test for a bounded mean, which needs the range; a score outside it is an error")
+        None,
+        description="the range every score of the claimed metric lies in, e.g. [0, 100] for chrF or BLEU "
+        "(default: [0, 1], the range of every scorer the audit computes, widened to the observed "
+        "scores). Continuous scores too skewed for their number are also tested with a betting "
+        "test for a bounded mean, which needs the range; a score outside it is an error",
+    )
 
     @field_validator("score_bounds")
     @classmethod
@@ -507,13 +578,15 @@ class Claim(_Strict):
     arms: dict[Literal["baseline", "treatment"], Arm] | None = Field(None, description="live mode: the two arms")
     task: Task | None = Field(None, description="live mode: items, prompt, target")
     scorers: dict[str, scorer_spec(RegexScorer)] = Field(  # type: ignore[valid-type]
-        default_factory=dict, description="scorers usable as scorings: regex (no kind:), or kind: extract | evaluate | "
-                                          "code_exec")
+        default_factory=dict,
+        description="scorers usable as scorings: regex (no kind:), or kind: extract | evaluate | code_exec",
+    )
     probes: Probes | None = Field(None, description="probe AUCs in-distribution vs OOD")
     perturbations: Perturbations = Field(default_factory=Perturbations)
     options: Options = Field(default_factory=Options)
-    checks: CheckParams = Field(default_factory=CheckParams, description="per-check parameters, by check name "
-                                                                        "(`audit checks` lists them)")
+    checks: CheckParams = Field(
+        default_factory=CheckParams, description="per-check parameters, by check name (`audit checks` lists them)"
+    )
 
     # Not part of the file: where it was read from (relative paths resolve against its folder).
     path: Path | None = Field(None, exclude=True)
@@ -569,21 +642,26 @@ class Claim(_Strict):
             m, _, f = name.partition(",")
             if m.strip() == metric and f.strip() and "," not in f:
                 return f.strip()
-            bad.append(f"{where}: {name!r} names the lm-eval metric {m.strip()!r}, but claim.metric is {metric!r}"
-                       if f.strip() and "," not in f
-                       else f"{where}: {name!r} is not an lm-eval '<metric>,<filter>' name")
+            bad.append(
+                f"{where}: {name!r} names the lm-eval metric {m.strip()!r}, but claim.metric is {metric!r}"
+                if f.strip() and "," not in f
+                else f"{where}: {name!r} is not an lm-eval '<metric>,<filter>' name"
+            )
             return name
 
         st = self.claim.settings
         st.scoring = filter_of(st.scoring, "claim.settings.scoring") if st.scoring is not None else None
         pert = self.perturbations
         pert.scorings = [filter_of(n, f"perturbations.scorings[{i}]") for i, n in enumerate(pert.scorings)]
-        pert.higher_is_better = {filter_of(k, f"perturbations.higher_is_better.{k}"): v
-                                 for k, v in pert.higher_is_better.items()}
+        pert.higher_is_better = {
+            filter_of(k, f"perturbations.higher_is_better.{k}"): v for k, v in pert.higher_is_better.items()
+        }
         if bad:
-            raise ValueError("; ".join(bad) + f". A scoring of lm-eval logs is a filter name (strict-match), or "
-                             f"'{metric},<filter>' for the claim's metric; audit one metric per claim (set "
-                             "claim.metric to audit another)")
+            raise ValueError(
+                "; ".join(bad) + f". A scoring of lm-eval logs is a filter name (strict-match), or "
+                f"'{metric},<filter>' for the claim's metric; audit one metric per claim (set "
+                "claim.metric to audit another)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -596,8 +674,9 @@ class Claim(_Strict):
         # audit.importers.load_records says so (claimed_scoring_problem).
         if not _perturbation_claimed(self) or self.claim.metric == ClaimInfo.model_fields["metric"].default:
             return self
-        raise _located_error(("perturbations", "scorings", 0), self.perturbations.scorings[0],
-                             *claimed_scoring_message(self))
+        raise _located_error(
+            ("perturbations", "scorings", 0), self.perturbations.scorings[0], *claimed_scoring_message(self)
+        )
 
     def scorings(self) -> list[str]:
         """The claimed scoring first, then every perturbation scoring, without repeats."""
@@ -611,18 +690,25 @@ class Claim(_Strict):
 def _perturbation_claimed(claim: Claim) -> bool:
     """Whether a perturbation scoring, not the explicitly set claim.metric, would be the claimed scoring of logs."""
     pert, metric = claim.perturbations.scorings, claim.claim.metric
-    return (claim.samples is not None and claim.samples.format not in ("lm-eval", "lm-eval-results")
-            and claim.claim.settings.scoring is None and bool(pert) and "metric" in claim.claim.model_fields_set
-            and metric != pert[0])
+    return (
+        claim.samples is not None
+        and claim.samples.format not in ("lm-eval", "lm-eval-results")
+        and claim.claim.settings.scoring is None
+        and bool(pert)
+        and "metric" in claim.claim.model_fields_set
+        and metric != pert[0]
+    )
 
 
 def claimed_scoring_message(claim: Claim) -> tuple[str, str]:
     """(message, fix) when the first perturbation scoring would silently replace claim.metric as the claimed one."""
     first, metric = claim.perturbations.scorings[0], claim.claim.metric
-    return (f"claim.metric is {metric!r} but claim.settings.scoring is not set, so the first of "
-            f"perturbations.scorings, {first!r}, would silently become the claimed scoring in place of {metric!r}",
-            f"set claim.settings.scoring to the claimed scoring, e.g. `scoring: {metric}` for the logged scores, and "
-            f"keep {first} as a perturbation")
+    return (
+        f"claim.metric is {metric!r} but claim.settings.scoring is not set, so the first of "
+        f"perturbations.scorings, {first!r}, would silently become the claimed scoring in place of {metric!r}",
+        f"set claim.settings.scoring to the claimed scoring, e.g. `scoring: {metric}` for the logged scores, and "
+        f"keep {first} as a perturbation",
+    )
 
 
 def claimed_scoring_problem(claim: Claim, logged: Callable[[str], bool]) -> Problem | None:
@@ -630,9 +716,14 @@ def claimed_scoring_problem(claim: Claim, logged: Callable[[str], bool]) -> Prob
     if not _perturbation_claimed(claim) or not logged(claim.claim.metric):
         return None
     message, fix = claimed_scoring_message(claim)
-    return Problem(message + f" (the logs carry {claim.claim.metric} as a score)", file=str(claim.path),
-                   line=line_of(claim, ("perturbations", "scorings", 0)), field="perturbations.scorings[0]",
-                   value=claim.perturbations.scorings[0], fix=fix)
+    return Problem(
+        message + f" (the logs carry {claim.claim.metric} as a score)",
+        file=str(claim.path),
+        line=line_of(claim, ("perturbations", "scorings", 0)),
+        field="perturbations.scorings[0]",
+        value=claim.perturbations.scorings[0],
+        fix=fix,
+    )
 
 
 def _located_error(loc: tuple, value: Any, message: str, fix: str) -> ValidationError:
@@ -678,10 +769,12 @@ def _yaml_error(exc: yaml.YAMLError, file: str, text: str) -> Problem:
         pos = exc.position
         col = pos - (text.rfind("\n", 0, pos) + 1) + 1
         char = chr(exc.character) if isinstance(exc.character, int) else exc.character
-        return Problem(f"YAML does not allow the character {char!r} (column {col})", file=file,
-                       line=text.count("\n", 0, pos) + 1,
-                       fix="remove the control character; write it as an escape in a double-quoted string if it is "
-                           "really wanted")
+        return Problem(
+            f"YAML does not allow the character {char!r} (column {col})",
+            file=file,
+            line=text.count("\n", 0, pos) + 1,
+            fix="remove the control character; write it as an escape in a double-quoted string if it is really wanted",
+        )
     what = getattr(exc, "problem", None) or str(exc)
     ctx = getattr(exc, "context", None)
     msg = f"YAML syntax error: {what}" + (f" ({ctx})" if ctx else "")
@@ -696,9 +789,16 @@ def _check_events(text: str, file: str) -> None:
         if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_YAML_DEPTH:
-                raise InputError([Problem(f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep", file=file,
-                                          line=ev.start_mark.line + 1 if ev.start_mark is not None else None,
-                                          fix="a claim file is a few levels of keys; check the file is the claim")])
+                raise InputError(
+                    [
+                        Problem(
+                            f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep",
+                            file=file,
+                            line=ev.start_mark.line + 1 if ev.start_mark is not None else None,
+                            fix="a claim file is a few levels of keys; check the file is the claim",
+                        )
+                    ]
+                )
         elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 
@@ -755,20 +855,36 @@ def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int], list[Problem]
         except ValueError as exc:
             node = exc.args[0]
             name = next((a for a, n in anchors.items() if n is node), None)
-            raise InputError([Problem(
-                "a YAML alias refers to the value that contains it (a recursive structure)"
-                + (f": anchor &{name}" if name else ""), file=file, line=node.start_mark.line + 1,
-                fix="claims never need recursive aliases; write the value out")]) from None
+            raise InputError(
+                [
+                    Problem(
+                        "a YAML alias refers to the value that contains it (a recursive structure)"
+                        + (f": anchor &{name}" if name else ""),
+                        file=file,
+                        line=node.start_mark.line + 1,
+                        fix="claims never need recursive aliases; write the value out",
+                    )
+                ]
+            ) from None
         total, depth = sizes[id(root)]
         if total > MAX_YAML_NODES or depth > MAX_YAML_DEPTH:
             worst = max(anchors.items(), key=lambda kv: sizes.get(id(kv[1]), (0, 0)), default=None)
             where = f"; the largest is anchor &{worst[0]}" if worst else ""
-            what = (f"more than {MAX_YAML_NODES:,} values" if total > MAX_YAML_NODES
-                    else f"more than {MAX_YAML_DEPTH} levels deep")
-            raise InputError([Problem(
-                f"the YAML aliases (*name) expand to {what}{where} (a 'billion laughs' document?)", file=file,
-                line=worst[1].start_mark.line + 1 if worst else None,
-                fix="write the values out instead of nesting aliases; a claim is a few dozen values")])
+            what = (
+                f"more than {MAX_YAML_NODES:,} values"
+                if total > MAX_YAML_NODES
+                else f"more than {MAX_YAML_DEPTH} levels deep"
+            )
+            raise InputError(
+                [
+                    Problem(
+                        f"the YAML aliases (*name) expand to {what}{where} (a 'billion laughs' document?)",
+                        file=file,
+                        line=worst[1].start_mark.line + 1 if worst else None,
+                        fix="write the values out instead of nesting aliases; a claim is a few dozen values",
+                    )
+                ]
+            )
         lines, problems = _line_map_of(root, file)
         if problems and any(p.message.startswith("a number with more") for p in problems):
             raise InputError([p for p in problems if p.message.startswith("a number with more")])
@@ -804,9 +920,15 @@ def _line_map_of(root: yaml.Node, file: str) -> tuple[dict[tuple, int], list[Pro
         seen.add(id(node))
         if isinstance(node, yaml.ScalarNode):
             if node.tag.endswith((":int", ":float")) and len(node.value) > MAX_NUMBER_DIGITS:
-                problems.append(Problem(f"a number with more than {MAX_NUMBER_DIGITS} digits", file=file,
-                                        line=node.start_mark.line + 1, field=".".join(map(str, path)) or None,
-                                        fix="give a number of sensible size"))
+                problems.append(
+                    Problem(
+                        f"a number with more than {MAX_NUMBER_DIGITS} digits",
+                        file=file,
+                        line=node.start_mark.line + 1,
+                        field=".".join(map(str, path)) or None,
+                        fix="give a number of sensible size",
+                    )
+                )
         elif isinstance(node, yaml.MappingNode):
             first: dict[Any, int] = {}
             for k, v in node.value:
@@ -817,11 +939,16 @@ def _line_map_of(root: yaml.Node, file: str) -> tuple[dict[tuple, int], list[Pro
                 line = k.start_mark.line + 1
                 if isinstance(key, (str, int)):
                     if key in first:
-                        problems.append(Problem(
-                            f"duplicate key {key!r} (lines {first[key]} and {line}): YAML would silently keep only "
-                            f"the value on line {line}", file=file, line=line,
-                            field=".".join(str(x) for x in path + (key,)),
-                            fix=f"remove one of the two (line {first[key]} or line {line})"))
+                        problems.append(
+                            Problem(
+                                f"duplicate key {key!r} (lines {first[key]} and {line}): YAML would silently keep only "
+                                f"the value on line {line}",
+                                file=file,
+                                line=line,
+                                field=".".join(str(x) for x in path + (key,)),
+                                fix=f"remove one of the two (line {first[key]} or line {line})",
+                            )
+                        )
                     else:
                         first[key] = line
                 lines[path + (key,)] = line
@@ -842,8 +969,9 @@ def _fields_of(model: type[BaseModel], path: tuple) -> list[str]:
         if f is None:
             return []
         ann = f.annotation
-        current = next((a for a in getattr(ann, "__args__", (ann,))
-                        if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+        current = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), ann
+        )
     if isinstance(current, type) and issubclass(current, BaseModel):
         names = []
         for name, f in current.model_fields.items():
@@ -857,12 +985,14 @@ def _fields_of(model: type[BaseModel], path: tuple) -> list[str]:
     return []
 
 
-def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple, int],
-                              root: type[BaseModel] | None = None) -> list[Problem]:
+def _problems_from_validation(
+    err: ValidationError, file: str, lines: dict[tuple, int], root: type[BaseModel] | None = None
+) -> list[Problem]:
     problems = []
     for e in err.errors():
-        loc = tuple(x for x in e["loc"]
-                    if not (isinstance(x, str) and x in {"float", "Counts", "str", "list[str]", "int"}))
+        loc = tuple(
+            x for x in e["loc"] if not (isinstance(x, str) and x in {"float", "Counts", "str", "list[str]", "int"})
+        )
         # Pydantic adds union member names to locations; keep only real keys.
         loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x.startswith("function-"))))
         line = None
@@ -877,7 +1007,8 @@ def _problems_from_validation(err: ValidationError, file: str, lines: dict[tuple
             allowed = _fields_of(root or Claim, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             fix = (f"did you mean '{close[0]}'? " if close else "") + (
-                f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else "remove this key")
+                f"allowed keys here: {', '.join(sorted(allowed))}" if allowed else "remove this key"
+            )
             msg = "unknown check" if len(loc) == 2 and loc[0] == "checks" else "unknown key"
             value = None
         elif kind == "missing":
@@ -906,8 +1037,12 @@ def _fix_for(kind: str, ctx: dict) -> str:
     validator's own fix when it gives one (:func:`_located_error`)."""
     if isinstance(ctx.get("fix"), str):
         return ctx["fix"]
-    bounds = {"greater_than": "more than {gt}", "greater_than_equal": "at least {ge}", "less_than": "less than {lt}",
-              "less_than_equal": "at most {le}"}
+    bounds = {
+        "greater_than": "more than {gt}",
+        "greater_than_equal": "at least {ge}",
+        "less_than": "less than {lt}",
+        "less_than_equal": "at most {le}",
+    }
     if kind in bounds:
         try:
             return "give a value " + bounds[kind].format(**ctx)
@@ -947,11 +1082,27 @@ def load_claim(path: str | Path, check_files: bool = True) -> Claim:
     except yaml.YAMLError as exc:
         raise InputError([_yaml_error(exc, file, text)]) from None
     except (ValueError, OverflowError) as exc:  # a value the YAML constructor cannot build (e.g. a bad date)
-        raise InputError([Problem(f"YAML value cannot be read: {exc}", file=file,
-                                  fix="check the values' syntax; quote a value meant as text")]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"YAML value cannot be read: {exc}",
+                    file=file,
+                    fix="check the values' syntax; quote a value meant as text",
+                )
+            ]
+        ) from None
     if not isinstance(data, dict):
-        raise InputError(problems + [Problem("a claim file must be a YAML mapping with a 'claim:' section",
-                                             file=file, line=1, fix="see `audit schema` or the README for the format")])
+        raise InputError(
+            problems
+            + [
+                Problem(
+                    "a claim file must be a YAML mapping with a 'claim:' section",
+                    file=file,
+                    line=1,
+                    fix="see `audit schema` or the README for the format",
+                )
+            ]
+        )
     try:
         claim = Claim.model_validate(data)
     except ValidationError as err:
@@ -979,11 +1130,16 @@ def _from_results_files(claim: Claim, file: str, lines: dict[tuple, int]) -> Cla
     problems: list[Problem] = []
     for arm in ("baseline", "treatment"):
         if getattr(rep, arm) is not None:
-            problems.append(Problem(
-                f"claim.reported.{arm} is read from the results file (samples.format: lm-eval-results)", file=file,
-                line=lines.get(("claim", "reported", arm)), field=f"claim.reported.{arm}",
-                fix="remove it: the results files are the published numbers (reported delta, p_value and ci may "
-                    "stay)"))
+            problems.append(
+                Problem(
+                    f"claim.reported.{arm} is read from the results file (samples.format: lm-eval-results)",
+                    file=file,
+                    line=lines.get(("claim", "reported", arm)),
+                    field=f"claim.reported.{arm}",
+                    fix="remove it: the results files are the published numbers (reported delta, p_value and ci may "
+                    "stay)",
+                )
+            )
     budget = claim.claimed_budget
     read: dict[str, Any] = {}
     counts: dict[str, Counts] = {}
@@ -992,9 +1148,15 @@ def _from_results_files(claim: Claim, file: str, lines: dict[tuple, int]) -> Cla
         paths = resolve_paths(claim, pattern) if pattern is not None else []
         where = f"samples.{arm}.{budget}"
         if len(paths) != 1:
-            problems.append(Problem(f"{where} must name one results_*.json (it matches {len(paths)} files)",
-                                    file=file, line=lines.get(("samples", arm, budget)), field=where,
-                                    fix="point it at the run's results_<date>.json"))
+            problems.append(
+                Problem(
+                    f"{where} must name one results_*.json (it matches {len(paths)} files)",
+                    file=file,
+                    line=lines.get(("samples", arm, budget)),
+                    field=where,
+                    fix="point it at the run's results_<date>.json",
+                )
+            )
             continue
         got, probs = results_counts(paths[0], s.task, claim.claim.metric, claim.claim.settings.scoring)
         problems += probs
@@ -1002,14 +1164,21 @@ def _from_results_files(claim: Claim, file: str, lines: dict[tuple, int]) -> Cla
             read[arm] = got
             counts[arm] = Counts(passes=got["passes"], n=got["n"])
             if rep.n is not None and rep.n != got["n"]:
-                problems.append(Problem(f"claim.reported.n ({rep.n}) disagrees with the {arm} results file's n "
-                                        f"({got['n']})", file=file, line=lines.get(("claim", "reported", "n")),
-                                        field="claim.reported.n", fix="remove claim.reported.n"))
+                problems.append(
+                    Problem(
+                        f"claim.reported.n ({rep.n}) disagrees with the {arm} results file's n ({got['n']})",
+                        file=file,
+                        line=lines.get(("claim", "reported", "n")),
+                        field="claim.reported.n",
+                        fix="remove claim.reported.n",
+                    )
+                )
     if problems:
         raise InputError(problems)
     new_rep = rep.model_copy(update={"baseline": counts["baseline"], "treatment": counts["treatment"]})
-    return claim.model_copy(update={"claim": claim.claim.model_copy(update={"reported": new_rep}),
-                                    "samples": None, "results_only": read})
+    return claim.model_copy(
+        update={"claim": claim.claim.model_copy(update={"reported": new_rep}), "samples": None, "results_only": read}
+    )
 
 
 MAX_GLOB_ENTRIES = 200_000
@@ -1038,8 +1207,13 @@ def _walk_glob(full: str) -> list[str]:
                 return i == len(rel)
             if pats[j] == "**":
                 return m(i, j + 1) or (i < len(rel) and not rel[i].startswith(".") and m(i + 1, j))
-            return (i < len(rel) and (not rel[i].startswith(".") or pats[j].startswith("."))
-                    and fnmatch.fnmatchcase(rel[i], pats[j]) and m(i + 1, j + 1))
+            return (
+                i < len(rel)
+                and (not rel[i].startswith(".") or pats[j].startswith("."))
+                and fnmatch.fnmatchcase(rel[i], pats[j])
+                and m(i + 1, j + 1)
+            )
+
         return m(0, 0)
 
     out: list[str] = []
@@ -1047,8 +1221,14 @@ def _walk_glob(full: str) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         seen += len(dirnames) + len(filenames)
         if seen > MAX_GLOB_ENTRIES:
-            raise InputError([Problem(f"the pattern {full!r} walks more than {MAX_GLOB_ENTRIES:,} files and folders",
-                                      fix="narrow the ** pattern to the run's folder")])
+            raise InputError(
+                [
+                    Problem(
+                        f"the pattern {full!r} walks more than {MAX_GLOB_ENTRIES:,} files and folders",
+                        fix="narrow the ** pattern to the run's folder",
+                    )
+                ]
+            )
         rel_dir = Path(dirpath).relative_to(top).parts
         for name in filenames + dirnames:
             if matches(rel_dir + (name,)):
@@ -1084,11 +1264,9 @@ def explain_no_match(claim: Claim, pattern: str | list[str]) -> tuple[str, str]:
     patterns = [pattern] if isinstance(pattern, str) else pattern
     where = f"relative paths resolve against {claim.base_dir}"
     for p in patterns:
-        for m in (_expand(claim, p) if _has_magic(p) else
-                  [p if Path(p).is_absolute() else str(claim.base_dir / p)]):
+        for m in _expand(claim, p) if _has_magic(p) else [p if Path(p).is_absolute() else str(claim.base_dir / p)]:
             if os.path.isdir(m):
-                return (f"{m} is a folder, not a file",
-                        f"name the files inside it, e.g. {p.rstrip('/')}/*.jsonl")
+                return (f"{m} is a folder, not a file", f"name the files inside it, e.g. {p.rstrip('/')}/*.jsonl")
             if os.path.exists(m):  # exists, yet not a regular file: say what it is (a FIFO, a device, a socket)
                 problem = regular_file_problem(m, m)
                 if problem is not None:
@@ -1099,10 +1277,14 @@ def explain_no_match(claim: Claim, pattern: str | list[str]) -> tuple[str, str]:
                 except OSError as exc:
                     if exc.errno == errno.ELOOP:
                         return f"{m} is a symbolic link loop", "point the link at the log file itself"
-                    return (f"{m} is a symbolic link to a missing file ({os.readlink(m)})",
-                            "point the link at an existing log file")
-    return (f"no file matches {pattern!r} ({where})",
-            "check the path; globs like runs/base_16/samples_*.jsonl are allowed")
+                    return (
+                        f"{m} is a symbolic link to a missing file ({os.readlink(m)})",
+                        "point the link at an existing log file",
+                    )
+    return (
+        f"no file matches {pattern!r} ({where})",
+        "check the path; globs like runs/base_16/samples_*.jsonl are allowed",
+    )
 
 
 def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files: bool) -> list[Problem]:
@@ -1111,27 +1293,56 @@ def _semantic_problems(claim: Claim, file: str, lines: dict[tuple, int], check_f
     if claim.samples is not None:
         problems += _samples_problems(claim, file, lines, check_files)
     if claim.samples is not None and (claim.task is not None or claim.arms is not None):
-        problems.append(Problem("give either samples: (replay logs) or arms:/task: (a live run), not both", file=file,
-                                line=lines.get(("samples",)), field="samples",
-                                fix="remove samples: to re-run the models, or arms:/task: to replay the logs"))
+        problems.append(
+            Problem(
+                "give either samples: (replay logs) or arms:/task: (a live run), not both",
+                file=file,
+                line=lines.get(("samples",)),
+                field="samples",
+                fix="remove samples: to re-run the models, or arms:/task: to replay the logs",
+            )
+        )
     if claim.arms is not None and claim.task is None:
-        problems.append(Problem("arms: needs a task: (dataset, prompt, target) to generate from", file=file,
-                                line=lines.get(("arms",)), field="task", fix="add task: {dataset: ..., prompt: ...}"))
+        problems.append(
+            Problem(
+                "arms: needs a task: (dataset, prompt, target) to generate from",
+                file=file,
+                line=lines.get(("arms",)),
+                field="task",
+                fix="add task: {dataset: ..., prompt: ...}",
+            )
+        )
     if claim.task is not None:
         problems += _live_problems(claim, file, lines, check_files)
     rep = claim.claim.reported
-    if (claim.samples is None and claim.task is None and claim.probes is None and rep.baseline is None
-            and rep.treatment is None):
-        problems.append(Problem(
-            "nothing to audit: no samples and no reported baseline/treatment scores", file=file,
-            line=lines.get(("claim",)), field="claim.reported",
-            fix="add samples: (per-arm logs) or claim.reported.baseline/treatment as {passes, n}"))
+    if (
+        claim.samples is None
+        and claim.task is None
+        and claim.probes is None
+        and rep.baseline is None
+        and rep.treatment is None
+    ):
+        problems.append(
+            Problem(
+                "nothing to audit: no samples and no reported baseline/treatment scores",
+                file=file,
+                line=lines.get(("claim",)),
+                field="claim.reported",
+                fix="add samples: (per-arm logs) or claim.reported.baseline/treatment as {passes, n}",
+            )
+        )
     if claim.perturbations.ood is not None:
         problems += _ood_problems(claim, file, lines, check_files)
     if claim.samples is not None and "default" in claim.samples.variants:
-        problems.append(Problem("the variant name 'default' is reserved for samples.baseline/treatment", file=file,
-                                line=lines.get(("samples", "variants", "default")), field="samples.variants.default",
-                                fix="rename the variant"))
+        problems.append(
+            Problem(
+                "the variant name 'default' is reserved for samples.baseline/treatment",
+                file=file,
+                line=lines.get(("samples", "variants", "default")),
+                field="samples.variants.default",
+                fix="rename the variant",
+            )
+        )
     return problems
 
 
@@ -1142,9 +1353,15 @@ def _reported_problems(claim: Claim, file: str, lines: dict[tuple, int]) -> list
     for arm in ("baseline", "treatment"):
         v = getattr(rep, arm)
         if isinstance(v, Counts) and rep.n is not None and v.n != rep.n:
-            problems.append(Problem(f"{arm}.n ({v.n}) disagrees with reported n ({rep.n})", file=file,
-                                    line=lines.get(("claim", "reported", arm)), field=f"claim.reported.{arm}.n",
-                                    fix="give n once, or make both agree"))
+            problems.append(
+                Problem(
+                    f"{arm}.n ({v.n}) disagrees with reported n ({rep.n})",
+                    file=file,
+                    line=lines.get(("claim", "reported", arm)),
+                    field=f"claim.reported.{arm}.n",
+                    fix="give n once, or make both agree",
+                )
+            )
     return problems
 
 
@@ -1156,23 +1373,40 @@ def _samples_problems(claim: Claim, file: str, lines: dict[tuple, int], check_fi
     budgets = sorted(claim.samples.baseline)
     cb = claim.claim.settings.max_tokens
     if cb is not None and cb not in budgets:
-        problems.append(Problem(
-            f"the claimed budget {cb} has no logs (samples are keyed by budgets {budgets})", file=file,
-            line=lines.get(("claim", "settings", "max_tokens")) or lines.get(("claim", "settings")),
-            field="claim.settings.max_tokens", value=cb,
-            fix="add logs for the claimed budget under samples.baseline/treatment, or correct max_tokens"))
+        problems.append(
+            Problem(
+                f"the claimed budget {cb} has no logs (samples are keyed by budgets {budgets})",
+                file=file,
+                line=lines.get(("claim", "settings", "max_tokens")) or lines.get(("claim", "settings")),
+                field="claim.settings.max_tokens",
+                value=cb,
+                fix="add logs for the claimed budget under samples.baseline/treatment, or correct max_tokens",
+            )
+        )
     if cb is None and len(budgets) > 1:
-        problems.append(Problem(
-            "several budgets are given but the claim does not say which one it was made at", file=file,
-            line=lines.get(("claim", "settings")) or lines.get(("claim",)), field="claim.settings.max_tokens",
-            fix=f"add claim.settings.max_tokens: one of {budgets}"))
+        problems.append(
+            Problem(
+                "several budgets are given but the claim does not say which one it was made at",
+                file=file,
+                line=lines.get(("claim", "settings")) or lines.get(("claim",)),
+                field="claim.settings.max_tokens",
+                fix=f"add claim.settings.max_tokens: one of {budgets}",
+            )
+        )
     if check_files:
         for arm in ("baseline", "treatment"):
             for budget, pattern in getattr(claim.samples, arm).items():
                 if not resolve_paths(claim, pattern):
                     msg, fix = explain_no_match(claim, pattern)
-                    problems.append(Problem(msg, file=file, line=lines.get(("samples", arm, budget)),
-                                            field=f"samples.{arm}.{budget}", fix=fix))
+                    problems.append(
+                        Problem(
+                            msg,
+                            file=file,
+                            line=lines.get(("samples", arm, budget)),
+                            field=f"samples.{arm}.{budget}",
+                            fix=fix,
+                        )
+                    )
     return problems
 
 
@@ -1183,23 +1417,39 @@ def _live_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files
     if task is None:
         return problems
     if not claim.budgets():
-        problems.append(Problem("a live run needs a generation budget", file=file,
-                                line=lines.get(("claim", "settings")) or lines.get(("claim",)),
-                                field="claim.settings.max_tokens",
-                                fix="set claim.settings.max_tokens (and perturbations.max_tokens for a sweep)"))
+        problems.append(
+            Problem(
+                "a live run needs a generation budget",
+                file=file,
+                line=lines.get(("claim", "settings")) or lines.get(("claim",)),
+                field="claim.settings.max_tokens",
+                fix="set claim.settings.max_tokens (and perturbations.max_tokens for a sweep)",
+            )
+        )
     elif claim.claimed_budget is None:
-        problems.append(Problem("several budgets are swept but the claim does not say which one it was made at",
-                                file=file, line=lines.get(("perturbations", "max_tokens")),
-                                field="claim.settings.max_tokens",
-                                fix=f"add claim.settings.max_tokens: one of {claim.budgets()}"))
+        problems.append(
+            Problem(
+                "several budgets are swept but the claim does not say which one it was made at",
+                file=file,
+                line=lines.get(("perturbations", "max_tokens")),
+                field="claim.settings.max_tokens",
+                fix=f"add claim.settings.max_tokens: one of {claim.budgets()}",
+            )
+        )
     if check_files and task.dataset is not None:
         ds = claim.base_dir / task.dataset
         if not ds.is_file():
             what = "is a folder, not a file" if ds.is_dir() else "not found"
-            problems.append(Problem(f"dataset {what}: {ds}", file=file, line=lines.get(("task", "dataset")),
-                                    field="task.dataset", value=task.dataset,
-                                    fix="give the JSONL file of items; paths resolve against the claim file's "
-                                        "folder"))
+            problems.append(
+                Problem(
+                    f"dataset {what}: {ds}",
+                    file=file,
+                    line=lines.get(("task", "dataset")),
+                    field="task.dataset",
+                    value=task.dataset,
+                    fix="give the JSONL file of items; paths resolve against the claim file's folder",
+                )
+            )
     for arm_name, arm in (claim.arms or {}).items():
         problems += _arm_problems(arm_name, arm, file, lines)
     if task.prompt is not None:
@@ -1212,22 +1462,38 @@ def _arm_problems(arm_name: str, arm: Arm, file: str, lines: dict[tuple, int]) -
     """One live arm: its endpoint, its replicas' URLs and its prompt template."""
     problems: list[Problem] = []
     if arm.endpoint != "embedded" and not arm.endpoint.startswith(("http://", "https://")):
-        problems.append(Problem("endpoint must be 'embedded' or an http(s) base URL", file=file,
-                                line=lines.get(("arms", arm_name, "endpoint")),
-                                field=f"arms.{arm_name}.endpoint", value=arm.endpoint,
-                                fix="e.g. endpoint: http://127.0.0.1:8000/v1"))
+        problems.append(
+            Problem(
+                "endpoint must be 'embedded' or an http(s) base URL",
+                file=file,
+                line=lines.get(("arms", arm_name, "endpoint")),
+                field=f"arms.{arm_name}.endpoint",
+                value=arm.endpoint,
+                fix="e.g. endpoint: http://127.0.0.1:8000/v1",
+            )
+        )
     urls = [("endpoint", arm.endpoint)] if arm.endpoint != "embedded" else []
     for name, url in urls + [(f"replicas[{i}]", r) for i, r in enumerate(arm.replicas)]:
         why = url_problem(url)
         if why is not None and (name != "endpoint" or url.startswith(("http://", "https://"))):
             key = ("arms", arm_name) + (("endpoint",) if name == "endpoint" else ("replicas", int(name[9:-1])))
-            problems.append(Problem(why, file=file, line=lines.get(key), field=f"arms.{arm_name}.{name}",
-                                    value=url_public(url), fix="e.g. http://127.0.0.1:8000/v1 (ports run "
-                                                              "from 1 to 65535)"))
+            problems.append(
+                Problem(
+                    why,
+                    file=file,
+                    line=lines.get(key),
+                    field=f"arms.{arm_name}.{name}",
+                    value=url_public(url),
+                    fix="e.g. http://127.0.0.1:8000/v1 (ports run from 1 to 65535)",
+                )
+            )
     for tmpl_field, tmpl in (("prompt", arm.prompt),):
         if tmpl is not None:
-            problems.extend(_template_problems(tmpl, file, lines.get(("arms", arm_name, tmpl_field)),
-                                               f"arms.{arm_name}.{tmpl_field}"))
+            problems.extend(
+                _template_problems(
+                    tmpl, file, lines.get(("arms", arm_name, tmpl_field)), f"arms.{arm_name}.{tmpl_field}"
+                )
+            )
     return problems
 
 
@@ -1240,31 +1506,54 @@ def _ood_problems(claim: Claim, file: str, lines: dict[tuple, int], check_files:
     if ood is None:
         return problems
     if not claim.live:
-        problems.append(Problem("perturbations.ood generates new prompts, so it needs a live run (arms:/task:)",
-                                file=file, line=lines.get(("perturbations", "ood")), field="perturbations.ood",
-                                fix="for replayed logs of OOD prompts, list them under samples.variants.<name>"))
+        problems.append(
+            Problem(
+                "perturbations.ood generates new prompts, so it needs a live run (arms:/task:)",
+                file=file,
+                line=lines.get(("perturbations", "ood")),
+                field="perturbations.ood",
+                fix="for replayed logs of OOD prompts, list them under samples.variants.<name>",
+            )
+        )
     for i, name in enumerate(ood.builtin):
         if name not in PERTURBATIONS:
             close = difflib.get_close_matches(name, list(PERTURBATIONS), n=1)
-            problems.append(Problem("unknown built-in perturbation", file=file,
-                                    line=lines.get(("perturbations", "ood", "builtin", i)),
-                                    field=f"perturbations.ood.builtin[{i}]", value=name,
-                                    fix=(f"did you mean '{close[0]}'? " if close else "")
-                                    + f"built-in: {', '.join(PERTURBATIONS)}"))
+            problems.append(
+                Problem(
+                    "unknown built-in perturbation",
+                    file=file,
+                    line=lines.get(("perturbations", "ood", "builtin", i)),
+                    field=f"perturbations.ood.builtin[{i}]",
+                    value=name,
+                    fix=(f"did you mean '{close[0]}'? " if close else "") + f"built-in: {', '.join(PERTURBATIONS)}",
+                )
+            )
     names = [s_.name for s_ in ood.sets] + list(ood.builtin)
     for dup in sorted({n for n in names if names.count(n) > 1} | ({"default"} & set(names))):
-        problems.append(Problem(f"variant name {dup!r} is used twice or is reserved", file=file,
-                                line=lines.get(("perturbations", "ood")), field="perturbations.ood",
-                                fix="give every OOD set a distinct name other than 'default'"))
+        problems.append(
+            Problem(
+                f"variant name {dup!r} is used twice or is reserved",
+                file=file,
+                line=lines.get(("perturbations", "ood")),
+                field="perturbations.ood",
+                fix="give every OOD set a distinct name other than 'default'",
+            )
+        )
     if check_files:
         for i, s_ in enumerate(ood.sets):
             for key in ("dataset", "rewrites"):
                 rel = getattr(s_, key)
                 if rel and not (claim.base_dir / rel).is_file():
-                    problems.append(Problem(f"file not found: {claim.base_dir / rel}", file=file,
-                                            line=lines.get(("perturbations", "ood", "sets", i, key)),
-                                            field=f"perturbations.ood.sets[{i}].{key}", value=rel,
-                                            fix="paths resolve against the claim file's folder"))
+                    problems.append(
+                        Problem(
+                            f"file not found: {claim.base_dir / rel}",
+                            file=file,
+                            line=lines.get(("perturbations", "ood", "sets", i, key)),
+                            field=f"perturbations.ood.sets[{i}].{key}",
+                            value=rel,
+                            fix="paths resolve against the claim file's folder",
+                        )
+                    )
     return problems
 
 
@@ -1289,11 +1578,25 @@ def _template_problems(template: str, file: str, line: int | None, field: str) -
     try:
         environment().from_string(template)
     except TemplateSyntaxError as exc:
-        return [Problem(f"jinja2 syntax error: {exc.message}", file=file, line=line, field=field,
-                        fix="check the {{ }} / {% %} pairs in the template")]
+        return [
+            Problem(
+                f"jinja2 syntax error: {exc.message}",
+                file=file,
+                line=line,
+                field=field,
+                fix="check the {{ }} / {% %} pairs in the template",
+            )
+        ]
     except (RecursionError, MemoryError):
-        return [Problem("the template is nested too deeply to compile", file=file, line=line, field=field,
-                        fix="simplify the template")]
+        return [
+            Problem(
+                "the template is nested too deeply to compile",
+                file=file,
+                line=line,
+                field=field,
+                fix="simplify the template",
+            )
+        ]
     return []
 
 

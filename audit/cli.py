@@ -9,6 +9,7 @@ This module holds the click group and the commands. How errors become messages a
 output paths, are in :mod:`audit.cli_output`; the progress display and the verdict summary in
 :mod:`audit.cli_progress`.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,11 @@ def validate(claim_file: Path) -> None:
         from audit.degenerate import degenerate_scorings
 
         for deg in degenerate_scorings(records.table).values():
-            click.echo(f"warning: {_safe(deg.sentence())}: it cannot tell the arms apart (a target no output can "
-                       "match, or an extractor that never fires?)", err=True)
+            click.echo(
+                f"warning: {_safe(deg.sentence())}: it cannot tell the arms apart (a target no output can "
+                "match, or an extractor that never fires?)",
+                err=True,
+            )
     if claim.probes is not None:
         from audit.importers.probes import load_probes
 
@@ -79,27 +83,71 @@ def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
 
 @main.command(short_help="Audit a claim: replay its logs or re-run both arms, then decide.")
 @click.argument("claim_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write report.json, report.html and summary.md into this folder.")
-@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=None,
-              help="Seed for the bootstrap, 0 to 2**63-1 (default: options.seed in the claim, else 0).")
-@click.option("--resamples", type=click.IntRange(RESAMPLES_MIN, RESAMPLES_MAX), default=None,
-              help="Bootstrap resamples, 1000 to 1,000,000 (default: options.resamples in the claim, else 10000).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write report.json, report.html and summary.md into this folder.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, SEED_MAX),
+    default=None,
+    help="Seed for the bootstrap, 0 to 2**63-1 (default: options.seed in the claim, else 0).",
+)
+@click.option(
+    "--resamples",
+    type=click.IntRange(RESAMPLES_MIN, RESAMPLES_MAX),
+    default=None,
+    help="Bootstrap resamples, 1000 to 1,000,000 (default: options.resamples in the claim, else 10000).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout instead of the summary.")
-@click.option("--fail-on", "fail_on", default=None, metavar="LIST", callback=_parse_gate,
-              help="Comma list of verdicts (supported, fragile, not_reproduced, inconclusive) and/or severities "
-                   "(critical, major, minor, info: a flagged finding of that severity or worse) that fail the run "
-                   "with exit 1; 'none' never fails. Default: fragile,not_reproduced,inconclusive.")
-@click.option("--summary-md", "summary_md", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a Markdown summary (GitHub job summary / PR comment) to this file.")
-@click.option("--junit", "junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write JUnit XML (one test case per check) to this file.")
+@click.option(
+    "--fail-on",
+    "fail_on",
+    default=None,
+    metavar="LIST",
+    callback=_parse_gate,
+    help="Comma list of verdicts (supported, fragile, not_reproduced, inconclusive) and/or severities "
+    "(critical, major, minor, info: a flagged finding of that severity or worse) that fail the run "
+    "with exit 1; 'none' never fails. Default: fragile,not_reproduced,inconclusive.",
+)
+@click.option(
+    "--summary-md",
+    "summary_md",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a Markdown summary (GitHub job summary / PR comment) to this file.",
+)
+@click.option(
+    "--junit",
+    "junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write JUnit XML (one test case per check) to this file.",
+)
 @click.option("--no-cache", is_flag=True, help="Live mode: neither read nor write the generation cache.")
-@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Live mode: the generation cache file (default: $AUDIT_CACHE_DIR/generations.sqlite or "
-                   "~/.cache/audit/generations.sqlite).")
-def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: int | None, as_json: bool,
-           fail_on, summary_md: Path | None, junit: Path | None, no_cache: bool, cache_path: Path | None) -> None:
+@click.option(
+    "--cache",
+    "cache_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Live mode: the generation cache file (default: $AUDIT_CACHE_DIR/generations.sqlite or "
+    "~/.cache/audit/generations.sqlite).",
+)
+def verify(
+    claim_file: Path,
+    out_dir: Path | None,
+    seed: int | None,
+    resamples: int | None,
+    as_json: bool,
+    fail_on,
+    summary_md: Path | None,
+    junit: Path | None,
+    no_cache: bool,
+    cache_path: Path | None,
+) -> None:
     """Audit a claim: replay its logs (samples:) or generate both arms live (arms:/task:), run every check,
     print the verdict.
 
@@ -112,8 +160,11 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     from audit.claim import load_claim
     from audit.verify import verify as run_verify
 
-    command = "audit verify " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else \
-        f"audit verify {shlex.quote(str(claim_file))}"
+    command = (
+        "audit verify " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+        if len(sys.argv) > 2
+        else f"audit verify {shlex.quote(str(claim_file))}"
+    )
     claim = load_claim(claim_file)
     from audit.textsafe import register_env_secrets
 
@@ -121,8 +172,9 @@ def verify(claim_file: Path, out_dir: Path | None, seed: int | None, resamples: 
     _check_outputs(out_dir, summary_md, junit)
     cache, progress = _live_run_aids(claim, no_cache, cache_path, as_json)
     try:
-        outcome = run_verify(claim, command=command, seed=seed, resamples=resamples, cache=cache,
-                             progress=progress, gate=fail_on)
+        outcome = run_verify(
+            claim, command=command, seed=seed, resamples=resamples, cache=cache, progress=progress, gate=fail_on
+        )
     finally:
         if hasattr(progress, "close"):
             progress.close()
@@ -143,8 +195,7 @@ def _live_run_aids(claim, no_cache: bool, cache_path: Path | None, as_json: bool
     return cache, progress
 
 
-def _report_verdict(outcome, out_dir: Path | None, summary_md: Path | None, junit: Path | None,
-                    as_json: bool) -> None:
+def _report_verdict(outcome, out_dir: Path | None, summary_md: Path | None, junit: Path | None, as_json: bool) -> None:
     """Write the report files, print the summary (or report.json, or a CI file given as -) and exit with the
     verdict's code."""
     from audit.reports import write_ci_files
@@ -154,12 +205,26 @@ def _report_verdict(outcome, out_dir: Path | None, summary_md: Path | None, juni
     try:
         paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
     except OSError as exc:  # e.g. the disk filled up between _check_outputs and the write
-        raise InputError([Problem(f"cannot write the report: {exc.strerror or exc}", file=exc.filename,
-                                  field="--out", fix="free space or give --out another folder")]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"cannot write the report: {exc.strerror or exc}",
+                    file=exc.filename,
+                    field="--out",
+                    fix="free space or give --out another folder",
+                )
+            ]
+        ) from None
     _PENDING_EXIT[0] = report.exit_code
     to_stdout = {k: p for k, p in (("summary_md", summary_md), ("junit", junit)) if p is not None and str(p) == "-"}
-    paths.update(write_ci_files(report, summary_md=None if "summary_md" in to_stdout else summary_md,
-                                junit=None if "junit" in to_stdout else junit, out_dir=out_dir))
+    paths.update(
+        write_ci_files(
+            report,
+            summary_md=None if "summary_md" in to_stdout else summary_md,
+            junit=None if "junit" in to_stdout else junit,
+            out_dir=out_dir,
+        )
+    )
     if to_stdout:
         from audit.reports import render_junit, render_summary
 
@@ -208,10 +273,19 @@ def compare(old_report: Path, new_report: Path, as_json: bool, any_claim: bool) 
 
 
 @main.command(short_help="Print the JSON Schema of the claim file, or of report.json (--report).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the schema to this file instead of stdout.")
-@click.option("--report", "of_report", is_flag=True,
-              help="The schema of report.json (what `audit verify --out` writes) instead of the claim file's.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the schema to this file instead of stdout.",
+)
+@click.option(
+    "--report",
+    "of_report",
+    is_flag=True,
+    help="The schema of report.json (what `audit verify --out` writes) instead of the claim file's.",
+)
 def schema(output: Path | None, of_report: bool) -> None:
     """Print the JSON Schema of the claim file (for editors, e.g. yaml-language-server), or with --report the
     JSON Schema that every report.json validates against."""
@@ -230,8 +304,18 @@ def schema(output: Path | None, of_report: bool) -> None:
         try:
             output.write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
-            _fail(InputError([Problem(f"cannot write the schema: {exc.strerror or exc}", file=str(output),
-                                      field="--output", fix="give -o a file in a folder you can write to")]))
+            _fail(
+                InputError(
+                    [
+                        Problem(
+                            f"cannot write the schema: {exc.strerror or exc}",
+                            file=str(output),
+                            field="--output",
+                            fix="give -o a file in a folder you can write to",
+                        )
+                    ]
+                )
+            )
         click.echo(f"wrote {_safe(output)}")
     else:
         click.echo(text)
@@ -242,8 +326,13 @@ def cache() -> None:
     """Inspect or clear the generation cache of live runs."""
 
 
-_CACHE_OPTION = click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                             help="The cache file (default: the one `audit verify` uses).")
+_CACHE_OPTION = click.option(
+    "--cache",
+    "cache_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The cache file (default: the one `audit verify` uses).",
+)
 
 
 @cache.command("info")
@@ -266,8 +355,10 @@ def cache_clear(cache_path: Path | None, yes: bool) -> None:
 
     if not yes:
         where = cache_path or default_cache_path()
-        raise click.UsageError(f"`audit cache clear` deletes every cached generation in {_safe(where)}: pass --yes "
-                               "to confirm (nothing was deleted)")
+        raise click.UsageError(
+            f"`audit cache clear` deletes every cached generation in {_safe(where)}: pass --yes "
+            "to confirm (nothing was deleted)"
+        )
 
     n = GenerationCache(cache_path).clear()
     click.echo(f"removed {n} cached generation(s)")

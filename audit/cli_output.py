@@ -6,6 +6,7 @@ safe for the terminal, and the checks that an output path can be written (and is
 interface) before a run starts. Also the list of open progress bars, which an error must close first: they hide
 the cursor. The commands themselves live in :mod:`audit.cli`.
 """
+
 from __future__ import annotations
 
 import os
@@ -85,8 +86,13 @@ def _internal_error(exc: BaseException) -> None:
         except OSError:
             continue
     tail = f"the full traceback is in {where}" if where else "the traceback could not be written to a file:\n" + text
-    click.echo(_safe(f"error: internal error, a bug in audit (not a problem with your input): "
-                     f"{type(exc).__name__}: {str(exc)[:300]}; {tail}; please report it"), err=True)
+    click.echo(
+        _safe(
+            f"error: internal error, a bug in audit (not a problem with your input): "
+            f"{type(exc).__name__}: {str(exc)[:300]}; {tail}; please report it"
+        ),
+        err=True,
+    )
     sys.exit(INTERNAL_ERROR_EXIT)
 
 
@@ -121,26 +127,40 @@ def _special_output(path: Path, option: str, folder: bool) -> Problem | None:
     import stat
 
     real = os.path.realpath(path)
-    what = "into this folder" if folder else ("the schema" if option == "--output" else
-                                              f"{option.lstrip('-').replace('-', ' ')} file")
+    what = (
+        "into this folder"
+        if folder
+        else ("the schema" if option == "--output" else f"{option.lstrip('-').replace('-', ' ')} file")
+    )
     for tree in ("/proc", "/sys", "/dev"):
         if (real == tree or real.startswith(tree + "/")) and not real.startswith("/dev/shm/"):
-            return Problem(f"cannot write {what}: {real} is in {tree}, a kernel interface, not a place for files",
-                           file=str(path), field=option, fix=f"give {option} a {'folder' if folder else 'file'} on "
-                                                             "disk (or - for stdout)" if not folder else
-                           f"give {option} a folder on disk")
+            return Problem(
+                f"cannot write {what}: {real} is in {tree}, a kernel interface, not a place for files",
+                file=str(path),
+                field=option,
+                fix=f"give {option} a {'folder' if folder else 'file'} on disk (or - for stdout)"
+                if not folder
+                else f"give {option} a folder on disk",
+            )
     try:
         st = os.stat(path)
     except OSError:
         return None  # does not exist yet (or cannot be looked at): the write probe below says what is wrong
     if folder:
         return None
-    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, kind in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(st.st_mode):
-            return Problem(f"cannot write {what}: it is {kind}, not a regular file (writing to it could block "
-                           "forever)", file=str(path), field=option, fix=f"give {option} a regular file (or - for "
-                                                                         "stdout)")
+            return Problem(
+                f"cannot write {what}: it is {kind}, not a regular file (writing to it could block forever)",
+                file=str(path),
+                field=option,
+                fix=f"give {option} a regular file (or - for stdout)",
+            )
     return None
 
 
@@ -161,9 +181,17 @@ def _writable(path: Path, option: str, folder: bool) -> None:
             raise IsADirectoryError(21, "is a folder")
     except OSError as exc:
         what = "into this folder" if folder else f"{option.lstrip('-').replace('-', ' ')} file"
-        raise InputError([Problem(f"cannot write {what}: {exc.strerror or exc}", file=str(path), field=option,
-                                  fix=f"give {option} a {'folder' if folder else 'file in a folder'} you can write to "
-                                      "(missing folders are created)")]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"cannot write {what}: {exc.strerror or exc}",
+                    file=str(path),
+                    field=option,
+                    fix=f"give {option} a {'folder' if folder else 'file in a folder'} you can write to "
+                    "(missing folders are created)",
+                )
+            ]
+        ) from None
 
 
 def _check_outputs(out_dir: Path | None, summary_md: Path | None, junit: Path | None) -> None:

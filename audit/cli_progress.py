@@ -5,6 +5,7 @@ a CI log, see :mod:`audit.progress`) and the summary printed after the verdict: 
 outputs cut off by the budget or with no answer, the flagged findings and the files written. Open bars are
 registered in :data:`audit.cli_output._OPEN_BARS` so that an error can close them (they hide the cursor).
 """
+
 from __future__ import annotations
 
 import sys
@@ -64,13 +65,17 @@ def _print_summary(report, paths) -> None:
 
         show_variant = any(c.variant != DEFAULT_VARIANT for c in report.cells)
         vhead = f"{'variant':<14} " if show_variant else ""
-        click.echo(f"  {vhead}{'budget':>6}  {'scoring':<18} {'n':>6}  {'base':>6} {'treat':>6} {'delta':>7}  "
-                   f"{'95% CI':<18} {'p':>9}")
+        click.echo(
+            f"  {vhead}{'budget':>6}  {'scoring':<18} {'n':>6}  {'base':>6} {'treat':>6} {'delta':>7}  "
+            f"{'95% CI':<18} {'p':>9}"
+        )
         for c in report.cells:
             star = "*" if c.claimed else " "
             v = f"{_safe(c.variant[:14]):<14} " if show_variant else ""
-            click.echo(f"{star} {v}{str(c.budget):>6}  {_safe(c.scoring[:18]):<18} {c.n:>6}  {num(c.baseline):>6} "
-                       f"{num(c.treatment):>6} {delta(c.delta):>7}  {ci(c.ci_low, c.ci_high):<18} {pval(c.p_value):>9}")
+            click.echo(
+                f"{star} {v}{str(c.budget):>6}  {_safe(c.scoring[:18]):<18} {c.n:>6}  {num(c.baseline):>6} "
+                f"{num(c.treatment):>6} {delta(c.delta):>7}  {ci(c.ci_low, c.ci_high):<18} {pval(c.p_value):>9}"
+            )
         click.echo("  (* the claimed setting)")
     grid = rates_side_by_side(report)
     header, rows = grid.header, grid.rows

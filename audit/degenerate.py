@@ -5,6 +5,7 @@ target under a numeric extractor), which scores every item 0. Such a scoring can
 change of one, so it is a problem of that scoring — said by ``audit validate`` and flagged by the scoring check —
 and never evidence: it does not enter the family of perturbations that can make a claim fragile.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

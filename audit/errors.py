@@ -5,6 +5,7 @@ Exit codes (DESIGN.md): 0 supported, 1 gate failed, 2 invalid input or usage, 3 
 Bad input is never exit 4: a reader that meets something it cannot read raises :class:`InputError`; a server that
 sends something unreadable is a :class:`ServerError`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,8 +50,10 @@ def short_repr(value: object, limit: int = 200) -> str:
         import unicodedata
 
         if unicodedata.normalize("NFC", value) != value:
-            text += f" = {ascii(value)}, not NFC-normalised: equal to {unicodedata.normalize('NFC', value)!r} " \
-                    "once normalised"
+            text += (
+                f" = {ascii(value)}, not NFC-normalised: equal to {unicodedata.normalize('NFC', value)!r} "
+                "once normalised"
+            )
     return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
 
 

@@ -12,6 +12,7 @@ Every type the report, the summary, the JUnit file and ``audit compare`` read is
 
 ``audit schema --report`` prints the Report's JSON Schema; report.json validates against it.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,9 +72,9 @@ class Verdict(StrEnum):
 VERDICT_EXPLANATION = {
     Verdict.supported: "reproduced at the claimed setting, and no perturbation is shown to remove it",
     Verdict.fragile: "reproduced at the claimed setting, but a perturbation is shown to shrink it beyond the margin "
-                     "or to reverse it",
+    "or to reverse it",
     Verdict.not_reproduced: "the evidence contradicts the claim: the delta is significantly below the reported one, "
-                            "or significantly opposite",
+    "or significantly opposite",
     Verdict.inconclusive: "the data cannot tell: no significant gain, and nothing refuted",
 }
 
@@ -154,8 +155,9 @@ class Headline(_Clean):
     @classmethod
     def of(cls, statistic: dict[str, Any]) -> "Headline":
         st = clean(statistic)
-        return cls(**{k: v for k in cls.model_fields if isinstance(v := st.get(k), (int, float))
-                      and not isinstance(v, bool)})
+        return cls(
+            **{k: v for k in cls.model_fields if isinstance(v := st.get(k), (int, float)) and not isinstance(v, bool)}
+        )
 
     def numbers(self) -> dict[str, float | None]:
         return {k: getattr(self, k) for k in type(self).model_fields}
@@ -217,8 +219,9 @@ class RateTable(_Model):
     def of(cls, kind: TableKind, rows: list[dict[str, Any]], count: str) -> "RateTable":
         """From a check's own rate rows, whose ``count`` key holds k."""
         fields = set(RateRow.model_fields)
-        return cls(kind=kind, rows=[RateRow(count=r[count], **{k: v for k, v in r.items() if k in fields})
-                                    for r in rows])
+        return cls(
+            kind=kind, rows=[RateRow(count=r[count], **{k: v for k, v in r.items() if k in fields}) for r in rows]
+        )
 
 
 class Finding(_Clean):
@@ -267,8 +270,14 @@ class Finding(_Clean):
             ids = {k: st.get(k) for k in SUBJECT_KEYS if st.get(k) is not None}
             if "budget" in ids and not isinstance(ids["budget"], int):
                 ids.pop("budget")
-            data = {**data, "subject": {"check": data["check"], "code": data["code"],
-                                        **{k: str(v) if k != "budget" else v for k, v in ids.items()}}}
+            data = {
+                **data,
+                "subject": {
+                    "check": data["check"],
+                    "code": data["code"],
+                    **{k: str(v) if k != "budget" else v for k, v in ids.items()},
+                },
+            }
         if isinstance(data, dict) and "check" in data and "interval" not in data:
             st = clean(data.get("statistic") or {})
             if st.get("ci_low") is not None or st.get("ci_high") is not None:
@@ -277,8 +286,11 @@ class Finding(_Clean):
             data = {**data, "test": _headline_test(data)}
         if isinstance(data, dict) and "check" in data and "headline" not in data:
             st = data.get("statistic") or {}
-            data = {**data, "headline": Headline.of(st),
-                    "test_in_statistic": bool(data.get("test")) and st.get("test") == data.get("test")}
+            data = {
+                **data,
+                "headline": Headline.of(st),
+                "test_in_statistic": bool(data.get("test")) and st.get("test") == data.get("test"),
+            }
         return data
 
     def to_dict(self) -> dict[str, Any]:
@@ -391,9 +403,11 @@ class Report(_Model):
     findings: list[Finding]
     checks_run: list[str]
     perturbations_tested: list[str] = Field(
-        default_factory=list, description="perturbation kinds tried against the claimed setting (budget, scoring, OOD)")
+        default_factory=list, description="perturbation kinds tried against the claimed setting (budget, scoring, OOD)"
+    )
     perturbations_not_tested: list[str] = Field(
-        default_factory=list, description="perturbation kinds not tried, each with why; a supported verdict says so")
+        default_factory=list, description="perturbation kinds not tried, each with why; a supported verdict says so"
+    )
     claim_vs_measured: ClaimVsMeasured
     forest: list[ForestEstimate]
     rate_tables: dict[TableKind, list[RateRow]] = Field(default_factory=dict)

@@ -7,6 +7,7 @@ a severity fails the gate when any *flagged* finding (outcome ``flag``) has that
 
 The gate is recorded in the report (``Report.gate``) and decides ``Report.exit_code``: 0 passes, 1 fails.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,14 +41,29 @@ class Gate:
         bad = [t for t in items if t not in VALID]
         if bad or not items:
             shown = ", ".join(repr(b) for b in bad) if bad else "an empty list"
-            raise InputError([Problem(
-                f"invalid {source} value: {shown}", field=source, value=text,
-                fix=f"give a comma list of verdicts ({', '.join(VERDICTS)}) and/or severities "
-                    f"({', '.join(SEVERITIES)}: a flagged finding of that severity or worse fails), or '{NEVER}'; "
-                    f"default: {DEFAULT_FAIL_ON}")])
+            raise InputError(
+                [
+                    Problem(
+                        f"invalid {source} value: {shown}",
+                        field=source,
+                        value=text,
+                        fix=f"give a comma list of verdicts ({', '.join(VERDICTS)}) and/or severities "
+                        f"({', '.join(SEVERITIES)}: a flagged finding of that severity or worse fails), or '{NEVER}'; "
+                        f"default: {DEFAULT_FAIL_ON}",
+                    )
+                ]
+            )
         if NEVER in items and len(items) > 1:
-            raise InputError([Problem(f"'{NEVER}' cannot be combined with other {source} values", field=source,
-                                      value=text, fix=f"use '{NEVER}' alone, or leave it out")])
+            raise InputError(
+                [
+                    Problem(
+                        f"'{NEVER}' cannot be combined with other {source} values",
+                        field=source,
+                        value=text,
+                        fix=f"use '{NEVER}' alone, or leave it out",
+                    )
+                ]
+            )
         verdicts = frozenset(t for t in items if t in VERDICTS)
         sevs = [t for t in items if t in SEVERITIES]
         severity = max(sevs, key=SEVERITIES.index) if sevs else None
@@ -62,8 +78,9 @@ class Gate:
         audit to a gated verdict (its impact equals the verdict; untrusted input caps the verdict at inconclusive)."""
         if finding.outcome != Outcome.flag:
             return False
-        moved = finding.impact == verdict or (finding.impact == Impact.untrusted_input
-                                              and verdict == Verdict.inconclusive)
+        moved = finding.impact == verdict or (
+            finding.impact == Impact.untrusted_input and verdict == Verdict.inconclusive
+        )
         return self.severity_fails(finding.severity) or (verdict in self.verdicts and moved)
 
 
@@ -77,8 +94,13 @@ def evaluate(findings: Sequence[Finding], verdict: str, gate: Gate) -> GateRecor
     if by_sev:
         worst = min((Severity(f.severity) for f in by_sev), key=lambda s: s.rank)
         reasons.append(f"{len(by_sev)} flagged finding(s) of severity {gate.severity} or worse (worst: {worst})")
-    return GateRecord(fail_on=gate.spec, passed=not reasons, verdict_fails=verdict in gate.verdicts, reasons=reasons,
-                      failing_findings=failing)
+    return GateRecord(
+        fail_on=gate.spec,
+        passed=not reasons,
+        verdict_fails=verdict in gate.verdicts,
+        reasons=reasons,
+        failing_findings=failing,
+    )
 
 
 def exit_code(record: GateRecord) -> int:

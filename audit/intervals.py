@@ -2,6 +2,7 @@
 
 Below `audit.stats` and `audit.sequential`, which both build intervals, so that neither imports the other.
 """
+
 from __future__ import annotations
 
 import math

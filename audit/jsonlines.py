@@ -10,6 +10,7 @@ value, fix) instead of stopping at the first, and no value of the wrong type sli
 * :class:`Fields` type-checks the fields of one object: ``"output": null`` is an error, not the string "None";
   a list where a string belongs, ``"completion_tokens": "many"`` or a score given as a string are refused.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -30,33 +31,49 @@ from audit.errors import InputError, Problem, short_repr
 
 MAX_PROBLEMS = 20
 
-_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"), (codecs.BOM_UTF16_LE, "UTF-16"),
-         (codecs.BOM_UTF16_BE, "UTF-16"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
 _NAN = re.compile(rb"(?<![\"\w])(-?Infinity|NaN)(?![\"\w])")
 
 # Every character str.strip() removes (str.isspace: Unicode White_Space and the separators \x1c-\x1f).
-WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
-               "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def _open_problem(exc: OSError, file: str, what: str) -> Problem:
     """An OS error on opening a file, said plainly (a folder, a link loop, no permission)."""
     if isinstance(exc, IsADirectoryError):
-        return Problem(f"{what} is a folder, not a file", file=file,
-                       fix=f"name the files inside it, e.g. {file.rstrip('/')}/*.jsonl")
+        return Problem(
+            f"{what} is a folder, not a file",
+            file=file,
+            fix=f"name the files inside it, e.g. {file.rstrip('/')}/*.jsonl",
+        )
     if exc.errno == errno.ELOOP:
         return Problem(f"{what} is a symbolic link loop", file=file, fix="point the link at a real file")
     if isinstance(exc, FileNotFoundError):
-        return Problem(f"{what} not found" + (" (a broken symbolic link)" if os.path.islink(file) else ""),
-                       file=file, fix="check the path")
+        return Problem(
+            f"{what} not found" + (" (a broken symbolic link)" if os.path.islink(file) else ""),
+            file=file,
+            fix="check the path",
+        )
     if isinstance(exc, PermissionError):
         return Problem(f"{what} cannot be read: permission denied", file=file, fix="check the file's permissions")
     return Problem(f"{what} cannot be read: {exc.strerror or exc}", file=file)
 
 
 _KERNEL_TREES = ("/proc", "/sys")
-_KINDS = ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-          (stat.S_ISSOCK, "socket"))
+_KINDS = (
+    (stat.S_ISFIFO, "named pipe (FIFO)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+)
 
 
 def regular_file_problem(path: str | Path, what: str = "the file") -> Problem | None:
@@ -73,14 +90,20 @@ def regular_file_problem(path: str | Path, what: str = "the file") -> Problem | 
         return _open_problem(IsADirectoryError(21, "Is a directory"), file, what)
     for test, kind in _KINDS:
         if test(st.st_mode):
-            return Problem(f"{what} is a {kind}, not a regular file: audit reads only regular files (reading this "
-                           "one could block forever or never end)", file=file,
-                           fix="give the path of a regular file (save the data to a file first)")
+            return Problem(
+                f"{what} is a {kind}, not a regular file: audit reads only regular files (reading this "
+                "one could block forever or never end)",
+                file=file,
+                fix="give the path of a regular file (save the data to a file first)",
+            )
     real = os.path.realpath(file)
     for tree in _KERNEL_TREES:
         if real == tree or real.startswith(tree + "/"):
-            return Problem(f"{what} is {real}, a {tree} entry (a kernel interface, not a file): audit reads only "
-                           "regular files", file=file, fix="give the path of a regular file")
+            return Problem(
+                f"{what} is {real}, a {tree} entry (a kernel interface, not a file): audit reads only regular files",
+                file=file,
+                fix="give the path of a regular file",
+            )
     return None
 
 
@@ -99,8 +122,9 @@ def open_regular(path: str | Path, what: str = "the file"):
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise InputError([Problem(f"{what} is not a regular file", file=file,
-                                      fix="give the path of a regular file")])
+            raise InputError(
+                [Problem(f"{what} is not a regular file", file=file, fix="give the path of a regular file")]
+            )
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -112,12 +136,20 @@ def encoding_problem(head: bytes, file: str, what: str = "the file") -> Problem 
     """A Problem when ``head`` (the first bytes of a file) says UTF-16/32 or binary; None for UTF-8 text."""
     for bom, name in _BOMS:
         if head.startswith(bom):
-            return Problem(f"{what} is {name}-encoded, not UTF-8", file=file, line=1,
-                           fix=f"save it as UTF-8 (e.g. iconv -f {name} -t UTF-8 in > out)")
+            return Problem(
+                f"{what} is {name}-encoded, not UTF-8",
+                file=file,
+                line=1,
+                fix=f"save it as UTF-8 (e.g. iconv -f {name} -t UTF-8 in > out)",
+            )
     if b"\x00" in head:
         line = head.count(b"\n", 0, head.index(b"\x00")) + 1
-        return Problem(f"{what} contains NUL bytes: it is binary (or UTF-16 without a byte-order mark), not UTF-8 "
-                       "text", file=file, line=line, fix="give a UTF-8 text file")
+        return Problem(
+            f"{what} contains NUL bytes: it is binary (or UTF-16 without a byte-order mark), not UTF-8 text",
+            file=file,
+            line=line,
+            fix="give a UTF-8 text file",
+        )
     return None
 
 
@@ -125,14 +157,18 @@ def _utf8_problem(raw: bytes, exc: UnicodeDecodeError, file: str, line_offset: i
     start = exc.start
     line = raw.count(b"\n", 0, start) + 1 + line_offset
     col = start - (raw.rfind(b"\n", 0, start) + 1) + 1
-    return Problem(f"not valid UTF-8: byte 0x{raw[start]:02x} at column {col}", file=file, line=line,
-                   fix="save the file as UTF-8 (a byte like this usually means Latin-1 or Windows-1252 text)")
+    return Problem(
+        f"not valid UTF-8: byte 0x{raw[start]:02x} at column {col}",
+        file=file,
+        line=line,
+        fix="save the file as UTF-8 (a byte like this usually means Latin-1 or Windows-1252 text)",
+    )
 
 
 def decode_utf8(raw: bytes, file: str, what: str = "the file") -> str:
     """``raw`` as UTF-8 text (a leading byte-order mark dropped); :class:`InputError` naming line and column."""
     if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8):]
+        raw = raw[len(codecs.BOM_UTF8) :]
     problem = encoding_problem(raw, file, what)
     if problem is not None:
         raise InputError([problem])
@@ -142,8 +178,16 @@ def decode_utf8(raw: bytes, file: str, what: str = "the file") -> str:
         head = raw[:4096]
         binary = sum(b < 9 or 13 < b < 32 or b == 127 for b in head) > len(head) // 20
         if binary:
-            raise InputError([Problem(f"{what} is binary, not UTF-8 text", file=file, line=1,
-                                      fix="check the path: this is not a text file")]) from None
+            raise InputError(
+                [
+                    Problem(
+                        f"{what} is binary, not UTF-8 text",
+                        file=file,
+                        line=1,
+                        fix="check the path: this is not a text file",
+                    )
+                ]
+            ) from None
         raise InputError([_utf8_problem(raw, exc, file)]) from None
 
 
@@ -156,16 +200,27 @@ def read_text(path: str | Path, what: str = "the file", max_bytes: int | None = 
     except OSError as exc:
         raise InputError([_open_problem(exc, file, what)]) from None
     if max_bytes is not None and len(raw) > max_bytes:
-        raise InputError([Problem(f"{what} is larger than {max_bytes:,} bytes", file=file,
-                                  fix="give the right file; this one is far too large to be what is expected here")])
+        raise InputError(
+            [
+                Problem(
+                    f"{what} is larger than {max_bytes:,} bytes",
+                    file=file,
+                    fix="give the right file; this one is far too large to be what is expected here",
+                )
+            ]
+        )
     return decode_utf8(raw, file, what)
 
 
 def _json_problem(raw: bytes, exc: orjson.JSONDecodeError, file: str, i: int, last: bool, example: str) -> Problem:
     hint = "each line must be one JSON object" + (f", e.g. {example}" if example else "")
     if b"\x00" in raw:
-        return Problem("line contains NUL bytes: the file is binary (or UTF-16 without a byte-order mark)",
-                       file=file, line=i, fix="give a UTF-8 JSONL file")
+        return Problem(
+            "line contains NUL bytes: the file is binary (or UTF-16 without a byte-order mark)",
+            file=file,
+            line=i,
+            fix="give a UTF-8 JSONL file",
+        )
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as uexc:
@@ -177,22 +232,33 @@ def _json_problem(raw: bytes, exc: orjson.JSONDecodeError, file: str, i: int, la
         except ValueError:
             pass
         else:
-            return Problem(f"{m.group().decode()} is not valid JSON (at column {m.start() + 1})", file=file, line=i,
-                           fix="write null for a value that could not be computed, or a number")
+            return Problem(
+                f"{m.group().decode()} is not valid JSON (at column {m.start() + 1})",
+                file=file,
+                line=i,
+                fix="write null for a value that could not be computed, or a number",
+            )
     if "number is infinity" in exc.msg:
-        return Problem(f"not valid JSON here: the number at column {exc.colno} is too large, more than about "
-                       "1.8e308 (the largest double), e.g. an integer of hundreds of digits", file=file, line=i,
-                       fix="give a number that fits a double (a score, a count), or quote it as a string if it is "
-                           "an id")
+        return Problem(
+            f"not valid JSON here: the number at column {exc.colno} is too large, more than about "
+            "1.8e308 (the largest double), e.g. an integer of hundreds of digits",
+            file=file,
+            line=i,
+            fix="give a number that fits a double (a score, a count), or quote it as a string if it is an id",
+        )
     if last and not raw.endswith(b"\n"):
-        return Problem(f"not valid JSON ({exc.msg.split(':')[0]} at column {exc.colno})", file=file, line=i,
-                       fix="the file ends mid-line: the run was probably interrupted; re-run it or delete the "
-                           "partial last line")
+        return Problem(
+            f"not valid JSON ({exc.msg.split(':')[0]} at column {exc.colno})",
+            file=file,
+            line=i,
+            fix="the file ends mid-line: the run was probably interrupted; re-run it or delete the partial last line",
+        )
     return Problem(f"not valid JSON ({exc.msg.split(':')[0]} at column {exc.colno})", file=file, line=i, fix=hint)
 
 
-def json_objects(path: str | Path, problems: list[Problem], example: str = "",
-                 what: str = "the file", data: bytes | None = None) -> Iterator[tuple[int, dict]]:
+def json_objects(
+    path: str | Path, problems: list[Problem], example: str = "", what: str = "the file", data: bytes | None = None
+) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for every JSON-object line; append a Problem for each bad line.
 
     Blank lines are skipped; a UTF-8 byte-order mark on the first line is dropped. A file that cannot be opened
@@ -214,7 +280,7 @@ def json_objects(path: str | Path, problems: list[Problem], example: str = "",
             problems.append(_open_problem(exc, file, what))
             return
     if lines and lines[0].startswith(codecs.BOM_UTF8):
-        lines[0] = lines[0][len(codecs.BOM_UTF8):]
+        lines[0] = lines[0][len(codecs.BOM_UTF8) :]
     if lines and any(lines[0].startswith(bom) for bom, _ in _BOMS):
         bom_problem = encoding_problem(lines[0][:4], file, what)
         if bom_problem is not None:  # always: the line starts with a byte-order mark
@@ -241,8 +307,14 @@ def json_objects(path: str | Path, problems: list[Problem], example: str = "",
                     problems.append(Problem(f"stopping after {MAX_PROBLEMS} bad lines in this file", file=file))
                     return
                 continue
-            problems.append(Problem(f"line is a JSON {json_type(d)}, not an object", file=file, line=i,
-                                    fix="each line must be one JSON object" + (f", e.g. {example}" if example else "")))
+            problems.append(
+                Problem(
+                    f"line is a JSON {json_type(d)}, not an object",
+                    file=file,
+                    line=i,
+                    fix="each line must be one JSON object" + (f", e.g. {example}" if example else ""),
+                )
+            )
             bad += 1
         if bad >= MAX_PROBLEMS:
             problems.append(Problem(f"stopping after {MAX_PROBLEMS} bad lines in this file", file=file))
@@ -299,8 +371,11 @@ def duplicate_keys(text: str | bytes, limit: int = 5) -> list[tuple[str, str]]:
             twice = getattr(v, "twice", "")  # set on a _Marked object only
             if twice:
                 found.append((where, twice))
-            stack.extend((f"{where}.{k}" if where else str(k), x) for k, x in reversed(list(v.items()))
-                         if isinstance(x, (dict, list)))
+            stack.extend(
+                (f"{where}.{k}" if where else str(k), x)
+                for k, x in reversed(list(v.items()))
+                if isinstance(x, (dict, list))
+            )
         elif isinstance(v, list):
             stack.extend((f"{where}[{i}]", x) for i, x in reversed(list(enumerate(v))) if isinstance(x, (dict, list)))
     return found
@@ -317,9 +392,13 @@ def duplicate_key_problem(raw: bytes | str, parsed: Any, file: str, line: int | 
         return None
     where, key = dups[0]
     inside = f" (in {where})" if where else ""
-    return Problem(f"the key {key!r} appears twice in one JSON object{inside}: a JSON reader silently keeps one of "
-                   "the two values", file=file, line=line, field=f"{where}.{key}" if where else key,
-                   fix="remove or rename one of the two (each key once per object)")
+    return Problem(
+        f"the key {key!r} appears twice in one JSON object{inside}: a JSON reader silently keeps one of the two values",
+        file=file,
+        line=line,
+        field=f"{where}.{key}" if where else key,
+        fix="remove or rename one of the two (each key once per object)",
+    )
 
 
 def csv_problems(raw: bytes, file: str) -> list[Problem]:
@@ -328,14 +407,20 @@ def csv_problems(raw: bytes, file: str) -> list[Problem]:
     problems: list[Problem] = []
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
-        problems.append(Problem("the CSV file contains NUL bytes: it is binary (or UTF-16), not UTF-8 text",
-                                file=file, line=line, fix="save it as UTF-8 CSV"))
+        problems.append(
+            Problem(
+                "the CSV file contains NUL bytes: it is binary (or UTF-16), not UTF-8 text",
+                file=file,
+                line=line,
+                fix="save it as UTF-8 CSV",
+            )
+        )
         return problems
     import csv
     import io
 
     try:
-        text = raw[:1 << 20].decode("utf-8-sig", "replace")
+        text = raw[: 1 << 20].decode("utf-8-sig", "replace")
         header = next(csv.reader(io.StringIO(text)), [])
     except (csv.Error, StopIteration):
         return problems
@@ -343,9 +428,16 @@ def csv_problems(raw: bytes, file: str) -> list[Problem]:
     for i, name in enumerate(header, start=1):
         key = name.strip()
         if key in seen:
-            problems.append(Problem(f"column {key!r} appears twice in the header (columns {seen[key]} and {i}): "
-                                    "which one holds the data cannot be told", file=file, line=1, field=key,
-                                    fix="rename or remove one of the two columns"))
+            problems.append(
+                Problem(
+                    f"column {key!r} appears twice in the header (columns {seen[key]} and {i}): "
+                    "which one holds the data cannot be told",
+                    file=file,
+                    line=1,
+                    field=key,
+                    fix="rename or remove one of the two columns",
+                )
+            )
         else:
             seen[key] = i
     return problems
@@ -363,16 +455,31 @@ def read_json(path: str | Path, what: str = "the file", max_bytes: int | None = 
         m = _NAN.search(text.encode("utf-8", "surrogatepass"))
         if m is not None:
             line = text.count("\n", 0, m.start()) + 1
-            raise InputError([Problem(f"{m.group().decode()} is not valid JSON", file=file, line=line,
-                                      fix="write null for a value that could not be computed, or a number")]) from None
+            raise InputError(
+                [
+                    Problem(
+                        f"{m.group().decode()} is not valid JSON",
+                        file=file,
+                        line=line,
+                        fix="write null for a value that could not be computed, or a number",
+                    )
+                ]
+            ) from None
         msg = exc.msg.split(":")[0]
         if "number is infinity" in exc.msg:
             msg = "a number is too large (more than about 1.8e308, the largest double)"
         elif "recursion" in exc.msg.lower() or "depth" in exc.msg.lower():
             msg = "nested too deeply (more than 1,024 levels of arrays or objects)"
-        raise InputError([Problem(f"{what} is not valid JSON: {msg} (line {exc.lineno}, column {exc.colno})",
-                                  file=file, line=exc.lineno, fix=f"give {what} as written by the tool that made "
-                                                                  "it; this one is damaged or not JSON")]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"{what} is not valid JSON: {msg} (line {exc.lineno}, column {exc.colno})",
+                    file=file,
+                    line=exc.lineno,
+                    fix=f"give {what} as written by the tool that made it; this one is damaged or not JSON",
+                )
+            ]
+        ) from None
     dup = duplicate_key_problem(text, data, file, None)
     if dup is not None:
         raise InputError([dup])
@@ -409,7 +516,7 @@ def plain_lines(path: str | Path) -> tuple[list[int], list[bytes]] | None:
     except (OSError, InputError):
         return None
     if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8):]
+        raw = raw[len(codecs.BOM_UTF8) :]
     # json_objects splits with readlines (after each b"\n", nowhere else) and skips blank lines (isspace).
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
@@ -466,8 +573,15 @@ class Fields:
     already recorded), so a refused value never reaches a table as a stand-in.
     """
 
-    def __init__(self, obj: dict, file: str, line: int | None, problems: list[Problem], prefix: str = "",
-                 names: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        obj: dict,
+        file: str,
+        line: int | None,
+        problems: list[Problem],
+        prefix: str = "",
+        names: dict[str, str] | None = None,
+    ) -> None:
         self.obj = obj
         self.file = file
         self.line = line
@@ -484,10 +598,16 @@ class Fields:
     def bad(self, key: str, message: str, value: Any = None, fix: str | None = None) -> None:
         self.ok = False
         where = "on this line" if self.line is not None else "in this record"
-        self.problems.append(Problem(message, file=self.file, line=self.line, field=self.name(key),
-                                     value=None if value is None else _shown(value),
-                                     fix=fix or f"correct {self.name(key)} {where} (or leave the key out "
-                                                "where it is optional)"))
+        self.problems.append(
+            Problem(
+                message,
+                file=self.file,
+                line=self.line,
+                field=self.name(key),
+                value=None if value is None else _shown(value),
+                fix=fix or f"correct {self.name(key)} {where} (or leave the key out where it is optional)",
+            )
+        )
 
     def _get(self, key: str, required: bool, fix: str | None) -> Any:
         v = self.obj.get(key, _MISSING)
@@ -519,8 +639,12 @@ class Fields:
         if isinstance(v, int) and not isinstance(v, bool):
             return str(v)
         what = "an empty string" if v == "" else f"a JSON {json_type(v)}"
-        self.bad(key, f"an item id must be a string or an integer, not {what}", v,
-                 fix or 'give the item id as a string or an integer, e.g. "q17" or 17')
+        self.bad(
+            key,
+            f"an item id must be a string or an integer, not {what}",
+            v,
+            fix or 'give the item id as a string or an integer, e.g. "q17" or 17',
+        )
         return None
 
     def count(self, key: str, *, fix: str | None = None) -> int | None:
@@ -529,12 +653,20 @@ class Fields:
         if v is _MISSING or v is None:
             return None
         if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and len(v.strip().lstrip("+-")) > 308:
-            self.bad(key, f"is an integer of {len(v.strip().lstrip('+-')):,} digits: too large for a count",
-                     _Raw(v.strip()[:20] + "..."), fix or "give a count such as 512, or leave the key out")
+            self.bad(
+                key,
+                f"is an integer of {len(v.strip().lstrip('+-')):,} digits: too large for a count",
+                _Raw(v.strip()[:20] + "..."),
+                fix or "give a count such as 512, or leave the key out",
+            )
             return None
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
-            self.bad(key, f"must be a whole number, not {_described(v)}", v, fix or "give a count such as 512, or "
-                                                                                  "leave the key out")
+            self.bad(
+                key,
+                f"must be a whole number, not {_described(v)}",
+                v,
+                fix or "give a count such as 512, or leave the key out",
+            )
             return None
         if v < 0:
             self.bad(key, "must not be negative", v, fix or "give a count of 0 or more")
@@ -560,18 +692,30 @@ class Fields:
                 x = float(v)
             except OverflowError:  # only an integer can be too large for a double
                 big = int(v)
-                self.bad(key, f"is an integer of {_digits(big):,} digits: too large for a number (at most about "
-                              "1.8e308)", _Raw(_digits_shown(big)), fix or "give a number that fits a double")
+                self.bad(
+                    key,
+                    f"is an integer of {_digits(big):,} digits: too large for a number (at most about 1.8e308)",
+                    _Raw(_digits_shown(big)),
+                    fix or "give a number that fits a double",
+                )
                 return None
             if math.isfinite(x):
                 return x
         if isinstance(v, str) and v.strip().lstrip("+-").isdigit() and len(v.strip().lstrip("+-")) > 308:
-            self.bad(key, f"is an integer of {len(v.strip().lstrip('+-')):,} digits: too large for a number (at "
-                          "most about 1.8e308)", _Raw(v.strip()[:20] + "..."),
-                     fix or "give a number that fits a double")
+            self.bad(
+                key,
+                f"is an integer of {len(v.strip().lstrip('+-')):,} digits: too large for a number (at "
+                "most about 1.8e308)",
+                _Raw(v.strip()[:20] + "..."),
+                fix or "give a number that fits a double",
+            )
             return None
-        self.bad(key, f"must be a number, not {_described(v)}", v,
-                 fix or ("write the number without quotes" if isinstance(v, str) else "give a number"))
+        self.bad(
+            key,
+            f"must be a number, not {_described(v)}",
+            v,
+            fix or ("write the number without quotes" if isinstance(v, str) else "give a number"),
+        )
         return None
 
     def choice(self, key: str, allowed: tuple[str, ...], *, fix: str | None = None) -> str | None:
@@ -588,8 +732,12 @@ class Fields:
             return None
         if isinstance(v, (str, int, float, bool)):
             return v
-        self.bad(key, f"must be a string or a number, not a JSON {json_type(v)}", v,
-                 fix or "give a plain value (a string or a number) that groups the items")
+        self.bad(
+            key,
+            f"must be a string or a number, not a JSON {json_type(v)}",
+            v,
+            fix or "give a plain value (a string or a number) that groups the items",
+        )
         return None
 
     def mapping(self, key: str, *, fix: str | None = None) -> dict | None:

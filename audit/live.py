@@ -8,6 +8,7 @@ arm are also generated for real at each smaller budget and compared with the der
 Out-of-distribution variants (``perturbations.ood``: second datasets, per-item rewrites, built-in prompt
 perturbations) are generated at the claimed budget only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,19 +67,25 @@ def load_items(path: Path, id_field: str, limit: int | None = None) -> list[Item
     problems: list[Problem] = []
     items: list[Item] = []
     seen: dict[str, int] = {}
-    objects = list(json_objects(path, problems, example=f'{{"{id_field}": "q1", "question": "..."}}',
-                                what="dataset"))
+    objects = list(json_objects(path, problems, example=f'{{"{id_field}": "q1", "question": "..."}}', what="dataset"))
     for i, row in objects:
         if id_field not in row:
-            problems.append(Problem(f"row has no {id_field!r} field", file=str(path), line=i,
-                                    fix="add an id to every row, or set task.id_field"))
+            problems.append(
+                Problem(
+                    f"row has no {id_field!r} field",
+                    file=str(path),
+                    line=i,
+                    fix="add an id to every row, or set task.id_field",
+                )
+            )
             continue
         rid = Fields(row, str(path), i, problems).ident(id_field, fix="item ids are strings or integers")
         if rid is None:
             continue
         if rid in seen:
-            problems.append(Problem(f"id {rid!r} repeats line {seen[rid]}", file=str(path), line=i,
-                                    fix="item ids must be unique"))
+            problems.append(
+                Problem(f"id {rid!r} repeats line {seen[rid]}", file=str(path), line=i, fix="item ids must be unique")
+            )
             continue
         seen[rid] = i
         items.append(Item(rid, row, i))
@@ -150,20 +157,39 @@ def _from_lm_eval(claim: Claim, plan: Plan) -> tuple[Variant, dict, dict]:
     for arm in ARMS:
         name = claim.arm(arm).lm_eval_task or spec.task
         if name not in loaded:
-            loaded[name] = load_task(name, base / spec.include_path if spec.include_path else None,
-                                     base / spec.data_root, task.limit, str(claim.path))
+            loaded[name] = load_task(
+                name,
+                base / spec.include_path if spec.include_path else None,
+                base / spec.data_root,
+                task.limit,
+                str(claim.path),
+            )
     per_arm = {arm: loaded[claim.arm(arm).lm_eval_task or spec.task] for arm in ARMS}
     first = loaded[spec.task] if spec.task in loaded else next(iter(loaded.values()))
     for arm, t in per_arm.items():
         if len(t.docs) != len(first.docs) or t.targets != first.targets:
-            raise InputError([Problem(f"lm-eval tasks {first.name!r} and {t.name!r} do not have the same documents "
-                                      "and targets", file=str(claim.path), field=f"arms.{arm}.lm_eval_task",
-                                      fix="the arms' tasks must read the same dataset in the same order")])
+            raise InputError(
+                [
+                    Problem(
+                        f"lm-eval tasks {first.name!r} and {t.name!r} do not have the same documents and targets",
+                        file=str(claim.path),
+                        field=f"arms.{arm}.lm_eval_task",
+                        fix="the arms' tasks must read the same dataset in the same order",
+                    )
+                ]
+            )
     items = [Item(str(i), d, i + 1) for i, d in enumerate(first.docs)]
     stop = tuple(task.stop) or tuple(first.until)
-    variant = Variant(DEFAULT_VARIANT, items, f"lm-eval task {first.name}", {a: t.prompts for a, t in per_arm.items()},
-                      first.targets, _live_budgets(plan, DEFAULT_VARIANT),
-                      "prompts built by lm-eval from the task YAML", stop)
+    variant = Variant(
+        DEFAULT_VARIANT,
+        items,
+        f"lm-eval task {first.name}",
+        {a: t.prompts for a, t in per_arm.items()},
+        first.targets,
+        _live_budgets(plan, DEFAULT_VARIANT),
+        "prompts built by lm-eval from the task YAML",
+        stop,
+    )
     return variant, first.scorers, {arm: t.settings for arm, t in per_arm.items()}
 
 
@@ -185,18 +211,34 @@ def plan_variants(claim: Claim, plan: Plan | None = None) -> tuple[list[Variant]
         items = load_dataset(claim)
         source = str(_dataset_path(claim))
         prompts, targets = _render(claim, items, source)
-        out = [Variant(DEFAULT_VARIANT, items, source, prompts, targets, _live_budgets(plan, DEFAULT_VARIANT),
-                       "the task's own prompts",
-                       tuple(task.stop))]
+        out = [
+            Variant(
+                DEFAULT_VARIANT,
+                items,
+                source,
+                prompts,
+                targets,
+                _live_budgets(plan, DEFAULT_VARIANT),
+                "the task's own prompts",
+                tuple(task.stop),
+            )
+        ]
     stop = out[0].stop
     ood = claim.perturbations.ood
     if ood is None:
         return out, scorers, task_settings
     if task.lm_eval is not None and ood.sets:
-        raise InputError([Problem("OOD sets need task.dataset/prompt (they are rendered with the task's templates); "
-                                  "with task.lm_eval use built-in perturbations", file=str(claim.path),
-                                  field="perturbations.ood.sets",
-                                  fix="remove the sets, or describe the task natively")])
+        raise InputError(
+            [
+                Problem(
+                    "OOD sets need task.dataset/prompt (they are rendered with the task's templates); "
+                    "with task.lm_eval use built-in perturbations",
+                    file=str(claim.path),
+                    field="perturbations.ood.sets",
+                    fix="remove the sets, or describe the task natively",
+                )
+            ]
+        )
     for s in ood.sets:
         if s.dataset:
             path = claim.base_dir / s.dataset
@@ -207,21 +249,51 @@ def plan_variants(claim: Claim, plan: Plan | None = None) -> tuple[list[Variant]
             rewrites = {it.id: it for it in load_items(path, task.id_field)}
             unknown = sorted(set(rewrites) - {it.id for it in items})
             if unknown:
-                raise InputError([Problem(f"rewrites for ids not in the task's dataset: {unknown[:5]}",
-                                          file=str(path), fix="rewrite rows must use ids of task.dataset")])
-            v_items = [Item(it.id, {**it.row, **rewrites[it.id].row}, rewrites[it.id].line)
-                       for it in items if it.id in rewrites]
+                raise InputError(
+                    [
+                        Problem(
+                            f"rewrites for ids not in the task's dataset: {unknown[:5]}",
+                            file=str(path),
+                            fix="rewrite rows must use ids of task.dataset",
+                        )
+                    ]
+                )
+            v_items = [
+                Item(it.id, {**it.row, **rewrites[it.id].row}, rewrites[it.id].line)
+                for it in items
+                if it.id in rewrites
+            ]
             how = f"per-item rewrites {s.rewrites}"
         else:
             path, v_items, how = Path(source), items, "the task's items"
         v_prompts, v_targets = _render(claim, v_items, str(path), s.prompt)
-        out.append(Variant(s.name, v_items, str(path), v_prompts, v_targets, _live_budgets(plan, s.name),
-                           how + (" with its own prompt template" if s.prompt else ""), stop))
+        out.append(
+            Variant(
+                s.name,
+                v_items,
+                str(path),
+                v_prompts,
+                v_targets,
+                _live_budgets(plan, s.name),
+                how + (" with its own prompt template" if s.prompt else ""),
+                stop,
+            )
+        )
     for name in ood.builtin:
         p = PERTURBATIONS[name]
         v_prompts = {arm: [p.apply(pr, ood.seed, it.id) for pr, it in zip(prompts[arm], items)] for arm in ARMS}
-        out.append(Variant(name, items, source, v_prompts, targets, _live_budgets(plan, name),
-                           f"built-in perturbation '{name}' ({p.family}), seed {ood.seed}", stop))
+        out.append(
+            Variant(
+                name,
+                items,
+                source,
+                v_prompts,
+                targets,
+                _live_budgets(plan, name),
+                f"built-in perturbation '{name}' ({p.family}), seed {ood.seed}",
+                stop,
+            )
+        )
     return out, scorers, task_settings
 
 
@@ -229,13 +301,24 @@ def _endpoint(claim: Claim, arm: str):
     from audit.generation.types import Endpoint
 
     a = claim.arm(arm)
-    return Endpoint(url=a.endpoint, model=a.model, api=a.api, replicas=tuple(a.replicas), api_key_env=a.api_key_env,
-                    max_concurrency=a.max_concurrency, timeout_s=a.timeout_s, max_retries=a.max_retries,
-                    model_path=a.model_path, n_threads=a.n_threads, n_batch=a.n_batch)
+    return Endpoint(
+        url=a.endpoint,
+        model=a.model,
+        api=a.api,
+        replicas=tuple(a.replicas),
+        api_key_env=a.api_key_env,
+        max_concurrency=a.max_concurrency,
+        timeout_s=a.timeout_s,
+        max_retries=a.max_retries,
+        model_path=a.model_path,
+        n_threads=a.n_threads,
+        n_batch=a.n_batch,
+    )
 
 
-def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None,
-             plan: Plan | None = None) -> tuple[Records, dict[str, RunStats]]:
+def run_live(
+    claim: Claim, cache=None, progress: ProgressFactory | None = None, plan: Plan | None = None
+) -> tuple[Records, dict[str, RunStats]]:
     """Generate every arm × variant × budget (cache first) and return Records plus what it cost."""
     from audit.generation.types import public_url
 
@@ -259,44 +342,86 @@ def run_live(claim: Claim, cache=None, progress: ProgressFactory | None = None,
             by_budget, how = _generate(claim, endpoint, arm, v, st, cache, progress)
             for b in v.budgets:
                 gens = by_budget[b]
-                frames.append(pd.DataFrame({
-                    "arm": arm, "item_id": [it.id for it in v.items], "variant": v.name, "budget": b,
-                    "text": [g.text for g in gens], "target": v.targets,
-                    "finish_reason": [g.finish_reason for g in gens],
-                    "no_output": [g.no_output for g in gens],
-                    "completion_tokens": [g.completion_tokens for g in gens],
-                    "prompt_hash": [hashlib.sha256(p.encode()).hexdigest() for p in v.prompts[arm]],
-                    "doc_hash": [hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest()
-                                 for it in v.items],
-                    "source": f"live:{label} {arm}/{v.name}@{b}", "line": [it.line for it in v.items],
-                    "cluster": [it.row.get(claim.options.cluster_field) if claim.options.cluster_field else None
-                                for it in v.items],
-                }))
-                sources.append(Source(arm, b, f"live:{label} ({endpoint.model}, {v.name}: {how[b]})",
-                                      hashlib.sha256("\x00".join(g.text for g in gens).encode()).hexdigest(),
-                                      len(gens)))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "arm": arm,
+                            "item_id": [it.id for it in v.items],
+                            "variant": v.name,
+                            "budget": b,
+                            "text": [g.text for g in gens],
+                            "target": v.targets,
+                            "finish_reason": [g.finish_reason for g in gens],
+                            "no_output": [g.no_output for g in gens],
+                            "completion_tokens": [g.completion_tokens for g in gens],
+                            "prompt_hash": [hashlib.sha256(p.encode()).hexdigest() for p in v.prompts[arm]],
+                            "doc_hash": [
+                                hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest()
+                                for it in v.items
+                            ],
+                            "source": f"live:{label} {arm}/{v.name}@{b}",
+                            "line": [it.line for it in v.items],
+                            "cluster": [
+                                it.row.get(claim.options.cluster_field) if claim.options.cluster_field else None
+                                for it in v.items
+                            ],
+                        }
+                    )
+                )
+                sources.append(
+                    Source(
+                        arm,
+                        b,
+                        f"live:{label} ({endpoint.model}, {v.name}: {how[b]})",
+                        hashlib.sha256("\x00".join(g.text for g in gens).encode()).hexdigest(),
+                        len(gens),
+                    )
+                )
             if v.name != DEFAULT_VARIANT:
                 continue
             for b in v.budgets:
                 settings[arm][b] = {
-                    "mode": "live", "endpoint": label, "replicas": [public_url(r) for r in endpoint.replicas],
-                    "model": endpoint.model, "api": endpoint.api, "max_tokens": b, "temperature": task.temperature,
-                    "top_p": task.top_p, "seed": task.seed, "stop": list(v.stop),
-                    "prompt_template": a.prompt or task.prompt, "system_prompt": a.system_prompt,
-                    "budget_source": how[b], **task_settings.get(arm, {}), **_versions(endpoint),
+                    "mode": "live",
+                    "endpoint": label,
+                    "replicas": [public_url(r) for r in endpoint.replicas],
+                    "model": endpoint.model,
+                    "api": endpoint.api,
+                    "max_tokens": b,
+                    "temperature": task.temperature,
+                    "top_p": task.top_p,
+                    "seed": task.seed,
+                    "stop": list(v.stop),
+                    "prompt_template": a.prompt or task.prompt,
+                    "system_prompt": a.system_prompt,
+                    "budget_source": how[b],
+                    **task_settings.get(arm, {}),
+                    **_versions(endpoint),
                 }
-    run = {arm: {"requests": s.requests, "cached": s.cached, "completion_tokens_generated": s.completion_tokens,
-                 "derived": s.derived, "sweep_checked": s.sweep_checked, "sweep_mismatches": s.sweep_mismatches,
-                 "variants": {v.name: v.how for v in variants}}
-           for arm, s in stats.items()}
+    run = {
+        arm: {
+            "requests": s.requests,
+            "cached": s.cached,
+            "completion_tokens_generated": s.completion_tokens,
+            "derived": s.derived,
+            "sweep_checked": s.sweep_checked,
+            "sweep_mismatches": s.sweep_mismatches,
+            "variants": {v.name: v.how for v in variants},
+        }
+        for arm, s in stats.items()
+    }
     table = pd.concat(frames, ignore_index=True)
     from audit.importers import apply_scorings
 
     table["extracted"] = None
     scoring_notes: dict = {}
-    table, probs = apply_scorings(table.assign(scores=[{}] * len(table)),
-                                  claim.scorings() or list(task_scorers) or ["exact"], "jsonl", str(claim.path),
-                                  {**task_scorers, **claim.scorers}, scoring_notes)
+    table, probs = apply_scorings(
+        table.assign(scores=[{}] * len(table)),
+        claim.scorings() or list(task_scorers) or ["exact"],
+        "jsonl",
+        str(claim.path),
+        {**task_scorers, **claim.scorers},
+        scoring_notes,
+    )
     if probs:
         raise InputError(probs)
     where = {(arm, v.name, b): f"live run of {arm} ({v.name})" for arm in ARMS for v in variants for b in v.budgets}
@@ -331,9 +456,20 @@ def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache,
 
     def requests_at(budget: int, logprobs: int | None, subset=None) -> list:
         idx = range(len(v.items)) if subset is None else subset
-        return [GenerationRequest(item_id=v.items[i].id, prompt=v.prompts[arm][i], system_prompt=a.system_prompt,
-                                  max_tokens=budget, temperature=task.temperature, top_p=task.top_p,
-                                  stop=v.stop, seed=task.seed, logprobs=logprobs) for i in idx]
+        return [
+            GenerationRequest(
+                item_id=v.items[i].id,
+                prompt=v.prompts[arm][i],
+                system_prompt=a.system_prompt,
+                max_tokens=budget,
+                temperature=task.temperature,
+                top_p=task.top_p,
+                stop=v.stop,
+                seed=task.seed,
+                logprobs=logprobs,
+            )
+            for i in idx
+        ]
 
     def generate(reqs: list, label: str) -> list:
         cb = progress(label, len(reqs)) if progress else None
@@ -372,11 +508,18 @@ def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache,
                 uncut.append(i)
         checked = [i for i in check_idx if i not in uncut]
         real_idx = sorted(set(uncut) | set(checked))
-        real = dict(zip(real_idx, generate(requests_at(b, None, real_idx), f"{arm}/{v.name}/{b} (cuts + check)")
-                        if real_idx else []))
+        real = dict(
+            zip(
+                real_idx,
+                generate(requests_at(b, None, real_idx), f"{arm}/{v.name}/{b} (cuts + check)") if real_idx else [],
+            )
+        )
         st.sweep_checked += len(checked)
-        mismatches = [{"budget": b, "variant": v.name, "item_id": v.items[i].id, "derived": derived[i].text,
-                       "real": real[i].text} for i in checked if real[i].text != derived[i].text]
+        mismatches = [
+            {"budget": b, "variant": v.name, "item_id": v.items[i].id, "derived": derived[i].text, "real": real[i].text}
+            for i in checked
+            if real[i].text != derived[i].text
+        ]
         st.sweep_mismatches.extend(mismatches)
         if mismatches:
             by_budget[b] = generate(requests_at(b, None), f"{arm}/{v.name}/{b}")
@@ -384,9 +527,9 @@ def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache,
             continue
         by_budget[b] = [real[i] if i in uncut else derived[i] for i in range(len(v.items))]
         st.derived += len(v.items) - len(uncut)
-        how[b] = (f"derived from the {top}-token run (spot-checked on {len(checked)} items"
-                  + (f"; {len(uncut)} item(s) the tokenizer could not cut exactly generated for real)" if uncut
-                     else ")"))
+        how[b] = f"derived from the {top}-token run (spot-checked on {len(checked)} items" + (
+            f"; {len(uncut)} item(s) the tokenizer could not cut exactly generated for real)" if uncut else ")"
+        )
     return by_budget, how
 
 

@@ -6,6 +6,7 @@ that inverts it) with the bootstrap, CLT and exact intervals shown beside it. `C
 audit, with the generator seeded from the audit seed and the cell's key, so results do not depend on which check
 asks first.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -78,19 +79,30 @@ class MeasuredCell:
         iv = self.interval
         boot = self.bootstrap.interval if self.bootstrap is not None else None
         return {
-            "variant": self.variant, "budget": self.budget, "scoring": self.scoring, "n": self.n,
-            "baseline": self.baseline, "treatment": self.treatment, "delta": self.delta.value,
-            "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method,
+            "variant": self.variant,
+            "budget": self.budget,
+            "scoring": self.scoring,
+            "n": self.n,
+            "baseline": self.baseline,
+            "treatment": self.treatment,
+            "delta": self.delta.value,
+            "ci_low": iv.low,
+            "ci_high": iv.high,
+            "ci_method": iv.method,
             "boot_ci_low": boot.low if boot is not None else math.nan,
             "boot_ci_high": boot.high if boot is not None else math.nan,
-            "clt_ci_low": self.clt.interval.low, "clt_ci_high": self.clt.interval.high,
+            "clt_ci_low": self.clt.interval.low,
+            "clt_ci_high": self.clt.interval.high,
             "exact_p": self.exact.p_value if self.exact is not None else math.nan,
-            "p_value": self.test.p_value, "test": f"{self.test.method} ({self.test.alternative})", **extra,
+            "p_value": self.test.p_value,
+            "test": f"{self.test.method} ({self.test.alternative})",
+            **extra,
         }
 
 
-def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float,
-            score_bounds: tuple[float, float] | None = None) -> MeasuredCell:
+def measure(
+    p: Paired, rng: np.random.Generator, resamples: int, level: float, score_bounds: tuple[float, float] | None = None
+) -> MeasuredCell:
     """The decision inference of one paired cell, with the comparison intervals beside it."""
     b, t = p.baseline, p.treatment
     clusters = p.clusters
@@ -99,8 +111,7 @@ def measure(p: Paired, rng: np.random.Generator, resamples: int, level: float,
     boot = exact = None
     if clusters is None:
         # Shown beside the decision interval; with clusters the item bootstrap would understate the uncertainty.
-        boot = stats.paired_bootstrap_delta(b, t, rng, resamples=resamples, level=level,
-                                            max_draws=BOOTSTRAP_MAX_DRAWS)
+        boot = stats.paired_bootstrap_delta(b, t, rng, resamples=resamples, level=level, max_draws=BOOTSTRAP_MAX_DRAWS)
         if p.binary:
             exact = stats.mcnemar_paired(b, t, alternative="two-sided")
     return MeasuredCell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), inference, boot, clt, exact, p.binary)
@@ -135,8 +146,11 @@ class Cells:
     @property
     def score_bounds(self) -> tuple[float, float]:
         if self._bounds is None:
-            scores = (self.records.table["score"].to_numpy(dtype=float) if self.records is not None
-                      else np.array([], dtype=float))
+            scores = (
+                self.records.table["score"].to_numpy(dtype=float)
+                if self.records is not None
+                else np.array([], dtype=float)
+            )
             self._bounds = stats.score_range(scores, np.array([], dtype=float), self.declared_bounds, [])
         return self._bounds
 

@@ -13,6 +13,7 @@ Each perturbation maps (prompt, rng) to a new prompt and never touches digits, s
 answers. The rng is seeded per (seed, perturbation, item id): the same item is perturbed the same way in both arms
 and in every run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,12 +27,21 @@ import numpy as np
 _LABEL = re.compile(r"(?m)^(?P<name>[A-Za-z][A-Za-z ]{0,20}?)(?P<sep>:[ \t]?)")
 _WORD = re.compile(r"\b[A-Za-z]{4,}\b")
 
-_FIELD_NAMES = {"Q": "Question", "A": "Answer", "Question": "Q", "Answer": "A", "Input": "Question",
-                "Output": "Answer"}
+_FIELD_NAMES = {"Q": "Question", "A": "Answer", "Question": "Q", "Answer": "A", "Input": "Question", "Output": "Answer"}
 _SEPARATORS = [" - ", " :: ", ":\n", " = ", " | "]
-_CONTRACTIONS = [("do not", "don't"), ("does not", "doesn't"), ("is not", "isn't"), ("it is", "it's"),
-                 ("let us", "let's"), ("I am", "I'm"), ("you are", "you're"), ("cannot", "can't"),
-                 ("will not", "won't"), ("that is", "that's"), ("Let me", "Lemme")]
+_CONTRACTIONS = [
+    ("do not", "don't"),
+    ("does not", "doesn't"),
+    ("is not", "isn't"),
+    ("it is", "it's"),
+    ("let us", "let's"),
+    ("I am", "I'm"),
+    ("you are", "you're"),
+    ("cannot", "can't"),
+    ("will not", "won't"),
+    ("that is", "that's"),
+    ("Let me", "Lemme"),
+]
 
 
 def _rng(seed: int, name: str, item_id: str) -> np.random.Generator:
@@ -43,8 +53,9 @@ def separator(prompt: str, rng: np.random.Generator) -> str:
     """Replace the ": " after every field label ("Q: ", "A:") with one other separator, chosen per item."""
     sep = _SEPARATORS[int(rng.integers(len(_SEPARATORS)))]
     # A label at the very end ("A:") keeps a separator that invites the answer on the same line.
-    return _LABEL.sub(lambda m: m.group("name") + sep.rstrip() if m.end() == len(prompt) else m.group("name") + sep,
-                      prompt)
+    return _LABEL.sub(
+        lambda m: m.group("name") + sep.rstrip() if m.end() == len(prompt) else m.group("name") + sep, prompt
+    )
 
 
 def casing(prompt: str, rng: np.random.Generator) -> str:
@@ -73,7 +84,7 @@ def typos(prompt: str, rng: np.random.Generator, rate: float = 0.1) -> str:
         if rng.random() >= rate:
             return w
         i = int(rng.integers(1, len(w) - 2))
-        return w[:i] + w[i + 1] + w[i] + w[i + 2:]
+        return w[:i] + w[i + 1] + w[i] + w[i + 2 :]
 
     return _WORD.sub(swap, prompt)
 
@@ -118,13 +129,16 @@ class Perturbation:
         return self.fn(prompt, _rng(seed, self.name, item_id))
 
 
-PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in [
-    Perturbation("separator", "format (FormatSpread)", separator),
-    Perturbation("casing", "format (FormatSpread)", casing),
-    Perturbation("spacing", "format (FormatSpread)", spacing),
-    Perturbation("field_names", "format (FormatSpread)", field_names),
-    Perturbation("typos", "robustness (HELM)", typos),
-    Perturbation("contractions", "robustness (HELM)", contractions),
-    Perturbation("whitespace", "robustness (HELM)", whitespace),
-    Perturbation("fewshot_order", "few-shot order", fewshot_order),
-]}
+PERTURBATIONS: dict[str, Perturbation] = {
+    p.name: p
+    for p in [
+        Perturbation("separator", "format (FormatSpread)", separator),
+        Perturbation("casing", "format (FormatSpread)", casing),
+        Perturbation("spacing", "format (FormatSpread)", spacing),
+        Perturbation("field_names", "format (FormatSpread)", field_names),
+        Perturbation("typos", "robustness (HELM)", typos),
+        Perturbation("contractions", "robustness (HELM)", contractions),
+        Perturbation("whitespace", "robustness (HELM)", whitespace),
+        Perturbation("fewshot_order", "few-shot order", fewshot_order),
+    ]
+}

@@ -6,6 +6,7 @@ every run. Replay (:func:`audit.importers.load_records`) reads exactly the plann
 claimed budget. The checks' parameters were validated when the claim was read (``Claim.checks``); the plan carries
 them, so nothing validates them again.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,9 @@ class Plan:
         return list(dict.fromkeys(r.variant for r in self.runs))
 
     def budgets(self, variant: str = DEFAULT_VARIANT) -> list[int | None]:
-        return sorted({r.budget for r in self.runs if r.variant == variant},
-                      key=lambda b: (b is None, b if b is not None else 0))
+        return sorted(
+            {r.budget for r in self.runs if r.variant == variant}, key=lambda b: (b is None, b if b is not None else 0)
+        )
 
     def runs_of(self, arm: str, variant: str) -> list[Run]:
         return [r for r in self.runs if r.arm == arm and r.variant == variant]
@@ -74,8 +76,13 @@ def build_plan(claim: Claim) -> Plan:
         mode = "reported"
     # Deduplicated, in plan order (a claim cannot name one run twice, but a variant list could repeat a name).
     runs = list(dict.fromkeys(runs))
-    return Plan(mode=mode, runs=tuple(runs), scorings=tuple(claim.scorings()), claimed_budget=claim.claimed_budget,
-                checks=claim.checks)
+    return Plan(
+        mode=mode,
+        runs=tuple(runs),
+        scorings=tuple(claim.scorings()),
+        claimed_budget=claim.claimed_budget,
+        checks=claim.checks,
+    )
 
 
 __all__ = ["Plan", "Run", "build_plan", "ARMS", "DEFAULT_VARIANT"]

@@ -16,6 +16,7 @@ so tests drive it without sleeping.
 It is the ``progress`` argument of :func:`audit.verify.verify` / :func:`audit.live.run_live`: a factory
 ``(label, total) -> update(done, total)`` with an optional ``plan(stages)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,8 +78,10 @@ class LineProgress:
         """The stages the run expects, in order, with their expected item counts (for the overall ETA)."""
         self._planned = dict(stages)
         total = sum(n for _, n in stages)
-        self.write(f"{self.prefix} live run: {total} generation(s) planned in {len(stages)} stage(s) "
-                   f"(progress every {self.every_s:g} s or {self.every_frac:.0%} of a stage)")
+        self.write(
+            f"{self.prefix} live run: {total} generation(s) planned in {len(stages)} stage(s) "
+            f"(progress every {self.every_s:g} s or {self.every_frac:.0%} of a stage)"
+        )
 
     def __call__(self, label: str, total: int) -> Callable[[int, int], None]:
         with self._lock:
@@ -133,8 +136,10 @@ class LineProgress:
         pct = st.done / st.total if st.total else 1.0
         speed = f"{rate:.2f} items/s" if math.isfinite(rate) else "no item generated yet"
         quiet = f" (no item finished in the last {duration(now - st.last_line)})" if idle else ""
-        self.write(f"{self.prefix} {st.label}: {st.done}/{st.total} ({pct:.0%}), {speed}, ETA {duration(eta)}{quiet}"
-                   f"{self._overall(now)}")
+        self.write(
+            f"{self.prefix} {st.label}: {st.done}/{st.total} ({pct:.0%}), {speed}, ETA {duration(eta)}{quiet}"
+            f"{self._overall(now)}"
+        )
         st.last_line, st.last_line_done = now, st.done
 
     def _overall(self, now: float | None = None) -> str:
@@ -147,8 +152,7 @@ class LineProgress:
         st = self._stage
         done = self._done_before + (st.done if st is not None and not st.finished else 0)
         gen_items = self._gen_items + (st.generated() if st is not None and not st.finished else 0)
-        gen_time = self._gen_time + (now - st.started if st is not None and not st.finished and st.generated()
-                                     else 0.0)
+        gen_time = self._gen_time + (now - st.started if st is not None and not st.finished and st.generated() else 0.0)
         rate = gen_items / gen_time if gen_time > 0 and gen_items > 0 else math.nan
         eta = (total - done) / rate if rate > 0 else math.nan
         return f"; overall {done}/{total} ({done / total if total else 1.0:.0%}), ETA {duration(eta)}"
@@ -168,8 +172,9 @@ class LineProgress:
             if st.generated():
                 self._gen_items += st.generated()
                 self._gen_time += elapsed
-            self.write(f"{self.prefix} {st.label}: {st.done}/{st.total} done in {duration(elapsed)}{speed}"
-                       f"{self._overall(now)}")
+            self.write(
+                f"{self.prefix} {st.label}: {st.done}/{st.total} done in {duration(elapsed)}{speed}{self._overall(now)}"
+            )
 
     # -- heartbeat -------------------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ internals) with bounds the sandbox itself lacks:
 * rendering one row may take at most :data:`MAX_RENDER_S` seconds (a template that loops for hours is stopped);
 * ``lipsum()`` (which generates text without bound) is not available.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,15 +49,19 @@ def _size(x: Any) -> int | None:
 
 def _too_big(n: float, what: str) -> None:
     if n > MAX_PROMPT_CHARS:
-        raise TemplateLimit(f"{what} would hold {int(min(n, 1e18)):,} items or characters (the cap on a rendered "
-                            f"prompt is {MAX_PROMPT_CHARS:,})")
+        raise TemplateLimit(
+            f"{what} would hold {int(min(n, 1e18)):,} items or characters (the cap on a rendered "
+            f"prompt is {MAX_PROMPT_CHARS:,})"
+        )
 
 
 def _check_format_string(fmt: Any) -> None:
     m = _WIDTH.search(fmt) if isinstance(fmt, str) else None
     if m is not None:
-        raise TemplateLimit(f"a format width or precision of {m.group()} (the cap on a rendered "
-                            f"prompt is {MAX_PROMPT_CHARS:,} characters)")
+        raise TemplateLimit(
+            f"a format width or precision of {m.group()} (the cap on a rendered "
+            f"prompt is {MAX_PROMPT_CHARS:,} characters)"
+        )
 
 
 def _check_binop(op: str, left: Any, right: Any) -> None:
@@ -250,8 +255,9 @@ def render_one(tmpl: Any, row: dict[str, Any], watchdog: _Watchdog | None = None
         for chunk in tmpl.generate(**row):
             size += len(chunk)
             if size > MAX_PROMPT_CHARS:
-                raise TemplateLimit(f"the rendered text passes {MAX_PROMPT_CHARS:,} characters (the cap on a "
-                                    "rendered prompt)")
+                raise TemplateLimit(
+                    f"the rendered text passes {MAX_PROMPT_CHARS:,} characters (the cap on a rendered prompt)"
+                )
             parts.append(chunk)
     except _Timeout:
         parts.clear()
@@ -272,11 +278,19 @@ def render_all(template: str, rows: list[dict[str, Any]], where: str, file: str,
     try:
         tmpl = environment().from_string(template)
     except TemplateSyntaxError as exc:
-        raise InputError([Problem(f"jinja2 syntax error: {exc.message}", field=where,
-                                  fix="check the {{ }} / {% %} pairs in the template")]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"jinja2 syntax error: {exc.message}",
+                    field=where,
+                    fix="check the {{ }} / {% %} pairs in the template",
+                )
+            ]
+        ) from None
     except (RecursionError, MemoryError):
-        raise InputError([Problem("the template is nested too deeply to compile", field=where,
-                                  fix="simplify the template")]) from None
+        raise InputError(
+            [Problem("the template is nested too deeply to compile", field=where, fix="simplify the template")]
+        ) from None
     out: list[str] = []
     problems: list[Problem] = []
     with _Watchdog() as wd:
@@ -284,9 +298,15 @@ def render_all(template: str, rows: list[dict[str, Any]], where: str, file: str,
             try:
                 out.append(_render_row(tmpl, row, line, where, file, wd, problems))
             except RenderStopped as exc:
-                problems.append(Problem(f"{exc}; stopped at this row (every row runs the same template)", file=file,
-                                        line=line, field=where,
-                                        fix="check the template for loops or repetition that never end"))
+                problems.append(
+                    Problem(
+                        f"{exc}; stopped at this row (every row runs the same template)",
+                        file=file,
+                        line=line,
+                        field=where,
+                        fix="check the template for loops or repetition that never end",
+                    )
+                )
                 break
     if problems:
         raise InputError(problems)
@@ -300,13 +320,26 @@ def _render_row(tmpl, row, line, where, file, wd, problems) -> str:
         raise
     except TemplateLimit as exc:
         if len(problems) < 10:
-            problems.append(Problem(str(exc), file=file, line=line, field=where,
-                                    fix="check the template for unbounded repetition ('x' * n, loops, padding)"))
+            problems.append(
+                Problem(
+                    str(exc),
+                    file=file,
+                    line=line,
+                    field=where,
+                    fix="check the template for unbounded repetition ('x' * n, loops, padding)",
+                )
+            )
     except Exception as exc:  # the template is user input: any error it raises is an input error
         if len(problems) < 10:
             msg = str(exc) or type(exc).__name__
             kind = "" if type(exc).__module__.startswith("jinja2") else f"{type(exc).__name__}: "
-            problems.append(Problem(f"cannot render the template for this row: {kind}{msg}", file=file,
-                                    line=line, field=where,
-                                    fix=f"the row's keys are {sorted(row)[:20]}; fix the template or the row"))
+            problems.append(
+                Problem(
+                    f"cannot render the template for this row: {kind}{msg}",
+                    file=file,
+                    line=line,
+                    field=where,
+                    fix=f"the row's keys are {sorted(row)[:20]}; fix the template or the row",
+                )
+            )
     return ""

@@ -8,6 +8,7 @@ Pairing happens here and only here: :meth:`Records.paired` joins the arms of one
 has that the other lacks (``Records.item_sets``), refuses a cell with fewer than 2 shared items (no test can use it),
 and names the items any budget lacks (``Records.gaps``).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -24,8 +25,23 @@ from audit.jsonlines import WHITESPACE
 from audit.plan import ARMS, DEFAULT_VARIANT
 
 COLUMNS = [
-    "arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
-    "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "cluster", "answered",
+    "arm",
+    "item_id",
+    "variant",
+    "budget",
+    "scoring",
+    "score",
+    "text",
+    "target",
+    "finish_reason",
+    "completion_tokens",
+    "prompt_hash",
+    "doc_hash",
+    "source",
+    "line",
+    "extracted",
+    "cluster",
+    "answered",
     "no_output",
 ]
 # extracted: the answer an extracting scorer took from the output (lm-eval's filtered response, a regex scorer's
@@ -202,13 +218,22 @@ class Records:
         t = self.table.iloc[groups["treatment"], [at(c) for c in cols]].set_index("item_id")
         if b.index.equals(t.index) and b.index.is_unique:  # the same items in the same order: side by side
             shared = set(cols[1:])
-            f = pd.concat([b.rename(columns=lambda c: f"{c}_b" if c in shared else c),
-                           t.rename(columns=lambda c: f"{c}_t")], axis=1).sort_index()
+            f = pd.concat(
+                [b.rename(columns=lambda c: f"{c}_b" if c in shared else c), t.rename(columns=lambda c: f"{c}_t")],
+                axis=1,
+            ).sort_index()
         else:
             f = b.merge(t, how="inner", left_index=True, right_index=True, suffixes=("_b", "_t")).sort_index()
-        f = f.rename(columns={"finish_reason_b": "finish_b", "finish_reason_t": "finish_t",
-                              "completion_tokens_b": "tokens_b", "completion_tokens_t": "tokens_t",
-                              "truncated_b": "truncated_b", "truncated_t": "truncated_t"})
+        f = f.rename(
+            columns={
+                "finish_reason_b": "finish_b",
+                "finish_reason_t": "finish_t",
+                "completion_tokens_b": "tokens_b",
+                "completion_tokens_t": "tokens_t",
+                "truncated_b": "truncated_b",
+                "truncated_t": "truncated_t",
+            }
+        )
         f = f.reset_index()
         p = Paired(variant, budget, scoring, f)
         self._cache[key] = p
@@ -222,8 +247,11 @@ class Records:
         if arm not in groups:
             raise KeyError(f"no records of {arm} for variant={variant!r} budget={budget} scoring={scoring!r}")
         at = self.table.columns.get_loc  # only the four columns are taken
-        return (self.table.iloc[groups[arm], [at(c) for c in ("item_id", "score", "text", "answered")]]
-                .sort_values("item_id").reset_index(drop=True))
+        return (
+            self.table.iloc[groups[arm], [at(c) for c in ("item_id", "score", "text", "answered")]]
+            .sort_values("item_id")
+            .reset_index(drop=True)
+        )
 
     def item_set(self, budget: int | None, variant: str = DEFAULT_VARIANT) -> "ItemSets | None":
         """The items each arm alone has at ``budget`` (None when both arms hold the same items)."""
@@ -246,8 +274,11 @@ class Records:
             if how == "inner":
                 index = index.intersection(f.index)
         index = index.sort_values()
-        missing = tuple(str(i) for i in union.difference(index).sort_values()) if how == "inner" else \
-            tuple(str(i) for i in union.difference(frames[0].index).sort_values())
+        missing = (
+            tuple(str(i) for i in union.difference(index).sort_values())
+            if how == "inner"
+            else tuple(str(i) for i in union.difference(frames[0].index).sort_values())
+        )
         j = Joined(tuple(ps), index.to_numpy(), tuple(f.reindex(index) for f in frames), missing)
         self._cache[key] = j
         return j
@@ -263,12 +294,23 @@ class Records:
         else:
             fr = truncation_frame(self, think_open, think_close)
             keys = ["arm", "variant", "budget", "item_id"]
-            t = t.merge(fr, on=keys, how="left", validate="many_to_one") if len(fr) else \
-                t.assign(truncated=np.nan, truncated_by=None)
-        return Records(table=t[COLUMNS + DERIVED_COLUMNS], sources=self.sources, settings=self.settings, run=self.run,
-                       gaps=self.gaps, item_sets=self.item_sets, per_sample=self.per_sample,
-                       reductions=self.reductions, truncation_rule=(think_open, think_close),
-                       scoring_notes=self.scoring_notes)
+            t = (
+                t.merge(fr, on=keys, how="left", validate="many_to_one")
+                if len(fr)
+                else t.assign(truncated=np.nan, truncated_by=None)
+            )
+        return Records(
+            table=t[COLUMNS + DERIVED_COLUMNS],
+            sources=self.sources,
+            settings=self.settings,
+            run=self.run,
+            gaps=self.gaps,
+            item_sets=self.item_sets,
+            per_sample=self.per_sample,
+            reductions=self.reductions,
+            truncation_rule=(think_open, think_close),
+            scoring_notes=self.scoring_notes,
+        )
 
     def truncation(self, arm: str, variant: str = DEFAULT_VARIANT) -> tuple[np.ndarray, dict, dict]:
         """One arm's truncation flags: (item ids, {budget: flags}, {budget: {evidence: count}}), rows in item-id
@@ -285,8 +327,9 @@ class Records:
                 counted = {b: by[b].value_counts().to_dict() for b in by.columns}
                 got = flags.index.to_numpy(), out, counted
             ids, out, counted = got
-            evidence = {b: {label: int(c[label]) for label in sorted(c, key=_evidence_order)}
-                        for b, c in counted.items()}
+            evidence = {
+                b: {label: int(c[label]) for label in sorted(c, key=_evidence_order)} for b, c in counted.items()
+            }
             self._cache[key] = (ids, out, evidence)
         ids, out, evidence = self._cache[key]
         return ids.copy(), {b: x.copy() for b, x in out.items()}, {b: dict(e) for b, e in evidence.items()}
@@ -358,10 +401,16 @@ class Records:
         return self._cache[key]
 
 
-def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: dict | None = None,
-                  where: dict[tuple, str] | None = None, run: dict | None = None,
-                  per_sample: pd.DataFrame | None = None, reductions: dict | None = None,
-                  scoring_notes: dict | None = None) -> Records:
+def build_records(
+    frames: list[pd.DataFrame],
+    sources: list[Source],
+    settings: dict | None = None,
+    where: dict[tuple, str] | None = None,
+    run: dict | None = None,
+    per_sample: pd.DataFrame | None = None,
+    reductions: dict | None = None,
+    scoring_notes: dict | None = None,
+) -> Records:
     """Concatenate per-file frames into Records and validate the pairing.
 
     ``where`` maps (arm, variant, budget) to a human description of the input (file paths) used in error messages.
@@ -379,10 +428,17 @@ def build_records(frames: list[pd.DataFrame], sources: list[Source], settings: d
         problems += unpaired
     if problems:
         raise InputError(problems)
-    return Records(table=table, sources=tuple(sources), settings=settings or {}, run=run or {},
-                   gaps=() if _budgets_hold_the_same_items(table, codes) else tuple(_budget_gaps(table, where)),
-                   item_sets=tuple(item_sets), per_sample=per_sample,
-                   reductions=reductions or {}, scoring_notes=scoring_notes or {})
+    return Records(
+        table=table,
+        sources=tuple(sources),
+        settings=settings or {},
+        run=run or {},
+        gaps=() if _budgets_hold_the_same_items(table, codes) else tuple(_budget_gaps(table, where)),
+        item_sets=tuple(item_sets),
+        per_sample=per_sample,
+        reductions=reductions or {},
+        scoring_notes=scoring_notes or {},
+    )
 
 
 def _normalised_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -437,16 +493,24 @@ def _any_duplicate(table: pd.DataFrame, codes: _Codes) -> bool:
 
 def _duplicate_problems(table: pd.DataFrame, codes: _Codes) -> list[Problem]:
     """An item given twice in one arm × variant × budget × scoring cell (one problem naming the first)."""
-    dup = table.duplicated(["arm", "variant", "budget", "scoring", "item_id"], keep=False) \
-        if _any_duplicate(table, codes) else None
+    dup = (
+        table.duplicated(["arm", "variant", "budget", "scoring", "item_id"], keep=False)
+        if _any_duplicate(table, codes)
+        else None
+    )
     if dup is None or not dup.any():
         return []
     d = table[dup].iloc[0]
-    return [Problem(
-        f"item {d['item_id']!r} appears more than once for arm {d['arm']}, budget {d['budget']}, scoring "
-        f"{d['scoring']!r} ({int(dup.sum())} duplicate rows)", file=str(d["source"]), line=_int(d["line"]),
-        fix="each item id must appear once per arm, budget and scoring; remove repeated runs or give them distinct "
-            "ids")]
+    return [
+        Problem(
+            f"item {d['item_id']!r} appears more than once for arm {d['arm']}, budget {d['budget']}, scoring "
+            f"{d['scoring']!r} ({int(dup.sum())} duplicate rows)",
+            file=str(d["source"]),
+            line=_int(d["line"]),
+            fix="each item id must appear once per arm, budget and scoring; remove repeated runs or give them distinct "
+            "ids",
+        )
+    ]
 
 
 def _same_items(table: pd.DataFrame, codes: _Codes) -> bool:
@@ -499,13 +563,18 @@ def _item_sets(table: pd.DataFrame, where: dict[tuple, str]) -> tuple[list[ItemS
     ids = table.groupby(["variant", "budget", "arm"], dropna=False)["item_id"].agg(lambda s: frozenset(s))
     item_sets: list[ItemSets] = []
     problems: list[Problem] = []
-    for (variant, budget) in sorted({(v, b) for v, b, _ in ids.index},
-                                    key=lambda vb: (str(vb[0]), _int(vb[1]) is None, _int(vb[1]) or 0)):
+    for variant, budget in sorted(
+        {(v, b) for v, b, _ in ids.index}, key=lambda vb: (str(vb[0]), _int(vb[1]) is None, _int(vb[1]) or 0)
+    ):
         try:
             b_ids, t_ids = ids[(variant, budget, "baseline")], ids[(variant, budget, "treatment")]
         except KeyError:
-            problems.append(Problem(f"only one arm has records for budget {budget}, variant {variant!r}",
-                                    fix="give both arms logs for every budget"))
+            problems.append(
+                Problem(
+                    f"only one arm has records for budget {budget}, variant {variant!r}",
+                    fix="give both arms logs for every budget",
+                )
+            )
             continue
         if b_ids == t_ids:
             continue
@@ -515,27 +584,36 @@ def _item_sets(table: pd.DataFrame, where: dict[tuple, str]) -> tuple[list[ItemS
         tw = where.get(("treatment", variant, _int(budget)), "treatment logs")
         if shared < MIN_SHARED:
             unicode_note = normalisation_note(only_b, only_t)
-            problems.append(Problem(
-                f"the arms share {shared} item(s) at budget {_int(budget)}"
-                + (f", variant {variant!r}" if variant != DEFAULT_VARIANT else "")
-                + f": {len(only_b)} only in baseline ({_preview(only_b)}), {len(only_t)} only in treatment "
-                f"({_preview(only_t)}); no test can compare arms on fewer than {MIN_SHARED} shared items"
-                + (f"; {unicode_note}" if unicode_note else ""),
-                file=f"{bw} vs {tw}",
-                fix=(NORMALISATION_FIX if unicode_note else
-                     "both arms must be evaluated on (mostly) the same items: check that the item ids name the same "
-                     "items in both logs (samples.fields.id), or re-run with the same dataset and limit")))
+            problems.append(
+                Problem(
+                    f"the arms share {shared} item(s) at budget {_int(budget)}"
+                    + (f", variant {variant!r}" if variant != DEFAULT_VARIANT else "")
+                    + f": {len(only_b)} only in baseline ({_preview(only_b)}), {len(only_t)} only in treatment "
+                    f"({_preview(only_t)}); no test can compare arms on fewer than {MIN_SHARED} shared items"
+                    + (f"; {unicode_note}" if unicode_note else ""),
+                    file=f"{bw} vs {tw}",
+                    fix=(
+                        NORMALISATION_FIX
+                        if unicode_note
+                        else "both arms must be evaluated on (mostly) the same items: check that the item ids name the same "
+                        "items in both logs (samples.fields.id), or re-run with the same dataset and limit"
+                    ),
+                )
+            )
             continue
-        item_sets.append(ItemSets(str(variant), _int(budget), shared, tuple(map(str, only_b)),
-                                  tuple(map(str, only_t)), bw, tw))
+        item_sets.append(
+            ItemSets(str(variant), _int(budget), shared, tuple(map(str, only_b)), tuple(map(str, only_t)), bw, tw)
+        )
     return item_sets, problems
 
 
 MIN_SHARED = 2
 """Fewest items both arms must share in a cell: no paired test (nor any interval) uses fewer."""
 
-NORMALISATION_FIX = ("write the item ids in one Unicode normal form in both logs (NFC, Python's "
-                     "unicodedata.normalize('NFC', id)); audit compares ids exactly, code point by code point")
+NORMALISATION_FIX = (
+    "write the item ids in one Unicode normal form in both logs (NFC, Python's "
+    "unicodedata.normalize('NFC', id)); audit compares ids exactly, code point by code point"
+)
 
 
 def normalisation_note(only_b, only_t) -> str:
@@ -554,8 +632,10 @@ def normalisation_note(only_b, only_t) -> str:
     if not same:
         return ""
     eg = same[0]
-    return (f"{len(same)} of these ids differ only in Unicode normalisation (the same text composed in one arm and "
-            f"decomposed in the other, e.g. baseline {ascii(b[eg])} vs treatment {ascii(t[eg])})")
+    return (
+        f"{len(same)} of these ids differ only in Unicode normalisation (the same text composed in one arm and "
+        f"decomposed in the other, e.g. baseline {ascii(b[eg])} vs treatment {ascii(t[eg])})"
+    )
 
 
 @dataclass(frozen=True)
@@ -581,11 +661,14 @@ class ItemSets:
 
     def sentence(self) -> str:
         note = normalisation_note(self.only_baseline, self.only_treatment)
-        return (f"at budget {self.budget}" + (f", variant {self.variant!r}" if self.variant != DEFAULT_VARIANT else "")
-                + f" the baseline holds {self.n_baseline} items and the treatment {self.n_treatment}; they share "
-                f"{self.shared}: {len(self.only_baseline)} only in baseline ({_preview(list(self.only_baseline))}), "
-                f"{len(self.only_treatment)} only in treatment ({_preview(list(self.only_treatment))})"
-                + (f"; {note}" if note else ""))
+        return (
+            f"at budget {self.budget}"
+            + (f", variant {self.variant!r}" if self.variant != DEFAULT_VARIANT else "")
+            + f" the baseline holds {self.n_baseline} items and the treatment {self.n_treatment}; they share "
+            f"{self.shared}: {len(self.only_baseline)} only in baseline ({_preview(list(self.only_baseline))}), "
+            f"{len(self.only_treatment)} only in treatment ({_preview(list(self.only_treatment))})"
+            + (f"; {note}" if note else "")
+        )
 
 
 def _id_order(i: Any) -> tuple:
@@ -606,10 +689,12 @@ class Gap:
     file: str | None
 
     def sentence(self) -> str:
-        return (f"budget {self.budget} lacks {len(self.lacking)} item(s) present at budget(s) "
-                f"{', '.join(map(str, self.present_at))} ({_preview(list(self.lacking))})"
-                + (f", variant {self.variant!r}" if self.variant != DEFAULT_VARIANT else "")
-                + (f" ({self.file})" if self.file else ""))
+        return (
+            f"budget {self.budget} lacks {len(self.lacking)} item(s) present at budget(s) "
+            f"{', '.join(map(str, self.present_at))} ({_preview(list(self.lacking))})"
+            + (f", variant {self.variant!r}" if self.variant != DEFAULT_VARIANT else "")
+            + (f" ({self.file})" if self.file else "")
+        )
 
 
 def _budget_gaps(table: pd.DataFrame, where: dict[tuple, str]) -> list[Gap]:
@@ -629,8 +714,15 @@ def _budget_gaps(table: pd.DataFrame, where: dict[tuple, str]) -> list[Gap]:
             lacking = sorted(all_ids - set(sub.loc[sub["budget"] == b, "item_id"]))
             if not lacking:
                 continue
-            gaps.append(Gap(str(variant), _int(b), tuple(lacking), tuple(_int(o) for o in budgets if o != b),
-                            where.get((ARMS[0], variant, _int(b)))))
+            gaps.append(
+                Gap(
+                    str(variant),
+                    _int(b),
+                    tuple(lacking),
+                    tuple(_int(o) for o in budgets if o != b),
+                    where.get((ARMS[0], variant, _int(b))),
+                )
+            )
     return gaps
 
 
@@ -655,7 +747,6 @@ def no_output_causes(text: pd.Series, given: pd.Series) -> np.ndarray:
     blank = np.fromiter(map(not_, map(str.strip, texts)), dtype=bool, count=len(texts))
     out[cand[blank]] = EMPTY_OUTPUT
     return out
-
 
 
 def _maybe_blank(text: pd.Series) -> np.ndarray | None:
@@ -711,19 +802,44 @@ def truncation_frame(records: "Records", think_open: str = "<think>", think_clos
             for j, b in enumerate(budgets):
                 nxt = budgets[j + 1] if j + 1 < len(budgets) else None
                 flags, by = truncation_rules(
-                    b, texts[b].to_numpy(dtype=object), None if nxt is None else texts[nxt].to_numpy(dtype=object),
-                    nxt, finish[b].to_numpy(dtype=object), tokens[b].to_numpy(dtype=float),
-                    nothing[b].to_numpy(dtype=object), think_open, think_close)
-                parts.append(pd.DataFrame({"arm": arm, "variant": variant, "budget": b,
-                                           "item_id": texts.index.to_numpy(), "truncated": flags, "truncated_by": by}))
+                    b,
+                    texts[b].to_numpy(dtype=object),
+                    None if nxt is None else texts[nxt].to_numpy(dtype=object),
+                    nxt,
+                    finish[b].to_numpy(dtype=object),
+                    tokens[b].to_numpy(dtype=float),
+                    nothing[b].to_numpy(dtype=object),
+                    think_open,
+                    think_close,
+                )
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "arm": arm,
+                            "variant": variant,
+                            "budget": b,
+                            "item_id": texts.index.to_numpy(),
+                            "truncated": flags,
+                            "truncated_by": by,
+                        }
+                    )
+                )
     if not parts:
         return pd.DataFrame(columns=["arm", "variant", "budget", "item_id", "truncated", "truncated_by"])
     return pd.concat(parts, ignore_index=True)
 
 
-def truncation_rules(budget: Any, texts: np.ndarray, larger: np.ndarray | None, larger_budget: Any,
-                     finish: np.ndarray, tokens: np.ndarray, nothing: np.ndarray, think_open: str = "<think>",
-                     think_close: str = "</think>") -> tuple[np.ndarray, np.ndarray]:
+def truncation_rules(
+    budget: Any,
+    texts: np.ndarray,
+    larger: np.ndarray | None,
+    larger_budget: Any,
+    finish: np.ndarray,
+    tokens: np.ndarray,
+    nothing: np.ndarray,
+    think_open: str = "<think>",
+    think_close: str = "</think>",
+) -> tuple[np.ndarray, np.ndarray]:
     """The truncation rules (:func:`truncation_frame`) on one arm × variant × budget: (flags, evidence), element
     by element of the aligned arrays ``texts`` (the outputs at ``budget``), ``larger`` (the same items' outputs at
     the next larger budget ``larger_budget``, or None when there is none), ``finish``, ``tokens`` and ``nothing``
@@ -740,13 +856,15 @@ def truncation_rules(budget: Any, texts: np.ndarray, larger: np.ndarray | None, 
     by[use] = "token count"
     is_text = np.fromiter(map(isinstance, texts, repeat(str)), dtype=bool, count=n)
     if larger is not None:
-        cand = np.flatnonzero(np.isnan(flags) & is_text
-                              & np.fromiter(map(isinstance, larger, repeat(str)), dtype=bool, count=n))
+        cand = np.flatnonzero(
+            np.isnan(flags) & is_text & np.fromiter(map(isinstance, larger, repeat(str)), dtype=bool, count=n)
+        )
         small, large = texts[cand].tolist(), larger[cand].tolist()
         prefix = np.fromiter(map(str.startswith, large, small), dtype=bool, count=len(cand))
         hit = cand[prefix]  # equal outputs included: not truncated
-        flags[hit] = np.fromiter(map(str.__ne__, texts[hit].tolist(), larger[hit].tolist()), dtype=float,
-                                 count=len(hit))
+        flags[hit] = np.fromiter(
+            map(str.__ne__, texts[hit].tolist(), larger[hit].tolist()), dtype=float, count=len(hit)
+        )
         by[hit] = f"prefix of budget {larger_budget}"
         by[cand[~prefix]] = NOT_A_PREFIX
     pending = np.isnan(flags) & is_text
@@ -760,8 +878,7 @@ def truncation_rules(budget: Any, texts: np.ndarray, larger: np.ndarray | None, 
     # No output at all and the server gave no reason: budget exhaustion until shown otherwise (a reasoning model that
     # spent the whole budget thinking returns null or empty content).
     maybe = np.flatnonzero(np.isnan(flags) & np.fromiter(map(is_not, nothing, repeat(None)), dtype=bool, count=n))
-    gone = maybe[[not (isinstance(c, float) and np.isnan(c)) for c in nothing[maybe].tolist()]] \
-        if len(maybe) else maybe
+    gone = maybe[[not (isinstance(c, float) and np.isnan(c)) for c in nothing[maybe].tolist()]] if len(maybe) else maybe
     flags[gone] = 1.0
     by[gone] = NO_OUTPUT_EVIDENCE
     return flags, by
@@ -811,8 +928,9 @@ def _truncation_columns(records: "Records", think_open: str, think_close: str) -
                     pos = _positions(ids, index, nxt, ids[b])
                     larger = text[rows[nxt]][pos]
                     larger[pos < 0] = None
-                f, e = truncation_rules(b, text[r], larger, nxt, finish[r], tokens[r], nothing[r], think_open,
-                                        think_close)
+                f, e = truncation_rules(
+                    b, text[r], larger, nxt, finish[r], tokens[r], nothing[r], think_open, think_close
+                )
                 labelled = any(x is not None for x in e)
                 all_text = all_text and labelled
                 missing_value[b] = np.nan if labelled and text_parts else None
@@ -854,8 +972,14 @@ def _infers_text() -> bool:
     return pd.DataFrame({"x": np.array(["a", None], dtype=object)})["x"].dtype != np.dtype(object)
 
 
-_EVIDENCE_ORDER = ("finish_reason", "token count", "prefix of budget", NOT_A_PREFIX, "unclosed think",
-                   NO_OUTPUT_EVIDENCE)
+_EVIDENCE_ORDER = (
+    "finish_reason",
+    "token count",
+    "prefix of budget",
+    NOT_A_PREFIX,
+    "unclosed think",
+    NO_OUTPUT_EVIDENCE,
+)
 
 
 def _evidence_order(label: str) -> tuple[int, str]:

@@ -7,6 +7,7 @@ Every reported number the audit compares with lies on the [0, 1] scale (rates, d
 * Trailing zeros never widen the tolerance (``Decimal.normalize`` writes 20 as 2E+1, which would read ±5).
 * YAML turns "0.30" into 0.3, so a table's precision is the most decimals among its numbers (``table_places``).
 """
+
 from __future__ import annotations
 
 import math

@@ -41,6 +41,7 @@ bisection on the monotone functions m ↦ sup_{s≤n} log K⁺_s(m) and m ↦ su
 Every function is pure and deterministic. Invalid input raises `SequentialInputError`, which is both an
 `audit.errors.InputError` (the CLI maps it to exit code 2) and a ``ValueError``.
 """
+
 from __future__ import annotations
 
 import math
@@ -227,9 +228,15 @@ def _bounds(lo: Any, hi: Any, problems: list[Problem]) -> tuple[float, float]:
     a = _real("lo", lo, problems)
     b = _real("hi", hi, problems)
     if math.isfinite(a) and math.isfinite(b) and not a < b:
-        problems.append(Problem(f"the bounds must satisfy lo < hi (got lo = {a:g}, hi = {b:g})", field="hi", value=hi,
-                                fix="pass the known range of the observations, e.g. lo=-1, hi=1 for paired "
-                                    "differences of [0, 1] scores"))
+        problems.append(
+            Problem(
+                f"the bounds must satisfy lo < hi (got lo = {a:g}, hi = {b:g})",
+                field="hi",
+                value=hi,
+                fix="pass the known range of the observations, e.g. lo=-1, hi=1 for paired "
+                "differences of [0, 1] scores",
+            )
+        )
     return a, b
 
 
@@ -243,31 +250,54 @@ def _observations(x: Any, lo: float, hi: float, problems: list[Problem]) -> np.n
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim != 1:
-        problems.append(Problem("must be one-dimensional", field="x", value=f"shape {a.shape}",
-                                fix="pass one value per observation, in the order they arrived"))
+        problems.append(
+            Problem(
+                "must be one-dimensional",
+                field="x",
+                value=f"shape {a.shape}",
+                fix="pass one value per observation, in the order they arrived",
+            )
+        )
         return np.empty(0)
     nan = np.flatnonzero(np.isnan(a))
     if nan.size:
         more = f" ({nan.size - 1} more NaN after it)" if nan.size > 1 else ""
-        problems.append(Problem(f"x[{int(nan[0])}] is NaN{more}", field="x", value=NAN,
-                                fix="drop or score the missing items first; a betting bound needs every value"))
+        problems.append(
+            Problem(
+                f"x[{int(nan[0])}] is NaN{more}",
+                field="x",
+                value=NAN,
+                fix="drop or score the missing items first; a betting bound needs every value",
+            )
+        )
     if math.isfinite(lo) and math.isfinite(hi) and lo < hi:
         with np.errstate(invalid="ignore"):
             out = np.flatnonzero((a < lo) | (a > hi))
         if out.size:
             i = int(out[0])
             more = f" ({out.size - 1} more outside after it)" if out.size > 1 else ""
-            problems.append(Problem(f"x[{i}] = {a[i]!r} lies outside the bounds [lo, hi] = [{lo:g}, {hi:g}]{more}",
-                                    field="x", value=float(a[i]),
-                                    fix="pass the true range of the scores as lo/hi; a betting bound is only valid "
-                                        "for values inside it"))
+            problems.append(
+                Problem(
+                    f"x[{i}] = {a[i]!r} lies outside the bounds [lo, hi] = [{lo:g}, {hi:g}]{more}",
+                    field="x",
+                    value=float(a[i]),
+                    fix="pass the true range of the scores as lo/hi; a betting bound is only valid "
+                    "for values inside it",
+                )
+            )
     return a
 
 
 def _grid_size(grid: Any, problems: list[Problem]) -> int:
     if isinstance(grid, (bool, np.bool_)) or not isinstance(grid, numbers.Integral) or int(grid) < 3:
-        problems.append(Problem("must be a whole number of grid points, at least 3", field="grid", value=grid,
-                                fix=f"e.g. grid={DEFAULT_GRID} (spacing 1e-3 of the range)"))
+        problems.append(
+            Problem(
+                "must be a whole number of grid points, at least 3",
+                field="grid",
+                value=grid,
+                fix=f"e.g. grid={DEFAULT_GRID} (spacing 1e-3 of the range)",
+            )
+        )
         return DEFAULT_GRID
     return int(grid)
 
@@ -276,16 +306,24 @@ def _horizon(horizon: Any, problems: list[Problem]) -> int | None:
     if horizon is None:
         return None
     if isinstance(horizon, (bool, np.bool_)) or not isinstance(horizon, numbers.Integral) or int(horizon) < 1:
-        problems.append(Problem("must be None (anytime bets) or the planned number of observations, >= 1",
-                                field="horizon", value=horizon))
+        problems.append(
+            Problem(
+                "must be None (anytime bets) or the planned number of observations, >= 1",
+                field="horizon",
+                value=horizon,
+            )
+        )
         return None
     return int(horizon)
 
 
 def _side(side: Any, problems: list[Problem]) -> str:
     if side not in SIDES:
-        problems.append(Problem("unknown side", field="side", value=side,
-                                fix='use "greater" (H0: mean <= m) or "less" (H0: mean >= m)'))
+        problems.append(
+            Problem(
+                "unknown side", field="side", value=side, fix='use "greater" (H0: mean <= m) or "less" (H0: mean >= m)'
+            )
+        )
     return side
 
 
@@ -296,8 +334,9 @@ def _null(name: str, m: Any, lo: float, hi: float, problems: list[Problem]) -> f
     return v
 
 
-def _common(x: Any, alpha: Any, lo: Any, hi: Any, c: Any, horizon: Any,
-            problems: list[Problem]) -> tuple[np.ndarray, float, float, float, float, int | None]:
+def _common(
+    x: Any, alpha: Any, lo: Any, hi: Any, c: Any, horizon: Any, problems: list[Problem]
+) -> tuple[np.ndarray, float, float, float, float, int | None]:
     a, b = _bounds(lo, hi, problems)
     xs = _observations(x, a, b, problems)
     al = _open_unit("alpha", alpha, problems, "alpha=0.05")
@@ -399,8 +438,9 @@ def _thresholds(alpha: float, theta: float) -> tuple[float, float]:
     return math.log(1.0 / (theta * alpha)), math.log(1.0 / ((1.0 - theta) * alpha))
 
 
-def _path01(y: np.ndarray, alpha: float, c: float, theta: float, horizon: int | None,
-            grid: int) -> tuple[np.ndarray, np.ndarray, int | None]:
+def _path01(
+    y: np.ndarray, alpha: float, c: float, theta: float, horizon: int | None, grid: int
+) -> tuple[np.ndarray, np.ndarray, int | None]:
     """Running-intersection CS on the [0, 1] scale (see the module docstring, "Root finding")."""
     n = y.size
     low = np.full(n, NAN)
@@ -422,14 +462,14 @@ def _path01(y: np.ndarray, alpha: float, c: float, theta: float, horizon: int | 
         width = b - a + 1
         rows = max(_BLOCK_MIN_ROWS, min(_BLOCK_ELEMENTS // width, int(_BLOCK_TIME_FRACTION * t0)))
         t1 = min(n, t0 + max(1, rows))
-        m = g[a:b + 1]
+        m = g[a : b + 1]
         z = y[t0:t1, None] - m[None, :]
-        lu = np.log1p(np.minimum(lam_up[t0:t1, None], cap_up_all[None, a:b + 1]) * z)
+        lu = np.log1p(np.minimum(lam_up[t0:t1, None], cap_up_all[None, a : b + 1]) * z)
         np.cumsum(lu, axis=0, out=lu)
-        lu += s_up[None, a:b + 1]
-        ld = np.log1p(-np.minimum(lam_dn[t0:t1, None], cap_dn_all[None, a:b + 1]) * z)
+        lu += s_up[None, a : b + 1]
+        ld = np.log1p(-np.minimum(lam_dn[t0:t1, None], cap_dn_all[None, a : b + 1]) * z)
         np.cumsum(ld, axis=0, out=ld)
-        ld += s_dn[None, a:b + 1]
+        ld += s_dn[None, a : b + 1]
         del z
         rix = np.arange(t1 - t0)
 
@@ -460,15 +500,15 @@ def _path01(y: np.ndarray, alpha: float, c: float, theta: float, horizon: int | 
         empty = lows > highs
         if empty.any():
             e = int(np.argmax(empty))
-            low[t0:t0 + e] = lows[:e]
-            high[t0:t0 + e] = highs[:e]
+            low[t0 : t0 + e] = lows[:e]
+            high[t0 : t0 + e] = highs[:e]
             empty_from = t0 + e + 1
             return low, high, empty_from
         low[t0:t1] = lows
         high[t0:t1] = highs
         run_low, run_high = float(lows[-1]), float(highs[-1])
-        s_up[a:b + 1] = lu[-1]
-        s_dn[a:b + 1] = ld[-1]
+        s_up[a : b + 1] = lu[-1]
+        s_dn[a : b + 1] = ld[-1]
         del lu, ld
         na = min(max(a, int(np.searchsorted(g, run_low, side="right")) - 1), grid - 2)
         nb = min(b, int(np.searchsorted(g, run_high, side="left")))
@@ -481,9 +521,19 @@ def _path01(y: np.ndarray, alpha: float, c: float, theta: float, horizon: int | 
 # Public API
 
 
-def capital(x: Any, m: Any, lo: float = 0.0, hi: float = 1.0, *, alpha: float = 0.05, c: float = DEFAULT_C,
-            theta: float = DEFAULT_THETA, horizon: int | None = None, path: bool = True,
-            log: bool = False) -> np.ndarray:
+def capital(
+    x: Any,
+    m: Any,
+    lo: float = 0.0,
+    hi: float = 1.0,
+    *,
+    alpha: float = 0.05,
+    c: float = DEFAULT_C,
+    theta: float = DEFAULT_THETA,
+    horizon: int | None = None,
+    path: bool = True,
+    log: bool = False,
+) -> np.ndarray:
     """Hedged capital K±_t(m) = max(θK⁺_t(m), (1 − θ)K⁻_t(m)) of Waudby-Smith & Ramdas (2024, Theorem 3) for
     candidate means ``m`` (on the original scale, within [lo, hi]), with predictable plug-in bets tuned to θ·alpha
     and (1 − θ)·alpha (see the module docstring for the formulas).
@@ -503,13 +553,21 @@ def capital(x: Any, m: Any, lo: float = 0.0, hi: float = 1.0, *, alpha: float = 
         ms = np.zeros(1)
     scalar = np.ndim(m) == 0
     if ms.ndim != 1:
-        problems.append(Problem("must be a number or a one-dimensional array of candidate means", field="m",
-                                value=f"shape {ms.shape}"))
+        problems.append(
+            Problem(
+                "must be a number or a one-dimensional array of candidate means", field="m", value=f"shape {ms.shape}"
+            )
+        )
     elif math.isfinite(a) and math.isfinite(b) and a < b:
         bad = np.flatnonzero(~((ms >= a) & (ms <= b)))
         if bad.size:
-            problems.append(Problem(f"m[{int(bad[0])}] = {ms[bad[0]]!r} lies outside [lo, hi] = [{a:g}, {b:g}]",
-                                    field="m", value=float(ms[bad[0]])))
+            problems.append(
+                Problem(
+                    f"m[{int(bad[0])}] = {ms[bad[0]]!r} lies outside [lo, hi] = [{a:g}, {b:g}]",
+                    field="m",
+                    value=float(ms[bad[0]]),
+                )
+            )
     _raise(problems)
     y = _rescale(xs, a, b)
     m01 = np.clip((ms - a) / (b - a), 0.0, 1.0)
@@ -533,9 +591,17 @@ def capital(x: Any, m: Any, lo: float = 0.0, hi: float = 1.0, *, alpha: float = 
     return out
 
 
-def confidence_sequence(x: Any, alpha: float = 0.05, lo: float = 0.0, hi: float = 1.0, *, grid: int = DEFAULT_GRID,
-                        c: float = DEFAULT_C, theta: float = DEFAULT_THETA,
-                        horizon: int | None = None) -> ConfidenceSequence:
+def confidence_sequence(
+    x: Any,
+    alpha: float = 0.05,
+    lo: float = 0.0,
+    hi: float = 1.0,
+    *,
+    grid: int = DEFAULT_GRID,
+    c: float = DEFAULT_C,
+    theta: float = DEFAULT_THETA,
+    horizon: int | None = None,
+) -> ConfidenceSequence:
     """Betting confidence sequence for the mean of i.i.d. observations in [lo, hi]: the running intersection of
     C_t = {m : K±_t(m) < 1/alpha}, t = 1..n, from the hedged capital process with predictable plug-in bets
     (Waudby-Smith & Ramdas 2024, JRSS-B 86(1):1–27, Section 4, Theorem 3; confseq's ``hedged_cs``).
@@ -566,8 +632,19 @@ def confidence_sequence(x: Any, alpha: float = 0.05, lo: float = 0.0, hi: float 
             high01 = np.maximum(high01, fh)
             low01[-1], high01[-1] = fl, fh
     scale = b - a
-    return ConfidenceSequence(low=a + scale * low01, high=a + scale * high01, alpha=al, lo=a, hi=b, method=METHOD,
-                              c=cc, theta=th, horizon=hz, grid=gs, empty_from=empty_from)
+    return ConfidenceSequence(
+        low=a + scale * low01,
+        high=a + scale * high01,
+        alpha=al,
+        lo=a,
+        hi=b,
+        method=METHOD,
+        c=cc,
+        theta=th,
+        horizon=hz,
+        grid=gs,
+        empty_from=empty_from,
+    )
 
 
 def _final01(y: np.ndarray, alpha: float, c: float, theta: float, horizon: int | None) -> tuple[float, float]:
@@ -578,8 +655,16 @@ def _final01(y: np.ndarray, alpha: float, c: float, theta: float, horizon: int |
     return _final_lower(y, lam_up, c, thr_up), _final_upper(y, lam_dn, c, thr_dn)
 
 
-def confidence_interval(x: Any, alpha: float = 0.05, lo: float = 0.0, hi: float = 1.0, *, c: float = DEFAULT_C,
-                        theta: float = DEFAULT_THETA, horizon: int | None = None) -> Interval:
+def confidence_interval(
+    x: Any,
+    alpha: float = 0.05,
+    lo: float = 0.0,
+    hi: float = 1.0,
+    *,
+    c: float = DEFAULT_C,
+    theta: float = DEFAULT_THETA,
+    horizon: int | None = None,
+) -> Interval:
     """The betting confidence sequence at t = n, running intersection included (the last element of
     `confidence_sequence`), as an `audit.stats.Interval` at level 1 − alpha.
 
@@ -597,13 +682,26 @@ def confidence_interval(x: Any, alpha: float = 0.05, lo: float = 0.0, hi: float 
     y = _rescale(xs, a, b)
     fl, fh = _final01(y, al, cc, th, hz)
     if fl > fh:
-        return Interval.nan(level, METHOD, "the running intersection is empty: the observations are not consistent "
-                                           "with one fixed mean in [lo, hi] (drift, or a miscoverage event)")
+        return Interval.nan(
+            level,
+            METHOD,
+            "the running intersection is empty: the observations are not consistent "
+            "with one fixed mean in [lo, hi] (drift, or a miscoverage event)",
+        )
     return Interval(a + (b - a) * fl, a + (b - a) * fh, level, METHOD)
 
 
-def e_value(x: Any, m: float, lo: float = 0.0, hi: float = 1.0, side: str = "greater", *, alpha: float = 0.05,
-            c: float = DEFAULT_C, horizon: int | None = None) -> EProcess:
+def e_value(
+    x: Any,
+    m: float,
+    lo: float = 0.0,
+    hi: float = 1.0,
+    side: str = "greater",
+    *,
+    alpha: float = 0.05,
+    c: float = DEFAULT_C,
+    horizon: int | None = None,
+) -> EProcess:
     """One-sided e-process for H0: mean ≤ m (``side="greater"``) or H0: mean ≥ m (``side="less"``), i.i.d.
     observations in [lo, hi].
 
@@ -625,8 +723,9 @@ def _exp(v: float) -> float:
     return math.exp(v) if v < 709.0 else math.inf
 
 
-def _eprocess(y: np.ndarray, m01: float, m: float, side: str, alpha_bet: float, c: float,
-              horizon: int | None) -> EProcess:
+def _eprocess(
+    y: np.ndarray, m01: float, m: float, side: str, alpha_bet: float, c: float, horizon: int | None
+) -> EProcess:
     n = y.size
     method = f"{METHOD}-one-sided"
     if n == 0:
@@ -639,9 +738,17 @@ def _eprocess(y: np.ndarray, m01: float, m: float, side: str, alpha_bet: float, 
     return EProcess(e_now, e_max, p, m, side, n, alpha_bet, method, c, horizon)
 
 
-def betting_inference(x: Any, alpha: float = 0.05, lo: float = 0.0, hi: float = 1.0, null: float | None = None, *,
-                      c: float = DEFAULT_C, theta: float = DEFAULT_THETA,
-                      horizon: int | None = None) -> BettingResult:
+def betting_inference(
+    x: Any,
+    alpha: float = 0.05,
+    lo: float = 0.0,
+    hi: float = 1.0,
+    null: float | None = None,
+    *,
+    c: float = DEFAULT_C,
+    theta: float = DEFAULT_THETA,
+    horizon: int | None = None,
+) -> BettingResult:
     """The betting CI at the final n (`confidence_interval`) with anytime p-values at ``null`` — the summary a check
     reports for a bounded mean or paired difference (Waudby-Smith & Ramdas 2024, Theorem 3).
 
@@ -663,6 +770,21 @@ def betting_inference(x: Any, alpha: float = 0.05, lo: float = 0.0, hi: float = 
         p_g = _eprocess(y, m01, nv, "greater", th * al, cc, hz).p_value
         p_l = _eprocess(y, m01, nv, "less", (1.0 - th) * al, cc, hz).p_value
         p_2 = min(1.0, p_g / th, p_l / (1.0 - th))
-    return BettingResult(estimate=float(xs.mean()) if n else NAN, low=ci.low, high=ci.high, n=n, alpha=al,
-                         method=METHOD, lo=a, hi=b, null=nv, p_greater=p_g, p_less=p_l, p_two_sided=p_2, c=cc,
-                         theta=th, horizon=hz, reason=ci.reason)
+    return BettingResult(
+        estimate=float(xs.mean()) if n else NAN,
+        low=ci.low,
+        high=ci.high,
+        n=n,
+        alpha=al,
+        method=METHOD,
+        lo=a,
+        hi=b,
+        null=nv,
+        p_greater=p_g,
+        p_less=p_l,
+        p_two_sided=p_2,
+        c=cc,
+        theta=th,
+        horizon=hz,
+        reason=ci.reason,
+    )

@@ -18,6 +18,7 @@ Conventions for two-group counts: group 1 has k1 successes out of n1, group 2 ha
 outcomes: b = pairs where baseline fails and treatment passes (treatment-only wins), c = pairs where baseline
 passes and treatment fails (baseline-only wins).
 """
+
 from __future__ import annotations
 
 import math
@@ -159,16 +160,25 @@ def _raise(problems: list[Problem]) -> None:
 
 def _as_count(name: str, value: Any, problems: list[Problem]) -> int:
     if isinstance(value, (bool, np.bool_)):
-        problems.append(Problem("a count must be a whole number, not a boolean", field=name, value=value,
-                                fix="pass an integer count"))
+        problems.append(
+            Problem(
+                "a count must be a whole number, not a boolean", field=name, value=value, fix="pass an integer count"
+            )
+        )
         return 0
     if isinstance(value, numbers.Integral):
         v = int(value)
     elif isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer():
         v = int(value)  # type: ignore[call-overload]  # Real's stub lacks __int__; float, numpy, Fraction define it
     else:
-        problems.append(Problem("a count must be a whole number", field=name, value=value,
-                                fix="round the count (k = round(rate * n)) before calling"))
+        problems.append(
+            Problem(
+                "a count must be a whole number",
+                field=name,
+                value=value,
+                fix="round the count (k = round(rate * n)) before calling",
+            )
+        )
         return 0
     if v < 0:
         problems.append(Problem("a count cannot be negative", field=name, value=value, fix="pass a count >= 0"))
@@ -177,8 +187,14 @@ def _as_count(name: str, value: Any, problems: list[Problem]) -> int:
 
 def _check_k_n(kname: str, k: int, nname: str, n: int, problems: list[Problem]) -> None:
     if 0 <= n and k > n:
-        problems.append(Problem(f"successes exceed trials ({kname} > {nname} = {n})", field=kname, value=k,
-                                fix=f"pass 0 <= {kname} <= {nname}"))
+        problems.append(
+            Problem(
+                f"successes exceed trials ({kname} > {nname} = {n})",
+                field=kname,
+                value=k,
+                fix=f"pass 0 <= {kname} <= {nname}",
+            )
+        )
 
 
 _LEVEL_EXAMPLES = {"level": "level=0.95", "alpha": "alpha=0.05", "power": "power=0.8"}
@@ -190,15 +206,27 @@ def _check_level(level: Any, problems: list[Problem], name: str = "level") -> fl
     except (TypeError, ValueError):
         lv = NAN
     if not (0.0 < lv < 1.0):
-        problems.append(Problem("must lie strictly between 0 and 1", field=name, value=level,
-                                fix=f"e.g. {_LEVEL_EXAMPLES.get(name, name + '=0.95')}"))
+        problems.append(
+            Problem(
+                "must lie strictly between 0 and 1",
+                field=name,
+                value=level,
+                fix=f"e.g. {_LEVEL_EXAMPLES.get(name, name + '=0.95')}",
+            )
+        )
     return lv
 
 
 def _check_alternative(alternative: Any, problems: list[Problem]) -> str:
     if alternative not in ALTERNATIVES:
-        problems.append(Problem("unknown alternative", field="alternative", value=alternative,
-                                fix='use "two-sided", "greater" (treatment / first group larger) or "less"'))
+        problems.append(
+            Problem(
+                "unknown alternative",
+                field="alternative",
+                value=alternative,
+                fix='use "two-sided", "greater" (treatment / first group larger) or "less"',
+            )
+        )
     return alternative
 
 
@@ -224,8 +252,9 @@ def _clustered_args(values: Any, clusters: Any, level: float) -> tuple[np.ndarra
     level = _check_level(level, problems)
     g = np.asarray(clusters)
     if g.ndim != 1 or (x.ndim == 1 and g.shape[0] != x.shape[0]):
-        problems.append(Problem(f"need one cluster label per value ({x.size} values)", field="clusters",
-                                value=f"shape {g.shape}"))
+        problems.append(
+            Problem(f"need one cluster label per value ({x.size} values)", field="clusters", value=f"shape {g.shape}")
+        )
     _raise(problems)
     return x, g, level
 
@@ -237,13 +266,20 @@ def _vector(name: str, x: Any, problems: list[Problem]) -> np.ndarray:
         problems.append(Problem("must be a sequence of numbers", field=name, value=type(x).__name__))
         return np.empty(0)
     if a.ndim != 1:
-        problems.append(Problem("must be one-dimensional", field=name, value=f"shape {a.shape}",
-                                fix="pass one value per item"))
+        problems.append(
+            Problem("must be one-dimensional", field=name, value=f"shape {a.shape}", fix="pass one value per item")
+        )
         return np.empty(0)
     bad = int(np.count_nonzero(~np.isfinite(a)))
     if bad:
-        problems.append(Problem(f"{bad} value(s) are NaN or infinite", field=name, value=bad,
-                                fix="drop or score the missing items before pairing (records do the pairing)"))
+        problems.append(
+            Problem(
+                f"{bad} value(s) are NaN or infinite",
+                field=name,
+                value=bad,
+                fix="drop or score the missing items before pairing (records do the pairing)",
+            )
+        )
     return a
 
 
@@ -252,9 +288,14 @@ def _paired(baseline: Any, treatment: Any) -> tuple[np.ndarray, np.ndarray]:
     b = _vector("baseline", baseline, problems)
     t = _vector("treatment", treatment, problems)
     if not problems and b.shape != t.shape:
-        problems.append(Problem(f"paired arms differ in length (baseline {b.size}, treatment {t.size})",
-                                field="treatment", value=t.size,
-                                fix="pair the arms on item id first (records.paired)"))
+        problems.append(
+            Problem(
+                f"paired arms differ in length (baseline {b.size}, treatment {t.size})",
+                field="treatment",
+                value=t.size,
+                fix="pair the arms on item id first (records.paired)",
+            )
+        )
     _raise(problems)
     return b, t
 
@@ -378,8 +419,9 @@ def _unconditional(which: str, k1, n1, k2, n2, alternative: str, n_points: int) 
     method = f"{which}-exact"
     # scipy takes the two groups as COLUMNS: [[pass1, pass2], [fail1, fail2]] (reference/statistics.md, traps).
     table = [[k1, k2], [n1 - k1, n2 - k2]]
-    details = _two_group_details(k1, n1, k2, n2, _impl("scipy", f"scipy.stats.{which}_exact"),
-                                 table=table, nuisance_points=n_points)
+    details = _two_group_details(
+        k1, n1, k2, n2, _impl("scipy", f"scipy.stats.{which}_exact"), table=table, nuisance_points=n_points
+    )
     reason = _empty_group_reason(n1, n2)
     if reason:
         return _nan_test(method, alternative, n1 + n2, reason, details)
@@ -393,8 +435,9 @@ def _unconditional(which: str, k1, n1, k2, n2, alternative: str, n_points: int) 
     return TestResult(float(res.statistic), min(p, 1.0), method, alternative, n1 + n2, None, details)
 
 
-def boschloo_exact(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-sided",
-                   n_points: int = 32) -> TestResult:
+def boschloo_exact(
+    k1: int, n1: int, k2: int, n2: int, alternative: str = "two-sided", n_points: int = 32
+) -> TestResult:
     """Boschloo's exact unconditional test of p1 = p2 (uniformly more powerful than Fisher's).
 
     Boschloo (1970), Statistica Neerlandica 24:1. Computed with ``scipy.stats.boschloo_exact``, which takes the
@@ -407,8 +450,7 @@ def boschloo_exact(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-s
     return _unconditional("boschloo", k1, n1, k2, n2, alternative, n_points)
 
 
-def barnard_exact(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-sided",
-                  n_points: int = 32) -> TestResult:
+def barnard_exact(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-sided", n_points: int = 32) -> TestResult:
     """Barnard's exact unconditional test (Wald statistic, pooled variance) of p1 = p2.
 
     Barnard (1945), Nature 156:177. ``scipy.stats.barnard_exact`` with the groups as COLUMNS, exactly as in
@@ -417,8 +459,7 @@ def barnard_exact(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-si
     return _unconditional("barnard", k1, n1, k2, n2, alternative, n_points)
 
 
-def ztest_2prop(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-sided",
-                pooled: bool = True) -> TestResult:
+def ztest_2prop(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-sided", pooled: bool = True) -> TestResult:
     """Two-proportion z-test of p1 = p2; "greater" = p1 > p2.
 
     Pooled variance (the classical score test; z² equals the uncorrected chi-square): statsmodels
@@ -440,11 +481,19 @@ def ztest_2prop(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-side
     if reason:
         return _nan_test(method, alternative, n1 + n2, reason, details)
     p1, p2 = k1 / n1, k2 / n2
-    var = ((k1 + k2) / (n1 + n2)) * (1 - (k1 + k2) / (n1 + n2)) * (1 / n1 + 1 / n2) if pooled else \
-        p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    var = (
+        ((k1 + k2) / (n1 + n2)) * (1 - (k1 + k2) / (n1 + n2)) * (1 / n1 + 1 / n2)
+        if pooled
+        else p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    )
     if var <= 0.0:
-        return _nan_test(method, alternative, n1 + n2,
-                         "zero variance (every item in the groups has the same outcome): z undefined", details)
+        return _nan_test(
+            method,
+            alternative,
+            n1 + n2,
+            "zero variance (every item in the groups has the same outcome): z undefined",
+            details,
+        )
     if pooled:
         from statsmodels.stats.proportion import proportions_ztest
 
@@ -453,8 +502,9 @@ def ztest_2prop(k1: int, n1: int, k2: int, n2: int, alternative: str = "two-side
         from statsmodels.stats.proportion import test_proportions_2indep
 
         with np.errstate(divide="ignore", invalid="ignore"):  # statsmodels also computes ratio/odds ratio
-            res = test_proportions_2indep(k1, n1, k2, n2, method="wald", compare="diff",
-                                          alternative=_SM_ALT[alternative])
+            res = test_proportions_2indep(
+                k1, n1, k2, n2, method="wald", compare="diff", alternative=_SM_ALT[alternative]
+            )
         z, p = res.statistic, res.pvalue
     return TestResult(float(z), float(p), method, alternative, n1 + n2, None, details)
 
@@ -523,13 +573,18 @@ def mcnemar_exact(b: int, c: int, alternative: str = "two-sided", n_pairs: int |
     if n_pairs is not None:
         n_pairs = _as_count("n_pairs", n_pairs, problems)
         if n_pairs < b + c:
-            problems.append(Problem("fewer pairs than discordant pairs", field="n_pairs", value=n_pairs,
-                                    fix="n_pairs >= b + c"))
+            problems.append(
+                Problem("fewer pairs than discordant pairs", field="n_pairs", value=n_pairs, fix="n_pairs >= b + c")
+            )
     _raise(problems)
     method = "mcnemar-exact"
     n = n_pairs if n_pairs is not None else b + c
-    details: dict[str, Any] = {"b": b, "c": c, "mid_p": _mid_p(b, c, alternative),
-                               "impl": _impl("scipy", "scipy.stats.binomtest")}
+    details: dict[str, Any] = {
+        "b": b,
+        "c": c,
+        "mid_p": _mid_p(b, c, alternative),
+        "impl": _impl("scipy", "scipy.stats.binomtest"),
+    }
     if b + c == 0:
         details["note"] = "no discordant pairs: the arms agree on every item, p = 1"
         return TestResult(float(b), 1.0, method, alternative, n, None, details)
@@ -542,8 +597,14 @@ def mcnemar_exact(b: int, c: int, alternative: str = "two-sided", n_pairs: int |
 def _binary(name: str, a: np.ndarray, problems: list[Problem]) -> None:
     bad = np.count_nonzero((a != 0) & (a != 1))
     if bad:
-        problems.append(Problem(f"{bad} value(s) are not 0/1", field=name, value=bad,
-                                fix="McNemar needs pass/fail outcomes; use paired_bootstrap_delta for scores"))
+        problems.append(
+            Problem(
+                f"{bad} value(s) are not 0/1",
+                field=name,
+                value=bad,
+                fix="McNemar needs pass/fail outcomes; use paired_bootstrap_delta for scores",
+            )
+        )
 
 
 def mcnemar_paired(baseline: Any, treatment: Any, alternative: str = "two-sided") -> TestResult:
@@ -578,11 +639,15 @@ def mcnemar_chi2(b: int, c: int, correction: bool = False, alternative: str = "t
     _check_alternative(alternative, problems)
     _raise(problems)
     method = "mcnemar-chi2-cc" if correction else "mcnemar-chi2"
-    details: dict[str, Any] = {"b": b, "c": c,
-                               "impl": _impl("statsmodels", "statsmodels.stats.contingency_tables.mcnemar")}
+    details: dict[str, Any] = {
+        "b": b,
+        "c": c,
+        "impl": _impl("statsmodels", "statsmodels.stats.contingency_tables.mcnemar"),
+    }
     if b + c == 0:
-        return _nan_test(method, alternative, 0, "no discordant pairs: chi-square is 0/0 (exact McNemar gives p = 1)",
-                         details)
+        return _nan_test(
+            method, alternative, 0, "no discordant pairs: chi-square is 0/0 (exact McNemar gives p = 1)", details
+        )
     from statsmodels.stats.contingency_tables import mcnemar
 
     res = mcnemar([[0, b], [c, 0]], exact=False, correction=correction)
@@ -612,8 +677,15 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return r if math.isfinite(r) else NAN
 
 
-def paired_bootstrap_delta(baseline: Any, treatment: Any, rng: np.random.Generator, resamples: int = 10_000,
-                           level: float = 0.95, seed: int | None = None, max_draws: int | None = None) -> Estimate:
+def paired_bootstrap_delta(
+    baseline: Any,
+    treatment: Any,
+    rng: np.random.Generator,
+    resamples: int = 10_000,
+    level: float = 0.95,
+    seed: int | None = None,
+    max_draws: int | None = None,
+) -> Estimate:
     """Paired bootstrap of delta = mean(treatment − baseline), percentile interval.
 
     Efron & Tibshirani (1993), An Introduction to the Bootstrap, ch. 13 (percentile interval); paired resampling
@@ -657,10 +729,16 @@ def paired_bootstrap_delta(baseline: Any, treatment: Any, rng: np.random.Generat
     value = float(d.mean())
     details: dict[str, Any] = {"mean_baseline": float(bl.mean()), "mean_treatment": float(tr.mean())}
     if np.ptp(d) == 0:
-        return _nan_estimate(method, n, level,
-                             "every paired difference is equal: bootstrap replicates are constant and the interval "
-                             "would be zero-width (use mcnemar_exact for 0/1 outcomes)",
-                             value=value, details={**details, "sample_sd_diff": 0.0, "sampler": None}, **kw)
+        return _nan_estimate(
+            method,
+            n,
+            level,
+            "every paired difference is equal: bootstrap replicates are constant and the interval "
+            "would be zero-width (use mcnemar_exact for 0/1 outcomes)",
+            value=value,
+            details={**details, "sample_sd_diff": 0.0, "sampler": None},
+            **kw,
+        )
 
     uniq, first, inverse = np.unique(d, return_index=True, return_inverse=True)
     if uniq.size <= _GROUPED_MAX_DISTINCT and 4 * uniq.size <= n:
@@ -670,13 +748,19 @@ def paired_bootstrap_delta(baseline: Any, treatment: Any, rng: np.random.Generat
         if max_draws is not None and resamples * n > max_draws:
             capped = int(max_draws) // n
             if capped < BOOTSTRAP_MIN_RESAMPLES:
-                return _nan_estimate(method, n, level,
-                                     f"skipped: {n:,} items with {uniq.size:,} distinct differences would need "
-                                     f"{BOOTSTRAP_MIN_RESAMPLES:,} × {n:,} resampled indices, beyond the "
-                                     f"{int(max_draws):,} allowed; at this n the paired CLT interval is its "
-                                     "large-sample equivalent", value=value,
-                                     details={**details, "sampler": None, "resamples_requested": resamples},
-                                     seed=seed, resamples=0)
+                return _nan_estimate(
+                    method,
+                    n,
+                    level,
+                    f"skipped: {n:,} items with {uniq.size:,} distinct differences would need "
+                    f"{BOOTSTRAP_MIN_RESAMPLES:,} × {n:,} resampled indices, beyond the "
+                    f"{int(max_draws):,} allowed; at this n the paired CLT interval is its "
+                    "large-sample equivalent",
+                    value=value,
+                    details={**details, "sampler": None, "resamples_requested": resamples},
+                    seed=seed,
+                    resamples=0,
+                )
             details["resamples_requested"] = resamples
             resamples = capped
             kw["resamples"] = capped
@@ -695,19 +779,28 @@ def _bootstrap_arg_problems(rng: Any, resamples: Any, max_draws: Any) -> list[Pr
     """:func:`paired_bootstrap_delta`'s ``rng``, ``resamples`` and ``max_draws`` checked."""
     problems: list[Problem] = []
     if not isinstance(rng, np.random.Generator):
-        problems.append(Problem("must be a numpy.random.Generator", field="rng", value=type(rng).__name__,
-                                fix="rng = numpy.random.default_rng(seed)"))
+        problems.append(
+            Problem(
+                "must be a numpy.random.Generator",
+                field="rng",
+                value=type(rng).__name__,
+                fix="rng = numpy.random.default_rng(seed)",
+            )
+        )
     if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 2:
-        problems.append(Problem("must be an integer >= 2", field="resamples", value=resamples,
-                                fix="e.g. resamples=10_000"))
-    if max_draws is not None and (isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral)
-                                  or max_draws < 1):
+        problems.append(
+            Problem("must be an integer >= 2", field="resamples", value=resamples, fix="e.g. resamples=10_000")
+        )
+    if max_draws is not None and (
+        isinstance(max_draws, bool) or not isinstance(max_draws, numbers.Integral) or max_draws < 1
+    ):
         problems.append(Problem("must be a positive integer or None", field="max_draws", value=max_draws))
     return problems
 
 
-def _multinomial_means(uniq: np.ndarray, first: np.ndarray, inverse: np.ndarray, n: int, resamples: int,
-                       rng: np.random.Generator) -> np.ndarray:
+def _multinomial_means(
+    uniq: np.ndarray, first: np.ndarray, inverse: np.ndarray, n: int, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
     """Bootstrap means of n draws from few distinct values, as multinomial counts (the "multinomial" sampler)."""
     order = np.argsort(first, kind="stable")
     values = uniq[order]
@@ -725,7 +818,7 @@ def _index_means(d: np.ndarray, resamples: int, rng: np.random.Generator) -> np.
     for start in range(0, resamples, rows):
         m = min(rows, resamples - start)
         idx = rng.integers(0, n, size=(m, n), dtype=dtype)
-        reps[start:start + m] = d[idx].mean(axis=1)
+        reps[start : start + m] = d[idx].mean(axis=1)
     return reps
 
 
@@ -746,19 +839,35 @@ def clustered_se(values: Any, clusters: Any, correction: bool = True, level: flo
     n = x.size
     labels, codes = np.unique(g, return_inverse=True)
     n_clusters = int(labels.size)
-    details: dict[str, Any] = {"clusters": n_clusters, "correction": bool(correction),
-                               "impl": _impl("statsmodels", "statsmodels OLS cov_type='cluster'")}
+    details: dict[str, Any] = {
+        "clusters": n_clusters,
+        "correction": bool(correction),
+        "impl": _impl("statsmodels", "statsmodels OLS cov_type='cluster'"),
+    }
     if n_clusters < 2:
-        return _nan_estimate(method, n, level, f"{n_clusters} cluster(s): need at least 2 for a clustered SE",
-                             value=float(x.mean()) if n else NAN, details=details)
+        return _nan_estimate(
+            method,
+            n,
+            level,
+            f"{n_clusters} cluster(s): need at least 2 for a clustered SE",
+            value=float(x.mean()) if n else NAN,
+            details=details,
+        )
     import statsmodels.api as sm
 
-    fit = sm.OLS(x, np.ones(n)).fit(cov_type="cluster",
-                                    cov_kwds={"groups": codes.ravel(), "use_correction": bool(correction)})
+    fit = sm.OLS(x, np.ones(n)).fit(
+        cov_type="cluster", cov_kwds={"groups": codes.ravel(), "use_correction": bool(correction)}
+    )
     mean, se = float(fit.params[0]), float(fit.bse[0])
     if not (se > 0.0):
-        return _nan_estimate(method, n, level, "clustered SE is zero (cluster sums of residuals all zero): the "
-                             "interval would be zero-width", value=mean, details=details)
+        return _nan_estimate(
+            method,
+            n,
+            level,
+            "clustered SE is zero (cluster sums of residuals all zero): the interval would be zero-width",
+            value=mean,
+            details=details,
+        )
     z = _z_two_sided(level)
     return Estimate(mean, Interval(mean - z * se, mean + z * se, level, method), se, n, method, details=details)
 
@@ -804,8 +913,15 @@ def paired_clt_delta(baseline: Any, treatment: Any, level: float = 0.95, cluster
         se = est.se
     # Equal differences whose mean is off by a rounding unit (0.7 three times) would give an SE of 1e-17.
     if not (se > 0.0) or np.ptp(d) == 0:
-        return _nan_estimate(method, n, level, "every paired difference is equal: SE is 0 and the interval would "
-                             "be zero-width (use mcnemar_exact for 0/1 outcomes)", value=value, details=details)
+        return _nan_estimate(
+            method,
+            n,
+            level,
+            "every paired difference is equal: SE is 0 and the interval would "
+            "be zero-width (use mcnemar_exact for 0/1 outcomes)",
+            value=value,
+            details=details,
+        )
     z = _z_two_sided(level)
     return Estimate(value, Interval(value - z * se, value + z * se, level, method), se, n, method, details=details)
 
@@ -828,8 +944,9 @@ def paired_ttest(baseline: Any, treatment: Any, alternative: str = "two-sided") 
     d = tr - bl
     details.update(mean_diff=float(d.mean()), df=n - 1)
     if np.ptp(d) == 0:
-        return _nan_test(method, alternative, n, "every paired difference is equal: t is undefined (zero variance)",
-                         details)
+        return _nan_test(
+            method, alternative, n, "every paired difference is equal: t is undefined (zero variance)", details
+        )
     from scipy.stats import ttest_rel
 
     res = ttest_rel(tr, bl, alternative=alternative)
@@ -894,8 +1011,9 @@ def mde_paired(n: int, sd_diff: float, alpha: float = 0.05, power: float = 0.8) 
     return _z_power(alpha, power) * float(sd_diff) / math.sqrt(n)
 
 
-def mde_unpaired(n_per_arm: int, p_baseline: float, alpha: float = 0.05, power: float = 0.8,
-                 direction: int = 1) -> float:
+def mde_unpaired(
+    n_per_arm: int, p_baseline: float, alpha: float = 0.05, power: float = 0.8, direction: int = 1
+) -> float:
     """Minimum detectable difference of two independent proportions with n_per_arm items each.
 
     statsmodels ``NormalIndPower().solve_power`` gives the detectable Cohen's h = 2·asin√p2 − 2·asin√p1 (two-sided
@@ -915,8 +1033,11 @@ def mde_unpaired(n_per_arm: int, p_baseline: float, alpha: float = 0.05, power: 
     _raise(problems)
     from statsmodels.stats.power import NormalIndPower
 
-    h = float(NormalIndPower().solve_power(effect_size=None, nobs1=n, alpha=alpha, power=power, ratio=1.0,
-                                           alternative="two-sided"))
+    h = float(
+        NormalIndPower().solve_power(
+            effect_size=None, nobs1=n, alpha=alpha, power=power, ratio=1.0, alternative="two-sided"
+        )
+    )
     phi = math.asin(math.sqrt(float(p_baseline))) + (h / 2.0 if direction > 0 else -h / 2.0)
     if not 0.0 <= phi <= math.pi / 2:
         return NAN
@@ -945,8 +1066,11 @@ def sample_size_paired(delta: float, var_term: float, alpha: float = 0.05, power
     """
     problems: list[Problem] = []
     if not (isinstance(delta, numbers.Real) and math.isfinite(delta) and delta != 0):
-        problems.append(Problem("must be a finite, nonzero effect size", field="delta", value=delta,
-                                fix="e.g. delta=0.03 for 3 points"))
+        problems.append(
+            Problem(
+                "must be a finite, nonzero effect size", field="delta", value=delta, fix="e.g. delta=0.03 for 3 points"
+            )
+        )
     if not (isinstance(var_term, numbers.Real) and math.isfinite(var_term) and var_term > 0):
         problems.append(Problem("must be a finite variance > 0", field="var_term", value=var_term))
     alpha, power = _check_alpha_power(alpha, power, problems)
@@ -1004,9 +1128,16 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
 # Which test reproduces a reported p?
 
 
-def p_value_variants(k1: int, n1: int, k2: int, n2: int, paired_b: int | None = None,
-                     paired_c: int | None = None, include_barnard: bool = True,
-                     max_unconditional_n: int = 400) -> list[TestResult]:
+def p_value_variants(
+    k1: int,
+    n1: int,
+    k2: int,
+    n2: int,
+    paired_b: int | None = None,
+    paired_c: int | None = None,
+    include_barnard: bool = True,
+    max_unconditional_n: int = 400,
+) -> list[TestResult]:
     """Every plausible test a paper might have used to get its p-value from these counts.
 
     Unpaired (group 1 = k1/n1, group 2 = k2/n2): Fisher exact, Boschloo exact, Barnard exact (two-sided, greater,
@@ -1034,15 +1165,34 @@ def p_value_variants(k1: int, n1: int, k2: int, n2: int, paired_b: int | None = 
     out.append(chi2_2x2(k1, n1, k2, n2, correction=False))
     out.append(chi2_2x2(k1, n1, k2, n2, correction=True))
     if (paired_b is None) != (paired_c is None):
-        _raise([Problem("give both paired_b and paired_c, or neither", field="paired_c" if paired_c is None
-                        else "paired_b", value=None)])
+        _raise(
+            [
+                Problem(
+                    "give both paired_b and paired_c, or neither",
+                    field="paired_c" if paired_c is None else "paired_b",
+                    value=None,
+                )
+            ]
+        )
     if paired_b is not None and paired_c is not None:  # both or neither: checked above
         for alt in ALTERNATIVES:
             ex = mcnemar_exact(paired_b, paired_c, alt)
             out.append(ex)
-            out.append(TestResult(NAN, ex.details["mid_p"], "mcnemar-mid-p", alt, ex.n, None,
-                                  {"b": ex.details["b"], "c": ex.details["c"],
-                                   "impl": "hand-written from scipy.stats.binom (Fagerland et al. 2013)"}))
+            out.append(
+                TestResult(
+                    NAN,
+                    ex.details["mid_p"],
+                    "mcnemar-mid-p",
+                    alt,
+                    ex.n,
+                    None,
+                    {
+                        "b": ex.details["b"],
+                        "c": ex.details["c"],
+                        "impl": "hand-written from scipy.stats.binom (Fagerland et al. 2013)",
+                    },
+                )
+            )
         for corr in (False, True):
             for alt in ALTERNATIVES:
                 out.append(mcnemar_chi2(paired_b, paired_c, correction=corr, alternative=alt))
@@ -1067,8 +1217,7 @@ def auc_mann_whitney(pos_scores: Any, neg_scores: Any, alternative: str = "great
     _check_alternative(alternative, problems)
     _raise(problems)
     method = "mann-whitney-auc"
-    details: dict[str, Any] = {"n_pos": pos.size, "n_neg": neg.size,
-                               "impl": _impl("scipy", "scipy.stats.mannwhitneyu")}
+    details: dict[str, Any] = {"n_pos": pos.size, "n_neg": neg.size, "impl": _impl("scipy", "scipy.stats.mannwhitneyu")}
     n = pos.size + neg.size
     if pos.size == 0 or neg.size == 0:
         return _nan_test(method, alternative, n, "need at least one positive and one negative score", details)
@@ -1079,8 +1228,15 @@ def auc_mann_whitney(pos_scores: Any, neg_scores: Any, alternative: str = "great
     details["U"] = u
     p = float(res.pvalue)
     if not math.isfinite(p):
-        return TestResult(u / (pos.size * neg.size), NAN, method, alternative, n,
-                          "scipy mannwhitneyu returned a non-finite p", details)
+        return TestResult(
+            u / (pos.size * neg.size),
+            NAN,
+            method,
+            alternative,
+            n,
+            "scipy mannwhitneyu returned a non-finite p",
+            details,
+        )
     return TestResult(u / (pos.size * neg.size), p, method, alternative, n, None, details)
 
 
@@ -1104,11 +1260,15 @@ def auc_delong(pos_scores: Any, neg_scores: Any, level: float = 0.95) -> Estimat
     _raise(problems)
     method = "delong"
     n = pos.size + neg.size
-    details: dict[str, Any] = {"n_pos": pos.size, "n_neg": neg.size,
-                               "impl": _impl("statsmodels", "statsmodels.stats.nonparametric.rank_compare_2indep")}
+    details: dict[str, Any] = {
+        "n_pos": pos.size,
+        "n_neg": neg.size,
+        "impl": _impl("statsmodels", "statsmodels.stats.nonparametric.rank_compare_2indep"),
+    }
     if pos.size < 2 or neg.size < 2:
-        return _nan_estimate(method, n, level, "DeLong variance needs at least 2 positive and 2 negative scores",
-                             details=details)
+        return _nan_estimate(
+            method, n, level, "DeLong variance needs at least 2 positive and 2 negative scores", details=details
+        )
     from statsmodels.stats.nonparametric import rank_compare_2indep
 
     with np.errstate(divide="ignore", invalid="ignore"):  # zero variance is detected and reported below
@@ -1116,15 +1276,28 @@ def auc_delong(pos_scores: Any, neg_scores: Any, level: float = 0.95) -> Estimat
     auc = float(res.prob1)
     var = float(res.var_prob)
     if not (var > 0.0) or not (0.0 < auc < 1.0):
-        return _nan_estimate(method, n, level, f"AUC = {auc:.6g} with DeLong variance {var:.3g}: zero variance or "
-                             "perfect separation (AUC 0 or 1); the logit-scale interval is undefined and a "
-                             "zero-width one would be false", value=auc, details=details)
+        return _nan_estimate(
+            method,
+            n,
+            level,
+            f"AUC = {auc:.6g} with DeLong variance {var:.3g}: zero variance or "
+            "perfect separation (AUC 0 or 1); the logit-scale interval is undefined and a "
+            "zero-width one would be false",
+            value=auc,
+            details=details,
+        )
     se = math.sqrt(var)
     half = _z_two_sided(level) * se / (auc * (1.0 - auc))
     centre = math.log(auc / (1.0 - auc))
     details["se_logit"] = se / (auc * (1.0 - auc))
-    return Estimate(auc, Interval(_expit(centre - half), _expit(centre + half), level, "delong-logit"), se, n,
-                    method, details=details)
+    return Estimate(
+        auc,
+        Interval(_expit(centre - half), _expit(centre + half), level, "delong-logit"),
+        se,
+        n,
+        method,
+        details=details,
+    )
 
 
 def _expit(x: float) -> float:
@@ -1237,8 +1410,19 @@ def delong_paired(scores_a: Any, scores_b: Any, labels: Any, level: float = 0.95
     m, n = int((y == 1).sum()), int((y == 0).sum())
     if m < 2 or n < 2:
         reason = "the paired DeLong test needs at least 2 positive and 2 negative shared items"
-        return AucComparison(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan,
-                             Interval.nan(level, method, reason), method, m, n, reason=reason)
+        return AucComparison(
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            Interval.nan(level, method, reason),
+            method,
+            m,
+            n,
+            reason=reason,
+        )
     aucs, s = delong_covariance(np.vstack([a[y == 1], b[y == 1]]), np.vstack([a[y == 0], b[y == 0]]))
     diff = float(aucs[0] - aucs[1])
     var = float(s[0, 0] + s[1, 1] - 2 * s[0, 1])
@@ -1246,13 +1430,36 @@ def delong_paired(scores_a: Any, scores_b: Any, labels: Any, level: float = 0.95
     common: dict[str, Any] = dict(var_a=float(s[0, 0]), var_b=float(s[1, 1]), cov=float(s[0, 1]), correlation=corr)
     if not var > 1e-15:
         reason = "the DeLong variance of the difference is zero (identical rankings or perfect separation)"
-        return AucComparison(float(aucs[0]), float(aucs[1]), diff, math.nan, math.nan, math.nan,
-                             Interval.nan(level, method, reason), method, m, n, reason=reason, **common)
+        return AucComparison(
+            float(aucs[0]),
+            float(aucs[1]),
+            diff,
+            math.nan,
+            math.nan,
+            math.nan,
+            Interval.nan(level, method, reason),
+            method,
+            m,
+            n,
+            reason=reason,
+            **common,
+        )
     se = math.sqrt(var)
     z = diff / se
     q = float(norm.ppf(0.5 + level / 2))
-    return AucComparison(float(aucs[0]), float(aucs[1]), diff, se, z, float(2 * norm.sf(abs(z))),
-                         Interval(diff - q * se, diff + q * se, level, method), method, m, n, **common)
+    return AucComparison(
+        float(aucs[0]),
+        float(aucs[1]),
+        diff,
+        se,
+        z,
+        float(2 * norm.sf(abs(z))),
+        Interval(diff - q * se, diff + q * se, level, method),
+        method,
+        m,
+        n,
+        **common,
+    )
 
 
 def delong_unpaired(a: Estimate, b: Estimate, level: float = 0.95) -> AucComparison:
@@ -1264,16 +1471,40 @@ def delong_unpaired(a: Estimate, b: Estimate, level: float = 0.95) -> AucCompari
     n_pos = int(a.details.get("n_pos", 0)) + int(b.details.get("n_pos", 0))
     n_neg = int(a.details.get("n_neg", 0)) + int(b.details.get("n_neg", 0))
     diff = a.value - b.value
-    if not (math.isfinite(a.se) and math.isfinite(b.se)) or a.se ** 2 + b.se ** 2 <= 0:
+    if not (math.isfinite(a.se) and math.isfinite(b.se)) or a.se**2 + b.se**2 <= 0:
         reason = "a DeLong variance could not be computed: " + (a.reason or b.reason or "zero variance")
-        return AucComparison(a.value, b.value, diff, math.nan, math.nan, math.nan,
-                             Interval.nan(level, method, reason), method, n_pos, n_neg, reason=reason)
-    se = math.sqrt(a.se ** 2 + b.se ** 2)
+        return AucComparison(
+            a.value,
+            b.value,
+            diff,
+            math.nan,
+            math.nan,
+            math.nan,
+            Interval.nan(level, method, reason),
+            method,
+            n_pos,
+            n_neg,
+            reason=reason,
+        )
+    se = math.sqrt(a.se**2 + b.se**2)
     z = diff / se
     q = float(norm.ppf(0.5 + level / 2))
-    return AucComparison(a.value, b.value, diff, se, z, float(2 * norm.sf(abs(z))),
-                         Interval(diff - q * se, diff + q * se, level, method), method, n_pos, n_neg,
-                         var_a=a.se ** 2, var_b=b.se ** 2, cov=0.0, correlation=0.0)
+    return AucComparison(
+        a.value,
+        b.value,
+        diff,
+        se,
+        z,
+        float(2 * norm.sf(abs(z))),
+        Interval(diff - q * se, diff + q * se, level, method),
+        method,
+        n_pos,
+        n_neg,
+        var_a=a.se**2,
+        var_b=b.se**2,
+        cov=0.0,
+        correlation=0.0,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1377,8 +1608,8 @@ class PairedInference:
             return min(1.0, 2.0 * min(lower, upper))
         if self.method == "score":
             cc = float(s.get("cc", 0.0))
-            z_up = _tango_z(s["b"], s["c"], s["n"], float(null), -cc)   # evidence that delta > null
-            z_lo = _tango_z(s["b"], s["c"], s["n"], float(null), +cc)   # evidence that delta < null
+            z_up = _tango_z(s["b"], s["c"], s["n"], float(null), -cc)  # evidence that delta > null
+            z_lo = _tango_z(s["b"], s["c"], s["n"], float(null), +cc)  # evidence that delta < null
             if z_up is None or z_lo is None:
                 return 1.0  # 0/0: the arms agree on every item, no evidence either way
             upper, lower = float(norm.sf(z_up)), float(norm.cdf(z_lo))
@@ -1395,8 +1626,12 @@ class PairedInference:
         return min(1.0, 2.0 * min(lower, upper))
 
     def to_dict(self) -> dict:
-        return {"estimate": self.estimate.to_dict(), "test": self.test.to_dict(), "method": self.method,
-                "stats": _plain(self.stats)}
+        return {
+            "estimate": self.estimate.to_dict(),
+            "test": self.test.to_dict(),
+            "method": self.method,
+            "stats": _plain(self.stats),
+        }
 
 
 def _tango_q(b: int, c: int, n: int, delta: float) -> float:
@@ -1467,9 +1702,15 @@ def tango_interval(b: int, c: int, n: int, level: float = 0.95, correction: floa
     return Interval(low, high, level, method)
 
 
-def paired_inference(baseline: Any, treatment: Any, level: float = 0.95, clusters: Any = None,
-                     outcomes: str = "auto", rng: np.random.Generator | None = None,
-                     score_bounds: tuple[float, float] | None = None) -> PairedInference:
+def paired_inference(
+    baseline: Any,
+    treatment: Any,
+    level: float = 0.95,
+    clusters: Any = None,
+    outcomes: str = "auto",
+    rng: np.random.Generator | None = None,
+    score_bounds: tuple[float, float] | None = None,
+) -> PairedInference:
     """The decision inference for delta = mean(treatment − baseline): see `PairedInference` for the three designs
     (chosen here: ``clusters`` given → cluster-t; every value 0/1 → score; else paired-t-hall). ``outcomes="scores"``
     forces the t designs even when every value happens to be 0/1 (e.g. per-item gains that are never negative).
@@ -1497,8 +1738,9 @@ def paired_inference(baseline: Any, treatment: Any, level: float = 0.95, cluster
     return skew_t_inference(d, level, rng=rng, bounds=(lo - hi, hi - lo))
 
 
-def score_range(baseline: np.ndarray, treatment: np.ndarray, declared: tuple[float, float] | None,
-                problems: list[Problem]) -> tuple[float, float]:
+def score_range(
+    baseline: np.ndarray, treatment: np.ndarray, declared: tuple[float, float] | None, problems: list[Problem]
+) -> tuple[float, float]:
     """The range the scores lie in: ``declared`` (a Problem names the first score outside it), else [0, 1] — the
     range of every scorer the audit computes — widened to hold every observed score (a logged metric on another
     scale: its observed range is then taken for its range, which can only be too narrow where the logs miss the
@@ -1508,14 +1750,25 @@ def score_range(baseline: np.ndarray, treatment: np.ndarray, declared: tuple[flo
     if declared is not None:
         lo, hi = (float(declared[0]), float(declared[1]))
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            problems.append(Problem("need two finite numbers, the lower first", field="score_bounds",
-                                    value=list(declared), fix="e.g. score_bounds: [0, 1]"))
+            problems.append(
+                Problem(
+                    "need two finite numbers, the lower first",
+                    field="score_bounds",
+                    value=list(declared),
+                    fix="e.g. score_bounds: [0, 1]",
+                )
+            )
             return 0.0, 1.0
         outside = np.flatnonzero((finite < lo) | (finite > hi)) if finite.size else finite
         if len(outside):
-            problems.append(Problem(f"a score lies outside the declared range [{lo:g}, {hi:g}]: "
-                                    f"{float(finite[outside[0]])!r}", field="score_bounds", value=list(declared),
-                                    fix="declare the metric's true range, e.g. [0, 100] for chrF or BLEU"))
+            problems.append(
+                Problem(
+                    f"a score lies outside the declared range [{lo:g}, {hi:g}]: {float(finite[outside[0]])!r}",
+                    field="score_bounds",
+                    value=list(declared),
+                    fix="declare the metric's true range, e.g. [0, 100] for chrF or BLEU",
+                )
+            )
         return lo, hi
     if not finite.size:
         return 0.0, 1.0
@@ -1535,7 +1788,7 @@ def _hall_g(s: Any, gamma: Any, n: int) -> Any:
     """Hall's (1992) monotone cubic transformation of the studentized mean S = (x̄ − μ)/σ̂:
     g(S) = S + γS²/3 + γ²S³/27 + γ/(6n) = ((1 + γS/3)³ − 1)/γ + γ/(6n); √n·g(S) is N(0, 1) up to O(1/n) where √n·S
     has an O(1/√n) skewness error."""
-    return s + gamma * s * s / 3.0 + gamma * gamma * s ** 3 / 27.0 + gamma / (6.0 * n)
+    return s + gamma * s * s / 3.0 + gamma * gamma * s**3 / 27.0 + gamma / (6.0 * n)
 
 
 def _hall_g_inv(v: float, gamma: float, n: int) -> float:
@@ -1570,9 +1823,9 @@ def _hall_replicates(e: np.ndarray, rng: np.random.Generator, resamples: int) ->
         draws = rng.multinomial(n, counts / n, size=resamples).astype(float) / n
         m = draws @ w
         s2 = draws @ (w * w)
-        s3 = draws @ (w ** 3)
+        s3 = draws @ (w**3)
         var = np.maximum(s2 - m * m, 0.0)
-        mu3 = s3 - 3.0 * m * s2 + 2.0 * m ** 3
+        mu3 = s3 - 3.0 * m * s2 + 2.0 * m**3
         sampler = "multinomial"
     else:
         m = np.empty(resamples)
@@ -1585,23 +1838,28 @@ def _hall_replicates(e: np.ndarray, rng: np.random.Generator, resamples: int) ->
             x = e[rng.integers(0, n, size=(k, n), dtype=dtype)]
             mk = x.mean(axis=1)
             x -= mk[:, None]
-            m[start:start + k] = mk
-            var[start:start + k] = np.einsum("ij,ij->i", x, x) / n
-            mu3[start:start + k] = np.einsum("ij,ij,ij->i", x, x, x) / n
+            m[start : start + k] = mk
+            var[start : start + k] = np.einsum("ij,ij->i", x, x) / n
+            mu3[start : start + k] = np.einsum("ij,ij,ij->i", x, x, x) / n
         sampler = "index"
     scale = float(np.mean(e * e))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sd = np.sqrt(var)
         ok = var > 1e-12 * scale
         t = np.where(ok, m / sd, 0.0)
-        g = np.where(ok, mu3 / sd ** 3, 0.0)
+        g = np.where(ok, mu3 / sd**3, 0.0)
         stat = math.sqrt(n) * _hall_g(t, g, n)
     stat = np.where(ok, stat, np.where(m > 0, np.inf, np.where(m < 0, -np.inf, 0.0)))
     return np.sort(stat), sampler
 
 
-def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Generator | None = None,
-                     resamples: int = SKEW_T_RESAMPLES, bounds: tuple[float, float] | None = None) -> PairedInference:
+def skew_t_inference(
+    differences: Any,
+    level: float = 0.95,
+    rng: np.random.Generator | None = None,
+    resamples: int = SKEW_T_RESAMPLES,
+    bounds: tuple[float, float] | None = None,
+) -> PairedInference:
     """Inference on the mean of paired differences that holds its one-sided level under skew: the paired t-test
     joined with Hall's bootstrap-calibrated skewness-corrected t.
 
@@ -1643,8 +1901,14 @@ def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Gener
     if rng is not None and not isinstance(rng, np.random.Generator):
         problems.append(Problem("must be a numpy.random.Generator or None", field="rng", value=type(rng).__name__))
     if isinstance(resamples, bool) or not isinstance(resamples, numbers.Integral) or resamples < 99:
-        problems.append(Problem("need at least 99 resamples", field="resamples", value=resamples,
-                                fix=f"e.g. resamples={SKEW_T_RESAMPLES}"))
+        problems.append(
+            Problem(
+                "need at least 99 resamples",
+                field="resamples",
+                value=resamples,
+                fix=f"e.g. resamples={SKEW_T_RESAMPLES}",
+            )
+        )
     _raise(problems)
     from scipy.stats import t as student
 
@@ -1656,13 +1920,20 @@ def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Gener
     st: dict[str, Any] = {"n": n, "se": se, "df": n - 1, "sd_diff": sd}
     # A spread at the level of float rounding (0.3 − 0.2 vs 0.5 − 0.4) is no variance.
     if not (se > 0) or sd <= 1e-12 * float(np.max(np.abs(d))):
-        reason = (f"n = {n} paired item(s): need at least 2" if n < 2 else
-                  "every paired difference is equal: the t statistic is undefined (zero variance)")
-        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
-                               _nan_test(method, "two-sided", n, reason, {"df": n - 1}), method, st)
+        reason = (
+            f"n = {n} paired item(s): need at least 2"
+            if n < 2
+            else "every paired difference is equal: the t statistic is undefined (zero variance)"
+        )
+        return PairedInference(
+            _nan_estimate(method, n, level, reason, value=value),
+            _nan_test(method, "two-sided", n, reason, {"df": n - 1}),
+            method,
+            st,
+        )
     e = d - value
     sigma = float(math.sqrt(np.mean(e * e)))
-    gamma = float(np.mean(e ** 3)) / sigma ** 3
+    gamma = float(np.mean(e**3)) / sigma**3
     alpha = 1.0 - level
     q_t = float(student.ppf(1.0 - alpha / 2.0, n - 1))
     t_low, t_high = value - q_t * se, value + q_t * se
@@ -1672,15 +1943,18 @@ def skew_t_inference(differences: Any, level: float = 0.95, rng: np.random.Gener
     h_high = value - sigma * _hall_g_inv(crit_lo / math.sqrt(n), gamma, n)
     null_dist.update(mean=value, sigma=sigma, gamma=gamma, n=n, se=se)
     st.update(skewness=gamma, t_ci_low=t_low, t_ci_high=t_high, hall_ci_low=h_low, hall_ci_high=h_high)
-    low, high = _long_tail_widened(d, gamma, bounds, alpha, float(min(t_low, h_low)), float(max(t_high, h_high)),
-                                   st, null_dist)
-    impl = ("scipy.stats.t (paired t) ∧ hand-written Hall (1992) skewness-corrected t, "
-            + (f"bootstrap-calibrated ({resamples} resamples)" if boot else "normal reference"))
+    low, high = _long_tail_widened(
+        d, gamma, bounds, alpha, float(min(t_low, h_low)), float(max(t_high, h_high)), st, null_dist
+    )
+    impl = "scipy.stats.t (paired t) ∧ hand-written Hall (1992) skewness-corrected t, " + (
+        f"bootstrap-calibrated ({resamples} resamples)" if boot else "normal reference"
+    )
     return _skew_t_result(value, se, n, Interval(low, high, level, method), st, null_dist, impl)
 
 
-def _hall_reference(d: np.ndarray, e: np.ndarray, alpha: float, rng: np.random.Generator | None, resamples: int,
-                    st: dict[str, Any]) -> tuple[float, float, dict[str, Any], bool]:
+def _hall_reference(
+    d: np.ndarray, e: np.ndarray, alpha: float, rng: np.random.Generator | None, resamples: int, st: dict[str, Any]
+) -> tuple[float, float, dict[str, Any], bool]:
     """Hall's critical values (low, high), null-distribution record and whether bootstrapped; fills ``st``."""
     from scipy.stats import norm
 
@@ -1699,13 +1973,25 @@ def _hall_reference(d: np.ndarray, e: np.ndarray, alpha: float, rng: np.random.G
         crit_hi, crit_lo = float(reps[resamples - 1 - r]), float(reps[r])
     else:  # too few resamples to reject at this level
         crit_hi, crit_lo = math.inf, -math.inf
-    st.update(hall_reference="bootstrap", hall_resamples=resamples, hall_sampler=sampler,
-              rng="given" if rng is not None else "derived from the data (SHA-256 of |d|)")
+    st.update(
+        hall_reference="bootstrap",
+        hall_resamples=resamples,
+        hall_sampler=sampler,
+        rng="given" if rng is not None else "derived from the data (SHA-256 of |d|)",
+    )
     return crit_lo, crit_hi, {"sorted": reps}, True
 
 
-def _long_tail_widened(d: np.ndarray, gamma: float, bounds: tuple[float, float] | None, alpha: float, low: float,
-                       high: float, st: dict[str, Any], null_dist: dict[str, Any]) -> tuple[float, float]:
+def _long_tail_widened(
+    d: np.ndarray,
+    gamma: float,
+    bounds: tuple[float, float] | None,
+    alpha: float,
+    low: float,
+    high: float,
+    st: dict[str, Any],
+    null_dist: dict[str, Any],
+) -> tuple[float, float]:
     """The interval widened on the long tail's side by the betting bound (Cochran's rule, `_long_tail`)."""
     tail, lo, hi = _long_tail(d, gamma, bounds)
     st.update(long_tail=tail, long_tail_n_needed=float(25.0 * gamma * gamma), bounds=[lo, hi])
@@ -1717,22 +2003,36 @@ def _long_tail_widened(d: np.ndarray, gamma: float, bounds: tuple[float, float] 
     return low, high
 
 
-def _skew_t_result(value: float, se: float, n: int, iv: Interval, st: dict[str, Any], null_dist: dict[str, Any],
-                   impl: str) -> PairedInference:
+def _skew_t_result(
+    value: float, se: float, n: int, iv: Interval, st: dict[str, Any], null_dist: dict[str, Any], impl: str
+) -> PairedInference:
     """:func:`skew_t_inference`'s result: the estimate and the two-sided test of a zero mean by the joined rule."""
     from scipy.stats import t as student
 
     method = iv.method
     details = {"df": n - 1, "se": se, "impl": impl}
-    inf = PairedInference(Estimate(value, iv, se, n, method, details={"df": n - 1}),
-                          TestResult(value / se, NAN, method, "two-sided", n, None, details), method, st,
-                          null_distribution=null_dist)
+    inf = PairedInference(
+        Estimate(value, iv, se, n, method, details={"df": n - 1}),
+        TestResult(value / se, NAN, method, "two-sided", n, None, details),
+        method,
+        st,
+        null_distribution=null_dist,
+    )
     p = inf.p_value(0.0, "two-sided")
     lower, upper = _skew_t_tails(inf, 0.0)
-    details.update(hall_statistic=_hall_stat(null_dist, 0.0), p_lower=lower, p_upper=upper,
-                   p_t=min(1.0, 2.0 * float(student.sf(abs(value / se), n - 1))))
-    return PairedInference(inf.estimate, TestResult(value / se, p, method, "two-sided", n, None, details),
-                           method, st, null_distribution=null_dist)
+    details.update(
+        hall_statistic=_hall_stat(null_dist, 0.0),
+        p_lower=lower,
+        p_upper=upper,
+        p_t=min(1.0, 2.0 * float(student.sf(abs(value / se), n - 1))),
+    )
+    return PairedInference(
+        inf.estimate,
+        TestResult(value / se, p, method, "two-sided", n, None, details),
+        method,
+        st,
+        null_distribution=null_dist,
+    )
 
 
 def _hall_stat(nd: dict, null: float) -> float:
@@ -1754,7 +2054,7 @@ def _skew_t_tails(inf: PairedInference, null: float) -> tuple[float, float]:
         h_lower, h_upper = float(norm.cdf(h)), float(norm.sf(h))
     else:
         b = reps.size
-        below = int(np.searchsorted(reps, h, side="right"))   # #{T* ≤ h}
+        below = int(np.searchsorted(reps, h, side="right"))  # #{T* ≤ h}
         above = b - int(np.searchsorted(reps, h, side="left"))  # #{T* ≥ h}
         h_lower, h_upper = (1.0 + below) / (b + 1.0), (1.0 + above) / (b + 1.0)
     lower, upper = max(t_lower, h_lower), max(t_upper, h_upper)
@@ -1811,8 +2111,9 @@ def _bounded_bound(d: np.ndarray, lo: float, hi: float, alpha: float, tail: str)
 MCNEMAR_CORRECTION = 1.0
 
 
-def score_inference(b: int, c: int, n: int, level: float = 0.95,
-                    correction: float = MCNEMAR_CORRECTION) -> PairedInference:
+def score_inference(
+    b: int, c: int, n: int, level: float = 0.95, correction: float = MCNEMAR_CORRECTION
+) -> PairedInference:
     """`PairedInference` for paired 0/1 outcomes from the discordant counts: McNemar's test with Edwards' (1948)
     continuity correction, z = (|b − c| − 1)/√(b + c), and Tango's score interval with the same correction, which
     inverts it (see `tango_interval`). The correction keeps the test at or below its nominal size when there are few
@@ -1821,12 +2122,15 @@ def score_inference(b: int, c: int, n: int, level: float = 0.95,
     iv = tango_interval(b, c, n, level, correction=correction)
     method = "score"
     value = (b - c) / n if n else NAN
-    se = math.sqrt(max((b + c) / n - value ** 2, 0.0) / n) if n else NAN
+    se = math.sqrt(max((b + c) / n - value**2, 0.0) / n) if n else NAN
     st = {"b": b, "c": c, "n": n, "se": se, "cc": float(correction)}
     name = "mcnemar-cc" if correction else "mcnemar-score"
-    details = {"b": b, "c": c, "continuity_correction": float(correction),
-               "impl": "McNemar z (Edwards' continuity correction) = Tango (1998) score statistic at 0; "
-                       "scipy.stats.norm"}
+    details = {
+        "b": b,
+        "c": c,
+        "continuity_correction": float(correction),
+        "impl": "McNemar z (Edwards' continuity correction) = Tango (1998) score statistic at 0; scipy.stats.norm",
+    }
     if b + c == 0:
         details["note"] = "no discordant pairs: the arms agree on every item, p = 1"
         test = TestResult(0.0, 1.0, name, "two-sided", n, None, details)
@@ -1839,8 +2143,9 @@ def score_inference(b: int, c: int, n: int, level: float = 0.95,
     return PairedInference(est, test, method, st)
 
 
-def _t_inference(method: str, value: float, se: float, df: float, n: int, level: float, st: dict,
-                 impl: str) -> PairedInference:
+def _t_inference(
+    method: str, value: float, se: float, df: float, n: int, level: float, st: dict, impl: str
+) -> PairedInference:
     from scipy.stats import t as student
 
     q = float(student.ppf(0.5 + level / 2.0, df))
@@ -1882,28 +2187,47 @@ def clustered_cr2(values: Any, clusters: Any, level: float = 0.95) -> Estimate:
     labels, codes = np.unique(g, return_inverse=True) if n else (np.empty(0), np.empty(0, dtype=int))
     codes = codes.ravel()
     n_clusters = int(labels.size)
-    details: dict[str, Any] = {"clusters": n_clusters,
-                               "impl": "hand-written CR2 + Bell–McCaffrey df, Imbens–Kolesár working model (numpy)"}
+    details: dict[str, Any] = {
+        "clusters": n_clusters,
+        "impl": "hand-written CR2 + Bell–McCaffrey df, Imbens–Kolesár working model (numpy)",
+    }
     mean = float(x.mean()) if n else NAN
     if n_clusters < 2:
-        return _nan_estimate(method, n, level, f"{n_clusters} cluster(s): need at least 2 for a clustered SE",
-                             value=mean, details=details)
+        return _nan_estimate(
+            method,
+            n,
+            level,
+            f"{n_clusters} cluster(s): need at least 2 for a clustered SE",
+            value=mean,
+            details=details,
+        )
     sizes = np.bincount(codes, minlength=n_clusters).astype(float)
     share = sizes / n
     e = x - mean
     resid_sums = np.bincount(codes, weights=e, minlength=n_clusters)
     a2 = 1.0 / (1.0 - share)
-    var = float(np.sum(a2 * resid_sums ** 2)) / (n * n)
-    var_cr1 = float(np.sum(resid_sums ** 2)) / (n * n) * n_clusters / (n_clusters - 1)
+    var = float(np.sum(a2 * resid_sums**2)) / (n * n)
+    var_cr1 = float(np.sum(resid_sums**2)) / (n * n) * n_clusters / (n_clusters - 1)
     rho = _working_rho(e, resid_sums, sizes)
     df = _bell_mccaffrey_df(a2, sizes, n, rho)
-    details.update(df=df, rho=rho, df_independence=_bell_mccaffrey_df(a2, sizes, n, 0.0),
-                   largest_cluster_share=float(share.max()), largest_cluster_items=int(sizes.max()),
-                   se_cr1=math.sqrt(var_cr1))
+    details.update(
+        df=df,
+        rho=rho,
+        df_independence=_bell_mccaffrey_df(a2, sizes, n, 0.0),
+        largest_cluster_share=float(share.max()),
+        largest_cluster_items=int(sizes.max()),
+        se_cr1=math.sqrt(var_cr1),
+    )
     se = math.sqrt(var) if var > 0 else 0.0
     if not (se > 0.0) or not math.isfinite(df):
-        return _nan_estimate(method, n, level, "clustered SE is zero (cluster sums of residuals all zero): the "
-                             "interval would be zero-width", value=mean, details=details)
+        return _nan_estimate(
+            method,
+            n,
+            level,
+            "clustered SE is zero (cluster sums of residuals all zero): the interval would be zero-width",
+            value=mean,
+            details=details,
+        )
     from scipy.stats import t as student
 
     q = float(student.ppf(0.5 + level / 2.0, df))
@@ -1932,13 +2256,18 @@ def _bell_mccaffrey_df(a2: np.ndarray, sizes: np.ndarray, n: int, rho: float) ->
     alpha = a2
     x = sizes / math.sqrt(n)
     y = sizes * x
-    q = (1.0 - rho) * sizes + rho * sizes ** 2
+    q = (1.0 - rho) * sizes + rho * sizes**2
     beta = rho * float(np.dot(x, x)) - (1.0 - rho)
     r_diag = beta * x * x - 2.0 * rho * y * x
     sxx, syy, sxy = float(np.sum(alpha * x * x)), float(np.sum(alpha * y * y)), float(np.sum(alpha * x * y))
     tr = float(np.sum(alpha * (q + r_diag)))
-    tr2 = (float(np.sum(alpha ** 2 * q ** 2)) + 2.0 * float(np.sum(alpha ** 2 * q * r_diag)) + beta ** 2 * sxx ** 2
-           + 2.0 * rho ** 2 * (syy * sxx + sxy ** 2) - 4.0 * beta * rho * sxy * sxx)
+    tr2 = (
+        float(np.sum(alpha**2 * q**2))
+        + 2.0 * float(np.sum(alpha**2 * q * r_diag))
+        + beta**2 * sxx**2
+        + 2.0 * rho**2 * (syy * sxx + sxy**2)
+        - 4.0 * beta * rho * sxy * sxx
+    )
     return tr * tr / tr2 if tr2 > 0 else NAN
 
 
@@ -1947,21 +2276,39 @@ def _cluster_t(d: np.ndarray, clusters: np.ndarray, level: float, value: float) 
     method = "cluster-t"
     n = d.size
     if clusters.shape != d.shape:
-        _raise([Problem(f"need one cluster label per item ({n} items)", field="clusters",
-                        value=f"shape {clusters.shape}")])
+        _raise(
+            [Problem(f"need one cluster label per item ({n} items)", field="clusters", value=f"shape {clusters.shape}")]
+        )
     est = clustered_cr2(d, clusters, level=level) if n else None
     n_clusters = int(est.details.get("clusters", 0)) if est is not None else 0
     st: dict[str, Any] = {"n": n, "clusters": n_clusters}
     if est is not None:
-        st.update({k: est.details[k] for k in ("df", "rho", "df_independence", "largest_cluster_share",
-                                                  "largest_cluster_items", "se_cr1") if k in est.details})
+        st.update(
+            {
+                k: est.details[k]
+                for k in ("df", "rho", "df_independence", "largest_cluster_share", "largest_cluster_items", "se_cr1")
+                if k in est.details
+            }
+        )
     if est is None or est.reason:
         reason = est.reason if est is not None and est.reason else "no items"
-        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
-                               _nan_test(method, "two-sided", n, reason, {"clusters": n_clusters}), method, st)
+        return PairedInference(
+            _nan_estimate(method, n, level, reason, value=value),
+            _nan_test(method, "two-sided", n, reason, {"clusters": n_clusters}),
+            method,
+            st,
+        )
     st["se"] = est.se
-    inf = _t_inference(method, value, est.se, st["df"], n, level, st,
-                       "hand-written CR2 + Bell–McCaffrey df with Imbens–Kolesár's working model + scipy.stats.t")
+    inf = _t_inference(
+        method,
+        value,
+        est.se,
+        st["df"],
+        n,
+        level,
+        st,
+        "hand-written CR2 + Bell–McCaffrey df with Imbens–Kolesár's working model + scipy.stats.t",
+    )
     inf.test.details["clusters"] = n_clusters
     inf.estimate.details["clusters"] = n_clusters
     return inf
@@ -2047,8 +2394,14 @@ def fisher_power(n1: int, n2: int, p1: float, p2: float, alpha: float = 0.05) ->
             problems.append(Problem("must be a proportion in [0, 1]", field=name, value=p))
     alpha = _check_level(alpha, problems, "alpha")
     if not problems and max(n1, n2) > FISHER_EXACT_POWER_MAX_N:
-        problems.append(Problem(f"exact enumeration is limited to {FISHER_EXACT_POWER_MAX_N} per group",
-                                field="n1/n2", value=max(n1, n2), fix="use mde_unpaired (normal approximation)"))
+        problems.append(
+            Problem(
+                f"exact enumeration is limited to {FISHER_EXACT_POWER_MAX_N} per group",
+                field="n1/n2",
+                value=max(n1, n2),
+                fix="use mde_unpaired (normal approximation)",
+            )
+        )
     _raise(problems)
     from scipy.stats import binom
 
@@ -2061,8 +2414,9 @@ def fisher_power(n1: int, n2: int, p1: float, p2: float, alpha: float = 0.05) ->
     return float(w1 @ rej.astype(float) @ w2)
 
 
-def mde_fisher(n1: int, n2: int, p_baseline: float, alpha: float = 0.05, power: float = 0.8,
-               direction: int = 1) -> float:
+def mde_fisher(
+    n1: int, n2: int, p_baseline: float, alpha: float = 0.05, power: float = 0.8, direction: int = 1
+) -> float:
     """Smallest difference p2 − p_baseline (upward for ``direction`` = +1, downward for −1) at which the exact
     two-sided Fisher test with n1 baseline and n2 treatment items reaches ``power`` (bisection on `fisher_power`).
     NaN when no difference inside [0, 1] reaches it."""
@@ -2097,15 +2451,17 @@ def welch_inference(first: Any, second: Any, level: float = 0.95) -> PairedInfer
     st: dict[str, Any] = {"n1": a.size, "n2": b.size}
     if a.size < 2 or b.size < 2:
         reason = "each group needs at least 2 values"
-        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
-                               _nan_test(method, "two-sided", n, reason), method, st)
+        return PairedInference(
+            _nan_estimate(method, n, level, reason, value=value), _nan_test(method, "two-sided", n, reason), method, st
+        )
     va, vb = float(np.var(a, ddof=1)) / a.size, float(np.var(b, ddof=1)) / b.size
     se = math.sqrt(va + vb)
     if not (se > 0):
         reason = "both groups are constant: t is undefined (zero variance)"
-        return PairedInference(_nan_estimate(method, n, level, reason, value=value),
-                               _nan_test(method, "two-sided", n, reason), method, st)
-    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+        return PairedInference(
+            _nan_estimate(method, n, level, reason, value=value), _nan_test(method, "two-sided", n, reason), method, st
+        )
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     st.update(se=se, df=df)
     return _t_inference(method, value, se, df, n, level, st, _impl("scipy", "scipy.stats.t (Welch–Satterthwaite df)"))
 
@@ -2131,14 +2487,14 @@ def _mn_restricted_mle(k1: int, n1: int, k2: int, n2: int, delta: float) -> tupl
     b = -(1.0 + th + p1h + th * p2h + delta * (th + 2.0))
     c = delta * delta + delta * (2.0 * p1h + th + 1.0) + p1h + th * p2h
     d = -p1h * delta * (1.0 + delta)
-    v = b ** 3 / (27.0 * a ** 3) - b * c / (6.0 * a * a) + d / (2.0 * a)
+    v = b**3 / (27.0 * a**3) - b * c / (6.0 * a * a) + d / (2.0 * a)
     u = math.sqrt(max(b * b / (9.0 * a * a) - c / (3.0 * a), 0.0))
     if v < 0:
         u = -u
     if u == 0.0:
         p1 = -b / (3.0 * a)  # triple root
     else:
-        w = (math.pi + math.acos(max(-1.0, min(1.0, v / u ** 3)))) / 3.0
+        w = (math.pi + math.acos(max(-1.0, min(1.0, v / u**3)))) / 3.0
         p1 = 2.0 * u * math.cos(w) - b / (3.0 * a)
     p1 = min(max(p1, max(0.0, delta)), min(1.0, 1.0 + delta))  # clip float rounding at the edges only
     return p1, p1 - delta
@@ -2225,15 +2581,18 @@ def unpaired_score_inference(k1: int, n1: int, k2: int, n2: int, level: float = 
     st = {"k1": k1, "n1": n1, "k2": k2, "n2": n2}
     if n1 == 0 or n2 == 0:
         reason = _empty_group_reason(n1, n2) or "an empty group"
-        return PairedInference(_nan_estimate(method, n, level, reason), _nan_test(method, "two-sided", n, reason),
-                               method, st)
+        return PairedInference(
+            _nan_estimate(method, n, level, reason), _nan_test(method, "two-sided", n, reason), method, st
+        )
     value = k1 / n1 - k2 / n2
     low, high = _invert_mn(k1, n1, k2, n2, level, value)
     iv = Interval(float(low), float(high), level, "miettinen-nurminen-score")
     z0 = _mn_z(k1, n1, k2, n2, 0.0)
     p = _mn_score_p(k1, n1, k2, n2, 0.0, "two-sided")  # 1 when every item passes or every item fails (0/0)
-    impl = ("hand-written Miettinen–Nurminen score (Farrington–Manning restricted MLE, N/(N−1) variance factor) + "
-            "scipy.stats.norm, scipy.optimize.brentq")
+    impl = (
+        "hand-written Miettinen–Nurminen score (Farrington–Manning restricted MLE, N/(N−1) variance factor) + "
+        "scipy.stats.norm, scipy.optimize.brentq"
+    )
     test = TestResult(NAN if z0 is None else float(z0), p, method, "two-sided", n, None, {"impl": impl})
     return PairedInference(Estimate(value, iv, NAN, n, method), test, method, st)
 
@@ -2277,9 +2636,14 @@ def mcnemar_power(n: int, discordance: float, delta: float, alpha: float = 0.05)
     with np.errstate(divide="ignore", invalid="ignore"):
         m = b + c
         stat = np.where(m > 0, np.maximum(np.abs(b - c) - MCNEMAR_CORRECTION, 0) / np.sqrt(np.maximum(m, 1)), 0.0)
-        logp = (gammaln(n + 1) - gammaln(b + 1) - gammaln(c + 1) - gammaln(np.maximum(r, 0) + 1)
-                + np.where(b > 0, b * np.log(pb) if pb > 0 else -np.inf, 0.0)
-                + np.where(c > 0, c * np.log(pc) if pc > 0 else -np.inf, 0.0)
-                + np.where(r > 0, np.maximum(r, 0) * (np.log(pr) if pr > 0 else -np.inf), 0.0))
+        logp = (
+            gammaln(n + 1)
+            - gammaln(b + 1)
+            - gammaln(c + 1)
+            - gammaln(np.maximum(r, 0) + 1)
+            + np.where(b > 0, b * np.log(pb) if pb > 0 else -np.inf, 0.0)
+            + np.where(c > 0, c * np.log(pc) if pc > 0 else -np.inf, 0.0)
+            + np.where(r > 0, np.maximum(r, 0) * (np.log(pr) if pr > 0 else -np.inf), 0.0)
+        )
     mask = ok & (stat > z)
     return float(np.exp(logp[mask]).sum()) if mask.any() else 0.0

@@ -18,6 +18,7 @@ everything ``audit`` prints or persists, and this module is the one place that a
   ``summary.md``: images, links whose scheme is not http(s), raw autolinks and ``@mentions`` are neutralised
   (shown as text), without making the page unreadable.
 """
+
 from __future__ import annotations
 
 import re
@@ -82,8 +83,10 @@ def secrets_known() -> int:
 
 MIN_FRAGMENT = 8
 """The shortest piece of a registered key that :func:`scrub` removes on its own."""
-_BEARER = re.compile(r"(\bBearer\s+|\bBEARER\s+|(?i:\bauthorization\b[\"']?\s*[:=]\s*[\"']?bearer\s+))"
-                     r"([A-Za-z0-9\-._~+/]{8,}=*)")
+_BEARER = re.compile(
+    r"(\bBearer\s+|\bBEARER\s+|(?i:\bauthorization\b[\"']?\s*[:=]\s*[\"']?bearer\s+))"
+    r"([A-Za-z0-9\-._~+/]{8,}=*)"
+)
 _patterns: dict[str, re.Pattern] = {}
 
 
@@ -98,7 +101,7 @@ def _pattern(secret: str) -> re.Pattern:
             pat = re.compile(re.escape(secret))
         else:
             n = MIN_FRAGMENT
-            pieces = sorted({secret[i:i + n].lower() for i in range(len(secret) - n + 1)})
+            pieces = sorted({secret[i : i + n].lower() for i in range(len(secret) - n + 1)})
             pat = re.compile("|".join(re.escape(p) for p in pieces), re.IGNORECASE)
         if len(_patterns) < 256:
             _patterns[secret] = pat
@@ -116,7 +119,7 @@ def _scrub_one(text: str, secret: str) -> str:
             break
         start, end = m.start(), m.end()
         # grow the match while it is still a piece of the key (a longer echo is removed whole, not in pieces)
-        while len(secret) >= MIN_FRAGMENT and end < len(text) and text[start:end + 1].lower() in low_secret:
+        while len(secret) >= MIN_FRAGMENT and end < len(text) and text[start : end + 1].lower() in low_secret:
             end += 1
         out.append(text[pos:start])
         out.append("***")

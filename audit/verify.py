@@ -1,4 +1,5 @@
 """verify: claim → records → checks → verdict → report. The one library call behind `audit verify`."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -37,14 +38,16 @@ def claimed_scoring(claim: Claim, records: Records | None) -> str | None:
     return None
 
 
-def decide(findings: list[Finding], not_tested: list[str] | tuple[str, ...] = (),
-           tested: list[str] | tuple[str, ...] = ()) -> tuple[Verdict, str]:
+def decide(
+    findings: list[Finding], not_tested: list[str] | tuple[str, ...] = (), tested: list[str] | tuple[str, ...] = ()
+) -> tuple[Verdict, str]:
     """The verdict and the one-sentence reason, from the findings' impacts.
 
     Untrusted input caps first: with an ``untrusted_input`` finding (a trimmed log, samples that disagree with their
     results file, reported numbers the logs materially fail to reproduce) no verdict but ``inconclusive`` is given,
     whatever the other findings say. A ``supported`` reason says what it rests on: ``tested`` and ``not_tested`` name
     the perturbation kinds (budget, scoring, OOD) that were and were not tried."""
+
     def first(impact: Impact) -> Finding | None:
         cands = [f for f in findings if f.impact == impact]
         return min(cands, key=lambda f: Severity(f.severity).rank) if cands else None
@@ -75,8 +78,7 @@ def rests_on(tested, not_tested) -> str:
         return f"no perturbation removes it (tested: {', '.join(tested)})" if tested else "no perturbation removes it"
     if not tested:
         return "supported at the claimed setting only; not tested: " + ", ".join(not_tested)
-    return (f"no tested perturbation removes it (tested: {', '.join(tested)}); not tested: "
-            + ", ".join(not_tested))
+    return f"no tested perturbation removes it (tested: {', '.join(tested)}); not tested: " + ", ".join(not_tested)
 
 
 def perturbation_coverage(ctx: Context) -> tuple[list[str], list[str]]:
@@ -104,8 +106,9 @@ def perturbation_coverage(ctx: Context) -> tuple[list[str], list[str]]:
     if "variant" in kinds:
         tested.append("OOD")
     else:
-        not_tested.append("OOD (none declared)" if len(rec.variants()) <= 1
-                          else "OOD (no variant at the claimed setting)")
+        not_tested.append(
+            "OOD (none declared)" if len(rec.variants()) <= 1 else "OOD (no variant at the claimed setting)"
+        )
     return tested, not_tested
 
 
@@ -140,8 +143,16 @@ def collect(claim: Claim, cache=None, progress=None) -> Records | None:
     return records
 
 
-def verify(claim: Claim, records: Records | None = None, command: str = "", seed: int | None = None,
-           resamples: int | None = None, cache=None, progress=None, gate: Gate | None = None) -> AuditResult:
+def verify(
+    claim: Claim,
+    records: Records | None = None,
+    command: str = "",
+    seed: int | None = None,
+    resamples: int | None = None,
+    cache=None,
+    progress=None,
+    gate: Gate | None = None,
+) -> AuditResult:
     """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given). ``gate``
     (default: fail on every verdict but supported) decides ``exit_code``; it is recorded in the report."""
     opts = claim.options
@@ -159,9 +170,18 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
     from audit.importers.probes import load_probes
 
     probe_sets = load_probes(claim)
-    ctx = Context(claim=claim, records=records, seed=seed, resamples=resamples, level=opts.level, alpha=opts.alpha,
-                  power=opts.power, claimed_budget=claim.claimed_budget,
-                  claimed_scoring=claimed_scoring(claim, records), probe_sets=probe_sets)
+    ctx = Context(
+        claim=claim,
+        records=records,
+        seed=seed,
+        resamples=resamples,
+        level=opts.level,
+        alpha=opts.alpha,
+        power=opts.power,
+        claimed_budget=claim.claimed_budget,
+        claimed_scoring=claimed_scoring(claim, records),
+        probe_sets=probe_sets,
+    )
     findings, ran = run_checks(ctx)
     tested, not_tested = perturbation_coverage(ctx)
     verdict, reason = decide(findings, not_tested, tested)
@@ -177,9 +197,28 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
                         continue
                     r = c.row()
                     claimed = b == ctx.claimed_budget and s == ctx.claimed_scoring and v == DEFAULT_VARIANT
-                    cells.append(Cell(**{k: r[k] for k in ("variant", "budget", "scoring", "n", "baseline",
-                                                           "treatment", "delta", "ci_low", "ci_high", "ci_method",
-                                                           "p_value", "test")}, claimed=claimed))
+                    cells.append(
+                        Cell(
+                            **{
+                                k: r[k]
+                                for k in (
+                                    "variant",
+                                    "budget",
+                                    "scoring",
+                                    "n",
+                                    "baseline",
+                                    "treatment",
+                                    "delta",
+                                    "ci_low",
+                                    "ci_high",
+                                    "ci_method",
+                                    "p_value",
+                                    "test",
+                                )
+                            },
+                            claimed=claimed,
+                        )
+                    )
                     if claimed:
                         binary = c.binary
     gate_record = evaluate(findings, verdict, gate)
@@ -193,9 +232,18 @@ def verify(claim: Claim, records: Records | None = None, command: str = "", seed
         verdict_reason=reason,
         exit_code=exit_code(gate_record),
         gate=gate_record,
-        options={"seed": seed, "resamples": resamples, "level": opts.level, "alpha": opts.alpha, "power": opts.power,
-                 "claimed_budget": ctx.claimed_budget, "claimed_scoring": ctx.claimed_scoring,
-                 "direction": claim.claim.direction, "margin": _finite(margin), "margin_source": margin_source},
+        options={
+            "seed": seed,
+            "resamples": resamples,
+            "level": opts.level,
+            "alpha": opts.alpha,
+            "power": opts.power,
+            "claimed_budget": ctx.claimed_budget,
+            "claimed_scoring": ctx.claimed_scoring,
+            "direction": claim.claim.direction,
+            "margin": _finite(margin),
+            "margin_source": margin_source,
+        },
         environment=_environment(),
         cells=cells,
         arms=clean(records.settings) if records is not None else {},
@@ -221,12 +269,21 @@ def _finite(x: float) -> float | None:
 def _check_run_options(claim: Claim, seed, resamples) -> None:
     problems = []
     if isinstance(resamples, bool) or not isinstance(resamples, int) or not RESAMPLES_MIN <= resamples <= RESAMPLES_MAX:
-        problems.append(Problem("resamples must be an integer from 1000 to 1,000,000", file=_file(claim),
-                                field="resamples", value=resamples,
-                                fix="at least 1000 keeps the bootstrap's Monte Carlo error small; e.g. 10000"))
+        problems.append(
+            Problem(
+                "resamples must be an integer from 1000 to 1,000,000",
+                file=_file(claim),
+                field="resamples",
+                value=resamples,
+                fix="at least 1000 keeps the bootstrap's Monte Carlo error small; e.g. 10000",
+            )
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        problems.append(Problem("seed must be an integer from 0 to 2**63 − 1", file=_file(claim), field="seed",
-                                value=seed, fix="e.g. 0"))
+        problems.append(
+            Problem(
+                "seed must be an integer from 0 to 2**63 − 1", file=_file(claim), field="seed", value=seed, fix="e.g. 0"
+            )
+        )
     if problems:
         raise InputError(problems)
 
@@ -247,17 +304,28 @@ def _check_reported_scale(claim: Claim, records: Records | None) -> None:
     problems = []
     for field_name, value in (("delta", rep.delta),):
         if value is not None and not -1.0 <= value <= 1.0:
-            problems.append(Problem(
-                f"the reported {field_name} {value:g} is not a difference of rates in [0, 1]"
-                + (" (the scores in the logs are)" if records is not None else " (the reported rates are)"),
-                file=_file(claim), line=line_of(claim, ("claim", "reported", field_name)),
-                field=f"claim.reported.{field_name}", value=value,
-                fix=f"give it as a fraction: {value / 100:g}, not {value:g} (percentage points)"))
+            problems.append(
+                Problem(
+                    f"the reported {field_name} {value:g} is not a difference of rates in [0, 1]"
+                    + (" (the scores in the logs are)" if records is not None else " (the reported rates are)"),
+                    file=_file(claim),
+                    line=line_of(claim, ("claim", "reported", field_name)),
+                    field=f"claim.reported.{field_name}",
+                    value=value,
+                    fix=f"give it as a fraction: {value / 100:g}, not {value:g} (percentage points)",
+                )
+            )
     if rep.ci is not None and any(not -1.0 <= v <= 1.0 for v in rep.ci):
-        problems.append(Problem("the reported CI is not on the scale of a difference of rates in [0, 1]",
-                                file=_file(claim), line=line_of(claim, ("claim", "reported", "ci")),
-                                field="claim.reported.ci", value=list(rep.ci),
-                                fix=f"give it as fractions: [{rep.ci[0] / 100:g}, {rep.ci[1] / 100:g}]"))
+        problems.append(
+            Problem(
+                "the reported CI is not on the scale of a difference of rates in [0, 1]",
+                file=_file(claim),
+                line=line_of(claim, ("claim", "reported", "ci")),
+                field="claim.reported.ci",
+                value=list(rep.ci),
+                fix=f"give it as fractions: [{rep.ci[0] / 100:g}, {rep.ci[1] / 100:g}]",
+            )
+        )
     problems += _direction_problems(claim)
     if problems:
         raise InputError(problems)
@@ -275,14 +343,22 @@ def _check_score_bounds(claim: Claim, records: Records | None) -> None:
     outside = np.flatnonzero((score < bounds[0]) | (score > bounds[1]))
     if len(outside):
         row = records.table.iloc[int(outside[0])]
-        raise InputError([Problem(
-            f"{len(outside)} score(s) lie outside options.score_bounds [{bounds[0]:g}, {bounds[1]:g}]; the first: "
-            f"{float(score[outside[0]])!r} (item {row['item_id']!r}, {row['arm']}, scoring {row['scoring']!r}, "
-            f"from {row['source']}"
-            f"{'' if row['line'] is None or pd.isna(row['line']) else ':' + str(int(row['line']))})",
-            file=_file(claim), line=line_of(claim, ("options", "score_bounds")), field="options.score_bounds",
-            value=list(bounds), fix="declare the metric's true range, e.g. [0, 100] for chrF or BLEU, or remove "
-                                    "score_bounds to take [0, 1] widened to the observed scores")])
+        raise InputError(
+            [
+                Problem(
+                    f"{len(outside)} score(s) lie outside options.score_bounds [{bounds[0]:g}, {bounds[1]:g}]; the first: "
+                    f"{float(score[outside[0]])!r} (item {row['item_id']!r}, {row['arm']}, scoring {row['scoring']!r}, "
+                    f"from {row['source']}"
+                    f"{'' if row['line'] is None or pd.isna(row['line']) else ':' + str(int(row['line']))})",
+                    file=_file(claim),
+                    line=line_of(claim, ("options", "score_bounds")),
+                    field="options.score_bounds",
+                    value=list(bounds),
+                    fix="declare the metric's true range, e.g. [0, 100] for chrF or BLEU, or remove "
+                    "score_bounds to take [0, 1] widened to the observed scores",
+                )
+            ]
+        )
 
 
 def _direction_problems(claim: Claim) -> list[Problem]:
@@ -295,14 +371,21 @@ def _direction_problems(claim: Claim) -> list[Problem]:
         return []
     key = "delta" if rep.delta is not None else ("ci" if source and "CI" in source else "treatment")
     says = "treatment scores lower" if value < 0 else "treatment scores higher"
-    return [Problem(
-        f"{source} is {value:+g}: it says the {says}, but claim.direction is {direction!r}"
-        f" ({'treatment should score higher' if direction == 'greater' else 'treatment should score lower'})",
-        file=_file(claim), line=line_of(claim, ("claim", "reported", key)) or line_of(claim, ("claim", "direction")),
-        field=f"claim.reported.{key}", value=value,
-        fix=(f"if the claim is that the treatment scores {'lower' if value < 0 else 'higher'}, set claim.direction: "
-             f"{'less' if direction == 'greater' else 'greater'}; if the arms are swapped, swap baseline and "
-             "treatment; otherwise correct the sign of the reported numbers"))]
+    return [
+        Problem(
+            f"{source} is {value:+g}: it says the {says}, but claim.direction is {direction!r}"
+            f" ({'treatment should score higher' if direction == 'greater' else 'treatment should score lower'})",
+            file=_file(claim),
+            line=line_of(claim, ("claim", "reported", key)) or line_of(claim, ("claim", "direction")),
+            field=f"claim.reported.{key}",
+            value=value,
+            fix=(
+                f"if the claim is that the treatment scores {'lower' if value < 0 else 'higher'}, set claim.direction: "
+                f"{'less' if direction == 'greater' else 'greater'}; if the arms are swapped, swap baseline and "
+                "treatment; otherwise correct the sign of the reported numbers"
+            ),
+        )
+    ]
 
 
 @functools.lru_cache(maxsize=1)

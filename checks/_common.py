@@ -4,6 +4,7 @@ formatting of numbers in findings.
 The measured cells live in `audit.measure`, the rule that decides whether a perturbation breaks the claim in
 `audit.breaks`; `Context` hands both to the checks.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,19 @@ if TYPE_CHECKING:
     from audit.findings import Finding
     from audit.importers.probes import ProbeSets
 
-__all__ = ["BOOTSTRAP_MAX_DRAWS", "MeasuredCell", "CheckSpec", "Context", "Judgement", "Perturbation", "excludes_zero",
-           "fmt_ci", "fmt_delta", "item_evidence", "measure"]
+__all__ = [
+    "BOOTSTRAP_MAX_DRAWS",
+    "MeasuredCell",
+    "CheckSpec",
+    "Context",
+    "Judgement",
+    "Perturbation",
+    "excludes_zero",
+    "fmt_ci",
+    "fmt_delta",
+    "item_evidence",
+    "measure",
+]
 
 # evaluate modules whose score is an error rate (lower is better).
 LOWER_IS_BETTER_MODULES = frozenset({"wer", "cer", "ter", "mer", "wil", "perplexity"})
@@ -73,8 +85,9 @@ class Context:
     def cells(self) -> Cells:
         """The audit's measured cells (`audit.measure.Cells`), each measured once."""
         if "cells" not in self._memo:
-            self._memo["cells"] = Cells(self.records, self.seed, self.resamples, self.level,
-                                        self.claim.options.score_bounds)
+            self._memo["cells"] = Cells(
+                self.records, self.seed, self.resamples, self.level, self.claim.options.score_bounds
+            )
         return self._memo["cells"]
 
     @property
@@ -109,7 +122,7 @@ class Context:
         if scoring in self.claim.scorers:
             return 1
         if scoring.startswith(scorers.EVALUATE_PREFIX):
-            module = scoring[len(scorers.EVALUATE_PREFIX):].strip().split("/")[-1].lower()
+            module = scoring[len(scorers.EVALUATE_PREFIX) :].strip().split("/")[-1].lower()
             return -1 if module in LOWER_IS_BETTER_MODULES else 1
         return self.sign
 
@@ -124,8 +137,14 @@ class Context:
     def provenance(self, **extra: Any) -> dict[str, Any]:
         from audit import __version__
 
-        return {"seed": self.seed, "resamples": self.resamples, "level": self.level, "alpha": self.alpha,
-                "audit_version": __version__, **extra}
+        return {
+            "seed": self.seed,
+            "resamples": self.resamples,
+            "level": self.level,
+            "alpha": self.alpha,
+            "audit_version": __version__,
+            **extra,
+        }
 
     def reported_delta(self) -> float | None:
         return self.claim.claim.reported.delta_or_difference()
@@ -181,8 +200,9 @@ class Context:
     def perturbation_stat(self, pt: Perturbation) -> dict[str, Any]:
         return breaks.perturbation_stat(pt)
 
-    def cell(self, budget: int | None, scoring: str | None = None,
-             variant: str = DEFAULT_VARIANT) -> MeasuredCell | None:
+    def cell(
+        self, budget: int | None, scoring: str | None = None, variant: str = DEFAULT_VARIANT
+    ) -> MeasuredCell | None:
         """The measured cell, computed once per audit; None when the records have no such cell."""
         scoring = scoring or self.claimed_scoring
         if scoring is None:
@@ -196,9 +216,15 @@ def item_evidence(p: Paired, mask: np.ndarray, k: int = 5, extra: dict[str, np.n
     out = []
     f = p.frame
     for i in idx:
-        row = {"item_id": str(f["item_id"].iat[i]), "budget": p.budget, "scoring": p.scoring,
-               "baseline_score": float(f["score_b"].iat[i]), "treatment_score": float(f["score_t"].iat[i]),
-               "baseline_output": _clip(f["text_b"].iat[i]), "treatment_output": _clip(f["text_t"].iat[i])}
+        row = {
+            "item_id": str(f["item_id"].iat[i]),
+            "budget": p.budget,
+            "scoring": p.scoring,
+            "baseline_score": float(f["score_b"].iat[i]),
+            "treatment_score": float(f["score_t"].iat[i]),
+            "baseline_output": _clip(f["text_b"].iat[i]),
+            "treatment_output": _clip(f["text_t"].iat[i]),
+        }
         for name, arr in (extra or {}).items():
             row[name] = arr[i]
         out.append(row)

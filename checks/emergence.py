@@ -54,6 +54,7 @@ as is an arm at 0/n.
 The check runs when the records carry a continuous scoring or the claim has a ``checks.emergence`` section;
 otherwise it returns nothing, so claims scored only with exact match are unaffected.
 """
+
 from __future__ import annotations
 
 import math
@@ -165,8 +166,9 @@ def classify(ctx: Context, params: Params) -> dict[str, tuple[str, str]]:
         else:
             v = t.loc[t["scoring"] == s, "score"].dropna().to_numpy(dtype=float)
             binary = bool(v.size) and bool(np.all((v == 0) | (v == 1)))
-            out[s] = ("discontinuous", "scores are all 0 or 1") if binary else \
-                ("continuous", "scores are not all 0 or 1")
+            out[s] = (
+                ("discontinuous", "scores are all 0 or 1") if binary else ("continuous", "scores are not all 0 or 1")
+            )
     return out
 
 
@@ -211,22 +213,39 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     if not configured and not any(k == "continuous" for k, _ in kinds.values()):
         return []
     cb = ctx.claimed_budget
-    prov = ctx.provenance(method="Schaeffer et al. 2023 (arXiv:2304.15004): discontinuous vs continuous metrics, "
-                                 "exact match ≈ p^L", delta="the decision inference (see significance); gap: paired t",
-                          tokens=params.tokens, predictor=params.predictor,
-                          kinds={s: f"{k} ({src})" for s, (k, src) in kinds.items()})
+    prov = ctx.provenance(
+        method="Schaeffer et al. 2023 (arXiv:2304.15004): discontinuous vs continuous metrics, exact match ≈ p^L",
+        delta="the decision inference (see significance); gap: paired t",
+        tokens=params.tokens,
+        predictor=params.predictor,
+        kinds={s: f"{k} ({src})" for s, (k, src) in kinds.items()},
+    )
     claimed = ctx.cell(cb) if cb is not None else None
     if cb is None or claimed is None:
-        return [Finding(NAME, "no_claimed_cell", Outcome.inconclusive,
-                        "No records at the claimed setting to compare metrics",
-                        severity=Severity.minor, impact=Impact.none, provenance=prov)]
+        return [
+            Finding(
+                NAME,
+                "no_claimed_cell",
+                Outcome.inconclusive,
+                "No records at the claimed setting to compare metrics",
+                severity=Severity.minor,
+                impact=Impact.none,
+                provenance=prov,
+            )
+        ]
     ms = _metrics(ctx, params, kinds, cb, claimed.scoring)  # the claimed cell's scoring is ctx.claimed_scoring
-    findings: list[Finding] = [Finding(
-        NAME, "per_metric", Outcome.info,
-        f"Delta under discontinuous vs continuous metrics at {cb} tokens: "
-        + ", ".join(f"{r['scoring']} ({r['kind']}): {fmt_delta(r['delta'])}" for r in ms.rows),
-        detail="Continuous metrics move smoothly with per-token accuracy; exact match moves like p^L.",
-        rows=ms.rows, provenance=prov)]
+    findings: list[Finding] = [
+        Finding(
+            NAME,
+            "per_metric",
+            Outcome.info,
+            f"Delta under discontinuous vs continuous metrics at {cb} tokens: "
+            + ", ".join(f"{r['scoring']} ({r['kind']}): {fmt_delta(r['delta'])}" for r in ms.rows),
+            detail="Continuous metrics move smoothly with per-token accuracy; exact match moves like p^L.",
+            rows=ms.rows,
+            provenance=prov,
+        )
+    ]
     # 1. Does the gain exist only under the discontinuous metric?
     findings.extend(_discontinuous_only(ctx, params, ms, prov))
     # 2. Per-token accuracy, predicted vs observed exact match.
@@ -248,8 +267,7 @@ def _metrics(ctx: Context, params: Params, kinds: dict[str, tuple[str, str]], cb
     for s in kinds:
         c = ctx.cell(cb, s)
         if c is not None:
-            rows.append(c.row(kind=kinds[s][0], kind_source=kinds[s][1],
-                              better="lower" if sign[s] < 0 else "higher"))
+            rows.append(c.row(kind=kinds[s][0], kind_source=kinds[s][1], better="lower" if sign[s] < 0 else "higher"))
 
     ref = claimed if claimed in disc else (disc[0] if disc else None)
     tok = _token_analysis(ctx, params, ref, cb, claimed)
@@ -269,9 +287,13 @@ def _continuous(ctx: Context, ms: _Metrics, item_ids: np.ndarray) -> list[_Conti
     accuracy when it is comparable with the discontinuous scoring."""
     rec, cb, tok = ctx.samples, ms.budget, ms.tok
     # (every scoring in ms.cont has a cell at the budget)
-    continuous = [_Continuous(s, c.delta, ms.sign[s], c.test, _diffs(rec, s, cb),
-                              _aligned(rec, s, cb, item_ids), _unit_scale(rec, s))
-                  for s in ms.cont if (c := ctx.cell(cb, s)) is not None]
+    continuous = [
+        _Continuous(
+            s, c.delta, ms.sign[s], c.test, _diffs(rec, s, cb), _aligned(rec, s, cb, item_ids), _unit_scale(rec, s)
+        )
+        for s in ms.cont
+        if (c := ctx.cell(cb, s)) is not None
+    ]
     if tok is not None and tok["comparable"] and not ms.cont:
         arms = tok["arms"]
         d_tok = arms["treatment"]["acc"] - arms["baseline"]["acc"]
@@ -287,17 +309,27 @@ def _discontinuous_only(ctx: Context, params: Params, ms: _Metrics, prov: dict) 
     claimed_pair = rec.paired(ms.claimed, cb)
     continuous = _continuous(ctx, ms, claimed_pair.item_ids)
     judged = [ms.claimed] if ms.ref == ms.claimed else ms.disc  # scorings in ms.disc: each has a cell at the budget
-    gains = [(s, c) for s in judged
-             if (c := ctx.cell(cb, s)) is not None and _gain(ctx, c.delta, ms.sign[s], c.test, _diffs(rec, s, cb)) > 0]
+    gains = [
+        (s, c)
+        for s in judged
+        if (c := ctx.cell(cb, s)) is not None and _gain(ctx, c.delta, ms.sign[s], c.test, _diffs(rec, s, cb)) > 0
+    ]
     findings: list[Finding] = []
     if gains and not continuous:
-        findings.append(Finding(
-            NAME, "no_continuous_metric", Outcome.inconclusive,
-            "No continuous metric to compare the discontinuous gain with",
-            detail="Add a continuous scoring (edit similarity, token edit distance, Brier or log-likelihood) to "
-                   "perturbations.scorings, or give targets the answers can be compared with token by token."
-                   + (f" {tok['reason']}" if tok is not None and tok.get("reason") else ""),
-            severity=Severity.minor, impact=Impact.none, provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "no_continuous_metric",
+                Outcome.inconclusive,
+                "No continuous metric to compare the discontinuous gain with",
+                detail="Add a continuous scoring (edit similarity, token edit distance, Brier or log-likelihood) to "
+                "perturbations.scorings, or give targets the answers can be compared with token by token."
+                + (f" {tok['reason']}" if tok is not None and tok.get("reason") else ""),
+                severity=Severity.minor,
+                impact=Impact.none,
+                provenance=prov,
+            )
+        )
     for s, c in gains:
         f = _gain_finding(ctx, params, ms, s, c.delta, continuous, claimed_pair, prov)
         if f is not None:
@@ -305,8 +337,15 @@ def _discontinuous_only(ctx: Context, params: Params, ms: _Metrics, prov: dict) 
     return findings
 
 
-def _continuous_evidence(ctx: Context, params: Params, ms: _Metrics, s: str, continuous: list[_Continuous],
-                         verdicts: dict[str, int], claimed_pair) -> tuple[dict, list[str]]:
+def _continuous_evidence(
+    ctx: Context,
+    params: Params,
+    ms: _Metrics,
+    s: str,
+    continuous: list[_Continuous],
+    verdicts: dict[str, int],
+    claimed_pair,
+) -> tuple[dict, list[str]]:
     """Per continuous metric: its delta and whether it is evidence that the gain under ``s`` exists only there (a
     reversal on enough changed items, or a gain shown smaller on the common 0–1 scale); and why each is not."""
     rec, cb = ctx.records, ms.budget
@@ -316,8 +355,13 @@ def _continuous_evidence(ctx: Context, params: Params, ms: _Metrics, s: str, con
     for cm in continuous:
         c, est, sg, dd, full, unit = cm.name, cm.est, cm.sign, cm.diffs, cm.full, cm.unit
         n_c = int(np.count_nonzero(dd))
-        e = {"delta": est.value, "ci_low": est.interval.low, "ci_high": est.interval.high,
-             "better": "lower" if sg < 0 else "higher", "changed_items": n_c}
+        e = {
+            "delta": est.value,
+            "ci_low": est.interval.low,
+            "ci_high": est.interval.high,
+            "better": "lower" if sg < 0 else "higher",
+            "changed_items": n_c,
+        }
         if verdicts[c] < 0:
             e["evidence"] = "reverses" if n_c >= params.min_changed else None
             if e["evidence"] is None:
@@ -325,25 +369,43 @@ def _continuous_evidence(ctx: Context, params: Params, ms: _Metrics, s: str, con
         elif verdicts[c] == 0:
             if not (unit and _unit_scale(rec, s)):
                 e["evidence"] = None
-                why_not.append(f"{c} is not significant and is not on the 0–1 scale of {s!r}, so it cannot be "
-                               "shown smaller than the discontinuous gain")
+                why_not.append(
+                    f"{c} is not significant and is not on the 0–1 scale of {s!r}, so it cannot be "
+                    "shown smaller than the discontinuous gain"
+                )
             else:
                 m = np.isfinite(full) & np.isfinite(g_s)
-                dd_est = _smaller(ctx, sg * full[m], g_s[m], f"{s}/{c}",
-                                  None if clusters is None else clusters[m])
+                dd_est = _smaller(ctx, sg * full[m], g_s[m], f"{s}/{c}", None if clusters is None else clusters[m])
                 iv = dd_est.interval
-                e.update({"gap": dd_est.value, "gap_ci_low": iv.low, "gap_ci_high": iv.high,
-                          "gap_ci_method": iv.method, "gap_n": int(m.sum())})
+                e.update(
+                    {
+                        "gap": dd_est.value,
+                        "gap_ci_low": iv.low,
+                        "gap_ci_high": iv.high,
+                        "gap_ci_method": iv.method,
+                        "gap_n": int(m.sum()),
+                    }
+                )
                 e["evidence"] = "smaller" if iv.ok and iv.low > 0 else None
                 if e["evidence"] is None:
-                    why_not.append(f"{c} is not significant, but it is not shown smaller than the gain under "
-                                   f"{s!r} either (difference of gains {fmt_delta(dd_est.value)} {fmt_ci(iv)})")
+                    why_not.append(
+                        f"{c} is not significant, but it is not shown smaller than the gain under "
+                        f"{s!r} either (difference of gains {fmt_delta(dd_est.value)} {fmt_ci(iv)})"
+                    )
         evidence[c] = e
     return evidence, why_not
 
 
-def _gain_finding(ctx: Context, params: Params, ms: _Metrics, s: str, d: stats.Estimate, continuous: list[_Continuous],
-                  claimed_pair, prov: dict) -> Finding | None:
+def _gain_finding(
+    ctx: Context,
+    params: Params,
+    ms: _Metrics,
+    s: str,
+    d: stats.Estimate,
+    continuous: list[_Continuous],
+    claimed_pair,
+    prov: dict,
+) -> Finding | None:
     """For one significant gain under the discontinuous ``s`` (``d``: its cell's delta): shown to exist only there
     (flag), not shown either way (inconclusive), or also under a continuous metric (pass); None without a continuous
     metric."""
@@ -354,42 +416,73 @@ def _gain_finding(ctx: Context, params: Params, ms: _Metrics, s: str, d: stats.E
     sig = [c for c, v in verdicts.items() if v > 0]
     cont_txt = "; ".join(f"{cm.name}: {fmt_delta(cm.est.value)} {fmt_ci(cm.est.interval)}" for cm in continuous)
     evidence, why_not = _continuous_evidence(ctx, params, ms, s, continuous, verdicts, claimed_pair)
-    stat = {"scoring": s, "delta": d.value, "ci_low": d.interval.low, "ci_high": d.interval.high,
-            "better": "lower" if ms.sign[s] < 0 else "higher", "changed_items": n_changed,
-            "min_changed": params.min_changed, "continuous": evidence}
+    stat = {
+        "scoring": s,
+        "delta": d.value,
+        "ci_low": d.interval.low,
+        "ci_high": d.interval.high,
+        "better": "lower" if ms.sign[s] < 0 else "higher",
+        "changed_items": n_changed,
+        "min_changed": params.min_changed,
+        "continuous": evidence,
+    }
     rev = [c for c, e in evidence.items() if e.get("evidence") == "reverses"]
     if n_changed < params.min_changed:
-        why_not = [f"only {n_changed} item(s) change their {s!r} score between the arms (need "
-                   f"{params.min_changed})"]
-    if continuous and not sig and n_changed >= params.min_changed and (
-            rev or all(e.get("evidence") == "smaller" for e in evidence.values())):
-        gap_txt = "; ".join(f"{c}: difference of gains {fmt_delta(e['gap'])} "
-                            f"[{e['gap_ci_low']:+.3f}, {e['gap_ci_high']:+.3f}]"
-                            for c, e in evidence.items() if e.get("evidence") == "smaller")
+        why_not = [f"only {n_changed} item(s) change their {s!r} score between the arms (need {params.min_changed})"]
+    if (
+        continuous
+        and not sig
+        and n_changed >= params.min_changed
+        and (rev or all(e.get("evidence") == "smaller" for e in evidence.values()))
+    ):
+        gap_txt = "; ".join(
+            f"{c}: difference of gains {fmt_delta(e['gap'])} [{e['gap_ci_low']:+.3f}, {e['gap_ci_high']:+.3f}]"
+            for c, e in evidence.items()
+            if e.get("evidence") == "smaller"
+        )
         return Finding(
-            NAME, "discontinuous_only", Outcome.flag,
+            NAME,
+            "discontinuous_only",
+            Outcome.flag,
             f"The gain exists only under the discontinuous metric {s!r} ({fmt_delta(d.value)} "
             f"{fmt_ci(d.interval)}); under the continuous metric(s) it is {cont_txt}",
             detail="Schaeffer et al. (2023): a gain visible only under exact match / strict extraction is a "
-                   "property of the metric, not a measured improvement of the outputs"
-                   + (f" — here {', '.join(rev)} significantly reverses." if rev else
-                      f". Each continuous gain is shown smaller than the discontinuous one (paired t of "
-                      f"the per-item difference of gains, CI above 0): {gap_txt}."),
-            severity=Severity.critical if rev else Severity.major, impact=Impact.fragile, statistic=stat,
-            provenance=prov)
+            "property of the metric, not a measured improvement of the outputs"
+            + (
+                f" — here {', '.join(rev)} significantly reverses."
+                if rev
+                else f". Each continuous gain is shown smaller than the discontinuous one (paired t of "
+                f"the per-item difference of gains, CI above 0): {gap_txt}."
+            ),
+            severity=Severity.critical if rev else Severity.major,
+            impact=Impact.fragile,
+            statistic=stat,
+            provenance=prov,
+        )
     if continuous and not sig:
         return Finding(
-            NAME, "discontinuous_only_unresolved", Outcome.inconclusive,
+            NAME,
+            "discontinuous_only_unresolved",
+            Outcome.inconclusive,
             f"The gain under {s!r} ({fmt_delta(d.value)} {fmt_ci(d.interval)}) is not significant under the "
             f"continuous metric(s) ({cont_txt}), but that is not evidence that it exists only under {s!r}",
             detail="Not evidence: " + "; ".join(why_not) + ". A continuous delta that merely loses significance "
-                   "does not show the gain to be an artifact of the metric.",
-            severity=Severity.minor, impact=Impact.none, statistic=stat, provenance=prov)
+            "does not show the gain to be an artifact of the metric.",
+            severity=Severity.minor,
+            impact=Impact.none,
+            statistic=stat,
+            provenance=prov,
+        )
     if continuous:
         return Finding(
-            NAME, "holds_continuous", Outcome.passed,
+            NAME,
+            "holds_continuous",
+            Outcome.passed,
             f"The gain under {s!r} ({fmt_delta(d.value)} {fmt_ci(d.interval)}) also shows under continuous "
-            f"metric(s): {cont_txt}", statistic=stat, provenance=prov)
+            f"metric(s): {cont_txt}",
+            statistic=stat,
+            provenance=prov,
+        )
     return None
 
 
@@ -405,22 +498,51 @@ def _resolution(ctx: Context, ms: _Metrics, prov: dict) -> list[Finding]:
             k, n = int(np.sum(x)), int(len(x))
             if n and k in (0, n):
                 iv = stats.wilson(k, n, level=ctx.level)
-                res_rows.append({"scoring": s, "arm": arm, "k": k, "n": n, "rate": k / n, "ci_low": iv.low,
-                                 "ci_high": iv.high, "ci_method": iv.method})
+                res_rows.append(
+                    {
+                        "scoring": s,
+                        "arm": arm,
+                        "k": k,
+                        "n": n,
+                        "rate": k / n,
+                        "ci_low": iv.low,
+                        "ci_high": iv.high,
+                        "ci_method": iv.method,
+                    }
+                )
         if res_rows:
             which = ", ".join(f"{r['arm']} {r['k']}/{r['n']}" for r in res_rows)
-            bound = "; ".join(f"{r['arm']}: Wilson {ctx.level:.0%} CI [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-                              for r in res_rows)
-            cont_hint = (" Under the continuous metric(s): " + "; ".join(  # each of ms.cont has a cell
-                f"{c}: baseline {cell.baseline:.3f}, treatment {cell.treatment:.3f}"
-                for c in cont if (cell := ctx.cell(cb, c)) is not None) + ".") if cont else ""
-            findings.append(Finding(
-                NAME, "resolution", Outcome.flag,
-                f"Under {s!r} an arm is at the floor or ceiling ({which}): exact match cannot resolve how far it is "
-                "from the threshold",
-                detail=f"{bound}. A score of 0/n (or n/n) says the ability is below (above) what the metric can see, "
-                       f"not that it is absent; compare under a continuous metric or with more items.{cont_hint}",
-                severity=Severity.minor, impact=Impact.none, rows=res_rows, provenance=prov))
+            bound = "; ".join(
+                f"{r['arm']}: Wilson {ctx.level:.0%} CI [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" for r in res_rows
+            )
+            cont_hint = (
+                (
+                    " Under the continuous metric(s): "
+                    + "; ".join(  # each of ms.cont has a cell
+                        f"{c}: baseline {cell.baseline:.3f}, treatment {cell.treatment:.3f}"
+                        for c in cont
+                        if (cell := ctx.cell(cb, c)) is not None
+                    )
+                    + "."
+                )
+                if cont
+                else ""
+            )
+            findings.append(
+                Finding(
+                    NAME,
+                    "resolution",
+                    Outcome.flag,
+                    f"Under {s!r} an arm is at the floor or ceiling ({which}): exact match cannot resolve how far it is "
+                    "from the threshold",
+                    detail=f"{bound}. A score of 0/n (or n/n) says the ability is below (above) what the metric can see, "
+                    f"not that it is absent; compare under a continuous metric or with more items.{cont_hint}",
+                    severity=Severity.minor,
+                    impact=Impact.none,
+                    rows=res_rows,
+                    provenance=prov,
+                )
+            )
     return findings
 
 
@@ -519,8 +641,15 @@ def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int, clai
         # The scoring's "right" is a high score, or a low one for an error indicator (lower is better).
         right = score[has_target] >= 0.5 if ref is None or polarity(ctx, params, ref) > 0 else score[has_target] < 0.5
         agree = float(np.mean(em == right)) if ref is not None else math.nan
-        per_arm[arm] = {"acc": acc.astype(float), "L": L.astype(int), "em": em.astype(float), "ed": ed.astype(float),
-                        "agreement": agree, "ids": ids[has_target], "answers": ans[has_target]}
+        per_arm[arm] = {
+            "acc": acc.astype(float),
+            "L": L.astype(int),
+            "em": em.astype(float),
+            "ed": ed.astype(float),
+            "agreement": agree,
+            "ids": ids[has_target],
+            "answers": ans[has_target],
+        }
     out["arms"] = per_arm
     b, t = per_arm["baseline"], per_arm["treatment"]
     n = int(b["acc"].size)
@@ -530,9 +659,11 @@ def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int, clai
     if not agreements:
         out["reason"] = "No discontinuous scoring to check the token exact match against."
     elif min(agreements) < params.min_agreement:
-        out["reason"] = (f"The token exact match agrees with {ref!r} on only {min(agreements):.0%} of items (need "
-                         f"{params.min_agreement:.0%}): the answers carry text around them; define a scoring that "
-                         "extracts the answer, or set checks.emergence.answer.")
+        out["reason"] = (
+            f"The token exact match agrees with {ref!r} on only {min(agreements):.0%} of items (need "
+            f"{params.min_agreement:.0%}): the answers carry text around them; define a scoring that "
+            "extracts the answer, or set checks.emergence.answer."
+        )
     elif n < 2:
         out["reason"] = "Fewer than 2 items with a target."
     out["ref"] = ref
@@ -542,14 +673,24 @@ def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int, clai
     out["acc_test"] = test
     out["em_test"] = stats.mcnemar_paired(b["em"], t["em"], alternative="two-sided") if n else None
     iv = out["acc_delta"].interval
-    out["row"] = {"variant": DEFAULT_VARIANT, "budget": cb, "scoring": out["name"], "n": n,
-                  "baseline": float(b["acc"].mean()) if n else math.nan,
-                  "treatment": float(t["acc"].mean()) if n else math.nan, "delta": out["acc_delta"].value,
-                  "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method,
-                  "p_value": test.p_value if test else math.nan,
-                  "test": f"{test.method} ({test.alternative})" if test else "n/a", "kind": "continuous",
-                  "kind_source": "computed from answers and targets", "better": "higher",
-                  "reason": out.get("reason")}
+    out["row"] = {
+        "variant": DEFAULT_VARIANT,
+        "budget": cb,
+        "scoring": out["name"],
+        "n": n,
+        "baseline": float(b["acc"].mean()) if n else math.nan,
+        "treatment": float(t["acc"].mean()) if n else math.nan,
+        "delta": out["acc_delta"].value,
+        "ci_low": iv.low,
+        "ci_high": iv.high,
+        "ci_method": iv.method,
+        "p_value": test.p_value if test else math.nan,
+        "test": f"{test.method} ({test.alternative})" if test else "n/a",
+        "kind": "continuous",
+        "kind_source": "computed from answers and targets",
+        "better": "higher",
+        "reason": out.get("reason"),
+    }
     return out
 
 
@@ -564,62 +705,131 @@ def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list
         pred[arm] = pi if params.predictor == "per_item" else po
         k, n = int(v["em"].sum()), int(v["em"].size)
         iv = stats.wilson(k, n, level=ctx.level)
-        rows.append({"arm": arm, "n": n, "target_tokens_mean": float(v["L"].mean()) if n else math.nan,
-                     "token_accuracy": float(np.sum(v["acc"] * v["L"]) / np.sum(v["L"])) if n else math.nan,
-                     "predicted_em_pooled": po, "predicted_em_per_item": pi, "observed_em": k / n if n else math.nan,
-                     "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method,
-                     "agreement_with_scoring": v["agreement"],
-                     "edit_distance_observed": float(v["ed"].mean()) if n else math.nan,
-                     "edit_distance_expected": expected_edit_distance(v["acc"], v["L"])})
+        rows.append(
+            {
+                "arm": arm,
+                "n": n,
+                "target_tokens_mean": float(v["L"].mean()) if n else math.nan,
+                "token_accuracy": float(np.sum(v["acc"] * v["L"]) / np.sum(v["L"])) if n else math.nan,
+                "predicted_em_pooled": po,
+                "predicted_em_per_item": pi,
+                "observed_em": k / n if n else math.nan,
+                "ci_low": iv.low,
+                "ci_high": iv.high,
+                "ci_method": iv.method,
+                "agreement_with_scoring": v["agreement"],
+                "edit_distance_observed": float(v["ed"].mean()) if n else math.nan,
+                "edit_distance_expected": expected_edit_distance(v["acc"], v["L"]),
+            }
+        )
         calib.extend(_calibration(arm, v, ctx.level))
     em_d, acc_d = tok["em_delta"], tok["acc_delta"]
     pred_delta = pred["treatment"] - pred["baseline"]
-    stat = {"predicted_em_delta": pred_delta, "observed_em_delta": em_d.value, "observed_ci_low": em_d.interval.low,
-            "observed_ci_high": em_d.interval.high, "token_accuracy_delta": acc_d.value,
-            "token_accuracy_ci_low": acc_d.interval.low, "token_accuracy_ci_high": acc_d.interval.high,
-            "predictor": params.predictor, "tokens": params.tokens, "n": tok["n"], "n_no_target": tok["n_no_target"],
-            "reference_scoring": tok["ref"]}
-    rows.append({"arm": "treatment − baseline", "n": tok["n"], "token_accuracy": acc_d.value,
-                 "predicted_em_pooled": both["treatment"][1] - both["baseline"][1],
-                 "predicted_em_per_item": both["treatment"][0] - both["baseline"][0],
-                 "observed_em": em_d.value, "ci_low": em_d.interval.low, "ci_high": em_d.interval.high,
-                 "ci_method": em_d.interval.method})
+    stat = {
+        "predicted_em_delta": pred_delta,
+        "observed_em_delta": em_d.value,
+        "observed_ci_low": em_d.interval.low,
+        "observed_ci_high": em_d.interval.high,
+        "token_accuracy_delta": acc_d.value,
+        "token_accuracy_ci_low": acc_d.interval.low,
+        "token_accuracy_ci_high": acc_d.interval.high,
+        "predictor": params.predictor,
+        "tokens": params.tokens,
+        "n": tok["n"],
+        "n_no_target": tok["n_no_target"],
+        "reference_scoring": tok["ref"],
+    }
+    rows.append(
+        {
+            "arm": "treatment − baseline",
+            "n": tok["n"],
+            "token_accuracy": acc_d.value,
+            "predicted_em_pooled": both["treatment"][1] - both["baseline"][1],
+            "predicted_em_per_item": both["treatment"][0] - both["baseline"][0],
+            "observed_em": em_d.value,
+            "ci_low": em_d.interval.low,
+            "ci_high": em_d.interval.high,
+            "ci_method": em_d.interval.method,
+        }
+    )
     out = []
     if not tok["comparable"]:
-        out.append(Finding(NAME, "token_accuracy_not_comparable", Outcome.inconclusive,
-                           "The per-token accuracy cannot be compared with the exact-match scoring",
-                           detail=tok.get("reason") or "", severity=Severity.minor, impact=Impact.none,
-                           statistic=stat, rows=rows, provenance=prov))
+        out.append(
+            Finding(
+                NAME,
+                "token_accuracy_not_comparable",
+                Outcome.inconclusive,
+                "The per-token accuracy cannot be compared with the exact-match scoring",
+                detail=tok.get("reason") or "",
+                severity=Severity.minor,
+                impact=Impact.none,
+                statistic=stat,
+                rows=rows,
+                provenance=prov,
+            )
+        )
         return out
-    head = (f"predicted exact match {pred['baseline']:.3f} → {pred['treatment']:.3f} ({fmt_delta(pred_delta)}) vs "
-            f"observed {rows[0]['observed_em']:.3f} → {rows[1]['observed_em']:.3f} ({fmt_delta(em_d.value)} "
-            f"{fmt_ci(em_d.interval)})")
-    out.append(Finding(NAME, "token_accuracy", Outcome.info,
-                       f"Per-token accuracy ({params.tokens} tokens) {rows[0]['token_accuracy']:.3f} → "
-                       f"{rows[1]['token_accuracy']:.3f}; {head}",
-                       detail="Predicted exact match "
-                              + ("mean_i(a_i^L_i)" if params.predictor == "per_item" else "mean_i(p̄^L_i)")
-                              + "; observed: the answer's tokens equal the target's.", statistic=stat, rows=rows,
-                       provenance=prov))
-    out.append(Finding(NAME, "calibration", Outcome.info,
-                       "Predicted vs observed exact match by target length, per arm",
-                       detail="Under independent token errors exact match falls like p^L with the target length L.",
-                       rows=calib, provenance=prov))
+    head = (
+        f"predicted exact match {pred['baseline']:.3f} → {pred['treatment']:.3f} ({fmt_delta(pred_delta)}) vs "
+        f"observed {rows[0]['observed_em']:.3f} → {rows[1]['observed_em']:.3f} ({fmt_delta(em_d.value)} "
+        f"{fmt_ci(em_d.interval)})"
+    )
+    out.append(
+        Finding(
+            NAME,
+            "token_accuracy",
+            Outcome.info,
+            f"Per-token accuracy ({params.tokens} tokens) {rows[0]['token_accuracy']:.3f} → "
+            f"{rows[1]['token_accuracy']:.3f}; {head}",
+            detail="Predicted exact match "
+            + ("mean_i(a_i^L_i)" if params.predictor == "per_item" else "mean_i(p̄^L_i)")
+            + "; observed: the answer's tokens equal the target's.",
+            statistic=stat,
+            rows=rows,
+            provenance=prov,
+        )
+    )
+    out.append(
+        Finding(
+            NAME,
+            "calibration",
+            Outcome.info,
+            "Predicted vs observed exact match by target length, per arm",
+            detail="Under independent token errors exact match falls like p^L with the target length L.",
+            rows=calib,
+            provenance=prov,
+        )
+    )
     b, t = arms["baseline"], arms["treatment"]
     em_gain = _gain(ctx, em_d, 1, tok["em_test"], t["em"] - b["em"]) > 0
     acc_gain = _gain(ctx, acc_d, 1, tok["acc_test"], t["acc"] - b["acc"]) > 0
     if em_gain and acc_gain and em_d.interval.contains(pred_delta):
-        out.append(Finding(
-            NAME, "explained_by_token_accuracy", Outcome.flag,
-            f"The exact-match gain is what the per-token accuracy gain predicts: {head}",
-            detail="A smooth per-token improvement of "
-                   f"{fmt_delta(acc_d.value)} {fmt_ci(acc_d.interval)} fully explains the exact-match gain "
-                   "(Schaeffer et al. 2023): the gain is real but not a sudden or emergent ability.",
-            severity=Severity.minor, impact=Impact.none, statistic=stat, provenance=prov))
+        out.append(
+            Finding(
+                NAME,
+                "explained_by_token_accuracy",
+                Outcome.flag,
+                f"The exact-match gain is what the per-token accuracy gain predicts: {head}",
+                detail="A smooth per-token improvement of "
+                f"{fmt_delta(acc_d.value)} {fmt_ci(acc_d.interval)} fully explains the exact-match gain "
+                "(Schaeffer et al. 2023): the gain is real but not a sudden or emergent ability.",
+                severity=Severity.minor,
+                impact=Impact.none,
+                statistic=stat,
+                provenance=prov,
+            )
+        )
     elif em_gain:
-        out.append(Finding(NAME, "not_explained", Outcome.passed,
-                           f"The exact-match gain is not just the per-token improvement raised to the power L: {head}",
-                           statistic=stat, provenance=prov))
+        out.append(
+            Finding(
+                NAME,
+                "not_explained",
+                Outcome.passed,
+                f"The exact-match gain is not just the per-token improvement raised to the power L: {head}",
+                statistic=stat,
+                provenance=prov,
+            )
+        )
     return out
 
 
@@ -634,19 +844,42 @@ def _calibration(arm: str, v: dict, level: float) -> list[dict]:
         m = np.isin(L, g)
         k, n = int(v["em"][m].sum()), int(m.sum())
         iv = stats.wilson(k, n, level=level)
-        out.append({"arm": arm, "target_tokens": f"{g[0]}" if g.size == 1 else f"{g[0]}–{g[-1]}", "n": n,
-                    "token_accuracy": float(np.sum(v["acc"][m] * L[m]) / np.sum(L[m])),
-                    "predicted_em_pooled": predicted_exact_match(v["acc"][m], L[m], "pooled"),
-                    "predicted_em_per_item": predicted_exact_match(v["acc"][m], L[m], "per_item"),
-                    "observed_em": k / n, "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method})
+        out.append(
+            {
+                "arm": arm,
+                "target_tokens": f"{g[0]}" if g.size == 1 else f"{g[0]}–{g[-1]}",
+                "n": n,
+                "token_accuracy": float(np.sum(v["acc"][m] * L[m]) / np.sum(L[m])),
+                "predicted_em_pooled": predicted_exact_match(v["acc"][m], L[m], "pooled"),
+                "predicted_em_per_item": predicted_exact_match(v["acc"][m], L[m], "per_item"),
+                "observed_em": k / n,
+                "ci_low": iv.low,
+                "ci_high": iv.high,
+                "ci_method": iv.method,
+            }
+        )
     return out
 
 
-__all__ = ["NAME", "Params", "run", "token_accuracy", "token_edit_distance", "predicted_exact_match",
-           "expected_edit_distance", "tokenize", "classify"]
+__all__ = [
+    "NAME",
+    "Params",
+    "run",
+    "token_accuracy",
+    "token_edit_distance",
+    "predicted_exact_match",
+    "expected_edit_distance",
+    "tokenize",
+    "classify",
+]
 
 
-SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
-                 description="delta under discontinuous vs continuous metrics; exact match predicted from per-token "
-                 "accuracy (p^L); resolution at 0/n")
+SPEC = CheckSpec(
+    NAME,
+    run,
+    Params,
+    needs_samples=True,
+    description="delta under discontinuous vs continuous metrics; exact match predicted from per-token "
+    "accuracy (p^L); resolution at 0/n",
+)
 """This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -14,6 +14,7 @@ outputs only when the arms' no-answer rates differ significantly (α) *and*, on 
 H0 "gain ≥ margin" is rejected
 one-sided at α/2. An unanswered output at the budget cap is both truncated and unanswered; each check counts it.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,9 @@ def _causes(frame, s: str, mask: np.ndarray) -> dict[str, int]:
     if f"no_output_{s}" not in frame:
         return out
     mask = mask & _gone(frame[f"no_output_{s}"])  # only the outputs that are not there are counted
-    for c, fr in zip(frame[f"no_output_{s}"].to_numpy(dtype=object)[mask],
-                     frame[f"finish_{s}"].to_numpy(dtype=object)[mask]):
+    for c, fr in zip(
+        frame[f"no_output_{s}"].to_numpy(dtype=object)[mask], frame[f"finish_{s}"].to_numpy(dtype=object)[mask]
+    ):
         label = f"{c}, finish_reason {fr}" if isinstance(fr, str) else f"{c}, no finish reason"
         out[label] = out.get(label, 0) + 1
     return out
@@ -83,8 +85,10 @@ def no_answer_rates(records, level: float = 0.95) -> list[dict]:
             if not records.has(DEFAULT_VARIANT, b, scoring):
                 continue
             f = records.paired(scoring, b).frame
-            extracts = bool(np.isfinite(f["answered_b"].to_numpy(dtype=float)).any()
-                            or np.isfinite(f["answered_t"].to_numpy(dtype=float)).any())
+            extracts = bool(
+                np.isfinite(f["answered_b"].to_numpy(dtype=float)).any()
+                or np.isfinite(f["answered_t"].to_numpy(dtype=float)).any()
+            )
             missing_any = any(_gone(f[f"no_output_{s}"]).any() for s in ("b", "t") if f"no_output_{s}" in f)
             for arm, s in (("baseline", "b"), ("treatment", "t")):
                 a = answered_flags(f, arm)
@@ -102,12 +106,28 @@ def no_answer_rates(records, level: float = 0.95) -> list[dict]:
                 gone = sum(causes.values())
                 reason = None
                 if gone:
-                    reason = (f"{gone} of them have no output at all ("
-                              + "; ".join(f"{v} {c}" for c, v in causes.items()) + ")"
-                              + ("" if extracts else "; the scoring compares the whole output"))
-                rows.append({"scoring": scoring, "budget": b, "arm": arm, "no_answer": k, "known": n,
-                             "items": int(len(a)), "rate": k / n, "ci_low": iv.low, "ci_high": iv.high,
-                             "ci_method": iv.method, "no_output": gone, "reason": reason})
+                    reason = (
+                        f"{gone} of them have no output at all ("
+                        + "; ".join(f"{v} {c}" for c, v in causes.items())
+                        + ")"
+                        + ("" if extracts else "; the scoring compares the whole output")
+                    )
+                rows.append(
+                    {
+                        "scoring": scoring,
+                        "budget": b,
+                        "arm": arm,
+                        "no_answer": k,
+                        "known": n,
+                        "items": int(len(a)),
+                        "rate": k / n,
+                        "ci_low": iv.low,
+                        "ci_high": iv.high,
+                        "ci_method": iv.method,
+                        "no_output": gone,
+                        "reason": reason,
+                    }
+                )
     return rows
 
 
@@ -135,46 +155,84 @@ def no_output_finding(ctx: Context, prov: dict) -> Finding | None:
             budget_out = gone & np.array([not isinstance(x, str) or x == "length" for x in fr], dtype=bool)
             exhausted += int(budget_out.sum())
             causes = _causes(f, s, gone)
-            rows.append({"arm": arm, "budget": b, "items": p.n, "no_output": int(gone.sum()),
-                         "probable_budget_exhaustion": int(budget_out.sum()),
-                         "causes": "; ".join(f"{v} {c}" for c, v in causes.items())})
+            rows.append(
+                {
+                    "arm": arm,
+                    "budget": b,
+                    "items": p.n,
+                    "no_output": int(gone.sum()),
+                    "probable_budget_exhaustion": int(budget_out.sum()),
+                    "causes": "; ".join(f"{v} {c}" for c, v in causes.items()),
+                }
+            )
             if len(ev) < 5:
                 ev += item_evidence(p, gone, k=5 - len(ev))
     if not rows:
         return None
     per_arm = {a: sum(r["no_output"] for r in rows if r["arm"] == a) for a in ("baseline", "treatment")}
-    title = (f"{per_arm['baseline']} baseline and {per_arm['treatment']} treatment outputs are not there at all (null "
-             f"or empty); {exhausted} of them with no finish reason or 'length': probable budget exhaustion")
-    return Finding(NAME, "no_output", Outcome.flag, title,
-                   detail="An output that is not there scores 0 under every scoring, and counts as no answer in the "
-                          "no-answer table (with its cause). A reasoning model that spends the whole budget thinking "
-                          "returns null or empty content, so without a finish reason that says otherwise these are "
-                          "budget exhaustion until shown otherwise: re-run them with a larger budget before reading "
-                          "the gain as ability.", severity=Severity.minor, impact=Impact.none,
-                   statistic={"scoring": scoring, "no_output_baseline": per_arm["baseline"],
-                              "no_output_treatment": per_arm["treatment"], "probable_budget_exhaustion": exhausted},
-                   rows=rows, evidence=ev, provenance=prov)
+    title = (
+        f"{per_arm['baseline']} baseline and {per_arm['treatment']} treatment outputs are not there at all (null "
+        f"or empty); {exhausted} of them with no finish reason or 'length': probable budget exhaustion"
+    )
+    return Finding(
+        NAME,
+        "no_output",
+        Outcome.flag,
+        title,
+        detail="An output that is not there scores 0 under every scoring, and counts as no answer in the "
+        "no-answer table (with its cause). A reasoning model that spends the whole budget thinking "
+        "returns null or empty content, so without a finish reason that says otherwise these are "
+        "budget exhaustion until shown otherwise: re-run them with a larger budget before reading "
+        "the gain as ability.",
+        severity=Severity.minor,
+        impact=Impact.none,
+        statistic={
+            "scoring": scoring,
+            "no_output_baseline": per_arm["baseline"],
+            "no_output_treatment": per_arm["treatment"],
+            "probable_budget_exhaustion": exhausted,
+        },
+        rows=rows,
+        evidence=ev,
+        provenance=prov,
+    )
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
     rec = ctx.samples
-    prov = ctx.provenance(rates="Wilson score interval",
-                          asymmetry="McNemar test (continuity-corrected) (Tango interval)",
-                          delta="the decision inference (see significance)",
-                          no_answer_rule="extracting scorer found no answer: no regex match, lm-eval '[invalid]' or "
-                                         "empty, logged extraction null; and under any scoring an output that is not "
-                                         "there at all (null content, null or empty text)")
+    prov = ctx.provenance(
+        rates="Wilson score interval",
+        asymmetry="McNemar test (continuity-corrected) (Tango interval)",
+        delta="the decision inference (see significance)",
+        no_answer_rule="extracting scorer found no answer: no regex match, lm-eval '[invalid]' or "
+        "empty, logged extraction null; and under any scoring an output that is not "
+        "there at all (null content, null or empty text)",
+    )
     rate_rows = no_answer_rates(rec, ctx.level)
     missing = no_output_finding(ctx, prov)
     if not rate_rows:
-        return [Finding(NAME, "no_extraction", Outcome.info,
-                        "No scoring extracts an answer, so answer-extraction failures cannot be counted",
-                        detail="Extracting scorings: claim-defined regex / kind: extract scorers, lm-eval filters "
-                               "other than 'none', or an `extracted` key in generic logs.", provenance=prov)]
-    findings = [Finding(NAME, "rates", Outcome.info,
-                        "Share of outputs with no extractable answer, per scoring, arm and budget",
-                        rows=rate_rows, table=RateTable.of(TableKind.no_answer, rate_rows, count="no_answer"),
-                        provenance=prov)]
+        return [
+            Finding(
+                NAME,
+                "no_extraction",
+                Outcome.info,
+                "No scoring extracts an answer, so answer-extraction failures cannot be counted",
+                detail="Extracting scorings: claim-defined regex / kind: extract scorers, lm-eval filters "
+                "other than 'none', or an `extracted` key in generic logs.",
+                provenance=prov,
+            )
+        ]
+    findings = [
+        Finding(
+            NAME,
+            "rates",
+            Outcome.info,
+            "Share of outputs with no extractable answer, per scoring, arm and budget",
+            rows=rate_rows,
+            table=RateTable.of(TableKind.no_answer, rate_rows, count="no_answer"),
+            provenance=prov,
+        )
+    ]
     if missing is not None:
         findings.append(missing)
     cb, cs = ctx.claimed_budget, ctx.claimed_scoring
@@ -209,8 +267,11 @@ def _claimed_flags(p) -> tuple[np.ndarray, np.ndarray]:
     """Both arms' answered flags at the claimed cell; under a scoring that compares the whole output (no flags) with
     a missing output in an arm, the output is the answer, missing exactly when there is none."""
     ab, at = answered_flags(p.frame, "baseline"), answered_flags(p.frame, "treatment")
-    if np.isnan(p.frame["answered_b"].to_numpy(dtype=float)).all() \
-            and np.isnan(p.frame["answered_t"].to_numpy(dtype=float)).all() and (ab == 0).any() | (at == 0).any():
+    if (
+        np.isnan(p.frame["answered_b"].to_numpy(dtype=float)).all()
+        and np.isnan(p.frame["answered_t"].to_numpy(dtype=float)).all()
+        and (ab == 0).any() | (at == 0).any()
+    ):
         # A scoring that compares the whole output: its answer is the output, missing exactly when there is none.
         ab, at = np.where(np.isnan(ab), 1.0, ab), np.where(np.isnan(at), 1.0, at)
     return ab, at
@@ -226,24 +287,45 @@ def _answered(ctx: Context, p, ab: np.ndarray, at: np.ndarray, known: np.ndarray
     n_both = int(both.sum())
     claimed = ctx.cell(cb)
     delta_all = claimed.delta.value if claimed is not None else math.nan
-    both_inf = (stats.paired_inference(p.baseline[both], p.treatment[both], level=ctx.level) if n_both >= 2
-                else None)
+    both_inf = stats.paired_inference(p.baseline[both], p.treatment[both], level=ctx.level) if n_both >= 2 else None
     margin = ctx.margin if math.isfinite(ctx.margin) else 0.0
-    p_both = (both_inf.p_value(ctx.sign * margin, "less" if ctx.sign > 0 else "greater") if both_inf
-              else math.nan)
-    iv = both_inf.interval if both_inf else stats.Interval.nan(ctx.level, "paired",
-                                                                f"{n_both} item(s) both arms answered: need 2")
-    row = {"variant": DEFAULT_VARIANT, "budget": cb, "scoring": cs, "n": n_both,
-           "baseline": float(np.mean(p.baseline[both])) if n_both else math.nan,
-           "treatment": float(np.mean(p.treatment[both])) if n_both else math.nan,
-           "delta": both_inf.value if both_inf else math.nan, "ci_low": iv.low, "ci_high": iv.high,
-           "ci_method": iv.method, "role": ANSWERED_ROLE}
-    stat = {"budget": cb, "scoring": cs, "no_answer_baseline": rb, "no_answer_treatment": rt,
-            "asymmetry_delta": asym.value, "asymmetry_ci_low": asym.interval.low,
-            "asymmetry_ci_high": asym.interval.high, "asymmetry_p": asym.test.p_value,
-            "asymmetry_test": asym.test.method, "n_both_answered": n_both, "delta_all": delta_all,
-            "delta_both_answered": row["delta"], "ci_low": iv.low, "ci_high": iv.high,
-            "p_both_below_margin": p_both, "margin": margin}
+    p_both = both_inf.p_value(ctx.sign * margin, "less" if ctx.sign > 0 else "greater") if both_inf else math.nan
+    iv = (
+        both_inf.interval
+        if both_inf
+        else stats.Interval.nan(ctx.level, "paired", f"{n_both} item(s) both arms answered: need 2")
+    )
+    row = {
+        "variant": DEFAULT_VARIANT,
+        "budget": cb,
+        "scoring": cs,
+        "n": n_both,
+        "baseline": float(np.mean(p.baseline[both])) if n_both else math.nan,
+        "treatment": float(np.mean(p.treatment[both])) if n_both else math.nan,
+        "delta": both_inf.value if both_inf else math.nan,
+        "ci_low": iv.low,
+        "ci_high": iv.high,
+        "ci_method": iv.method,
+        "role": ANSWERED_ROLE,
+    }
+    stat = {
+        "budget": cb,
+        "scoring": cs,
+        "no_answer_baseline": rb,
+        "no_answer_treatment": rt,
+        "asymmetry_delta": asym.value,
+        "asymmetry_ci_low": asym.interval.low,
+        "asymmetry_ci_high": asym.interval.high,
+        "asymmetry_p": asym.test.p_value,
+        "asymmetry_test": asym.test.method,
+        "n_both_answered": n_both,
+        "delta_all": delta_all,
+        "delta_both_answered": row["delta"],
+        "ci_low": iv.low,
+        "ci_high": iv.high,
+        "p_both_below_margin": p_both,
+        "margin": margin,
+    }
     return _Answered(known, nb, nt, rb, rt, asym, n_both, both_inf, iv, delta_all, margin, p_both, row, stat)
 
 
@@ -255,44 +337,86 @@ def _claimed_finding(ctx: Context, params: Params, cs: str, prov: dict) -> Findi
     ab, at = _claimed_flags(p)
     known = ~np.isnan(ab) & ~np.isnan(at)
     if known.sum() < 2:
-        return Finding(NAME, "claimed_not_extracting", Outcome.info,
-                       f"The claimed scoring {cs!r} does not extract an answer (or the logs do not say), so "
-                       "the claimed gain cannot be split by answered / unanswered outputs", provenance=prov)
+        return Finding(
+            NAME,
+            "claimed_not_extracting",
+            Outcome.info,
+            f"The claimed scoring {cs!r} does not extract an answer (or the logs do not say), so "
+            "the claimed gain cannot be split by answered / unanswered outputs",
+            provenance=prov,
+        )
     a = _answered(ctx, p, ab, at, known)
     rb, rt, asym, stat, row = a.rb, a.rt, a.asym, a.stat, a.row
     asymmetric = asym.test.p_value < ctx.alpha
     gains = math.isfinite(a.delta_all) and ctx.sign * a.delta_all > 0
     rates = f"{rb:.1%} of baseline vs {rt:.1%} of treatment outputs have no extractable answer"
-    on_both = (f"on the {a.n_both} items both arms answered the delta is {fmt_delta(a.both_inf.value)} {fmt_ci(a.iv)}"
-               if a.both_inf else f"{a.n_both} item(s) were answered by both arms")
-    asym_text = (f"No-answer asymmetry: McNemar p = {asym.test.p_value:.3g}, difference (treatment − baseline) "
-                 f"{fmt_delta(asym.value)} {fmt_ci(asym.interval)}.")
+    on_both = (
+        f"on the {a.n_both} items both arms answered the delta is {fmt_delta(a.both_inf.value)} {fmt_ci(a.iv)}"
+        if a.both_inf
+        else f"{a.n_both} item(s) were answered by both arms"
+    )
+    asym_text = (
+        f"No-answer asymmetry: McNemar p = {asym.test.p_value:.3g}, difference (treatment − baseline) "
+        f"{fmt_delta(asym.value)} {fmt_ci(asym.interval)}."
+    )
     if asymmetric and gains and math.isfinite(a.p_both) and a.p_both < ctx.alpha / 2:
         worse = "baseline" if rb > rt else "treatment"
         mask = np.zeros(p.n, dtype=bool)
         mask[np.flatnonzero(known)[(a.nb if worse == "baseline" else a.nt) == 1]] = True
         return Finding(
-            NAME, "from_no_answer", Outcome.flag,
+            NAME,
+            "from_no_answer",
+            Outcome.flag,
             f"The gain comes from the {worse} failing to produce a parseable answer: {rates} ({cs!r}, {cb} tokens); "
             + on_both,
             detail=asym_text + f" On the items both arms answered H0 'gain ≥ margin {a.margin:.3g}' is rejected: "
-                               f"one-sided p = {a.p_both:.3g} < α/2.",
-            severity=Severity.critical, impact=Impact.fragile, statistic=stat, rows=[row], provenance=prov,
-            evidence=item_evidence(p, mask))
+            f"one-sided p = {a.p_both:.3g} < α/2.",
+            severity=Severity.critical,
+            impact=Impact.fragile,
+            statistic=stat,
+            rows=[row],
+            provenance=prov,
+            evidence=item_evidence(p, mask),
+        )
     if asymmetric:
         return Finding(
-            NAME, "asymmetric_no_answer", Outcome.info,
+            NAME,
+            "asymmetric_no_answer",
+            Outcome.info,
             f"The arms fail to produce a parseable answer at different rates: {rates}; " + on_both,
-            detail=asym_text + (" The gain is not shown to vanish on the items both arms answered."
-                                if gains else ""), statistic=stat, rows=[row], provenance=prov)
+            detail=asym_text + (" The gain is not shown to vanish on the items both arms answered." if gains else ""),
+            statistic=stat,
+            rows=[row],
+            provenance=prov,
+        )
     if max(rb, rt) > params.high_rate:
-        return Finding(NAME, "high_rate", Outcome.info, f"Many outputs have no extractable answer: {rates}; "
-                       + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov)
-    return Finding(NAME, "answered", Outcome.passed, f"Few outputs lack an extractable answer: {rates}; "
-                   + on_both, detail=asym_text, statistic=stat, rows=[row], provenance=prov)
+        return Finding(
+            NAME,
+            "high_rate",
+            Outcome.info,
+            f"Many outputs have no extractable answer: {rates}; " + on_both,
+            detail=asym_text,
+            statistic=stat,
+            rows=[row],
+            provenance=prov,
+        )
+    return Finding(
+        NAME,
+        "answered",
+        Outcome.passed,
+        f"Few outputs lack an extractable answer: {rates}; " + on_both,
+        detail=asym_text,
+        statistic=stat,
+        rows=[row],
+        provenance=prov,
+    )
 
 
-SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
-                 description="outputs with no extractable answer per arm; their asymmetry; the delta on answered "
-                 "items")
+SPEC = CheckSpec(
+    NAME,
+    run,
+    Params,
+    needs_samples=True,
+    description="outputs with no extractable answer per arm; their asymmetry; the delta on answered items",
+)
 """This check in the registry (:data:`audit.checks.REGISTRY`)."""

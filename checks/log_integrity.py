@@ -21,6 +21,7 @@ effective than original documents) is reported (info): the published number cove
 Logs without a results file (or one that publishes neither a document count nor the metric) are reported as not
 cross-checked; other formats return nothing.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,8 +77,9 @@ def compare(settings: dict, metric: str, arm: str, budget) -> dict:
     n_orig = (pub.get("n_samples") or {}).get("original")
     limit = pub.get("limit")
     if limit is not None or (isinstance(n_orig, int) and isinstance(n_eff, int) and n_eff < n_orig):
-        out["limited"] = (f"{where}: the run evaluated {n_eff} of {n_orig} documents"
-                          + (f" (--limit {limit})" if limit is not None else ""))
+        out["limited"] = f"{where}: the run evaluated {n_eff} of {n_orig} documents" + (
+            f" (--limit {limit})" if limit is not None else ""
+        )
     published = {k.split(",", 1)[1]: v for k, v in (pub.get("metrics") or {}).items() if k.split(",", 1)[0] == metric}
     aggregation = (pub.get("aggregation") or {}).get(metric, "mean")
     mism = out["mismatches"]
@@ -91,15 +93,26 @@ def compare(settings: dict, metric: str, arm: str, budget) -> dict:
         return out
     out["compared"] = True
     if isinstance(n_eff, int) and docs != n_eff:
-        mism.append(f"{where}: the samples hold {docs} document(s), the results file says {n_eff} "
-                    f"(n-samples effective{f', of {n_orig} original' if n_orig is not None else ''})")
+        mism.append(
+            f"{where}: the samples hold {docs} document(s), the results file says {n_eff} "
+            f"(n-samples effective{f', of {n_orig} original' if n_orig is not None else ''})"
+        )
     for name in dict.fromkeys([*published, *filters]):
         f, p = filters.get(name), published.get(name)
-        row = {"arm": arm, "budget": budget, "filter": name, "metric": metric,
-               "documents_samples": f["documents"] if f else 0, "documents_results": n_eff,
-               "recomputed": f["recomputed"] if f else math.nan, "published": p if p is not None else math.nan,
-               "difference": (f["recomputed"] - p) if f and p is not None else math.nan,
-               "tolerance": TOLERANCE, "samples": ", ".join(samples), "results": rpath}
+        row = {
+            "arm": arm,
+            "budget": budget,
+            "filter": name,
+            "metric": metric,
+            "documents_samples": f["documents"] if f else 0,
+            "documents_results": n_eff,
+            "recomputed": f["recomputed"] if f else math.nan,
+            "published": p if p is not None else math.nan,
+            "difference": (f["recomputed"] - p) if f and p is not None else math.nan,
+            "tolerance": TOLERANCE,
+            "samples": ", ".join(samples),
+            "results": rpath,
+        }
         if f is None:
             row["status"] = "in the results, no sample lines"
             mism.append(f"{where}: filter {name!r} is in the results ({metric} = {p:.6g}) but has no sample lines")
@@ -118,8 +131,10 @@ def compare(settings: dict, metric: str, arm: str, budget) -> dict:
                 status.append(f"not recomputed (aggregation {aggregation!r})")
             elif not abs(row["difference"]) <= TOLERANCE:
                 status.append("value differs")
-                mism.append(f"{where}: filter {name!r}: {metric} recomputed from the samples is "
-                            f"{f['recomputed']:.6g}, the results say {p:.6g}")
+                mism.append(
+                    f"{where}: filter {name!r}: {metric} recomputed from the samples is "
+                    f"{f['recomputed']:.6g}, the results say {p:.6g}"
+                )
             row["status"] = "; ".join(status) or "matches"
         out["rows"].append(row)
     return out
@@ -144,42 +159,77 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         return []
     from audit.importers.lmeval import TOLERANCE
 
-    prov = ctx.provenance(source="records.settings[arm][budget]['files']: the samples files and the results_*.json "
-                                 "beside them", metric=metric, recomputed="mean over documents of the per-line metric",
-                          tolerance=TOLERANCE)
+    prov = ctx.provenance(
+        source="records.settings[arm][budget]['files']: the samples files and the results_*.json beside them",
+        metric=metric,
+        recomputed="mean over documents of the per-line metric",
+        tolerance=TOLERANCE,
+    )
     findings: list[Finding] = []
     if mism:
-        findings.append(Finding(
-            NAME, "samples_do_not_support_results", Outcome.flag,
-            f"The samples do not support the published numbers: {mism[0]}"
-            + (f" ({len(mism)} mismatches)" if len(mism) > 1 else ""),
-            detail="Every mismatch: " + "; ".join(mism) + ". A trimmed samples file or an edited results file no "
-                   "longer describes one run, so the audit of these samples neither supports nor refutes the "
-                   "published claim: the verdict is inconclusive at best. Audit the complete, unedited output of "
-                   "the run (re-run lm-eval with --log_samples if it is lost).",
-            severity=Severity.major, impact=Impact.untrusted_input,
-            statistic={"mismatches": len(mism), "metric": metric}, rows=rows,
-            evidence=[{"mismatch": m} for m in mism[:10]], provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "samples_do_not_support_results",
+                Outcome.flag,
+                f"The samples do not support the published numbers: {mism[0]}"
+                + (f" ({len(mism)} mismatches)" if len(mism) > 1 else ""),
+                detail="Every mismatch: " + "; ".join(mism) + ". A trimmed samples file or an edited results file no "
+                "longer describes one run, so the audit of these samples neither supports nor refutes the "
+                "published claim: the verdict is inconclusive at best. Audit the complete, unedited output of "
+                "the run (re-run lm-eval with --log_samples if it is lost).",
+                severity=Severity.major,
+                impact=Impact.untrusted_input,
+                statistic={"mismatches": len(mism), "metric": metric},
+                rows=rows,
+                evidence=[{"mismatch": m} for m in mism[:10]],
+                provenance=prov,
+            )
+        )
     elif compared:
-        findings.append(Finding(
-            NAME, "samples_support_results", Outcome.passed,
-            f"The samples reproduce their results files: document counts and every filter's {metric} "
-            f"(within {TOLERANCE:g}) at {compared} arm × budget run(s)", rows=rows, provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "samples_support_results",
+                Outcome.passed,
+                f"The samples reproduce their results files: document counts and every filter's {metric} "
+                f"(within {TOLERANCE:g}) at {compared} arm × budget run(s)",
+                rows=rows,
+                provenance=prov,
+            )
+        )
     if limited:
-        findings.append(Finding(
-            NAME, "limited_run", Outcome.info, "The published numbers cover a subset of the task's documents (--limit)",
-            detail="; ".join(limited) + ". lm-eval's --limit is meant for testing: a number from a subset is not the "
-                   "task's score.", provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "limited_run",
+                Outcome.info,
+                "The published numbers cover a subset of the task's documents (--limit)",
+                detail="; ".join(limited)
+                + ". lm-eval's --limit is meant for testing: a number from a subset is not the "
+                "task's score.",
+                provenance=prov,
+            )
+        )
     if no_results:
-        findings.append(Finding(
-            NAME, "no_results_file", Outcome.info,
-            "Some samples have no published numbers beside them to be cross-checked with",
-            detail="; ".join(no_results) + ". Put the results file of the same run next to its samples file.",
-            provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "no_results_file",
+                Outcome.info,
+                "Some samples have no published numbers beside them to be cross-checked with",
+                detail="; ".join(no_results) + ". Put the results file of the same run next to its samples file.",
+                provenance=prov,
+            )
+        )
     return findings
 
 
-SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
-                 description="lm-eval samples vs their results file: document counts, filters, each filter's metric "
-                 "recomputed")
+SPEC = CheckSpec(
+    NAME,
+    run,
+    Params,
+    needs_samples=True,
+    description="lm-eval samples vs their results file: document counts, filters, each filter's metric recomputed",
+)
 """This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -14,6 +14,7 @@ loses significance is reported as info. Within ±margin (TOST) the gain is shown
 intersection–union test (Berger 1982: "holds everywhere" is shown only when each variant's own test rejects at α,
 no adjustment); ``find_breaks`` reports the per-variant break tests alone. Neither changes the break rule.
 """
+
 from __future__ import annotations
 
 from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
@@ -37,14 +38,25 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     question = params.question or (ood.question if ood else "holds_everywhere")
     cb, sc = ctx.claimed_budget, ctx.claimed_scoring
     base = ctx.cell(cb, sc)
-    prov = ctx.provenance(question=question, delta="the decision inference (see significance)",
-                          breaks="change of the gain beyond the margin, one-sided at α/2, Holm over every "
-                                 "perturbation of the audit (statsmodels multipletests method='holm')",
-                          holds_everywhere="intersection-union (no adjustment)")
+    prov = ctx.provenance(
+        question=question,
+        delta="the decision inference (see significance)",
+        breaks="change of the gain beyond the margin, one-sided at α/2, Holm over every "
+        "perturbation of the audit (statsmodels multipletests method='holm')",
+        holds_everywhere="intersection-union (no adjustment)",
+    )
     if base is None:
-        return [Finding(NAME, "no_default_cell", Outcome.inconclusive,
-                        "No default-variant records at the claimed setting", severity=Severity.major,
-                        impact=Impact.inconclusive, provenance=prov)]
+        return [
+            Finding(
+                NAME,
+                "no_default_cell",
+                Outcome.inconclusive,
+                "No default-variant records at the claimed setting",
+                severity=Severity.major,
+                impact=Impact.inconclusive,
+                provenance=prov,
+            )
+        ]
     rows = [base.row(role="default")]
     cells = {}
     for v in variants:
@@ -53,10 +65,16 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             continue
         cells[v] = c
         rows.append(c.row(role="ood"))
-    findings = [Finding(NAME, "per_variant", Outcome.info,
-                        "Delta under each prompt variant: " + ", ".join(f"{r['variant']}: {fmt_delta(r['delta'])}"
-                                                                        for r in rows),
-                        rows=rows, provenance=prov)]
+    findings = [
+        Finding(
+            NAME,
+            "per_variant",
+            Outcome.info,
+            "Delta under each prompt variant: " + ", ".join(f"{r['variant']}: {fmt_delta(r['delta'])}" for r in rows),
+            rows=rows,
+            provenance=prov,
+        )
+    ]
     by_variant = {pt.cell.variant: pt for pt in ctx.perturbations() if pt.kind == "variant"}
     shown_everywhere = True
     for v, c in cells.items():
@@ -70,29 +88,57 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         shown_everywhere &= sig_here
         if outcome == Outcome.flag:
             code = {"shrinks": "collapses", "vanishes": "collapses"}.get(code, code)
-            out = Finding(NAME, code, Outcome.flag, f"{sentence[0].upper()}{sentence[1:]}: {head}",
-                          detail=ctx.change_text(pt), severity=sev, impact=impact, statistic=stat,
-                          evidence=_evidence(ctx, base.scoring, v), provenance=prov)
+            out = Finding(
+                NAME,
+                code,
+                Outcome.flag,
+                f"{sentence[0].upper()}{sentence[1:]}: {head}",
+                detail=ctx.change_text(pt),
+                severity=sev,
+                impact=impact,
+                statistic=stat,
+                evidence=_evidence(ctx, base.scoring, v),
+                provenance=prov,
+            )
         else:
-            out = Finding(NAME, code, outcome, f"{sentence[0].upper()}{sentence[1:]}: {head}",
-                          detail=ctx.change_text(pt) + ("" if sig_here else
-                                                        f" The gain is not significant under {v} on its own."),
-                          statistic=stat, provenance=prov)
+            out = Finding(
+                NAME,
+                code,
+                outcome,
+                f"{sentence[0].upper()}{sentence[1:]}: {head}",
+                detail=ctx.change_text(pt)
+                + ("" if sig_here else f" The gain is not significant under {v} on its own."),
+                statistic=stat,
+                provenance=prov,
+            )
         findings.append(out)
     if question == "holds_everywhere" and cells:
         claimed_sig = ctx.sign * base.delta.value > 0 and excludes_zero(base.interval)
         if claimed_sig and shown_everywhere:
-            findings.append(Finding(NAME, "shown_everywhere", Outcome.passed,
-                                    f"The gain is significant under every prompt variant ({len(cells)}): the "
-                                    "intersection–union test of 'holds everywhere' rejects", provenance=prov))
+            findings.append(
+                Finding(
+                    NAME,
+                    "shown_everywhere",
+                    Outcome.passed,
+                    f"The gain is significant under every prompt variant ({len(cells)}): the "
+                    "intersection–union test of 'holds everywhere' rejects",
+                    provenance=prov,
+                )
+            )
         elif claimed_sig:
-            findings.append(Finding(NAME, "not_shown_everywhere", Outcome.info,
-                                    "The gain is not significant under every prompt variant on its own; that is not "
-                                    "evidence that a variant breaks it (see the change tests)",
-                                    detail="Intersection–union (Berger 1982): 'holds everywhere' is shown only when "
-                                           "each variant's own test rejects at α. A variant breaks the claim only when "
-                                           "the change of the gain is shown beyond the margin (Holm).",
-                                    provenance=prov))
+            findings.append(
+                Finding(
+                    NAME,
+                    "not_shown_everywhere",
+                    Outcome.info,
+                    "The gain is not significant under every prompt variant on its own; that is not "
+                    "evidence that a variant breaks it (see the change tests)",
+                    detail="Intersection–union (Berger 1982): 'holds everywhere' is shown only when "
+                    "each variant's own test rejects at α. A variant breaks the claim only when "
+                    "the change of the gain is shown beyond the margin (Holm).",
+                    provenance=prov,
+                )
+            )
     return findings
 
 
@@ -102,7 +148,11 @@ def _evidence(ctx: Context, scoring: str, variant: str) -> list[dict]:
     return item_evidence(p, (p.treatment - p.baseline) * ctx.sign <= 0, k=3)
 
 
-SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
-                 description="the delta under every OOD prompt variant; intersection-union or Holm, as the claim "
-                 "asks")
+SPEC = CheckSpec(
+    NAME,
+    run,
+    Params,
+    needs_samples=True,
+    description="the delta under every OOD prompt variant; intersection-union or Holm, as the claim asks",
+)
 """This check in the registry (:data:`audit.checks.REGISTRY`)."""

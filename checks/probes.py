@@ -38,6 +38,7 @@ Evidence rule: a major or critical flag rests on a test that excludes the null i
 
 A claim without ``probes:`` gets no findings.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,11 +79,22 @@ def set_auc(s: ProbeSet, level: float) -> SetAuc:
 
 def _row(a: SetAuc, role: str) -> dict:
     iv = a.delong.interval
-    return {"set": a.set.name, "role": role, "file": a.set.path, "n": int(a.set.ids.size),
-            "n_pos": int(a.set.pos.size), "n_neg": int(a.set.neg.size), "auc": a.delong.value,
-            "se": a.delong.se, "ci_low": iv.low, "ci_high": iv.high, "ci_method": iv.method,
-            "p_value": a.mw.p_value, "test": "mann-whitney (greater: AUC > 0.5)",
-            "reason": a.delong.reason or a.mw.reason}
+    return {
+        "set": a.set.name,
+        "role": role,
+        "file": a.set.path,
+        "n": int(a.set.ids.size),
+        "n_pos": int(a.set.pos.size),
+        "n_neg": int(a.set.neg.size),
+        "auc": a.delong.value,
+        "se": a.delong.se,
+        "ci_low": iv.low,
+        "ci_high": iv.high,
+        "ci_method": iv.method,
+        "p_value": a.mw.p_value,
+        "test": "mann-whitney (greater: AUC > 0.5)",
+        "reason": a.delong.reason or a.mw.reason,
+    }
 
 
 def _fmt_auc(a: SetAuc) -> str:
@@ -98,8 +110,9 @@ def _sole_evidence(ctx: Context) -> bool:
     return c.samples is None and not c.live and rep.baseline is None and rep.treatment is None
 
 
-def compare(id_set: ProbeSet, ood: ProbeSet, id_auc: SetAuc, ood_auc: SetAuc, level: float,
-            min_shared: int) -> tuple[stats.AucComparison, dict]:
+def compare(
+    id_set: ProbeSet, ood: ProbeSet, id_auc: SetAuc, ood_auc: SetAuc, level: float, min_shared: int
+) -> tuple[stats.AucComparison, dict]:
     """ID vs OOD: paired DeLong on the items both files share with the same label, else the unpaired z-test."""
     id_index = {k: i for i, k in enumerate(id_set.ids)}
     shared, label_conflicts = [], 0
@@ -118,8 +131,10 @@ def compare(id_set: ProbeSet, ood: ProbeSet, id_auc: SetAuc, ood_auc: SetAuc, le
         y = id_set.labels[ii]
         if int((y == 1).sum()) >= min_shared and int((y == 0).sum()) >= min_shared:
             return stats.delong_paired(id_set.scores[ii], ood.scores[jj], y, level=level), info
-        info["paired_skipped"] = (f"only {int((y == 1).sum())} positive / {int((y == 0).sum())} negative shared "
-                                  f"items (need {min_shared} of each)")
+        info["paired_skipped"] = (
+            f"only {int((y == 1).sum())} positive / {int((y == 0).sum())} negative shared "
+            f"items (need {min_shared} of each)"
+        )
     return stats.delong_unpaired(id_auc.delong, ood_auc.delong, level=level), info
 
 
@@ -150,35 +165,61 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     pr = ctx.claim.probes
     if ctx.probe_sets is None:
         # The files are read before the checks run (audit.importers.probes.load_probes, called by verify).
-        raise RuntimeError("the claim has probes: but the Context carries no probe_sets; pass "
-                           "probe_sets=load_probes(claim) when building the Context")
+        raise RuntimeError(
+            "the claim has probes: but the Context carries no probe_sets; pass "
+            "probe_sets=load_probes(claim) when building the Context"
+        )
     id_set, ood_sets = ctx.probe_sets.in_distribution, ctx.probe_sets.ood
     alpha, level = ctx.alpha, ctx.level
-    prov = ctx.provenance(auc="DeLong variance (statsmodels rank_compare_2indep, use_t=False); CI on the logit "
-                              "scale (Pepe 2003)", min_per_class=params.min_per_class,
-                          chance_test="Mann-Whitney U, one-sided (positives score higher)",
-                          comparison="paired DeLong on shared items (DeLong et al. 1988), else unpaired z",
-                          files={"in-distribution": id_set.path, **{k: v.path for k, v in ood_sets.items()}})
+    prov = ctx.provenance(
+        auc="DeLong variance (statsmodels rank_compare_2indep, use_t=False); CI on the logit scale (Pepe 2003)",
+        min_per_class=params.min_per_class,
+        chance_test="Mann-Whitney U, one-sided (positives score higher)",
+        comparison="paired DeLong on shared items (DeLong et al. 1988), else unpaired z",
+        files={"in-distribution": id_set.path, **{k: v.path for k, v in ood_sets.items()}},
+    )
     ida = set_auc(id_set, level)
     oods = {k: set_auc(v, level) for k, v in ood_sets.items()}
     rows = [_row(ida, "in-distribution")] + [_row(a, "ood") for a in oods.values()]
-    findings: list[Finding] = [Finding(
-        NAME, "aucs", Outcome.info,
-        "Probe AUC per set: " + ", ".join(f"{r['set']}: {r['auc']:.3f}" if math.isfinite(r["auc"]) else
-                                           f"{r['set']}: n/a" for r in rows),
-        detail=f"AUC with DeLong's {level:.0%} CI (logit scale, inside [0, 1]); p is the one-sided Mann–Whitney "
-               "test of AUC = 0.5.",
-        rows=rows, provenance=prov)]
+    findings: list[Finding] = [
+        Finding(
+            NAME,
+            "aucs",
+            Outcome.info,
+            "Probe AUC per set: "
+            + ", ".join(f"{r['set']}: {r['auc']:.3f}" if math.isfinite(r["auc"]) else f"{r['set']}: n/a" for r in rows),
+            detail=f"AUC with DeLong's {level:.0%} CI (logit scale, inside [0, 1]); p is the one-sided Mann–Whitney "
+            "test of AUC = 0.5.",
+            rows=rows,
+            provenance=prov,
+        )
+    ]
 
     claimed = pr.claimed_auc
-    id_stat = {"auc": ida.delong.value, "ci_low": ida.delong.interval.low, "ci_high": ida.delong.interval.high,
-               "se": ida.delong.se, "mw_p": ida.mw.p_value, "claimed_auc": claimed, "n_pos": int(id_set.pos.size),
-               "n_neg": int(id_set.neg.size)}
+    id_stat = {
+        "auc": ida.delong.value,
+        "ci_low": ida.delong.interval.low,
+        "ci_high": ida.delong.interval.high,
+        "se": ida.delong.se,
+        "mw_p": ida.mw.p_value,
+        "claimed_auc": claimed,
+        "n_pos": int(id_set.pos.size),
+        "n_neg": int(id_set.neg.size),
+    }
     if not math.isfinite(ida.delong.value) or not ida.mw.ok:
-        findings.append(Finding(NAME, "id_no_auc", Outcome.inconclusive,
-                                "The in-distribution probe AUC cannot be computed",
-                                detail=ida.delong.reason or ida.mw.reason or "", severity=Severity.major,
-                                impact=Impact.inconclusive, statistic=id_stat, provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "id_no_auc",
+                Outcome.inconclusive,
+                "The in-distribution probe AUC cannot be computed",
+                detail=ida.delong.reason or ida.mw.reason or "",
+                severity=Severity.major,
+                impact=Impact.inconclusive,
+                statistic=id_stat,
+                provenance=prov,
+            )
+        )
         return findings
     id_above = ida.above_chance(alpha)
     id_counts = _counts_short(id_set.pos.size, id_set.neg.size, params.min_per_class)
@@ -189,82 +230,165 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     return findings
 
 
-def _id_findings(ctx: Context, ida: SetAuc, id_above: bool, id_counts: str | None, claimed: float | None,
-                 id_stat: dict, prov: dict) -> list[Finding]:
+def _id_findings(
+    ctx: Context, ida: SetAuc, id_above: bool, id_counts: str | None, claimed: float | None, id_stat: dict, prov: dict
+) -> list[Finding]:
     """The measured in-distribution AUC against the claimed one, and against chance."""
     level = ctx.level
     sole = _sole_evidence(ctx)
     findings: list[Finding] = []
     iv = ida.delong.interval
     if claimed is not None and iv.ok and iv.high < claimed and id_counts is None:
-        findings.append(Finding(
-            NAME, "claimed_auc_outside_ci", Outcome.flag,
-            f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}",
-            detail=f"The measured {level:.0%} CI lies wholly below the claimed AUC (a one-sided test at "
-                   f"α = {(1 - level) / 2:.3g}): the claimed probe quality is not what the probe files give.",
-            severity=Severity.major, impact=Impact.not_reproduced, statistic=id_stat, provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "claimed_auc_outside_ci",
+                Outcome.flag,
+                f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}",
+                detail=f"The measured {level:.0%} CI lies wholly below the claimed AUC (a one-sided test at "
+                f"α = {(1 - level) / 2:.3g}): the claimed probe quality is not what the probe files give.",
+                severity=Severity.major,
+                impact=Impact.not_reproduced,
+                statistic=id_stat,
+                provenance=prov,
+            )
+        )
     elif claimed is not None and iv.ok and iv.high < claimed:
-        findings.append(Finding(
-            NAME, "claimed_auc_unresolved", Outcome.inconclusive,
-            f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}, but the set is "
-            "too small to count as evidence", detail=id_counts, severity=Severity.minor, impact=Impact.none,
-            statistic=id_stat, provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "claimed_auc_unresolved",
+                Outcome.inconclusive,
+                f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}, but the set is "
+                "too small to count as evidence",
+                detail=id_counts,
+                severity=Severity.minor,
+                impact=Impact.none,
+                statistic=id_stat,
+                provenance=prov,
+            )
+        )
     elif claimed is not None and iv.ok and iv.low > claimed:
-        findings.append(Finding(
-            NAME, "claimed_auc_exceeded", Outcome.info,
-            f"The measured in-distribution AUC {_fmt_auc(ida)} is above the claimed {claimed:.3f}",
-            detail="A probe better than claimed is no failure of the claim.", statistic=id_stat, provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "claimed_auc_exceeded",
+                Outcome.info,
+                f"The measured in-distribution AUC {_fmt_auc(ida)} is above the claimed {claimed:.3f}",
+                detail="A probe better than claimed is no failure of the claim.",
+                statistic=id_stat,
+                provenance=prov,
+            )
+        )
     if id_above:
-        findings.append(Finding(
-            NAME, "id_above_chance", Outcome.passed,
-            f"The probe is above chance in distribution: AUC {_fmt_auc(ida)}, Mann–Whitney p = {ida.mw.p_value:.3g}",
-            impact=Impact.reproduced if sole else Impact.none, statistic=id_stat, provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "id_above_chance",
+                Outcome.passed,
+                f"The probe is above chance in distribution: AUC {_fmt_auc(ida)}, Mann–Whitney p = {ida.mw.p_value:.3g}",
+                impact=Impact.reproduced if sole else Impact.none,
+                statistic=id_stat,
+                provenance=prov,
+            )
+        )
     else:
-        findings.append(Finding(
-            NAME, "id_not_above_chance", Outcome.inconclusive,
-            f"The probe is not distinguishable from chance in distribution: AUC {_fmt_auc(ida)}, Mann–Whitney "
-            f"p = {ida.mw.p_value:.3g}", detail="Without an in-distribution signal an OOD drop cannot be judged.",
-            severity=Severity.major, impact=Impact.inconclusive, statistic=id_stat, provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "id_not_above_chance",
+                Outcome.inconclusive,
+                f"The probe is not distinguishable from chance in distribution: AUC {_fmt_auc(ida)}, Mann–Whitney "
+                f"p = {ida.mw.p_value:.3g}",
+                detail="Without an in-distribution signal an OOD drop cannot be judged.",
+                severity=Severity.major,
+                impact=Impact.inconclusive,
+                statistic=id_stat,
+                provenance=prov,
+            )
+        )
     return findings
 
 
-def _compare_ood(ctx: Context, params: Params, ref: _Reference, name: str, s: ProbeSet,
-                 oa: SetAuc) -> _OodComparison:
+def _compare_ood(ctx: Context, params: Params, ref: _Reference, name: str, s: ProbeSet, oa: SetAuc) -> _OodComparison:
     """ID vs one OOD set (paired DeLong on shared items, else unpaired z), said in a sentence, with its numbers."""
     ida = ref.auc
     cmp_, info = compare(ref.set, s, ida, oa, ctx.level, params.min_shared_per_class)
     if cmp_.method == "delong-paired":
-        how = (f"paired DeLong on {cmp_.n_pos + cmp_.n_neg} shared items (ID {cmp_.auc_a:.3f} vs OOD "
-               f"{cmp_.auc_b:.3f} there, correlation {cmp_.correlation:.2f})")
+        how = (
+            f"paired DeLong on {cmp_.n_pos + cmp_.n_neg} shared items (ID {cmp_.auc_a:.3f} vs OOD "
+            f"{cmp_.auc_b:.3f} there, correlation {cmp_.correlation:.2f})"
+        )
     else:
-        how = "unpaired DeLong z (no shared items)" if not info["n_shared"] else \
-            f"unpaired DeLong z ({info.get('paired_skipped', '')})"
-    cmp_txt = (f"ID − OOD {cmp_.diff:+.3f} "
-               + (f"[{cmp_.interval.low:+.3f}, {cmp_.interval.high:+.3f}], p = {cmp_.p_value:.3g}"
-                  if cmp_.interval.ok else f"[n/a] ({cmp_.reason})") + f", {how}")
-    stat = {"set": name, "auc_id": ida.delong.value, "auc_ood": oa.delong.value,
-            "ood_ci_low": oa.delong.interval.low, "ood_ci_high": oa.delong.interval.high,
-            "ood_mw_p": oa.mw.p_value, "diff": cmp_.diff, "diff_ci_low": cmp_.interval.low,
-            "diff_ci_high": cmp_.interval.high, "diff_se": cmp_.se, "z": cmp_.z, "p_value": cmp_.p_value,
-            "test": cmp_.method, "correlation": cmp_.correlation, "auc_id_shared": cmp_.auc_a,
-            "auc_ood_shared": cmp_.auc_b, **info}
-    row = {"set": name, "comparison": "in-distribution − " + name, "test": cmp_.method,
-           "n_pos": cmp_.n_pos, "n_neg": cmp_.n_neg, "auc_id": cmp_.auc_a, "auc_ood": cmp_.auc_b,
-           "delta": cmp_.diff, "ci_low": cmp_.interval.low, "ci_high": cmp_.interval.high,
-           "ci_method": cmp_.interval.method, "p_value": cmp_.p_value, "reason": cmp_.reason}
+        how = (
+            "unpaired DeLong z (no shared items)"
+            if not info["n_shared"]
+            else f"unpaired DeLong z ({info.get('paired_skipped', '')})"
+        )
+    cmp_txt = (
+        f"ID − OOD {cmp_.diff:+.3f} "
+        + (
+            f"[{cmp_.interval.low:+.3f}, {cmp_.interval.high:+.3f}], p = {cmp_.p_value:.3g}"
+            if cmp_.interval.ok
+            else f"[n/a] ({cmp_.reason})"
+        )
+        + f", {how}"
+    )
+    stat = {
+        "set": name,
+        "auc_id": ida.delong.value,
+        "auc_ood": oa.delong.value,
+        "ood_ci_low": oa.delong.interval.low,
+        "ood_ci_high": oa.delong.interval.high,
+        "ood_mw_p": oa.mw.p_value,
+        "diff": cmp_.diff,
+        "diff_ci_low": cmp_.interval.low,
+        "diff_ci_high": cmp_.interval.high,
+        "diff_se": cmp_.se,
+        "z": cmp_.z,
+        "p_value": cmp_.p_value,
+        "test": cmp_.method,
+        "correlation": cmp_.correlation,
+        "auc_id_shared": cmp_.auc_a,
+        "auc_ood_shared": cmp_.auc_b,
+        **info,
+    }
+    row = {
+        "set": name,
+        "comparison": "in-distribution − " + name,
+        "test": cmp_.method,
+        "n_pos": cmp_.n_pos,
+        "n_neg": cmp_.n_neg,
+        "auc_id": cmp_.auc_a,
+        "auc_ood": cmp_.auc_b,
+        "delta": cmp_.diff,
+        "ci_low": cmp_.interval.low,
+        "ci_high": cmp_.interval.high,
+        "ci_method": cmp_.interval.method,
+        "p_value": cmp_.p_value,
+        "reason": cmp_.reason,
+    }
     return _OodComparison(cmp_, cmp_txt, stat, row)
 
 
-def _ood_finding(ctx: Context, params: Params, ref: _Reference, name: str, s: ProbeSet, oa: SetAuc,
-                 prov: dict) -> Finding:
+def _ood_finding(
+    ctx: Context, params: Params, ref: _Reference, name: str, s: ProbeSet, oa: SetAuc, prov: dict
+) -> Finding:
     """Whether the probe collapses on one OOD set (critical), drops but stays above chance (major), is not shown
     to do either (inconclusive), or holds (pass)."""
     alpha, level = ctx.alpha, ctx.level
     if not math.isfinite(oa.delong.value) or not oa.mw.ok:
-        return Finding(NAME, "ood_no_auc", Outcome.inconclusive,
-                       f"The probe AUC on OOD set {name!r} cannot be computed",
-                       detail=oa.delong.reason or oa.mw.reason or "", severity=Severity.major,
-                       impact=Impact.inconclusive, statistic={"set": name}, provenance=prov)
+        return Finding(
+            NAME,
+            "ood_no_auc",
+            Outcome.inconclusive,
+            f"The probe AUC on OOD set {name!r} cannot be computed",
+            detail=oa.delong.reason or oa.mw.reason or "",
+            severity=Severity.major,
+            impact=Impact.inconclusive,
+            statistic={"set": name},
+            provenance=prov,
+        )
     oc = _compare_ood(ctx, params, ref, name, s, oa)
     cmp_, cmp_txt, stat, row = oc.cmp, oc.text, oc.stat, oc.row
     ev = _evidence(ref.set, s, params.max_evidence)
@@ -273,43 +397,84 @@ def _ood_finding(ctx: Context, params: Params, ref: _Reference, name: str, s: Pr
     at_chance = not oa.above_chance(alpha) or inverted
     # The drop is shown when the ID − OOD interval excludes 0 on the side of a drop (it inverts the z-test).
     drop_shown = cmp_.interval.ok and cmp_.interval.low > 0
-    short = (ref.counts_short or _counts_short(s.pos.size, s.neg.size, params.min_per_class, name)
-             or _counts_short(cmp_.n_pos, cmp_.n_neg, params.min_per_class, f"{cmp_.method} comparison"))
+    short = (
+        ref.counts_short
+        or _counts_short(s.pos.size, s.neg.size, params.min_per_class, name)
+        or _counts_short(cmp_.n_pos, cmp_.n_neg, params.min_per_class, f"{cmp_.method} comparison")
+    )
     stat["min_per_class"] = params.min_per_class
     if ref.reference_above and at_chance and drop_shown and short is None:
         why = "claimed" if not ref.above else "measured"
         what = "inverts (AUC below 0.5)" if inverted else "falls to chance"
-        chance_txt = (f"its {level:.0%} CI lies below 0.5" if inverted else
-                      f"the one-sided Mann–Whitney test cannot reject AUC = 0.5 (p = {oa.mw.p_value:.3g})")
+        chance_txt = (
+            f"its {level:.0%} CI lies below 0.5"
+            if inverted
+            else f"the one-sided Mann–Whitney test cannot reject AUC = 0.5 (p = {oa.mw.p_value:.3g})"
+        )
         return Finding(
-            NAME, "ood_chance", Outcome.flag, f"The probe {what} on OOD set {name!r}: {head}",
+            NAME,
+            "ood_chance",
+            Outcome.flag,
+            f"The probe {what} on OOD set {name!r}: {head}",
             detail=f"The in-distribution AUC is {why} above chance; on {name!r} {chance_txt}, and the drop from "
-                   f"in-distribution excludes 0: {cmp_txt}.", severity=Severity.critical,
-            impact=Impact.fragile, statistic=stat, rows=[row], evidence=ev, provenance=prov)
+            f"in-distribution excludes 0: {cmp_txt}.",
+            severity=Severity.critical,
+            impact=Impact.fragile,
+            statistic=stat,
+            rows=[row],
+            evidence=ev,
+            provenance=prov,
+        )
     if (ref.reference_above and at_chance) or (drop_shown and short is not None):
         why_not = short or (f"the drop from in-distribution is not shown: {cmp_txt}")
         what = ("is not distinguishable from chance" if at_chance else "drops") + f" on OOD set {name!r}"
         return Finding(
-            NAME, "ood_unresolved", Outcome.inconclusive,
+            NAME,
+            "ood_unresolved",
+            Outcome.inconclusive,
             f"The probe {what}, but that is not evidence of a collapse: {head}",
             detail=f"{why_not}. A collapse needs the ID − OOD difference to exclude 0 on at least "
-                   f"{params.min_per_class} positives and {params.min_per_class} negatives per set.",
-            severity=Severity.minor, impact=Impact.none, statistic=stat, rows=[row], provenance=prov)
+            f"{params.min_per_class} positives and {params.min_per_class} negatives per set.",
+            severity=Severity.minor,
+            impact=Impact.none,
+            statistic=stat,
+            rows=[row],
+            provenance=prov,
+        )
     if drop_shown and cmp_.p_value < alpha:
         return Finding(
-            NAME, "ood_drop", Outcome.flag, f"The probe's AUC drops on OOD set {name!r} but stays above chance: {head}",
-            detail=cmp_txt + ".", severity=Severity.major, impact=Impact.none, statistic=stat, rows=[row],
-            evidence=ev, provenance=prov)
-    return Finding(NAME, "ood_holds", Outcome.passed, f"The probe holds on OOD set {name!r}: {head}",
-                   detail=cmp_txt + ".", statistic=stat, rows=[row], provenance=prov)
+            NAME,
+            "ood_drop",
+            Outcome.flag,
+            f"The probe's AUC drops on OOD set {name!r} but stays above chance: {head}",
+            detail=cmp_txt + ".",
+            severity=Severity.major,
+            impact=Impact.none,
+            statistic=stat,
+            rows=[row],
+            evidence=ev,
+            provenance=prov,
+        )
+    return Finding(
+        NAME,
+        "ood_holds",
+        Outcome.passed,
+        f"The probe holds on OOD set {name!r}: {head}",
+        detail=cmp_txt + ".",
+        statistic=stat,
+        rows=[row],
+        provenance=prov,
+    )
 
 
 def _counts_short(n_pos: int, n_neg: int, minimum: int, what: str = "the in-distribution set") -> str | None:
     """Why a set is too small to count as evidence, or None when it has ``minimum`` cases of each class."""
     if n_pos >= minimum and n_neg >= minimum:
         return None
-    return (f"{what} has only {int(n_pos)} positive(s) and {int(n_neg)} negative(s); at least {minimum} of each are "
-            "needed before its AUC counts as evidence")
+    return (
+        f"{what} has only {int(n_pos)} positive(s) and {int(n_neg)} negative(s); at least {minimum} of each are "
+        "needed before its AUC counts as evidence"
+    )
 
 
 def _evidence(id_set: ProbeSet, ood: ProbeSet, k: int) -> list[dict]:
@@ -323,14 +488,24 @@ def _evidence(id_set: ProbeSet, ood: ProbeSet, k: int) -> list[dict]:
         if ood.labels[j] != 1:
             continue
         iid = str(ood.ids[j])
-        out.append({"item_id": iid, "label": 1, "ood_score": float(ood.scores[j]),
-                    "id_score": float(id_score[iid]) if iid in id_score else None})
+        out.append(
+            {
+                "item_id": iid,
+                "label": 1,
+                "ood_score": float(ood.scores[j]),
+                "id_score": float(id_score[iid]) if iid in id_score else None,
+            }
+        )
         if len(out) >= k:
             break
     return out
 
 
-SPEC = CheckSpec(NAME, run, Params, needs_samples=False,
-                 description="probe AUC in distribution vs OOD: DeLong CIs, Mann-Whitney vs chance, paired DeLong ID "
-                 "vs OOD")
+SPEC = CheckSpec(
+    NAME,
+    run,
+    Params,
+    needs_samples=False,
+    description="probe AUC in distribution vs OOD: DeLong CIs, Mann-Whitney vs chance, paired DeLong ID vs OOD",
+)
 """This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -22,6 +22,7 @@ of rates, p-values), so:
 * A reported ``p_value: 0`` is impossible for these tests (each gives p > 0 for any finite counts). It is said so
   (``p_value_zero``, minor) and read as "p < 0.001" when matching tests (``P_ZERO_MEANS``).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,7 +43,10 @@ P_ZERO_MEANS = 0.001
 
 # Which recomputed test variants belong to the test the authors name.
 FAMILIES = {
-    "fisher": ("fisher",), "mcnemar": ("mcnemar",), "boschloo": ("boschloo",), "ztest": ("z-test", "ztest"),
+    "fisher": ("fisher",),
+    "mcnemar": ("mcnemar",),
+    "boschloo": ("boschloo",),
+    "ztest": ("z-test", "ztest"),
     "chi2": ("chi2", "chi-square", "chi²"),
 }
 
@@ -65,57 +69,99 @@ def p_matches(value: float, reported: float) -> bool:
 
 def run(ctx: Context, params: Params) -> list[Finding]:
     rep = ctx.claim.claim.reported
-    prov = ctx.provenance(rounding=f"half a unit in the last reported digit (numbers without decimals: "
-                                   f"{INTEGER_PLACES} decimals); a reported p of 0 is read as p < {P_ZERO_MEANS:g}")
+    prov = ctx.provenance(
+        rounding=f"half a unit in the last reported digit (numbers without decimals: "
+        f"{INTEGER_PLACES} decimals); a reported p of 0 is read as p < {P_ZERO_MEANS:g}"
+    )
     findings: list[Finding] = []
     n = rep.n or (rep.baseline.n if isinstance(rep.baseline, Counts) else None)
-    places = (ctx.written_places()[0] or table_places(rep.baseline, rep.treatment, rep.delta))
+    places = ctx.written_places()[0] or table_places(rep.baseline, rep.treatment, rep.delta)
     prov = dict(prov, reported_places=places)
     # Granularity of k/n: only rates of 0/1 outcomes are k/n (a mean of continuous scores, such as a judge's win
     # probability, is not). Without samples the reported rates are taken to be k/n.
     cell = ctx.cell(ctx.claimed_budget) if ctx.records is not None else None
     counts_of_passes = cell is None or cell.binary
     if not counts_of_passes:
-        prov = dict(prov, granularity="not checked: the scores at the claimed setting are not 0/1, so a rate is a "
-                                      "mean, not k/n")
+        prov = dict(
+            prov, granularity="not checked: the scores at the claimed setting are not 0/1, so a rate is a mean, not k/n"
+        )
     for arm in ("baseline", "treatment"):
         v = getattr(rep, arm)
         if isinstance(v, float) and n and counts_of_passes:
             ks = granular_k(v, n, places)
             if not ks:
                 lo, hi = math.floor(v * n), math.ceil(v * n)
-                findings.append(Finding(
-                    NAME, "impossible_rate", Outcome.flag,
-                    f"The reported {arm} rate {v} cannot come from n = {n}: no k/{n} rounds to it "
-                    f"({lo}/{n} = {lo / n:.4f}, {hi}/{n} = {hi / n:.4f})", severity=Severity.critical,
-                    impact=Impact.untrusted_input, statistic={"arm": arm, "reported": v, "n": n}, provenance=prov))
+                findings.append(
+                    Finding(
+                        NAME,
+                        "impossible_rate",
+                        Outcome.flag,
+                        f"The reported {arm} rate {v} cannot come from n = {n}: no k/{n} rounds to it "
+                        f"({lo}/{n} = {lo / n:.4f}, {hi}/{n} = {hi / n:.4f})",
+                        severity=Severity.critical,
+                        impact=Impact.untrusted_input,
+                        statistic={"arm": arm, "reported": v, "n": n},
+                        provenance=prov,
+                    )
+                )
             else:
-                findings.append(Finding(NAME, "rate_granular", Outcome.passed,
-                                        f"The reported {arm} rate {v} is consistent with "
-                                        + " or ".join(f"{k}/{n}" for k in ks),
-                                        statistic={"arm": arm, "reported": v, "n": n, "k": ks}, provenance=prov))
+                findings.append(
+                    Finding(
+                        NAME,
+                        "rate_granular",
+                        Outcome.passed,
+                        f"The reported {arm} rate {v} is consistent with " + " or ".join(f"{k}/{n}" for k in ks),
+                        statistic={"arm": arm, "reported": v, "n": n, "k": ks},
+                        provenance=prov,
+                    )
+                )
     # Delta arithmetic.
     b, t = rep.rate("baseline"), rep.rate("treatment")
     if rep.delta is not None and b is not None and t is not None:
-        tol = half_unit(rep.delta, places) + (half_unit(b, places) if not isinstance(rep.baseline, Counts) else 0) + (
-            half_unit(t, places) if not isinstance(rep.treatment, Counts) else 0)
+        tol = (
+            half_unit(rep.delta, places)
+            + (half_unit(b, places) if not isinstance(rep.baseline, Counts) else 0)
+            + (half_unit(t, places) if not isinstance(rep.treatment, Counts) else 0)
+        )
         diff = t - b
         stat = {"reported_delta": rep.delta, "treatment_minus_baseline": diff, "tolerance": tol}
         if abs(rep.delta - diff) > tol + 1e-12:
-            findings.append(Finding(NAME, "delta_arithmetic", Outcome.flag,
-                                    f"The reported delta {rep.delta} is not treatment − baseline = {t} − {b} = "
-                                    f"{diff:.4f}", severity=Severity.critical, impact=Impact.untrusted_input,
-                                    statistic=stat, provenance=prov))
+            findings.append(
+                Finding(
+                    NAME,
+                    "delta_arithmetic",
+                    Outcome.flag,
+                    f"The reported delta {rep.delta} is not treatment − baseline = {t} − {b} = {diff:.4f}",
+                    severity=Severity.critical,
+                    impact=Impact.untrusted_input,
+                    statistic=stat,
+                    provenance=prov,
+                )
+            )
         else:
-            findings.append(Finding(NAME, "delta_consistent", Outcome.passed,
-                                    f"The reported delta {rep.delta} equals treatment − baseline ({diff:.4f}) within "
-                                    "rounding", statistic=stat, provenance=prov))
+            findings.append(
+                Finding(
+                    NAME,
+                    "delta_consistent",
+                    Outcome.passed,
+                    f"The reported delta {rep.delta} equals treatment − baseline ({diff:.4f}) within rounding",
+                    statistic=stat,
+                    provenance=prov,
+                )
+            )
     findings.extend(_p_value(ctx, prov))
     findings.extend(_against_logs(ctx, params, prov))
     if not findings:
-        findings.append(Finding(NAME, "nothing_reported", Outcome.info,
-                                "No reported numbers to check (claim.reported is empty)", impact=Impact.none,
-                                provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "nothing_reported",
+                Outcome.info,
+                "No reported numbers to check (claim.reported is empty)",
+                impact=Impact.none,
+                provenance=prov,
+            )
+        )
     return findings
 
 
@@ -126,21 +172,37 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
     shown = f"p < {P_ZERO_MEANS:g} (reported as 0)" if rep.p_value == 0 else f"p = {rep.p_value}"
     pre: list[Finding] = []
     if rep.p_value == 0:
-        pre.append(Finding(
-            NAME, "p_value_zero", Outcome.flag, "The reported p = 0 is impossible for these tests",
-            detail=f"Exact and asymptotic tests of two proportions give p > 0 for any finite counts. It is read as "
-                   f"p < {P_ZERO_MEANS:g} when matching tests; report the p-value itself, or 'p < {P_ZERO_MEANS:g}'.",
-            severity=Severity.minor, impact=Impact.none,
-            statistic={"reported_p": 0.0, "read_as": f"p < {P_ZERO_MEANS:g}"}, provenance=prov))
+        pre.append(
+            Finding(
+                NAME,
+                "p_value_zero",
+                Outcome.flag,
+                "The reported p = 0 is impossible for these tests",
+                detail=f"Exact and asymptotic tests of two proportions give p > 0 for any finite counts. It is read as "
+                f"p < {P_ZERO_MEANS:g} when matching tests; report the p-value itself, or 'p < {P_ZERO_MEANS:g}'.",
+                severity=Severity.minor,
+                impact=Impact.none,
+                statistic={"reported_p": 0.0, "read_as": f"p < {P_ZERO_MEANS:g}"},
+                provenance=prov,
+            )
+        )
     cb, ct = rep.counts("baseline"), rep.counts("treatment")
     cell = ctx.cell(ctx.claimed_budget) if ctx.records is not None else None
     if cell is not None and not cell.binary:
-        return pre + [Finding(NAME, "p_value_not_counts", Outcome.inconclusive,
-                              f"The reported {shown} is not recomputed: the scores are not 0/1, so no test of two "
-                              "proportions applies",
-                              detail=f"The significance check gives the paired test of the "
-                                     f"scores ({cell.test.method}, p = {cell.test.p_value:.3g}).",
-                              severity=Severity.minor, impact=Impact.none, provenance=prov)]
+        return pre + [
+            Finding(
+                NAME,
+                "p_value_not_counts",
+                Outcome.inconclusive,
+                f"The reported {shown} is not recomputed: the scores are not 0/1, so no test of two "
+                "proportions applies",
+                detail=f"The significance check gives the paired test of the "
+                f"scores ({cell.test.method}, p = {cell.test.p_value:.3g}).",
+                severity=Severity.minor,
+                impact=Impact.none,
+                provenance=prov,
+            )
+        ]
     b_disc = c_disc = None
     if ctx.records is not None and cell is not None:
         p = ctx.records.paired(cell.scoring, ctx.claimed_budget)  # the claimed cell's scoring is ctx.claimed_scoring
@@ -151,41 +213,97 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                 cb = Counts(passes=int(p.baseline.sum()), n=p.n)
                 ct = Counts(passes=int(p.treatment.sum()), n=p.n)
     if cb is None or ct is None:
-        return pre + [Finding(NAME, "p_value_no_counts", Outcome.inconclusive,
-                              f"The reported {shown} cannot be recomputed without counts",
-                              detail="Give claim.reported.n (or {passes, n} for each arm), or per-item samples.",
-                              severity=Severity.minor, impact=Impact.none, provenance=prov)]
+        return pre + [
+            Finding(
+                NAME,
+                "p_value_no_counts",
+                Outcome.inconclusive,
+                f"The reported {shown} cannot be recomputed without counts",
+                detail="Give claim.reported.n (or {passes, n} for each arm), or per-item samples.",
+                severity=Severity.minor,
+                impact=Impact.none,
+                provenance=prov,
+            )
+        ]
     variants = stats.p_value_variants(ct.passes, ct.n, cb.passes, cb.n, paired_b=b_disc, paired_c=c_disc)
-    rows: list[dict[str, Any]] = [{"test": v.method, "alternative": v.alternative, "p_value": v.p_value,
-             "matches": p_matches(v.p_value, rep.p_value)} for v in variants]
+    rows: list[dict[str, Any]] = [
+        {
+            "test": v.method,
+            "alternative": v.alternative,
+            "p_value": v.p_value,
+            "matches": p_matches(v.p_value, rep.p_value),
+        }
+        for v in variants
+    ]
     matches = [r for r in rows if r["matches"]]
-    stat = {"reported_p": rep.p_value, "reported_test": rep.test, "counts": {
-        "baseline": [cb.passes, cb.n], "treatment": [ct.passes, ct.n]},
-        "discordant": None if b_disc is None else {"b": b_disc, "c": c_disc}}
+    stat = {
+        "reported_p": rep.p_value,
+        "reported_test": rep.test,
+        "counts": {"baseline": [cb.passes, cb.n], "treatment": [ct.passes, ct.n]},
+        "discordant": None if b_disc is None else {"b": b_disc, "c": c_disc},
+    }
     pv = dict(prov, counts="treatment as group 1; 'greater' = treatment higher")
     named = FAMILIES.get(rep.test or "", ())
     named_matches = [r for r in matches if any(f in r["test"].lower() for f in named)]
     two_sided_named = [r for r in named_matches if r["alternative"] == "two-sided"]
     if not matches:
         closest = sorted(rows, key=lambda r: abs(r["p_value"] - rep.p_value))[:3]
-        return pre + [Finding(NAME, "p_value_irreproducible", Outcome.flag,
-                              f"No standard test on {ct.passes}/{ct.n} vs {cb.passes}/{cb.n} gives the reported "
-                              f"{shown}",
-                              detail="Closest: " + ", ".join(f"{r['test']} {r['alternative']} p = {r['p_value']:.4g}"
-                                                              for r in closest),
-                              severity=Severity.major, impact=Impact.none, statistic=stat, rows=rows, provenance=pv)]
+        return pre + [
+            Finding(
+                NAME,
+                "p_value_irreproducible",
+                Outcome.flag,
+                f"No standard test on {ct.passes}/{ct.n} vs {cb.passes}/{cb.n} gives the reported {shown}",
+                detail="Closest: "
+                + ", ".join(f"{r['test']} {r['alternative']} p = {r['p_value']:.4g}" for r in closest),
+                severity=Severity.major,
+                impact=Impact.none,
+                statistic=stat,
+                rows=rows,
+                provenance=pv,
+            )
+        ]
     which = ", ".join(f"{r['test']} ({r['alternative']})" for r in matches)
     if named and not named_matches:
-        return pre + [Finding(NAME, "p_value_other_test", Outcome.flag,
-                              f"The reported {shown} is not what {rep.test} gives; it matches {which}",
-                              severity=Severity.major, impact=Impact.none, statistic=stat, rows=rows, provenance=pv)]
+        return pre + [
+            Finding(
+                NAME,
+                "p_value_other_test",
+                Outcome.flag,
+                f"The reported {shown} is not what {rep.test} gives; it matches {which}",
+                severity=Severity.major,
+                impact=Impact.none,
+                statistic=stat,
+                rows=rows,
+                provenance=pv,
+            )
+        ]
     if named and not two_sided_named:
-        return pre + [Finding(NAME, "p_value_one_sided", Outcome.flag,
-                              f"The reported {shown} reproduces only as a one-sided {rep.test} test ({which})",
-                              detail="Papers usually mean two-sided; a one-sided p reported as if two-sided halves it.",
-                              severity=Severity.major, impact=Impact.none, statistic=stat, rows=rows, provenance=pv)]
-    return pre + [Finding(NAME, "p_value_reproduced", Outcome.passed, f"The reported {shown} reproduces as {which}",
-                          statistic=stat, rows=rows, provenance=pv)]
+        return pre + [
+            Finding(
+                NAME,
+                "p_value_one_sided",
+                Outcome.flag,
+                f"The reported {shown} reproduces only as a one-sided {rep.test} test ({which})",
+                detail="Papers usually mean two-sided; a one-sided p reported as if two-sided halves it.",
+                severity=Severity.major,
+                impact=Impact.none,
+                statistic=stat,
+                rows=rows,
+                provenance=pv,
+            )
+        ]
+    return pre + [
+        Finding(
+            NAME,
+            "p_value_reproduced",
+            Outcome.passed,
+            f"The reported {shown} reproduces as {which}",
+            statistic=stat,
+            rows=rows,
+            provenance=pv,
+        )
+    ]
 
 
 def _arm_rows(ctx: Context, arm: str, scoring: str):
@@ -197,8 +315,10 @@ def _arm_rows(ctx: Context, arm: str, scoring: str):
         f = ctx.samples.arm_scores(arm, scoring, ctx.claimed_budget)
     except (KeyError, AttributeError):
         p = ctx.samples.paired(scoring, ctx.claimed_budget)
-        f = {"score": p.baseline if arm == "baseline" else p.treatment,
-             "answered": p.frame["answered_b" if arm == "baseline" else "answered_t"]}
+        f = {
+            "score": p.baseline if arm == "baseline" else p.treatment,
+            "answered": p.frame["answered_b" if arm == "baseline" else "answered_t"],
+        }
     return np.asarray(f["score"], dtype=float), np.asarray(f["answered"], dtype=float)
 
 
@@ -211,8 +331,9 @@ def _conventions(k: float, n: int, u: int, options: list[int]) -> list[tuple[str
             q = 1.0 / kk
             # A scorer that credits a seeded random guess gives Binomial(u, 1/K) extra passes, not exactly u/K.
             sd = math.sqrt(u * q * (1 - q)) / n
-            out.append((f"chance_1_{kk}", f"the unanswered outputs credited at chance (1/{kk})",
-                        (k + u * q) / n, 2 * sd))
+            out.append(
+                (f"chance_1_{kk}", f"the unanswered outputs credited at chance (1/{kk})", (k + u * q) / n, 2 * sd)
+            )
         if n - u > 0:
             out.append(("dropped", "the unanswered outputs dropped", k / (n - u), 0.0))
     return out
@@ -247,7 +368,7 @@ def _against_logs(ctx: Context, params: Params, prov: dict) -> list[Finding]:
         return []
     margin = ctx.margin
     mtol = margin if math.isfinite(margin) else 0.0
-    places = (ctx.written_places()[0] or table_places(rep.baseline, rep.treatment, rep.delta))
+    places = ctx.written_places()[0] or table_places(rep.baseline, rep.treatment, rep.delta)
     where = f"{ctx.claimed_scoring}, {ctx.claimed_budget} tokens"
     arms = {}
     for arm in ("baseline", "treatment"):
@@ -284,8 +405,10 @@ def _convention_fit(given: dict[str, dict], params: Params, places: int | None) 
     arm → its read; None when none does."""
     fits = []
     for code in [c for c, *_ in _conventions(1, 2, 1, params.chance_options)]:
-        reads = {a: next((c for c in _conventions(d["k"], d["n"], d["u"], params.chance_options) if c[0] == code),
-                         None) for a, d in given.items()}
+        reads = {
+            a: next((c for c in _conventions(d["k"], d["n"], d["u"], params.chance_options) if c[0] == code), None)
+            for a, d in given.items()
+        }
         found = {a: r for a, r in reads.items() if r is not None}
         if len(found) == len(reads) and all(_matches(given[a], r[2], places, r[3]) for a, r in found.items()):
             fits.append((sum(abs(_rate_of(given[a]["reported"]) - r[2]) for a, r in found.items()), found))
@@ -298,20 +421,27 @@ def _explained_finding(lg: _Logs, explained: dict, prov: dict) -> Finding:
     """The reported rates equal the logs' under a common convention of a paper's scorer (info)."""
     arms = lg.arms
     convention = next(iter(explained.values()))[1]
-    parts = [f"{a} {_rate_of(arms[a]['reported'])} vs the logs' {arms[a]['k']:g}/{arms[a]['n']} = "
-             f"{arms[a]['measured']:.4f}, {r[2]:.4f} with its {arms[a]['u']} unanswered outputs so read"
-             for a, r in explained.items()]
+    parts = [
+        f"{a} {_rate_of(arms[a]['reported'])} vs the logs' {arms[a]['k']:g}/{arms[a]['n']} = "
+        f"{arms[a]['measured']:.4f}, {r[2]:.4f} with its {arms[a]['u']} unanswered outputs so read"
+        for a, r in explained.items()
+    ]
     return Finding(
-        NAME, "explained_by_convention", Outcome.info,
+        NAME,
+        "explained_by_convention",
+        Outcome.info,
         f"The reported rates equal the logs' with {convention}: " + "; ".join(parts),
         detail="The logs score an output without an extractable answer 0 (counted wrong); the paper's scorer "
-               "evidently did not. The gain is audited as the logs score it; the difference is a convention of "
-               "the scorer, not of the models. A scorer that credits a seeded random guess gives Binomial(u, 1/K) "
-               "extra passes, so the match allows two of its standard deviations.",
-        statistic={"convention": next(iter(explained.values()))[0],
-                   **{f"{a}_{key}": arms[a][key] for a in explained for key in ("k", "n", "u", "measured")},
-                   **{f"{a}_convention_rate": r[2] for a, r in explained.items()}},
-        provenance=prov)
+        "evidently did not. The gain is audited as the logs score it; the difference is a convention of "
+        "the scorer, not of the models. A scorer that credits a seeded random guess gives Binomial(u, 1/K) "
+        "extra passes, so the match allows two of its standard deviations.",
+        statistic={
+            "convention": next(iter(explained.values()))[0],
+            **{f"{a}_{key}": arms[a][key] for a in explained for key in ("k", "n", "u", "measured")},
+            **{f"{a}_convention_rate": r[2] for a, r in explained.items()},
+        },
+        provenance=prov,
+    )
 
 
 def _arm_findings(lg: _Logs, params: Params, prov: dict) -> list[Finding]:
@@ -321,31 +451,58 @@ def _arm_findings(lg: _Logs, params: Params, prov: dict) -> list[Finding]:
     margin, mtol, reproduced = lg.margin, lg.mtol, lg.reproduced
     for arm, d in lg.given.items():
         reported = _rate_of(d["reported"])
-        stat = {"arm": arm, "reported": reported, "measured": d["measured"], "k": d["k"], "n": d["n"],
-                "unanswered": d["u"], "margin": margin}
+        stat = {
+            "arm": arm,
+            "reported": reported,
+            "measured": d["measured"],
+            "k": d["k"],
+            "n": d["n"],
+            "unanswered": d["u"],
+            "margin": margin,
+        }
         if arm in reproduced:
-            out.append(Finding(NAME, "matches_logs", Outcome.passed,
-                               f"The reported {arm} score {reported} matches the logs ({d['k']:g}/{d['n']} = "
-                               f"{d['measured']:.4f})", statistic=stat, provenance=prov))
+            out.append(
+                Finding(
+                    NAME,
+                    "matches_logs",
+                    Outcome.passed,
+                    f"The reported {arm} score {reported} matches the logs ({d['k']:g}/{d['n']} = {d['measured']:.4f})",
+                    statistic=stat,
+                    provenance=prov,
+                )
+            )
             continue
         diff = abs(reported - d["measured"]) if math.isfinite(d["measured"]) else math.inf
         material = diff > mtol
         caps = material and not reproduced
         stat.update(difference=diff, material=material)
-        why = ("No arm's reported rate reproduces and the difference exceeds the materiality margin "
-               f"±{mtol:.3g}: the logs or the scoring may not be those behind the published numbers, so the "
-               "verdict is inconclusive at best." if caps else
-               ("The other arm reproduces, so the logs and scoring are those behind the numbers: this gap is "
+        why = (
+            "No arm's reported rate reproduces and the difference exceeds the materiality margin "
+            f"±{mtol:.3g}: the logs or the scoring may not be those behind the published numbers, so the "
+            "verdict is inconclusive at best."
+            if caps
+            else (
+                "The other arm reproduces, so the logs and scoring are those behind the numbers: this gap is "
                 "the gap between the reported and the measured delta, which the significance check judges."
-                if reproduced else f"Within the materiality margin ±{mtol:.3g}: it cannot account for a "
-                                   "material part of the gain."))
-        out.append(Finding(NAME, "differs_from_logs", Outcome.flag,
-                           f"The reported {arm} score {reported} differs from the logs at the claimed setting "
-                           f"({d['k']:g}/{d['n']} = {d['measured']:.4f}, {lg.where})",
-                           detail=why + " No common convention (unanswered outputs credited at chance 1/K for K "
-                                  f"in {params.chance_options}, or dropped) accounts for it.",
-                           severity=Severity.major if material else Severity.minor,
-                           impact=Impact.untrusted_input if caps else Impact.none, statistic=stat, provenance=prov))
+                if reproduced
+                else f"Within the materiality margin ±{mtol:.3g}: it cannot account for a material part of the gain."
+            )
+        )
+        out.append(
+            Finding(
+                NAME,
+                "differs_from_logs",
+                Outcome.flag,
+                f"The reported {arm} score {reported} differs from the logs at the claimed setting "
+                f"({d['k']:g}/{d['n']} = {d['measured']:.4f}, {lg.where})",
+                detail=why + " No common convention (unanswered outputs credited at chance 1/K for K "
+                f"in {params.chance_options}, or dropped) accounts for it.",
+                severity=Severity.major if material else Severity.minor,
+                impact=Impact.untrusted_input if caps else Impact.none,
+                statistic=stat,
+                provenance=prov,
+            )
+        )
     return out
 
 
@@ -363,28 +520,46 @@ def _n_mismatch(ctx: Context, lg: _Logs, cell, prov: dict) -> Finding | None:
     dropped = [a for a, d in arms.items() if d["u"] and rep.n == d["n"] - d["u"]]
     material = gap / rep.n > mtol
     caps = material and not lg.reproduced and lg.explained is None
-    shown = (f"{n_arm['baseline']} items" if n_arm["baseline"] == n_arm["treatment"]
-             else f"{n_arm['baseline']} (baseline) and {n_arm['treatment']} (treatment) items")
+    shown = (
+        f"{n_arm['baseline']} items"
+        if n_arm["baseline"] == n_arm["treatment"]
+        else f"{n_arm['baseline']} (baseline) and {n_arm['treatment']} (treatment) items"
+    )
     if dropped:
-        detail = (f"n = {rep.n} equals the logs' items less their unanswered outputs ({', '.join(dropped)}): the "
-                  "paper evidently dropped the items without an extractable answer.")
+        detail = (
+            f"n = {rep.n} equals the logs' items less their unanswered outputs ({', '.join(dropped)}): the "
+            "paper evidently dropped the items without an extractable answer."
+        )
     elif caps:
-        detail = (f"{gap} of {rep.n} items ({gap / rep.n:.1%}) are unaccounted for — more than the materiality "
-                  f"margin ±{mtol:.3g} could absorb — and no reported rate reproduces: the logs may not be those "
-                  "behind the numbers, so the verdict is inconclusive at best.")
+        detail = (
+            f"{gap} of {rep.n} items ({gap / rep.n:.1%}) are unaccounted for — more than the materiality "
+            f"margin ±{mtol:.3g} could absorb — and no reported rate reproduces: the logs may not be those "
+            "behind the numbers, so the verdict is inconclusive at best."
+        )
     else:
-        detail = (f"{gap} of {rep.n} items ({gap / rep.n:.1%}): "
-                  + ("more than the materiality margin, but the reported rates reproduce, so the logs are those "
-                     "behind the numbers." if material else
-                     f"too few to move the delta by the materiality margin ±{mtol:.3g}."))
-    return Finding(NAME, "n_mismatch", Outcome.flag if not dropped else Outcome.info,
-                   f"The claim reports n = {rep.n} items per arm; the logs have {shown}",
-                   detail=detail,
-                   severity=(Severity.major if material else Severity.minor) if not dropped else Severity.info,
-                   impact=Impact.untrusted_input if caps else Impact.none,
-                   statistic={"reported_n": rep.n, "logs_n": cell.n, "logs_n_baseline": n_arm["baseline"],
-                              "logs_n_treatment": n_arm["treatment"], "material": material},
-                   provenance=prov)
+        detail = f"{gap} of {rep.n} items ({gap / rep.n:.1%}): " + (
+            "more than the materiality margin, but the reported rates reproduce, so the logs are those "
+            "behind the numbers."
+            if material
+            else f"too few to move the delta by the materiality margin ±{mtol:.3g}."
+        )
+    return Finding(
+        NAME,
+        "n_mismatch",
+        Outcome.flag if not dropped else Outcome.info,
+        f"The claim reports n = {rep.n} items per arm; the logs have {shown}",
+        detail=detail,
+        severity=(Severity.major if material else Severity.minor) if not dropped else Severity.info,
+        impact=Impact.untrusted_input if caps else Impact.none,
+        statistic={
+            "reported_n": rep.n,
+            "logs_n": cell.n,
+            "logs_n_baseline": n_arm["baseline"],
+            "logs_n_treatment": n_arm["treatment"],
+            "material": material,
+        },
+        provenance=prov,
+    )
 
 
 def _rate_of(v) -> float:
@@ -402,25 +577,52 @@ def _against_rerun(ctx: Context, cell, arms: dict, prov: dict, where: str) -> li
         k, n = d["k"], d["n"]
         binary = bool(cell.binary)
         iv = stats.wilson(int(round(k)), n, level=ctx.level) if binary else None
-        stat = {"arm": arm, "reported": reported, "measured": d["measured"], "k": k, "n": n,
-                "ci_low": iv.low if iv else None, "ci_high": iv.high if iv else None}
+        stat = {
+            "arm": arm,
+            "reported": reported,
+            "measured": d["measured"],
+            "k": k,
+            "n": n,
+            "ci_low": iv.low if iv else None,
+            "ci_high": iv.high if iv else None,
+        }
         pv = dict(prov, interval="Wilson")
         if iv is None or iv.contains(reported):
-            out.append(Finding(NAME, "consistent_with_rerun", Outcome.passed,
-                               f"The reported {arm} score {reported} is inside the re-run's {ctx.level:.0%} interval "
-                               f"({k:g}/{n} = {d['measured']:.4f}"
-                               + (f", [{iv.low:.3f}, {iv.high:.3f}])" if iv else ")"),
-                               statistic=stat, provenance=pv))
+            out.append(
+                Finding(
+                    NAME,
+                    "consistent_with_rerun",
+                    Outcome.passed,
+                    f"The reported {arm} score {reported} is inside the re-run's {ctx.level:.0%} interval "
+                    f"({k:g}/{n} = {d['measured']:.4f}" + (f", [{iv.low:.3f}, {iv.high:.3f}])" if iv else ")"),
+                    statistic=stat,
+                    provenance=pv,
+                )
+            )
         else:
-            out.append(Finding(NAME, "outside_rerun", Outcome.flag,
-                               f"The reported {arm} score {reported} lies outside the re-run's {ctx.level:.0%} "
-                               f"interval [{iv.low:.3f}, {iv.high:.3f}] ({k:g}/{n}, {where})",
-                               detail="The re-run does not reproduce the published absolute score; the verdict rests "
-                                      "on the gain, which the significance check judges.",
-                               severity=Severity.major, impact=Impact.none, statistic=stat, provenance=pv))
+            out.append(
+                Finding(
+                    NAME,
+                    "outside_rerun",
+                    Outcome.flag,
+                    f"The reported {arm} score {reported} lies outside the re-run's {ctx.level:.0%} "
+                    f"interval [{iv.low:.3f}, {iv.high:.3f}] ({k:g}/{n}, {where})",
+                    detail="The re-run does not reproduce the published absolute score; the verdict rests "
+                    "on the gain, which the significance check judges.",
+                    severity=Severity.major,
+                    impact=Impact.none,
+                    statistic=stat,
+                    provenance=pv,
+                )
+            )
     return out
 
 
-SPEC = CheckSpec(NAME, run, Params, needs_samples=False,
-                 description="reported rates, delta and p-value against k/n granularity and the standard tests")
+SPEC = CheckSpec(
+    NAME,
+    run,
+    Params,
+    needs_samples=False,
+    description="reported rates, delta and p-value against k/n granularity and the standard tests",
+)
 """This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -33,6 +33,7 @@ flagged (major, no verdict impact: the mismatching budgets were re-generated) wi
 
 Without recorded settings (generic JSONL logs, reported counts only) the check returns nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,40 +50,111 @@ NAME = "settings"
 
 # Canonical name ← the names tools use for it.
 ALIASES = {
-    "max_gen_toks": "max_tokens", "n_predict": "max_tokens", "max_new_tokens": "max_tokens",
-    "until": "stop", "stop_sequences": "stop",
-    "doc_to_text": "prompt_template", "prompt": "prompt_template", "template": "prompt_template",
-    "system_instruction": "system_prompt", "system": "system_prompt",
+    "max_gen_toks": "max_tokens",
+    "n_predict": "max_tokens",
+    "max_new_tokens": "max_tokens",
+    "until": "stop",
+    "stop_sequences": "stop",
+    "doc_to_text": "prompt_template",
+    "prompt": "prompt_template",
+    "template": "prompt_template",
+    "system_instruction": "system_prompt",
+    "system": "system_prompt",
     "num_fewshot": "fewshot",
     "lm_eval_task": "task",  # a live run of an lm-eval task: the arm's task is its prompt variant
     "llama-cpp-python": "llama_cpp_python",
 }
 GROUPS = {
-    "sampling": ["temperature", "top_p", "top_k", "min_p", "seed", "do_sample", "num_beams", "typical_p",
-                 "repetition_penalty", "presence_penalty", "frequency_penalty"],
+    "sampling": [
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "seed",
+        "do_sample",
+        "num_beams",
+        "typical_p",
+        "repetition_penalty",
+        "presence_penalty",
+        "frequency_penalty",
+    ],
     "budget": ["max_tokens"],
     "stop": ["stop"],
     "harness": ["lm_eval_version", "git_hash", "llama_cpp_python", "transformers_version", "vllm_version"],
-    "prompt": ["prompt_template", "system_prompt", "chat_template", "fewshot", "task", "task_hash",
-               "apply_chat_template", "fewshot_as_multiturn"],
-    "model": ["model", "model_args", "model_name", "model_file", "pretrained", "model_path", "model_alias",
-              "model_name_sanitized", "model_sha", "model_revision"],
+    "prompt": [
+        "prompt_template",
+        "system_prompt",
+        "chat_template",
+        "fewshot",
+        "task",
+        "task_hash",
+        "apply_chat_template",
+        "fewshot_as_multiturn",
+    ],
+    "model": [
+        "model",
+        "model_args",
+        "model_name",
+        "model_file",
+        "pretrained",
+        "model_path",
+        "model_alias",
+        "model_name_sanitized",
+        "model_sha",
+        "model_revision",
+    ],
     "api": ["api", "model_type"],
 }
 # Keys that only name the model being compared (the claim itself): shown, never an undeclared difference.
-MODEL_IDENTITY = frozenset({"model", "model_name", "model_file", "pretrained", "model_path", "model_alias",
-                            "model_name_sanitized", "model_sha", "model_revision"})
+MODEL_IDENTITY = frozenset(
+    {
+        "model",
+        "model_name",
+        "model_file",
+        "pretrained",
+        "model_path",
+        "model_alias",
+        "model_name_sanitized",
+        "model_sha",
+        "model_revision",
+    }
+)
 # The parts of lm-eval's model_args that only name the model (or where it is served).
-MODEL_ARGS_IDENTITY = frozenset({"pretrained", "model", "model_name", "path", "model_path", "peft", "delta",
-                                 "revision", "tokenizer", "base_url", "model_alias"})
+MODEL_ARGS_IDENTITY = frozenset(
+    {
+        "pretrained",
+        "model",
+        "model_name",
+        "path",
+        "model_path",
+        "peft",
+        "delta",
+        "revision",
+        "tokenizer",
+        "base_url",
+        "model_alias",
+    }
+)
 IDENTITY_STATUS = "differs (the models compared)"
 GUESSED_STATUS = "not compared (guessed)"
 CRITICAL_GROUPS = ("sampling", "budget", "stop", "harness")
 # A declared name that also covers other keys (lm-eval makes a prompt variant its own task).
 IMPLIES = {"prompt_template": ["task", "task_hash"], "model": GROUPS["model"]}
 # Bookkeeping that differs between arms by construction, not a setting.
-IGNORED = {"files", "results_file", "format", "mode", "endpoint", "replicas", "budget_source", "generation_kwargs",
-           "gen_kwargs_cli", "sweep_checked", "sweep_mismatches", "guessed"}
+IGNORED = {
+    "files",
+    "results_file",
+    "format",
+    "mode",
+    "endpoint",
+    "replicas",
+    "budget_source",
+    "generation_kwargs",
+    "gen_kwargs_cli",
+    "sweep_checked",
+    "sweep_mismatches",
+    "guessed",
+}
 
 
 Params = SettingsParams
@@ -144,8 +216,7 @@ def model_args_rest(v: Any) -> Any:
         parts = [p.split("=", 1) for p in v.split(",") if p.strip()]
         if not all(len(p) == 2 for p in parts):
             return v
-        return {k.strip(): _parse_scalar(x.strip()) for k, x in parts
-                if k.strip().lower() not in MODEL_ARGS_IDENTITY}
+        return {k.strip(): _parse_scalar(x.strip()) for k, x in parts if k.strip().lower() not in MODEL_ARGS_IDENTITY}
     if isinstance(v, dict):
         return {k: x for k, x in v.items() if str(k).lower() not in MODEL_ARGS_IDENTITY}
     return v
@@ -243,16 +314,24 @@ def _compare(ctx: Context, params: Params) -> list[Finding]:
     sbs = _side_by_side(ctx, params, cov)
     if not sbs.seen_any:
         return []
-    prov = ctx.provenance(source="each arm's recorded effective settings (lm-eval results_*.json or the live run)",
-                          treatment_changes=declared, aliases=ALIASES)
+    prov = ctx.provenance(
+        source="each arm's recorded effective settings (lm-eval results_*.json or the live run)",
+        treatment_changes=declared,
+        aliases=ALIASES,
+    )
     findings = _undeclared(sbs.diffs, declared, prov)
     findings.extend(_declared_absent(declared, sbs, prov))
     if unknown_declared:
-        findings.append(Finding(
-            NAME, "unknown_declared_change", Outcome.info,
-            f"claim.treatment_changes names {unknown_declared}, which match no setting this check knows",
-            detail=f"Known names: {sorted({k for ks in GROUPS.values() for k in ks})}; groups: {sorted(GROUPS)}.",
-            provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "unknown_declared_change",
+                Outcome.info,
+                f"claim.treatment_changes names {unknown_declared}, which match no setting this check knows",
+                detail=f"Known names: {sorted({k for ks in GROUPS.values() for k in ks})}; groups: {sorted(GROUPS)}.",
+                provenance=prov,
+            )
+        )
     findings.append(_side_by_side_finding(sbs, prov))
     return findings
 
@@ -294,14 +373,14 @@ def _side_by_side(ctx: Context, params: Params, cov: set[str]) -> _SideBySide:
                 continue
             g = group_of(k)
             if k in guesses:
-                table.append({"budget": b, "setting": k, "group": g, "baseline": vb, "treatment": vt,
-                              "status": GUESSED_STATUS})
+                table.append(
+                    {"budget": b, "setting": k, "group": g, "baseline": vb, "treatment": vt, "status": GUESSED_STATUS}
+                )
                 continue
             seen_any = True
             status = _status(k, vb, vt, cov, SCORING_KEYS)
             if status == "differs":
-                diffs.setdefault(k, []).append({"budget": b, "setting": k, "group": g, "baseline": vb,
-                                                "treatment": vt})
+                diffs.setdefault(k, []).append({"budget": b, "setting": k, "group": g, "baseline": vb, "treatment": vt})
             if k in cov and vb is not None and vt is not None:
                 declared_seen[k] = declared_seen.get(k, False) or status.startswith("differs")
             table.append({"budget": b, "setting": k, "group": g, "baseline": vb, "treatment": vt, "status": status})
@@ -317,20 +396,33 @@ def _undeclared(diffs: dict[str, list[dict]], declared: list[str], prov: dict) -
         impact = Impact.fragile if critical or declared else Impact.none
         vals = f"baseline {_show(rows[0]['baseline'])} vs treatment {_show(rows[0]['treatment'])}"
         where = f"at budget {rows[0]['budget']}" if len(rows) == 1 else f"at {len(rows)} budgets"
-        detail = (f"{k} ({g}) is not among the declared treatment changes "
-                  f"{declared if declared else '(claim.treatment_changes is empty)'}. ")
+        detail = (
+            f"{k} ({g}) is not among the declared treatment changes "
+            f"{declared if declared else '(claim.treatment_changes is empty)'}. "
+        )
         if critical:
-            detail += ("Sampling, budget, stop sequences and harness versions change scores by themselves: re-run one "
-                       "arm with the other's setting.")
+            detail += (
+                "Sampling, budget, stop sequences and harness versions change scores by themselves: re-run one "
+                "arm with the other's setting."
+            )
         elif declared:
             detail += "Either declare it in claim.treatment_changes or re-run with matched settings."
         else:
             detail += "Declare the treatment's intended changes in claim.treatment_changes so the rest can be checked."
-        findings.append(Finding(
-            NAME, "undeclared_difference", Outcome.flag, f"The arms differ in {k} {where}: {vals}",
-            detail=detail, severity=Severity.critical if critical else Severity.major, impact=impact,
-            statistic={"setting": k, "group": g, "budgets": [r["budget"] for r in rows]}, rows=rows,
-            provenance=prov))
+        findings.append(
+            Finding(
+                NAME,
+                "undeclared_difference",
+                Outcome.flag,
+                f"The arms differ in {k} {where}: {vals}",
+                detail=detail,
+                severity=Severity.critical if critical else Severity.major,
+                impact=impact,
+                statistic={"setting": k, "group": g, "budgets": [r["budget"] for r in rows]},
+                rows=rows,
+                provenance=prov,
+            )
+        )
     return findings
 
 
@@ -341,12 +433,20 @@ def _declared_absent(declared: list[str], sbs: _SideBySide, prov: dict) -> list[
         keys = _covered_one(d)
         known = {k: v for k, v in sbs.declared_seen.items() if k in keys}
         if known and not any(known.values()):
-            findings.append(Finding(
-                NAME, "declared_change_absent", Outcome.flag,
-                f"{d} is declared as the treatment's change but is the same in both arms",
-                detail="The recorded settings show no difference where the claim says the treatment differs: check "
-                       "that the treatment run really used the changed setting.", severity=Severity.minor,
-                impact=Impact.none, rows=[r for r in sbs.table if r["setting"] in keys], provenance=prov))
+            findings.append(
+                Finding(
+                    NAME,
+                    "declared_change_absent",
+                    Outcome.flag,
+                    f"{d} is declared as the treatment's change but is the same in both arms",
+                    detail="The recorded settings show no difference where the claim says the treatment differs: check "
+                    "that the treatment run really used the changed setting.",
+                    severity=Severity.minor,
+                    impact=Impact.none,
+                    rows=[r for r in sbs.table if r["setting"] in keys],
+                    provenance=prov,
+                )
+            )
     return findings
 
 
@@ -354,22 +454,32 @@ def _side_by_side_finding(sbs: _SideBySide, prov: dict) -> Finding:
     """The table of both arms' settings: info when some difference is undeclared, else the pass that they match."""
     table, diffs = sbs.table, sbs.diffs
     if diffs:
-        return Finding(NAME, "side_by_side", Outcome.info,
-                       f"Effective settings of both arms at {len(sbs.budgets)} budget(s); "
-                       f"{len(diffs)} undeclared difference(s)",
-                       detail="The model identity is the comparison itself and is not counted; values the "
-                              "importer had to guess are shown, not compared.", rows=table,
-                       provenance=prov)
+        return Finding(
+            NAME,
+            "side_by_side",
+            Outcome.info,
+            f"Effective settings of both arms at {len(sbs.budgets)} budget(s); {len(diffs)} undeclared difference(s)",
+            detail="The model identity is the comparison itself and is not counted; values the "
+            "importer had to guess are shown, not compared.",
+            rows=table,
+            provenance=prov,
+        )
     n_decl = len({r["setting"] for r in table if r["status"] == "differs (declared)"})
     n_id = len({r["setting"] for r in table if r["status"] == IDENTITY_STATUS})
-    excepts = [*([f"the {n_decl} declared change(s)"] if n_decl else []),
-               *(["the names of the models compared"] if n_id else [])]
+    excepts = [
+        *([f"the {n_decl} declared change(s)"] if n_decl else []),
+        *(["the names of the models compared"] if n_id else []),
+    ]
     return Finding(
-        NAME, "matched", Outcome.passed,
+        NAME,
+        "matched",
+        Outcome.passed,
         "The arms' effective settings match" + (f" except {' and '.join(excepts)}" if excepts else ""),
         detail="Rows: every recorded setting of both arms, per budget. The model identity is the comparison "
-               "itself; values the importer had to guess are shown, not compared.", rows=table,
-        provenance=prov)
+        "itself; values the importer had to guess are shown, not compared.",
+        rows=table,
+        provenance=prov,
+    )
 
 
 def _sweep(ctx: Context, params: Params) -> list[Finding]:
@@ -380,20 +490,39 @@ def _sweep(ctx: Context, params: Params) -> list[Finding]:
         if not mism:
             continue
         budgets = sorted({m.get("budget") for m in mism if m.get("budget") is not None})
-        ev = [{"item_id": m.get("item_id"), "budget": m.get("budget"), "derived_output": _clip(m.get("derived")),
-               "real_output": _clip(m.get("real")), "reason": m.get("reason")} for m in mism[:params.max_evidence]]
-        findings.append(Finding(
-            NAME, "sweep_mismatch", Outcome.flag,
-            f"{arm}: the one-run budget sweep did not match real runs at budget(s) {budgets} "
-            f"({len(mism)} mismatch(es))",
-            detail="Generations at the largest budget truncated to a smaller one differed from a real run at the "
-                   "smaller budget (non-deterministic server, or tokenisation that does not round-trip). Those "
-                   "budgets were generated for real instead, so the numbers stand; the sweep shortcut is not safe on "
-                   "this server.",
-            severity=Severity.major, impact=Impact.none,
-            statistic={"arm": arm, "budgets": budgets, "mismatches": len(mism),
-                       "checked": (run_info.get(arm) or {}).get("sweep_checked")},
-            evidence=ev, provenance=ctx.provenance(source="records.run (live mode sweep check)")))
+        ev = [
+            {
+                "item_id": m.get("item_id"),
+                "budget": m.get("budget"),
+                "derived_output": _clip(m.get("derived")),
+                "real_output": _clip(m.get("real")),
+                "reason": m.get("reason"),
+            }
+            for m in mism[: params.max_evidence]
+        ]
+        findings.append(
+            Finding(
+                NAME,
+                "sweep_mismatch",
+                Outcome.flag,
+                f"{arm}: the one-run budget sweep did not match real runs at budget(s) {budgets} "
+                f"({len(mism)} mismatch(es))",
+                detail="Generations at the largest budget truncated to a smaller one differed from a real run at the "
+                "smaller budget (non-deterministic server, or tokenisation that does not round-trip). Those "
+                "budgets were generated for real instead, so the numbers stand; the sweep shortcut is not safe on "
+                "this server.",
+                severity=Severity.major,
+                impact=Impact.none,
+                statistic={
+                    "arm": arm,
+                    "budgets": budgets,
+                    "mismatches": len(mism),
+                    "checked": (run_info.get(arm) or {}).get("sweep_checked"),
+                },
+                evidence=ev,
+                provenance=ctx.provenance(source="records.run (live mode sweep check)"),
+            )
+        )
     return findings
 
 
@@ -403,7 +532,12 @@ def _clip(s: Any, n: int = 600) -> Any:
     return s if len(s) <= n else s[:n] + " …"
 
 
-SPEC = CheckSpec(NAME, run, Params, needs_samples=True,
-                 description="the arms' effective settings side by side; differences not declared as treatment "
-                 "changes; budget-sweep derivation mismatches")
+SPEC = CheckSpec(
+    NAME,
+    run,
+    Params,
+    needs_samples=True,
+    description="the arms' effective settings side by side; differences not declared as treatment "
+    "changes; budget-sweep derivation mismatches",
+)
 """This check in the registry (:data:`audit.checks.REGISTRY`)."""

@@ -5,6 +5,7 @@ blob from ``<script type="application/json">``. It loads nothing from the networ
 so, and only the report's own script, by hash, may run). Model outputs are untrusted: jinja2 autoescapes every
 value, the JSON blob escapes ``<``, ``>`` and ``&``, and the script writes text with ``textContent`` only.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,9 +25,13 @@ from audit.gate import DEFAULT_FAIL_ON
 def _env():
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    env = Environment(loader=PackageLoader("audit.reports", "templates"),
-                      autoescape=select_autoescape(["html", "htm", "xml"], default_for_string=True, default=True),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("audit.reports", "templates"),
+        autoescape=select_autoescape(["html", "htm", "xml"], default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["num"] = num
     env.filters["delta"] = delta
     env.filters["ci"] = ci
@@ -94,8 +99,9 @@ def pct(x: Any) -> str:
 
 def value(x: Any, key: str = "") -> str:
     """A statistic's value for display: p-values as p-values, small floats in exponent form, lists compact."""
-    if isinstance(x, float) and ("p_value" in key or key in ("p", "mid_p") or key.endswith("_p")
-                                 or key.startswith("p_")):
+    if isinstance(x, float) and (
+        "p_value" in key or key in ("p", "mid_p") or key.endswith("_p") or key.startswith("p_")
+    ):
         return pval(x)
     if isinstance(x, float) and math.isfinite(x):
         if x.is_integer():
@@ -114,8 +120,11 @@ def value(x: Any, key: str = "") -> str:
 # Secrets: nothing that looks like a credential reaches a rendered file
 
 
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|passwd|authorization|bearer|access[_-]?token|auth[_-]?token"
-                         r"|private[_-]?key)", re.I)
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|secret|password|passwd|authorization|bearer|access[_-]?token|auth[_-]?token"
+    r"|private[_-]?key)",
+    re.I,
+)
 _SECRET_INLINE = re.compile(r"(?i)\b(api[_-]?key|secret|password|token|authorization)(\s*[=:]\s*)([^,\s;&\"']+)")
 
 
@@ -189,13 +198,24 @@ def scrub_all(text: str, report: Report) -> str:
 
 def sorted_findings(report: Report) -> list[tuple[int, Any]]:
     """(index in report.findings, finding), flags first by severity, then inconclusive, pass, info."""
-    return sorted(enumerate(report.findings),
-                  key=lambda x: (Outcome(x[1].outcome).rank, Severity(x[1].severity).rank, x[0]))
+    return sorted(
+        enumerate(report.findings), key=lambda x: (Outcome(x[1].outcome).rank, Severity(x[1].severity).rank, x[0])
+    )
 
 
-
-_SIGNED = ("delta", "change", "diff", "boot", "newcombe", "clean", "shared", "marker", "correctness",
-           "token_accuracy", "observed")
+_SIGNED = (
+    "delta",
+    "change",
+    "diff",
+    "boot",
+    "newcombe",
+    "clean",
+    "shared",
+    "marker",
+    "correctness",
+    "token_accuracy",
+    "observed",
+)
 
 
 def _stat_interval(low: Any, high: Any, key: str) -> str:
@@ -228,8 +248,10 @@ def reproduce_command(report: Report, out: str | Path | None = None) -> str:
     import shlex
 
     claim = Path(report.claim_file) if report.claim_file else None
-    cmd = f"audit verify {shlex.quote(claim.name if claim else 'claim.yaml')} --seed {report.options.get('seed')} " \
-          f"--resamples {report.options.get('resamples')}"
+    cmd = (
+        f"audit verify {shlex.quote(claim.name if claim else 'claim.yaml')} --seed {report.options.get('seed')} "
+        f"--resamples {report.options.get('resamples')}"
+    )
     if report.gate.fail_on != DEFAULT_FAIL_ON:
         cmd += f" --fail-on {shlex.quote(report.gate.fail_on)}"
     if out is not None:
@@ -261,23 +283,37 @@ def render_html(report: Report, records=None, max_items: int | None = None, out:
     estimates = [e.model_dump() for e in report.forest]
     forest = plots.forest_svg(estimates, reported, level, report.options.get("direction", "greater"))
     # A second drawing for narrow screens (a phone): labels above each bar, larger text, the full width for the bars.
-    forest_narrow = plots.forest_svg(estimates, reported, level, report.options.get("direction", "greater"),
-                                     narrow=True) if forest else None
+    forest_narrow = (
+        plots.forest_svg(estimates, reported, level, report.options.get("direction", "greater"), narrow=True)
+        if forest
+        else None
+    )
     lengths_plot = plots.lengths_svg(lens.values, budgets, lens.unit, lens.label) if lens else None
     js = env.loader.get_source(env, "report_js.html")[0]
     css = env.loader.get_source(env, "report.css")[0]
     html = env.get_template("report.html").render(
-        r=report, explain=VERDICT_EXPLANATION, level_pct=f"{level:.0%}",
-        cvm=report.claim_vs_measured, forest_svg=Markup(forest) if forest else None,
-        forest_narrow_svg=Markup(forest_narrow) if forest_narrow else None, stat_rows=stat_rows,
-        lengths_svg=Markup(lengths_plot) if lengths_plot else None, lengths=lens,
+        r=report,
+        explain=VERDICT_EXPLANATION,
+        level_pct=f"{level:.0%}",
+        cvm=report.claim_vs_measured,
+        forest_svg=Markup(forest) if forest else None,
+        forest_narrow_svg=Markup(forest_narrow) if forest_narrow else None,
+        stat_rows=stat_rows,
+        lengths_svg=Markup(lengths_plot) if lengths_plot else None,
+        lengths=lens,
         rates=report.rate_tables.get(TableKind.truncation, []),
         no_answer=report.rate_tables.get(TableKind.no_answer, []),
-        findings=sorted_findings(report), gate_failing=set(report.gate.failing_findings),
-        items=data, items_json=Markup(items_mod.script_json(data.blob)) if data else None,
-        claim_shown=redact(report.claim_dict()), arms_shown=redact(report.arms),
+        findings=sorted_findings(report),
+        gate_failing=set(report.gate.failing_findings),
+        items=data,
+        items_json=Markup(items_mod.script_json(data.blob)) if data else None,
+        claim_shown=redact(report.claim_dict()),
+        arms_shown=redact(report.arms),
         reproduce="# in the claim file's folder\n" + reproduce_command(report, out),
-        reported_delta=reported, js=Markup(js), css=Markup(css), script_hash=_script_hash(js),
+        reported_delta=reported,
+        js=Markup(js),
+        css=Markup(css),
+        script_hash=_script_hash(js),
     )
     return scrub_all(html, report)
 
@@ -310,8 +346,11 @@ def rates_side_by_side(report: Report) -> RateGrid:
     keys = list(dict.fromkeys([*trunc, *((r.arm, r.budget) for r in no_answer)]))
     keys.sort(key=lambda k: (k[1] is None, k[1] if k[1] is not None else 0, k[0] != "baseline"))
     header = ["budget", "arm", "truncated"] + [f"no answer ({s})" for s in scorings]
-    rows = [[str(b), arm, rate_text(trunc.get((arm, b))) if trunc else "—"]
-            + [rate_text(na.get((arm, b, s))) for s in scorings] for arm, b in keys]
+    rows = [
+        [str(b), arm, rate_text(trunc.get((arm, b))) if trunc else "—"]
+        + [rate_text(na.get((arm, b, s))) for s in scorings]
+        for arm, b in keys
+    ]
     return RateGrid(header, rows, bool(no_answer))
 
 
@@ -334,50 +373,79 @@ def render_summary(report: Report, out: str | Path | None = None) -> str:
     rates, and every flagged finding; ``out`` is the ``--out`` folder as given (for the reproduce command)."""
     title = md_cell(report.title)
     icon = {"supported": "✅", "fragile": "⚠️", "not_reproduced": "❌", "inconclusive": "❔"}[report.verdict]
-    lines = [f"## {icon} audit: {report.verdict.replace('_', ' ')}", "", f"**{title}**", "",
-             md_cell(report.verdict_reason), "", f"_{VERDICT_EXPLANATION[report.verdict]}_", ""]
+    lines = [
+        f"## {icon} audit: {report.verdict.replace('_', ' ')}",
+        "",
+        f"**{title}**",
+        "",
+        md_cell(report.verdict_reason),
+        "",
+        f"_{VERDICT_EXPLANATION[report.verdict]}_",
+        "",
+    ]
     gate = report.gate
     state = "passed" if gate.passed else "failed"
     why = "; ".join(gate.reasons)
-    lines += [f"**CI gate** `--fail-on {md_cell(gate.fail_on)}`: **{state}** (exit {report.exit_code})"
-              + (f": {md_cell(why)}" if why else ""), ""]
+    lines += [
+        f"**CI gate** `--fail-on {md_cell(gate.fail_on)}`: **{state}** (exit {report.exit_code})"
+        + (f": {md_cell(why)}" if why else ""),
+        "",
+    ]
     cvm = report.claim_vs_measured
-    lines += ["### Claimed vs measured", "", f"_{md_cell(cvm.where)}_", "",
-              f"| | reported | {cvm.level:.0%} CI (reported) | measured | {cvm.level:.0%} CI (measured) |",
-              "|---|---:|---|---:|---|"]
+    lines += [
+        "### Claimed vs measured",
+        "",
+        f"_{md_cell(cvm.where)}_",
+        "",
+        f"| | reported | {cvm.level:.0%} CI (reported) | measured | {cvm.level:.0%} CI (measured) |",
+        "|---|---:|---|---:|---|",
+    ]
     for row in cvm.rows:
         fmt = delta if row.what == "delta" else num
         rc, mc = row.reported_ci, row.measured_ci
         rep_txt = fmt(row.reported) + (f" ({row.reported_counts})" if row.reported_counts else "")
         mea_txt = fmt(row.measured) + (f" ({row.measured_counts})" if row.measured_counts else "")
         show = ci if row.what == "delta" else interval
-        lines.append(f"| {row.what} | {md_cell(rep_txt)} | {show(*rc) if rc else '—'} | {md_cell(mea_txt)} | "
-                     f"{show(*mc) if mc else '—'} |")
+        lines.append(
+            f"| {row.what} | {md_cell(rep_txt)} | {show(*rc) if rc else '—'} | {md_cell(mea_txt)} | "
+            f"{show(*mc) if mc else '—'} |"
+        )
     d = cvm.delta
     if d.reported_p is not None or d.measured_p is not None:
-        lines.append(f"| p-value | {pval(d.reported_p)} ({md_cell(d.reported_test or 'test not given')}) "
-                     f"| | {pval(d.measured_p)} ({md_cell(d.measured_test or 'n/a')}) | |")
+        lines.append(
+            f"| p-value | {pval(d.reported_p)} ({md_cell(d.reported_test or 'test not given')}) "
+            f"| | {pval(d.measured_p)} ({md_cell(d.measured_test or 'n/a')}) | |"
+        )
     lines.append("")
     claimed = [c for c in report.cells if c.claimed]
     if report.cells:
-        lines += ["### Every cell", "",
-                  f"| variant | budget | scoring | n | baseline | treatment | delta | {cvm.level:.0%} CI | p | test |",
-                  "|---|---:|---|---:|---:|---:|---:|---|---:|---|"]
+        lines += [
+            "### Every cell",
+            "",
+            f"| variant | budget | scoring | n | baseline | treatment | delta | {cvm.level:.0%} CI | p | test |",
+            "|---|---:|---|---:|---:|---:|---:|---|---:|---|",
+        ]
         for c in report.cells:
             mark = " **(claimed)**" if c.claimed else ""
-            lines.append(f"| {md_cell(c.variant)} | {c.budget} | {md_cell(c.scoring)}{mark} | {c.n} "
-                         f"| {num(c.baseline)} "
-                         f"| {num(c.treatment)} | {delta(c.delta)} | {ci(c.ci_low, c.ci_high)} | {pval(c.p_value)} "
-                         f"| {md_cell(c.test)} |")
+            lines.append(
+                f"| {md_cell(c.variant)} | {c.budget} | {md_cell(c.scoring)}{mark} | {c.n} "
+                f"| {num(c.baseline)} "
+                f"| {num(c.treatment)} | {delta(c.delta)} | {ci(c.ci_low, c.ci_high)} | {pval(c.p_value)} "
+                f"| {md_cell(c.test)} |"
+            )
         lines.append("")
     grid = rates_side_by_side(report)
     header, rows = grid.header, grid.rows
     if rows:
-        lines += ["### Outputs cut off by the budget, and with no answer", "",
-                  "_Share of each arm's outputs that hit the generation cap, and that held no extractable answer under "
-                  "each extracting scoring (k/n of the outputs whose status is known; intervals in report.html)._", "",
-                  "| " + " | ".join(md_cell(h) for h in header) + " |",
-                  "|---:|---|" + "---:|" * (len(header) - 2)]
+        lines += [
+            "### Outputs cut off by the budget, and with no answer",
+            "",
+            "_Share of each arm's outputs that hit the generation cap, and that held no extractable answer under "
+            "each extracting scoring (k/n of the outputs whose status is known; intervals in report.html)._",
+            "",
+            "| " + " | ".join(md_cell(h) for h in header) + " |",
+            "|---:|---|" + "---:|" * (len(header) - 2),
+        ]
         lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
         if not grid.has_no_answer:
             lines += ["", "_No no-answer rate: no scoring of this audit extracts an answer (the extraction check)._"]
@@ -391,8 +459,10 @@ def render_summary(report: Report, out: str | Path | None = None) -> str:
             fails = " — **fails the gate**" if i in failing else ""
             lines.append(f"- {tag} `{f.check}.{f.code}`: {md_cell(f.title)}{fails}")
         lines.append("")
-    lines.append(f"seed {report.options['seed']}, {report.options['resamples']} resamples, audit {report.audit_version}"
-                 + (f"; claimed: {claimed[0].budget} tokens, {md_cell(claimed[0].scoring)}" if claimed else ""))
+    lines.append(
+        f"seed {report.options['seed']}, {report.options['resamples']} resamples, audit {report.audit_version}"
+        + (f"; claimed: {claimed[0].budget} tokens, {md_cell(claimed[0].scoring)}" if claimed else "")
+    )
     cmd = reproduce_command(report, out).replace("\n", " ")
     fence = "`" * (max((len(r) for r in re.findall("`+", cmd)), default=0) + 1)  # a path with ` cannot end the span
     pad = " " if len(fence) > 1 else ""
@@ -410,13 +480,19 @@ def render_junit(report: Report) -> str:
     return scrub_all(_junit(report), report)
 
 
-def write_ci_files(report: Report, summary_md: str | Path | None = None,
-                   junit: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, Path]:
+def write_ci_files(
+    report: Report,
+    summary_md: str | Path | None = None,
+    junit: str | Path | None = None,
+    out_dir: str | Path | None = None,
+) -> dict[str, Path]:
     """Write the Markdown summary and/or JUnit XML for CI; return {kind: path}. Raises AuditError on I/O errors.
     ``out_dir``: the ``--out`` folder as given, for the reproduce command of the summary."""
     out: dict[str, Path] = {}
-    for kind, path, render in (("summary_md", summary_md, lambda r: render_summary(r, out_dir)),
-                               ("junit", junit, render_junit)):
+    for kind, path, render in (
+        ("summary_md", summary_md, lambda r: render_summary(r, out_dir)),
+        ("junit", junit, render_junit),
+    ):
         if path is None:
             continue
         p = Path(path)

@@ -6,6 +6,7 @@ holds the keys that recur across checks; a key it does not know is shown as it i
 A ``<x>_ci_low`` / ``<x>_ci_high`` pair is one row, the interval of ``<x>``. report.json keeps the raw keys; the
 row's ``key`` (shown as the name's tooltip on the page) ties the two together.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,14 +24,20 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "b": ("treatment-only passes (b)", "items the treatment passes and the baseline fails: McNemar's b"),
     "c": ("baseline-only passes (c)", "items the baseline passes and the treatment fails: McNemar's c"),
     "discordance": ("discordant share", "(b + c) / n: the share of items on which the arms disagree"),
-    "exact_p": ("exact McNemar p", "two-sided exact binomial test on the discordant pairs; shown beside, decides "
-                                   "nothing"),
+    "exact_p": (
+        "exact McNemar p",
+        "two-sided exact binomial test on the discordant pairs; shown beside, decides nothing",
+    ),
     "mid_p": ("McNemar mid-p", "the exact p less half the probability of the observed split; shown beside"),
     "correlation": ("within-item correlation", "of the arms' scores across items: the higher, the more pairing helps"),
-    "clt_se": ("CLT standard error", "paired SE of the delta, √(Σ(dᵢ − d̄)² / (n(n − 1))) (Miller 2024); shown beside, "
-                                     "decides nothing"),
-    "boot_ci": ("bootstrap interval", "paired bootstrap percentile interval of the delta; shown beside, decides "
-                                      "nothing"),
+    "clt_se": (
+        "CLT standard error",
+        "paired SE of the delta, √(Σ(dᵢ − d̄)² / (n(n − 1))) (Miller 2024); shown beside, decides nothing",
+    ),
+    "boot_ci": (
+        "bootstrap interval",
+        "paired bootstrap percentile interval of the delta; shown beside, decides nothing",
+    ),
     "newcombe_ci": ("Newcombe interval", "hybrid score interval of the difference of the two rates; shown beside"),
     "fisher_p": ("Fisher exact p", "two-sided, from the counts; shown beside"),
     "n_baseline": ("items, baseline", "the baseline arm's items"),
@@ -38,10 +45,15 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     # the reported numbers
     "reported_delta": ("reported delta", "the delta the claim reports"),
     "reported_null": ("reported delta less its tolerance", "the null value of the 'smaller than reported' test"),
-    "reported_tolerance": ("tolerance of the reported delta", "half a unit of its last digit as written in the claim "
-                                                              "file, plus options.margin when set"),
-    "p_below_reported": ("p, smaller than reported", "one-sided p of H0 'the true delta is at least the reported one "
-                                                     "less its tolerance': below α/2, the claim is not reproduced"),
+    "reported_tolerance": (
+        "tolerance of the reported delta",
+        "half a unit of its last digit as written in the claim file, plus options.margin when set",
+    ),
+    "p_below_reported": (
+        "p, smaller than reported",
+        "one-sided p of H0 'the true delta is at least the reported one "
+        "less its tolerance': below α/2, the claim is not reproduced",
+    ),
     "reported": ("reported", "the value the claim reports"),
     "measured": ("measured", "the value in the logs"),
     "reported_p": ("reported p-value", "the p-value the claim reports"),
@@ -52,11 +64,16 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "unanswered": ("unanswered items", "outputs with no extractable answer"),
     # power
     "mde": ("minimum detectable effect", "the smallest delta this design shows as significant with the stated power"),
-    "power_at_reported": ("power at the reported delta", "the chance this design shows the reported delta as "
-                                                         "significant"),
+    "power_at_reported": (
+        "power at the reported delta",
+        "the chance this design shows the reported delta as significant",
+    ),
     "power_method": ("power method", "how the power was computed"),
-    "margin": ("margin", "what 'material' means, in metric units (options.margin, else half the larger of the "
-                         "reported and measured gain)"),
+    "margin": (
+        "margin",
+        "what 'material' means, in metric units (options.margin, else half the larger of the "
+        "reported and measured gain)",
+    ),
     # perturbations
     "perturbation": ("perturbation", "what was changed: budget, scoring or OOD prompt variant"),
     "label": ("perturbed setting", "the setting compared with the claimed one"),
@@ -91,15 +108,18 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "delta_untruncated": ("delta, untruncated items", "treatment − baseline on the items neither arm truncated"),
     "n_untruncated": ("untruncated items", "items neither arm truncated"),
     "clean_ci": ("interval, untruncated items", "of the delta on the items neither arm truncated"),
-    "p_clean_below_margin": ("p, gain gone on untruncated items", "one-sided p of H0 'the gain on the untruncated "
-                                                                  "items ≥ margin'"),
+    "p_clean_below_margin": (
+        "p, gain gone on untruncated items",
+        "one-sided p of H0 'the gain on the untruncated items ≥ margin'",
+    ),
     "no_answer_baseline": ("no-answer rate, baseline", "share of the baseline's outputs with no extractable answer"),
-    "no_answer_treatment": ("no-answer rate, treatment", "share of the treatment's outputs with no extractable "
-                                                         "answer"),
+    "no_answer_treatment": ("no-answer rate, treatment", "share of the treatment's outputs with no extractable answer"),
     "delta_both_answered": ("delta, both answered", "treatment − baseline on the items both arms answered"),
     "n_both_answered": ("items both answered", "items where both arms gave an extractable answer"),
-    "p_both_below_margin": ("p, gain gone where both answered", "one-sided p of H0 'the gain on the items both "
-                                                                "answered ≥ margin'"),
+    "p_both_below_margin": (
+        "p, gain gone where both answered",
+        "one-sided p of H0 'the gain on the items both answered ≥ margin'",
+    ),
     # item sets
     "shared": ("shared items", "items both arms hold"),
     "n_only_baseline": ("items only the baseline has", "left out of every paired test"),
@@ -153,16 +173,20 @@ class StatRow:
     meaning: str
 
 
-def statistic_rows(statistic: dict[str, Any], fmt: Callable[[Any, str], str], fmt_ci: Callable[[Any, Any, str], str],
-                   skip: tuple[str, ...] = ()) -> list[StatRow]:
+def statistic_rows(
+    statistic: dict[str, Any],
+    fmt: Callable[[Any, str], str],
+    fmt_ci: Callable[[Any, Any, str], str],
+    skip: tuple[str, ...] = (),
+) -> list[StatRow]:
     """The rows a findings card shows for ``statistic``, in its order: known keys named and explained, unknown keys
     as they are, each ``<x>_ci_low`` / ``<x>_ci_high`` pair as one interval row. ``skip``: keys shown elsewhere."""
     rows: list[StatRow] = []
     for key, value in statistic.items():
-        if key in skip or (key.endswith("_ci_high") and key[:-len("high")] + "low" in statistic):
+        if key in skip or (key.endswith("_ci_high") and key[: -len("high")] + "low" in statistic):
             continue
-        if key.endswith("_ci_low") and key[:-len("low")] + "high" in statistic:
-            pair = key[:-len("_low")]  # "<x>_ci"
+        if key.endswith("_ci_low") and key[: -len("low")] + "high" in statistic:
+            pair = key[: -len("_low")]  # "<x>_ci"
             name, meaning = GLOSSARY.get(pair, (pair, ""))
             rows.append(StatRow(pair, name, fmt_ci(value, statistic[pair + "_high"], pair), meaning))
             continue

@@ -6,6 +6,7 @@ or variant), items that hit the cap in either arm at any budget, then a seeded r
 tier that does not fit, a seeded sample is taken. The embedded texts are clipped (``clip`` characters) and the
 embedded JSON is kept under ``max_bytes``.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,13 @@ def lengths(records) -> Lengths | None:
     if tokens_known:
         unit, label = "tokens", "completion tokens (from the logs)"
     else:
-        unit, label = "words", ("whitespace-separated words (the logs have no token counts; the cap is in model "
-                                "tokens, so words only approximate it)")
+        unit, label = (
+            "words",
+            (
+                "whitespace-separated words (the logs have no token counts; the cap is in model "
+                "tokens, so words only approximate it)"
+            ),
+        )
     values: dict[tuple[str, int], np.ndarray] = {}
     rows = []
     for arm in ARMS:
@@ -79,11 +85,17 @@ def lengths(records) -> Lengths | None:
                 x = np.array([len(t.split()) if isinstance(t, str) else 0 for t in s["text"].tolist()], dtype=float)
             values[(arm, b)] = x
             n = len(x)
-            rows.append({"arm": arm, "budget": b, "n": n,
-                         "median": float(np.median(x)) if n else math.nan,
-                         "p90": float(np.quantile(x, 0.9)) if n else math.nan,
-                         "max": float(np.max(x)) if n else math.nan,
-                         "at_cap": (float(np.mean(x >= b)) if n else math.nan) if tokens_known else None})
+            rows.append(
+                {
+                    "arm": arm,
+                    "budget": b,
+                    "n": n,
+                    "median": float(np.median(x)) if n else math.nan,
+                    "p90": float(np.quantile(x, 0.9)) if n else math.nan,
+                    "max": float(np.max(x)) if n else math.nan,
+                    "at_cap": (float(np.mean(x >= b)) if n else math.nan) if tokens_known else None,
+                }
+            )
     return Lengths(unit, label, values, rows)
 
 
@@ -106,8 +118,9 @@ def _num(x: Any) -> Any:
     return int(f) if f.is_integer() else f
 
 
-def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: int = MAX_BYTES,
-              clip: int = CLIP) -> ItemData | None:
+def item_data(
+    report: Report, records, max_items: int = MAX_ITEMS, max_bytes: int = MAX_BYTES, clip: int = CLIP
+) -> ItemData | None:
     """The per-item browser's JSON (see module docstring for which items are embedded)."""
     if records is None or not len(records.table):
         return None
@@ -121,8 +134,11 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
 
     # Tiers, each a set of (variant, item_id).
     evidence = {("default", str(e["item_id"])) for f in report.findings for e in f.evidence if "item_id" in e}
-    tiers = (("evidence", evidence), ("changed", _changed(records, variants, budgets, scorings)),
-             ("truncated", _truncated(flags)))
+    tiers = (
+        ("evidence", evidence),
+        ("changed", _changed(records, variants, budgets, scorings)),
+        ("truncated", _truncated(flags)),
+    )
     chosen, why = _choose(all_items, tiers, max_items, int(report.options.get("seed") or 0))
 
     # Look-ups restricted to the chosen items.
@@ -134,8 +150,9 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
     out_rows = {(r.variant, r.item_id, _bkey(r.budget), r.arm): r for r in texts.itertuples(index=False)}
     score_rows: dict[tuple, dict] = {}
     for r in sub[["variant", "item_id", "budget", "scoring", "arm", "score"]].itertuples(index=False):
-        score_rows.setdefault((r.variant, r.item_id), {}).setdefault(_bkey(r.budget), {}) \
-            .setdefault(r.scoring, [None, None])[0 if r.arm == "baseline" else 1] = _num(r.score)
+        score_rows.setdefault((r.variant, r.item_id), {}).setdefault(_bkey(r.budget), {}).setdefault(
+            r.scoring, [None, None]
+        )[0 if r.arm == "baseline" else 1] = _num(r.score)
     flag_at = _flag_at(flags, chosen)
 
     items: list[dict[str, Any]] = []
@@ -143,8 +160,13 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
     bkeys = [_bkey(b) for b in budgets]
     for k in chosen:
         v, iid = k
-        entry = {"id": iid, "variant": v, "why": why.get(k, []),
-                 "outputs": _outputs(v, iid, bkeys, out_rows, flag_at, clip), "scores": score_rows.get(k, {})}
+        entry = {
+            "id": iid,
+            "variant": v,
+            "why": why.get(k, []),
+            "outputs": _outputs(v, iid, bkeys, out_rows, flag_at, clip),
+            "scores": score_rows.get(k, {}),
+        }
         size = len(json.dumps(entry, ensure_ascii=False))
         if used + size > max_bytes and items:
             break
@@ -153,8 +175,14 @@ def item_data(report: Report, records, max_items: int = MAX_ITEMS, max_bytes: in
     items.sort(key=lambda e: (e["variant"] != "default", e["variant"], e["id"]))
     claimed_scoring = report.options.get("claimed_scoring")
     blob = {
-        "total": total, "shown": len(items), "max_items": max_items, "clip": clip,
-        "budgets": bkeys, "scorings": scorings, "variants": variants, "arms": list(ARMS),
+        "total": total,
+        "shown": len(items),
+        "max_items": max_items,
+        "clip": clip,
+        "budgets": bkeys,
+        "scorings": scorings,
+        "variants": variants,
+        "arms": list(ARMS),
         "claimed_budget": report.options.get("claimed_budget"),
         "claimed_scoring": claimed_scoring if claimed_scoring in scorings else scorings[0],
         "items": items,
@@ -241,10 +269,14 @@ def _outputs(v: str, iid: str, bkeys: list[str], out_rows: dict, flag_at: dict, 
                     continue
                 if full.startswith(small.text) and len(small.text) < len(full):
                     cuts.append({"budget": int(sk), "at": len(small.text)})
-            pair[arm] = {"text": text, "more": more, "finish": r.finish_reason if isinstance(r.finish_reason, str)
-                         else None, "tokens": _num(r.completion_tokens),
-                         "truncated": None if fl is None or (isinstance(fl, float) and math.isnan(fl)) else int(fl),
-                         "cuts": cuts}
+            pair[arm] = {
+                "text": text,
+                "more": more,
+                "finish": r.finish_reason if isinstance(r.finish_reason, str) else None,
+                "tokens": _num(r.completion_tokens),
+                "truncated": None if fl is None or (isinstance(fl, float) and math.isnan(fl)) else int(fl),
+                "cuts": cuts,
+            }
         if pair:
             outputs[bk] = pair
     return outputs
@@ -260,5 +292,10 @@ def _bkey(b: Any) -> str:
 def script_json(data: Any) -> str:
     """JSON that is safe inside <script type="application/json">: <, >, & and the JS line separators escaped."""
     s = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        s.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )

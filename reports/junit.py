@@ -14,6 +14,7 @@ One ``<testsuite name="audit">`` with one ``<testcase>`` per check that ran, plu
 Shape: the Jenkins/Ant JUnit schema (testsuites > testsuite > properties, testcase*, system-out, system-err;
 testcase > skipped?, failure*, system-out?), validated in tests against tests/data/junit-10.xsd.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,10 @@ def _describe(f) -> str:
     if f.provenance:
         lines.append("provenance: " + json.dumps(f.provenance, ensure_ascii=False, default=str))
     for e in f.evidence[:5]:
-        lines.append(f"evidence item {e.get('item_id')}: baseline score {e.get('baseline_score')}, "
-                     f"treatment score {e.get('treatment_score')}")
+        lines.append(
+            f"evidence item {e.get('item_id')}: baseline score {e.get('baseline_score')}, "
+            f"treatment score {e.get('treatment_score')}"
+        )
     return "\n".join(lines)
 
 
@@ -80,11 +83,18 @@ def render_junit(report: Report) -> str:
     suites = ET.Element("testsuites", name="audit")
     suite = ET.SubElement(suites, "testsuite", name="audit")
     props = ET.SubElement(suite, "properties")
-    for k, v in (("claim", report.title), ("claim_file", report.claim_file or ""), ("verdict", report.verdict),
-                 ("verdict_reason", report.verdict_reason), ("fail_on", gate.fail_on),
-                 ("gate", "passed" if gate.passed else "failed"), ("exit_code", str(report.exit_code)),
-                 ("seed", str(report.options.get("seed"))), ("resamples", str(report.options.get("resamples"))),
-                 ("audit_version", report.audit_version)):
+    for k, v in (
+        ("claim", report.title),
+        ("claim_file", report.claim_file or ""),
+        ("verdict", report.verdict),
+        ("verdict_reason", report.verdict_reason),
+        ("fail_on", gate.fail_on),
+        ("gate", "passed" if gate.passed else "failed"),
+        ("exit_code", str(report.exit_code)),
+        ("seed", str(report.options.get("seed"))),
+        ("resamples", str(report.options.get("resamples"))),
+        ("audit_version", report.audit_version),
+    ):
         ET.SubElement(props, "property", name=k, value=_x(v))
 
     outcomes = [_verdict_case(_case(suite, "verdict"), report)]
@@ -129,10 +139,12 @@ def _verdict_case(tc: ET.Element, report: Report) -> str | None:
     outcome = None
     if gate.verdict_fails:
         outcome = "failure"
-        el = ET.SubElement(tc, "failure", message=_x(f"verdict {report.verdict}: {report.verdict_reason}"),
-                           type=report.verdict)
-        el.text = _x(f"{report.verdict}: {report.verdict_reason}\ngate --fail-on {gate.fail_on}: "
-                     + "; ".join(gate.reasons))
+        el = ET.SubElement(
+            tc, "failure", message=_x(f"verdict {report.verdict}: {report.verdict_reason}"), type=report.verdict
+        )
+        el.text = _x(
+            f"{report.verdict}: {report.verdict_reason}\ngate --fail-on {gate.fail_on}: " + "; ".join(gate.reasons)
+        )
     elif report.verdict == Verdict.inconclusive:
         outcome = "skipped"
         ET.SubElement(tc, "skipped", message=_x(f"inconclusive: {report.verdict_reason}"))
@@ -149,8 +161,9 @@ def _check_case(tc: ET.Element, name: str, report: Report, failing: set) -> str 
     if fails:
         outcome = "failure"
         for _, f in fails:
-            el = ET.SubElement(tc, "failure", message=_x(f"[{f.severity}] {f.code}: {f.title}"),
-                               type=f"{f.check}.{f.code}")
+            el = ET.SubElement(
+                tc, "failure", message=_x(f"[{f.severity}] {f.code}: {f.title}"), type=f"{f.check}.{f.code}"
+            )
             el.text = _x(_describe(f))
     elif inconclusive:
         outcome = "skipped"
@@ -172,8 +185,11 @@ def _suite_out(report: Report, failing: set) -> list[str]:
     """The suite's output: command, verdict, gate, and every flag that does not fail the gate (a CI reader sees all)."""
     gate = report.gate
     quiet = [(i, f) for i, f in enumerate(report.findings) if f.outcome == Outcome.flag and i not in failing]
-    suite_out = [f"audit {report.audit_version}: {report.command}", f"verdict: {report.verdict} — gate --fail-on "
-                 f"{gate.fail_on}: {'passed' if gate.passed else 'failed'} (exit {report.exit_code})"]
+    suite_out = [
+        f"audit {report.audit_version}: {report.command}",
+        f"verdict: {report.verdict} — gate --fail-on "
+        f"{gate.fail_on}: {'passed' if gate.passed else 'failed'} (exit {report.exit_code})",
+    ]
     if quiet:
         suite_out.append(f"{len(quiet)} flagged finding(s) that do not fail the gate --fail-on {gate.fail_on}:")
         suite_out += [f"  [{f.severity}] {f.check}.{f.code}: {f.title}" for _, f in quiet]

@@ -3,6 +3,7 @@
 matplotlib is imported inside the functions so that `audit --help` stays instant. Output is deterministic (fixed
 hash salt, no date metadata, text kept as text) so that a report renders byte-identically from the same inputs.
 """
+
 from __future__ import annotations
 
 import io
@@ -14,18 +15,31 @@ import numpy as np
 
 from audit.findings import EstimateKind
 
-COLOURS = {"baseline": "#5f6368", "treatment": "#1a73e8", "gain": "#188038", "loss": "#d93025", "none": "#5f6368",
-           "reported": "#e37400", "extra": "#9334e6"}
+COLOURS = {
+    "baseline": "#5f6368",
+    "treatment": "#1a73e8",
+    "gain": "#188038",
+    "loss": "#d93025",
+    "none": "#5f6368",
+    "reported": "#e37400",
+    "extra": "#9334e6",
+}
 
-_RC = {"svg.hashsalt": "audit-report", "svg.fonttype": "none", "font.size": 9, "font.family": "DejaVu Sans",
-       "axes.spines.top": False, "axes.spines.right": False}
+_RC = {
+    "svg.hashsalt": "audit-report",
+    "svg.fonttype": "none",
+    "font.size": 9,
+    "font.family": "DejaVu Sans",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 
 def _svg(fig, label: str, ident: str) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     s = buf.getvalue()
-    s = s[s.index("<svg"):]  # drop the XML declaration and DOCTYPE: the SVG is inline in HTML
+    s = s[s.index("<svg") :]  # drop the XML declaration and DOCTYPE: the SVG is inline in HTML
     s = re.sub(r"^<svg ", f'<svg id="{ident}" role="img" aria-label="{label}" ', s, count=1)
     return s
 
@@ -44,8 +58,9 @@ def _mpl():
     return matplotlib, Figure
 
 
-def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float, direction: str = "greater",
-               narrow: bool = False) -> str | None:
+def forest_svg(
+    rows: list[dict[str, Any]], reported: float | None, level: float, direction: str = "greater", narrow: bool = False
+) -> str | None:
     """Forest plot: one row per cell (delta and CI), the zero line, and the reported delta.
 
     ``rows``: :class:`audit.findings.ForestEstimate` dumps (label, delta, ci_low, ci_high, claimed, kind); the items
@@ -70,8 +85,13 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
         ax.axvline(0.0, color="black", linewidth=1)
         handles = []
         if reported is not None and math.isfinite(reported):
-            line = ax.axvline(reported, color=COLOURS["reported"], linestyle="--", linewidth=1.3,
-                              label=f"reported delta {reported:+.3f}")
+            line = ax.axvline(
+                reported,
+                color=COLOURS["reported"],
+                linestyle="--",
+                linewidth=1.3,
+                label=f"reported delta {reported:+.3f}",
+            )
             handles.append(line)
             lows.append(reported)
             highs.append(reported)
@@ -89,8 +109,11 @@ def forest_svg(rows: list[dict[str, Any]], reported: float | None, level: float,
             fig.legend(handles=handles, loc="outside lower center", frameon=False, fontsize=9)
         elif handles:
             ax.legend(handles=handles, loc="lower right", frameon=False, fontsize=8)
-        svg = _svg(fig, "Forest plot of the delta with confidence intervals in every cell",
-                   "forest-plot-narrow" if narrow else "forest-plot")
+        svg = _svg(
+            fig,
+            "Forest plot of the delta with confidence intervals in every cell",
+            "forest-plot-narrow" if narrow else "forest-plot",
+        )
     return svg
 
 
@@ -115,13 +138,18 @@ def _forest_rows(ax, ys: np.ndarray, rows: list[dict[str, Any]], sign: int) -> t
         d, lo, hi = r["delta"], r.get("ci_low"), r.get("ci_high")
         colour = _forest_colour(r, sign)
         if lo is not None and hi is not None:
-            ax.plot([lo, hi], [y, y], color=colour, linewidth=2.2 if r.get("claimed") else 1.5,
-                    solid_capstyle="butt")
+            ax.plot([lo, hi], [y, y], color=colour, linewidth=2.2 if r.get("claimed") else 1.5, solid_capstyle="butt")
             ax.plot([lo, hi], [y, y], linestyle="none", marker="|", markersize=8, color=colour)
             lows.append(lo)
             highs.append(hi)
-        ax.plot([d], [y], marker="D" if r.get("claimed") else "o", markersize=7 if r.get("claimed") else 5,
-                color=colour, linestyle="none")
+        ax.plot(
+            [d],
+            [y],
+            marker="D" if r.get("claimed") else "o",
+            markersize=7 if r.get("claimed") else 5,
+            color=colour,
+            linestyle="none",
+        )
         lows.append(d)
         highs.append(d)
     return lows, highs
@@ -136,9 +164,17 @@ def _forest_labels_above(ax, ys: np.ndarray, rows: list[dict[str, Any]], labels:
 
     where = blended_transform_factory(ax.transAxes, ax.transData)
     for y, r, text in zip(ys, rows, labels):
-        ax.text(0.0, y + 0.2, textwrap.shorten(text, 48, placeholder="…"), transform=where, ha="left",
-                va="bottom", fontsize=9.5, fontweight="bold" if r.get("claimed") else "normal",
-                color="#1d1d1f")
+        ax.text(
+            0.0,
+            y + 0.2,
+            textwrap.shorten(text, 48, placeholder="…"),
+            transform=where,
+            ha="left",
+            va="bottom",
+            fontsize=9.5,
+            fontweight="bold" if r.get("claimed") else "normal",
+            color="#1d1d1f",
+        )
     ax.set_yticks([])
     ax.spines["left"].set_visible(False)
     ax.set_ylim(-0.6, len(rows) - 0.05)
@@ -172,14 +208,21 @@ def lengths_svg(values: dict[tuple[str, int], np.ndarray], budgets: list[int], u
             bins = np.linspace(0, top, 41)
             for arm, x in zip(("baseline", "treatment"), xs):
                 if len(x):
-                    ax.hist(x, bins=bins, histtype="step", linewidth=1.6, color=COLOURS[arm],
-                            label=f"{arm} (n={len(x)})")
+                    ax.hist(
+                        x, bins=bins, histtype="step", linewidth=1.6, color=COLOURS[arm], label=f"{arm} (n={len(x)})"
+                    )
             ax.axvline(b, color=COLOURS["loss"], linestyle="--", linewidth=1.2, label="cap (tokens)")
             ax.set_title(f"budget {b}: cap at {b} tokens", loc="left", fontsize=9)
             ax.set_ylabel("outputs")
         axes[-1].set_xlabel(f"output length ({label.split(' (')[0]})")
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, [lab.split(" (n=")[0] for lab in labels], loc="outside upper right", ncols=3,
-                   frameon=False, fontsize=8)
+        fig.legend(
+            handles,
+            [lab.split(" (n=")[0] for lab in labels],
+            loc="outside upper right",
+            ncols=3,
+            frameon=False,
+            fontsize=8,
+        )
         svg = _svg(fig, f"Distribution of output lengths in {unit} against the generation cap", "lengths-plot")
     return svg

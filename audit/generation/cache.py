@@ -12,6 +12,7 @@ same prompt and parameters would get the same generation from the server anyway 
 No secret is stored: an API key the runner read is scrubbed from every generation before it is written
 (``put``), should a server echo it into a completion; the key is never part of the row's key material.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -108,10 +109,16 @@ class GenerationCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InputError([Problem(
-                "cannot create the cache directory", file=str(self.path.parent), value=str(exc),
-                fix="set AUDIT_CACHE_DIR (or --cache) to a writable directory",
-            )]) from exc
+            raise InputError(
+                [
+                    Problem(
+                        "cannot create the cache directory",
+                        file=str(self.path.parent),
+                        value=str(exc),
+                        fix="set AUDIT_CACHE_DIR (or --cache) to a writable directory",
+                    )
+                ]
+            ) from exc
         try:
             self._conn = sqlite3.connect(
                 str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -126,11 +133,16 @@ class GenerationCache:
         except sqlite3.Error as exc:
             self._raise(exc, "open")
         if row is None or row[0] != str(SCHEMA_VERSION):
-            raise InputError([Problem(
-                "generation cache has an unknown schema version", file=str(self.path),
-                value=None if row is None else row[0],
-                fix="delete the file or point AUDIT_CACHE_DIR at another directory",
-            )])
+            raise InputError(
+                [
+                    Problem(
+                        "generation cache has an unknown schema version",
+                        file=str(self.path),
+                        value=None if row is None else row[0],
+                        fix="delete the file or point AUDIT_CACHE_DIR at another directory",
+                    )
+                ]
+            )
 
     # -- errors ---------------------------------------------------------------------------------------------
     def _refuse_special(self) -> None:
@@ -140,8 +152,9 @@ class GenerationCache:
 
         real = os.path.realpath(self.path)
         problem = None
-        if any(real == t or real.startswith(t + "/") for t in ("/proc", "/sys")) or \
-                (real.startswith("/dev/") and not real.startswith("/dev/shm/")):
+        if any(real == t or real.startswith(t + "/") for t in ("/proc", "/sys")) or (
+            real.startswith("/dev/") and not real.startswith("/dev/shm/")
+        ):
             problem = f"the generation cache path is {real}, a kernel interface or device, not a file"
         else:
             try:
@@ -153,35 +166,66 @@ class GenerationCache:
             elif st is not None and not stat.S_ISREG(st.st_mode):
                 problem = "the generation cache path is not a regular file (a FIFO, a device or a socket)"
         if problem:
-            raise InputError([Problem(problem, file=str(self.path), field="--cache",
-                                      fix="give --cache (or AUDIT_CACHE_DIR) a regular file path, e.g. "
-                                          "~/.cache/audit/generations.sqlite")])
+            raise InputError(
+                [
+                    Problem(
+                        problem,
+                        file=str(self.path),
+                        field="--cache",
+                        fix="give --cache (or AUDIT_CACHE_DIR) a regular file path, e.g. "
+                        "~/.cache/audit/generations.sqlite",
+                    )
+                ]
+            )
 
     def _raise(self, exc: sqlite3.Error, doing: str) -> NoReturn:
         text = str(exc)
         low = text.lower()
-        if "readonly" in low or "read-only" in low or "unable to open" in low or "permission" in low or \
-                (isinstance(exc, sqlite3.OperationalError) and "disk i/o error" in low and doing == "open"):
-            raise InputError([Problem(
-                f"the generation cache cannot be {'opened' if doing == 'open' else 'written'}: the file or its "
-                f"folder is read-only or not accessible to this user ({doing}: {text})", file=str(self.path),
-                fix="make the file and its folder writable (chmod u+w), point --cache or AUDIT_CACHE_DIR at a "
-                    "writable place, or run with --no-cache; the cached generations themselves are fine")]) from exc
+        if (
+            "readonly" in low
+            or "read-only" in low
+            or "unable to open" in low
+            or "permission" in low
+            or (isinstance(exc, sqlite3.OperationalError) and "disk i/o error" in low and doing == "open")
+        ):
+            raise InputError(
+                [
+                    Problem(
+                        f"the generation cache cannot be {'opened' if doing == 'open' else 'written'}: the file or its "
+                        f"folder is read-only or not accessible to this user ({doing}: {text})",
+                        file=str(self.path),
+                        fix="make the file and its folder writable (chmod u+w), point --cache or AUDIT_CACHE_DIR at a "
+                        "writable place, or run with --no-cache; the cached generations themselves are fine",
+                    )
+                ]
+            ) from exc
         if "disk is full" in low or "database or disk is full" in low:
-            raise InputError([Problem(f"the disk holding the generation cache is full ({doing}: {text})",
-                                      file=str(self.path),
-                                      fix="free space, or point --cache / AUDIT_CACHE_DIR at another disk")]) from exc
+            raise InputError(
+                [
+                    Problem(
+                        f"the disk holding the generation cache is full ({doing}: {text})",
+                        file=str(self.path),
+                        fix="free space, or point --cache / AUDIT_CACHE_DIR at another disk",
+                    )
+                ]
+            ) from exc
         if "locked" in text or "busy" in text:
             raise ServerError(
                 f"generation cache {self.path} is locked by another process ({doing}: {text}); "
                 "fix: wait for the other `audit` run to finish, or give this run its own AUDIT_CACHE_DIR"
             ) from exc
-        raise InputError([Problem(
-            f"the generation cache is not a usable SQLite database ({doing} failed: damaged, or another kind of "
-            "file)", file=str(self.path), value=text,
-            fix="if it is an old cache, delete the file (`audit cache clear` cannot read it either); otherwise "
-                "point --cache or AUDIT_CACHE_DIR at another file",
-        )]) from exc
+        raise InputError(
+            [
+                Problem(
+                    f"the generation cache is not a usable SQLite database ({doing} failed: damaged, or another kind of "
+                    "file)",
+                    file=str(self.path),
+                    value=text,
+                    fix="if it is an old cache, delete the file (`audit cache clear` cannot read it either); otherwise "
+                    "point --cache or AUDIT_CACHE_DIR at another file",
+                )
+            ]
+        ) from exc
 
     # -- API ------------------------------------------------------------------------------------------------
     @staticmethod
@@ -240,9 +284,11 @@ class GenerationCache:
         try:
             with self._lock:
                 entries = self._conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
-                models = dict(self._conn.execute(
-                    "SELECT model, COUNT(*) FROM generations GROUP BY model ORDER BY model"
-                ).fetchall())
+                models = dict(
+                    self._conn.execute(
+                        "SELECT model, COUNT(*) FROM generations GROUP BY model ORDER BY model"
+                    ).fetchall()
+                )
         except sqlite3.Error as exc:
             self._raise(exc, "read")
         size = 0

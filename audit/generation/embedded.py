@@ -25,6 +25,7 @@ request when both run with ``n_batch=1`` (``--n_batch 1``), where each token is 
 One ``Llama`` per (path, n_threads, n_batch, logits_all) per process, used under a lock: llama.cpp contexts are
 not thread-safe, and on a small CPU box one model at a time is the fastest anyway.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -91,12 +92,18 @@ def preflight(path: str, n_threads: int | None) -> None:
         _probed.add(key)
         return
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE_CODE, path, "-" if n_threads is None else str(n_threads)],
-                              capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE_CODE, path, "-" if n_threads is None else str(n_threads)],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
-        raise ServerError(f"the embedded model did not answer a 4-token test generation within {PROBE_TIMEOUT_S} s "
-                          f"(model {path})\n    fix: check that the machine is not overloaded, or use a served "
-                          "endpoint") from None
+        raise ServerError(
+            f"the embedded model did not answer a 4-token test generation within {PROBE_TIMEOUT_S} s "
+            f"(model {path})\n    fix: check that the machine is not overloaded, or use a served "
+            "endpoint"
+        ) from None
     if proc.returncode == 0 and "ok" in proc.stdout:
         _probed.add(key)
         try:
@@ -113,8 +120,8 @@ def preflight(path: str, n_threads: int | None) -> None:
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
         cause = {
             "SIGILL": "llama.cpp executed an instruction this CPU (or its virtual machine) does not enable — a "
-                      "build made with -march=native on a machine that reports AMX or AVX-512, or a wheel built "
-                      "on another machine and reused from pip's cache",
+            "build made with -march=native on a machine that reports AMX or AVX-512, or a wheel built "
+            "on another machine and reused from pip's cache",
             "SIGSEGV": "llama.cpp crashed with a memory fault while loading or running the model",
             "SIGBUS": "llama.cpp crashed with a bus error (a truncated or unreadable model file?)",
             "SIGKILL": "the process was killed, usually by the out-of-memory killer",
@@ -123,15 +130,20 @@ def preflight(path: str, n_threads: int | None) -> None:
             f"the embedded model crashed with {name} in a test generation: {cause}\n"
             f"    library: {lib}\n    model: {path}\n"
             "    fix: reinstall llama-cpp-python portably — `rm -rf .venv && make demo` (tools/llama_wheel.sh builds "
-            "it without -march=native and never reuses a cached wheel), or use a served endpoint")
+            "it without -march=native and never reuses a cached wheel), or use a served endpoint"
+        )
     tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
-    raise ServerError(f"the embedded model failed a test generation (exit code {proc.returncode}): "
-                      + " | ".join(tail) + f"\n    model: {path}\n    fix: check the model file and the "
-                      "llama-cpp-python installation (`make test` reinstalls it portably)")
+    raise ServerError(
+        f"the embedded model failed a test generation (exit code {proc.returncode}): "
+        + " | ".join(tail)
+        + f"\n    model: {path}\n    fix: check the model file and the "
+        "llama-cpp-python installation (`make test` reinstalls it portably)"
+    )
 
 
-def load(model_path: str | None = None, n_threads: int | None = None, logits_all: bool = False,
-         n_batch: int | None = None):
+def load(
+    model_path: str | None = None, n_threads: int | None = None, logits_all: bool = False, n_batch: int | None = None
+):
     """The process-wide ``Llama`` for this file and thread count (loaded on first use).
 
     ``logits_all`` (needed for logprobs, as llama-cpp-python's server always sets it) gets its own instance:
@@ -144,8 +156,7 @@ def load(model_path: str | None = None, n_threads: int | None = None, logits_all
         llm = _models.get(key)
         if llm is None:
             preflight(path, n_threads)
-            kwargs: dict[str, Any] = {"model_path": path, "n_ctx": N_CTX, "verbose": False,
-                                      "logits_all": logits_all}
+            kwargs: dict[str, Any] = {"model_path": path, "n_ctx": N_CTX, "verbose": False, "logits_all": logits_all}
             if n_threads is not None:
                 kwargs["n_threads"] = n_threads
             if n_batch is not None:
@@ -187,15 +198,21 @@ def _wants_gemma_format(llm: Any) -> bool:
 
 def _sampling(request: "GenerationRequest") -> dict[str, Any]:
     kw: dict[str, Any] = dict(SERVER_SAMPLING_DEFAULTS)
-    kw.update(max_tokens=int(request.max_tokens), temperature=float(request.temperature),
-              top_p=float(request.top_p), stop=list(request.stop), seed=request.seed)
+    kw.update(
+        max_tokens=int(request.max_tokens),
+        temperature=float(request.temperature),
+        top_p=float(request.top_p),
+        stop=list(request.stop),
+        seed=request.seed,
+    )
     return kw
 
 
 def complete(endpoint: "Endpoint", request: "GenerationRequest") -> dict:
     """The OpenAI-shaped response dict llama-cpp-python returns for this request (blocking)."""
-    llm = load(endpoint.model_path, endpoint.n_threads, logits_all=request.logprobs is not None,
-               n_batch=endpoint.n_batch)
+    llm = load(
+        endpoint.model_path, endpoint.n_threads, logits_all=request.logprobs is not None, n_batch=endpoint.n_batch
+    )
     kw = _sampling(request)
     with _lock:
         llm.reset()  # no KV reuse from the previous request: same request, same schedule, same output

@@ -16,6 +16,7 @@ guarantees:
 * ``timeout_s`` is a deadline for the whole request (connect, headers and body), not a per-read timeout: a server
   that trickles a byte a second is cut off; an answer larger than ``MAX_RESPONSE_BYTES`` is refused.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -91,8 +92,7 @@ class _Pool:
         order = {b: (i - self._rr) % n for i, b in enumerate(self.bases)}
         self._rr = (self._rr + 1) % n
         free = [b for b in self.bases if self.in_flight[b] < self.per_base]
-        return min(free, key=lambda b: (self.penalty_until[b] > now, b == avoid and n > 1,
-                                        self.in_flight[b], order[b]))
+        return min(free, key=lambda b: (self.penalty_until[b] > now, b == avoid and n > 1, self.in_flight[b], order[b]))
 
     async def acquire(self, avoid: str | None) -> str:
         await self.total.acquire()
@@ -134,8 +134,14 @@ def _describe(label: str) -> str:
 
 
 class _Run:
-    def __init__(self, endpoint: Endpoint, cache: "GenerationCache | None", label: str, rng: random.Random,
-                 field: str | None = None):
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        cache: "GenerationCache | None",
+        label: str,
+        rng: random.Random,
+        field: str | None = None,
+    ):
         self.endpoint = endpoint
         self.cache = cache
         self.label = label
@@ -154,40 +160,57 @@ class _Run:
         kind = failure.kind if failure is not None else "other"
         reps = f" and {f('replicas')}" if ep.replicas else ""
         if kind == "connect":
-            return (f"nothing accepts connections there: start the model server, or correct {f('endpoint')}{reps} "
-                    "(host and port)")
+            return (
+                f"nothing accepts connections there: start the model server, or correct {f('endpoint')}{reps} "
+                "(host and port)"
+            )
         if kind == "timeout":
-            return (f"the server did not finish an answer within {f('timeout_s')} = {ep.timeout_s:g} s (a deadline "
-                    f"for the whole request): raise timeout_s for long generations, lower {f('max_concurrency')} if "
-                    "the server is overloaded, or check that it is not stuck")
+            return (
+                f"the server did not finish an answer within {f('timeout_s')} = {ep.timeout_s:g} s (a deadline "
+                f"for the whole request): raise timeout_s for long generations, lower {f('max_concurrency')} if "
+                "the server is overloaded, or check that it is not stuck"
+            )
         if kind == "rate_limit":
-            return (f"the server is rate-limiting (HTTP 429): lower {f('max_concurrency')} or raise "
-                    f"{f('max_retries')}; finished generations are cached, so re-running resumes where this stopped")
+            return (
+                f"the server is rate-limiting (HTTP 429): lower {f('max_concurrency')} or raise "
+                f"{f('max_retries')}; finished generations are cached, so re-running resumes where this stopped"
+            )
         if kind == "server":
-            return ("the server keeps failing: check its log (out of memory? a prompt longer than its context?); "
-                    f"raise {f('max_retries')} for a flaky server; finished generations are cached, so re-running "
-                    "resumes where this stopped")
+            return (
+                "the server keeps failing: check its log (out of memory? a prompt longer than its context?); "
+                f"raise {f('max_retries')} for a flaky server; finished generations are cached, so re-running "
+                "resumes where this stopped"
+            )
         if kind == "malformed":
-            return (f"the server answers, but not with OpenAI-style completions: check that {f('endpoint')} is the "
-                    f"base URL (usually ending in /v1) and that {f('api')} ({ep.api!r}) is what the server serves")
+            return (
+                f"the server answers, but not with OpenAI-style completions: check that {f('endpoint')} is the "
+                f"base URL (usually ending in /v1) and that {f('api')} ({ep.api!r}) is what the server serves"
+            )
         if kind == "broken":
-            return ("the connection broke while the answer was on its way: check the server's log and any proxy "
-                    "in between; finished generations are cached, so re-running resumes where this stopped")
+            return (
+                "the connection broke while the answer was on its way: check the server's log and any proxy "
+                "in between; finished generations are cached, so re-running resumes where this stopped"
+            )
         if kind == "too_large":
-            return (f"the answer is larger than {MAX_RESPONSE_BYTES >> 20} MiB: check the server, and the budget "
-                    "(max_tokens) it was asked for")
+            return (
+                f"the answer is larger than {MAX_RESPONSE_BYTES >> 20} MiB: check the server, and the budget "
+                "(max_tokens) it was asked for"
+            )
         return f"check {f('endpoint')}, {f('model')} and {f('api')} against what the server serves"
 
-    def error(self, request: GenerationRequest, where: str, attempts: int, failure: "_Failure",
-              key: str | None) -> ServerError:
+    def error(
+        self, request: GenerationRequest, where: str, attempts: int, failure: "_Failure", key: str | None
+    ) -> ServerError:
         head = f"{_describe(self.label)}: " if self.label else ""
-        msg = (f"{head}generation for item {request.item_id!r} from {where} failed after {attempts} attempt(s); "
-               f"last error: {failure.message}\n    fix: {failure.fix or self.fix_text(failure)}")
+        msg = (
+            f"{head}generation for item {request.item_id!r} from {where} failed after {attempts} attempt(s); "
+            f"last error: {failure.message}\n    fix: {failure.fix or self.fix_text(failure)}"
+        )
         return ServerError(scrub_secret(msg, key))
 
     def delay(self, attempt: int) -> float:
         ep = self.endpoint
-        d = min(ep.backoff_max_s, ep.backoff_base_s * (2 ** attempt))
+        d = min(ep.backoff_max_s, ep.backoff_base_s * (2**attempt))
         return d * (1.0 + 0.25 * self.rng.random())
 
     def store(self, key: str, gen: Generation) -> None:
@@ -215,26 +238,40 @@ class _Run:
             try:
                 # The whole request — connect, headers, body — within timeout_s: httpx's timeout bounds each read,
                 # so a server sending a byte a second would otherwise never time out.
-                resp, body = await asyncio.wait_for(_post_bounded(client, base + path, payload, headers, timeout),
-                                                    timeout=ep.timeout_s)
+                resp, body = await asyncio.wait_for(
+                    _post_bounded(client, base + path, payload, headers, timeout), timeout=ep.timeout_s
+                )
             except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
-                failure = _Failure(f"no complete answer within timeout_s = {ep.timeout_s:g} s "
-                                   f"({type(exc).__name__})", True, kind="timeout")
+                failure = _Failure(
+                    f"no complete answer within timeout_s = {ep.timeout_s:g} s ({type(exc).__name__})",
+                    True,
+                    kind="timeout",
+                )
             except httpx.ConnectError as exc:
-                failure = _Failure(f"cannot connect ({str(exc) or type(exc).__name__})", True, connect=True,
-                                   kind="connect")
+                failure = _Failure(
+                    f"cannot connect ({str(exc) or type(exc).__name__})", True, connect=True, kind="connect"
+                )
                 pool.penalise(base, 5.0)
             except _TooLarge:
                 failure = _Failure(f"the answer is larger than {MAX_RESPONSE_BYTES >> 20} MiB", False, kind="too_large")
             except httpx.TransportError as exc:
-                failure = _Failure(f"{type(exc).__name__}: {str(exc) or 'connection broken or reset'}", True,
-                                   kind="broken")
+                failure = _Failure(
+                    f"{type(exc).__name__}: {str(exc) or 'connection broken or reset'}", True, kind="broken"
+                )
             except httpx.DecodingError as exc:  # e.g. "Content-Encoding: gzip" over a body that is not gzip
-                failure = _Failure(f"the answer's body cannot be decoded as its Content-Encoding says "
-                                   f"({str(exc)[:200] or type(exc).__name__})", True, kind="malformed")
+                failure = _Failure(
+                    f"the answer's body cannot be decoded as its Content-Encoding says "
+                    f"({str(exc)[:200] or type(exc).__name__})",
+                    True,
+                    kind="malformed",
+                )
             except (httpx.InvalidURL, ValueError) as exc:
-                failure = _Failure(f"invalid URL {public_url(base + path)!r}: {exc}", False, kind="other",
-                                   fix=f"correct {self.fld('endpoint')} (e.g. http://127.0.0.1:8000/v1)")
+                failure = _Failure(
+                    f"invalid URL {public_url(base + path)!r}: {exc}",
+                    False,
+                    kind="other",
+                    fix=f"correct {self.fld('endpoint')} (e.g. http://127.0.0.1:8000/v1)",
+                )
             except httpx.HTTPError as exc:  # any other protocol fault of the server (redirect loops, stream errors)
                 failure = _Failure(f"{type(exc).__name__}: {str(exc)[:200] or 'protocol error'}", True, kind="broken")
             finally:
@@ -280,19 +317,28 @@ class _Run:
             except MalformedResponse as exc:
                 return _Failure(f"HTTP 200 but {exc}", True, kind="malformed")
         if status == 429 or status in _RETRYABLE_STATUS or status >= 500:
-            return _Failure(f"HTTP {status}: {snippet!r}", True,
-                            retry_after=_retry_after(resp.headers.get("retry-after")),
-                            kind="rate_limit" if status == 429 else "server")
+            return _Failure(
+                f"HTTP {status}: {snippet!r}",
+                True,
+                retry_after=_retry_after(resp.headers.get("retry-after")),
+                kind="rate_limit" if status == 429 else "server",
+            )
         if status in (401, 403):
-            fix = (f"check the API key in ${self.endpoint.api_key_env} ({f('api_key_env')})"
-                   if self.endpoint.api_key_env
-                   else f"the server wants an API key: set {f('api_key_env')} to the name of a variable holding it")
+            fix = (
+                f"check the API key in ${self.endpoint.api_key_env} ({f('api_key_env')})"
+                if self.endpoint.api_key_env
+                else f"the server wants an API key: set {f('api_key_env')} to the name of a variable holding it"
+            )
         elif status == 404:
-            fix = (f"check {f('endpoint')} (OpenAI-compatible servers usually serve under /v1), {f('api')} "
-                   f"({self.endpoint.api!r}) and {f('model')} ({self.endpoint.model!r})")
+            fix = (
+                f"check {f('endpoint')} (OpenAI-compatible servers usually serve under /v1), {f('api')} "
+                f"({self.endpoint.api!r}) and {f('model')} ({self.endpoint.model!r})"
+            )
         else:
-            fix = (f"the server rejected the request: check {f('model')} ({self.endpoint.model!r}), {f('api')}, "
-                   "and the budget (max_tokens) against the model's context length")
+            fix = (
+                f"the server rejected the request: check {f('model')} ({self.endpoint.model!r}), {f('api')}, "
+                "and the budget (max_tokens) against the model's context length"
+            )
         return _Failure(f"HTTP {status}: {snippet!r}", False, fix=fix, kind="client")
 
     # -- embedded ----------------------------------------------------------------------------------------------
@@ -334,11 +380,14 @@ def _validate(endpoint: Endpoint, requests: list[GenerationRequest], label: str)
     problems = endpoint.problems(where)
     bad_api = [r.item_id for r in requests if r.system_prompt is not None and endpoint.api != "chat"]
     if bad_api:
-        problems.append(Problem(
-            "system_prompt is only sent with api: chat; with completions it would be silently dropped",
-            field=f"{where}.api", value=bad_api[:5],
-            fix="use api: chat, or fold the system prompt into the prompt",
-        ))
+        problems.append(
+            Problem(
+                "system_prompt is only sent with api: chat; with completions it would be silently dropped",
+                field=f"{where}.api",
+                value=bad_api[:5],
+                fix="use api: chat, or fold the system prompt into the prompt",
+            )
+        )
     bad_tokens = [r.item_id for r in requests if r.max_tokens < 1]
     if bad_tokens:
         problems.append(Problem("max_tokens must be >= 1", field="max_tokens", value=bad_tokens[:5]))
@@ -498,8 +547,16 @@ def _server_tokenize(endpoint: Endpoint, text: str) -> list[int] | None:
     # vLLM: /tokenize {"model", "prompt"}. The first that answers with a list of ints wins.
     attempts: list[tuple[str, dict[str, Any]]] = [
         ("/extras/tokenize", {"input": text, "model": endpoint.model}),
-        ("/tokenize", {"content": text, "add_special": False, "model": endpoint.model, "prompt": text,
-                       "add_special_tokens": False}),
+        (
+            "/tokenize",
+            {
+                "content": text,
+                "add_special": False,
+                "model": endpoint.model,
+                "prompt": text,
+                "add_special_tokens": False,
+            },
+        ),
     ]
     for path, body in attempts:
         data = _post_json(endpoint, path, body)
@@ -525,7 +582,7 @@ def tokenize(endpoint: Endpoint, text: str) -> list[int] | None:
     # some servers always add BOS: whatever they add to the empty string is a prefix to strip
     empty = _server_tokenize(endpoint, "") or []
     if empty and toks[: len(empty)] == empty:
-        toks = toks[len(empty):]
+        toks = toks[len(empty) :]
     return toks
 
 
@@ -535,8 +592,10 @@ def detokenize(endpoint: Endpoint, ids: list[int]) -> str | None:
         from audit.generation import embedded
 
         return embedded.detokenize(endpoint, ids)
-    for path, body in [("/extras/detokenize", {"tokens": ids, "model": endpoint.model}),
-                       ("/detokenize", {"tokens": ids, "model": endpoint.model})]:
+    for path, body in [
+        ("/extras/detokenize", {"tokens": ids, "model": endpoint.model}),
+        ("/detokenize", {"tokens": ids, "model": endpoint.model}),
+    ]:
         data = _post_json(endpoint, path, body)
         if isinstance(data, dict):
             for name in ("text", "content", "prompt"):
@@ -545,8 +604,9 @@ def detokenize(endpoint: Endpoint, ids: list[int]) -> str | None:
     return None
 
 
-def truncate_to_tokens(gen: Generation, budget: int, endpoint: Endpoint, *,
-                       request: GenerationRequest | None = None) -> Generation:
+def truncate_to_tokens(
+    gen: Generation, budget: int, endpoint: Endpoint, *, request: GenerationRequest | None = None
+) -> Generation:
     """The generation this request would have produced with ``max_tokens=budget``, cut from a longer one.
 
     Valid for greedy decoding only (pass ``request`` to have that checked): each greedy token depends only on
@@ -564,10 +624,16 @@ def truncate_to_tokens(gen: Generation, budget: int, endpoint: Endpoint, *,
     if budget < 1:
         raise ValueError("budget must be >= 1")
     if request is not None and not request.greedy:
-        raise InputError([Problem(
-            "a budget sweep can only be cut from one run when decoding is greedy", field="temperature",
-            value=request.temperature, fix="set temperature: 0, or run each budget separately",
-        )])
+        raise InputError(
+            [
+                Problem(
+                    "a budget sweep can only be cut from one run when decoding is greedy",
+                    field="temperature",
+                    value=request.temperature,
+                    fix="set temperature: 0, or run each budget separately",
+                )
+            ]
+        )
     if gen.completion_tokens is not None and gen.completion_tokens <= budget:
         return gen
     n_full = gen.completion_tokens
@@ -577,35 +643,49 @@ def truncate_to_tokens(gen: Generation, budget: int, endpoint: Endpoint, *,
         joined = "".join(toks)
         if joined == gen.text or (gen.finish_reason == "stop" and joined.startswith(gen.text)):
             lps = gen.token_logprobs[:budget] if gen.token_logprobs is not None else None
-            return replace(gen, text="".join(toks[:budget]), finish_reason="length", completion_tokens=budget,
-                           tokens=tuple(toks[:budget]), token_logprobs=lps,
-                           truncated_from=n_full if n_full is not None else len(toks))
+            return replace(
+                gen,
+                text="".join(toks[:budget]),
+                finish_reason="length",
+                completion_tokens=budget,
+                tokens=tuple(toks[:budget]),
+                token_logprobs=lps,
+                truncated_from=n_full if n_full is not None else len(toks),
+            )
 
     ids = tokenize(endpoint, gen.text)
     if ids is None:
         raise TruncationError(
             f"cannot cut a generation to {budget} tokens: no token strings were recorded (logprobs not asked) "
             f"and {public_url(endpoint.url)} offers no tokenizer route\n"
-            "    fix: request logprobs, or run this budget separately")
+            "    fix: request logprobs, or run this budget separately"
+        )
     # A generation that ended on a stop sequence counts the stop sequence's tokens, which its text omits.
     stopped = gen.finish_reason == "stop"
     if n_full is not None and (len(ids) > n_full if stopped else len(ids) != n_full):
         raise TruncationError(
             f"cannot cut a generation to {budget} tokens exactly: re-tokenizing its text gives {len(ids)} tokens, "
-            f"the server generated {n_full}\n    fix: request logprobs, or run this budget separately")
+            f"the server generated {n_full}\n    fix: request logprobs, or run this budget separately"
+        )
     if len(ids) <= budget:
         if n_full is not None and budget < n_full:
             # The text is exactly ``budget`` tokens and the stop sequence followed as whole tokens: the shorter run
             # generated the same text and stopped by length.
-            if stopped and len(ids) == budget and request is not None and any(
-                    (t := tokenize(endpoint, gen.text + stop)) is not None and len(t) == n_full
-                    for stop in request.stop):
+            if (
+                stopped
+                and len(ids) == budget
+                and request is not None
+                and any(
+                    (t := tokenize(endpoint, gen.text + stop)) is not None and len(t) == n_full for stop in request.stop
+                )
+            ):
                 return replace(gen, finish_reason="length", completion_tokens=budget, truncated_from=n_full)
             # Otherwise the budget ends inside the stop sequence: the shorter run would stop by length, perhaps
             # with part of the stop sequence in its text. Not derivable exactly.
             raise TruncationError(
                 f"cannot cut a generation to {budget} tokens: the budget ends inside its stop sequence\n"
-                "    fix: run this budget separately")
+                "    fix: run this budget separately"
+            )
         return gen if n_full is not None else replace(gen, completion_tokens=len(ids))
     full = detokenize(endpoint, ids)
     cut = detokenize(endpoint, ids[:budget])
@@ -614,6 +694,14 @@ def truncate_to_tokens(gen: Generation, budget: int, endpoint: Endpoint, *,
     if cut is None or lost is None or (lost and not lost.isspace()):
         raise TruncationError(
             f"cannot cut a generation to {budget} tokens exactly: the tokenizer does not round-trip its text\n"
-            "    fix: request logprobs, or run this budget separately")
-    return replace(gen, text=lost + cut, finish_reason="length", completion_tokens=budget, tokens=None,
-                   token_logprobs=None, truncated_from=len(ids))
+            "    fix: request logprobs, or run this budget separately"
+        )
+    return replace(
+        gen,
+        text=lost + cut,
+        finish_reason="length",
+        completion_tokens=budget,
+        tokens=None,
+        token_logprobs=None,
+        truncated_from=len(ids),
+    )

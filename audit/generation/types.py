@@ -3,6 +3,7 @@
 Shared by the HTTP runner (:mod:`audit.generation.http`), the embedded model (:mod:`audit.generation.embedded`) and
 the cache (:mod:`audit.generation.cache`); it imports none of them.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,14 @@ from audit.errors import InputError, Problem, ServerError
 
 EMBEDDED = "embedded"
 _FINISH_ALIASES = {
-    "stop": "stop", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "end_turn": "stop",
-    "length": "length", "max_tokens": "length", "max_length": "length",
+    "stop": "stop",
+    "eos": "stop",
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "end_turn": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "max_length": "length",
 }
 MAX_RESPONSE_BYTES = 64 << 20
 """Largest answer accepted from a server (a completion of a million tokens is a few MiB)."""
@@ -96,34 +103,57 @@ class Endpoint:
         if self.api not in ("completions", "chat"):
             out.append(Problem("api must be 'completions' or 'chat'", field=f"{where}.api", value=self.api))
         if not self.model:
-            out.append(Problem("model name is empty", field=f"{where}.model",
-                               fix="set the model name the server serves (GET {url}/models lists them)"))
+            out.append(
+                Problem(
+                    "model name is empty",
+                    field=f"{where}.model",
+                    fix="set the model name the server serves (GET {url}/models lists them)",
+                )
+            )
         if self.max_concurrency < 1:
-            out.append(Problem("max_concurrency must be >= 1", field=f"{where}.max_concurrency",
-                               value=self.max_concurrency))
+            out.append(
+                Problem("max_concurrency must be >= 1", field=f"{where}.max_concurrency", value=self.max_concurrency)
+            )
         if self.max_retries < 0:
             out.append(Problem("max_retries must be >= 0", field=f"{where}.max_retries", value=self.max_retries))
         if not self.timeout_s > 0:
             out.append(Problem("timeout_s must be > 0", field=f"{where}.timeout_s", value=self.timeout_s))
         if self.is_embedded:
             if self.replicas:
-                out.append(Problem("an embedded endpoint cannot have replicas", field=f"{where}.replicas",
-                                   value=list(self.replicas)))
+                out.append(
+                    Problem(
+                        "an embedded endpoint cannot have replicas",
+                        field=f"{where}.replicas",
+                        value=list(self.replicas),
+                    )
+                )
         else:
             for name, u in [("url", self.url)] + [(f"replicas[{i}]", r) for i, r in enumerate(self.replicas)]:
                 why = url_problem(u)
                 if why is not None:
-                    out.append(Problem(
-                        why, field=f"{where}.{name}", value=public_url(u),
-                        fix="use 'embedded' or a base URL like http://127.0.0.1:8000/v1 (ports run from 1 to 65535)",
-                    ))
+                    out.append(
+                        Problem(
+                            why,
+                            field=f"{where}.{name}",
+                            value=public_url(u),
+                            fix="use 'embedded' or a base URL like http://127.0.0.1:8000/v1 (ports run from 1 to 65535)",
+                        )
+                    )
             for name in ("model_path", "n_threads", "n_batch"):
                 if getattr(self, name) is not None:
-                    out.append(Problem(f"{name} only applies to url: embedded", field=f"{where}.{name}",
-                                       value=getattr(self, name)))
+                    out.append(
+                        Problem(
+                            f"{name} only applies to url: embedded", field=f"{where}.{name}", value=getattr(self, name)
+                        )
+                    )
         if self.api_key_env is not None and not self.api_key_env.strip():
-            out.append(Problem("api_key_env must name an environment variable", field=f"{where}.api_key_env",
-                               value=self.api_key_env))
+            out.append(
+                Problem(
+                    "api_key_env must name an environment variable",
+                    field=f"{where}.api_key_env",
+                    value=self.api_key_env,
+                )
+            )
         return out
 
 
@@ -236,12 +266,17 @@ def api_key_of(endpoint: Endpoint) -> str | None:
 
     register_secret(key)
     if not key:
-        raise InputError([Problem(
-            f"environment variable {endpoint.api_key_env} is not set (it should hold the API key)",
-            field="api_key_env", value=endpoint.api_key_env,
-            fix=f"export {endpoint.api_key_env}=... before running, or remove api_key_env for a server "
-                "without authentication",
-        )])
+        raise InputError(
+            [
+                Problem(
+                    f"environment variable {endpoint.api_key_env} is not set (it should hold the API key)",
+                    field="api_key_env",
+                    value=endpoint.api_key_env,
+                    fix=f"export {endpoint.api_key_env}=... before running, or remove api_key_env for a server "
+                    "without authentication",
+                )
+            ]
+        )
     return key
 
 
@@ -259,8 +294,13 @@ def scrub_generation(gen: "Generation") -> "Generation":
 
     texts = (gen.text, gen.reasoning_text)
     if any(contains_secret(t) for t in texts) or (gen.tokens is not None and contains_secret("".join(gen.tokens))):
-        return replace(gen, text=scrub(gen.text), reasoning_text=scrub(gen.reasoning_text) if gen.reasoning_text
-                       else gen.reasoning_text, tokens=None, token_logprobs=None)
+        return replace(
+            gen,
+            text=scrub(gen.text),
+            reasoning_text=scrub(gen.reasoning_text) if gen.reasoning_text else gen.reasoning_text,
+            tokens=None,
+            token_logprobs=None,
+        )
     return gen
 
 
@@ -336,8 +376,10 @@ def parse_response(data: Any, api: str, latency_s: float) -> Generation:
             # The server said why it stopped (e.g. "length"): no output, not a broken response.
             text, no_output = "", "null text"
     if not isinstance(text, str):
-        raise MalformedResponse("response choice has no text"
-                                + (" and no finish_reason (the server did not say why)" if finish is None else ""))
+        raise MalformedResponse(
+            "response choice has no text"
+            + (" and no finish_reason (the server did not say why)" if finish is None else "")
+        )
 
     raw_usage = data.get("usage")
     usage = raw_usage if isinstance(raw_usage, dict) else {}
@@ -373,6 +415,3 @@ def _float(v: Any) -> float:
         return float(v)  # numpy scalars from the embedded model included
     except (TypeError, ValueError):
         return math.nan
-
-
-

@@ -4,6 +4,7 @@
 that the runs can be paired: the same items in both arms, the same prompt within an arm across budgets, and logs
 that were generated at the budget they are filed under.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,39 +58,59 @@ def load_records(claim: Claim, plan: Plan | None = None) -> Records:
     if samples.reduce is not None:
         from audit.importers.reduce import reduce_samples
 
-        table, per_sample, reductions, probs = reduce_samples(
-            table, {arm: samples.reduction(arm) for arm in ARMS})
+        table, per_sample, reductions, probs = reduce_samples(table, {arm: samples.reduction(arm) for arm in ARMS})
         if probs:
             raise InputError([dataclasses.replace(p, file=str(claim.path)) for p in probs])
     problems = list(_hash_problems(table))
     if claim.options.cluster_field and table["cluster"].isna().any():
         r = table[table["cluster"].isna()].iloc[0]
-        problems.append(Problem(f"options.cluster_field {claim.options.cluster_field!r} is missing on "
-                                f"{int(table['cluster'].isna().sum())} row(s)", file=str(r["source"]),
-                                line=int(r["line"]),
-                                fix="give every item its cluster (lm-eval: a key of doc; jsonl: a top-level key)"))
+        problems.append(
+            Problem(
+                f"options.cluster_field {claim.options.cluster_field!r} is missing on "
+                f"{int(table['cluster'].isna().sum())} row(s)",
+                file=str(r["source"]),
+                line=int(r["line"]),
+                fix="give every item its cluster (lm-eval: a key of doc; jsonl: a top-level key)",
+            )
+        )
     if problems:
         raise InputError(problems)
-    return build_records([table], sources, settings, where, per_sample=per_sample, reductions=reductions,
-                         scoring_notes=scoring_notes)
+    return build_records(
+        [table], sources, settings, where, per_sample=per_sample, reductions=reductions, scoring_notes=scoring_notes
+    )
 
 
 def _check_replayable(claim: Claim) -> Samples:
     """The claim's samples section; refuse a claim with no per-sample logs to replay (no samples:, or a
     results-only claim)."""
     if claim.samples is None:
-        raise InputError([Problem("the claim has no samples: section", file=str(claim.path),
-                                  fix="add samples: with per-arm logs, or audit the reported numbers only")])
+        raise InputError(
+            [
+                Problem(
+                    "the claim has no samples: section",
+                    file=str(claim.path),
+                    fix="add samples: with per-arm logs, or audit the reported numbers only",
+                )
+            ]
+        )
     if claim.samples.format == "lm-eval-results":  # load_claim reads results files into reported counts, clears samples
-        raise InputError([Problem("a results-only claim (samples.format: lm-eval-results) has no per-sample logs to "
-                                  "replay", file=str(claim.path), field="samples.format",
-                                  fix="load the claim with audit.claim.load_claim (check_files=True), which reads "
-                                      "the results files into claim.reported")])
+        raise InputError(
+            [
+                Problem(
+                    "a results-only claim (samples.format: lm-eval-results) has no per-sample logs to replay",
+                    file=str(claim.path),
+                    field="samples.format",
+                    fix="load the claim with audit.claim.load_claim (check_files=True), which reads "
+                    "the results files into claim.reported",
+                )
+            ]
+        )
     return claim.samples
 
 
-def _read_runs(claim: Claim, samples: Samples, plan: Plan) -> tuple[list[pd.DataFrame], list[Source],
-                                                                  dict[str, dict], dict]:
+def _read_runs(
+    claim: Claim, samples: Samples, plan: Plan
+) -> tuple[list[pd.DataFrame], list[Source], dict[str, dict], dict]:
     """Every run's logs read by the format's importer: (frames, sources, settings, where each cell was read from),
     or InputError."""
     importer = IMPORTERS[samples.format]
@@ -99,8 +120,11 @@ def _read_runs(claim: Claim, samples: Samples, plan: Plan) -> tuple[list[pd.Data
     settings: dict[str, dict] = {a: {} for a in ARMS}
     where: dict[tuple, str] = {}
     matched = {run: resolve_paths(claim, run.logs or "") for run in plan.runs}  # each glob once
-    prefetched = importer.prefetch(claim, {run: importer.select(files) for run, files in matched.items()}) \
-        if importer.prefetch is not None else {}
+    prefetched = (
+        importer.prefetch(claim, {run: importer.select(files) for run, files in matched.items()})
+        if importer.prefetch is not None
+        else {}
+    )
     for run in plan.runs:
         variant, arm, budget, pattern, field_path = run.variant, run.arm, run.budget, run.logs, run.field or ""
         files = importer.select(matched[run])
@@ -121,8 +145,16 @@ def _read_runs(claim: Claim, samples: Samples, plan: Plan) -> tuple[list[pd.Data
     if problems:
         raise InputError(problems)
     if not frames:  # pragma: no cover - every empty file is reported above
-        raise InputError([Problem("the sample logs hold no records", file=str(claim.path), field="samples",
-                                  fix="point samples: at the runs' sample logs")])
+        raise InputError(
+            [
+                Problem(
+                    "the sample logs hold no records",
+                    file=str(claim.path),
+                    field="samples",
+                    fix="point samples: at the runs' sample logs",
+                )
+            ]
+        )
     return frames, sources, settings, where
 
 
@@ -168,10 +200,16 @@ def apply_target_regex(table: pd.DataFrame, regex: str, claim_file: str) -> list
         r = table.iloc[bad[0]]
         shown = str(r["target"])
         shown = shown if len(shown) <= 120 else "…" + shown[-120:]
-        return [Problem(f"samples.target_regex {regex!r} matches none of {len(bad)} target(s) (this one: {shown!r})",
-                        file=str(r["source"]), line=_line(r["line"]), field="samples.target_regex",
-                        fix="write a regex that matches the final answer of every target (its first group is the "
-                            "answer), e.g. '####\\s*(.+?)\\s*$'")]
+        return [
+            Problem(
+                f"samples.target_regex {regex!r} matches none of {len(bad)} target(s) (this one: {shown!r})",
+                file=str(r["source"]),
+                line=_line(r["line"]),
+                field="samples.target_regex",
+                fix="write a regex that matches the final answer of every target (its first group is the "
+                "answer), e.g. '####\\s*(.+?)\\s*$'",
+            )
+        ]
     table["target"] = new
     return []
 
@@ -179,8 +217,9 @@ def apply_target_regex(table: pd.DataFrame, regex: str, claim_file: str) -> list
 _NO_MATCH = object()
 
 
-def _file_problems(df: pd.DataFrame | None, files: list[Path], probs: list[Problem], pattern, field_path: str,
-                   claim_file: str) -> list[Problem]:
+def _file_problems(
+    df: pd.DataFrame | None, files: list[Path], probs: list[Problem], pattern, field_path: str, claim_file: str
+) -> list[Problem]:
     """A file that gave no sample line at all, and a pattern whose files repeat each other's items (a glob that
     matches two runs, e.g. runs/base_*/ over base_16 and base_64)."""
     out: list[Problem] = []
@@ -188,9 +227,13 @@ def _file_problems(df: pd.DataFrame | None, files: list[Path], probs: list[Probl
     bad_files = {p.file for p in probs}
     for f in files:
         if counts.get(str(f), 0) == 0 and str(f) not in bad_files:
-            out.append(Problem("the log has no sample lines (the file is empty or blank)", file=str(f),
-                               fix=f"point {field_path} at the run's sample log, or re-run the evaluation with "
-                                   "per-sample logging"))
+            out.append(
+                Problem(
+                    "the log has no sample lines (the file is empty or blank)",
+                    file=str(f),
+                    fix=f"point {field_path} at the run's sample log, or re-run the evaluation with per-sample logging",
+                )
+            )
     if df is not None and len(df) and len(files) > 1:
         keys = ["item_id", "scoring"] if "scoring" in df.columns else ["item_id"]
         per_item = df.groupby(keys, sort=False)["source"].nunique()
@@ -199,11 +242,16 @@ def _file_problems(df: pd.DataFrame | None, files: list[Path], probs: list[Probl
             key = shared.index[0]
             item = key[0] if isinstance(key, tuple) else key
             holders = sorted(df.loc[df["item_id"] == item, "source"].unique())
-            out.append(Problem(
-                f"{pattern!r} matches {len(files)} files that hold the same items (item {item!r} is in "
-                f"{holders[0]} and {holders[1]}; {len(shared)} item(s) repeat): the pattern probably matches "
-                "more than one run", file=claim_file, field=field_path,
-                fix="narrow the glob to one run's folder (one budget, one arm), e.g. runs/base_16/*.jsonl"))
+            out.append(
+                Problem(
+                    f"{pattern!r} matches {len(files)} files that hold the same items (item {item!r} is in "
+                    f"{holders[0]} and {holders[1]}; {len(shared)} item(s) repeat): the pattern probably matches "
+                    "more than one run",
+                    file=claim_file,
+                    field=field_path,
+                    fix="narrow the glob to one run's folder (one budget, one arm), e.g. runs/base_16/*.jsonl",
+                )
+            )
     return out
 
 
@@ -236,8 +284,7 @@ def _read_lmeval_in_parallel(claim: Claim, files_by_run: dict) -> dict:
         return {}
     workers = os.environ.get("AUDIT_READ_WORKERS", "").strip()
     cores = min(cores, int(workers)) if workers.isdigit() else cores
-    if len(jobs) < 2 or cores < 2 or size < PARALLEL_MIN_BYTES \
-            or "fork" not in multiprocessing.get_all_start_methods():
+    if len(jobs) < 2 or cores < 2 or size < PARALLEL_MIN_BYTES or "fork" not in multiprocessing.get_all_start_methods():
         return {}
     if not workers.isdigit():
         idle = _idle_cores()
@@ -246,10 +293,12 @@ def _read_lmeval_in_parallel(claim: Claim, files_by_run: dict) -> dict:
             if cores < 2:
                 return {}
     try:
-        with ProcessPoolExecutor(max_workers=min(cores, len(jobs)),
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {run: pool.submit(_read_lmeval, claim, files, run.arm, run.budget, run.variant)
-                       for run, files in jobs}
+        with ProcessPoolExecutor(
+            max_workers=min(cores, len(jobs)), mp_context=multiprocessing.get_context("fork")
+        ) as pool:
+            futures = {
+                run: pool.submit(_read_lmeval, claim, files, run.arm, run.budget, run.variant) for run, files in jobs
+            }
             return {run: fut.result() for run, fut in futures.items()}
     except Exception:  # noqa: BLE001 - a worker that died or could not pickle: read in-process instead
         return {}
@@ -279,14 +328,24 @@ def _idle_cores(interval: float = 0.05) -> float | None:
     return (idle1 - idle0) / (total1 - total0) * cpus
 
 
-def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int | None,
-                 variant: str = DEFAULT_VARIANT) -> Frame:
+def _read_lmeval(
+    claim: Claim, files: list[Path], arm: str, budget: int | None, variant: str = DEFAULT_VARIANT
+) -> Frame:
     problems: list[Problem] = []
     tasks = sorted({task_of(f) for f in files})
     if len(tasks) > 1:
-        return None, [Problem(f"the pattern for {arm} at budget {budget} matches samples of several tasks: {tasks}",
-                              file=str(claim.path), field=f"samples.{arm}.{budget}",
-                              fix="narrow the glob to one task, e.g. samples_<task>_*.jsonl")], {}
+        return (
+            None,
+            [
+                Problem(
+                    f"the pattern for {arm} at budget {budget} matches samples of several tasks: {tasks}",
+                    file=str(claim.path),
+                    field=f"samples.{arm}.{budget}",
+                    fix="narrow the glob to one task, e.g. samples_<task>_*.jsonl",
+                )
+            ],
+            {},
+        )
     task = tasks[0]
     try:
         results_path = find_results(files[0])
@@ -300,8 +359,7 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int | None,
         filter_order = st.get("filter_list") or None
     frames = []
     for f in files:
-        df, probs = read_samples(f, arm, budget, claim.claim.metric, filter_order, variant,
-                                 claim.options.cluster_field)
+        df, probs = read_samples(f, arm, budget, claim.claim.metric, filter_order, variant, claim.options.cluster_field)
         problems.extend(probs)
         frames.append(df)
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -312,10 +370,14 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int | None,
         declared = {gk["max_gen_toks"]}
     declared_ints = {int(v) for v in declared if str(v).lstrip("-").isdigit()}
     if declared_ints and declared_ints != {budget}:
-        problems.append(Problem(
-            f"logs filed under budget {budget} were generated with max_gen_toks={sorted(declared_ints)}",
-            file=str(files[0]), field=f"samples.{arm}.{budget}",
-            fix="file each log under the budget it was generated with (the key in samples.<arm> is max_gen_toks)"))
+        problems.append(
+            Problem(
+                f"logs filed under budget {budget} were generated with max_gen_toks={sorted(declared_ints)}",
+                file=str(files[0]),
+                field=f"samples.{arm}.{budget}",
+                fix="file each log under the budget it was generated with (the key in samples.<arm> is max_gen_toks)",
+            )
+        )
     if declared_ints:
         st["max_gen_toks"] = sorted(declared_ints)[0]
     # What each file says, for the log_integrity check (samples vs their results file); "files" is bookkeeping the
@@ -326,8 +388,9 @@ def _read_lmeval(claim: Claim, files: list[Path], arm: str, budget: int | None,
     return df.drop(columns=["line_max_gen_toks"], errors="ignore"), problems, st
 
 
-def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int | None,
-                  variant: str = DEFAULT_VARIANT) -> Frame:
+def _read_inspect(
+    claim: Claim, files: list[Path], arm: str, budget: int | None, variant: str = DEFAULT_VARIANT
+) -> Frame:
     from audit.importers.inspect import read_inspect
 
     samples = _check_replayable(claim)
@@ -335,8 +398,9 @@ def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int | None,
     problems: list[Problem] = []
     st: dict[str, Any] = {}
     for f in files:
-        df, probs, s = read_inspect(f, arm, budget, variant, samples.epoch, claim.options.cluster_field,
-                                    all_epochs=samples.reduce is not None)
+        df, probs, s = read_inspect(
+            f, arm, budget, variant, samples.epoch, claim.options.cluster_field, all_epochs=samples.reduce is not None
+        )
         frames.append(df)
         problems.extend(probs)
         st = st or s
@@ -344,9 +408,16 @@ def _read_inspect(claim: Claim, files: list[Path], arm: str, budget: int | None,
     return df, problems, {**st, "files": [str(f) for f in files]}
 
 
-def _read_generic(files: list[Path], arm: str, budget: int | None, variant: str = DEFAULT_VARIANT,
-                  cluster_field: str | None = None, fmt: str = "jsonl", fields: dict | None = None,
-                  several: bool = False) -> Frame:
+def _read_generic(
+    files: list[Path],
+    arm: str,
+    budget: int | None,
+    variant: str = DEFAULT_VARIANT,
+    cluster_field: str | None = None,
+    fmt: str = "jsonl",
+    fields: dict | None = None,
+    several: bool = False,
+) -> Frame:
     from audit.importers.tabular import read_tabular
 
     frames, problems = [], []
@@ -414,26 +485,57 @@ def _generic(fmt: str) -> Importer:
 
     def read(claim: Claim, files: list[Path], arm: str, budget: int | None, variant: str) -> Frame:
         samples = _check_replayable(claim)
-        return _read_generic(files, arm, budget, variant, claim.options.cluster_field, fmt=fmt,
-                             fields=samples.fields, several=samples.reduce is not None)
+        return _read_generic(
+            files,
+            arm,
+            budget,
+            variant,
+            claim.options.cluster_field,
+            fmt=fmt,
+            fields=samples.fields,
+            several=samples.reduce is not None,
+        )
 
     return Importer(fmt, read)
 
 
-register(Importer(
-    "lm-eval", _read_lmeval, select=_jsonl_samples, rows_per_scoring=True, prefetch=_read_lmeval_in_parallel,
-    no_match=lambda pattern: (f"{pattern!r} matches no .jsonl file (lm-eval writes samples_<task>_<date>.jsonl)",
-                              "point the pattern at the samples_*.jsonl files, or set samples.format: jsonl")))
-register(Importer(
-    "inspect", _read_inspect, select=_inspect_logs, rows_per_scoring=True,
-    no_match=lambda pattern: (f"{pattern!r} matches no .eval or .json file (inspect writes "
-                              "<date>_<task>_<id>.eval)", "point the pattern at the run's inspect log")))
+register(
+    Importer(
+        "lm-eval",
+        _read_lmeval,
+        select=_jsonl_samples,
+        rows_per_scoring=True,
+        prefetch=_read_lmeval_in_parallel,
+        no_match=lambda pattern: (
+            f"{pattern!r} matches no .jsonl file (lm-eval writes samples_<task>_<date>.jsonl)",
+            "point the pattern at the samples_*.jsonl files, or set samples.format: jsonl",
+        ),
+    )
+)
+register(
+    Importer(
+        "inspect",
+        _read_inspect,
+        select=_inspect_logs,
+        rows_per_scoring=True,
+        no_match=lambda pattern: (
+            f"{pattern!r} matches no .eval or .json file (inspect writes <date>_<task>_<id>.eval)",
+            "point the pattern at the run's inspect log",
+        ),
+    )
+)
 for _fmt in ("jsonl", "json", "csv", "parquet"):
     register(_generic(_fmt))
 
 
-def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_file: str, defined: dict | None = None,
-                   notes: dict | None = None):
+def apply_scorings(
+    table: pd.DataFrame,
+    requested: list[str],
+    fmt: str,
+    claim_file: str,
+    defined: dict | None = None,
+    notes: dict | None = None,
+):
     """Keep one row per requested scoring: from the logs when they carry it, else re-scored by a built-in scorer.
     ``notes`` (a dict, filled in place) receives what a scorer noted while re-scoring (:func:`_rescored`)."""
     if not _rows_per_scoring(fmt):  # lm-eval and inspect logs hold one row per item × scoring already
@@ -441,8 +543,9 @@ def apply_scorings(table: pd.DataFrame, requested: list[str], fmt: str, claim_fi
     return _score_scoring_rows(table, requested, claim_file, defined, notes)
 
 
-def _score_generic(table: pd.DataFrame, requested: list[str], claim_file: str, defined: dict | None,
-                   notes: dict | None) -> tuple[pd.DataFrame, list[Problem]]:
+def _score_generic(
+    table: pd.DataFrame, requested: list[str], claim_file: str, defined: dict | None, notes: dict | None
+) -> tuple[pd.DataFrame, list[Problem]]:
     """:func:`apply_scorings` for generic exports (one row per item, its logged scores in ``scores``)."""
     problems: list[Problem] = []
     logged = sorted({k for s in table["scores"] for k in s})
@@ -458,16 +561,29 @@ def _score_generic(table: pd.DataFrame, requested: list[str], claim_file: str, d
     return table.drop(columns=["scores", "target_kind"], errors="ignore"), problems
 
 
-def _generic_part(part: pd.DataFrame, name: str, logged: list[str], claim_file: str, defined: dict | None,
-                  notes: dict | None, problems: list[Problem]) -> pd.DataFrame | None:
+def _generic_part(
+    part: pd.DataFrame,
+    name: str,
+    logged: list[str],
+    claim_file: str,
+    defined: dict | None,
+    notes: dict | None,
+    problems: list[Problem],
+) -> pd.DataFrame | None:
     """One scoring of a generic export, its ``score`` column set (None, problems added, when it cannot be)."""
     if name in logged:
         vals = part["scores"].map(lambda s: s.get(name))
         missing = part[vals.isna()]
         if len(missing):
             r = missing.iloc[0]
-            problems.append(Problem(f"scoring {name!r} is missing on {len(missing)} line(s)", file=r["source"],
-                                    line=int(r["line"]), fix=f"give scores.{name} on every line"))
+            problems.append(
+                Problem(
+                    f"scoring {name!r} is missing on {len(missing)} line(s)",
+                    file=r["source"],
+                    line=int(r["line"]),
+                    fix=f"give scores.{name} on every line",
+                )
+            )
         part["score"] = pd.to_numeric(vals, errors="coerce")
     elif logged_spec(name, defined) is not None:
         probs = _score_logged(part, name, logged_spec(name, defined))
@@ -478,20 +594,33 @@ def _generic_part(part: pd.DataFrame, name: str, logged: list[str], claim_file: 
         if part["target"].isna().any():
             missing = part[part["target"].isna()]
             r = missing.iloc[0]
-            problems.append(Problem(
-                f"scoring {name!r} compares the output with a target, and {len(missing)} line(s) have none "
-                "(no 'target' key, or null)", file=str(r["source"]), line=_line(r["line"]), field="target",
-                fix=f"add target to every line, or give scores.{name} on every line so no re-scoring is "
-                    "needed"))
+            problems.append(
+                Problem(
+                    f"scoring {name!r} compares the output with a target, and {len(missing)} line(s) have none "
+                    "(no 'target' key, or null)",
+                    file=str(r["source"]),
+                    line=_line(r["line"]),
+                    field="target",
+                    fix=f"add target to every line, or give scores.{name} on every line so no re-scoring is needed",
+                )
+            )
             return None
-        if "target_kind" in part.columns and not _takes_objects(name, defined) \
-                and (part["target_kind"] == "object").any():
+        if (
+            "target_kind" in part.columns
+            and not _takes_objects(name, defined)
+            and (part["target_kind"] == "object").any()
+        ):
             r = part[part["target_kind"] == "object"].iloc[0]
-            problems.append(Problem(
-                f"scoring {name!r} compares text, but the target on this line is a JSON object",
-                file=str(r["source"]), line=_line(r["line"]), field="target",
-                fix="give the reference answer as a string; object targets ({prompt, test, entry_point}) "
-                    "are for code_exec scorers only"))
+            problems.append(
+                Problem(
+                    f"scoring {name!r} compares text, but the target on this line is a JSON object",
+                    file=str(r["source"]),
+                    line=_line(r["line"]),
+                    field="target",
+                    fix="give the reference answer as a string; object targets ({prompt, test, entry_point}) "
+                    "are for code_exec scorers only",
+                )
+            )
             return None
         fn = resolve(name, defined)
         part["score"] = _rescored(part, fn, name, notes)
@@ -502,8 +631,9 @@ def _generic_part(part: pd.DataFrame, name: str, logged: list[str], claim_file: 
     return part
 
 
-def _score_scoring_rows(table: pd.DataFrame, requested: list[str], claim_file: str, defined: dict | None,
-                        notes: dict | None) -> tuple[pd.DataFrame, list[Problem]]:
+def _score_scoring_rows(
+    table: pd.DataFrame, requested: list[str], claim_file: str, defined: dict | None, notes: dict | None
+) -> tuple[pd.DataFrame, list[Problem]]:
     """:func:`apply_scorings` for lm-eval and inspect logs (one row per item × logged scoring already)."""
     problems: list[Problem] = []
     scoring = table["scoring"]
@@ -535,8 +665,9 @@ def _score_scoring_rows(table: pd.DataFrame, requested: list[str], claim_file: s
     return pd.concat(parts, ignore_index=True) if parts else table.iloc[:0], problems
 
 
-def _rescored_rows(base: pd.DataFrame, name: str, defined: dict | None, notes: dict | None,
-                   problems: list[Problem]) -> pd.DataFrame | None:
+def _rescored_rows(
+    base: pd.DataFrame, name: str, defined: dict | None, notes: dict | None, problems: list[Problem]
+) -> pd.DataFrame | None:
     """The first logged scoring's rows re-scored by ``name`` (None, a problem added, if a line lacks text or target)."""
     fn = resolve(name, defined)
     part = base.copy()
@@ -544,12 +675,17 @@ def _rescored_rows(base: pd.DataFrame, name: str, defined: dict | None, notes: d
     if len(lacking):
         r = lacking.iloc[0]
         what = "target" if r["target"] is None or pd.isna(r["target"]) else "resps"
-        problems.append(Problem(
-            f"scoring {name!r} re-scores the logged outputs, but {len(lacking)} line(s) lack a text "
-            f"{'target' if what == 'target' else 'response'} ('{what}' missing, null or not a string)",
-            file=str(r["source"]), line=_line(r["line"]), field=what,
-            fix="re-score only logs that carry the generated text and a string target, or use a scoring "
-                "the logs already hold"))
+        problems.append(
+            Problem(
+                f"scoring {name!r} re-scores the logged outputs, but {len(lacking)} line(s) lack a text "
+                f"{'target' if what == 'target' else 'response'} ('{what}' missing, null or not a string)",
+                file=str(r["source"]),
+                line=_line(r["line"]),
+                field=what,
+                fix="re-score only logs that carry the generated text and a string target, or use a scoring "
+                "the logs already hold",
+            )
+        )
         return None
     part["score"] = _rescored(part, fn, name, notes)
     part["scoring"] = name
@@ -566,7 +702,7 @@ def _take_rows(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     if len(rows) == 0 or len(breaks) >= _MAX_SLICES:  # interleaved filters: one take
         return table.take(rows).reset_index(drop=True)
     starts, ends = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(rows)]])
-    out = pd.concat([table.iloc[rows[a]:rows[b - 1] + 1] for a, b in zip(starts, ends)], ignore_index=True)
+    out = pd.concat([table.iloc[rows[a] : rows[b - 1] + 1] for a, b in zip(starts, ends)], ignore_index=True)
     for c in out.columns:
         if isinstance(out[c].dtype, pd.StringDtype) and out[c].dtype.storage == "pyarrow":
             import pyarrow as pa
@@ -600,9 +736,16 @@ def _rescored(part: pd.DataFrame, fn, name: str, notes: dict | None) -> list[flo
     if found and notes is not None:
         size = Counter(cells)
         notes.setdefault(name, {})["unsplittable"] = [
-            {"arm": arm, "variant": variant, "budget": _int_or(budget), "outputs": sum(c.values()),
-             "of": size[(arm, variant, budget)], "reasons": dict(c.most_common(5))}
-            for (arm, variant, budget), c in sorted(found.items(), key=lambda kv: tuple(map(str, kv[0])))]
+            {
+                "arm": arm,
+                "variant": variant,
+                "budget": _int_or(budget),
+                "outputs": sum(c.values()),
+                "of": size[(arm, variant, budget)],
+                "reasons": dict(c.most_common(5)),
+            }
+            for (arm, variant, budget), c in sorted(found.items(), key=lambda kv: tuple(map(str, kv[0])))
+        ]
     return scores
 
 
@@ -638,17 +781,29 @@ def _score_logged(part: pd.DataFrame, name: str, spec) -> list[Problem]:
     if spec.field == "extracted":
         if "extracted" not in part.columns or part["extracted"].isna().all():
             r = part.iloc[0] if len(part) else None
-            return [Problem(f"scoring {name!r} compares the logged prediction (extracted) with the target, but the "
-                            "logs carry no extracted answer", file=str(r["source"]) if r is not None else None,
-                            field=f"scorers.{name}.field",
-                            fix="map samples.fields.extracted to the record key that holds the authors' prediction "
-                                "(e.g. extracted: pred)")]
+            return [
+                Problem(
+                    f"scoring {name!r} compares the logged prediction (extracted) with the target, but the "
+                    "logs carry no extracted answer",
+                    file=str(r["source"]) if r is not None else None,
+                    field=f"scorers.{name}.field",
+                    fix="map samples.fields.extracted to the record key that holds the authors' prediction "
+                    "(e.g. extracted: pred)",
+                )
+            ]
         lacking = part[part["target"].isna()]
         if len(lacking):
             r = lacking.iloc[0]
-            return [Problem(f"scoring {name!r} compares the logged prediction with the target, and {len(lacking)} "
-                            "line(s) have no target", file=str(r["source"]), line=_line(r["line"]), field="target",
-                            fix="map samples.fields.target to the gold answer")]
+            return [
+                Problem(
+                    f"scoring {name!r} compares the logged prediction with the target, and {len(lacking)} "
+                    "line(s) have no target",
+                    file=str(r["source"]),
+                    line=_line(r["line"]),
+                    field="target",
+                    fix="map samples.fields.target to the gold answer",
+                )
+            ]
 
         def pred(x):
             if x is None or (isinstance(x, float) and np.isnan(x)):
@@ -661,23 +816,39 @@ def _score_logged(part: pd.DataFrame, name: str, spec) -> list[Problem]:
         part["answered"] = [0.0 if a is None else 1.0 for a in preds]
         return []
     key = spec.score_name
-    vals = part["scores"].map(lambda s: s.get(key) if isinstance(s, dict) else None) if "scores" in part.columns \
+    vals = (
+        part["scores"].map(lambda s: s.get(key) if isinstance(s, dict) else None)
+        if "scores" in part.columns
         else pd.Series([None] * len(part), index=part.index)
+    )
     vals = pd.to_numeric(vals, errors="coerce")
     missing = part[vals.isna()]
     if len(missing):
         r = missing.iloc[0]
-        return [Problem(f"scoring {name!r} reads the logged score {key!r}, which is missing on {len(missing)} "
-                        "line(s)", file=str(r["source"]), line=_line(r["line"]), field=f"scores.{key}",
-                        fix=f"map samples.fields.scores.{key} to the record key that holds it")]
+        return [
+            Problem(
+                f"scoring {name!r} reads the logged score {key!r}, which is missing on {len(missing)} line(s)",
+                file=str(r["source"]),
+                line=_line(r["line"]),
+                field=f"scores.{key}",
+                fix=f"map samples.fields.scores.{key} to the record key that holds it",
+            )
+        ]
     if spec.range is not None:
         lo, hi = spec.range
         outside = part[(vals < lo) | (vals > hi)]
         if len(outside):
             r = outside.iloc[0]
-            return [Problem(f"scoring {name!r}: {len(outside)} logged {key!r} value(s) lie outside the range "
-                            f"[{lo:g}, {hi:g}] (e.g. {vals[outside.index[0]]:g})", file=str(r["source"]),
-                            line=_line(r["line"]), field=f"scorers.{name}.range", fix="give the score's true range")]
+            return [
+                Problem(
+                    f"scoring {name!r}: {len(outside)} logged {key!r} value(s) lie outside the range "
+                    f"[{lo:g}, {hi:g}] (e.g. {vals[outside.index[0]]:g})",
+                    file=str(r["source"]),
+                    line=_line(r["line"]),
+                    field=f"scorers.{name}.range",
+                    fix="give the score's true range",
+                )
+            ]
         vals = (vals - lo) / (hi - lo)
     part["score"] = vals.astype(float)
     part["answered"] = float("nan")
@@ -703,10 +874,14 @@ def _unknown_scoring(name: str, logged: list[str], claim_file: str) -> Problem:
 
     options = list(logged) + list(SCORERS)
     close = difflib.get_close_matches(name, options, n=1)
-    return Problem(f"scoring {name!r} is neither in the logs nor a built-in scorer", file=claim_file,
-                   field="perturbations.scorings", value=name,
-                   fix=(f"did you mean {close[0]!r}? " if close else "")
-                   + f"in the logs: {logged or 'none'}; built-in: {list(SCORERS)}")
+    return Problem(
+        f"scoring {name!r} is neither in the logs nor a built-in scorer",
+        file=claim_file,
+        field="perturbations.scorings",
+        value=name,
+        fix=(f"did you mean {close[0]!r}? " if close else "")
+        + f"in the logs: {logged or 'none'}; built-in: {list(SCORERS)}",
+    )
 
 
 def _hash_problems(table: pd.DataFrame) -> list[Problem]:
@@ -716,8 +891,10 @@ def _hash_problems(table: pd.DataFrame) -> list[Problem]:
         return problems
     first = table["scoring"].iloc[0]
     # Only the columns read below are taken: copying the texts of every row is most of the cost of this check.
-    t = table.loc[(table["scoring"] == first) & (table["variant"] == DEFAULT_VARIANT),
-                  ["arm", "item_id", "budget", "prompt_hash", "doc_hash", "source"]]
+    t = table.loc[
+        (table["scoring"] == first) & (table["variant"] == DEFAULT_VARIANT),
+        ["arm", "item_id", "budget", "prompt_hash", "doc_hash", "source"],
+    ]
     if _hashes_agree(t):
         return problems
     for arm in ARMS:
@@ -729,12 +906,15 @@ def _hash_problems(table: pd.DataFrame) -> list[Problem]:
         if len(bad):
             item = bad.index[0]
             rows = sub[sub["item_id"] == item]
-            problems.append(Problem(
-                f"{arm}: the prompt of item {item!r} differs between budgets "
-                f"{sorted(rows['budget'].unique().tolist())} "
-                f"({len(bad)} item(s) affected): these runs did not use the same prompt",
-                file=", ".join(sorted(set(rows["source"]))),
-                fix="a budget sweep must change only the budget; re-run the budgets with the same task config"))
+            problems.append(
+                Problem(
+                    f"{arm}: the prompt of item {item!r} differs between budgets "
+                    f"{sorted(rows['budget'].unique().tolist())} "
+                    f"({len(bad)} item(s) affected): these runs did not use the same prompt",
+                    file=", ".join(sorted(set(rows["source"]))),
+                    fix="a budget sweep must change only the budget; re-run the budgets with the same task config",
+                )
+            )
     docs = t[t["doc_hash"].notna()]
     if not docs.empty:
         per = docs.groupby(["item_id"])["doc_hash"].nunique()
@@ -742,10 +922,14 @@ def _hash_problems(table: pd.DataFrame) -> list[Problem]:
         if len(bad):
             item = bad.index[0]
             rows = docs[docs["item_id"] == item]
-            problems.append(Problem(
-                f"item {item!r} is a different document in different logs ({len(bad)} item(s) affected): the arms "
-                "were not run on the same data", file=", ".join(sorted(set(rows["source"]))),
-                fix="run both arms on the same dataset in the same order (doc_id is the pairing key)"))
+            problems.append(
+                Problem(
+                    f"item {item!r} is a different document in different logs ({len(bad)} item(s) affected): the arms "
+                    "were not run on the same data",
+                    file=", ".join(sorted(set(rows["source"]))),
+                    fix="run both arms on the same dataset in the same order (doc_id is the pairing key)",
+                )
+            )
     return problems
 
 

@@ -27,6 +27,7 @@ The arm's settings: the eval's task, model, model arguments, its generate config
 ``seed``, ``stop_seqs`` as ``stop``, ...), epochs, scorers, dataset and inspect_ai's version. A log filed under
 budget B must have been generated with ``max_tokens`` B.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,15 @@ def require_inspect() -> None:
     try:
         import inspect_ai.log  # noqa: F401
     except ImportError:
-        raise InputError([Problem("samples.format: inspect reads logs with inspect_ai, which is not installed",
-                                  field="samples.format", fix="pip install 'claimaudit[inspect]'")]) from None
+        raise InputError(
+            [
+                Problem(
+                    "samples.format: inspect reads logs with inspect_ai, which is not installed",
+                    field="samples.format",
+                    fix="pip install 'claimaudit[inspect]'",
+                )
+            ]
+        ) from None
     from importlib.metadata import version
 
     have = version("inspect-ai")
@@ -65,9 +73,16 @@ def require_inspect() -> None:
     if parts < MIN_INSPECT:
         # Older readers fail on the zstd-compressed .eval logs current inspect writes ("compression method is not
         # supported"), which would otherwise read as a broken file.
-        raise InputError([Problem(f"inspect_ai {have} is too old to read current .eval logs", field="samples.format",
-                                  value=have, fix="pip install -U 'claimaudit[inspect]'  (inspect-ai >= "
-                                                  + ".".join(map(str, MIN_INSPECT)) + ")")])
+        raise InputError(
+            [
+                Problem(
+                    f"inspect_ai {have} is too old to read current .eval logs",
+                    field="samples.format",
+                    value=have,
+                    fix="pip install -U 'claimaudit[inspect]'  (inspect-ai >= " + ".".join(map(str, MIN_INSPECT)) + ")",
+                )
+            ]
+        )
 
 
 def finish_reason(stop_reason: Any) -> str | None:
@@ -145,19 +160,31 @@ def settings_of(log, path: Path) -> dict[str, Any]:
     cfg = ev.model_generate_config.model_dump(exclude_none=True) if ev.model_generate_config else {}
     if "stop_seqs" in cfg:
         cfg["stop"] = cfg.pop("stop_seqs")
-    st: dict[str, Any] = {"format": "inspect", "task": ev.task, "task_version": ev.task_version,
-                          "model": ev.model, "model_args": ev.model_args or None,
-                          "epochs": getattr(ev.config, "epochs", None), "dataset": getattr(ev.dataset, "name", None),
-                          "scorers": [s.name for s in (ev.scorers or [])] or None,
-                          "inspect_ai_version": (ev.packages or {}).get("inspect_ai"),
-                          "log_status": log.status}
+    st: dict[str, Any] = {
+        "format": "inspect",
+        "task": ev.task,
+        "task_version": ev.task_version,
+        "model": ev.model,
+        "model_args": ev.model_args or None,
+        "epochs": getattr(ev.config, "epochs", None),
+        "dataset": getattr(ev.dataset, "name", None),
+        "scorers": [s.name for s in (ev.scorers or [])] or None,
+        "inspect_ai_version": (ev.packages or {}).get("inspect_ai"),
+        "log_status": log.status,
+    }
     st.update({k: v for k, v in cfg.items() if not isinstance(v, (dict, list)) or k == "stop"})
     return {k: v for k, v in st.items() if v is not None}
 
 
-def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "default", epoch: int | None = None,
-                 cluster_field: str | None = None,
-                 all_epochs: bool = False) -> tuple[pd.DataFrame, list[Problem], dict[str, Any]]:
+def read_inspect(
+    path: Path,
+    arm: str,
+    budget: int | None,
+    variant: str = "default",
+    epoch: int | None = None,
+    cluster_field: str | None = None,
+    all_epochs: bool = False,
+) -> tuple[pd.DataFrame, list[Problem], dict[str, Any]]:
     """Rows (one per sample × scoring), the problems found, and the arm's settings, from one inspect log.
     ``all_epochs`` (the claim sets ``samples.reduce``): every epoch of a sample is one of its several outputs
     (column ``sample``: the epoch), reduced to one score per item by the claim's rule."""
@@ -170,12 +197,21 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
     samples = list(log.samples or [])
     problems: list[Problem] = []
     if log.status != "success":
-        problems.append(Problem(
-            f"the log's status is {log.status!r}: the run did not finish ({len(samples)} sample(s) logged)",
-            file=file, fix="audit a finished run (inspect eval-retry completes an interrupted one)"))
+        problems.append(
+            Problem(
+                f"the log's status is {log.status!r}: the run did not finish ({len(samples)} sample(s) logged)",
+                file=file,
+                fix="audit a finished run (inspect eval-retry completes an interrupted one)",
+            )
+        )
     if not samples:
-        problems.append(Problem("the log holds no samples", file=file,
-                                fix="point the pattern at the run's full log (not a header-only copy)"))
+        problems.append(
+            Problem(
+                "the log holds no samples",
+                file=file,
+                fix="point the pattern at the run's full log (not a header-only copy)",
+            )
+        )
         return empty, problems, st
     epochs = sorted({int(s.epoch) for s in samples})
     chosen = _samples_of_epoch(samples, epochs, epoch, all_epochs, file, st, problems)
@@ -184,13 +220,18 @@ def read_inspect(path: Path, arm: str, budget: int | None, variant: str = "defau
     samples = chosen
     cap = st.get("max_tokens")
     if budget is not None and isinstance(cap, int) and cap != budget:
-        problems.append(Problem(f"a log filed under budget {budget} was generated with max_tokens={cap}", file=file,
-                                fix="file each log under the budget it was generated with (the key in "
-                                    "samples.<arm> is max_tokens)"))
+        problems.append(
+            Problem(
+                f"a log filed under budget {budget} was generated with max_tokens={cap}",
+                file=file,
+                fix="file each log under the budget it was generated with (the key in samples.<arm> is max_tokens)",
+            )
+        )
     # A scorer extracts an answer when it reports one on some sample, or says on some sample that it found none
     # (an extractor that found nothing anywhere is 100% no-answer, not "does not extract").
-    reports_answer = {name for s in samples for name, sc in (s.scores or {}).items()
-                      if sc.answer is not None or found_no_answer(sc)}
+    reports_answer = {
+        name for s in samples for name, sc in (s.scores or {}).items() if sc.answer is not None or found_no_answer(sc)
+    }
     rows: list[tuple] = []
     sample_of: list[int] = []
     for s in samples:
@@ -211,8 +252,13 @@ def _open_log(path: Path) -> tuple[Any, list[Problem]]:
 
     file = str(path)
     if path.suffix.lower() not in SUFFIXES:
-        return None, [Problem(f"an inspect log ends in .eval or .json, not {path.suffix or '(no suffix)'!r}",
-                              file=file, fix="point the pattern at the run's .eval or .json log")]
+        return None, [
+            Problem(
+                f"an inspect log ends in .eval or .json, not {path.suffix or '(no suffix)'!r}",
+                file=file,
+                fix="point the pattern at the run's .eval or .json log",
+            )
+        ]
     # An .eval log is a zip: every member is decompressed under audit.archives' limits before inspect reads it
     # (inspect's reader decompresses a whole member at once; a bomb would exhaust memory first). A .json log is
     # checked for being a regular file (a FIFO or /proc entry would block the reader).
@@ -228,37 +274,66 @@ def _open_log(path: Path) -> tuple[Any, list[Problem]]:
         return read_eval_log(file), []
     except Exception as exc:  # inspect raises zip, JSON, pydantic and its own errors: all mean "unreadable"
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, [Problem(f"inspect_ai cannot read this log ({type(exc).__name__}: {msg[:300]})", file=file,
-                              fix="the file is truncated or not an inspect log; copy it again from the run, or "
-                                  "re-run the evaluation")]
+        return None, [
+            Problem(
+                f"inspect_ai cannot read this log ({type(exc).__name__}: {msg[:300]})",
+                file=file,
+                fix="the file is truncated or not an inspect log; copy it again from the run, or re-run the evaluation",
+            )
+        ]
 
 
-def _samples_of_epoch(samples: list, epochs: list[int], epoch: int | None, all_epochs: bool, file: str,
-                      st: dict[str, Any], problems: list[Problem]) -> list | None:
+def _samples_of_epoch(
+    samples: list,
+    epochs: list[int],
+    epoch: int | None,
+    all_epochs: bool,
+    file: str,
+    st: dict[str, Any],
+    problems: list[Problem],
+) -> list | None:
     """The samples to audit, of ``epoch`` when given (None, a problem added, when no epoch can be audited)."""
     if epoch is None and len(epochs) > 1 and not all_epochs:
-        problems.append(Problem(
-            f"the log holds {len(epochs)} epochs ({epochs}) of each sample; repeats of one sample are not independent "
-            "items", file=file, field="samples.epoch",
-            fix=f"set samples.epoch to the epoch to audit (one of {epochs}), e.g. samples.epoch: {epochs[0]}, or "
-                "samples.reduce to reduce each sample's epochs to one score (mean, any, majority, pass@k, first)"))
+        problems.append(
+            Problem(
+                f"the log holds {len(epochs)} epochs ({epochs}) of each sample; repeats of one sample are not independent "
+                "items",
+                file=file,
+                field="samples.epoch",
+                fix=f"set samples.epoch to the epoch to audit (one of {epochs}), e.g. samples.epoch: {epochs[0]}, or "
+                "samples.reduce to reduce each sample's epochs to one score (mean, any, majority, pass@k, first)",
+            )
+        )
         return None
     if epoch is not None:
         if epoch not in epochs:
-            problems.append(Problem(f"samples.epoch {epoch} is not in this log (epochs: {epochs})", file=file,
-                                    field="samples.epoch", value=epoch, fix=f"pick one of {epochs}"))
+            problems.append(
+                Problem(
+                    f"samples.epoch {epoch} is not in this log (epochs: {epochs})",
+                    file=file,
+                    field="samples.epoch",
+                    value=epoch,
+                    fix=f"pick one of {epochs}",
+                )
+            )
             return None
         samples = [s for s in samples if int(s.epoch) == epoch]
         st["epoch"] = epoch
     return samples
 
 
-def _sample_rows(s, where: str, base: tuple, file: str, cluster_field: str | None, reports_answer: set,
-                 problems: list[Problem]) -> list[tuple]:
+def _sample_rows(
+    s, where: str, base: tuple, file: str, cluster_field: str | None, reports_answer: set, problems: list[Problem]
+) -> list[tuple]:
     """One sample's rows, one per scoring (none, a problem added, when it ended in an error or has no scores)."""
     if s.error is not None:
-        problems.append(Problem(f"{where} ended in an error: {str(getattr(s.error, 'message', s.error))[:200]}",
-                                file=file, fix="re-run the failed samples (inspect eval-retry)"))
+        problems.append(
+            Problem(
+                f"{where} ended in an error: {str(getattr(s.error, 'message', s.error))[:200]}",
+                file=file,
+                fix="re-run the failed samples (inspect eval-retry)",
+            )
+        )
         return []
     out = s.output
     usage = getattr(out, "usage", None)
@@ -267,28 +342,53 @@ def _sample_rows(s, where: str, base: tuple, file: str, cluster_field: str | Non
     if cluster_field:
         cluster = (s.metadata or {}).get(cluster_field)
         if cluster is None:
-            problems.append(Problem(f"{where} has no metadata key {cluster_field!r}", file=file,
-                                    field="options.cluster_field",
-                                    fix="give every sample the cluster key in its metadata"))
+            problems.append(
+                Problem(
+                    f"{where} has no metadata key {cluster_field!r}",
+                    file=file,
+                    field="options.cluster_field",
+                    fix="give every sample the cluster key in its metadata",
+                )
+            )
     if not s.scores:
-        problems.append(Problem(f"{where} has no scores", file=file,
-                                fix="score the log (inspect score) before auditing it"))
+        problems.append(
+            Problem(f"{where} has no scores", file=file, fix="score the log (inspect score) before auditing it")
+        )
         return []
     text = out.completion if out is not None else None
     # ModelOutput.stop_reason is choices[0]'s: an output without choices (a failed or empty model call) has none,
     # and is no output at all — recorded as such (no_output), like a null output, never an IndexError
     choices = getattr(out, "choices", None) if out is not None else None
     stop = choices[0].stop_reason if choices else None
-    no_output = (NULL_OUTPUT if out is None else
-                 NO_CHOICES if not choices and not (isinstance(text, str) and text.strip()) else None)
-    common = (text, _target_of(s.target), finish_reason(stop),
-              tokens if isinstance(tokens, int) else math.nan, _sha(_input_of(s)), _sha(s.target), file, None)
+    no_output = (
+        NULL_OUTPUT
+        if out is None
+        else NO_CHOICES
+        if not choices and not (isinstance(text, str) and text.strip())
+        else None
+    )
+    common = (
+        text,
+        _target_of(s.target),
+        finish_reason(stop),
+        tokens if isinstance(tokens, int) else math.nan,
+        _sha(_input_of(s)),
+        _sha(s.target),
+        file,
+        None,
+    )
     rows: list[tuple] = []
     for name, sc in s.scores.items():
         values, why = score_values(name, sc.value)
         if why:
-            problems.append(Problem(f"{where}: {why}", file=file, field=f"scores.{name}",
-                                    fix="audit a scorer with numeric or C/I/P/N values"))
+            problems.append(
+                Problem(
+                    f"{where}: {why}",
+                    file=file,
+                    field=f"scores.{name}",
+                    fix="audit a scorer with numeric or C/I/P/N values",
+                )
+            )
             continue
         if sc.value == "N" or found_no_answer(sc):
             answered = 0.0

@@ -12,6 +12,7 @@ One JSON object per line::
 ``id`` (a string or an integer) and ``output`` (a string) are required; ``target`` (a string; an object for a
 code_exec scorer) is required unless every scoring the claim names is in ``scores``; scores are numbers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,9 @@ FINISH = {"stop": "stop", "length": "length", "eos": "stop", "max_tokens": "leng
 EXAMPLE = '{"id": "q1", "output": "12", "target": "12"}'
 
 
-def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default",
-               cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+def read_jsonl(
+    path: Path, arm: str, budget: int | None, variant: str = "default", cluster_field: str | None = None
+) -> tuple[pd.DataFrame, list[Problem]]:
     """Parse one generic JSONL file into rows with a ``scores`` dict column (expanded by the caller).
 
     Every field is type-checked (:class:`audit.jsonlines.Fields`): a line with a wrong field is reported and
@@ -51,24 +53,44 @@ def read_jsonl(path: Path, arm: str, budget: int | None, variant: str = "default
     return pd.DataFrame(rows), problems
 
 
-def record_row(d: dict, file: str, line: int | None, problems: list[Problem], arm: str, budget: int | None,
-               variant: str, cluster_field: str | None, typos: bool = False, names: dict[str, str] | None = None,
-               cluster_key: str | None = None) -> dict | None:
+def record_row(
+    d: dict,
+    file: str,
+    line: int | None,
+    problems: list[Problem],
+    arm: str,
+    budget: int | None,
+    variant: str,
+    cluster_field: str | None,
+    typos: bool = False,
+    names: dict[str, str] | None = None,
+    cluster_key: str | None = None,
+) -> dict | None:
     """One record (generic keys) as a Records row, or None when a field was refused (its problems appended).
 
     ``names`` says which key of the user's file each generic key came from (for messages); ``cluster_key`` is the
     key of ``d`` holding the cluster value (default: ``cluster_field``).
     """
     f = Fields(d, file, line, problems, names=names)
-    item = f.ident("id", fix="every line needs the item id it answers (generic JSONL: see README, sample formats)"
-                   if not names else "map samples.fields.id to the key that holds the item id")
+    item = f.ident(
+        "id",
+        fix="every line needs the item id it answers (generic JSONL: see README, sample formats)"
+        if not names
+        else "map samples.fields.id to the key that holds the item id",
+    )
     # A null output is what the model gave (a reasoning model that spent its budget returns null content): recorded
     # as no output with that cause, never as the text "None" and never refused (one rule for logs and live runs).
     null_output = "output" in d and d["output"] is None
-    text = "" if null_output else f.text(
-        "output", required=True,
-        fix='give the text the model produced ("" or null when it produced nothing); a run that has no output '
-            "for an item must leave the item out of both arms")
+    text = (
+        ""
+        if null_output
+        else f.text(
+            "output",
+            required=True,
+            fix='give the text the model produced ("" or null when it produced nothing); a run that has no output '
+            "for an item must leave the item out of both arms",
+        )
+    )
     target, target_kind = _target(f)
     fr = f.choice("finish_reason", tuple(FINISH))
     tokens = f.count("completion_tokens")
@@ -81,22 +103,45 @@ def record_row(d: dict, file: str, line: int | None, problems: list[Problem], ar
     if typos:
         import difflib
 
-        bad = {u: m[0] for u in sorted(set(d) - KNOWN - {cluster_field})
-               if (m := difflib.get_close_matches(u, sorted(KNOWN), n=1, cutoff=0.8))}
+        bad = {
+            u: m[0]
+            for u in sorted(set(d) - KNOWN - {cluster_field})
+            if (m := difflib.get_close_matches(u, sorted(KNOWN), n=1, cutoff=0.8))
+        }
         if bad:
-            problems.append(Problem(f"unknown key(s) {sorted(bad)}", file=file, line=line,
-                                    fix="did you mean " + ", ".join(f"{u}→{k}" for u, k in bad.items()) + "?"))
+            problems.append(
+                Problem(
+                    f"unknown key(s) {sorted(bad)}",
+                    file=file,
+                    line=line,
+                    fix="did you mean " + ", ".join(f"{u}→{k}" for u, k in bad.items()) + "?",
+                )
+            )
     if not f.ok:
         return None
     ph = hashlib.sha256(prompt.encode()).hexdigest() if prompt is not None else None
     extracted = d.get("extracted")
     return {
-        "arm": arm, "item_id": item, "variant": variant, "budget": budget,
-        "text": text, "target": target, "target_kind": target_kind,
-        "finish_reason": FINISH.get(fr) if fr else None, "completion_tokens": tokens, "prompt_hash": ph,
-        "doc_hash": None, "source": file, "line": line, "scores": scores, "cluster": cluster,
-        "extracted": extracted if isinstance(extracted, (str, int, float)) and not isinstance(extracted, bool)
-        else None, "answered": answered, "no_output": NULL_OUTPUT if null_output else None,
+        "arm": arm,
+        "item_id": item,
+        "variant": variant,
+        "budget": budget,
+        "text": text,
+        "target": target,
+        "target_kind": target_kind,
+        "finish_reason": FINISH.get(fr) if fr else None,
+        "completion_tokens": tokens,
+        "prompt_hash": ph,
+        "doc_hash": None,
+        "source": file,
+        "line": line,
+        "scores": scores,
+        "cluster": cluster,
+        "extracted": extracted
+        if isinstance(extracted, (str, int, float)) and not isinstance(extracted, bool)
+        else None,
+        "answered": answered,
+        "no_output": NULL_OUTPUT if null_output else None,
     }
 
 
@@ -129,9 +174,13 @@ def _target(f: Fields) -> tuple[str | None, str | None]:
         return str(v), "text"
     if isinstance(v, dict):
         return json.dumps(v, ensure_ascii=False), "object"
-    f.bad("target", f"must be a string (the reference answer), not a JSON {json_type(v)}", v,
-          "give one reference string; for several acceptable answers use a regex scorer (scorers:) that accepts "
-          "each of them")
+    f.bad(
+        "target",
+        f"must be a string (the reference answer), not a JSON {json_type(v)}",
+        v,
+        "give one reference string; for several acceptable answers use a regex scorer (scorers:) that accepts "
+        "each of them",
+    )
     return None, None
 
 

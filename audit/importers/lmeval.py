@@ -6,6 +6,7 @@ follow in the task's ``filter_list`` order), the metric keys and ``doc_hash`` / 
 The ``results_<date>.json`` beside it holds the task config (generation kwargs, filters), the model arguments and the
 versions; it is optional, but without it the effective settings of the arm cannot be shown.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -91,20 +92,27 @@ def find_results(samples_path: Path) -> Path | None:
         return same[0]
     if len(cands) == 1:
         return cands[0]
-    raise InputError([Problem(
-        f"cannot tell which results file belongs to {samples_path.name}: the folder holds {len(cands)} results files "
-        f"({', '.join(c.name for c in cands[:6])}{', …' if len(cands) > 6 else ''}) and none has its timestamp "
-        f"{date or '(none in the file name)'}", file=str(samples_path),
-        fix="keep each lm-eval run in its own folder, or keep the samples and results files of a run with the "
-            "timestamp suffix lm-eval gave them (samples_<task>_<date>.jsonl and results_<date>.json)")])
+    raise InputError(
+        [
+            Problem(
+                f"cannot tell which results file belongs to {samples_path.name}: the folder holds {len(cands)} results files "
+                f"({', '.join(c.name for c in cands[:6])}{', …' if len(cands) > 6 else ''}) and none has its timestamp "
+                f"{date or '(none in the file name)'}",
+                file=str(samples_path),
+                fix="keep each lm-eval run in its own folder, or keep the samples and results files of a run with the "
+                "timestamp suffix lm-eval gave them (samples_<task>_<date>.jsonl and results_<date>.json)",
+            )
+        ]
+    )
 
 
 RESULTS_FILE = "lm-eval results file"
 _LONG_INTEGER = re.compile(r"(?<![\w.])-?\d{4301,}")
 
 
-def load_results_json(path: Path, fix: str = "the results_*.json next to the samples is damaged; re-run lm-eval "
-                                               "or remove it") -> Any:
+def load_results_json(
+    path: Path, fix: str = "the results_*.json next to the samples is damaged; re-run lm-eval or remove it"
+) -> Any:
     """The JSON document of a results file, or :class:`InputError` (exit 2) naming the file and line: not a regular
     file, not UTF-8, not JSON, nested too deeply, an integer of more than 4,300 digits, a key given twice. Parsed with
     the standard library rather than :func:`audit.jsonlines.read_json` (orjson): lm-eval writes ``NaN`` for the
@@ -116,18 +124,40 @@ def load_results_json(path: Path, fix: str = "the results_*.json next to the sam
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError([Problem(f"cannot read {RESULTS_FILE}: not valid JSON: {exc.msg} (line {exc.lineno}, "
-                                  f"column {exc.colno})", file=file, line=exc.lineno, fix=fix)]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"cannot read {RESULTS_FILE}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                    file=file,
+                    line=exc.lineno,
+                    fix=fix,
+                )
+            ]
+        ) from None
     except RecursionError:
-        raise InputError([Problem(f"the {RESULTS_FILE} is nested too deeply to be read (arrays or objects inside "
-                                  "each other about a thousand levels deep)", file=file, fix=fix)]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"the {RESULTS_FILE} is nested too deeply to be read (arrays or objects inside "
+                    "each other about a thousand levels deep)",
+                    file=file,
+                    fix=fix,
+                )
+            ]
+        ) from None
     except ValueError as exc:  # Python's limit on converting long digit strings to int (4,300 digits)
         m = _LONG_INTEGER.search(text)
-        what = (f"an integer of {len(m.group().lstrip('-')):,} digits" if m else f"a number that cannot be read "
-                                                                                  f"({exc})")
-        raise InputError([Problem(f"the {RESULTS_FILE} holds {what}, more than the 4,300 digits a number may have "
-                                  "here", file=file, line=text.count("\n", 0, m.start()) + 1 if m else None,
-                                  fix=fix)]) from None
+        what = f"an integer of {len(m.group().lstrip('-')):,} digits" if m else f"a number that cannot be read ({exc})"
+        raise InputError(
+            [
+                Problem(
+                    f"the {RESULTS_FILE} holds {what}, more than the 4,300 digits a number may have here",
+                    file=file,
+                    line=text.count("\n", 0, m.start()) + 1 if m else None,
+                    fix=fix,
+                )
+            ]
+        ) from None
     dup = duplicate_key_problem(text, data, file, None)
     if dup is not None:
         raise InputError([dup])
@@ -141,8 +171,16 @@ def read_results(path: Path, task: str) -> dict[str, Any]:
     fix = "the results_*.json next to the samples is damaged; re-run lm-eval or remove it"
     data = load_results_json(path, fix)
     if not isinstance(data, dict):
-        raise InputError([Problem(f"an lm-eval results file holds a JSON object, not a JSON {json_type(data)}",
-                                  file=str(path), line=1, fix=fix)])
+        raise InputError(
+            [
+                Problem(
+                    f"an lm-eval results file holds a JSON object, not a JSON {json_type(data)}",
+                    file=str(path),
+                    line=1,
+                    fix=fix,
+                )
+            ]
+        )
 
     def obj(v: Any) -> dict:
         return v if isinstance(v, dict) else {}
@@ -150,10 +188,20 @@ def read_results(path: Path, task: str) -> dict[str, Any]:
     cfg = obj(obj(data.get("configs")).get(task))
     wrong = [k for k in ("metric_list", "filter_list") if cfg.get(k) is not None and not isinstance(cfg.get(k), list)]
     if wrong:  # lm-eval writes each as a list of objects; anything else is an edited or damaged file
-        raise InputError([Problem(f"{k} of task {task!r} is a JSON {json_type(cfg[k])}, not a list (lm-eval writes a "
-                                  f"list of {{{'metric, aggregation, …' if k == 'metric_list' else 'name, filter'}}} "
-                                  "objects)", file=str(path), field=f"configs.{task}.{k}", value=cfg[k], fix=fix)
-                          for k in wrong])
+        raise InputError(
+            [
+                Problem(
+                    f"{k} of task {task!r} is a JSON {json_type(cfg[k])}, not a list (lm-eval writes a "
+                    f"list of {{{'metric, aggregation, …' if k == 'metric_list' else 'name, filter'}}} "
+                    "objects)",
+                    file=str(path),
+                    field=f"configs.{task}.{k}",
+                    value=cfg[k],
+                    fix=fix,
+                )
+                for k in wrong
+            ]
+        )
     top = obj(data.get("config"))
     listed = cfg.get("filter_list")
     filters = listed if isinstance(listed, list) else []
@@ -189,6 +237,7 @@ def positional_filter(occurrence: int, filter_order) -> str | None:
         return filter_order[occurrence]
     return "none" if occurrence == 0 else None
 
+
 RESULTS_ROLE = "results"  # an arm's settings entry read from lm-eval's results_*.json
 SAMPLES_ROLE = "samples"  # one read from a samples_*.jsonl
 """Largest |recomputed − published| accepted for a metric: lm-eval writes full-precision floats, and the smallest real
@@ -210,15 +259,26 @@ def published_numbers(path: Path, task: str) -> dict[str, Any]:
         return v if isinstance(v, dict) else {}
 
     res = obj(obj(data.get("results")).get(task))
-    metrics = {k: v for k, v in res.items() if isinstance(k, str) and "," in k and "_stderr," not in k
-               and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics = {
+        k: v
+        for k, v in res.items()
+        if isinstance(k, str)
+        and "," in k
+        and "_stderr," not in k
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+    }
     ns = obj(obj(data.get("n-samples")).get(task))
     cfg = obj(obj(data.get("configs")).get(task))
     ml = cfg.get("metric_list")
-    aggregation = {m.get("metric"): m.get("aggregation", "mean") for m in (ml if isinstance(ml, list) else [])
-                   if isinstance(m, dict) and isinstance(m.get("metric"), str)}
+    aggregation = {
+        m.get("metric"): m.get("aggregation", "mean")
+        for m in (ml if isinstance(ml, list) else [])
+        if isinstance(m, dict) and isinstance(m.get("metric"), str)
+    }
     return {
-        "role": RESULTS_ROLE, "task": task,
+        "role": RESULTS_ROLE,
+        "task": task,
         # the tasks the file publishes results of: a results file of another task is named as such, not as "none"
         "tasks": sorted(k for k, v in obj(data.get("results")).items() if isinstance(k, str) and isinstance(v, dict)),
         "n_samples": {k: ns.get(k) for k in ("original", "effective") if isinstance(ns.get(k), int)},
@@ -237,8 +297,11 @@ def sample_numbers(df: pd.DataFrame, path: Path, metric: str) -> dict[str, Any]:
     part = df[["item_id", "scoring", "score"]] if mine.all() else df.loc[mine, ["item_id", "scoring", "score"]]
     filters = {}
     for name, g in part.groupby("scoring", sort=False):
-        filters[str(name)] = {"documents": int(g["item_id"].nunique()), "lines": int(len(g)),
-                              metric: float(g["score"].mean()) if len(g) else float("nan")}
+        filters[str(name)] = {
+            "documents": int(g["item_id"].nunique()),
+            "lines": int(len(g)),
+            metric: float(g["score"].mean()) if len(g) else float("nan"),
+        }
     return {"role": SAMPLES_ROLE, "documents": int(part["item_id"].nunique()), "metric": metric, "filters": filters}
 
 
@@ -247,18 +310,43 @@ def _redact(model_args: Any) -> Any:
     if isinstance(model_args, str):
         return re.sub(r"((?:api_?key|token|secret|password)=)[^,]*", r"\1<redacted>", model_args, flags=re.I)
     if isinstance(model_args, dict):
-        return {k: ("<redacted>" if re.search(r"api_?key|token|secret|password", k, re.I) else v)
-                for k, v in model_args.items()}
+        return {
+            k: ("<redacted>" if re.search(r"api_?key|token|secret|password", k, re.I) else v)
+            for k, v in model_args.items()
+        }
     return model_args
 
 
-_COLUMNS = ["arm", "item_id", "variant", "budget", "scoring", "score", "text", "target", "finish_reason",
-            "completion_tokens", "prompt_hash", "doc_hash", "source", "line", "extracted", "line_max_gen_toks",
-            "cluster"]
+_COLUMNS = [
+    "arm",
+    "item_id",
+    "variant",
+    "budget",
+    "scoring",
+    "score",
+    "text",
+    "target",
+    "finish_reason",
+    "completion_tokens",
+    "prompt_hash",
+    "doc_hash",
+    "source",
+    "line",
+    "extracted",
+    "line_max_gen_toks",
+    "cluster",
+]
 
 
-def read_samples(path: Path, arm: str, budget: int | None, metric: str, filter_order: list[str] | None,
-                 variant: str = "default", cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+def read_samples(
+    path: Path,
+    arm: str,
+    budget: int | None,
+    metric: str,
+    filter_order: list[str] | None,
+    variant: str = "default",
+    cluster_field: str | None = None,
+) -> tuple[pd.DataFrame, list[Problem]]:
     """Parse one samples file into record rows (one per doc × filter). Returns rows and the problems found.
 
     Fields are type-checked (:class:`audit.jsonlines.Fields`): a metric given as a string, a doc_id that is not
@@ -276,9 +364,15 @@ def read_samples(path: Path, arm: str, budget: int | None, metric: str, filter_o
     return read_samples_careful(path, arm, budget, metric, filter_order, variant, cluster_field)
 
 
-def read_samples_careful(path: Path, arm: str, budget: int | None, metric: str, filter_order: list[str] | None,
-                         variant: str = "default",
-                         cluster_field: str | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+def read_samples_careful(
+    path: Path,
+    arm: str,
+    budget: int | None,
+    metric: str,
+    filter_order: list[str] | None,
+    variant: str = "default",
+    cluster_field: str | None = None,
+) -> tuple[pd.DataFrame, list[Problem]]:
     """:func:`read_samples` line by line, each field through :class:`audit.jsonlines.Fields`: the reference
     behaviour, and the path that reports problems."""
     from audit.jsonlines import MAX_PROBLEMS, Fields
@@ -293,9 +387,14 @@ def read_samples_careful(path: Path, arm: str, budget: int | None, metric: str, 
             problems.append(Problem(f"stopping after {MAX_PROBLEMS} problems in this file", file=file))
             break
         if "doc_id" not in d:
-            problems.append(Problem("line is not an lm-eval sample (no 'doc_id')", file=file, line=i,
-                                    fix="samples.format: lm-eval expects --log_samples output; use format: jsonl "
-                                        "for other logs"))
+            problems.append(
+                Problem(
+                    "line is not an lm-eval sample (no 'doc_id')",
+                    file=file,
+                    line=i,
+                    fix="samples.format: lm-eval expects --log_samples output; use format: jsonl for other logs",
+                )
+            )
             continue
         f = Fields(d, file, i, problems)
         doc_id = f.ident("doc_id")
@@ -305,17 +404,34 @@ def read_samples_careful(path: Path, arm: str, budget: int | None, metric: str, 
         if cluster_field and doc is not None:
             cluster = Fields(doc, file, i, problems, prefix="doc.").scalar(cluster_field)
         if metric not in d:
-            metrics = [k for k in (d.get("metrics") or []) if isinstance(k, str)] \
-                if isinstance(d.get("metrics"), list) else []
+            metrics = (
+                [k for k in (d.get("metrics") or []) if isinstance(k, str)]
+                if isinstance(d.get("metrics"), list)
+                else []
+            )
             logged = [k for k in metrics if k != metric]
-            problems.append(Problem(f"the claimed metric {metric!r} is not on this line", file=file, line=i,
-                                    field="claim.metric",
-                                    fix=(f"set claim.metric to one of {logged}" if logged else
-                                         f"the line lists {metric!r} under 'metrics' but carries no value for it; "
-                                         "re-run lm-eval with --log_samples" if metrics else "check claim.metric")))
+            problems.append(
+                Problem(
+                    f"the claimed metric {metric!r} is not on this line",
+                    file=file,
+                    line=i,
+                    field="claim.metric",
+                    fix=(
+                        f"set claim.metric to one of {logged}"
+                        if logged
+                        else f"the line lists {metric!r} under 'metrics' but carries no value for it; "
+                        "re-run lm-eval with --log_samples"
+                        if metrics
+                        else "check claim.metric"
+                    ),
+                )
+            )
             continue
-        score = f.number(metric, required=True,
-                         fix="lm-eval writes metric values as numbers; a quoted or null value means the log was edited")
+        score = f.number(
+            metric,
+            required=True,
+            fix="lm-eval writes metric values as numbers; a quoted or null value means the log was edited",
+        )
         if not f.ok or doc_id is None:
             continue
         occurrence = seen_per_doc.get(doc_id, 0)
@@ -323,19 +439,40 @@ def read_samples_careful(path: Path, arm: str, budget: int | None, metric: str, 
         if filt is None:
             filt = positional_filter(occurrence, filter_order)
             if filt is None:
-                problems.append(Problem(
-                    f"document {doc_id} appears {occurrence + 1} times but the lines carry no 'filter' key and no "
-                    "results_*.json gives the filter order", file=file, line=i,
-                    fix="put the results_*.json of the same run next to the samples file"))
+                problems.append(
+                    Problem(
+                        f"document {doc_id} appears {occurrence + 1} times but the lines carry no 'filter' key and no "
+                        "results_*.json gives the filter order",
+                        file=file,
+                        line=i,
+                        fix="put the results_*.json of the same run next to the samples file",
+                    )
+                )
                 continue
         target = d.get("target")
         gk = _gen_kwargs(d.get("arguments"))
         ph, dh = d.get("prompt_hash"), d.get("doc_hash")
-        rows.append((
-            arm, doc_id, variant, budget, filt, score, _raw_text(d.get("resps")),
-            _target_text(target), None, None, ph if isinstance(ph, str) else None, dh if isinstance(dh, str) else None,
-            file, i, _filtered(d.get("filtered_resps")), (gk or {}).get("max_gen_toks"), cluster,
-        ))
+        rows.append(
+            (
+                arm,
+                doc_id,
+                variant,
+                budget,
+                filt,
+                score,
+                _raw_text(d.get("resps")),
+                _target_text(target),
+                None,
+                None,
+                ph if isinstance(ph, str) else None,
+                dh if isinstance(dh, str) else None,
+                file,
+                i,
+                _filtered(d.get("filtered_resps")),
+                (gk or {}).get("max_gen_toks"),
+                cluster,
+            )
+        )
     df = pd.DataFrame.from_records(rows, columns=_COLUMNS)
     df["answered"] = [answered(s, x) for s, x in zip(df["scoring"], df["extracted"])]
     return df, problems
@@ -345,8 +482,15 @@ _NONE = type(None)
 _SCALARS = {str, int, float, bool, _NONE}
 
 
-def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, filter_order: list[str] | None,
-                      variant: str = "default", cluster_field: str | None = None) -> pd.DataFrame | None:
+def read_samples_fast(
+    path: Path,
+    arm: str,
+    budget: int | None,
+    metric: str,
+    filter_order: list[str] | None,
+    variant: str = "default",
+    cluster_field: str | None = None,
+) -> pd.DataFrame | None:
     """:func:`read_samples_careful`'s table for a file in which nothing needs reporting, built a column at a time;
     None as soon as anything is unusual (a line that does not parse, a missing key, a value of a type the careful
     path refuses), and the caller then reads the file line by line for the messages.
@@ -378,15 +522,33 @@ def read_samples_fast(path: Path, arm: str, budget: int | None, metric: str, fil
     except Unusual:
         return None
     # target (its text, or None: _target_text) and the hashes (strings, else None): as they are when all strings
-    data = {"item_id": ids, "scoring": filters, "score": score, "line": numbers, "line_max_gen_toks": max_gen_toks,
-            "cluster": clusters, "text": None, "extracted": None}
+    data = {
+        "item_id": ids,
+        "scoring": filters,
+        "score": score,
+        "line": numbers,
+        "line_max_gen_toks": max_gen_toks,
+        "cluster": clusters,
+        "text": None,
+        "extracted": None,
+    }
     for c, fix in (("target", _target_text), ("prompt_hash", _text_or_none), ("doc_hash", _text_or_none)):
         values = None if cols[c].all_text else cols[c].values
         data[c] = list(map(fix, values)) if values is not None and set(map(type, values)) != {str} else values
-    same: dict[str, Any] = {"arm": arm, "variant": variant, "budget": budget, "finish_reason": None,
-                            "completion_tokens": None, "source": str(path)}
-    df = pd.DataFrame({c: _column(same[c], n) if c in same else cols[c].column(data[c]) if c in cols
-                       else _column(data[c]) for c in _COLUMNS})
+    same: dict[str, Any] = {
+        "arm": arm,
+        "variant": variant,
+        "budget": budget,
+        "finish_reason": None,
+        "completion_tokens": None,
+        "source": str(path),
+    }
+    df = pd.DataFrame(
+        {
+            c: _column(same[c], n) if c in same else cols[c].column(data[c]) if c in cols else _column(data[c])
+            for c in _COLUMNS
+        }
+    )
     df["answered"] = _fast_answered(df, cols["extracted"], n)
     return df
 
@@ -399,13 +561,16 @@ def _fast_batches(lines: list[bytes], metric: str, cluster_field: str | None) ->
     doc_kinds: set = set()  # the docs themselves are not kept: only their types are checked
     clusters: list = []
     max_gen_toks: list = []
-    cols = {c: _Texts(keep=c == "item_id") for c in ("item_id", "scoring", "text", "target", "prompt_hash",
-                                                     "doc_hash", "extracted")}
-    take_all = itemgetter("doc_id", metric, "filter", "doc", "target", "resps", "filtered_resps", "prompt_hash",
-                          "doc_hash", "arguments")
+    cols = {
+        c: _Texts(keep=c == "item_id")
+        for c in ("item_id", "scoring", "text", "target", "prompt_hash", "doc_hash", "extracted")
+    }
+    take_all = itemgetter(
+        "doc_id", metric, "filter", "doc", "target", "resps", "filtered_resps", "prompt_hash", "doc_hash", "arguments"
+    )
     batch = _batch_lines(lines)
     for k in range(0, len(lines), batch):
-        objs = parsed_objects(lines[k:k + batch])
+        objs = parsed_objects(lines[k : k + batch])
         try:  # every key on every line (the common case): the fields of the batch in one pass, a tuple per key
             ids_, scores_, filters_, docs, targets_, resps, filtered, phs, dhs, args = zip(*map(take_all, objs))
         except KeyError:  # a key missing somewhere: each field on its own, the absent optional ones as None
@@ -414,8 +579,18 @@ def _fast_batches(lines: list[bytes], metric: str, cluster_field: str | None) ->
             except KeyError:
                 raise Unusual from None
             filters_, docs, targets_, resps, filtered, phs, dhs, args = (
-                tuple(d.get(key) for d in objs) for key in ("filter", "doc", "target", "resps", "filtered_resps",
-                                                       "prompt_hash", "doc_hash", "arguments"))
+                tuple(d.get(key) for d in objs)
+                for key in (
+                    "filter",
+                    "doc",
+                    "target",
+                    "resps",
+                    "filtered_resps",
+                    "prompt_hash",
+                    "doc_hash",
+                    "arguments",
+                )
+            )
         cols["item_id"].add(ids_)
         scores += scores_
         cols["scoring"].add(filters_)
@@ -502,7 +677,8 @@ def _fast_answered(df: pd.DataFrame, extracted_column: _Texts, n: int) -> Any:
         none = (df["scoring"] == "none").to_numpy(dtype=bool)
         trimmed = pc.utf8_trim(pa.array(df["extracted"].array), characters=WHITESPACE)
         empty = pc.is_in(trimmed, value_set=pa.array(list(_NO_ANSWER), type=trimmed.type)).to_numpy(
-            zero_copy_only=False)
+            zero_copy_only=False
+        )
         return np.where(none, math.nan, np.where(empty, 0.0, 1.0))
     if set(map(type, extracted)) == {str}:
         # answered() on strings, in C-level maps: NaN for the "none" filter, 0.0 for "" or "[invalid]" (stripped)
@@ -534,8 +710,10 @@ def _raw_texts(resps: tuple | list) -> list:
                     return texts
         except IndexError:  # an empty list somewhere
             pass
-    return [r[0][0] if type(r) is list and r and type(r[0]) is list and r[0] and type(r[0][0]) is str
-            else _raw_text(r) for r in resps]
+    return [
+        r[0][0] if type(r) is list and r and type(r[0]) is list and r[0] and type(r[0][0]) is str else _raw_text(r)
+        for r in resps
+    ]
 
 
 def _filtered_all(filtered: tuple | list) -> list:
@@ -560,10 +738,17 @@ def _max_gen_toks_all(arguments: tuple | list) -> list:
                     return list(map(dict.get, kwargs, repeat("max_gen_toks")))
         except KeyError:
             pass
-    return [kw.get("max_gen_toks")
-            if type(a) is dict and len(a) == 1 and type(g := a.get("gen_args_0")) is dict
-            and len(g) == 2 and type(g.get("arg_0")) is str and type(kw := g.get("arg_1")) is dict
-            else _max_gen_toks(a) for a in arguments]
+    return [
+        kw.get("max_gen_toks")
+        if type(a) is dict
+        and len(a) == 1
+        and type(g := a.get("gen_args_0")) is dict
+        and len(g) == 2
+        and type(g.get("arg_0")) is str
+        and type(kw := g.get("arg_1")) is dict
+        else _max_gen_toks(a)
+        for a in arguments
+    ]
 
 
 _BATCH_BYTES = 128 << 10
@@ -620,8 +805,9 @@ class _Texts:
         if (values is None or values is self._values) and self.chunks:
             import pyarrow as pa
 
-            return pd.array(pa.chunked_array(self.chunks, type=pa.large_string()).combine_chunks(),
-                            dtype=_string_dtype())
+            return pd.array(
+                pa.chunked_array(self.chunks, type=pa.large_string()).combine_chunks(), dtype=_string_dtype()
+            )
         return _column(self.values if values is None else values)
 
 
@@ -721,51 +907,106 @@ def results_counts(path: Path, task: str | None, metric: str, scoring: str | Non
         return None, list(exc.problems)
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict) or not results:
-        return None, [Problem("not an lm-eval results file (no 'results' object)", file=file,
-                              fix="point the claim at the run's results_<date>.json")]
+        return None, [
+            Problem(
+                "not an lm-eval results file (no 'results' object)",
+                file=file,
+                fix="point the claim at the run's results_<date>.json",
+            )
+        ]
     tasks = sorted(k for k, v in results.items() if isinstance(v, dict))
     if task is None:
         if len(tasks) != 1:
-            return None, [Problem(f"the results file holds {len(tasks)} tasks ({', '.join(tasks[:10])})", file=file,
-                                  field="samples.task", fix="set samples.task to the task the claim is about")]
+            return None, [
+                Problem(
+                    f"the results file holds {len(tasks)} tasks ({', '.join(tasks[:10])})",
+                    file=file,
+                    field="samples.task",
+                    fix="set samples.task to the task the claim is about",
+                )
+            ]
         task = tasks[0]
     if task not in results:
-        return None, [Problem(f"the results file holds no task {task!r} (tasks: {', '.join(tasks[:10])})", file=file,
-                              field="samples.task", value=task, fix="set samples.task to one of them")]
+        return None, [
+            Problem(
+                f"the results file holds no task {task!r} (tasks: {', '.join(tasks[:10])})",
+                file=file,
+                field="samples.task",
+                value=task,
+                fix="set samples.task to one of them",
+            )
+        ]
     res = results[task]
-    filters = {k.split(",", 1)[1]: v for k, v in res.items() if isinstance(k, str) and "," in k
-               and k.split(",", 1)[0] == metric and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    filters = {
+        k.split(",", 1)[1]: v
+        for k, v in res.items()
+        if isinstance(k, str)
+        and "," in k
+        and k.split(",", 1)[0] == metric
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+    }
     want = scoring.partition(",")[2] if scoring and scoring.partition(",")[0] == metric and "," in scoring else scoring
     if want is None:
         if len(filters) != 1:
-            return None, [Problem(f"the results publish {metric!r} under {len(filters)} filters "
-                                  f"({', '.join(filters) or 'none'}) for task {task!r}", file=file,
-                                  field="claim.settings.scoring",
-                                  fix="set claim.settings.scoring to the filter of the headline number"
-                                  if filters else "check claim.metric (the metric key of the results)")]
+            return None, [
+                Problem(
+                    f"the results publish {metric!r} under {len(filters)} filters "
+                    f"({', '.join(filters) or 'none'}) for task {task!r}",
+                    file=file,
+                    field="claim.settings.scoring",
+                    fix="set claim.settings.scoring to the filter of the headline number"
+                    if filters
+                    else "check claim.metric (the metric key of the results)",
+                )
+            ]
         want = next(iter(filters))
     if want not in filters:
-        return None, [Problem(f"the results publish no {metric},{want} for task {task!r} (filters: "
-                              f"{', '.join(filters) or 'none'})", file=file, field="claim.settings.scoring",
-                              value=scoring, fix="name a filter the results publish, or check claim.metric")]
+        return None, [
+            Problem(
+                f"the results publish no {metric},{want} for task {task!r} (filters: {', '.join(filters) or 'none'})",
+                file=file,
+                field="claim.settings.scoring",
+                value=scoring,
+                fix="name a filter the results publish, or check claim.metric",
+            )
+        ]
     value = float(filters[want])
     ns = (data.get("n-samples") or {}).get(task) if isinstance(data.get("n-samples"), dict) else None
     n = ns.get("effective") if isinstance(ns, dict) else None
     if not isinstance(n, int):
         n = res.get("sample_len")
     if not isinstance(n, int) or n < 1:
-        return None, [Problem(f"the results file gives no number of documents for task {task!r} (n-samples "
-                              "effective, or sample_len)", file=file,
-                              fix="audit the samples (--log_samples) instead, or a results file of lm-eval >= 0.4")]
+        return None, [
+            Problem(
+                f"the results file gives no number of documents for task {task!r} (n-samples effective, or sample_len)",
+                file=file,
+                fix="audit the samples (--log_samples) instead, or a results file of lm-eval >= 0.4",
+            )
+        ]
     k = round(value * n)
     if not (0 <= k <= n) or abs(k / n - value) > 1e-6:
-        return None, [Problem(f"{metric},{want} = {value!r} is not a share of the {n} documents (k/n for no whole "
-                              "k): a metric that is not a mean of 0/1 scores cannot be audited from counts",
-                              file=file, fix="audit the per-sample logs (samples.format: lm-eval) instead")]
+        return None, [
+            Problem(
+                f"{metric},{want} = {value!r} is not a share of the {n} documents (k/n for no whole "
+                "k): a metric that is not a mean of 0/1 scores cannot be audited from counts",
+                file=file,
+                fix="audit the per-sample logs (samples.format: lm-eval) instead",
+            )
+        ]
     st = read_results(path, task)
     nshot = (data.get("n-shot") or {}).get(task) if isinstance(data.get("n-shot"), dict) else None
     if st.get("fewshot") is None and nshot is not None:
         st["fewshot"] = nshot
     st["format"] = "lm-eval"
-    return {"results_file": file, "sha256": sha256_of(path), "task": task, "filter": want, "metric": metric,
-            "value": value, "passes": k, "n": n, "settings": st}, []
+    return {
+        "results_file": file,
+        "sha256": sha256_of(path),
+        "task": task,
+        "filter": want,
+        "metric": metric,
+        "value": value,
+        "passes": k,
+        "n": n,
+        "settings": st,
+    }, []

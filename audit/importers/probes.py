@@ -4,6 +4,7 @@
 label columns are configurable) and reports every problem in every file at once (file, line, field, fix), so that
 ``audit validate`` catches a broken probe file before ``audit verify`` runs the ``probes`` check on it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -54,9 +55,15 @@ class ProbeSets:
     ood: dict[str, ProbeSet]
 
 
-def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", score_column: str = "score",
-                   label_column: str = "label", claim_file: str | None = None,
-                   field: str | None = None) -> tuple[ProbeSet | None, list[Problem]]:
+def load_probe_set(
+    path: str | Path,
+    name: str = "",
+    id_column: str = "id",
+    score_column: str = "score",
+    label_column: str = "label",
+    claim_file: str | None = None,
+    field: str | None = None,
+) -> tuple[ProbeSet | None, list[Problem]]:
     """Read one probe file; return the set (None when unusable) and every problem found (file, line, fix)."""
     path = Path(path)
     file = str(path)
@@ -66,12 +73,24 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
     if problem is not None:
         return None, [Problem(problem.message, file=file, field=field, fix=problem.fix)]
     if not path.is_file():
-        return None, [Problem(f"probe file not found: {file}", file=claim_file, field=field,
-                              fix="paths resolve against the claim file's folder")]
+        return None, [
+            Problem(
+                f"probe file not found: {file}",
+                file=claim_file,
+                field=field,
+                fix="paths resolve against the claim file's folder",
+            )
+        ]
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".tsv", ".jsonl", ".ndjson"):
-        return None, [Problem(f"unknown probe file type {suffix or '(no suffix)'!r}", file=file, field=field,
-                              fix="use .csv, .tsv or .jsonl (one row per item with id, score and label)")]
+        return None, [
+            Problem(
+                f"unknown probe file type {suffix or '(no suffix)'!r}",
+                file=file,
+                field=field,
+                fix="use .csv, .tsv or .jsonl (one row per item with id, score and label)",
+            )
+        ]
     problems: list[Problem] = []
     raw, refused = _probe_rows(path, suffix, cols, problems)
     if refused is not None:
@@ -81,12 +100,14 @@ def load_probe_set(path: str | Path, name: str = "", id_column: str = "id", scor
         problems.append(Problem("the probe file has no rows", file=file, fix="one row per item: id, score, label"))
     if problems:
         return None, problems
-    return ProbeSet(name, file, np.asarray(ids, dtype=object), np.asarray(scores, dtype=float),
-                    np.asarray(labels, dtype=int)), []
+    return ProbeSet(
+        name, file, np.asarray(ids, dtype=object), np.asarray(scores, dtype=float), np.asarray(labels, dtype=int)
+    ), []
 
 
-def _probe_rows(path: Path, suffix: str, cols: dict[str, str],
-                problems: list[Problem]) -> tuple[list[tuple[int, dict]], list[Problem] | None]:
+def _probe_rows(
+    path: Path, suffix: str, cols: dict[str, str], problems: list[Problem]
+) -> tuple[list[tuple[int, dict]], list[Problem] | None]:
     """The file's rows as (line, row), and the problems instead when the file cannot be read at all."""
     file = str(path)
     raw: list[tuple[int, dict]] = []
@@ -98,13 +119,15 @@ def _probe_rows(path: Path, suffix: str, cols: dict[str, str],
                 missing = [c for c in cols.values() if c not in header]
                 if missing:
                     hint = _column_hint(missing, header)
-                    return raw, [Problem(f"missing column(s) {missing}; the header has {header}", file=file, line=1,
-                                         fix=hint)]
+                    return raw, [
+                        Problem(f"missing column(s) {missing}; the header has {header}", file=file, line=1, fix=hint)
+                    ]
                 for row in reader:
                     raw.append((reader.line_num, row))
         else:
-            raw.extend(json_objects(path, problems, example='{"id": "q1", "score": 0.7, "label": 1}',
-                                    what="the probe file"))
+            raw.extend(
+                json_objects(path, problems, example='{"id": "q1", "score": 0.7, "label": 1}', what="the probe file")
+            )
     except InputError as exc:  # open_regular: not a regular file after all (swapped since the check)
         return raw, list(exc.problems)
     except UnicodeDecodeError:
@@ -114,8 +137,14 @@ def _probe_rows(path: Path, suffix: str, cols: dict[str, str],
     return raw, None
 
 
-def _parse_probe_rows(raw: list[tuple[int, dict]], file: str, id_column: str, score_column: str, label_column: str,
-                      problems: list[Problem]) -> tuple[list[str], list[float], list[int]]:
+def _parse_probe_rows(
+    raw: list[tuple[int, dict]],
+    file: str,
+    id_column: str,
+    score_column: str,
+    label_column: str,
+    problems: list[Problem],
+) -> tuple[list[str], list[float], list[int]]:
     """The ids, scores and labels of the usable rows; every problem of a row is added to ``problems``."""
     cols = (id_column, score_column, label_column)
     ids, scores, labels = [], [], []
@@ -126,24 +155,48 @@ def _parse_probe_rows(raw: list[tuple[int, dict]], file: str, id_column: str, sc
             break
         missing = [c for c in cols if row.get(c) is None or row.get(c) == ""]
         if missing:
-            problems.append(Problem(f"missing value(s) for {missing}", file=file, line=line,
-                                    fix=_column_hint(missing, list(row))))
+            problems.append(
+                Problem(f"missing value(s) for {missing}", file=file, line=line, fix=_column_hint(missing, list(row)))
+            )
             continue
         iid = str(row[id_column])
         s = _number(row[score_column])
         lab = _label(row[label_column])
         bad = False
         if s is None:
-            problems.append(Problem("score is not a finite number", file=file, line=line, field=score_column,
-                                    value=row[score_column], fix="give the probe's score as a number"))
+            problems.append(
+                Problem(
+                    "score is not a finite number",
+                    file=file,
+                    line=line,
+                    field=score_column,
+                    value=row[score_column],
+                    fix="give the probe's score as a number",
+                )
+            )
             bad = True
         if lab is None:
-            problems.append(Problem("label must be 0 or 1", file=file, line=line, field=label_column,
-                                    value=row[label_column], fix="use 1 for positives and 0 for negatives"))
+            problems.append(
+                Problem(
+                    "label must be 0 or 1",
+                    file=file,
+                    line=line,
+                    field=label_column,
+                    value=row[label_column],
+                    fix="use 1 for positives and 0 for negatives",
+                )
+            )
             bad = True
         if iid in seen:
-            problems.append(Problem(f"item id {iid!r} repeats line {seen[iid]}", file=file, line=line,
-                                    field=id_column, fix="each item must appear once per probe file"))
+            problems.append(
+                Problem(
+                    f"item id {iid!r} repeats line {seen[iid]}",
+                    file=file,
+                    line=line,
+                    field=id_column,
+                    fix="each item must appear once per probe file",
+                )
+            )
             bad = True
         else:
             seen[iid] = line
@@ -158,10 +211,14 @@ def _parse_probe_rows(raw: list[tuple[int, dict]], file: str, id_column: str, sc
 def _column_hint(missing: list[str], header: Sequence[str]) -> str:
     import difflib
 
-    hints = [f"{m}→{difflib.get_close_matches(m, header, n=1)[0]}" for m in missing
-             if difflib.get_close_matches(m, header, n=1)]
-    return ((f"did you mean {', '.join(hints)}? " if hints else "")
-            + "set probes.id_column / score_column / label_column to the file's column names")
+    hints = [
+        f"{m}→{difflib.get_close_matches(m, header, n=1)[0]}"
+        for m in missing
+        if difflib.get_close_matches(m, header, n=1)
+    ]
+    return (
+        f"did you mean {', '.join(hints)}? " if hints else ""
+    ) + "set probes.id_column / score_column / label_column to the file's column names"
 
 
 def _number(x: Any) -> float | None:

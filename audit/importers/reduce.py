@@ -22,6 +22,7 @@ The representative output of an item (shown in the report, read by the truncatio
 sample's (``majority``: the first sample with the winning answer). An item counts as answered when any of its
 samples was (``first``: when the first was; ``majority``: when some sample had an answer).
 """
+
 from __future__ import annotations
 
 import math
@@ -87,13 +88,18 @@ def _pass_at_k_problem(arm: str, text: str | None, k: int, sub: pd.DataFrame, si
     """Decides whether pass@k cannot reduce this arm (scores not 0/1, or an item with fewer than k samples)."""
     vals = sub["score"].to_numpy(dtype=float)
     if not np.all(np.isin(vals, (0.0, 1.0))):
-        return Problem(f"samples.reduce {text} ({arm}) needs 0/1 scores; the scores include "
-                       f"{sorted(set(vals[~np.isin(vals, (0.0, 1.0))].tolist()))[:3]}",
-                       field="samples.reduce", fix="use mean or any for continuous scores")
+        return Problem(
+            f"samples.reduce {text} ({arm}) needs 0/1 scores; the scores include "
+            f"{sorted(set(vals[~np.isin(vals, (0.0, 1.0))].tolist()))[:3]}",
+            field="samples.reduce",
+            fix="use mean or any for continuous scores",
+        )
     if int(sizes.min()) < k:
-        return Problem(f"samples.reduce {text} ({arm}) needs at least {k} samples per item; "
-                       f"some item has {int(sizes.min())}", field="samples.reduce",
-                       fix=f"use pass@{int(sizes.min())} or fewer, or give every item {k} samples")
+        return Problem(
+            f"samples.reduce {text} ({arm}) needs at least {k} samples per item; some item has {int(sizes.min())}",
+            field="samples.reduce",
+            fix=f"use pass@{int(sizes.min())} or fewer, or give every item {k} samples",
+        )
     return None
 
 
@@ -102,9 +108,10 @@ def _majority(g: pd.DataFrame, answered: np.ndarray) -> tuple[int, bool, bool]:
     answers, whether any sample had an answer)."""
     extracted = g["extracted"].tolist()
     extracts = bool(np.isfinite(answered).any())
-    keys = [_key(a) if extracts else (" ".join(x.split()).lower() if isinstance(x, str)
-                                              and x.strip() else None)
-            for a, x in zip(extracted, g["text"].tolist())]
+    keys = [
+        _key(a) if extracts else (" ".join(x.split()).lower() if isinstance(x, str) and x.strip() else None)
+        for a, x in zip(extracted, g["text"].tolist())
+    ]
     counts: dict[str, int] = {}
     for key in keys:
         if key is not None:
@@ -145,8 +152,9 @@ def _reduce_item(g: pd.DataFrame, rule: str, k: int) -> pd.Series:
     return row
 
 
-def reduce_samples(table: pd.DataFrame,
-                   rules: dict[str, str | None]) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[Problem]]:
+def reduce_samples(
+    table: pd.DataFrame, rules: dict[str, str | None]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict, list[Problem]]:
     """One row per arm × variant × budget × scoring × item, by each arm's rule. Returns (reduced table, per-sample
     table, {arm: {"rule", "samples_min", "samples_max"}}, problems)."""
     t = _numbered(table)
@@ -172,8 +180,9 @@ def reduce_samples(table: pd.DataFrame,
 def reduce_frame(per_sample: pd.DataFrame, rule: str) -> pd.DataFrame:
     """Per-item scores of a per-sample table (one arm × cell) under ``rule`` (for the like-for-like comparison):
     columns item_id, score."""
-    reduced, _, _, problems = reduce_samples(per_sample.assign(finish_reason=None), {a: rule for a in
-                                                                                     per_sample["arm"].unique()})
+    reduced, _, _, problems = reduce_samples(
+        per_sample.assign(finish_reason=None), {a: rule for a in per_sample["arm"].unique()}
+    )
     if problems:
         raise ValueError(problems[0].message)
     return reduced[["item_id", "score"]]

@@ -19,6 +19,7 @@ array (``{"data": [...]}``); ``csv`` a header row (every cell read as text; scor
 must hold exactly one file. Problems name the file (``archive.zip!member``), the record number (the line number for
 JSON lines) and the key as the user wrote it, with a did-you-mean against the keys the record actually has.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -34,8 +35,17 @@ import pandas as pd
 from audit.errors import InputError, Problem
 from audit.importers.jsonl import record_row
 from audit.archives import read_gzip, read_member, zip_members
-from audit.jsonlines import (MAX_PROBLEMS, _maybe_duplicate, _open_problem, csv_problems, decode_utf8, duplicate_keys,
-                             json_objects, json_type, open_regular)
+from audit.jsonlines import (
+    MAX_PROBLEMS,
+    _maybe_duplicate,
+    _open_problem,
+    csv_problems,
+    decode_utf8,
+    duplicate_keys,
+    json_objects,
+    json_type,
+    open_regular,
+)
 
 _MISSING = object()
 NUMERIC_KEYS = ("completion_tokens",)
@@ -52,10 +62,14 @@ def read_bytes(path: Path, problems: list[Problem]) -> tuple[str, bytes] | None:
                 return None
             members = [m for m in infos if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
             if len(members) != 1:
-                problems.append(Problem(
-                    f"the zip holds {len(members)} files ({', '.join(m.filename for m in members[:5]) or 'none'})"
-                    ", not one", file=file, fix="give a zip holding exactly one export file, or unzip it and "
-                                                "point the pattern at the file"))
+                problems.append(
+                    Problem(
+                        f"the zip holds {len(members)} files ({', '.join(m.filename for m in members[:5]) or 'none'})"
+                        ", not one",
+                        file=file,
+                        fix="give a zip holding exactly one export file, or unzip it and point the pattern at the file",
+                    )
+                )
                 return None
             data = read_member(path, members[0], problems)
             return None if data is None else (f"{file}!{members[0].filename}", data)
@@ -73,8 +87,13 @@ def read_bytes(path: Path, problems: list[Problem]) -> tuple[str, bytes] | None:
         else:
             problems.append(_open_problem(exc, file, "the export"))
     except (zipfile.BadZipFile, EOFError) as exc:
-        problems.append(Problem(f"not a readable archive: {exc}", file=file,
-                                fix="check the file is a complete .zip / .gz (a download cut short?)"))
+        problems.append(
+            Problem(
+                f"not a readable archive: {exc}",
+                file=file,
+                fix="check the file is a complete .zip / .gz (a download cut short?)",
+            )
+        )
     return None
 
 
@@ -108,10 +127,14 @@ def _json_document(name: str, raw: bytes, problems: list[Problem]) -> Any:
         problems.extend(err.problems)
         return _MISSING
     except orjson.JSONDecodeError as exc:
-        problems.append(Problem(f"not valid JSON ({exc.msg.split(':')[0]} at line {exc.lineno}, column "
-                                f"{exc.colno})", file=name,
-                                fix="samples.format: json expects one JSON document (an array of records); use "
-                                    "format: jsonl for one object per line"))
+        problems.append(
+            Problem(
+                f"not valid JSON ({exc.msg.split(':')[0]} at line {exc.lineno}, column {exc.colno})",
+                file=name,
+                fix="samples.format: json expects one JSON document (an array of records); use "
+                "format: jsonl for one object per line",
+            )
+        )
         return _MISSING
 
 
@@ -119,10 +142,16 @@ def _keys_twice(name: str, raw: bytes, data: Any, problems: list[Problem]) -> bo
     """Decides whether some JSON object gives a key twice, noting each such key (hardening, issue 19)."""
     twice = duplicate_keys(raw) if _maybe_duplicate(raw, data) else []
     for where, key in twice:
-        rec = where[1:where.index("]")] if where.startswith("[") else None
-        problems.append(Problem(f"{'record ' + str(int(rec) + 1) + ': ' if rec is not None else ''}the key {key!r} "
-                                "appears twice in one JSON object: a JSON reader silently keeps one of the two",
-                                file=name, field=key, fix="remove or rename one of the two"))
+        rec = where[1 : where.index("]")] if where.startswith("[") else None
+        problems.append(
+            Problem(
+                f"{'record ' + str(int(rec) + 1) + ': ' if rec is not None else ''}the key {key!r} "
+                "appears twice in one JSON object: a JSON reader silently keeps one of the two",
+                file=name,
+                field=key,
+                fix="remove or rename one of the two",
+            )
+        )
     return bool(twice)
 
 
@@ -140,8 +169,13 @@ def _json_records(name: str, raw: bytes, problems: list[Problem]) -> Iterator[tu
         if isinstance(d, dict):
             yield name, i, False, d
             continue
-        problems.append(Problem(f"record {i} is a JSON {json_type(d)}, not an object", file=name,
-                                fix="every element of the array must be one record (a JSON object)"))
+        problems.append(
+            Problem(
+                f"record {i} is a JSON {json_type(d)}, not an object",
+                file=name,
+                fix="every element of the array must be one record (a JSON object)",
+            )
+        )
         bad += 1
         if bad >= MAX_PROBLEMS:
             return
@@ -154,11 +188,9 @@ def _csv_records(name: str, raw: bytes, problems: list[Problem]) -> Iterator[tup
         problems.extend(bad_csv)
         return
     try:
-        frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""],
-                            encoding="utf-8-sig")
+        frame = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        problems.append(Problem(f"cannot read as CSV: {exc}", file=name,
-                                fix="give a UTF-8 CSV file with a header row"))
+        problems.append(Problem(f"cannot read as CSV: {exc}", file=name, fix="give a UTF-8 CSV file with a header row"))
         return
     cols = list(frame.columns)
     for i, values in enumerate(frame.itertuples(index=False, name=None), start=1):
@@ -175,8 +207,9 @@ def _parquet_records(name: str, raw: bytes, problems: list[Problem]) -> Iterator
     try:
         rows = pq.read_table(io.BytesIO(raw)).to_pylist()
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-        problems.append(Problem(f"cannot read as Parquet: {exc}", file=name,
-                                fix="check the file is a complete Parquet file"))
+        problems.append(
+            Problem(f"cannot read as Parquet: {exc}", file=name, fix="check the file is a complete Parquet file")
+        )
         return
     for i, d in enumerate(rows, start=1):
         yield name, i, False, d
@@ -190,13 +223,22 @@ def _the_array(data: Any, name: str, problems: list[Problem]) -> list | None:
         arrays = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v[:10])]
         if len(arrays) == 1:
             return data[arrays[0]]
-        problems.append(Problem(
-            "the JSON object holds " + (f"several arrays of records ({', '.join(arrays)})" if arrays
-                                        else "no array of records"), file=name,
-            fix="give an array of records, or an object holding exactly one (e.g. {\"data\": [...]})"))
+        problems.append(
+            Problem(
+                "the JSON object holds "
+                + (f"several arrays of records ({', '.join(arrays)})" if arrays else "no array of records"),
+                file=name,
+                fix='give an array of records, or an object holding exactly one (e.g. {"data": [...]})',
+            )
+        )
         return None
-    problems.append(Problem(f"the export is a JSON {json_type(data)}, not an array of records", file=name,
-                            fix="give an array of records"))
+    problems.append(
+        Problem(
+            f"the export is a JSON {json_type(data)}, not an array of records",
+            file=name,
+            fix="give an array of records",
+        )
+    )
     return None
 
 
@@ -241,8 +283,15 @@ def arm_fields(fields: dict, arm: str) -> dict[str, str]:
     return {k: (v if isinstance(v, str) else getattr(v, arm)) for k, v in fields.items()}
 
 
-def _canon_fields(d: dict, plain: dict[str, str], fmt: str, where: str, line: int | None,
-                  reported_missing: set[str], problems: list[Problem]) -> tuple[dict, bool]:
+def _canon_fields(
+    d: dict,
+    plain: dict[str, str],
+    fmt: str,
+    where: str,
+    line: int | None,
+    reported_missing: set[str],
+    problems: list[Problem],
+) -> tuple[dict, bool]:
     """Decides the generic keys of one record: (their values, whether no required or mapped key was missing)."""
     canon: dict = {}
     ok = True
@@ -254,32 +303,52 @@ def _canon_fields(d: dict, plain: dict[str, str], fmt: str, where: str, line: in
                 # A mapped optional key missing is worth one note per file: the mapping is probably wrong.
                 if key not in reported_missing:
                     reported_missing.add(key)
-                    problems.append(Problem(f"samples.fields.{key} maps to {src!r}, which this record lacks",
-                                            file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
+                    problems.append(
+                        Problem(
+                            f"samples.fields.{key} maps to {src!r}, which this record lacks",
+                            file=where,
+                            line=line,
+                            field=src,
+                            fix=did_you_mean(d, src) or None,
+                        )
+                    )
                     ok = False
             elif key in ("id", "output"):
-                problems.append(Problem(f"required key {src!r} is missing"
-                                        + (f" (samples.fields.{key})" if key in plain else ""),
-                                        file=where, line=line, field=src,
-                                        fix=(did_you_mean(d, src) + "; " if did_you_mean(d, src) else "")
-                                        + f"map samples.fields.{key} to the key that holds the "
-                                          + ("item id" if key == "id" else "model's output text")))
+                problems.append(
+                    Problem(
+                        f"required key {src!r} is missing" + (f" (samples.fields.{key})" if key in plain else ""),
+                        file=where,
+                        line=line,
+                        field=src,
+                        fix=(did_you_mean(d, src) + "; " if did_you_mean(d, src) else "")
+                        + f"map samples.fields.{key} to the key that holds the "
+                        + ("item id" if key == "id" else "model's output text"),
+                    )
+                )
                 ok = False
             continue
         canon[key] = _csv_number(v) if fmt == "csv" and key in NUMERIC_KEYS else v
     return canon, ok
 
 
-def _canon_scores(d: dict, score_paths: dict[str, str], fmt: str, where: str, line: int | None,
-                  problems: list[Problem]) -> tuple[dict, bool]:
+def _canon_scores(
+    d: dict, score_paths: dict[str, str], fmt: str, where: str, line: int | None, problems: list[Problem]
+) -> tuple[dict, bool]:
     """Decides the mapped scores of one record: (their values, whether every mapped score was present)."""
     scores = {}
     ok = True
     for sname, src in score_paths.items():
         v = lookup(d, src)
         if v is _MISSING:
-            problems.append(Problem(f"samples.fields.scores.{sname} maps to {src!r}, which this record lacks",
-                                    file=where, line=line, field=src, fix=did_you_mean(d, src) or None))
+            problems.append(
+                Problem(
+                    f"samples.fields.scores.{sname} maps to {src!r}, which this record lacks",
+                    file=where,
+                    line=line,
+                    field=src,
+                    fix=did_you_mean(d, src) or None,
+                )
+            )
             ok = False
             continue
         # A mapped score written as a numeric string (AlpacaEval writes "preference": "1.0000630276") is read as
@@ -288,9 +357,17 @@ def _canon_scores(d: dict, score_paths: dict[str, str], fmt: str, where: str, li
     return scores, ok
 
 
-def _canon_record(d: dict, plain: dict[str, str], score_paths: dict[str, str], cluster_path: str | None, fmt: str,
-                  where: str, line: int | None, reported_missing: set[str],
-                  problems: list[Problem]) -> tuple[dict, bool]:
+def _canon_record(
+    d: dict,
+    plain: dict[str, str],
+    score_paths: dict[str, str],
+    cluster_path: str | None,
+    fmt: str,
+    where: str,
+    line: int | None,
+    reported_missing: set[str],
+    problems: list[Problem],
+) -> tuple[dict, bool]:
     """Decides one record in generic keys (fields, scores, cluster): (the record, whether nothing was missing)."""
     canon, ok = _canon_fields(d, plain, fmt, where, line, reported_missing, problems)
     scores, scores_ok = _canon_scores(d, score_paths, fmt, where, line, problems)
@@ -305,15 +382,23 @@ def _canon_record(d: dict, plain: dict[str, str], score_paths: dict[str, str], c
     return canon, ok
 
 
-def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | None, variant: str = "default",
-                 cluster_field: str | None = None, several: bool = False) -> tuple[pd.DataFrame, list[Problem]]:
+def read_tabular(
+    path: Path,
+    fmt: str,
+    fields: dict,
+    arm: str,
+    budget: int | None,
+    variant: str = "default",
+    cluster_field: str | None = None,
+    several: bool = False,
+) -> tuple[pd.DataFrame, list[Problem]]:
     """Rows (with a ``scores`` dict column, as :func:`audit.importers.jsonl.read_jsonl`) from one export file.
     ``several`` (the claim sets ``samples.reduce``): a record whose output is a list holds several outputs of its
     item, one row each (column ``sample``: 0, 1, ...)."""
     problems: list[Problem] = []
     mapping = arm_fields(fields, arm)
     cluster_path = mapping.pop("cluster", None) or cluster_field
-    score_paths = {k[len("scores."):]: v for k, v in mapping.items() if k.startswith("scores.")}
+    score_paths = {k[len("scores.") :]: v for k, v in mapping.items() if k.startswith("scores.")}
     plain = {k: v for k, v in mapping.items() if not k.startswith("scores.")}
     names = {**plain, **{f"scores.{n}": p for n, p in score_paths.items()}}
     if cluster_path:
@@ -326,8 +411,25 @@ def read_tabular(path: Path, fmt: str, fields: dict, arm: str, budget: int | Non
         line = i if is_line else None
         canon, ok = _canon_record(d, plain, score_paths, cluster_path, fmt, where, line, reported_missing, problems)
         expanded = _several(canon) if several and ok else [canon]
-        got = [record_row(c, where, line, problems, arm, budget, variant, None, names=names,
-                          cluster_key="__cluster" if cluster_path else None) for c in expanded] if ok else [None]
+        got = (
+            [
+                record_row(
+                    c,
+                    where,
+                    line,
+                    problems,
+                    arm,
+                    budget,
+                    variant,
+                    None,
+                    names=names,
+                    cluster_key="__cluster" if cluster_path else None,
+                )
+                for c in expanded
+            ]
+            if ok
+            else [None]
+        )
         if any(r is None for r in got):
             bad_records += 1
             if bad_records >= MAX_PROBLEMS or len(problems) >= 2 * MAX_PROBLEMS:
@@ -361,8 +463,10 @@ def _several(canon: dict) -> list[dict]:
             if isinstance(canon.get(key), list) and len(canon[key]) == k:
                 c[key] = canon[key][j]
         if isinstance(canon.get("scores"), dict):
-            c["scores"] = {n: (_numeric_string(v[j]) if isinstance(v, list) and len(v) == k else v)
-                           for n, v in canon["scores"].items()}
+            c["scores"] = {
+                n: (_numeric_string(v[j]) if isinstance(v, list) and len(v) == k else v)
+                for n, v in canon["scores"].items()
+            }
         out.append(c)
     return out
 

@@ -20,30 +20,52 @@ Layout (imports point one way): ``builtin`` (the built-in scorers) ← ``specs``
 and ``metrics`` (the shipped ``evaluate`` modules) ← ``resolve`` (a name → a scorer). This package re-exports the
 public names of ``builtin`` and ``resolve``.
 """
+
 from __future__ import annotations
 
 from audit.scoring.builtin import (
-                                   BUILTIN,
-                                   EVALUATE_PREFIX,
-                                   KINDS,
-                                   SCORERS,
-                                   Kind,
-                                   Scorer,
-                                   ScorerRecord,
-                                   bleu,
-                                   chrf,
-                                   contains,
-                                   edit_similarity,
-                                   exact,
-                                   first_line_exact,
-                                   first_number,
-                                   last_number,
-                                   rouge_l,
-                                   token_edit_similarity,
+    BUILTIN,
+    EVALUATE_PREFIX,
+    KINDS,
+    SCORERS,
+    Kind,
+    Scorer,
+    ScorerRecord,
+    bleu,
+    chrf,
+    contains,
+    edit_similarity,
+    exact,
+    first_line_exact,
+    first_number,
+    last_number,
+    rouge_l,
+    token_edit_similarity,
 )
 from audit.scoring.resolve import evaluate_scorer, extract_scorer, kind_of, load_evaluate_module, regex_scorer, resolve
 
-__all__ = ["BUILTIN", "ScorerRecord", "EVALUATE_PREFIX", "KINDS", "SCORERS", "Kind", "Scorer", "bleu", "chrf",
-           "contains", "edit_similarity",
-           "exact", "first_line_exact", "first_number", "last_number", "rouge_l", "token_edit_similarity",
-           "evaluate_scorer", "extract_scorer", "kind_of", "load_evaluate_module", "regex_scorer", "resolve"]
+__all__ = [
+    "BUILTIN",
+    "ScorerRecord",
+    "EVALUATE_PREFIX",
+    "KINDS",
+    "SCORERS",
+    "Kind",
+    "Scorer",
+    "bleu",
+    "chrf",
+    "contains",
+    "edit_similarity",
+    "exact",
+    "first_line_exact",
+    "first_number",
+    "last_number",
+    "rouge_l",
+    "token_edit_similarity",
+    "evaluate_scorer",
+    "extract_scorer",
+    "kind_of",
+    "load_evaluate_module",
+    "regex_scorer",
+    "resolve",
+]

@@ -30,6 +30,7 @@ Comparison of an extracted answer with the target (``compare``):
 Source of the ZeroEval rules: WildEval/ZeroEval ``src/evaluation/math_eval.py`` and ``eval_utils.py`` (commit
 8c1485e), read for this module and re-implemented, not copied.
 """
+
 from __future__ import annotations
 
 import ast
@@ -74,7 +75,7 @@ def brace_blocks(text: str):
         elif c == "}" and depth:
             depth -= 1
             if depth == 0:
-                yield text[begin:i + 1]
+                yield text[begin : i + 1]
 
 
 def _py_str(v: Any) -> str:
@@ -99,8 +100,14 @@ def json_value(text: str, key: str, which: str = "first") -> str | None:
     return found
 
 
-def regex_extractor(regex: str, group: int = 1, select: str = "first", ignore_case: bool = False,
-                    braces: bool = False, dotall: bool = False) -> Extractor:
+def regex_extractor(
+    regex: str,
+    group: int = 1,
+    select: str = "first",
+    ignore_case: bool = False,
+    braces: bool = False,
+    dotall: bool = False,
+) -> Extractor:
     flags = (re.IGNORECASE if ignore_case else 0) | (re.DOTALL if dotall else 0)
     pattern = re.compile(regex, flags)
 
@@ -131,8 +138,14 @@ def step_extractor(step) -> Extractor:
 
         base = json_base
     else:
-        base = regex_extractor(step.regex, step.group, step.select, step.ignore_case,
-                               getattr(step, "braces", False), getattr(step, "dotall", False))
+        base = regex_extractor(
+            step.regex,
+            step.group,
+            step.select,
+            step.ignore_case,
+            getattr(step, "braces", False),
+            getattr(step, "dotall", False),
+        )
     tail, needle = getattr(step, "tail", None), getattr(step, "tail_contains", None)
     if tail is None and needle is None:
         return base
@@ -147,6 +160,7 @@ def step_extractor(step) -> Extractor:
 
 def chain(extractors: list[Extractor]) -> Extractor:
     """The answer of the first extractor that finds one (an empty match counts as found)."""
+
     def extract(output: str) -> str | None:
         for e in extractors:
             got = e(output)
@@ -161,12 +175,24 @@ def chain(extractors: list[Extractor]) -> Extractor:
 # comparison
 
 _OPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-        ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-        ast.BitXor: operator.xor, ast.BitAnd: operator.and_, ast.BitOr: operator.or_,
-        ast.LShift: operator.lshift, ast.RShift: operator.rshift}
-_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg,
-                                                          ast.Invert: operator.invert}
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.BitXor: operator.xor,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+    ast.Invert: operator.invert,
+}
 
 
 def arithmetic(expr: str) -> float:
@@ -223,9 +249,23 @@ _FRAC = re.compile(r"^(-?)\\frac\{?(-?\d+(?:\.\d+)?)\}?\{?(-?\d+(?:\.\d+)?)\}?$"
 def normalise_math(s: str) -> str:
     s = (s or "").strip()
     s = _TEXT.sub(r"\1", s)
-    for a, b in (("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", ""), ("\\!", ""),
-                 ("\\,", ""), ("\\;", ""), ("\\:", ""), ("\\ ", ""), ("$", ""), ("^{\\circ}", ""), ("^\\circ", ""),
-                 ("\\%", ""), ("%", ""), ("\\displaystyle", "")):
+    for a, b in (
+        ("\\dfrac", "\\frac"),
+        ("\\tfrac", "\\frac"),
+        ("\\left", ""),
+        ("\\right", ""),
+        ("\\!", ""),
+        ("\\,", ""),
+        ("\\;", ""),
+        ("\\:", ""),
+        ("\\ ", ""),
+        ("$", ""),
+        ("^{\\circ}", ""),
+        ("^\\circ", ""),
+        ("\\%", ""),
+        ("%", ""),
+        ("\\displaystyle", ""),
+    ):
         s = s.replace(a, b)
     s = re.sub(r"\s+", "", s)
     s = re.sub(r"^[a-zA-Z]=", "", s)

@@ -3,6 +3,7 @@
 Imports nothing else of :mod:`audit.scoring`, so the claim's scorer specs, the shipped ``evaluate`` modules and
 name resolution can all import it.
 """
+
 from __future__ import annotations
 
 import math
@@ -177,8 +178,7 @@ for _record in (
     ScorerRecord("last-number", last_number, "discontinuous", evaluate_module="last_number"),
     ScorerRecord("contains", contains, "discontinuous", evaluate_module="contains_audit"),
     ScorerRecord("edit-similarity", edit_similarity, "continuous", evaluate_module="edit_similarity"),
-    ScorerRecord("token-edit-similarity", token_edit_similarity, "continuous",
-                 evaluate_module="token_edit_similarity"),
+    ScorerRecord("token-edit-similarity", token_edit_similarity, "continuous", evaluate_module="token_edit_similarity"),
     ScorerRecord("chrf", chrf, "continuous", evaluate_module="chrf_audit"),
     ScorerRecord("bleu", bleu, "continuous", evaluate_module="bleu_audit"),
     ScorerRecord("rouge-l", rouge_l, "continuous", evaluate_module="rouge_l_audit"),

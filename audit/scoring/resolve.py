@@ -1,6 +1,7 @@
 """Resolve a scoring name to a scorer: claim-defined scorers (regex, extract, evaluate, code_exec), built-ins, and
 Hugging Face ``evaluate`` modules (shipped in :mod:`audit.scoring.metrics`, by local path, or by Hub name).
 """
+
 from __future__ import annotations
 
 import re
@@ -35,9 +36,11 @@ def regex_scorer(spec) -> Scorer:
     def score(output: str, target: str) -> float:
         return compare(spec.compare, extract(output), target)
 
-    score.__doc__ = (f"regex {spec.regex!r}, {spec.select} match, "
-                     + ("up to the balancing brace" if getattr(spec, "braces", False) else f"group {spec.group}")
-                     + f", {spec.compare} comparison")
+    score.__doc__ = (
+        f"regex {spec.regex!r}, {spec.select} match, "
+        + ("up to the balancing brace" if getattr(spec, "braces", False) else f"group {spec.group}")
+        + f", {spec.compare} comparison"
+    )
     return score
 
 
@@ -115,7 +118,7 @@ def resolve(name: str, defined: dict | None = None) -> Scorer | None:
     if name in SCORERS:
         return SCORERS[name]
     if name.startswith(EVALUATE_PREFIX):
-        return evaluate_scorer(name[len(EVALUATE_PREFIX):].strip(), scorer_name=name)
+        return evaluate_scorer(name[len(EVALUATE_PREFIX) :].strip(), scorer_name=name)
     return None
 
 
@@ -135,7 +138,7 @@ def kind_of(name: str, defined: dict | None = None) -> Kind | None:
     if name in KINDS:
         return KINDS[name]
     if name.startswith(EVALUATE_PREFIX):
-        return _evaluate_kind(name[len(EVALUATE_PREFIX):].strip())
+        return _evaluate_kind(name[len(EVALUATE_PREFIX) :].strip())
     return None
 
 
@@ -150,9 +153,16 @@ def _as_spec(name: str, spec: Any):
     try:
         return TypeAdapter(scorer_spec(RegexScorer)).validate_python(spec)
     except ValidationError as err:
-        raise InputError([Problem(e["msg"], field=f"scorers.{name}." + ".".join(
-            str(x) for x in e["loc"] if "[" not in str(x)), fix="see `audit schema` for the scorer kinds")
-            for e in err.errors()]) from None
+        raise InputError(
+            [
+                Problem(
+                    e["msg"],
+                    field=f"scorers.{name}." + ".".join(str(x) for x in e["loc"] if "[" not in str(x)),
+                    fix="see `audit schema` for the scorer kinds",
+                )
+                for e in err.errors()
+            ]
+        ) from None
 
 
 def _from_spec(name: str, spec: Any) -> Scorer:
@@ -170,14 +180,24 @@ def _from_spec(name: str, spec: Any) -> Scorer:
         return code_exec_scorer(spec, name=name)
     if kind == "answer":
         return answer_scorer(spec)
-    raise InputError([Problem(f"unknown scorer kind {kind!r}", field=f"scorers.{name}.kind", value=kind,
-                              fix="use regex: (no kind), kind: extract, evaluate, code_exec, answer or logged")])
+    raise InputError(
+        [
+            Problem(
+                f"unknown scorer kind {kind!r}",
+                field=f"scorers.{name}.kind",
+                value=kind,
+                fix="use regex: (no kind), kind: extract, evaluate, code_exec, answer or logged",
+            )
+        ]
+    )
 
 
 def _logged_placeholder(name: str) -> Scorer:
     def score(output: str, target: str) -> float:  # pragma: no cover - the importers score logged kinds themselves
-        raise RuntimeError(f"scorer {name!r} (kind: logged) reads the logged record, not (output, target): "
-                           "score it with audit.importers.apply_scorings")
+        raise RuntimeError(
+            f"scorer {name!r} (kind: logged) reads the logged record, not (output, target): "
+            "score it with audit.importers.apply_scorings"
+        )
 
     score.__doc__ = "a score read from the logged record (kind: logged)"
     return score
@@ -209,29 +229,51 @@ def load_evaluate_module(module: str):
     try:
         import evaluate
     except ImportError:
-        raise InputError([Problem(f"scorer 'evaluate:{module}' needs the Hugging Face evaluate package",
-                                  fix="pip install 'claimaudit[scorers]'")]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"scorer 'evaluate:{module}' needs the Hugging Face evaluate package",
+                    fix="pip install 'claimaudit[scorers]'",
+                )
+            ]
+        ) from None
     try:
         return evaluate.load(target, keep_in_memory=True)
     except (ConnectionError, FileNotFoundError, OSError) as exc:
         if is_path:
-            msg, fix = f"cannot load the evaluate module at {target}: {exc}", (
-                "give a folder holding <name>.py (named like the folder) or the .py file itself; relative paths "
-                "resolve against the current directory")
+            msg, fix = (
+                f"cannot load the evaluate module at {target}: {exc}",
+                (
+                    "give a folder holding <name>.py (named like the folder) or the .py file itself; relative paths "
+                    "resolve against the current directory"
+                ),
+            )
         else:
-            msg = (f"evaluate module {module!r} is not a local path, so it would come from the Hugging Face Hub, "
-                   f"which needs network access (or a copy already in the evaluate cache): {exc}")
-            fix = (f"run online once to cache it, or use a local module: the ones audit ships are "
-                   f"{', '.join('evaluate:' + m for m in MODULES)}, or give a path to a folder with <name>.py")
+            msg = (
+                f"evaluate module {module!r} is not a local path, so it would come from the Hugging Face Hub, "
+                f"which needs network access (or a copy already in the evaluate cache): {exc}"
+            )
+            fix = (
+                f"run online once to cache it, or use a local module: the ones audit ships are "
+                f"{', '.join('evaluate:' + m for m in MODULES)}, or give a path to a folder with <name>.py"
+            )
         raise InputError([Problem(msg, field="scorers", value=f"evaluate:{module}", fix=fix)]) from None
     except ImportError as exc:
-        raise InputError([Problem(f"the evaluate module {module!r} needs a package that is not installed: {exc}",
-                                  field="scorers", value=f"evaluate:{module}",
-                                  fix="pip install what the message names")]) from None
+        raise InputError(
+            [
+                Problem(
+                    f"the evaluate module {module!r} needs a package that is not installed: {exc}",
+                    field="scorers",
+                    value=f"evaluate:{module}",
+                    fix="pip install what the message names",
+                )
+            ]
+        ) from None
 
 
-def evaluate_scorer(module: str, key: str | None = None, kwargs: dict | None = None,
-                    scorer_name: str | None = None) -> Scorer:
+def evaluate_scorer(
+    module: str, key: str | None = None, kwargs: dict | None = None, scorer_name: str | None = None
+) -> Scorer:
     """Score one (output, target) pair with a Hugging Face ``evaluate`` metric:
     ``metric.compute(predictions=[output], references=[target], **kwargs)[key]``.
 
@@ -268,14 +310,28 @@ def _pick(result: dict, key: str | None, metric_name: str, scorer_name: str) -> 
 
     if key is not None:
         if key not in result or scalar(result[key]) is None:
-            raise InputError([Problem(f"{scorer_name}: result key {key!r} is not a number in the module's output",
-                                      field="scorers", value=key, fix=f"the module returns {sorted(result)}")])
+            raise InputError(
+                [
+                    Problem(
+                        f"{scorer_name}: result key {key!r} is not a number in the module's output",
+                        field="scorers",
+                        value=key,
+                        fix=f"the module returns {sorted(result)}",
+                    )
+                ]
+            )
         return scalar(result[key])
     if metric_name in result and scalar(result[metric_name]) is not None:
         return scalar(result[metric_name])
     numeric = [k for k, v in result.items() if scalar(v) is not None]
     if len(numeric) == 1:
         return scalar(result[numeric[0]])
-    raise InputError([Problem(f"{scorer_name}: cannot tell which result to use; the module returns {sorted(result)}",
-                              field="scorers", fix="define it under scorers: with kind: evaluate and key: <one of "
-                                                   f"{numeric}>")])
+    raise InputError(
+        [
+            Problem(
+                f"{scorer_name}: cannot tell which result to use; the module returns {sorted(result)}",
+                field="scorers",
+                fix=f"define it under scorers: with kind: evaluate and key: <one of {numeric}>",
+            )
+        ]
+    )

