@@ -259,8 +259,8 @@ def _id_findings(
                 NAME,
                 "claimed_auc_unresolved",
                 Outcome.inconclusive,
-                f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}, but the set is "
-                "too small to count as evidence",
+                f"The claimed in-distribution AUC {claimed:.3f} lies above the measured {_fmt_auc(ida)}, "
+                "but the set is too small to count as evidence",
                 detail=id_counts,
                 severity=Severity.minor,
                 impact=Impact.none,
@@ -286,7 +286,8 @@ def _id_findings(
                 NAME,
                 "id_above_chance",
                 Outcome.passed,
-                f"The probe is above chance in distribution: AUC {_fmt_auc(ida)}, Mann–Whitney p = {ida.mw.p_value:.3g}",
+                f"The probe is above chance in distribution: AUC {_fmt_auc(ida)}, "
+                f"Mann–Whitney p = {ida.mw.p_value:.3g}",
                 impact=Impact.reproduced if sole else Impact.none,
                 statistic=id_stat,
                 provenance=prov,
@@ -378,17 +379,7 @@ def _ood_finding(
     to do either (inconclusive), or holds (pass)."""
     alpha, level = ctx.alpha, ctx.level
     if not math.isfinite(oa.delong.value) or not oa.mw.ok:
-        return Finding(
-            NAME,
-            "ood_no_auc",
-            Outcome.inconclusive,
-            f"The probe AUC on OOD set {name!r} cannot be computed",
-            detail=oa.delong.reason or oa.mw.reason or "",
-            severity=Severity.major,
-            impact=Impact.inconclusive,
-            statistic={"set": name},
-            provenance=prov,
-        )
+        return _ood_no_auc(name, oa, prov)
     oc = _compare_ood(ctx, params, ref, name, s, oa)
     cmp_, cmp_txt, stat, row = oc.cmp, oc.text, oc.stat, oc.row
     ev = _evidence(ref.set, s, params.max_evidence)
@@ -404,27 +395,7 @@ def _ood_finding(
     )
     stat["min_per_class"] = params.min_per_class
     if ref.reference_above and at_chance and drop_shown and short is None:
-        why = "claimed" if not ref.above else "measured"
-        what = "inverts (AUC below 0.5)" if inverted else "falls to chance"
-        chance_txt = (
-            f"its {level:.0%} CI lies below 0.5"
-            if inverted
-            else f"the one-sided Mann–Whitney test cannot reject AUC = 0.5 (p = {oa.mw.p_value:.3g})"
-        )
-        return Finding(
-            NAME,
-            "ood_chance",
-            Outcome.flag,
-            f"The probe {what} on OOD set {name!r}: {head}",
-            detail=f"The in-distribution AUC is {why} above chance; on {name!r} {chance_txt}, and the drop from "
-            f"in-distribution excludes 0: {cmp_txt}.",
-            severity=Severity.critical,
-            impact=Impact.fragile,
-            statistic=stat,
-            rows=[row],
-            evidence=ev,
-            provenance=prov,
-        )
+        return _ood_chance(level, ref, name, oa, inverted, head, oc, ev, prov)
     if (ref.reference_above and at_chance) or (drop_shown and short is not None):
         why_not = short or (f"the drop from in-distribution is not shown: {cmp_txt}")
         what = ("is not distinguishable from chance" if at_chance else "drops") + f" on OOD set {name!r}"
@@ -463,6 +434,56 @@ def _ood_finding(
         detail=cmp_txt + ".",
         statistic=stat,
         rows=[row],
+        provenance=prov,
+    )
+
+
+def _ood_no_auc(name: str, oa: SetAuc, prov: dict) -> Finding:
+    """Decides the inconclusive finding for an OOD set whose probe AUC cannot be computed."""
+    return Finding(
+        NAME,
+        "ood_no_auc",
+        Outcome.inconclusive,
+        f"The probe AUC on OOD set {name!r} cannot be computed",
+        detail=oa.delong.reason or oa.mw.reason or "",
+        severity=Severity.major,
+        impact=Impact.inconclusive,
+        statistic={"set": name},
+        provenance=prov,
+    )
+
+
+def _ood_chance(
+    level: float,
+    ref: _Reference,
+    name: str,
+    oa: SetAuc,
+    inverted: bool,
+    head: str,
+    oc: _OodComparison,
+    ev: list[dict],
+    prov: dict,
+) -> Finding:
+    """Decides the critical finding for a probe shown to fall to chance (or invert) on one OOD set."""
+    why = "claimed" if not ref.above else "measured"
+    what = "inverts (AUC below 0.5)" if inverted else "falls to chance"
+    chance_txt = (
+        f"its {level:.0%} CI lies below 0.5"
+        if inverted
+        else f"the one-sided Mann–Whitney test cannot reject AUC = 0.5 (p = {oa.mw.p_value:.3g})"
+    )
+    return Finding(
+        NAME,
+        "ood_chance",
+        Outcome.flag,
+        f"The probe {what} on OOD set {name!r}: {head}",
+        detail=f"The in-distribution AUC is {why} above chance; on {name!r} {chance_txt}, and the drop from "
+        f"in-distribution excludes 0: {oc.text}.",
+        severity=Severity.critical,
+        impact=Impact.fragile,
+        statistic=oc.stat,
+        rows=[oc.row],
+        evidence=ev,
         provenance=prov,
     )
 

@@ -33,7 +33,7 @@ from audit.checks._common import CheckSpec, Context
 
 from audit import stats
 from audit.check_params import ReportedNumbersParams
-from audit.claim import Counts
+from audit.claim import Counts, Reported
 from audit.findings import Finding, Impact, Outcome, Severity
 from audit.rounding import INTEGER_PLACES, decimals, half_unit, rounds_to, table_places  # noqa: F401 - re-exported
 
@@ -88,67 +88,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     for arm in ("baseline", "treatment"):
         v = getattr(rep, arm)
         if isinstance(v, float) and n and counts_of_passes:
-            ks = granular_k(v, n, places)
-            if not ks:
-                lo, hi = math.floor(v * n), math.ceil(v * n)
-                findings.append(
-                    Finding(
-                        NAME,
-                        "impossible_rate",
-                        Outcome.flag,
-                        f"The reported {arm} rate {v} cannot come from n = {n}: no k/{n} rounds to it "
-                        f"({lo}/{n} = {lo / n:.4f}, {hi}/{n} = {hi / n:.4f})",
-                        severity=Severity.critical,
-                        impact=Impact.untrusted_input,
-                        statistic={"arm": arm, "reported": v, "n": n},
-                        provenance=prov,
-                    )
-                )
-            else:
-                findings.append(
-                    Finding(
-                        NAME,
-                        "rate_granular",
-                        Outcome.passed,
-                        f"The reported {arm} rate {v} is consistent with " + " or ".join(f"{k}/{n}" for k in ks),
-                        statistic={"arm": arm, "reported": v, "n": n, "k": ks},
-                        provenance=prov,
-                    )
-                )
-    # Delta arithmetic.
-    b, t = rep.rate("baseline"), rep.rate("treatment")
-    if rep.delta is not None and b is not None and t is not None:
-        tol = (
-            half_unit(rep.delta, places)
-            + (half_unit(b, places) if not isinstance(rep.baseline, Counts) else 0)
-            + (half_unit(t, places) if not isinstance(rep.treatment, Counts) else 0)
-        )
-        diff = t - b
-        stat = {"reported_delta": rep.delta, "treatment_minus_baseline": diff, "tolerance": tol}
-        if abs(rep.delta - diff) > tol + 1e-12:
-            findings.append(
-                Finding(
-                    NAME,
-                    "delta_arithmetic",
-                    Outcome.flag,
-                    f"The reported delta {rep.delta} is not treatment − baseline = {t} − {b} = {diff:.4f}",
-                    severity=Severity.critical,
-                    impact=Impact.untrusted_input,
-                    statistic=stat,
-                    provenance=prov,
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    NAME,
-                    "delta_consistent",
-                    Outcome.passed,
-                    f"The reported delta {rep.delta} equals treatment − baseline ({diff:.4f}) within rounding",
-                    statistic=stat,
-                    provenance=prov,
-                )
-            )
+            findings.append(_granularity(arm, v, n, places, prov))
+    findings.extend(_delta_arithmetic(rep, places, prov))
     findings.extend(_p_value(ctx, prov))
     findings.extend(_against_logs(ctx, params, prov))
     if not findings:
@@ -165,28 +106,75 @@ def run(ctx: Context, params: Params) -> list[Finding]:
     return findings
 
 
+def _granularity(arm: str, v: float, n: int, places: int | None, prov: dict) -> Finding:
+    """Decides whether one reported rate can be some k/n rounded to the reported decimals."""
+    ks = granular_k(v, n, places)
+    if not ks:
+        lo, hi = math.floor(v * n), math.ceil(v * n)
+        return Finding(
+            NAME,
+            "impossible_rate",
+            Outcome.flag,
+            f"The reported {arm} rate {v} cannot come from n = {n}: no k/{n} rounds to it "
+            f"({lo}/{n} = {lo / n:.4f}, {hi}/{n} = {hi / n:.4f})",
+            severity=Severity.critical,
+            impact=Impact.untrusted_input,
+            statistic={"arm": arm, "reported": v, "n": n},
+            provenance=prov,
+        )
+    return Finding(
+        NAME,
+        "rate_granular",
+        Outcome.passed,
+        f"The reported {arm} rate {v} is consistent with " + " or ".join(f"{k}/{n}" for k in ks),
+        statistic={"arm": arm, "reported": v, "n": n, "k": ks},
+        provenance=prov,
+    )
+
+
+def _delta_arithmetic(rep: Reported, places: int | None, prov: dict) -> list[Finding]:
+    """Decides whether the reported delta equals treatment − baseline within the rounding of the three numbers."""
+    b, t = rep.rate("baseline"), rep.rate("treatment")
+    if rep.delta is None or b is None or t is None:
+        return []
+    tol = (
+        half_unit(rep.delta, places)
+        + (half_unit(b, places) if not isinstance(rep.baseline, Counts) else 0)
+        + (half_unit(t, places) if not isinstance(rep.treatment, Counts) else 0)
+    )
+    diff = t - b
+    stat = {"reported_delta": rep.delta, "treatment_minus_baseline": diff, "tolerance": tol}
+    if abs(rep.delta - diff) > tol + 1e-12:
+        return [
+            Finding(
+                NAME,
+                "delta_arithmetic",
+                Outcome.flag,
+                f"The reported delta {rep.delta} is not treatment − baseline = {t} − {b} = {diff:.4f}",
+                severity=Severity.critical,
+                impact=Impact.untrusted_input,
+                statistic=stat,
+                provenance=prov,
+            )
+        ]
+    return [
+        Finding(
+            NAME,
+            "delta_consistent",
+            Outcome.passed,
+            f"The reported delta {rep.delta} equals treatment − baseline ({diff:.4f}) within rounding",
+            statistic=stat,
+            provenance=prov,
+        )
+    ]
+
+
 def _p_value(ctx: Context, prov: dict) -> list[Finding]:
     rep = ctx.claim.claim.reported
     if rep.p_value is None:
         return []
     shown = f"p < {P_ZERO_MEANS:g} (reported as 0)" if rep.p_value == 0 else f"p = {rep.p_value}"
-    pre: list[Finding] = []
-    if rep.p_value == 0:
-        pre.append(
-            Finding(
-                NAME,
-                "p_value_zero",
-                Outcome.flag,
-                "The reported p = 0 is impossible for these tests",
-                detail=f"Exact and asymptotic tests of two proportions give p > 0 for any finite counts. It is read as "
-                f"p < {P_ZERO_MEANS:g} when matching tests; report the p-value itself, or 'p < {P_ZERO_MEANS:g}'.",
-                severity=Severity.minor,
-                impact=Impact.none,
-                statistic={"reported_p": 0.0, "read_as": f"p < {P_ZERO_MEANS:g}"},
-                provenance=prov,
-            )
-        )
-    cb, ct = rep.counts("baseline"), rep.counts("treatment")
+    pre: list[Finding] = [_p_value_zero(prov)] if rep.p_value == 0 else []
     cell = ctx.cell(ctx.claimed_budget) if ctx.records is not None else None
     if cell is not None and not cell.binary:
         return pre + [
@@ -203,15 +191,7 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                 provenance=prov,
             )
         ]
-    b_disc = c_disc = None
-    if ctx.records is not None and cell is not None:
-        p = ctx.records.paired(cell.scoring, ctx.claimed_budget)  # the claimed cell's scoring is ctx.claimed_scoring
-        if p.binary:
-            b_disc = int(((p.baseline == 0) & (p.treatment == 1)).sum())
-            c_disc = int(((p.baseline == 1) & (p.treatment == 0)).sum())
-            if cb is None or ct is None:
-                cb = Counts(passes=int(p.baseline.sum()), n=p.n)
-                ct = Counts(passes=int(p.treatment.sum()), n=p.n)
+    cb, ct, b_disc, c_disc = _test_counts(ctx, rep, cell)
     if cb is None or ct is None:
         return pre + [
             Finding(
@@ -225,30 +205,83 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                 provenance=prov,
             )
         ]
+    return pre + _p_value_verdict(rep, rep.p_value, shown, cb, ct, b_disc, c_disc, prov)
+
+
+def _p_value_zero(prov: dict) -> Finding:
+    """Decides the minor finding that a reported p of exactly 0 is impossible for these tests."""
+    return Finding(
+        NAME,
+        "p_value_zero",
+        Outcome.flag,
+        "The reported p = 0 is impossible for these tests",
+        detail=f"Exact and asymptotic tests of two proportions give p > 0 for any finite counts. It is read as "
+        f"p < {P_ZERO_MEANS:g} when matching tests; report the p-value itself, or 'p < {P_ZERO_MEANS:g}'.",
+        severity=Severity.minor,
+        impact=Impact.none,
+        statistic={"reported_p": 0.0, "read_as": f"p < {P_ZERO_MEANS:g}"},
+        provenance=prov,
+    )
+
+
+def _test_counts(ctx: Context, rep: Reported, cell: Any) -> tuple[Counts | None, Counts | None, int | None, int | None]:
+    """Decides the counts the p-value is recomputed from (reported, else from the logs) and the discordant pairs."""
+    cb, ct = rep.counts("baseline"), rep.counts("treatment")
+    b_disc = c_disc = None
+    if ctx.records is not None and cell is not None:
+        p = ctx.records.paired(cell.scoring, ctx.claimed_budget)  # the claimed cell's scoring is ctx.claimed_scoring
+        if p.binary:
+            b_disc = int(((p.baseline == 0) & (p.treatment == 1)).sum())
+            c_disc = int(((p.baseline == 1) & (p.treatment == 0)).sum())
+            if cb is None or ct is None:
+                cb = Counts(passes=int(p.baseline.sum()), n=p.n)
+                ct = Counts(passes=int(p.treatment.sum()), n=p.n)
+    return cb, ct, b_disc, c_disc
+
+
+def _p_value_rows(
+    rep: Reported, reported_p: float, cb: Counts, ct: Counts, b_disc: int | None, c_disc: int | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The recomputed p of every test variant, each marked whether it matches the reported p, and the statistic."""
     variants = stats.p_value_variants(ct.passes, ct.n, cb.passes, cb.n, paired_b=b_disc, paired_c=c_disc)
     rows: list[dict[str, Any]] = [
         {
             "test": v.method,
             "alternative": v.alternative,
             "p_value": v.p_value,
-            "matches": p_matches(v.p_value, rep.p_value),
+            "matches": p_matches(v.p_value, reported_p),
         }
         for v in variants
     ]
-    matches = [r for r in rows if r["matches"]]
     stat = {
         "reported_p": rep.p_value,
         "reported_test": rep.test,
         "counts": {"baseline": [cb.passes, cb.n], "treatment": [ct.passes, ct.n]},
         "discordant": None if b_disc is None else {"b": b_disc, "c": c_disc},
     }
+    return rows, stat
+
+
+def _p_value_verdict(
+    rep: Reported,
+    reported_p: float,
+    shown: str,
+    cb: Counts,
+    ct: Counts,
+    b_disc: int | None,
+    c_disc: int | None,
+    prov: dict,
+) -> list[Finding]:
+    """Decides whether the reported p reproduces, only one-sided, only under another test, or under none."""
+    rows, stat = _p_value_rows(rep, reported_p, cb, ct, b_disc, c_disc)
+    matches = [r for r in rows if r["matches"]]
     pv = dict(prov, counts="treatment as group 1; 'greater' = treatment higher")
     named = FAMILIES.get(rep.test or "", ())
     named_matches = [r for r in matches if any(f in r["test"].lower() for f in named)]
     two_sided_named = [r for r in named_matches if r["alternative"] == "two-sided"]
     if not matches:
         closest = sorted(rows, key=lambda r: abs(r["p_value"] - rep.p_value))[:3]
-        return pre + [
+        return [
             Finding(
                 NAME,
                 "p_value_irreproducible",
@@ -265,7 +298,7 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
         ]
     which = ", ".join(f"{r['test']} ({r['alternative']})" for r in matches)
     if named and not named_matches:
-        return pre + [
+        return [
             Finding(
                 NAME,
                 "p_value_other_test",
@@ -279,7 +312,7 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
             )
         ]
     if named and not two_sided_named:
-        return pre + [
+        return [
             Finding(
                 NAME,
                 "p_value_one_sided",
@@ -293,7 +326,7 @@ def _p_value(ctx: Context, prov: dict) -> list[Finding]:
                 provenance=pv,
             )
         ]
-    return pre + [
+    return [
         Finding(
             NAME,
             "p_value_reproduced",

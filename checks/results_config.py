@@ -55,8 +55,8 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             Outcome.info,
             f"Audited from the published counts: baseline {b['passes']}/{b['n']} ({b['metric']},{b['filter']} = "
             f"{b['value']:.6g}) vs treatment {t['passes']}/{t['n']} ({t['value']:.6g}), task {b['task']!r}",
-            detail="No per-sample logs: each arm's rate and n were read from its results_*.json and k = rate × n checked "
-            "to be a whole number of documents; the tests on these counts are unpaired (the pairing of items, "
+            detail="No per-sample logs: each arm's rate and n were read from its results_*.json and k = rate × n "
+            "checked to be a whole number of documents; the tests on these counts are unpaired (the pairing of items, "
             "and every per-item check, needs --log_samples output).",
             rows=rows,
             provenance=ctx.provenance(source="results_*.json of each run", n="n-samples effective (else sample_len)"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta, item_evidence
+from audit.checks._common import CheckSpec, Context, MeasuredCell, Perturbation, fmt_ci, fmt_delta, item_evidence
 
 from audit.check_params import ScoringParams
 from audit.findings import Finding, Impact, Outcome, Severity
@@ -44,6 +44,37 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                 provenance=prov,
             )
         ]
+    degenerate = _degenerate_findings(ctx, scorings, prov, findings)
+    others = [s for s in scorings if s != ctx.claimed_scoring and s not in degenerate]
+    findings.append(_per_scoring(ctx, cb, scorings, prov))
+    if not others:
+        findings.append(
+            Finding(
+                NAME,
+                "single_scoring",
+                Outcome.inconclusive,
+                "Only one scoring is available, so robustness to scoring was not tested"
+                + (" (the others are degenerate)" if degenerate else ""),
+                detail="Add perturbations.scorings (an lm-eval filter in the logs, or a built-in "
+                "scorer such as last-number or exact).",
+                severity=Severity.minor,
+                impact=Impact.none,
+                provenance=prov,
+            )
+        )
+        return findings
+    by_scoring = {pt.cell.scoring: pt for pt in ctx.perturbations() if pt.kind == "scoring"}
+    for s in others:
+        pt = by_scoring.get(s)
+        alt = ctx.cell(cb, s)
+        if pt is None or alt is None:
+            continue
+        findings.append(_alternative_finding(ctx, cb, claimed, s, pt, alt, prov))
+    return findings
+
+
+def _degenerate_findings(ctx: Context, scorings: list[str], prov: dict, findings: list[Finding]) -> dict:
+    """Decides which scorings are degenerate (appending their findings); none count when no scoring separates."""
     degenerate = ctx.degenerate()
     if degenerate and len(degenerate) == len(scorings):
         # Every scoring gives one score: the items do not separate at all (both arms fail, or pass, everything) —
@@ -84,85 +115,65 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                 provenance=prov,
             )
         )
-    others = [s for s in scorings if s != ctx.claimed_scoring and s not in degenerate]
+    return degenerate
+
+
+def _per_scoring(ctx: Context, cb: int | None, scorings: list[str], prov: dict) -> Finding:
+    """Decides the info finding listing the delta under each scoring at the claimed budget."""
     rows = [
         c.row(role="claimed" if s == ctx.claimed_scoring else "alternative")
         for s in scorings
         if (c := ctx.cell(cb, s)) is not None
     ]
-    findings.append(
-        Finding(
+    return Finding(
+        NAME,
+        "per_scoring",
+        Outcome.info,
+        f"Delta under each scoring at {cb} tokens: "
+        + ", ".join(f"{r['scoring']}: {fmt_delta(r['delta'])}" for r in rows),
+        rows=rows,
+        provenance=prov,
+    )
+
+
+def _alternative_finding(
+    ctx: Context, cb: int | None, claimed: MeasuredCell, s: str, pt: Perturbation, alt: MeasuredCell, prov: dict
+) -> Finding:
+    """Decides whether the gain survives one alternative scoring (a flag with item evidence when it does not)."""
+    pol = ctx.polarity(s)
+    head = (
+        f"{ctx.claimed_scoring}: {fmt_delta(claimed.delta.value)} {fmt_ci(claimed.interval)} vs "
+        f"{s}: {fmt_delta(alt.delta.value)} {fmt_ci(alt.interval)}"
+        + ("" if pol == ctx.sign else f" ({s} is {'higher' if pol > 0 else 'lower'}-is-better)")
+    )
+    stat = {**ctx.perturbation_stat(pt), "claimed_delta": claimed.delta.value, "polarity": pol}
+    code, outcome, sev, impact, sentence = ctx.judge(pt)
+    if outcome == Outcome.flag:
+        p_alt = ctx.samples.paired(s, cb)
+        p_cl = ctx.samples.paired(claimed.scoring, cb)  # the claimed cell's scoring is ctx.claimed_scoring
+        changed = (p_alt.treatment - p_alt.baseline) != (p_cl.treatment - p_cl.baseline)
+        code = {"reverses": "sign_change", "vanishes": "vanishes", "shrinks": "shrinks"}.get(code, code)
+        return Finding(
             NAME,
-            "per_scoring",
-            Outcome.info,
-            f"Delta under each scoring at {cb} tokens: "
-            + ", ".join(f"{r['scoring']}: {fmt_delta(r['delta'])}" for r in rows),
-            rows=rows,
+            code,
+            Outcome.flag,
+            f"{sentence[0].upper()}{sentence[1:]}: {head}",
+            detail=ctx.change_text(pt),
+            severity=sev,
+            impact=impact,
+            statistic=stat,
+            evidence=item_evidence(p_alt, changed),
             provenance=prov,
         )
+    return Finding(
+        NAME,
+        code,
+        outcome,
+        f"{sentence[0].upper()}{sentence[1:]}: {head}",
+        detail=ctx.change_text(pt),
+        statistic=stat,
+        provenance=prov,
     )
-    if not others:
-        findings.append(
-            Finding(
-                NAME,
-                "single_scoring",
-                Outcome.inconclusive,
-                "Only one scoring is available, so robustness to scoring was not tested"
-                + (" (the others are degenerate)" if degenerate else ""),
-                detail="Add perturbations.scorings (an lm-eval filter in the logs, or a built-in "
-                "scorer such as last-number or exact).",
-                severity=Severity.minor,
-                impact=Impact.none,
-                provenance=prov,
-            )
-        )
-        return findings
-    by_scoring = {pt.cell.scoring: pt for pt in ctx.perturbations() if pt.kind == "scoring"}
-    for s in others:
-        pt = by_scoring.get(s)
-        alt = ctx.cell(cb, s)
-        if pt is None or alt is None:
-            continue
-        pol = ctx.polarity(s)
-        head = (
-            f"{ctx.claimed_scoring}: {fmt_delta(claimed.delta.value)} {fmt_ci(claimed.interval)} vs "
-            f"{s}: {fmt_delta(alt.delta.value)} {fmt_ci(alt.interval)}"
-            + ("" if pol == ctx.sign else f" ({s} is {'higher' if pol > 0 else 'lower'}-is-better)")
-        )
-        stat = {**ctx.perturbation_stat(pt), "claimed_delta": claimed.delta.value, "polarity": pol}
-        code, outcome, sev, impact, sentence = ctx.judge(pt)
-        if outcome == Outcome.flag:
-            p_alt = ctx.samples.paired(s, cb)
-            p_cl = ctx.samples.paired(claimed.scoring, cb)  # the claimed cell's scoring is ctx.claimed_scoring
-            changed = (p_alt.treatment - p_alt.baseline) != (p_cl.treatment - p_cl.baseline)
-            code = {"reverses": "sign_change", "vanishes": "vanishes", "shrinks": "shrinks"}.get(code, code)
-            findings.append(
-                Finding(
-                    NAME,
-                    code,
-                    Outcome.flag,
-                    f"{sentence[0].upper()}{sentence[1:]}: {head}",
-                    detail=ctx.change_text(pt),
-                    severity=sev,
-                    impact=impact,
-                    statistic=stat,
-                    evidence=item_evidence(p_alt, changed),
-                    provenance=prov,
-                )
-            )
-        else:
-            findings.append(
-                Finding(
-                    NAME,
-                    code,
-                    outcome,
-                    f"{sentence[0].upper()}{sentence[1:]}: {head}",
-                    detail=ctx.change_text(pt),
-                    statistic=stat,
-                    provenance=prov,
-                )
-            )
-    return findings
 
 
 def _unsplittable(ctx: Context) -> list[Finding]:
@@ -186,9 +197,10 @@ def _unsplittable(ctx: Context) -> list[Finding]:
                 "code_exec_unsplittable",
                 Outcome.info,
                 f"code_exec scoring {scoring!r}: {n['baseline']} of {of['baseline']} baseline and {n['treatment']} of "
-                f"{of['treatment']} treatment output(s) were scored 0 because their tests cannot be split from the program",
-                detail="The sandbox runs a program and its tests in separate processes that exchange only plain data, so "
-                "no program can write its own pass. A test that hands the program a function, a class or another "
+                f"{of['treatment']} treatment output(s) were scored 0 because their tests cannot be split from "
+                "the program",
+                detail="The sandbox runs a program and its tests in separate processes that exchange only plain data, "
+                "so no program can write its own pass. A test that hands the program a function, a class or another "
                 "object that is not plain data cannot be run that way: such an output scores 0 (a fail) whatever "
                 "it computes. Both arms' pass rates are therefore lower bounds, and the delta counts these items "
                 "as failed in whichever arm met them. Reasons: "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta
 
@@ -100,6 +101,29 @@ def _paired(ctx: Context) -> list[Finding]:
     reported = ctx.reported_delta()
     power = _paired_power(ctx, cell, reported)
     rows = [cell.row(role="claimed setting")]
+    stat = _paired_stat(ctx, cell, reported, power)
+    out = _decide(
+        ctx,
+        inf.value,
+        inf.interval,
+        inf.test.p_value,
+        inf.test.method,
+        lambda null, alt: inf.p_value(null, alt),
+        power,
+        reported,
+        cell.n,
+        stat,
+        rows,
+        prov,
+        where,
+    )
+    return out + _cluster_findings(inf, cell.n, prov)
+
+
+def _paired_stat(ctx: Context, cell: Any, reported: float | None, power: dict) -> dict:
+    """The statistic of the paired decision: the delta, its interval and test, the power, and the exact and
+    bootstrap numbers shown beside."""
+    inf = cell.inference
     stat = {
         "delta": inf.value,
         "ci_low": inf.interval.low,
@@ -123,21 +147,12 @@ def _paired(ctx: Context) -> list[Finding]:
         )
     if cell.bootstrap is not None:
         stat.update(boot_ci_low=cell.bootstrap.interval.low, boot_ci_high=cell.bootstrap.interval.high)
-    out = _decide(
-        ctx,
-        inf.value,
-        inf.interval,
-        inf.test.p_value,
-        inf.test.method,
-        lambda null, alt: inf.p_value(null, alt),
-        power,
-        reported,
-        cell.n,
-        stat,
-        rows,
-        prov,
-        where,
-    )
+    return stat
+
+
+def _cluster_findings(inf: Any, n: int, prov: dict) -> list[Finding]:
+    """Decides whether a cluster-robust interval rests on few clusters, or on one cluster holding most items."""
+    out: list[Finding] = []
     clusters = inf.stats.get("clusters")
     df = inf.stats.get("df", math.nan)
     if inf.method == "cluster-t" and clusters is not None and clusters < FEW_CLUSTERS:
@@ -164,7 +179,7 @@ def _paired(ctx: Context) -> list[Finding]:
                 "unequal_clusters",
                 Outcome.info,
                 f"One cluster holds {share:.0%} of the items ({inf.stats.get('largest_cluster_items')} of "
-                f"{cell.n}), more than {UNEQUAL_CLUSTERS:g}× its equal share 1/C = {1 / clusters:.0%}",
+                f"{n}), more than {UNEQUAL_CLUSTERS:g}× its equal share 1/C = {1 / clusters:.0%}",
                 detail="With one dominant cluster its residual sum is close to 0 by construction and the "
                 "usual (CR1) cluster SE understates the variance: the decision uses the CR2 SE, "
                 "which scales each cluster's squared residual sum by 1/(1 − its share), and "
@@ -240,30 +255,7 @@ def _from_counts(ctx: Context) -> list[Finding]:
     ci, test = inf.interval, inf.test
     delta = ct.rate - cb.rate
     reported = ctx.reported_delta()
-    direction = 1 if (reported if reported is not None else ctx.sign) >= 0 else -1
-    if max(cb.n, ct.n) <= stats.FISHER_EXACT_POWER_MAX_N:
-        mde = stats.mde_fisher(cb.n, ct.n, cb.rate, alpha=ctx.alpha, power=ctx.power, direction=direction)
-        pw = (
-            stats.fisher_power(cb.n, ct.n, cb.rate, min(1.0, max(0.0, cb.rate + reported)), ctx.alpha)
-            if reported is not None
-            else math.nan
-        )
-        method = "exact Fisher power (enumeration)"
-    else:
-        mde = stats.mde_unpaired(min(cb.n, ct.n), cb.rate, alpha=ctx.alpha, power=ctx.power, direction=direction)
-        pw = math.nan
-        if reported is not None:
-            from statsmodels.stats.power import NormalIndPower
-            from statsmodels.stats.proportion import proportion_effectsize
-
-            p2 = min(1.0, max(0.0, cb.rate + reported))
-            pw = float(
-                NormalIndPower().power(
-                    abs(proportion_effectsize(p2, cb.rate)), nobs1=cb.n, alpha=ctx.alpha, ratio=ct.n / cb.n
-                )
-            )
-        method = "statsmodels NormalIndPower (Cohen's h)"
-    power = {"mde": mde, "power_method": method, "power_at_reported": pw}
+    power = _counts_power(ctx, cb, ct, reported)
     stat = {
         "delta": delta,
         "ci_low": ci.low,
@@ -280,23 +272,7 @@ def _from_counts(ctx: Context) -> list[Finding]:
         "newcombe_ci_high": newcombe.high,
         **power,
     }
-    rows = [
-        {
-            "variant": "reported",
-            "budget": ctx.claimed_budget,
-            "scoring": ctx.claim.claim.metric,
-            "n": min(cb.n, ct.n),
-            "baseline": cb.rate,
-            "treatment": ct.rate,
-            "delta": delta,
-            "ci_low": ci.low,
-            "ci_high": ci.high,
-            "ci_method": ci.method,
-            "p_value": test.p_value,
-            "test": f"{test.method} ({test.alternative})",
-            "role": "reported counts",
-        }
-    ]
+    rows = _counts_rows(ctx, cb, ct, delta, ci, test)
     prov = ctx.provenance(
         test=test.method,
         ci=ci.method,
@@ -320,7 +296,63 @@ def _from_counts(ctx: Context) -> list[Finding]:
         "the reported counts",
     )
     # Drawn in the forest plot (and shown as measured) when there are no per-item samples.
-    drawn = ForestEstimate(
+    drawn = _counts_estimate(ctx, cb, ct, delta, ci, test)
+    return [out[0].model_copy(update={"estimates": [drawn]}), *out[1:]] if out else out
+
+
+def _counts_power(ctx: Context, cb: Any, ct: Any, reported: float | None) -> dict:
+    """Power of the unpaired design: the minimum detectable effect and, when a delta is reported, the power there
+    (exact Fisher power for small n, else the normal approximation on Cohen's h)."""
+    direction = 1 if (reported if reported is not None else ctx.sign) >= 0 else -1
+    if max(cb.n, ct.n) <= stats.FISHER_EXACT_POWER_MAX_N:
+        mde = stats.mde_fisher(cb.n, ct.n, cb.rate, alpha=ctx.alpha, power=ctx.power, direction=direction)
+        pw = (
+            stats.fisher_power(cb.n, ct.n, cb.rate, min(1.0, max(0.0, cb.rate + reported)), ctx.alpha)
+            if reported is not None
+            else math.nan
+        )
+        method = "exact Fisher power (enumeration)"
+    else:
+        mde = stats.mde_unpaired(min(cb.n, ct.n), cb.rate, alpha=ctx.alpha, power=ctx.power, direction=direction)
+        pw = math.nan
+        if reported is not None:
+            from statsmodels.stats.power import NormalIndPower
+            from statsmodels.stats.proportion import proportion_effectsize
+
+            p2 = min(1.0, max(0.0, cb.rate + reported))
+            pw = float(
+                NormalIndPower().power(
+                    abs(proportion_effectsize(p2, cb.rate)), nobs1=cb.n, alpha=ctx.alpha, ratio=ct.n / cb.n
+                )
+            )
+        method = "statsmodels NormalIndPower (Cohen's h)"
+    return {"mde": mde, "power_method": method, "power_at_reported": pw}
+
+
+def _counts_rows(ctx: Context, cb: Any, ct: Any, delta: float, ci: Any, test: Any) -> list[dict]:
+    """The one table row of the reported counts: the rates, the delta, its interval and test."""
+    return [
+        {
+            "variant": "reported",
+            "budget": ctx.claimed_budget,
+            "scoring": ctx.claim.claim.metric,
+            "n": min(cb.n, ct.n),
+            "baseline": cb.rate,
+            "treatment": ct.rate,
+            "delta": delta,
+            "ci_low": ci.low,
+            "ci_high": ci.high,
+            "ci_method": ci.method,
+            "p_value": test.p_value,
+            "test": f"{test.method} ({test.alternative})",
+            "role": "reported counts",
+        }
+    ]
+
+
+def _counts_estimate(ctx: Context, cb: Any, ct: Any, delta: float, ci: Any, test: Any) -> ForestEstimate:
+    """The forest-plot estimate of the reported counts, drawn as the claimed one when there are no samples."""
+    return ForestEstimate(
         kind=EstimateKind.reported_counts,
         label=f"reported counts · {ctx.claim.claim.metric} (n={min(cb.n, ct.n)})",
         budget=ctx.claimed_budget,
@@ -334,7 +366,6 @@ def _from_counts(ctx: Context) -> list[Finding]:
         test=test.method,
         claimed=True,
     )
-    return [out[0].model_copy(update={"estimates": [drawn]}), *out[1:]] if out else out
 
 
 @dataclass(frozen=True)
@@ -362,20 +393,7 @@ def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov,
     power_txt = _power_text(ctx, power, reported, n)
     findings: list[Finding] = []
     if not ci.ok and not math.isfinite(p):
-        return [
-            Finding(
-                NAME,
-                "no_interval",
-                Outcome.inconclusive,
-                f"The delta at {where} has no interval",
-                detail=ci.reason or "",
-                severity=Severity.major,
-                impact=Impact.inconclusive,
-                statistic=stat,
-                rows=rows,
-                provenance=prov,
-            )
-        ]
+        return [_no_interval(where, ci, stat, rows, prov)]
     # The interval decides (it inverts the test); the counts-only case can have a Fisher p and a Newcombe
     # interval that disagree near α: then the interval decides and the detail says so.
     sig_gain = excludes_zero(ci) and effect > 0 if ci.ok else (p < ctx.alpha and effect > 0)
@@ -435,6 +453,22 @@ def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov,
             )
         )
     return findings
+
+
+def _no_interval(where: str, ci: Any, stat: dict, rows: list[dict], prov: dict) -> Finding:
+    """Decides the inconclusive finding for a delta with neither an interval nor a finite p."""
+    return Finding(
+        NAME,
+        "no_interval",
+        Outcome.inconclusive,
+        f"The delta at {where} has no interval",
+        detail=ci.reason or "",
+        severity=Severity.major,
+        impact=Impact.inconclusive,
+        statistic=stat,
+        rows=rows,
+        provenance=prov,
+    )
 
 
 def _power_text(ctx: Context, power: dict, reported: float | None, n: int) -> str:

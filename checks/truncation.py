@@ -314,20 +314,7 @@ def _untruncated(ctx: Context, claimed, p_claimed, tb: np.ndarray, tt: np.ndarra
         "ci_method": sub_iv.method,
         "role": UNTRUNCATED_ROLE,
     }
-    drawn = [
-        ForestEstimate(
-            kind=EstimateKind.untruncated,
-            label=f"{cb} tok · {ctx.claimed_scoring} · untruncated items (n={n_clean})",
-            variant=DEFAULT_VARIANT,
-            budget=cb,
-            scoring=ctx.claimed_scoring,
-            n=n_clean,
-            delta=sub_value,
-            ci_low=sub_iv.low,
-            ci_high=sub_iv.high,
-            ci_method=sub_iv.method,
-        )
-    ]
+    drawn = _untruncated_estimate(ctx, n_clean, sub_value, sub_iv)
     asym_inf = stats.paired_inference(tb[both], tt[both], level=ctx.level) if both.sum() >= 2 else None
     margin = ctx.margin if math.isfinite(ctx.margin) else 0.0
     p_clean = clean_inf.p_value(ctx.sign * margin, "less" if ctx.sign > 0 else "greater") if clean_inf else math.nan
@@ -356,6 +343,25 @@ def _untruncated(ctx: Context, claimed, p_claimed, tb: np.ndarray, tt: np.ndarra
         untr_row,
         drawn,
     )
+
+
+def _untruncated_estimate(ctx: Context, n_clean: int, sub_value: float, sub_iv: stats.Interval) -> list[ForestEstimate]:
+    """The forest-plot estimate of the delta on the items neither arm truncated."""
+    cb = ctx.claimed_budget
+    return [
+        ForestEstimate(
+            kind=EstimateKind.untruncated,
+            label=f"{cb} tok · {ctx.claimed_scoring} · untruncated items (n={n_clean})",
+            variant=DEFAULT_VARIANT,
+            budget=cb,
+            scoring=ctx.claimed_scoring,
+            n=n_clean,
+            delta=sub_value,
+            ci_low=sub_iv.low,
+            ci_high=sub_iv.high,
+            ci_method=sub_iv.method,
+        )
+    ]
 
 
 def _from_truncation(
