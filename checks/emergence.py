@@ -396,6 +396,36 @@ def _continuous_evidence(
     return evidence, why_not
 
 
+def _discontinuous_only_finding(
+    s: str, d: stats.Estimate, cont_txt: str, evidence: dict, rev: list[str], stat: dict, prov: dict
+) -> Finding:
+    """The flag for a gain under ``s`` that the continuous metrics reverse or show smaller: critical if one reverses."""
+    gap_txt = "; ".join(
+        f"{c}: difference of gains {fmt_delta(e['gap'])} [{e['gap_ci_low']:+.3f}, {e['gap_ci_high']:+.3f}]"
+        for c, e in evidence.items()
+        if e.get("evidence") == "smaller"
+    )
+    return Finding(
+        NAME,
+        "discontinuous_only",
+        Outcome.flag,
+        f"The gain exists only under the discontinuous metric {s!r} ({fmt_delta(d.value)} "
+        f"{fmt_ci(d.interval)}); under the continuous metric(s) it is {cont_txt}",
+        detail="Schaeffer et al. (2023): a gain visible only under exact match / strict extraction is a "
+        "property of the metric, not a measured improvement of the outputs"
+        + (
+            f" — here {', '.join(rev)} significantly reverses."
+            if rev
+            else f". Each continuous gain is shown smaller than the discontinuous one (paired t of "
+            f"the per-item difference of gains, CI above 0): {gap_txt}."
+        ),
+        severity=Severity.critical if rev else Severity.major,
+        impact=Impact.fragile,
+        statistic=stat,
+        provenance=prov,
+    )
+
+
 def _gain_finding(
     ctx: Context,
     params: Params,
@@ -435,30 +465,7 @@ def _gain_finding(
         and n_changed >= params.min_changed
         and (rev or all(e.get("evidence") == "smaller" for e in evidence.values()))
     ):
-        gap_txt = "; ".join(
-            f"{c}: difference of gains {fmt_delta(e['gap'])} [{e['gap_ci_low']:+.3f}, {e['gap_ci_high']:+.3f}]"
-            for c, e in evidence.items()
-            if e.get("evidence") == "smaller"
-        )
-        return Finding(
-            NAME,
-            "discontinuous_only",
-            Outcome.flag,
-            f"The gain exists only under the discontinuous metric {s!r} ({fmt_delta(d.value)} "
-            f"{fmt_ci(d.interval)}); under the continuous metric(s) it is {cont_txt}",
-            detail="Schaeffer et al. (2023): a gain visible only under exact match / strict extraction is a "
-            "property of the metric, not a measured improvement of the outputs"
-            + (
-                f" — here {', '.join(rev)} significantly reverses."
-                if rev
-                else f". Each continuous gain is shown smaller than the discontinuous one (paired t of "
-                f"the per-item difference of gains, CI above 0): {gap_txt}."
-            ),
-            severity=Severity.critical if rev else Severity.major,
-            impact=Impact.fragile,
-            statistic=stat,
-            provenance=prov,
-        )
+        return _discontinuous_only_finding(s, d, cont_txt, evidence, rev, stat, prov)
     if continuous and not sig:
         return Finding(
             NAME,
@@ -533,10 +540,10 @@ def _resolution(ctx: Context, ms: _Metrics, prov: dict) -> list[Finding]:
                     NAME,
                     "resolution",
                     Outcome.flag,
-                    f"Under {s!r} an arm is at the floor or ceiling ({which}): exact match cannot resolve how far it is "
-                    "from the threshold",
-                    detail=f"{bound}. A score of 0/n (or n/n) says the ability is below (above) what the metric can see, "
-                    f"not that it is absent; compare under a continuous metric or with more items.{cont_hint}",
+                    f"Under {s!r} an arm is at the floor or ceiling ({which}): exact match cannot resolve how far it "
+                    "is from the threshold",
+                    detail=f"{bound}. A score of 0/n (or n/n) says the ability is below (above) what the metric can "
+                    f"see, not that it is absent; compare under a continuous metric or with more items.{cont_hint}",
                     severity=Severity.minor,
                     impact=Impact.none,
                     rows=res_rows,
@@ -694,8 +701,8 @@ def _token_analysis(ctx: Context, params: Params, ref: str | None, cb: int, clai
     return out
 
 
-def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list[Finding]:
-    arms = tok["arms"]
+def _token_rows(ctx: Context, params: Params, arms: dict) -> tuple[list[dict], list[dict], dict, dict]:
+    """Per arm: the token-accuracy row, the calibration rows, and the predicted exact match (chosen, and both)."""
     rows, calib = [], []
     pred, both = {}, {}
     for arm, v in arms.items():
@@ -723,9 +730,13 @@ def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list
             }
         )
         calib.extend(_calibration(arm, v, ctx.level))
+    return rows, calib, pred, both
+
+
+def _token_stat(params: Params, tok: dict, pred_delta: float) -> dict:
+    """The statistic shared by the token-accuracy findings: predicted vs observed exact-match delta."""
     em_d, acc_d = tok["em_delta"], tok["acc_delta"]
-    pred_delta = pred["treatment"] - pred["baseline"]
-    stat = {
+    return {
         "predicted_em_delta": pred_delta,
         "observed_em_delta": em_d.value,
         "observed_ci_low": em_d.interval.low,
@@ -739,6 +750,49 @@ def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list
         "n_no_target": tok["n_no_target"],
         "reference_scoring": tok["ref"],
     }
+
+
+def _token_gain_finding(
+    ctx: Context, tok: dict, head: str, stat: dict, prov: dict, pred_delta: float
+) -> Finding | None:
+    """For a significant exact-match gain: explained by the per-token gain (flag) or not (pass); None without one."""
+    arms = tok["arms"]
+    em_d, acc_d = tok["em_delta"], tok["acc_delta"]
+    b, t = arms["baseline"], arms["treatment"]
+    em_gain = _gain(ctx, em_d, 1, tok["em_test"], t["em"] - b["em"]) > 0
+    acc_gain = _gain(ctx, acc_d, 1, tok["acc_test"], t["acc"] - b["acc"]) > 0
+    if em_gain and acc_gain and em_d.interval.contains(pred_delta):
+        return Finding(
+            NAME,
+            "explained_by_token_accuracy",
+            Outcome.flag,
+            f"The exact-match gain is what the per-token accuracy gain predicts: {head}",
+            detail="A smooth per-token improvement of "
+            f"{fmt_delta(acc_d.value)} {fmt_ci(acc_d.interval)} fully explains the exact-match gain "
+            "(Schaeffer et al. 2023): the gain is real but not a sudden or emergent ability.",
+            severity=Severity.minor,
+            impact=Impact.none,
+            statistic=stat,
+            provenance=prov,
+        )
+    elif em_gain:
+        return Finding(
+            NAME,
+            "not_explained",
+            Outcome.passed,
+            f"The exact-match gain is not just the per-token improvement raised to the power L: {head}",
+            statistic=stat,
+            provenance=prov,
+        )
+    return None
+
+
+def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list[Finding]:
+    arms = tok["arms"]
+    rows, calib, pred, both = _token_rows(ctx, params, arms)
+    em_d, acc_d = tok["em_delta"], tok["acc_delta"]
+    pred_delta = pred["treatment"] - pred["baseline"]
+    stat = _token_stat(params, tok, pred_delta)
     rows.append(
         {
             "arm": "treatment − baseline",
@@ -800,36 +854,9 @@ def _token_findings(ctx: Context, params: Params, tok: dict, prov: dict) -> list
             provenance=prov,
         )
     )
-    b, t = arms["baseline"], arms["treatment"]
-    em_gain = _gain(ctx, em_d, 1, tok["em_test"], t["em"] - b["em"]) > 0
-    acc_gain = _gain(ctx, acc_d, 1, tok["acc_test"], t["acc"] - b["acc"]) > 0
-    if em_gain and acc_gain and em_d.interval.contains(pred_delta):
-        out.append(
-            Finding(
-                NAME,
-                "explained_by_token_accuracy",
-                Outcome.flag,
-                f"The exact-match gain is what the per-token accuracy gain predicts: {head}",
-                detail="A smooth per-token improvement of "
-                f"{fmt_delta(acc_d.value)} {fmt_ci(acc_d.interval)} fully explains the exact-match gain "
-                "(Schaeffer et al. 2023): the gain is real but not a sudden or emergent ability.",
-                severity=Severity.minor,
-                impact=Impact.none,
-                statistic=stat,
-                provenance=prov,
-            )
-        )
-    elif em_gain:
-        out.append(
-            Finding(
-                NAME,
-                "not_explained",
-                Outcome.passed,
-                f"The exact-match gain is not just the per-token improvement raised to the power L: {head}",
-                statistic=stat,
-                provenance=prov,
-            )
-        )
+    gain = _token_gain_finding(ctx, tok, head, stat, prov, pred_delta)
+    if gain is not None:
+        out.append(gain)
     return out
 
 

@@ -329,6 +329,32 @@ def _answered(ctx: Context, p, ab: np.ndarray, at: np.ndarray, known: np.ndarray
     return _Answered(known, nb, nt, rb, rt, asym, n_both, both_inf, iv, delta_all, margin, p_both, row, stat)
 
 
+def _from_no_answer_finding(
+    ctx: Context, cs: str, p, a: _Answered, known: np.ndarray, rates: str, on_both: str, asym_text: str, prov: dict
+) -> Finding:
+    """The critical flag: the gain comes from the arm with more no-answer outputs, gone on both-answered items."""
+    cb = ctx.claimed_budget
+    rb, rt, stat, row = a.rb, a.rt, a.stat, a.row
+    worse = "baseline" if rb > rt else "treatment"
+    mask = np.zeros(p.n, dtype=bool)
+    mask[np.flatnonzero(known)[(a.nb if worse == "baseline" else a.nt) == 1]] = True
+    return Finding(
+        NAME,
+        "from_no_answer",
+        Outcome.flag,
+        f"The gain comes from the {worse} failing to produce a parseable answer: {rates} ({cs!r}, {cb} tokens); "
+        + on_both,
+        detail=asym_text + f" On the items both arms answered H0 'gain ≥ margin {a.margin:.3g}' is rejected: "
+        f"one-sided p = {a.p_both:.3g} < α/2.",
+        severity=Severity.critical,
+        impact=Impact.fragile,
+        statistic=stat,
+        rows=[row],
+        provenance=prov,
+        evidence=item_evidence(p, mask),
+    )
+
+
 def _claimed_finding(ctx: Context, params: Params, cs: str, prov: dict) -> Finding:
     """Whether the claimed gain comes from one arm failing to produce a parseable answer (on evidence), the arms
     merely differ, many outputs lack an answer, or few do. ``cs``: the claimed scoring."""
@@ -360,24 +386,7 @@ def _claimed_finding(ctx: Context, params: Params, cs: str, prov: dict) -> Findi
         f"{fmt_delta(asym.value)} {fmt_ci(asym.interval)}."
     )
     if asymmetric and gains and math.isfinite(a.p_both) and a.p_both < ctx.alpha / 2:
-        worse = "baseline" if rb > rt else "treatment"
-        mask = np.zeros(p.n, dtype=bool)
-        mask[np.flatnonzero(known)[(a.nb if worse == "baseline" else a.nt) == 1]] = True
-        return Finding(
-            NAME,
-            "from_no_answer",
-            Outcome.flag,
-            f"The gain comes from the {worse} failing to produce a parseable answer: {rates} ({cs!r}, {cb} tokens); "
-            + on_both,
-            detail=asym_text + f" On the items both arms answered H0 'gain ≥ margin {a.margin:.3g}' is rejected: "
-            f"one-sided p = {a.p_both:.3g} < α/2.",
-            severity=Severity.critical,
-            impact=Impact.fragile,
-            statistic=stat,
-            rows=[row],
-            provenance=prov,
-            evidence=item_evidence(p, mask),
-        )
+        return _from_no_answer_finding(ctx, cs, p, a, known, rates, on_both, asym_text, prov)
     if asymmetric:
         return Finding(
             NAME,

@@ -32,7 +32,8 @@ from audit import stats
 from audit.check_params import ItemSetsParams
 from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta
 from audit.findings import Finding, Impact, Outcome, Severity
-from audit.records import NORMALISATION_FIX, normalisation_note
+from audit.measure import MeasuredCell
+from audit.records import NORMALISATION_FIX, ItemSets, Records, normalisation_note
 from audit.plan import DEFAULT_VARIANT
 
 NAME = "item_sets"
@@ -71,17 +72,10 @@ def unpaired(b: np.ndarray, t: np.ndarray, level: float) -> dict:
     return out
 
 
-def run(ctx: Context, params: Params) -> list[Finding]:
-    rec = ctx.records
-    if rec is None or not rec.item_sets:
-        return []
-    scoring = ctx.claimed_scoring
-    prov = ctx.provenance(
-        published="each arm on all its own items: Miettinen–Nurminen score test and interval for 0/1 scores "
-        "(Newcombe hybrid score interval beside), Welch t otherwise",
-        shared="the paired decision inference on the shared items (see significance)",
-        pairing="Records pair the arms on item id; the items one arm alone holds are kept in Records.item_sets",
-    )
+def _compared(
+    ctx: Context, rec: Records, scoring: str | None
+) -> tuple[list[dict], list[tuple[ItemSets, dict, MeasuredCell | None]]]:
+    """The rows (published, then shared) and the (item sets, published comparison, cell) of each differing cell."""
     rows, sets = [], []
     for s in rec.item_sets:
         if scoring is None or not rec.has(s.variant, s.budget, scoring):  # no claimed scoring: no such cell
@@ -114,14 +108,12 @@ def run(ctx: Context, params: Params) -> list[Finding]:
                 }
             )
         sets.append((s, pub, cell))
-    if not sets:
-        return []
-    # The headline: the claimed setting when its item sets differ, else the first cell that differs.
-    s, pub, cell = next(
-        ((s, p, c) for s, p, c in sets if s.variant == DEFAULT_VARIANT and s.budget == ctx.claimed_budget), sets[0]
-    )
-    k = params.max_ids
-    stat = {
+    return rows, sets
+
+
+def _stat(s: ItemSets, pub: dict, cell: MeasuredCell | None, scoring: str | None, k: int) -> dict:
+    """The statistic of the finding: the item counts, the ids each arm alone holds, both comparisons."""
+    return {
         "variant": s.variant,
         "budget": s.budget,
         "scoring": scoring,
@@ -146,16 +138,21 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         "shared_ci_high": cell.interval.high if cell is not None else math.nan,
         "shared_test": cell.test.method if cell is not None else None,
     }
-    alone = len(s.only_baseline) + len(s.only_treatment)
+
+
+def _detail(
+    s: ItemSets,
+    pub: dict,
+    cell: MeasuredCell | None,
+    scoring: str | None,
+    k: int,
+    sets: list[tuple[ItemSets, dict, MeasuredCell | None]],
+) -> str:
+    """The finding's detail: both comparisons, the ids each arm alone holds, and the other differing cells."""
     on_shared = (
         f"paired on the {s.shared} shared items {fmt_delta(cell.delta.value)} {fmt_ci(cell.interval)}"
         if cell is not None
         else f"{s.shared} shared items"
-    )
-    title = (
-        f"The published comparison is not on the same items: the baseline holds {s.n_baseline} items, the "
-        f"treatment {s.n_treatment}, and {alone} items only one arm has ({len(s.only_baseline)} only in "
-        f"baseline, {len(s.only_treatment)} only in treatment); the verdict rests on the {s.shared} shared items"
     )
     detail = (
         f"Published comparison, each arm on its own items (unpaired, {scoring!r}, budget {s.budget}): "
@@ -175,6 +172,36 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         detail += (
             " Other cells whose item sets differ: " + "; ".join(x.sentence() for x, _, _ in sets if x is not s) + "."
         )
+    return detail
+
+
+def run(ctx: Context, params: Params) -> list[Finding]:
+    rec = ctx.records
+    if rec is None or not rec.item_sets:
+        return []
+    scoring = ctx.claimed_scoring
+    prov = ctx.provenance(
+        published="each arm on all its own items: Miettinen–Nurminen score test and interval for 0/1 scores "
+        "(Newcombe hybrid score interval beside), Welch t otherwise",
+        shared="the paired decision inference on the shared items (see significance)",
+        pairing="Records pair the arms on item id; the items one arm alone holds are kept in Records.item_sets",
+    )
+    rows, sets = _compared(ctx, rec, scoring)
+    if not sets:
+        return []
+    # The headline: the claimed setting when its item sets differ, else the first cell that differs.
+    s, pub, cell = next(
+        ((s, p, c) for s, p, c in sets if s.variant == DEFAULT_VARIANT and s.budget == ctx.claimed_budget), sets[0]
+    )
+    k = params.max_ids
+    stat = _stat(s, pub, cell, scoring, k)
+    alone = len(s.only_baseline) + len(s.only_treatment)
+    title = (
+        f"The published comparison is not on the same items: the baseline holds {s.n_baseline} items, the "
+        f"treatment {s.n_treatment}, and {alone} items only one arm has ({len(s.only_baseline)} only in "
+        f"baseline, {len(s.only_treatment)} only in treatment); the verdict rests on the {s.shared} shared items"
+    )
+    detail = _detail(s, pub, cell, scoring, k, sets)
     return [
         Finding(
             NAME,

@@ -22,6 +22,7 @@ from audit.check_params import LengthsParams
 from audit.checks._common import CheckSpec, Context
 from audit.findings import Finding, Outcome
 from audit.plan import DEFAULT_VARIANT
+from audit.records import Paired
 
 NAME = "lengths"
 
@@ -41,6 +42,37 @@ def _lengths(texts) -> tuple[np.ndarray, np.ndarray]:
     return chars, words
 
 
+def _row(ctx: Context, p: Paired, b: int) -> dict[str, Any]:
+    """One budget's row: each arm's lengths, their paired difference, and the gain where the treatment is longer."""
+    cb, wb = _lengths(p.frame["text_b"].tolist())
+    ct, wt = _lengths(p.frame["text_t"].tolist())
+    diff = stats.paired_inference(cb, ct, level=ctx.level, outcomes="scores")
+    longer = ct > cb
+    gain = p.treatment - p.baseline
+    row: dict[str, Any] = {
+        "budget": b,
+        "n": p.n,
+        "mean_chars_baseline": float(cb.mean()),
+        "mean_chars_treatment": float(ct.mean()),
+        "median_chars_baseline": float(np.median(cb)),
+        "median_chars_treatment": float(np.median(ct)),
+        "mean_words_baseline": float(wb.mean()),
+        "mean_words_treatment": float(wt.mean()),
+        "difference_chars": diff.value,
+        "ci_low": diff.interval.low,
+        "ci_high": diff.interval.high,
+        "ci_method": diff.interval.method,
+        "p_value": diff.test.p_value,
+        "treatment_longer": int(longer.sum()),
+        "delta_where_treatment_longer": float(gain[longer].mean()) if longer.any() else math.nan,
+        "delta_elsewhere": float(gain[~longer].mean()) if (~longer).any() else math.nan,
+    }
+    for unit in ("baseline", "treatment"):
+        tok = p.frame[f"tokens_{unit[0]}"].to_numpy(dtype=float)
+        row[f"mean_tokens_{unit}"] = float(np.nanmean(tok)) if np.isfinite(tok).any() else math.nan
+    return row
+
+
 def run(ctx: Context, params: Params) -> list[Finding]:
     rec = ctx.records
     scoring = ctx.claimed_scoring
@@ -54,32 +86,7 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         p = rec.paired(scoring, b)
         if p.n < 2:
             continue
-        cb, wb = _lengths(p.frame["text_b"].tolist())
-        ct, wt = _lengths(p.frame["text_t"].tolist())
-        diff = stats.paired_inference(cb, ct, level=ctx.level, outcomes="scores")
-        longer = ct > cb
-        gain = p.treatment - p.baseline
-        row: dict[str, Any] = {
-            "budget": b,
-            "n": p.n,
-            "mean_chars_baseline": float(cb.mean()),
-            "mean_chars_treatment": float(ct.mean()),
-            "median_chars_baseline": float(np.median(cb)),
-            "median_chars_treatment": float(np.median(ct)),
-            "mean_words_baseline": float(wb.mean()),
-            "mean_words_treatment": float(wt.mean()),
-            "difference_chars": diff.value,
-            "ci_low": diff.interval.low,
-            "ci_high": diff.interval.high,
-            "ci_method": diff.interval.method,
-            "p_value": diff.test.p_value,
-            "treatment_longer": int(longer.sum()),
-            "delta_where_treatment_longer": float(gain[longer].mean()) if longer.any() else math.nan,
-            "delta_elsewhere": float(gain[~longer].mean()) if (~longer).any() else math.nan,
-        }
-        for unit in ("baseline", "treatment"):
-            tok = p.frame[f"tokens_{unit[0]}"].to_numpy(dtype=float)
-            row[f"mean_tokens_{unit}"] = float(np.nanmean(tok)) if np.isfinite(tok).any() else math.nan
+        row = _row(ctx, p, b)
         rows.append(row)
         if head is None or b == ctx.claimed_budget:
             head = row

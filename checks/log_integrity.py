@@ -55,10 +55,66 @@ def _combine(samples: list[dict], metric: str) -> tuple[int, dict[str, dict]]:
     return docs, filters
 
 
-def compare(settings: dict, metric: str, arm: str, budget) -> dict:
-    """One arm × budget: the comparison rows, the mismatches (sentences), and notes (limit, no results file)."""
+def _filter_row(
+    where: str,
+    arm: str,
+    budget,
+    metric: str,
+    name: str,
+    f: dict | None,
+    p,
+    n_eff,
+    aggregation,
+    has_published: bool,
+    samples: dict,
+    rpath: str,
+    mism: list[str],
+) -> dict:
+    """One filter's row, recomputed vs published, and its status; appends each mismatch it finds to ``mism``."""
     from audit.importers.lmeval import TOLERANCE
 
+    row = {
+        "arm": arm,
+        "budget": budget,
+        "filter": name,
+        "metric": metric,
+        "documents_samples": f["documents"] if f else 0,
+        "documents_results": n_eff,
+        "recomputed": f["recomputed"] if f else math.nan,
+        "published": p if p is not None else math.nan,
+        "difference": (f["recomputed"] - p) if f and p is not None else math.nan,
+        "tolerance": TOLERANCE,
+        "samples": ", ".join(samples),
+        "results": rpath,
+    }
+    if f is None:
+        row["status"] = "in the results, no sample lines"
+        mism.append(f"{where}: filter {name!r} is in the results ({metric} = {p:.6g}) but has no sample lines")
+    elif p is None:
+        row["status"] = "sample lines, not in the results"
+        if has_published:
+            mism.append(f"{where}: filter {name!r} has sample lines but the results publish no {metric} for it")
+        else:
+            row["status"] = f"no published {metric}"
+    else:
+        status = []
+        if isinstance(n_eff, int) and f["documents"] != n_eff:
+            status.append("documents missing")
+            mism.append(f"{where}: filter {name!r} has lines for {f['documents']} of {n_eff} documents")
+        if aggregation != "mean":
+            status.append(f"not recomputed (aggregation {aggregation!r})")
+        elif not abs(row["difference"]) <= TOLERANCE:
+            status.append("value differs")
+            mism.append(
+                f"{where}: filter {name!r}: {metric} recomputed from the samples is "
+                f"{f['recomputed']:.6g}, the results say {p:.6g}"
+            )
+        row["status"] = "; ".join(status) or "matches"
+    return row
+
+
+def compare(settings: dict, metric: str, arm: str, budget) -> dict:
+    """One arm × budget: the comparison rows, the mismatches (sentences), and notes (limit, no results file)."""
     files = settings.get("files")
     if not isinstance(files, dict):
         files = {}
@@ -99,50 +155,15 @@ def compare(settings: dict, metric: str, arm: str, budget) -> dict:
         )
     for name in dict.fromkeys([*published, *filters]):
         f, p = filters.get(name), published.get(name)
-        row = {
-            "arm": arm,
-            "budget": budget,
-            "filter": name,
-            "metric": metric,
-            "documents_samples": f["documents"] if f else 0,
-            "documents_results": n_eff,
-            "recomputed": f["recomputed"] if f else math.nan,
-            "published": p if p is not None else math.nan,
-            "difference": (f["recomputed"] - p) if f and p is not None else math.nan,
-            "tolerance": TOLERANCE,
-            "samples": ", ".join(samples),
-            "results": rpath,
-        }
-        if f is None:
-            row["status"] = "in the results, no sample lines"
-            mism.append(f"{where}: filter {name!r} is in the results ({metric} = {p:.6g}) but has no sample lines")
-        elif p is None:
-            row["status"] = "sample lines, not in the results"
-            if published:
-                mism.append(f"{where}: filter {name!r} has sample lines but the results publish no {metric} for it")
-            else:
-                row["status"] = f"no published {metric}"
-        else:
-            status = []
-            if isinstance(n_eff, int) and f["documents"] != n_eff:
-                status.append("documents missing")
-                mism.append(f"{where}: filter {name!r} has lines for {f['documents']} of {n_eff} documents")
-            if aggregation != "mean":
-                status.append(f"not recomputed (aggregation {aggregation!r})")
-            elif not abs(row["difference"]) <= TOLERANCE:
-                status.append("value differs")
-                mism.append(
-                    f"{where}: filter {name!r}: {metric} recomputed from the samples is "
-                    f"{f['recomputed']:.6g}, the results say {p:.6g}"
-                )
-            row["status"] = "; ".join(status) or "matches"
+        row = _filter_row(
+            where, arm, budget, metric, name, f, p, n_eff, aggregation, bool(published), samples, rpath, mism
+        )
         out["rows"].append(row)
     return out
 
 
-def run(ctx: Context, params: Params) -> list[Finding]:
-    st = ctx.samples.settings or {}
-    metric = ctx.claim.claim.metric
+def _compare_all(st: dict, metric: str) -> tuple[list[dict], list[str], list[str], list[str], int]:
+    """Every lm-eval arm × budget compared: rows, mismatches, limited runs, missing results, count compared."""
     rows, mism, limited, no_results = [], [], [], []
     compared = 0
     for arm in ("baseline", "treatment"):
@@ -155,6 +176,13 @@ def run(ctx: Context, params: Params) -> list[Finding]:
             compared += c["compared"]
             limited += [c["limited"]] if c["limited"] else []
             no_results += [c["no_results"]] if c["no_results"] else []
+    return rows, mism, limited, no_results, compared
+
+
+def run(ctx: Context, params: Params) -> list[Finding]:
+    st = ctx.samples.settings or {}
+    metric = ctx.claim.claim.metric
+    rows, mism, limited, no_results, compared = _compare_all(st, metric)
     if not (rows or no_results):
         return []
     from audit.importers.lmeval import TOLERANCE

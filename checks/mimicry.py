@@ -351,17 +351,11 @@ def _marker_rows(ctx: Context, params: Params, p, found: dict) -> tuple[list[dic
     return rows, presence
 
 
-def _markers(
-    ctx: Context, params: Params, p, corr: MeasuredCell, found: dict, patterns: dict, treatment_texts, prov: dict
-) -> list[Finding]:
-    """``corr``: the claimed cell (correctness); ``found``: :func:`marker_presence` per arm."""
-    cb = ctx.claimed_budget
-    rows, presence = _marker_rows(ctx, params, p, found)
-    mb, mt = presence["any"]["baseline"], presence["any"]["treatment"]
-    shown, m_inf = marker_rise_shown(mb, mt, ctx.level, ctx.alpha, params.min_marker_rise)
+def _marker_delta_rows(ctx: Context, mb: np.ndarray, mt: np.ndarray, m_inf, corr: MeasuredCell) -> list[dict]:
+    """The two delta rows: the marker rate (McNemar) and the claimed correctness, treatment − baseline."""
     m_test, m_delta = m_inf.test, m_inf.estimate
     c_iv = corr.interval
-    delta_rows = [
+    return [
         {
             "quantity": "marker rate (any)",
             "baseline": float(mb.mean()),
@@ -385,7 +379,14 @@ def _markers(
             "test": f"{corr.test.method} ({corr.test.alternative})",
         },
     ]
-    stat = {
+
+
+def _marker_stat(ctx: Context, params: Params, m_inf, corr: MeasuredCell, k_t: int) -> dict:
+    """The statistic of the marker findings: the marker rise (McNemar), the correctness delta, the thresholds."""
+    m_test, m_delta = m_inf.test, m_inf.estimate
+    c_iv = corr.interval
+    cb = ctx.claimed_budget
+    return {
         "marker_delta": m_delta.value,
         "marker_ci_low": m_delta.interval.low,
         "marker_ci_high": m_delta.interval.high,
@@ -400,20 +401,61 @@ def _markers(
         "budget": cb,
         "scoring": ctx.claimed_scoring,
         "n": corr.n,
+        "treatment_marker_outputs": k_t,
+        "min_marker_outputs": params.min_marker_outputs,
+        "min_marker_rise": params.min_marker_rise,
     }
+
+
+def _markers_without_correctness(
+    params: Params,
+    p,
+    mt: np.ndarray,
+    k_t: int,
+    m_txt: str,
+    c_txt: str,
+    stat: dict,
+    delta_rows: list[dict],
+    patterns: dict,
+    treatment_texts,
+    prov: dict,
+) -> Finding:
+    """The major flag: the treatment's markers rise (material, enough outputs) while its correctness does not."""
+    return Finding(
+        NAME,
+        "markers_without_correctness",
+        Outcome.flag,
+        f"Disposition markers rise without correctness: {m_txt}, while {c_txt}",
+        detail="The treatment says it verifies or hedges more often (McNemar rejects equal marker rates and the "
+        f"whole interval of the rise lies above the materiality margin of {params.min_marker_rise:g}, on "
+        f"{k_t} marker-bearing outputs) but is not significantly more often right: the surface of the "
+        "disposition, not the behaviour.",
+        severity=Severity.major,
+        impact=Impact.none,
+        statistic=stat,
+        rows=delta_rows,
+        evidence=_marker_evidence(params, p, mt, patterns, treatment_texts),
+        provenance=prov,
+    )
+
+
+def _markers(
+    ctx: Context, params: Params, p, corr: MeasuredCell, found: dict, patterns: dict, treatment_texts, prov: dict
+) -> list[Finding]:
+    """``corr``: the claimed cell (correctness); ``found``: :func:`marker_presence` per arm."""
+    rows, presence = _marker_rows(ctx, params, p, found)
+    mb, mt = presence["any"]["baseline"], presence["any"]["treatment"]
+    shown, m_inf = marker_rise_shown(mb, mt, ctx.level, ctx.alpha, params.min_marker_rise)
+    m_test, m_delta = m_inf.test, m_inf.estimate
+    c_iv = corr.interval
+    delta_rows = _marker_delta_rows(ctx, mb, mt, m_inf, corr)
     m_txt = (
         f"marker rate {mb.mean():.1%} → {mt.mean():.1%} ({fmt_delta(m_delta.value)} {fmt_ci(m_delta.interval)}, "
         f"McNemar p = {m_test.p_value:.3g})"
     )
     c_txt = f"correctness {fmt_delta(corr.delta.value)} {fmt_ci(c_iv)}"
     k_t = int(mt.sum())
-    stat.update(
-        {
-            "treatment_marker_outputs": k_t,
-            "min_marker_outputs": params.min_marker_outputs,
-            "min_marker_rise": params.min_marker_rise,
-        }
-    )
+    stat = _marker_stat(ctx, params, m_inf, corr, k_t)
     markers_rise = shown and k_t >= params.min_marker_outputs
     corr_up = ctx.gain(corr.delta.value) > 0 and (
         excludes_zero(c_iv) or (not c_iv.ok and corr.test.significant(ctx.alpha))
@@ -432,21 +474,8 @@ def _markers(
     ]
     if markers_rise and not corr_up:
         out.append(
-            Finding(
-                NAME,
-                "markers_without_correctness",
-                Outcome.flag,
-                f"Disposition markers rise without correctness: {m_txt}, while {c_txt}",
-                detail="The treatment says it verifies or hedges more often (McNemar rejects equal marker rates and the "
-                f"whole interval of the rise lies above the materiality margin of {params.min_marker_rise:g}, on "
-                f"{k_t} marker-bearing outputs) but is not significantly more often right: the surface of the "
-                "disposition, not the behaviour.",
-                severity=Severity.major,
-                impact=Impact.none,
-                statistic=stat,
-                rows=delta_rows,
-                evidence=_marker_evidence(params, p, mt, patterns, treatment_texts),
-                provenance=prov,
+            _markers_without_correctness(
+                params, p, mt, k_t, m_txt, c_txt, stat, delta_rows, patterns, treatment_texts, prov
             )
         )
     elif markers_rise:
@@ -593,12 +622,9 @@ def _arm_confidence(ctx: Context, params: Params, arm: str, c: np.ndarray, corre
     return _ArmConfidence(auc, mw, row)
 
 
-def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list[Finding]:
-    """Per arm, whether stated confidence goes with being right; whether the treatment's fails to, on evidence."""
-    correct = {"baseline": p.baseline >= 0.5, "treatment": p.treatment >= 0.5}
-    res = {arm: _arm_confidence(ctx, params, arm, conf[arm], correct[arm]) for arm in ("baseline", "treatment")}
-    rows = [r.row for r in res.values()]
-    prov = {
+def _confidence_prov(params: Params, prov: dict) -> dict:
+    """The provenance of the confidence findings: the AUC method, the thresholds and the confidence mapping."""
+    return {
         **prov,
         "confidence_auc": "DeLong variance (statsmodels rank_compare_2indep), CI on the logit scale; "
         "Mann-Whitney one-sided vs 0.5",
@@ -613,6 +639,14 @@ def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list
         "confident_at": params.confident_at,
         "hedged_at": params.hedged_at,
     }
+
+
+def _confidence(ctx: Context, params: Params, p, conf: dict, prov: dict) -> list[Finding]:
+    """Per arm, whether stated confidence goes with being right; whether the treatment's fails to, on evidence."""
+    correct = {"baseline": p.baseline >= 0.5, "treatment": p.treatment >= 0.5}
+    res = {arm: _arm_confidence(ctx, params, arm, conf[arm], correct[arm]) for arm in ("baseline", "treatment")}
+    rows = [r.row for r in res.values()]
+    prov = _confidence_prov(params, prov)
     out = [
         Finding(
             NAME,

@@ -19,14 +19,81 @@ from __future__ import annotations
 
 from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta, item_evidence
 
+from audit.breaks import Perturbation
 from audit.check_params import OodParams
 from audit.findings import Finding, Impact, Outcome, Severity
+from audit.measure import MeasuredCell
 from audit.records import DEFAULT_VARIANT
 
 NAME = "ood"
 
 
 Params = OodParams
+
+
+def _variant_finding(
+    ctx: Context, v: str, c: MeasuredCell, base: MeasuredCell, pt: Perturbation, prov: dict
+) -> tuple[Finding, bool]:
+    """Variant ``v``'s change test (flag when it breaks the claim, else as judged), and whether its gain is
+    significant on its own."""
+    head = f"{v}: {fmt_delta(c.delta.value)} {fmt_ci(c.interval)} (default {fmt_delta(base.delta.value)})"
+    stat = {**ctx.perturbation_stat(pt), "default_delta": base.delta.value, "test": c.test.method, "n": c.n}
+    code, outcome, sev, impact, sentence = ctx.judge(pt)
+    sig_here = ctx.sign * c.delta.value > 0 and excludes_zero(c.interval)
+    if outcome == Outcome.flag:
+        code = {"shrinks": "collapses", "vanishes": "collapses"}.get(code, code)
+        out = Finding(
+            NAME,
+            code,
+            Outcome.flag,
+            f"{sentence[0].upper()}{sentence[1:]}: {head}",
+            detail=ctx.change_text(pt),
+            severity=sev,
+            impact=impact,
+            statistic=stat,
+            evidence=_evidence(ctx, base.scoring, v),
+            provenance=prov,
+        )
+    else:
+        out = Finding(
+            NAME,
+            code,
+            outcome,
+            f"{sentence[0].upper()}{sentence[1:]}: {head}",
+            detail=ctx.change_text(pt) + ("" if sig_here else f" The gain is not significant under {v} on its own."),
+            statistic=stat,
+            provenance=prov,
+        )
+    return out, sig_here
+
+
+def _everywhere_finding(
+    ctx: Context, base: MeasuredCell, n_cells: int, shown_everywhere: bool, prov: dict
+) -> Finding | None:
+    """For a significant claimed gain: whether the intersection–union test shows it under every variant; else None."""
+    claimed_sig = ctx.sign * base.delta.value > 0 and excludes_zero(base.interval)
+    if claimed_sig and shown_everywhere:
+        return Finding(
+            NAME,
+            "shown_everywhere",
+            Outcome.passed,
+            f"The gain is significant under every prompt variant ({n_cells}): the "
+            "intersection–union test of 'holds everywhere' rejects",
+            provenance=prov,
+        )
+    elif claimed_sig:
+        return Finding(
+            NAME,
+            "not_shown_everywhere",
+            Outcome.info,
+            "The gain is not significant under every prompt variant on its own; that is not "
+            "evidence that a variant breaks it (see the change tests)",
+            detail="Intersection–union (Berger 1982): 'holds everywhere' is shown only when "
+            "each variant's own test rejects at α. A variant breaks the claim only when "
+            "the change of the gain is shown beyond the margin (Holm).",
+            provenance=prov,
+        )
+    return None
 
 
 def run(ctx: Context, params: Params) -> list[Finding]:
@@ -81,64 +148,13 @@ def run(ctx: Context, params: Params) -> list[Finding]:
         pt = by_variant.get(v)
         if pt is None:
             continue
-        head = f"{v}: {fmt_delta(c.delta.value)} {fmt_ci(c.interval)} (default {fmt_delta(base.delta.value)})"
-        stat = {**ctx.perturbation_stat(pt), "default_delta": base.delta.value, "test": c.test.method, "n": c.n}
-        code, outcome, sev, impact, sentence = ctx.judge(pt)
-        sig_here = ctx.sign * c.delta.value > 0 and excludes_zero(c.interval)
+        out, sig_here = _variant_finding(ctx, v, c, base, pt, prov)
         shown_everywhere &= sig_here
-        if outcome == Outcome.flag:
-            code = {"shrinks": "collapses", "vanishes": "collapses"}.get(code, code)
-            out = Finding(
-                NAME,
-                code,
-                Outcome.flag,
-                f"{sentence[0].upper()}{sentence[1:]}: {head}",
-                detail=ctx.change_text(pt),
-                severity=sev,
-                impact=impact,
-                statistic=stat,
-                evidence=_evidence(ctx, base.scoring, v),
-                provenance=prov,
-            )
-        else:
-            out = Finding(
-                NAME,
-                code,
-                outcome,
-                f"{sentence[0].upper()}{sentence[1:]}: {head}",
-                detail=ctx.change_text(pt)
-                + ("" if sig_here else f" The gain is not significant under {v} on its own."),
-                statistic=stat,
-                provenance=prov,
-            )
         findings.append(out)
     if question == "holds_everywhere" and cells:
-        claimed_sig = ctx.sign * base.delta.value > 0 and excludes_zero(base.interval)
-        if claimed_sig and shown_everywhere:
-            findings.append(
-                Finding(
-                    NAME,
-                    "shown_everywhere",
-                    Outcome.passed,
-                    f"The gain is significant under every prompt variant ({len(cells)}): the "
-                    "intersection–union test of 'holds everywhere' rejects",
-                    provenance=prov,
-                )
-            )
-        elif claimed_sig:
-            findings.append(
-                Finding(
-                    NAME,
-                    "not_shown_everywhere",
-                    Outcome.info,
-                    "The gain is not significant under every prompt variant on its own; that is not "
-                    "evidence that a variant breaks it (see the change tests)",
-                    detail="Intersection–union (Berger 1982): 'holds everywhere' is shown only when "
-                    "each variant's own test rejects at α. A variant breaks the claim only when "
-                    "the change of the gain is shown beyond the margin (Holm).",
-                    provenance=prov,
-                )
-            )
+        summary = _everywhere_finding(ctx, base, len(cells), shown_everywhere, prov)
+        if summary is not None:
+            findings.append(summary)
     return findings
 
 
