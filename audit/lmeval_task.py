@@ -42,6 +42,42 @@ def _cwd(path: Path):
 
 def load_task(name: str, include_path: Path | None, data_root: Path, limit: int | None, claim_file: str) -> LoadedTask:
     """Load one lm-eval task offline and render its prompts; raise InputError naming the task and the fix."""
+    task, docs = _load_docs(name, include_path, data_root, claim_file)
+    if limit:
+        docs = docs[:limit]
+    cfg = task.config
+    shots, prompts, targets = _render_prompts(task, docs, name, claim_file)
+    if any(not isinstance(p, str) for p in prompts):
+        raise InputError(
+            [
+                Problem(
+                    f"task {name!r} builds chat-formatted prompts; audit needs plain text here",
+                    file=claim_file,
+                    field="task.lm_eval",
+                    fix="use a completion-style task",
+                )
+            ]
+        )
+    gk = dict(cfg.generation_kwargs or {})
+    until = gk.get("until") or []
+    until = [until] if isinstance(until, str) else list(until)
+    scorers, problems = _filters_as_scorers(name, cfg.filter_list, cfg.metric_list, claim_file)
+    if problems:
+        raise InputError(problems)
+    settings = {
+        "lm_eval_task": name,
+        "doc_to_text": cfg.doc_to_text,
+        "doc_to_target": cfg.doc_to_target,
+        "num_fewshot": shots,
+        "generation_kwargs": gk,
+        "filter_list": [f.get("name") for f in cfg.filter_list or [] if isinstance(f, dict)],
+        "task_version": (cfg.metadata or {}).get("version"),
+    }
+    return LoadedTask(name, [dict(d) for d in docs], prompts, targets, until, scorers, settings)
+
+
+def _load_docs(name: str, include_path: Path | None, data_root: Path, claim_file: str) -> tuple[Any, list]:
+    """The lm-eval task ``name`` (loaded offline) and its evaluation documents; InputError when it cannot load."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
@@ -74,8 +110,11 @@ def load_task(name: str, include_path: Path | None, data_root: Path, limit: int 
                 )
             ]
         ) from None
-    if limit:
-        docs = docs[:limit]
+    return task, docs
+
+
+def _render_prompts(task: Any, docs: list, name: str, claim_file: str) -> tuple[int, list, list[str]]:
+    """The task's few-shot count, rendered prompts and target texts for ``docs``; InputError when rendering fails."""
     cfg = task.config
     try:
         shots = int(cfg.num_fewshot or 0)
@@ -97,33 +136,7 @@ def load_task(name: str, include_path: Path | None, data_root: Path, limit: int 
                 )
             ]
         ) from None
-    if any(not isinstance(p, str) for p in prompts):
-        raise InputError(
-            [
-                Problem(
-                    f"task {name!r} builds chat-formatted prompts; audit needs plain text here",
-                    file=claim_file,
-                    field="task.lm_eval",
-                    fix="use a completion-style task",
-                )
-            ]
-        )
-    gk = dict(cfg.generation_kwargs or {})
-    until = gk.get("until") or []
-    until = [until] if isinstance(until, str) else list(until)
-    scorers, problems = _filters_as_scorers(name, cfg.filter_list, cfg.metric_list, claim_file)
-    if problems:
-        raise InputError(problems)
-    settings = {
-        "lm_eval_task": name,
-        "doc_to_text": cfg.doc_to_text,
-        "doc_to_target": cfg.doc_to_target,
-        "num_fewshot": shots,
-        "generation_kwargs": gk,
-        "filter_list": [f.get("name") for f in cfg.filter_list or [] if isinstance(f, dict)],
-        "task_version": (cfg.metadata or {}).get("version"),
-    }
-    return LoadedTask(name, [dict(d) for d in docs], prompts, targets, until, scorers, settings)
+    return shots, prompts, targets
 
 
 def _filters_as_scorers(task: str, filter_list: Any, metric_list: Any, claim_file: str):

@@ -595,8 +595,9 @@ def _item_sets(table: pd.DataFrame, where: dict[tuple, str]) -> tuple[list[ItemS
                     fix=(
                         NORMALISATION_FIX
                         if unicode_note
-                        else "both arms must be evaluated on (mostly) the same items: check that the item ids name the same "
-                        "items in both logs (samples.fields.id), or re-run with the same dataset and limit"
+                        else "both arms must be evaluated on (mostly) the same items: check that the "
+                        "item ids name the same items in both logs (samples.fields.id), "
+                        "or re-run with the same dataset and limit"
                     ),
                 )
             )

@@ -775,46 +775,56 @@ def _set_extraction(part: pd.DataFrame, name: str, defined: dict | None) -> None
 def _score_logged(part: pd.DataFrame, name: str, spec) -> list[Problem]:
     """Score ``part`` in place by a ``kind: logged`` scorer: the logged prediction (``extracted``) compared with the
     target, or a logged score mapped from its range onto [0, 1]. Returns the problems that prevent it."""
+    if spec.field == "extracted":
+        return _score_logged_extracted(part, name, spec)
+    return _score_logged_value(part, name, spec)
+
+
+def _score_logged_extracted(part: pd.DataFrame, name: str, spec) -> list[Problem]:
+    """Score ``part`` in place by comparing the logged prediction (``extracted``) with the target."""
     from audit.importers.jsonl import NO_ANSWER
     from audit.scoring.answers import compare
 
-    if spec.field == "extracted":
-        if "extracted" not in part.columns or part["extracted"].isna().all():
-            r = part.iloc[0] if len(part) else None
-            return [
-                Problem(
-                    f"scoring {name!r} compares the logged prediction (extracted) with the target, but the "
-                    "logs carry no extracted answer",
-                    file=str(r["source"]) if r is not None else None,
-                    field=f"scorers.{name}.field",
-                    fix="map samples.fields.extracted to the record key that holds the authors' prediction "
-                    "(e.g. extracted: pred)",
-                )
-            ]
-        lacking = part[part["target"].isna()]
-        if len(lacking):
-            r = lacking.iloc[0]
-            return [
-                Problem(
-                    f"scoring {name!r} compares the logged prediction with the target, and {len(lacking)} "
-                    "line(s) have no target",
-                    file=str(r["source"]),
-                    line=_line(r["line"]),
-                    field="target",
-                    fix="map samples.fields.target to the gold answer",
-                )
-            ]
+    if "extracted" not in part.columns or part["extracted"].isna().all():
+        r = part.iloc[0] if len(part) else None
+        return [
+            Problem(
+                f"scoring {name!r} compares the logged prediction (extracted) with the target, but the "
+                "logs carry no extracted answer",
+                file=str(r["source"]) if r is not None else None,
+                field=f"scorers.{name}.field",
+                fix="map samples.fields.extracted to the record key that holds the authors' prediction "
+                "(e.g. extracted: pred)",
+            )
+        ]
+    lacking = part[part["target"].isna()]
+    if len(lacking):
+        r = lacking.iloc[0]
+        return [
+            Problem(
+                f"scoring {name!r} compares the logged prediction with the target, and {len(lacking)} "
+                "line(s) have no target",
+                file=str(r["source"]),
+                line=_line(r["line"]),
+                field="target",
+                fix="map samples.fields.target to the gold answer",
+            )
+        ]
 
-        def pred(x):
-            if x is None or (isinstance(x, float) and np.isnan(x)):
-                return None
-            x = str(x)
-            return None if x.strip() in NO_ANSWER else x
+    def pred(x):
+        if x is None or (isinstance(x, float) and np.isnan(x)):
+            return None
+        x = str(x)
+        return None if x.strip() in NO_ANSWER else x
 
-        preds = [pred(x) for x in part["extracted"]]
-        part["score"] = [compare(spec.compare, a, t) for a, t in zip(preds, part["target"])]
-        part["answered"] = [0.0 if a is None else 1.0 for a in preds]
-        return []
+    preds = [pred(x) for x in part["extracted"]]
+    part["score"] = [compare(spec.compare, a, t) for a, t in zip(preds, part["target"])]
+    part["answered"] = [0.0 if a is None else 1.0 for a in preds]
+    return []
+
+
+def _score_logged_value(part: pd.DataFrame, name: str, spec) -> list[Problem]:
+    """Score ``part`` in place by a logged score mapped from its range onto [0, 1]."""
     key = spec.score_name
     vals = (
         part["scores"].map(lambda s: s.get(key) if isinstance(s, dict) else None)

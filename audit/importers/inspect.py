@@ -296,8 +296,8 @@ def _samples_of_epoch(
     if epoch is None and len(epochs) > 1 and not all_epochs:
         problems.append(
             Problem(
-                f"the log holds {len(epochs)} epochs ({epochs}) of each sample; repeats of one sample are not independent "
-                "items",
+                f"the log holds {len(epochs)} epochs ({epochs}) of each sample; "
+                "repeats of one sample are not independent items",
                 file=file,
                 field="samples.epoch",
                 fix=f"set samples.epoch to the epoch to audit (one of {epochs}), e.g. samples.epoch: {epochs[0]}, or "

@@ -101,22 +101,7 @@ def record_row(
     cluster = f.scalar(key) if key else None
     # Extra keys (metadata) are fine; a key that looks like a misspelt known one is almost surely a mistake.
     if typos:
-        import difflib
-
-        bad = {
-            u: m[0]
-            for u in sorted(set(d) - KNOWN - {cluster_field})
-            if (m := difflib.get_close_matches(u, sorted(KNOWN), n=1, cutoff=0.8))
-        }
-        if bad:
-            problems.append(
-                Problem(
-                    f"unknown key(s) {sorted(bad)}",
-                    file=file,
-                    line=line,
-                    fix="did you mean " + ", ".join(f"{u}→{k}" for u, k in bad.items()) + "?",
-                )
-            )
+        _check_typos(d, file, line, problems, cluster_field)
     if not f.ok:
         return None
     ph = hashlib.sha256(prompt.encode()).hexdigest() if prompt is not None else None
@@ -143,6 +128,26 @@ def record_row(
         "answered": answered,
         "no_output": NULL_OUTPUT if null_output else None,
     }
+
+
+def _check_typos(d: dict, file: str, line: int | None, problems: list[Problem], cluster_field: str | None) -> None:
+    """Append a problem naming the keys of ``d`` that look like misspelt known keys."""
+    import difflib
+
+    bad = {
+        u: m[0]
+        for u in sorted(set(d) - KNOWN - {cluster_field})
+        if (m := difflib.get_close_matches(u, sorted(KNOWN), n=1, cutoff=0.8))
+    }
+    if bad:
+        problems.append(
+            Problem(
+                f"unknown key(s) {sorted(bad)}",
+                file=file,
+                line=line,
+                fix="did you mean " + ", ".join(f"{u}→{k}" for u, k in bad.items()) + "?",
+            )
+        )
 
 
 NULL_OUTPUT = "null output"

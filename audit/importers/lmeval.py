@@ -95,7 +95,8 @@ def find_results(samples_path: Path) -> Path | None:
     raise InputError(
         [
             Problem(
-                f"cannot tell which results file belongs to {samples_path.name}: the folder holds {len(cands)} results files "
+                f"cannot tell which results file belongs to {samples_path.name}: the folder holds "
+                f"{len(cands)} results files "
                 f"({', '.join(c.name for c in cands[:6])}{', …' if len(cands) > 6 else ''}) and none has its timestamp "
                 f"{date or '(none in the file name)'}",
                 file=str(samples_path),
@@ -387,14 +388,7 @@ def read_samples_careful(
             problems.append(Problem(f"stopping after {MAX_PROBLEMS} problems in this file", file=file))
             break
         if "doc_id" not in d:
-            problems.append(
-                Problem(
-                    "line is not an lm-eval sample (no 'doc_id')",
-                    file=file,
-                    line=i,
-                    fix="samples.format: lm-eval expects --log_samples output; use format: jsonl for other logs",
-                )
-            )
+            problems.append(_not_a_sample_problem(file, i))
             continue
         f = Fields(d, file, i, problems)
         doc_id = f.ident("doc_id")
@@ -404,28 +398,7 @@ def read_samples_careful(
         if cluster_field and doc is not None:
             cluster = Fields(doc, file, i, problems, prefix="doc.").scalar(cluster_field)
         if metric not in d:
-            metrics = (
-                [k for k in (d.get("metrics") or []) if isinstance(k, str)]
-                if isinstance(d.get("metrics"), list)
-                else []
-            )
-            logged = [k for k in metrics if k != metric]
-            problems.append(
-                Problem(
-                    f"the claimed metric {metric!r} is not on this line",
-                    file=file,
-                    line=i,
-                    field="claim.metric",
-                    fix=(
-                        f"set claim.metric to one of {logged}"
-                        if logged
-                        else f"the line lists {metric!r} under 'metrics' but carries no value for it; "
-                        "re-run lm-eval with --log_samples"
-                        if metrics
-                        else "check claim.metric"
-                    ),
-                )
-            )
+            problems.append(_missing_metric_problem(d, metric, file, i))
             continue
         score = f.number(
             metric,
@@ -439,15 +412,7 @@ def read_samples_careful(
         if filt is None:
             filt = positional_filter(occurrence, filter_order)
             if filt is None:
-                problems.append(
-                    Problem(
-                        f"document {doc_id} appears {occurrence + 1} times but the lines carry no 'filter' key and no "
-                        "results_*.json gives the filter order",
-                        file=file,
-                        line=i,
-                        fix="put the results_*.json of the same run next to the samples file",
-                    )
-                )
+                problems.append(_no_filter_problem(doc_id, occurrence, file, i))
                 continue
         target = d.get("target")
         gk = _gen_kwargs(d.get("arguments"))
@@ -476,6 +441,47 @@ def read_samples_careful(
     df = pd.DataFrame.from_records(rows, columns=_COLUMNS)
     df["answered"] = [answered(s, x) for s, x in zip(df["scoring"], df["extracted"])]
     return df, problems
+
+
+def _not_a_sample_problem(file: str, line: int) -> Problem:
+    """The problem for a samples-file line that has no ``doc_id``."""
+    return Problem(
+        "line is not an lm-eval sample (no 'doc_id')",
+        file=file,
+        line=line,
+        fix="samples.format: lm-eval expects --log_samples output; use format: jsonl for other logs",
+    )
+
+
+def _missing_metric_problem(d: dict, metric: str, file: str, line: int) -> Problem:
+    """The problem for a sample line that carries no value for the claimed metric."""
+    metrics = [k for k in (d.get("metrics") or []) if isinstance(k, str)] if isinstance(d.get("metrics"), list) else []
+    logged = [k for k in metrics if k != metric]
+    return Problem(
+        f"the claimed metric {metric!r} is not on this line",
+        file=file,
+        line=line,
+        field="claim.metric",
+        fix=(
+            f"set claim.metric to one of {logged}"
+            if logged
+            else f"the line lists {metric!r} under 'metrics' but carries no value for it; "
+            "re-run lm-eval with --log_samples"
+            if metrics
+            else "check claim.metric"
+        ),
+    )
+
+
+def _no_filter_problem(doc_id: Any, occurrence: int, file: str, line: int) -> Problem:
+    """The problem for a repeated document whose filter can be told neither from its line nor from the results."""
+    return Problem(
+        f"document {doc_id} appears {occurrence + 1} times but the lines carry no 'filter' key and no "
+        "results_*.json gives the filter order",
+        file=file,
+        line=line,
+        fix="put the results_*.json of the same run next to the samples file",
+    )
 
 
 _NONE = type(None)
@@ -894,26 +900,8 @@ def _target_text(target: Any) -> str | None:
     return None
 
 
-def results_counts(path: Path, task: str | None, metric: str, scoring: str | None) -> tuple[dict | None, list[Problem]]:
-    """What a results-only claim needs from one ``results_*.json``: the task, the filter of ``metric`` (``scoring``:
-    a filter name or ``<metric>,<filter>``; else the metric's only filter), its published value, n (``n-samples``
-    effective, else ``sample_len``), the passes k = value × n — refused unless a whole number of items (within
-    1e-6: lm-eval writes full-precision means; a metric that is not a share of items cannot be audited from counts)
-    — and the run's settings (:func:`read_results`, plus the ``n-shot`` entry)."""
-    file = str(path)
-    try:
-        data = load_results_json(path, fix="point the claim at the run's results_<date>.json")
-    except InputError as exc:
-        return None, list(exc.problems)
-    results = data.get("results") if isinstance(data, dict) else None
-    if not isinstance(results, dict) or not results:
-        return None, [
-            Problem(
-                "not an lm-eval results file (no 'results' object)",
-                file=file,
-                fix="point the claim at the run's results_<date>.json",
-            )
-        ]
+def _results_task(results: dict, task: str | None, file: str) -> tuple[str | None, list[Problem]]:
+    """The task of a results file to read: ``task``, else its only task (None and the problems when neither)."""
     tasks = sorted(k for k, v in results.items() if isinstance(v, dict))
     if task is None:
         if len(tasks) != 1:
@@ -936,8 +924,12 @@ def results_counts(path: Path, task: str | None, metric: str, scoring: str | Non
                 fix="set samples.task to one of them",
             )
         ]
-    res = results[task]
-    filters = {
+    return task, []
+
+
+def _published_filters(res: dict, metric: str) -> dict[str, Any]:
+    """The numeric values of ``metric`` a task's results publish, by filter name."""
+    return {
         k.split(",", 1)[1]: v
         for k, v in res.items()
         if isinstance(k, str)
@@ -946,6 +938,12 @@ def results_counts(path: Path, task: str | None, metric: str, scoring: str | Non
         and isinstance(v, (int, float))
         and not isinstance(v, bool)
     }
+
+
+def _results_filter(
+    filters: dict[str, Any], metric: str, scoring: str | None, task: str, file: str
+) -> tuple[str | None, list[Problem]]:
+    """The filter of ``metric`` named by ``scoring``, else its only one (None and the problems when neither)."""
     want = scoring.partition(",")[2] if scoring and scoring.partition(",")[0] == metric and "," in scoring else scoring
     if want is None:
         if len(filters) != 1:
@@ -971,6 +969,37 @@ def results_counts(path: Path, task: str | None, metric: str, scoring: str | Non
                 fix="name a filter the results publish, or check claim.metric",
             )
         ]
+    return want, []
+
+
+def results_counts(path: Path, task: str | None, metric: str, scoring: str | None) -> tuple[dict | None, list[Problem]]:
+    """What a results-only claim needs from one ``results_*.json``: the task, the filter of ``metric`` (``scoring``:
+    a filter name or ``<metric>,<filter>``; else the metric's only filter), its published value, n (``n-samples``
+    effective, else ``sample_len``), the passes k = value × n — refused unless a whole number of items (within
+    1e-6: lm-eval writes full-precision means; a metric that is not a share of items cannot be audited from counts)
+    — and the run's settings (:func:`read_results`, plus the ``n-shot`` entry)."""
+    file = str(path)
+    try:
+        data = load_results_json(path, fix="point the claim at the run's results_<date>.json")
+    except InputError as exc:
+        return None, list(exc.problems)
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, dict) or not results:
+        return None, [
+            Problem(
+                "not an lm-eval results file (no 'results' object)",
+                file=file,
+                fix="point the claim at the run's results_<date>.json",
+            )
+        ]
+    task, problems = _results_task(results, task, file)
+    if task is None:
+        return None, problems
+    res = results[task]
+    filters = _published_filters(res, metric)
+    want, problems = _results_filter(filters, metric, scoring, task, file)
+    if want is None:
+        return None, problems
     value = float(filters[want])
     ns = (data.get("n-samples") or {}).get(task) if isinstance(data.get("n-samples"), dict) else None
     n = ns.get("effective") if isinstance(ns, dict) else None
