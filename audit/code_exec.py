@@ -212,7 +212,8 @@ def _parse_target(target: Any, prompt_source: str) -> CodeTask:
                     Problem(
                         "a code_exec target given as an object needs a 'test' string",
                         value=sorted(str(k) for k in data),
-                        fix="give {prompt, test, entry_point} (a HumanEval problem as is), or the test code as a string",
+                        fix="give {prompt, test, entry_point} (a HumanEval problem as is), "
+                        "or the test code as a string",
                     )
                 ]
             )
@@ -1421,6 +1422,28 @@ def run_program(
     return ExecResult(status=status, returncode=rc, duration_s=duration, stderr=stderr, isolation=setup.layers)
 
 
+def _judged_status(
+    verdict: dict | None, timed_out: bool, rc: int | None, server_rc: int | None, limits: Limits
+) -> tuple[Literal["passed", "failed", "timeout"], str]:
+    """The status of a supervised run and its note, from the tests' verdict and both processes' exit statuses."""
+    note = verdict.get("note", "") if verdict else ""
+    status: Literal["passed", "failed", "timeout"]
+    if (
+        timed_out
+        or rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
+        or (server_rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) and not (verdict or {}).get("passed"))
+    ):
+        status = "timeout"
+        note = note or f"no verdict within timeout_s = {limits.timeout_s:g} s"
+    elif rc == 0 and verdict is not None and verdict.get("passed") is True:
+        status = "passed"
+    else:
+        status = "failed"
+        if verdict is None and not note:
+            note = f"the tests' process ended without a verdict (exit status {rc})"
+    return status, note
+
+
 def run_tests(
     completion: str,
     task: CodeTask,
@@ -1481,21 +1504,7 @@ def run_tests(
         stderr = _joined(_tail(server.err_path) if server else "", _tail(judge.err_path) if judge else "")
     server_rc = server.proc.returncode if server else None
     verdict = _parse_verdict(got)
-    note = verdict.get("note", "") if verdict else ""
-    status: Literal["passed", "failed", "timeout"]
-    if (
-        timed_out
-        or rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
-        or (server_rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU) and not (verdict or {}).get("passed"))
-    ):
-        status = "timeout"
-        note = note or f"no verdict within timeout_s = {limits.timeout_s:g} s"
-    elif rc == 0 and verdict is not None and verdict.get("passed") is True:
-        status = "passed"
-    else:
-        status = "failed"
-        if verdict is None and not note:
-            note = f"the tests' process ended without a verdict (exit status {rc})"
+    status, note = _judged_status(verdict, timed_out, rc, server_rc, limits)
     if note.startswith("unsplittable"):
         UNSPLITTABLE[note.split(":", 1)[1].strip()[:120]] += 1
     return ExecResult(
@@ -1600,7 +1609,8 @@ def code_exec_scorer(spec, name: str = "code_exec") -> Callable[[str, str], floa
                 Problem(
                     "code execution is off: this scorer runs model-generated code on this machine",
                     field=f"scorers.{name}",
-                    fix=f"add 'enabled: true' to scorers.{name} to accept the risk (preferably inside a container or VM)",
+                    fix=f"add 'enabled: true' to scorers.{name} to accept the risk "
+                    "(preferably inside a container or VM)",
                 )
             ]
         )

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from audit.claim import Claim, Task
+from audit.claim import Claim, OodSet, Task
 from audit.errors import InputError, Problem
 from audit.jsonlines import Fields, json_objects
 from audit.plan import Plan, build_plan
@@ -193,37 +193,95 @@ def _from_lm_eval(claim: Claim, plan: Plan) -> tuple[Variant, dict, dict]:
     return variant, first.scorers, {arm: t.settings for arm, t in per_arm.items()}
 
 
+def _native_default(claim: Claim, plan: Plan, task: Task) -> Variant:
+    """The default variant of a task described natively: its dataset rendered with its own prompts."""
+    items = load_dataset(claim)
+    source = str(_dataset_path(claim))
+    prompts, targets = _render(claim, items, source)
+    return Variant(
+        DEFAULT_VARIANT,
+        items,
+        source,
+        prompts,
+        targets,
+        _live_budgets(plan, DEFAULT_VARIANT),
+        "the task's own prompts",
+        tuple(task.stop),
+    )
+
+
+def _ood_set_variant(claim: Claim, plan: Plan, task: Task, s: OodSet, default: Variant) -> Variant:
+    """One OOD set's variant: a second dataset, per-item rewrites, or the task's items with another prompt."""
+    items, source = default.items, default.source
+    if s.dataset:
+        path = claim.base_dir / s.dataset
+        v_items = load_items(path, task.id_field, task.limit)
+        how = f"second dataset {s.dataset}"
+    elif s.rewrites:
+        path = claim.base_dir / s.rewrites
+        rewrites = {it.id: it for it in load_items(path, task.id_field)}
+        unknown = sorted(set(rewrites) - {it.id for it in items})
+        if unknown:
+            raise InputError(
+                [
+                    Problem(
+                        f"rewrites for ids not in the task's dataset: {unknown[:5]}",
+                        file=str(path),
+                        fix="rewrite rows must use ids of task.dataset",
+                    )
+                ]
+            )
+        v_items = [
+            Item(it.id, {**it.row, **rewrites[it.id].row}, rewrites[it.id].line) for it in items if it.id in rewrites
+        ]
+        how = f"per-item rewrites {s.rewrites}"
+    else:
+        path, v_items, how = Path(source), items, "the task's items"
+    v_prompts, v_targets = _render(claim, v_items, str(path), s.prompt)
+    return Variant(
+        s.name,
+        v_items,
+        str(path),
+        v_prompts,
+        v_targets,
+        _live_budgets(plan, s.name),
+        how + (" with its own prompt template" if s.prompt else ""),
+        default.stop,
+    )
+
+
+def _builtin_variant(plan: Plan, name: str, seed: int, default: Variant) -> Variant:
+    """A built-in perturbation's variant: the default variant's prompts perturbed item by item."""
+    from audit.perturb import PERTURBATIONS
+
+    p = PERTURBATIONS[name]
+    items = default.items
+    v_prompts = {arm: [p.apply(pr, seed, it.id) for pr, it in zip(default.prompts[arm], items)] for arm in ARMS}
+    return Variant(
+        name,
+        items,
+        default.source,
+        v_prompts,
+        default.targets,
+        _live_budgets(plan, name),
+        f"built-in perturbation '{name}' ({p.family}), seed {seed}",
+        default.stop,
+    )
+
+
 def plan_variants(claim: Claim, plan: Plan | None = None) -> tuple[list[Variant], dict, dict]:
     """The planned variants (:func:`audit.plan.build_plan`: the default variant at every budget, each OOD variant at
     the claimed budget) with their items and prompts; plus the scorers and settings an lm-eval task contributes
     (empty otherwise)."""
-    from audit.perturb import PERTURBATIONS
-
     plan = plan if plan is not None else build_plan(claim)
     task = _live_task(claim)
 
     if task.lm_eval is not None:
         default, scorers, task_settings = _from_lm_eval(claim, plan)
-        items, source, prompts, targets = default.items, default.source, default.prompts, default.targets
-        out = [default]
     else:
         scorers, task_settings = {}, {}
-        items = load_dataset(claim)
-        source = str(_dataset_path(claim))
-        prompts, targets = _render(claim, items, source)
-        out = [
-            Variant(
-                DEFAULT_VARIANT,
-                items,
-                source,
-                prompts,
-                targets,
-                _live_budgets(plan, DEFAULT_VARIANT),
-                "the task's own prompts",
-                tuple(task.stop),
-            )
-        ]
-    stop = out[0].stop
+        default = _native_default(claim, plan, task)
+    out = [default]
     ood = claim.perturbations.ood
     if ood is None:
         return out, scorers, task_settings
@@ -240,60 +298,9 @@ def plan_variants(claim: Claim, plan: Plan | None = None) -> tuple[list[Variant]
             ]
         )
     for s in ood.sets:
-        if s.dataset:
-            path = claim.base_dir / s.dataset
-            v_items = load_items(path, task.id_field, task.limit)
-            how = f"second dataset {s.dataset}"
-        elif s.rewrites:
-            path = claim.base_dir / s.rewrites
-            rewrites = {it.id: it for it in load_items(path, task.id_field)}
-            unknown = sorted(set(rewrites) - {it.id for it in items})
-            if unknown:
-                raise InputError(
-                    [
-                        Problem(
-                            f"rewrites for ids not in the task's dataset: {unknown[:5]}",
-                            file=str(path),
-                            fix="rewrite rows must use ids of task.dataset",
-                        )
-                    ]
-                )
-            v_items = [
-                Item(it.id, {**it.row, **rewrites[it.id].row}, rewrites[it.id].line)
-                for it in items
-                if it.id in rewrites
-            ]
-            how = f"per-item rewrites {s.rewrites}"
-        else:
-            path, v_items, how = Path(source), items, "the task's items"
-        v_prompts, v_targets = _render(claim, v_items, str(path), s.prompt)
-        out.append(
-            Variant(
-                s.name,
-                v_items,
-                str(path),
-                v_prompts,
-                v_targets,
-                _live_budgets(plan, s.name),
-                how + (" with its own prompt template" if s.prompt else ""),
-                stop,
-            )
-        )
+        out.append(_ood_set_variant(claim, plan, task, s, default))
     for name in ood.builtin:
-        p = PERTURBATIONS[name]
-        v_prompts = {arm: [p.apply(pr, ood.seed, it.id) for pr, it in zip(prompts[arm], items)] for arm in ARMS}
-        out.append(
-            Variant(
-                name,
-                items,
-                source,
-                v_prompts,
-                targets,
-                _live_budgets(plan, name),
-                f"built-in perturbation '{name}' ({p.family}), seed {ood.seed}",
-                stop,
-            )
-        )
+        out.append(_builtin_variant(plan, name, ood.seed, default))
     return out, scorers, task_settings
 
 
@@ -316,88 +323,60 @@ def _endpoint(claim: Claim, arm: str):
     )
 
 
-def run_live(
-    claim: Claim, cache=None, progress: ProgressFactory | None = None, plan: Plan | None = None
-) -> tuple[Records, dict[str, RunStats]]:
-    """Generate every arm × variant × budget (cache first) and return Records plus what it cost."""
+def _frame(claim: Claim, arm: str, v: Variant, b: int, gens: list, label: str) -> pd.DataFrame:
+    """The table rows of one arm × variant × budget's generations."""
+    return pd.DataFrame(
+        {
+            "arm": arm,
+            "item_id": [it.id for it in v.items],
+            "variant": v.name,
+            "budget": b,
+            "text": [g.text for g in gens],
+            "target": v.targets,
+            "finish_reason": [g.finish_reason for g in gens],
+            "no_output": [g.no_output for g in gens],
+            "completion_tokens": [g.completion_tokens for g in gens],
+            "prompt_hash": [hashlib.sha256(p.encode()).hexdigest() for p in v.prompts[arm]],
+            "doc_hash": [hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest() for it in v.items],
+            "source": f"live:{label} {arm}/{v.name}@{b}",
+            "line": [it.line for it in v.items],
+            "cluster": [
+                it.row.get(claim.options.cluster_field) if claim.options.cluster_field else None for it in v.items
+            ],
+        }
+    )
+
+
+def _budget_settings(
+    claim: Claim, arm: str, endpoint, label: str, v: Variant, b: int, how: str, task_settings: dict
+) -> dict[str, Any]:
+    """The recorded generation settings of one arm at one budget of the default variant."""
     from audit.generation.types import public_url
 
     task = _live_task(claim)
-    variants, task_scorers, task_settings = plan_variants(claim, plan)
-    announce = getattr(progress, "plan", None)
-    if announce is not None:  # a progress that reports an overall ETA needs the stages ahead
-        announce(planned_stages(claim, variants))
-    frames: list[pd.DataFrame] = []
-    sources: list[Source] = []
-    settings: dict[str, dict[int, dict[str, Any]]] = {}
-    stats: dict[str, RunStats] = {}
-    for arm in ARMS:
-        a = claim.arm(arm)
-        endpoint = _endpoint(claim, arm)
-        st = RunStats()
-        stats[arm] = st
-        settings[arm] = {}
-        label = "embedded" if endpoint.is_embedded else public_url(endpoint.url)
-        for v in variants:
-            by_budget, how = _generate(claim, endpoint, arm, v, st, cache, progress)
-            for b in v.budgets:
-                gens = by_budget[b]
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "arm": arm,
-                            "item_id": [it.id for it in v.items],
-                            "variant": v.name,
-                            "budget": b,
-                            "text": [g.text for g in gens],
-                            "target": v.targets,
-                            "finish_reason": [g.finish_reason for g in gens],
-                            "no_output": [g.no_output for g in gens],
-                            "completion_tokens": [g.completion_tokens for g in gens],
-                            "prompt_hash": [hashlib.sha256(p.encode()).hexdigest() for p in v.prompts[arm]],
-                            "doc_hash": [
-                                hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest()
-                                for it in v.items
-                            ],
-                            "source": f"live:{label} {arm}/{v.name}@{b}",
-                            "line": [it.line for it in v.items],
-                            "cluster": [
-                                it.row.get(claim.options.cluster_field) if claim.options.cluster_field else None
-                                for it in v.items
-                            ],
-                        }
-                    )
-                )
-                sources.append(
-                    Source(
-                        arm,
-                        b,
-                        f"live:{label} ({endpoint.model}, {v.name}: {how[b]})",
-                        hashlib.sha256("\x00".join(g.text for g in gens).encode()).hexdigest(),
-                        len(gens),
-                    )
-                )
-            if v.name != DEFAULT_VARIANT:
-                continue
-            for b in v.budgets:
-                settings[arm][b] = {
-                    "mode": "live",
-                    "endpoint": label,
-                    "replicas": [public_url(r) for r in endpoint.replicas],
-                    "model": endpoint.model,
-                    "api": endpoint.api,
-                    "max_tokens": b,
-                    "temperature": task.temperature,
-                    "top_p": task.top_p,
-                    "seed": task.seed,
-                    "stop": list(v.stop),
-                    "prompt_template": a.prompt or task.prompt,
-                    "system_prompt": a.system_prompt,
-                    "budget_source": how[b],
-                    **task_settings.get(arm, {}),
-                    **_versions(endpoint),
-                }
-    run = {
+    a = claim.arm(arm)
+    return {
+        "mode": "live",
+        "endpoint": label,
+        "replicas": [public_url(r) for r in endpoint.replicas],
+        "model": endpoint.model,
+        "api": endpoint.api,
+        "max_tokens": b,
+        "temperature": task.temperature,
+        "top_p": task.top_p,
+        "seed": task.seed,
+        "stop": list(v.stop),
+        "prompt_template": a.prompt or task.prompt,
+        "system_prompt": a.system_prompt,
+        "budget_source": how,
+        **task_settings.get(arm, {}),
+        **_versions(endpoint),
+    }
+
+
+def _run_summary(stats: dict[str, RunStats], variants: list[Variant]) -> dict:
+    """What the run cost per arm, and how each variant was made."""
+    return {
         arm: {
             "requests": s.requests,
             "cached": s.cached,
@@ -409,6 +388,10 @@ def run_live(
         }
         for arm, s in stats.items()
     }
+
+
+def _score(claim: Claim, frames: list[pd.DataFrame], task_scorers: dict) -> tuple[pd.DataFrame, dict]:
+    """The generations' table with every scoring applied, and the scorings' notes."""
     table = pd.concat(frames, ignore_index=True)
     from audit.importers import apply_scorings
 
@@ -424,6 +407,49 @@ def run_live(
     )
     if probs:
         raise InputError(probs)
+    return table, scoring_notes
+
+
+def run_live(
+    claim: Claim, cache=None, progress: ProgressFactory | None = None, plan: Plan | None = None
+) -> tuple[Records, dict[str, RunStats]]:
+    """Generate every arm × variant × budget (cache first) and return Records plus what it cost."""
+    from audit.generation.types import public_url
+
+    variants, task_scorers, task_settings = plan_variants(claim, plan)
+    announce = getattr(progress, "plan", None)
+    if announce is not None:  # a progress that reports an overall ETA needs the stages ahead
+        announce(planned_stages(claim, variants))
+    frames: list[pd.DataFrame] = []
+    sources: list[Source] = []
+    settings: dict[str, dict[int, dict[str, Any]]] = {}
+    stats: dict[str, RunStats] = {}
+    for arm in ARMS:
+        endpoint = _endpoint(claim, arm)
+        st = RunStats()
+        stats[arm] = st
+        settings[arm] = {}
+        label = "embedded" if endpoint.is_embedded else public_url(endpoint.url)
+        for v in variants:
+            by_budget, how = _generate(claim, endpoint, arm, v, st, cache, progress)
+            for b in v.budgets:
+                gens = by_budget[b]
+                frames.append(_frame(claim, arm, v, b, gens, label))
+                sources.append(
+                    Source(
+                        arm,
+                        b,
+                        f"live:{label} ({endpoint.model}, {v.name}: {how[b]})",
+                        hashlib.sha256("\x00".join(g.text for g in gens).encode()).hexdigest(),
+                        len(gens),
+                    )
+                )
+            if v.name != DEFAULT_VARIANT:
+                continue
+            for b in v.budgets:
+                settings[arm][b] = _budget_settings(claim, arm, endpoint, label, v, b, how[b], task_settings)
+    run = _run_summary(stats, variants)
+    table, scoring_notes = _score(claim, frames, task_scorers)
     where = {(arm, v.name, b): f"live run of {arm} ({v.name})" for arm in ARMS for v in variants for b in v.budgets}
     return build_records([table], sources, settings, where, run, scoring_notes=scoring_notes), stats
 
@@ -446,30 +472,38 @@ def planned_stages(claim: Claim, variants: list[Variant]) -> list[tuple[str, int
     return out
 
 
-def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress):
-    """Generations of one arm × variant at each of its budgets, and how each budget was obtained."""
-    from audit.generation.http import run_generations, tokenize, truncate_to_tokens
-    from audit.generation.types import GenerationRequest, TruncationError
+def _requests_at(claim: Claim, arm: str, v: Variant, budget: int, logprobs: int | None, subset=None) -> list:
+    """One arm's generation requests for a variant's items (all, or those at the indices in ``subset``)."""
+    from audit.generation.types import GenerationRequest
 
     task = _live_task(claim)
     a = claim.arm(arm)
+    idx = range(len(v.items)) if subset is None else subset
+    return [
+        GenerationRequest(
+            item_id=v.items[i].id,
+            prompt=v.prompts[arm][i],
+            system_prompt=a.system_prompt,
+            max_tokens=budget,
+            temperature=task.temperature,
+            top_p=task.top_p,
+            stop=v.stop,
+            seed=task.seed,
+            logprobs=logprobs,
+        )
+        for i in idx
+    ]
+
+
+def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress):
+    """Generations of one arm × variant at each of its budgets, and how each budget was obtained."""
+    from audit.generation.http import run_generations, tokenize, truncate_to_tokens
+    from audit.generation.types import TruncationError
+
+    task = _live_task(claim)
 
     def requests_at(budget: int, logprobs: int | None, subset=None) -> list:
-        idx = range(len(v.items)) if subset is None else subset
-        return [
-            GenerationRequest(
-                item_id=v.items[i].id,
-                prompt=v.prompts[arm][i],
-                system_prompt=a.system_prompt,
-                max_tokens=budget,
-                temperature=task.temperature,
-                top_p=task.top_p,
-                stop=v.stop,
-                seed=task.seed,
-                logprobs=logprobs,
-            )
-            for i in idx
-        ]
+        return _requests_at(claim, arm, v, budget, logprobs, subset)
 
     def generate(reqs: list, label: str) -> list:
         cb = progress(label, len(reqs)) if progress else None

@@ -143,6 +143,64 @@ def collect(claim: Claim, cache=None, progress=None) -> Records | None:
     return records
 
 
+def _cells(ctx: Context, records: Records | None) -> tuple[list[Cell], bool | None]:
+    """The report's cells (variant × budget × scoring), and the claimed cell's binary flag (None without one)."""
+    cells: list[Cell] = []
+    binary = None
+    if records is not None:
+        for v in records.variants():
+            for b in records.budgets():
+                for s in records.scorings():
+                    c = ctx.cell(b, s, v)
+                    if c is None:
+                        continue
+                    r = c.row()
+                    claimed = b == ctx.claimed_budget and s == ctx.claimed_scoring and v == DEFAULT_VARIANT
+                    cells.append(
+                        Cell(
+                            **{
+                                k: r[k]
+                                for k in (
+                                    "variant",
+                                    "budget",
+                                    "scoring",
+                                    "n",
+                                    "baseline",
+                                    "treatment",
+                                    "delta",
+                                    "ci_low",
+                                    "ci_high",
+                                    "ci_method",
+                                    "p_value",
+                                    "test",
+                                )
+                            },
+                            claimed=claimed,
+                        )
+                    )
+                    if claimed:
+                        binary = c.binary
+    return cells, binary
+
+
+def _report_options(ctx: Context, seed: int, resamples: int, margin: float, margin_source: str) -> dict:
+    """The options the report records: the run's, the claimed cell, and the margin."""
+    claim = ctx.claim
+    opts = claim.options
+    return {
+        "seed": seed,
+        "resamples": resamples,
+        "level": opts.level,
+        "alpha": opts.alpha,
+        "power": opts.power,
+        "claimed_budget": ctx.claimed_budget,
+        "claimed_scoring": ctx.claimed_scoring,
+        "direction": claim.claim.direction,
+        "margin": _finite(margin),
+        "margin_source": margin_source,
+    }
+
+
 def verify(
     claim: Claim,
     records: Records | None = None,
@@ -186,41 +244,7 @@ def verify(
     tested, not_tested = perturbation_coverage(ctx)
     verdict, reason = decide(findings, not_tested, tested)
     margin, margin_source = ctx.margin_and_source()
-    cells: list[Cell] = []
-    binary = None
-    if records is not None:
-        for v in records.variants():
-            for b in records.budgets():
-                for s in records.scorings():
-                    c = ctx.cell(b, s, v)
-                    if c is None:
-                        continue
-                    r = c.row()
-                    claimed = b == ctx.claimed_budget and s == ctx.claimed_scoring and v == DEFAULT_VARIANT
-                    cells.append(
-                        Cell(
-                            **{
-                                k: r[k]
-                                for k in (
-                                    "variant",
-                                    "budget",
-                                    "scoring",
-                                    "n",
-                                    "baseline",
-                                    "treatment",
-                                    "delta",
-                                    "ci_low",
-                                    "ci_high",
-                                    "ci_method",
-                                    "p_value",
-                                    "test",
-                                )
-                            },
-                            claimed=claimed,
-                        )
-                    )
-                    if claimed:
-                        binary = c.binary
+    cells, binary = _cells(ctx, records)
     gate_record = evaluate(findings, verdict, gate)
     report = Report(
         audit_version=__version__,
@@ -232,18 +256,7 @@ def verify(
         verdict_reason=reason,
         exit_code=exit_code(gate_record),
         gate=gate_record,
-        options={
-            "seed": seed,
-            "resamples": resamples,
-            "level": opts.level,
-            "alpha": opts.alpha,
-            "power": opts.power,
-            "claimed_budget": ctx.claimed_budget,
-            "claimed_scoring": ctx.claimed_scoring,
-            "direction": claim.claim.direction,
-            "margin": _finite(margin),
-            "margin_source": margin_source,
-        },
+        options=_report_options(ctx, seed, resamples, margin, margin_source),
         environment=_environment(),
         cells=cells,
         arms=clean(records.settings) if records is not None else {},
@@ -346,7 +359,8 @@ def _check_score_bounds(claim: Claim, records: Records | None) -> None:
         raise InputError(
             [
                 Problem(
-                    f"{len(outside)} score(s) lie outside options.score_bounds [{bounds[0]:g}, {bounds[1]:g}]; the first: "
+                    f"{len(outside)} score(s) lie outside options.score_bounds [{bounds[0]:g}, {bounds[1]:g}]; "
+                    f"the first: "
                     f"{float(score[outside[0]])!r} (item {row['item_id']!r}, {row['arm']}, scoring {row['scoring']!r}, "
                     f"from {row['source']}"
                     f"{'' if row['line'] is None or pd.isna(row['line']) else ':' + str(int(row['line']))})",

@@ -368,29 +368,9 @@ def md_cell(x: Any) -> str:
     return s.replace("<", "&lt;").replace(">", "&gt;")
 
 
-def render_summary(report: Report, out: str | Path | None = None) -> str:
-    """A Markdown summary: verdict, reason, gate, claimed vs measured, every cell, the truncation and no-answer
-    rates, and every flagged finding; ``out`` is the ``--out`` folder as given (for the reproduce command)."""
-    title = md_cell(report.title)
-    icon = {"supported": "✅", "fragile": "⚠️", "not_reproduced": "❌", "inconclusive": "❔"}[report.verdict]
-    lines = [
-        f"## {icon} audit: {report.verdict.replace('_', ' ')}",
-        "",
-        f"**{title}**",
-        "",
-        md_cell(report.verdict_reason),
-        "",
-        f"_{VERDICT_EXPLANATION[report.verdict]}_",
-        "",
-    ]
-    gate = report.gate
-    state = "passed" if gate.passed else "failed"
-    why = "; ".join(gate.reasons)
-    lines += [
-        f"**CI gate** `--fail-on {md_cell(gate.fail_on)}`: **{state}** (exit {report.exit_code})"
-        + (f": {md_cell(why)}" if why else ""),
-        "",
-    ]
+def _summary_claim_vs_measured(report: Report) -> list[str]:
+    """The summary's "Claimed vs measured" table."""
+    lines: list[str] = []
     cvm = report.claim_vs_measured
     lines += [
         "### Claimed vs measured",
@@ -417,7 +397,13 @@ def render_summary(report: Report, out: str | Path | None = None) -> str:
             f"| | {pval(d.measured_p)} ({md_cell(d.measured_test or 'n/a')}) | |"
         )
     lines.append("")
-    claimed = [c for c in report.cells if c.claimed]
+    return lines
+
+
+def _summary_cells(report: Report) -> list[str]:
+    """The summary's "Every cell" table (nothing without cells)."""
+    lines: list[str] = []
+    cvm = report.claim_vs_measured
     if report.cells:
         lines += [
             "### Every cell",
@@ -434,6 +420,12 @@ def render_summary(report: Report, out: str | Path | None = None) -> str:
                 f"| {md_cell(c.test)} |"
             )
         lines.append("")
+    return lines
+
+
+def _summary_rates(report: Report) -> list[str]:
+    """The summary's table of outputs cut off by the budget and with no answer (nothing without rows)."""
+    lines: list[str] = []
     grid = rates_side_by_side(report)
     header, rows = grid.header, grid.rows
     if rows:
@@ -450,6 +442,36 @@ def render_summary(report: Report, out: str | Path | None = None) -> str:
         if not grid.has_no_answer:
             lines += ["", "_No no-answer rate: no scoring of this audit extracts an answer (the extraction check)._"]
         lines.append("")
+    return lines
+
+
+def render_summary(report: Report, out: str | Path | None = None) -> str:
+    """A Markdown summary: verdict, reason, gate, claimed vs measured, every cell, the truncation and no-answer
+    rates, and every flagged finding; ``out`` is the ``--out`` folder as given (for the reproduce command)."""
+    title = md_cell(report.title)
+    icon = {"supported": "✅", "fragile": "⚠️", "not_reproduced": "❌", "inconclusive": "❔"}[report.verdict]
+    lines = [
+        f"## {icon} audit: {report.verdict.replace('_', ' ')}",
+        "",
+        f"**{title}**",
+        "",
+        md_cell(report.verdict_reason),
+        "",
+        f"_{VERDICT_EXPLANATION[report.verdict]}_",
+        "",
+    ]
+    gate = report.gate
+    state = "passed" if gate.passed else "failed"
+    why = "; ".join(gate.reasons)
+    lines += [
+        f"**CI gate** `--fail-on {md_cell(gate.fail_on)}`: **{state}** (exit {report.exit_code})"
+        + (f": {md_cell(why)}" if why else ""),
+        "",
+    ]
+    lines += _summary_claim_vs_measured(report)
+    claimed = [c for c in report.cells if c.claimed]
+    lines += _summary_cells(report)
+    lines += _summary_rates(report)
     failing = set(gate.failing_findings)
     flagged = [(i, f) for i, f in sorted_findings(report) if f.outcome in (Outcome.flag, Outcome.inconclusive)]
     if flagged:

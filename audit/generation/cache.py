@@ -217,8 +217,8 @@ class GenerationCache:
         raise InputError(
             [
                 Problem(
-                    f"the generation cache is not a usable SQLite database ({doing} failed: damaged, or another kind of "
-                    "file)",
+                    f"the generation cache is not a usable SQLite database ({doing} failed: damaged, "
+                    "or another kind of file)",
                     file=str(self.path),
                     value=text,
                     fix="if it is an old cache, delete the file (`audit cache clear` cannot read it either); otherwise "

@@ -218,6 +218,15 @@ class _Run:
             ident = self.endpoint.identity()
             self.cache.put(key, gen, model=self.endpoint.model, url=ident["url"])
 
+    def retry_wait(self, failure: "_Failure", attempt: int) -> float:
+        """Seconds to wait before retrying after ``failure``: the server's Retry-After, a quick retry, or backoff."""
+        ep = self.endpoint
+        if failure.retry_after is not None:
+            return min(failure.retry_after, ep.max_retry_after_s)
+        if failure.connect and not self.any_answer:
+            return min(ep.backoff_base_s, 0.25) * (1 + attempt)
+        return self.delay(attempt)
+
     # -- HTTP --------------------------------------------------------------------------------------------------
     async def http_one(self, client: "httpx.AsyncClient", pool: _Pool, request: GenerationRequest) -> Generation:
         import httpx
@@ -291,12 +300,7 @@ class _Run:
                 limit = min(limit, 2)
             if not failure.retryable or attempt >= limit:
                 raise self.error(request, where, attempt + 1, failure, key)
-            if failure.retry_after is not None:
-                wait = min(failure.retry_after, ep.max_retry_after_s)
-            elif failure.connect and not self.any_answer:
-                wait = min(ep.backoff_base_s, 0.25) * (1 + attempt)
-            else:
-                wait = self.delay(attempt)
+            wait = self.retry_wait(failure, attempt)
             avoid = base
             attempt += 1
             await asyncio.sleep(wait)
@@ -604,6 +608,56 @@ def detokenize(endpoint: Endpoint, ids: list[int]) -> str | None:
     return None
 
 
+def _cut_by_token_strings(gen: Generation, budget: int, n_full: int | None) -> Generation | None:
+    """The cut from the recorded token strings, when they were recorded and join up to the text; else None."""
+    toks = gen.tokens
+    if toks is not None and len(toks) > budget and (n_full is None or len(toks) == n_full):
+        joined = "".join(toks)
+        if joined == gen.text or (gen.finish_reason == "stop" and joined.startswith(gen.text)):
+            lps = gen.token_logprobs[:budget] if gen.token_logprobs is not None else None
+            return replace(
+                gen,
+                text="".join(toks[:budget]),
+                finish_reason="length",
+                completion_tokens=budget,
+                tokens=tuple(toks[:budget]),
+                token_logprobs=lps,
+                truncated_from=n_full if n_full is not None else len(toks),
+            )
+    return None
+
+
+def _cut_within_text(
+    gen: Generation,
+    budget: int,
+    endpoint: Endpoint,
+    request: GenerationRequest | None,
+    ids: list[int],
+    n_full: int | None,
+) -> Generation:
+    """The cut when the re-tokenized text fits in ``budget``: the generation itself, or one stopped by length."""
+    stopped = gen.finish_reason == "stop"
+    if n_full is not None and budget < n_full:
+        # The text is exactly ``budget`` tokens and the stop sequence followed as whole tokens: the shorter run
+        # generated the same text and stopped by length.
+        if (
+            stopped
+            and len(ids) == budget
+            and request is not None
+            and any(
+                (t := tokenize(endpoint, gen.text + stop)) is not None and len(t) == n_full for stop in request.stop
+            )
+        ):
+            return replace(gen, finish_reason="length", completion_tokens=budget, truncated_from=n_full)
+        # Otherwise the budget ends inside the stop sequence: the shorter run would stop by length, perhaps
+        # with part of the stop sequence in its text. Not derivable exactly.
+        raise TruncationError(
+            f"cannot cut a generation to {budget} tokens: the budget ends inside its stop sequence\n"
+            "    fix: run this budget separately"
+        )
+    return gen if n_full is not None else replace(gen, completion_tokens=len(ids))
+
+
 def truncate_to_tokens(
     gen: Generation, budget: int, endpoint: Endpoint, *, request: GenerationRequest | None = None
 ) -> Generation:
@@ -638,20 +692,9 @@ def truncate_to_tokens(
         return gen
     n_full = gen.completion_tokens
 
-    toks = gen.tokens
-    if toks is not None and len(toks) > budget and (n_full is None or len(toks) == n_full):
-        joined = "".join(toks)
-        if joined == gen.text or (gen.finish_reason == "stop" and joined.startswith(gen.text)):
-            lps = gen.token_logprobs[:budget] if gen.token_logprobs is not None else None
-            return replace(
-                gen,
-                text="".join(toks[:budget]),
-                finish_reason="length",
-                completion_tokens=budget,
-                tokens=tuple(toks[:budget]),
-                token_logprobs=lps,
-                truncated_from=n_full if n_full is not None else len(toks),
-            )
+    by_strings = _cut_by_token_strings(gen, budget, n_full)
+    if by_strings is not None:
+        return by_strings
 
     ids = tokenize(endpoint, gen.text)
     if ids is None:
@@ -668,25 +711,7 @@ def truncate_to_tokens(
             f"the server generated {n_full}\n    fix: request logprobs, or run this budget separately"
         )
     if len(ids) <= budget:
-        if n_full is not None and budget < n_full:
-            # The text is exactly ``budget`` tokens and the stop sequence followed as whole tokens: the shorter run
-            # generated the same text and stopped by length.
-            if (
-                stopped
-                and len(ids) == budget
-                and request is not None
-                and any(
-                    (t := tokenize(endpoint, gen.text + stop)) is not None and len(t) == n_full for stop in request.stop
-                )
-            ):
-                return replace(gen, finish_reason="length", completion_tokens=budget, truncated_from=n_full)
-            # Otherwise the budget ends inside the stop sequence: the shorter run would stop by length, perhaps
-            # with part of the stop sequence in its text. Not derivable exactly.
-            raise TruncationError(
-                f"cannot cut a generation to {budget} tokens: the budget ends inside its stop sequence\n"
-                "    fix: run this budget separately"
-            )
-        return gen if n_full is not None else replace(gen, completion_tokens=len(ids))
+        return _cut_within_text(gen, budget, endpoint, request, ids, n_full)
     full = detokenize(endpoint, ids)
     cut = detokenize(endpoint, ids[:budget])
     # some detokenizers drop leading whitespace at position 0 (SentencePiece); anything else is a mismatch

@@ -136,7 +136,8 @@ class Endpoint:
                             why,
                             field=f"{where}.{name}",
                             value=public_url(u),
-                            fix="use 'embedded' or a base URL like http://127.0.0.1:8000/v1 (ports run from 1 to 65535)",
+                            fix="use 'embedded' or a base URL like http://127.0.0.1:8000/v1 "
+                            "(ports run from 1 to 65535)",
                         )
                     )
             for name in ("model_path", "n_threads", "n_batch"):
