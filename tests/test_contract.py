@@ -134,3 +134,14 @@ def test_the_check_recipe_followed_once(tmp_path, monkeypatch):
 def _golden_exists():
     if not GOLDEN.exists() and not os.environ.get("AUDIT_UPDATE_GOLDEN"):
         pytest.fail(f"{GOLDEN} missing: run AUDIT_UPDATE_GOLDEN=1 pytest tests/test_contract.py")
+
+
+def test_no_function_over_80_lines():
+    """CONTRIBUTING.md: no function over 80 lines in audit/, checks/, reports/ (docstring included)."""
+    long = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno is not None:
+                if node.end_lineno - node.lineno + 1 > 80:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
+    assert long == []
