@@ -312,7 +312,7 @@ def _fmt(x: Any) -> str:
 
 
 def _options(r: Report) -> dict[str, Any]:
-    return {**r.options, "audit_version": r.audit_version, "fail_on": r.gate.fail_on}
+    return {**r.options.model_dump(), "audit_version": r.audit_version, "fail_on": r.gate.fail_on}
 
 
 def compare(
@@ -344,7 +344,7 @@ def compare(
         findings=_findings(old, new),
         options=_dict_changes(_options(old), _options(new)),
         sources=_sources(old, new),
-        environment=_dict_changes(old.environment, new.environment),
+        environment=_dict_changes(dict(old.environment.items()), dict(new.environment.items())),
     )
 
 

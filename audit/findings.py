@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -379,6 +379,42 @@ class GateRecord(_Model):
     failing_findings: list[int]
 
 
+class RunOptions(_Clean):
+    """The options an audit ran with: the run's seed and resamples, the claim's statistical options, the claimed
+    cell, and the materiality margin with where it came from."""
+
+    seed: int
+    resamples: int
+    level: float
+    alpha: float
+    power: float
+    claimed_budget: int | None = None
+    claimed_scoring: str | None = None
+    direction: Literal["greater", "less"] = "greater"
+    margin: float | None = None
+    margin_source: str = ""
+
+
+class Environment(_Model):
+    """Where the audit ran: Python, the platform, and the versions of the numerical packages found (absent: not
+    installed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    python: str
+    platform: str
+    numpy: str | None = None
+    scipy: str | None = None
+    statsmodels: str | None = None
+    pandas: str | None = None
+    pydantic: str | None = None
+    lm_eval: str | None = None
+
+    def items(self) -> list[tuple[str, str]]:
+        """The entries that are set, in order (as the page's footer lists them)."""
+        return [(k, v) for k, v in self.model_dump().items() if v is not None]
+
+
 class Report(_Model):
     """report.json: every finding and every number with its provenance, and the views the renderers show."""
 
@@ -394,8 +430,8 @@ class Report(_Model):
     verdict_reason: str
     exit_code: int
     gate: GateRecord
-    options: dict[str, Any]
-    environment: dict[str, Any]
+    options: RunOptions
+    environment: Environment
     cells: list[Cell]
     arms: dict[str, Any]
     run: dict[str, Any] = Field(default_factory=dict)

@@ -24,7 +24,7 @@ from audit.claim import Claim, OodSet, Task
 from audit.errors import InputError, Problem
 from audit.jsonlines import Fields, json_objects
 from audit.plan import Plan, build_plan
-from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
+from audit.records import ARMS, DEFAULT_VARIANT, Records, LogSource, build_records
 
 ProgressFactory = Callable[[str, int], Callable[[int, int], None]]
 
@@ -421,7 +421,7 @@ def run_live(
     if announce is not None:  # a progress that reports an overall ETA needs the stages ahead
         announce(planned_stages(claim, variants))
     frames: list[pd.DataFrame] = []
-    sources: list[Source] = []
+    sources: list[LogSource] = []
     settings: dict[str, dict[int, dict[str, Any]]] = {}
     stats: dict[str, RunStats] = {}
     for arm in ARMS:
@@ -436,7 +436,7 @@ def run_live(
                 gens = by_budget[b]
                 frames.append(_frame(claim, arm, v, b, gens, label))
                 sources.append(
-                    Source(
+                    LogSource(
                         arm,
                         b,
                         f"live:{label} ({endpoint.model}, {v.name}: {how[b]})",

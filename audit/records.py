@@ -58,7 +58,7 @@ DERIVED_COLUMNS = ["truncated", "truncated_by"]
 
 
 @dataclass(frozen=True)
-class Source:
+class LogSource:
     """One input file (or live run) that contributed rows."""
 
     arm: str
@@ -142,7 +142,7 @@ class Joined:
 @dataclass(frozen=True)
 class Records:
     table: pd.DataFrame
-    sources: tuple[Source, ...] = ()
+    sources: tuple[LogSource, ...] = ()
     # Effective settings per arm (generation kwargs, task config, versions), keyed arm -> budget -> dict.
     settings: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
     # Live mode: what generating cost per arm (requests, cached, tokens, sweep derivation and its check).
@@ -403,7 +403,7 @@ class Records:
 
 def build_records(
     frames: list[pd.DataFrame],
-    sources: list[Source],
+    sources: list[LogSource],
     settings: dict | None = None,
     where: dict[tuple, str] | None = None,
     run: dict | None = None,

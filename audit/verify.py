@@ -15,7 +15,19 @@ from audit.checks import REGISTRY
 from audit.checks._common import Context
 from audit.claim import Claim, line_of
 from audit.errors import AuditError, InputError, Problem
-from audit.findings import VERDICT_EXPLANATION, Cell, Finding, Impact, Report, Severity, Source, Verdict, clean
+from audit.findings import (
+    VERDICT_EXPLANATION,
+    Cell,
+    Environment,
+    Finding,
+    Impact,
+    Report,
+    RunOptions,
+    Severity,
+    Source,
+    Verdict,
+    clean,
+)
 from audit.findings import Outcome
 from audit.gate import Gate, evaluate, exit_code
 from audit.records import Records
@@ -183,22 +195,22 @@ def _cells(ctx: Context, records: Records | None) -> tuple[list[Cell], bool | No
     return cells, binary
 
 
-def _report_options(ctx: Context, seed: int, resamples: int, margin: float, margin_source: str) -> dict:
+def _report_options(ctx: Context, seed: int, resamples: int, margin: float, margin_source: str) -> RunOptions:
     """The options the report records: the run's, the claimed cell, and the margin."""
     claim = ctx.claim
     opts = claim.options
-    return {
-        "seed": seed,
-        "resamples": resamples,
-        "level": opts.level,
-        "alpha": opts.alpha,
-        "power": opts.power,
-        "claimed_budget": ctx.claimed_budget,
-        "claimed_scoring": ctx.claimed_scoring,
-        "direction": claim.claim.direction,
-        "margin": _finite(margin),
-        "margin_source": margin_source,
-    }
+    return RunOptions(
+        seed=seed,
+        resamples=resamples,
+        level=opts.level,
+        alpha=opts.alpha,
+        power=opts.power,
+        claimed_budget=ctx.claimed_budget,
+        claimed_scoring=ctx.claimed_scoring,
+        direction=claim.claim.direction,
+        margin=_finite(margin),
+        margin_source=margin_source,
+    )
 
 
 def verify(
@@ -257,7 +269,7 @@ def verify(
         exit_code=exit_code(gate_record),
         gate=gate_record,
         options=_report_options(ctx, seed, resamples, margin, margin_source),
-        environment=_environment(),
+        environment=Environment(**_environment()),
         cells=cells,
         arms=clean(records.settings) if records is not None else {},
         run=clean(records.run) if records is not None else {},

@@ -249,8 +249,8 @@ def reproduce_command(report: Report, out: str | Path | None = None) -> str:
 
     claim = Path(report.claim_file) if report.claim_file else None
     cmd = (
-        f"audit verify {shlex.quote(claim.name if claim else 'claim.yaml')} --seed {report.options.get('seed')} "
-        f"--resamples {report.options.get('resamples')}"
+        f"audit verify {shlex.quote(claim.name if claim else 'claim.yaml')} --seed {report.options.seed} "
+        f"--resamples {report.options.resamples}"
     )
     if report.gate.fail_on != DEFAULT_FAIL_ON:
         cmd += f" --fail-on {shlex.quote(report.gate.fail_on)}"
@@ -275,18 +275,16 @@ def render_html(report: Report, records=None, max_items: int | None = None, out:
     env = _env()
     from markupsafe import Markup
 
-    level = report.options.get("level", 0.95)
+    level = report.options.level
     data = items_mod.item_data(report, records, max_items=max_items or items_mod.MAX_ITEMS)
     lens = items_mod.lengths(records)
     budgets = records.budgets() if records is not None and len(records.table) else []
     reported = report.claim_vs_measured.delta.reported
     estimates = [e.model_dump() for e in report.forest]
-    forest = plots.forest_svg(estimates, reported, level, report.options.get("direction", "greater"))
+    forest = plots.forest_svg(estimates, reported, level, report.options.direction)
     # A second drawing for narrow screens (a phone): labels above each bar, larger text, the full width for the bars.
     forest_narrow = (
-        plots.forest_svg(estimates, reported, level, report.options.get("direction", "greater"), narrow=True)
-        if forest
-        else None
+        plots.forest_svg(estimates, reported, level, report.options.direction, narrow=True) if forest else None
     )
     lengths_plot = plots.lengths_svg(lens.values, budgets, lens.unit, lens.label) if lens else None
     js = env.loader.get_source(env, "report_js.html")[0]
@@ -482,7 +480,7 @@ def render_summary(report: Report, out: str | Path | None = None) -> str:
             lines.append(f"- {tag} `{f.check}.{f.code}`: {md_cell(f.title)}{fails}")
         lines.append("")
     lines.append(
-        f"seed {report.options['seed']}, {report.options['resamples']} resamples, audit {report.audit_version}"
+        f"seed {report.options.seed}, {report.options.resamples} resamples, audit {report.audit_version}"
         + (f"; claimed: {claimed[0].budget} tokens, {md_cell(claimed[0].scoring)}" if claimed else "")
     )
     cmd = reproduce_command(report, out).replace("\n", " ")

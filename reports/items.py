@@ -139,7 +139,7 @@ def item_data(
         ("changed", _changed(records, variants, budgets, scorings)),
         ("truncated", _truncated(flags)),
     )
-    chosen, why = _choose(all_items, tiers, max_items, int(report.options.get("seed") or 0))
+    chosen, why = _choose(all_items, tiers, max_items, report.options.seed)
 
     # Look-ups restricted to the chosen items.
     chosen_set = set(chosen)
@@ -173,7 +173,7 @@ def item_data(
         used += size
         items.append(entry)
     items.sort(key=lambda e: (e["variant"] != "default", e["variant"], e["id"]))
-    claimed_scoring = report.options.get("claimed_scoring")
+    claimed_scoring = report.options.claimed_scoring
     blob = {
         "total": total,
         "shown": len(items),
@@ -183,7 +183,7 @@ def item_data(
         "scorings": scorings,
         "variants": variants,
         "arms": list(ARMS),
-        "claimed_budget": report.options.get("claimed_budget"),
+        "claimed_budget": report.options.claimed_budget,
         "claimed_scoring": claimed_scoring if claimed_scoring in scorings else scorings[0],
         "items": items,
     }

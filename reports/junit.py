@@ -91,8 +91,8 @@ def render_junit(report: Report) -> str:
         ("fail_on", gate.fail_on),
         ("gate", "passed" if gate.passed else "failed"),
         ("exit_code", str(report.exit_code)),
-        ("seed", str(report.options.get("seed"))),
-        ("resamples", str(report.options.get("resamples"))),
+        ("seed", str(report.options.seed)),
+        ("resamples", str(report.options.resamples)),
         ("audit_version", report.audit_version),
     ):
         ET.SubElement(props, "property", name=k, value=_x(v))

@@ -243,8 +243,8 @@ def test_a_gain_understated_in_the_paper_is_not_fragile_when_it_stays_above_the_
                  records=records(block("baseline", b512), block("treatment", t512),
                                  block("baseline", b1024, budget=1024), block("treatment", t1024, budget=1024)))
     assert out.report.verdict == "supported", out.report.verdict_reason
-    assert out.report.options["margin"] == pytest.approx(0.05)
-    assert "larger of the reported and measured" in out.report.options["margin_source"]
+    assert out.report.options.margin == pytest.approx(0.05)
+    assert "larger of the reported and measured" in out.report.options.margin_source
     (f,) = [f for f in out.findings if f.check == "truncation" and f.statistic.get("budget") == 1024
             and "above_claim" in f.statistic]
     assert f.statistic["above_claim"] and f.code == "above_claim"

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from audit.errors import InputError
-from audit.records import NOT_A_PREFIX, Records, Source, build_records
+from audit.records import NOT_A_PREFIX, Records, LogSource, build_records
 
 
 def rows(arm: str, budget: int, texts: list[str], scores: list[float], finish=None, tokens=None, ids=None,
@@ -31,7 +31,7 @@ def sweep() -> Records:
                    tokens=[None, None, None, 8, None, None]),
               rows("baseline", 32, b32, [1, 1, 0, 0, 0, 1]),
               rows("treatment", 8, t8, [1] * 6), rows("treatment", 32, t32, [1] * 6)]
-    return build_records(frames, [Source("baseline", 8, "mem", "0" * 64, 6)])
+    return build_records(frames, [LogSource("baseline", 8, "mem", "0" * 64, 6)])
 
 
 def test_truncation_flags_are_columns_with_their_evidence():

@@ -20,7 +20,7 @@ import yaml
 
 from audit.claim import Claim, load_claim
 from audit.findings import Report
-from audit.records import Source, build_records
+from audit.records import LogSource, build_records
 from audit.reports import redact, render_html, render_summary
 from audit.reports.items import script_json
 from audit.verify import verify
@@ -221,8 +221,8 @@ def test_structure(rendered, verdict):
 
     methods = text(by_id(doc, "methods"))
     for needle in ("The decision rule", "Tango", "inverts", "Holm", "TOST", "paired bootstrap",
-                   f"{report.options['resamples']} resamples", "McNemar", "Wilson", "Miettinen", "Newcombe", "Power",
-                   "Truncation", f"--seed {report.options['seed']}"):
+                   f"{report.options.resamples} resamples", "McNemar", "Wilson", "Miettinen", "Newcombe", "Power",
+                   "Truncation", f"--seed {report.options.seed}"):
         assert needle in methods, needle
 
 
@@ -420,7 +420,7 @@ def many_items(n: int):
                 "scoring": "exact", "score": np.where(cut, 0.0, correct), "text": out, "target": "1",
                 "finish_reason": np.where(cut, "length", "stop"), "completion_tokens": None, "prompt_hash": None,
                 "doc_hash": None, "source": f"{arm}_{b}.jsonl", "line": np.arange(n) + 1, "extracted": None}))
-    records = build_records(frames, [Source(a, b, f"{a}_{b}.jsonl", "0" * 64, n)
+    records = build_records(frames, [LogSource(a, b, f"{a}_{b}.jsonl", "0" * 64, n)
                                      for a in ("baseline", "treatment") for b in (16, 64)])
     claim = Claim.model_validate({"claim": {"title": "100k", "settings": {"max_tokens": 16}},
                                   "perturbations": {"scorings": ["exact"]}})

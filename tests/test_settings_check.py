@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from audit.claim import Claim, load_claim
-from audit.records import Source, build_records
+from audit.records import LogSource, build_records
 from audit.verify import verify
 from checks import settings as settings_check
 from conftest import FIXTURES, arm_rows, jsonl_claim, write_lmeval_run
@@ -161,7 +161,7 @@ def _live_records(settings: dict, run: dict):
                 rows.append({"arm": arm, "item_id": f"i{i:02d}", "variant": "default", "budget": b, "scoring": "exact",
                              "score": float(ok), "text": "7" if ok else "8", "target": "7",
                              "finish_reason": "stop", "completion_tokens": 1})
-    return build_records([pd.DataFrame(rows)], [Source("baseline", 4, "live", "0" * 64, 20)], settings, run=run)
+    return build_records([pd.DataFrame(rows)], [LogSource("baseline", 4, "live", "0" * 64, 20)], settings, run=run)
 
 
 def _live_settings(**treat) -> dict:

@@ -28,7 +28,7 @@ from audit.importers.lmeval import (
     task_of,
 )
 from audit.plan import Plan, build_plan
-from audit.records import ARMS, DEFAULT_VARIANT, Records, Source, build_records
+from audit.records import ARMS, DEFAULT_VARIANT, Records, LogSource, build_records
 from audit.scoring import SCORERS, resolve
 from audit.scoring.resolve import logged_spec
 
@@ -110,13 +110,13 @@ def _check_replayable(claim: Claim) -> Samples:
 
 def _read_runs(
     claim: Claim, samples: Samples, plan: Plan
-) -> tuple[list[pd.DataFrame], list[Source], dict[str, dict], dict]:
+) -> tuple[list[pd.DataFrame], list[LogSource], dict[str, dict], dict]:
     """Every run's logs read by the format's importer: (frames, sources, settings, where each cell was read from),
     or InputError."""
     importer = IMPORTERS[samples.format]
     problems: list[Problem] = []
     frames: list[pd.DataFrame] = []
-    sources: list[Source] = []
+    sources: list[LogSource] = []
     settings: dict[str, dict] = {a: {} for a in ARMS}
     where: dict[tuple, str] = {}
     matched = {run: resolve_paths(claim, run.logs or "") for run in plan.runs}  # each glob once
@@ -141,7 +141,7 @@ def _read_runs(
         if df is not None and len(df):
             frames.append(df)
             for f in files:
-                sources.append(Source(arm, budget, str(f), sha256_of(f), int((df["source"] == str(f)).sum())))
+                sources.append(LogSource(arm, budget, str(f), sha256_of(f), int((df["source"] == str(f)).sum())))
     if problems:
         raise InputError(problems)
     if not frames:  # pragma: no cover - every empty file is reported above
