@@ -6,8 +6,8 @@ titles, log text, server answers) goes through :mod:`audit.textsafe` first: cont
 sent to the terminal, and registered secrets are scrubbed.
 
 This module holds the click group and the commands. How errors become messages and exit codes, and the checks of
-output paths, are in :mod:`audit.cli_output`; the progress display and the verdict summary in
-:mod:`audit.cli_progress`.
+output paths, are in :mod:`audit.cli_output`; the progress display, the verdict summary and the report files of a
+verdict in :mod:`audit.cli_progress`; the ``cache`` group in :mod:`audit.cli_cache`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import click
 
 from audit import __version__
 from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
-from audit.cli_output import _PENDING_EXIT, _AuditGroup, _check_outputs, _fail, _safe, _special_output
-from audit.cli_progress import _line_progress, _print_gate, _print_summary, _progress, _stderr_is_terminal
-from audit.errors import InputError, Problem
+from audit.cli_output import _PENDING_EXIT, _AuditGroup, _check_outputs, _safe, _write_schema
+from audit.cli_cache import cache
+from audit.cli_progress import _line_progress, _progress, _report_verdict, _stderr_is_terminal
+from audit.errors import InputError
 
 
 @click.group(cls=_AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -195,50 +196,6 @@ def _live_run_aids(claim, no_cache: bool, cache_path: Path | None, as_json: bool
     return cache, progress
 
 
-def _report_verdict(outcome, out_dir: Path | None, summary_md: Path | None, junit: Path | None, as_json: bool) -> None:
-    """Write the report files, print the summary (or report.json, or a CI file given as -) and exit with the
-    verdict's code."""
-    from audit.reports import write_ci_files
-    from audit.verify import write_outputs
-
-    report = outcome.report
-    try:
-        paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
-    except OSError as exc:  # e.g. the disk filled up between _check_outputs and the write
-        raise InputError(
-            [
-                Problem(
-                    f"cannot write the report: {exc.strerror or exc}",
-                    file=exc.filename,
-                    field="--out",
-                    fix="free space or give --out another folder",
-                )
-            ]
-        ) from None
-    _PENDING_EXIT[0] = report.exit_code
-    to_stdout = {k: p for k, p in (("summary_md", summary_md), ("junit", junit)) if p is not None and str(p) == "-"}
-    paths.update(
-        write_ci_files(
-            report,
-            summary_md=None if "summary_md" in to_stdout else summary_md,
-            junit=None if "junit" in to_stdout else junit,
-            out_dir=out_dir,
-        )
-    )
-    if to_stdout:
-        from audit.reports import render_junit, render_summary
-
-        for kind in to_stdout:
-            click.echo(render_summary(report, out_dir) if kind == "summary_md" else render_junit(report), nl=False)
-        sys.exit(report.exit_code)
-    if as_json:
-        click.echo(report.dump_json())
-    else:
-        _print_summary(report, paths)
-        _print_gate(report)
-    sys.exit(report.exit_code)
-
-
 @main.command(short_help="What changed between two audits (report.json) of the same claim.")
 @click.argument("old_report", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("new_report", type=click.Path(dir_okay=False, path_type=Path))
@@ -298,70 +255,9 @@ def schema(output: Path | None, of_report: bool) -> None:
 
         text = json.dumps(json_schema(), indent=2)
     if output and str(output) != "-":
-        special = _special_output(output, "--output", folder=False)
-        if special is not None:
-            raise InputError([special])
-        try:
-            output.write_text(text + "\n", encoding="utf-8")
-        except OSError as exc:
-            _fail(
-                InputError(
-                    [
-                        Problem(
-                            f"cannot write the schema: {exc.strerror or exc}",
-                            file=str(output),
-                            field="--output",
-                            fix="give -o a file in a folder you can write to",
-                        )
-                    ]
-                )
-            )
-        click.echo(f"wrote {_safe(output)}")
+        _write_schema(text, output)
     else:
         click.echo(text)
-
-
-@main.group()
-def cache() -> None:
-    """Inspect or clear the generation cache of live runs."""
-
-
-_CACHE_OPTION = click.option(
-    "--cache",
-    "cache_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The cache file (default: the one `audit verify` uses).",
-)
-
-
-@cache.command("info")
-@_CACHE_OPTION
-def cache_info(cache_path: Path | None) -> None:
-    """Where the cache is, how many generations it holds, for which models."""
-    from audit.generation.cache import GenerationCache
-
-    info = GenerationCache(cache_path).info()
-    for k, v in info.items():
-        click.echo(f"{k}: {_safe(v)}")
-
-
-@cache.command("clear")
-@_CACHE_OPTION
-@click.option("--yes", is_flag=True, help="Confirm: delete every cached generation (required).")
-def cache_clear(cache_path: Path | None, yes: bool) -> None:
-    """Delete every cached generation (pass --yes to confirm; without it nothing is deleted, exit 2)."""
-    from audit.generation.cache import GenerationCache, default_cache_path
-
-    if not yes:
-        where = cache_path or default_cache_path()
-        raise click.UsageError(
-            f"`audit cache clear` deletes every cached generation in {_safe(where)}: pass --yes "
-            "to confirm (nothing was deleted)"
-        )
-
-    n = GenerationCache(cache_path).clear()
-    click.echo(f"removed {n} cached generation(s)")
 
 
 @main.command("checks")
@@ -376,6 +272,8 @@ def list_checks() -> None:
             default = f.get_default(call_default_factory=True)
             click.echo(f"    {pname} (default {default!r}): {f.description or ''}")
 
+
+main.add_command(cache)
 
 if __name__ == "__main__":
     main()

@@ -203,3 +203,26 @@ def _check_outputs(out_dir: Path | None, summary_md: Path | None, junit: Path | 
     for option, p in (("--summary-md", summary_md), ("--junit", junit)):
         if p is not None and str(p) != "-":
             _writable(p, option, folder=False)
+
+
+def _write_schema(text: str, output: Path) -> None:
+    """``audit schema -o FILE``: the schema written to a regular file, or the error naming it."""
+    special = _special_output(output, "--output", folder=False)
+    if special is not None:
+        raise InputError([special])
+    try:
+        output.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        _fail(
+            InputError(
+                [
+                    Problem(
+                        f"cannot write the schema: {exc.strerror or exc}",
+                        file=str(output),
+                        field="--output",
+                        fix="give -o a file in a folder you can write to",
+                    )
+                ]
+            )
+        )
+    click.echo(f"wrote {_safe(output)}")

@@ -9,10 +9,12 @@ registered in :data:`audit.cli_output._OPEN_BARS` so that an error can close the
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from audit.cli_output import _OPEN_BARS, _safe
+from audit.cli_output import _OPEN_BARS, _PENDING_EXIT, _safe
+from audit.errors import InputError, Problem
 
 
 def _progress(label: str, total: int):
@@ -108,3 +110,47 @@ def _print_gate(report) -> None:
     state = click.style("passed", fg="green") if gate.passed else click.style("failed", fg="red")
     why = f": {_safe('; '.join(gate.reasons))}" if gate.reasons else ""
     click.echo(f"\n  gate --fail-on {gate.fail_on}: {state} (exit {report.exit_code}){why}")
+
+
+def _report_verdict(outcome, out_dir: Path | None, summary_md: Path | None, junit: Path | None, as_json: bool) -> None:
+    """Write the report files, print the summary (or report.json, or a CI file given as -) and exit with the
+    verdict's code."""
+    from audit.reports import write_ci_files
+    from audit.verify import write_outputs
+
+    report = outcome.report
+    try:
+        paths = write_outputs(outcome, out_dir) if out_dir is not None else {}
+    except OSError as exc:  # e.g. the disk filled up between _check_outputs and the write
+        raise InputError(
+            [
+                Problem(
+                    f"cannot write the report: {exc.strerror or exc}",
+                    file=exc.filename,
+                    field="--out",
+                    fix="free space or give --out another folder",
+                )
+            ]
+        ) from None
+    _PENDING_EXIT[0] = report.exit_code
+    to_stdout = {k: p for k, p in (("summary_md", summary_md), ("junit", junit)) if p is not None and str(p) == "-"}
+    paths.update(
+        write_ci_files(
+            report,
+            summary_md=None if "summary_md" in to_stdout else summary_md,
+            junit=None if "junit" in to_stdout else junit,
+            out_dir=out_dir,
+        )
+    )
+    if to_stdout:
+        from audit.reports import render_junit, render_summary
+
+        for kind in to_stdout:
+            click.echo(render_summary(report, out_dir) if kind == "summary_md" else render_junit(report), nl=False)
+        sys.exit(report.exit_code)
+    if as_json:
+        click.echo(report.dump_json())
+    else:
+        _print_summary(report, paths)
+        _print_gate(report)
+    sys.exit(report.exit_code)
