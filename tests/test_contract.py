@@ -145,3 +145,8 @@ def test_no_function_over_80_lines():
                 if node.end_lineno - node.lineno + 1 > 80:
                     long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
     assert long == []
+
+
+def test_the_command_line_module_stays_thin():
+    """The commands parse options and call the library (DESIGN.md, house style 1): cli.py under 300 lines."""
+    assert len((REPO / "audit" / "cli.py").read_text(encoding="utf-8").splitlines()) < 300
