@@ -577,7 +577,7 @@ class Claim(_Strict):
     samples: Samples | None = None
     arms: dict[Literal["baseline", "treatment"], Arm] | None = Field(None, description="live mode: the two arms")
     task: Task | None = Field(None, description="live mode: items, prompt, target")
-    scorers: dict[str, scorer_spec(RegexScorer)] = Field(  # type: ignore[valid-type]
+    scorers: dict[str, scorer_spec(RegexScorer)] = Field(  # type: ignore[valid-type]  # a runtime-built Union
         default_factory=dict,
         description="scorers usable as scorings: regex (no kind:), or kind: extract | evaluate | code_exec",
     )

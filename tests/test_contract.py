@@ -150,3 +150,13 @@ def test_no_function_over_80_lines():
 def test_the_command_line_module_stays_thin():
     """The commands parse options and call the library (DESIGN.md, house style 1): cli.py under 300 lines."""
     assert len((REPO / "audit" / "cli.py").read_text(encoding="utf-8").splitlines()) < 300
+
+
+def test_every_type_ignore_names_its_code_and_reason():
+    """CONTRIBUTING.md, "Lint and types": `# type: ignore[code]  # reason`, never a bare ignore."""
+    import re
+
+    bare = [f"{p.relative_to(REPO)}:{i}" for p in SOURCES
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+            if "type: ignore" in line and not re.search(r"# type: ignore\[[\w-]+(, [\w-]+)*\]\s+#\s*\S", line)]
+    assert bare == []
