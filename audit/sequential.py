@@ -65,6 +65,7 @@ __all__ = [
     "confidence_sequence",
     "confidence_interval",
     "e_value",
+    "one_sided_bound",
     "betting_inference",
 ]
 
@@ -689,6 +690,34 @@ def confidence_interval(
             "with one fixed mean in [lo, hi] (drift, or a miscoverage event)",
         )
     return Interval(a + (b - a) * fl, a + (b - a) * fh, level, METHOD)
+
+
+def one_sided_bound(
+    x: Any,
+    alpha: float = 0.025,
+    lo: float = 0.0,
+    hi: float = 1.0,
+    side: str = "upper",
+    *,
+    c: float = DEFAULT_C,
+    horizon: int | None = None,
+) -> float:
+    """The bound that inverts the one-sided test of `e_value` at level ``alpha`` (bets tuned to ``alpha``): for
+    ``side="upper"`` the largest m that H0 "mean ≥ m" is not rejected at (`e_value` side "less"), for ``"lower"``
+    the smallest m that H0 "mean ≤ m" is not rejected at (side "greater"); [lo, hi] with no observations. By
+    bisection on the monotone m ↦ sup_{s≤n} log K_s(m) (`_final_upper` / `_final_lower`), to 2⁻⁴⁵ of the range."""
+    problems: list[Problem] = []
+    xs, al, a, b, cc, hz = _common(x, alpha, lo, hi, c, horizon, problems)
+    if side not in ("upper", "lower"):
+        problems.append(Problem(f"side must be 'upper' or 'lower', not {side!r}", field="side", value=side))
+    _raise(problems)
+    if xs.size == 0:
+        return b if side == "upper" else a
+    y = _rescale(xs, a, b)
+    lam = _prpl_bets(y, al, hz)
+    thr = math.log(1.0 / al)
+    m01 = _final_upper(y, lam, cc, thr) if side == "upper" else _final_lower(y, lam, cc, thr)
+    return a + m01 * (b - a)
 
 
 def e_value(

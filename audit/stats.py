@@ -2106,21 +2106,11 @@ def _bounded_p(d: np.ndarray, lo: float, hi: float, null: float, alternative: st
 
 
 def _bounded_bound(d: np.ndarray, lo: float, hi: float, alpha: float, tail: str) -> float:
-    """The bound of the one-sided betting test at ``alpha`` on the ``tail`` side: the largest null (upper) or the
-    smallest (lower) it does not reject, by bisection (its p is monotone in the null) to 1e-9 of the range."""
-    alt = "less" if tail == "upper" else "greater"
-    mean = float(d.mean())
-    a, b = (mean, hi) if tail == "upper" else (lo, mean)
-    for _ in range(60):
-        m = 0.5 * (a + b)
-        keep = _bounded_p(d, lo, hi, m, alt, alpha) >= alpha
-        if tail == "upper":
-            a, b = (m, b) if keep else (a, m)
-        else:
-            a, b = (a, m) if keep else (m, b)
-        if b - a <= 1e-9 * (hi - lo):
-            break
-    return b if tail == "upper" else a
+    """The bound of the one-sided betting test at ``alpha`` on the ``tail`` side (the same fixed-n bets as
+    `_bounded_p`): the largest null (upper) or the smallest (lower) it does not reject."""
+    from audit.sequential import one_sided_bound
+
+    return float(one_sided_bound(d, alpha, lo, hi, tail, horizon=d.size))
 
 
 MCNEMAR_CORRECTION = 1.0

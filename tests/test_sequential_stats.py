@@ -314,3 +314,23 @@ def test_matches_confseq_hedged_cs_when_installed() -> None:
             cs = sq.confidence_sequence(x, ALPHA, c=c)
             assert np.all(cs.low - low >= -1e-9) and np.all(cs.low - low <= 1e-3 + 1e-9)
             assert np.all(high - cs.high >= -1e-9) and np.all(high - cs.high <= 1e-3 + 1e-9)
+
+
+def test_one_sided_bound_inverts_the_one_sided_test():
+    """one_sided_bound is where e_value's one-sided p crosses alpha, on either side, on any scale."""
+    from audit.sequential import e_value, one_sided_bound
+
+    rng = np.random.default_rng(11)
+    x = np.where(rng.random(60) < 0.15, rng.uniform(0.3, 0.9, 60), rng.normal(-0.1, 0.03, 60)).clip(-1, 1)
+    n = x.size
+    up = one_sided_bound(x, 0.025, -1.0, 1.0, "upper", horizon=n)
+    low = one_sided_bound(x, 0.025, -1.0, 1.0, "lower", horizon=n)
+    assert low < x.mean() < up
+    assert e_value(x, up + 1e-7, -1, 1, "less", alpha=0.025, horizon=n).p_value < 0.025
+    assert e_value(x, up - 1e-7, -1, 1, "less", alpha=0.025, horizon=n).p_value >= 0.025
+    assert e_value(x, low - 1e-7, -1, 1, "greater", alpha=0.025, horizon=n).p_value < 0.025
+    assert e_value(x, low + 1e-7, -1, 1, "greater", alpha=0.025, horizon=n).p_value >= 0.025
+    assert one_sided_bound(50 * x, 0.025, -50.0, 50.0, "upper", horizon=n) == pytest.approx(50 * up, rel=1e-9)
+    assert one_sided_bound([], 0.025, -1.0, 1.0, "upper") == 1.0
+    with pytest.raises(ValueError, match="side"):
+        one_sided_bound(x, 0.025, -1.0, 1.0, "up")
