@@ -59,6 +59,9 @@ class Audit(Protocol):
     @property
     def score_bounds(self) -> tuple[float, float]: ...
 
+    @property
+    def draw_seed(self) -> int | None: ...
+
     def polarity(self, scoring: str | None = None) -> int: ...
 
     def cell(
@@ -197,7 +200,9 @@ def _tested(
     change = exact = None
     material = True
     if comparable:
-        if len(shared) >= 2:
+        if audit.draw_seed is not None:
+            change = _anytime_change(audit, both, s0, s1, (pol0, pol1), (scoring, budget, variant))
+        elif len(shared) >= 2:
             lo, hi = audit.score_bounds
             change = stats.paired_inference(
                 s0, s1, level=audit.level, clusters=both.clusters, outcomes="scores", score_bounds=(lo - hi, hi - lo)
@@ -235,6 +240,31 @@ def _tested(
         "shared": int(len(shared)),
         "missing": missing[:20],
     }
+
+
+def _anytime_change(
+    audit: Audit, both: Any, s0: np.ndarray, s1: np.ndarray, pols: tuple[int, int], perturbed: tuple
+) -> stats.PairedInference:
+    """The change of the gain in a sequential audit: anytime-valid (`stats.anytime_inference`) on the per-item
+    changes of the shared items in their draw order; without shared items (another item set), the i-th drawn item of
+    each cell paired with the other's i-th (independent draws: the pair's mean difference is the change of the
+    means), as many pairs as the smaller cell has."""
+    from audit.measure import draw_order
+
+    lo, hi = audit.score_bounds
+    seed = int(audit.draw_seed or 0)
+    bounds = (2.0 * (lo - hi), 2.0 * (hi - lo))
+    if len(both.item_ids) >= 2:
+        return stats.anytime_inference((s1 - s0)[draw_order(both.item_ids, seed)], audit.level, bounds)
+    rec = audit.records
+    if rec is None or audit.claimed_scoring is None:
+        raise RuntimeError("a perturbation is tested only with records and a claimed scoring")
+    p0 = rec.paired(audit.claimed_scoring, audit.claimed_budget)
+    p1 = rec.paired(*perturbed)
+    g0 = pols[0] * (p0.treatment - p0.baseline)[draw_order(p0.item_ids, seed)]
+    g1 = pols[1] * (p1.treatment - p1.baseline)[draw_order(p1.item_ids, seed)]
+    k = min(g0.size, g1.size)
+    return stats.anytime_inference(g1[:k] - g0[:k], audit.level, bounds)
 
 
 def _above_claim(audit: Audit, cell: MeasuredCell, pol: int) -> bool:

@@ -501,6 +501,17 @@ class Task(_Strict):
 Perturbations.model_rebuild()
 
 
+class Sequential(_Strict):
+    """A sequential audit (`audit.stopping`): live, items are generated batch by batch in a seeded random order and
+    generation stops once every decision the verdict needs is settled by anytime-valid tests; replayed, the report
+    says after how many items a live re-run would have stopped."""
+
+    batch: int = Field(50, ge=1, le=1_000_000, description="items per look (the default variant's items)")
+    n_max: int | None = Field(
+        None, ge=1, description="the most items to generate (default: every item of the task; more resumes a stop)"
+    )
+
+
 class Options(_Strict):
     """Statistical options; every one is recorded in the report."""
 
@@ -562,6 +573,12 @@ class Options(_Strict):
         "(default: [0, 1], the range of every scorer the audit computes, widened to the observed "
         "scores). Continuous scores too skewed for their number are also tested with a betting "
         "test for a bounded mean, which needs the range; a score outside it is an error",
+    )
+
+    sequential: Sequential | None = Field(
+        None,
+        description="stop a live audit once its verdict is settled (anytime-valid tests after each batch of items); "
+        "on replayed logs, say after how many items a live re-run would have stopped. {} for the defaults",
     )
 
     @field_validator("score_bounds")

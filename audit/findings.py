@@ -415,6 +415,52 @@ class Environment(_Model):
         return [(k, v) for k, v in self.model_dump().items() if v is not None]
 
 
+class SequentialDecision(_Clean):
+    """One decision of a sequential audit at its last look: the claimed gain, whether it is smaller than reported,
+    or one perturbation's change of the gain. ``low``/``high``: the anytime-valid interval the state rests on (the
+    gain, or the change); ``fixed_low``/``fixed_high``: the fixed-n interval on the same items, shown beside, not the
+    decision."""
+
+    name: str
+    state: Literal["shown", "ruled out", "open"]
+    why: str
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    fixed_low: float | None = None
+    fixed_high: float | None = None
+    fixed_method: str | None = None
+    # This decision alone settles the verdict (the claim is shown reversed or smaller than reported).
+    settles_verdict: bool = False
+
+
+class SequentialLook(_Clean):
+    """One look of a sequential audit: the items seen so far and the decisions still open there."""
+
+    items: int
+    open: list[str] = Field(default_factory=list)
+
+
+class SequentialRun(_Clean):
+    """A sequential audit (`audit.stopping`): where it stopped, why, and each decision's anytime-valid interval.
+
+    ``mode`` "live": the verdict rests on the items generated up to ``stopped_at``; "replay": the verdict rests on
+    every logged item, and ``stopped_at`` says after how many a live re-run in the same draw order would have
+    stopped."""
+
+    mode: Literal["live", "replay"]
+    batch: int
+    seed: int
+    items_total: int
+    n_max: int
+    stopped_at: int
+    stopped_early: bool
+    reason: str
+    decisions: list[SequentialDecision] = Field(default_factory=list)
+    looks: list[SequentialLook] = Field(default_factory=list)
+    generations: dict[str, Any] = Field(default_factory=dict)
+
+
 class Report(_Model):
     """report.json: every finding and every number with its provenance, and the views the renderers show."""
 
@@ -447,6 +493,9 @@ class Report(_Model):
     claim_vs_measured: ClaimVsMeasured
     forest: list[ForestEstimate]
     rate_tables: dict[TableKind, list[RateRow]] = Field(default_factory=dict)
+    sequential: SequentialRun | None = Field(
+        None, description="a sequential audit: where it stopped, why, and each decision's anytime-valid interval"
+    )
 
     @property
     def title(self) -> str:

@@ -410,13 +410,45 @@ def _score(claim: Claim, frames: list[pd.DataFrame], task_scorers: dict) -> tupl
     return table, scoring_notes
 
 
+def drawn_subset(v: Variant, k: int, seed: int) -> Variant:
+    """The variant restricted to its first ``k`` items in a sequential audit's draw order (`audit.stopping`), in the
+    dataset's order."""
+    from audit.stopping import drawn_first
+
+    mask = drawn_first([it.id for it in v.items], k, seed)
+    idx = np.flatnonzero(mask)
+    return Variant(
+        v.name,
+        [v.items[i] for i in idx],
+        v.source,
+        {arm: [ps[i] for i in idx] for arm, ps in v.prompts.items()},
+        [v.targets[i] for i in idx],
+        v.budgets,
+        v.how,
+        v.stop,
+    )
+
+
 def run_live(
-    claim: Claim, cache=None, progress: ProgressFactory | None = None, plan: Plan | None = None
+    claim: Claim,
+    cache=None,
+    progress: ProgressFactory | None = None,
+    plan: Plan | None = None,
+    upto: int | None = None,
+    draw_seed: int | None = None,
 ) -> tuple[Records, dict[str, RunStats]]:
-    """Generate every arm × variant × budget (cache first) and return Records plus what it cost."""
+    """Generate every arm × variant × budget (cache first) and return Records plus what it cost. ``upto`` and
+    ``draw_seed`` (a sequential audit's look): only the first ``upto`` drawn items of the default variant and the
+    same share of each other variant's (`audit.stopping.share`); the smaller budgets' spot checks are then the first
+    drawn items, so every look checks the same ones."""
     from audit.generation.types import public_url
 
     variants, task_scorers, task_settings = plan_variants(claim, plan)
+    if upto is not None and draw_seed is not None:
+        from audit.stopping import share
+
+        n0 = len(variants[0].items)
+        variants = [drawn_subset(v, share(upto, n0, len(v.items)), draw_seed) for v in variants]
     announce = getattr(progress, "plan", None)
     if announce is not None:  # a progress that reports an overall ETA needs the stages ahead
         announce(planned_stages(claim, variants))
@@ -431,7 +463,7 @@ def run_live(
         settings[arm] = {}
         label = "embedded" if endpoint.is_embedded else public_url(endpoint.url)
         for v in variants:
-            by_budget, how = _generate(claim, endpoint, arm, v, st, cache, progress)
+            by_budget, how = _generate(claim, endpoint, arm, v, st, cache, progress, draw_seed)
             for b in v.budgets:
                 gens = by_budget[b]
                 frames.append(_frame(claim, arm, v, b, gens, label))
@@ -495,7 +527,7 @@ def _requests_at(claim: Claim, arm: str, v: Variant, budget: int, logprobs: int 
     ]
 
 
-def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress):
+def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress, draw_seed=None):
     """Generations of one arm × variant at each of its budgets, and how each budget was obtained."""
     from audit.generation.http import run_generations, tokenize, truncate_to_tokens
     from audit.generation.types import TruncationError
@@ -528,8 +560,7 @@ def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache,
     full_reqs = requests_at(top, lp)
     by_budget[top] = generate(full_reqs, f"{arm}/{v.name}/{top}")
     how[top] = "generated"
-    rng = np.random.default_rng([claim.options.seed, 7])
-    check_idx = sorted(rng.choice(len(v.items), size=min(task.sweep_check, len(v.items)), replace=False).tolist())
+    check_idx = _check_items(claim, v, draw_seed)
     for b in budgets[:-1]:
         # Derive each item by cutting its longest run; an item whose cut cannot be made exactly (the tokenizer does
         # not round-trip its text) is generated for real, together with the spot-check items.
@@ -565,6 +596,18 @@ def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache,
             f"; {len(uncut)} item(s) the tokenizer could not cut exactly generated for real)" if uncut else ")"
         )
     return by_budget, how
+
+
+def _check_items(claim: Claim, v: Variant, draw_seed: int | None) -> list[int]:
+    """The items whose smaller-budget cut is checked against a real generation: drawn at random (seeded); in a
+    sequential audit the first drawn items, the same at every look."""
+    size = min(_live_task(claim).sweep_check, len(v.items))
+    if draw_seed is not None:
+        from audit.measure import draw_order
+
+        return sorted(draw_order([it.id for it in v.items], draw_seed)[:size].tolist())
+    rng = np.random.default_rng([claim.options.seed, 7])
+    return sorted(rng.choice(len(v.items), size=size, replace=False).tolist())
 
 
 def _versions(endpoint) -> dict[str, Any]:

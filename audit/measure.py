@@ -56,6 +56,9 @@ class MeasuredCell:
     clt: stats.Estimate
     exact: stats.TestResult | None
     binary: bool
+    # Sequential audits: ``inference`` is the anytime-valid betting inference (`stats.anytime_inference`) on the items
+    # in their draw order, and this is the fixed-n decision inference on the same items, shown beside, never decided on.
+    fixed_n: stats.PairedInference | None = None
 
     @property
     def key(self) -> CellKey:
@@ -101,12 +104,24 @@ class MeasuredCell:
 
 
 def measure(
-    p: Paired, rng: np.random.Generator, resamples: int, level: float, score_bounds: tuple[float, float] | None = None
+    p: Paired,
+    rng: np.random.Generator,
+    resamples: int,
+    level: float,
+    score_bounds: tuple[float, float] | None = None,
+    draw_seed: int | None = None,
 ) -> MeasuredCell:
-    """The decision inference of one paired cell, with the comparison intervals beside it."""
+    """The decision inference of one paired cell, with the comparison intervals beside it. ``draw_seed``: a
+    sequential audit's seed; the decision is then the anytime-valid inference on the items in their draw order
+    (`draw_order`), and the fixed-n inference is kept beside it."""
     b, t = p.baseline, p.treatment
     clusters = p.clusters
     inference = stats.paired_inference(b, t, level=level, clusters=clusters, score_bounds=score_bounds)
+    fixed = None
+    if draw_seed is not None:
+        lo, hi = score_bounds if score_bounds is not None else (0.0, 1.0)
+        order = draw_order(p.item_ids, draw_seed)
+        fixed, inference = inference, stats.anytime_inference((t - b)[order], level, (lo - hi, hi - lo))
     clt = stats.paired_clt_delta(b, t, level=level, clusters=clusters)
     boot = exact = None
     if clusters is None:
@@ -114,7 +129,25 @@ def measure(
         boot = stats.paired_bootstrap_delta(b, t, rng, resamples=resamples, level=level, max_draws=BOOTSTRAP_MAX_DRAWS)
         if p.binary:
             exact = stats.mcnemar_paired(b, t, alternative="two-sided")
-    return MeasuredCell(p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), inference, boot, clt, exact, p.binary)
+    return MeasuredCell(
+        p.variant, p.budget, p.scoring, p.n, _mean(b), _mean(t), inference, boot, clt, exact, p.binary, fixed
+    )
+
+
+def draw_keys(item_ids: Any, seed: int) -> np.ndarray:
+    """Each item's place in a sequential audit's draw order: the first 8 bytes of sha256(seed, item id), so an item's
+    place depends on its id and the seed alone — the same in every variant, budget and scoring, in any subset of
+    the items, whatever order the dataset lists them in, and never on an outcome."""
+    prefix = f"{int(seed)}\x00".encode()
+    return np.array(
+        [int.from_bytes(hashlib.sha256(prefix + str(i).encode()).digest()[:8], "big") for i in item_ids],
+        dtype=np.uint64,
+    )
+
+
+def draw_order(item_ids: Any, seed: int) -> np.ndarray:
+    """The indices that put ``item_ids`` in draw order (`draw_keys`)."""
+    return np.argsort(draw_keys(item_ids, seed), kind="stable")
 
 
 def _mean(x: np.ndarray) -> float:
@@ -140,6 +173,7 @@ class Cells:
     resamples: int
     level: float
     declared_bounds: tuple[float, float] | None = None
+    draw_seed: int | None = None  # sequential audits: the seed of the draw order (`measure`)
     _memo: dict[CellKey, MeasuredCell | None] = field(default_factory=dict, repr=False)
     _bounds: tuple[float, float] | None = field(default=None, repr=False)
 
@@ -163,8 +197,18 @@ class Cells:
             else:
                 p = rec.paired(key.scoring, key.budget, key.variant)
                 rng = seeded_rng(self.seed, f"cell/{key.variant}/{key.budget}/{key.scoring}")
-                self._memo[key] = measure(p, rng, self.resamples, self.level, self.score_bounds)
+                self._memo[key] = measure(p, rng, self.resamples, self.level, self.score_bounds, self.draw_seed)
         return self._memo[key]
 
 
-__all__ = ["BOOTSTRAP_MAX_DRAWS", "MeasuredCell", "CellKey", "Cells", "DEFAULT_VARIANT", "measure", "seeded_rng"]
+__all__ = [
+    "BOOTSTRAP_MAX_DRAWS",
+    "MeasuredCell",
+    "CellKey",
+    "Cells",
+    "DEFAULT_VARIANT",
+    "draw_keys",
+    "draw_order",
+    "measure",
+    "seeded_rng",
+]

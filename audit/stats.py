@@ -84,6 +84,8 @@ __all__ = [
     "welch_inference",
     "mcnemar_power",
     "unpaired_score_inference",
+    "anytime_inference",
+    "ANYTIME_METHOD",
 ]
 
 ALTERNATIVES = ("two-sided", "greater", "less")
@@ -1602,6 +1604,8 @@ class PairedInference:
         s = self.stats
         if self.method == "mn-score":
             return _mn_score_p(s["k1"], s["n1"], s["k2"], s["n2"], float(null), alternative)
+        if self.method == ANYTIME_METHOD:
+            return _anytime_p(self, float(null), alternative)
         if self.method == SKEW_T_METHOD:
             if self.null_distribution is None:
                 return NAN  # no variance: the statistic is undefined
@@ -2652,3 +2656,76 @@ def mcnemar_power(n: int, discordance: float, delta: float, alpha: float = 0.05)
         )
     mask = ok & (stat > z)
     return float(np.exp(logp[mask]).sum()) if mask.any() else 0.0
+
+
+ANYTIME_METHOD = "betting-cs"
+
+
+def anytime_inference(
+    differences: Any, level: float = 0.95, bounds: tuple[float, float] = (-1.0, 1.0)
+) -> PairedInference:
+    """`PairedInference` valid at any stopping time, for the mean of bounded paired differences observed in the order
+    given (a live audit's seeded generation order): the betting confidence sequence of Waudby-Smith & Ramdas (2024,
+    JRSS-B 86:1, Theorem 3; `audit.sequential`) at ``level``, running intersection included, and anytime p-values from
+    its two one-sided halves (e-processes with bets tuned to α/2; p = 1/sup_t K_t by Ville's inequality), so the
+    interval excludes a null exactly when the one-sided p there is below α/2, whenever the data are looked at.
+    ``bounds``: the range of one difference ([−1, 1] for 0/1 scores). The two-sided p is min(1, 2·min(one-sided)).
+
+    The order matters (the capital is a path): the differences must be in the order the items were drawn, and that
+    order must not depend on the outcomes. Items are taken as independent draws from the benchmark's population of
+    items, as every fixed-n test of the audit takes them; clustered items are refused by the caller."""
+    problems: list[Problem] = []
+    d = _vector("differences", differences, problems)
+    level = _check_level(level, problems)
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        problems.append(Problem("need two finite numbers, the lower first", field="bounds", value=list(bounds)))
+    _raise(problems)
+    from audit.sequential import confidence_interval
+
+    n = int(d.size)
+    alpha = 1.0 - level
+    value = float(d.mean()) if n else NAN
+    sd = float(np.std(d, ddof=1)) if n >= 2 else NAN
+    st: dict[str, Any] = {
+        "lo": lo,
+        "hi": hi,
+        "alpha": alpha,
+        "n": n,
+        "sd_diff": sd,
+        "se": sd / math.sqrt(n) if n else NAN,
+    }
+    iv = confidence_interval(np.clip(d, lo, hi), alpha, lo, hi)
+    interval = Interval(iv.low, iv.high, level, ANYTIME_METHOD, iv.reason)
+    est = Estimate(value, interval, st["se"], n, ANYTIME_METHOD, reason=iv.reason)
+    inf = PairedInference(
+        est, _nan_test(ANYTIME_METHOD, "two-sided", n, "pending"), ANYTIME_METHOD, st, np.clip(d, lo, hi)
+    )
+    p0 = _anytime_p(inf, 0.0, "two-sided")
+    test = TestResult(NAN, p0, ANYTIME_METHOD, "two-sided", n, None if math.isfinite(p0) else "no items")
+    return PairedInference(est, test, ANYTIME_METHOD, st, inf.null_distribution)
+
+
+def _anytime_p(inf: PairedInference, null: float, alternative: str) -> float:
+    """The anytime-valid p of `anytime_inference` at ``null``: one-sided from the matching half of the hedged capital
+    (bets tuned to α/2, the level its interval's ends are dual to), two-sided twice the smaller."""
+    from audit.sequential import e_value
+
+    d = inf.null_distribution
+    s = inf.stats
+    lo, hi, alpha = float(s["lo"]), float(s["hi"]), float(s["alpha"])
+    if d is None or not len(d):
+        return NAN
+
+    def one(side: str) -> float:
+        if null <= lo:
+            return 1.0 if side == "less" else 0.0
+        if null >= hi:
+            return 0.0 if side == "less" else 1.0
+        return float(e_value(d, null, lo, hi, side, alpha=alpha / 2.0).p_value)
+
+    if alternative == "greater":
+        return one("greater")
+    if alternative == "less":
+        return one("less")
+    return min(1.0, 2.0 * min(one("greater"), one("less")))

@@ -13,7 +13,7 @@ from audit import __version__, views
 from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
 from audit.checks import REGISTRY
 from audit.checks._common import Context
-from audit.claim import Claim, line_of
+from audit.claim import Claim, Sequential, line_of
 from audit.errors import AuditError, InputError, Problem
 from audit.findings import (
     VERDICT_EXPLANATION,
@@ -23,6 +23,7 @@ from audit.findings import (
     Impact,
     Report,
     RunOptions,
+    SequentialRun,
     Severity,
     Source,
     Verdict,
@@ -222,36 +223,41 @@ def verify(
     cache=None,
     progress=None,
     gate: Gate | None = None,
+    sequential: bool = False,
+    stream: bool = False,
 ) -> AuditResult:
     """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given). ``gate``
-    (default: fail on every verdict but supported) decides ``exit_code``; it is recorded in the report."""
+    (default: fail on every verdict but supported) decides ``exit_code``; it is recorded in the report.
+
+    ``sequential`` (or ``options.sequential`` in the claim): a live claim is generated batch by batch and stops once
+    its verdict is settled (`audit.stopping`); replayed records get the "would have stopped after k of n items" line.
+    ``stream``: given ``records`` are treated as a live run would meet them (batch by batch, the verdict at the stop),
+    which is how the calibration simulates sequential audits."""
     opts = claim.options
     seed = opts.seed if seed is None else seed
     resamples = opts.resamples if resamples is None else resamples
     gate = gate if gate is not None else Gate.parse(None)
     _check_run_options(claim, seed, resamples)
-    if records is None:
+    seq = _sequential_options(claim, sequential or stream)
+    seq_run: SequentialRun | None = None
+    if seq is not None and records is None and claim.live:
+        records, seq_run = _stream_live(claim, seq, seed, resamples, cache, progress)
+    elif records is None:
         records = collect(claim, cache=cache, progress=progress)
     _check_reported_scale(claim, records)
     _check_score_bounds(claim, records)
+    if seq is not None and seq_run is None and records is not None:
+        if stream:
+            records, seq_run = _stream(claim, seq, seed, resamples, records, "live")
+        else:
+            seq_run = _stream(claim, seq, seed, resamples, records, "replay")[1]
     if records is not None:  # a per-item fact every check and the report read: derived once, with the claim's markers
         rule = claim.checks.truncation
         records = records.with_truncation(rule.think_open, rule.think_close)
     from audit.importers.probes import load_probes
 
-    probe_sets = load_probes(claim)
-    ctx = Context(
-        claim=claim,
-        records=records,
-        seed=seed,
-        resamples=resamples,
-        level=opts.level,
-        alpha=opts.alpha,
-        power=opts.power,
-        claimed_budget=claim.claimed_budget,
-        claimed_scoring=claimed_scoring(claim, records),
-        probe_sets=probe_sets,
-    )
+    live_seq = seq_run is not None and seq_run.mode == "live"
+    ctx = _context(claim, records, seed, resamples, load_probes(claim), seed if live_seq else None)
     findings, ran = run_checks(ctx)
     tested, not_tested = perturbation_coverage(ctx)
     verdict, reason = decide(findings, not_tested, tested)
@@ -281,8 +287,113 @@ def verify(
         claim_vs_measured=views.claim_vs_measured(claim, cells, findings, opts.level, binary),
         forest=views.forest(cells, findings),
         rate_tables=views.rate_tables(findings),
+        sequential=seq_run,
     )
     return AuditResult(report, findings, records)
+
+
+def _context(claim: Claim, records: Records | None, seed: int, resamples: int, probe_sets=None, draw_seed=None):
+    """The context the checks run in; ``draw_seed`` makes every decision anytime-valid (a sequential audit)."""
+    opts = claim.options
+    return Context(
+        claim=claim,
+        records=records,
+        seed=seed,
+        resamples=resamples,
+        level=opts.level,
+        alpha=opts.alpha,
+        power=opts.power,
+        claimed_budget=claim.claimed_budget,
+        claimed_scoring=claimed_scoring(claim, records),
+        probe_sets=probe_sets,
+        draw_seed=draw_seed,
+    )
+
+
+def _sequential_options(claim: Claim, asked: bool) -> Sequential | None:
+    """The claim's ``options.sequential``, or its defaults when asked for on the command line; refused with
+    clustered items (the betting tests take items as independent draws)."""
+    seq = claim.options.sequential
+    if seq is None and asked:
+        seq = Sequential()
+    if seq is not None and claim.options.cluster_field is not None:
+        raise InputError(
+            [
+                Problem(
+                    "a sequential audit tests items as independent draws; with options.cluster_field the items "
+                    "share passages or templates",
+                    file=_file(claim),
+                    line=line_of(claim, ("options", "sequential")) or line_of(claim, ("options", "cluster_field")),
+                    field="options.sequential",
+                    fix="remove options.sequential (and --sequential) to run the fixed-n audit with cluster-robust "
+                    "intervals",
+                )
+            ]
+        )
+    return seq
+
+
+def _stream(
+    claim: Claim, seq: Sequential, seed: int, resamples: int, records: Records, mode: str
+) -> tuple[Records, SequentialRun]:
+    """Look at ``records`` batch by batch in draw order (`audit.stopping`): the records of the last look, and the
+    run's record (``mode`` "replay": the verdict stays on every item; "live": on the items of the last look)."""
+    from audit import stopping
+
+    n0 = int(records.table.loc[records.table["variant"] == DEFAULT_VARIANT, "item_id"].nunique())
+    return _looks(claim, seq, seed, resamples, n0, lambda k: stopping.prefix(records, k, seed), mode, {})
+
+
+def _stream_live(claim: Claim, seq: Sequential, seed: int, resamples: int, cache, progress):
+    """Generate a live claim batch by batch in draw order and stop once its verdict is settled (`audit.stopping`);
+    cached generations are reused, so a stopped audit resumed with a larger ``n_max`` continues where it stopped."""
+    from audit.generation.cache import GenerationCache
+    from audit.live import plan_variants, run_live
+    from audit.plan import build_plan
+
+    plan = build_plan(claim)
+    n0 = len(plan_variants(claim, plan)[0][0].items)
+    cache = cache if cache is not None else GenerationCache(None)
+    cost: dict = {"requests": 0, "cached": 0}
+
+    def records_at(k: int) -> Records:
+        rec, st = run_live(claim, cache=cache, progress=progress, plan=plan, upto=k, draw_seed=seed)
+        cost["requests"] += sum(s.requests for s in st.values())
+        cost["last_look_generations"] = sum(s.requests + s.cached + s.derived for s in st.values())
+        return rec
+
+    return _looks(claim, seq, seed, resamples, n0, records_at, "live", cost)
+
+
+def _looks(claim, seq, seed, resamples, n0, records_at, mode, cost) -> tuple[Records, SequentialRun]:
+    from audit import stopping
+
+    looks = []
+    rec = None
+    for k in stopping.schedule(n0, seq.batch, seq.n_max):
+        rec = records_at(k)
+        looks.append(stopping.look(lambda r: _context(claim, r, seed, resamples, None, seed), rec, k))
+        if looks[-1].settled:
+            break
+    if rec is None or not looks:
+        raise InputError([Problem("a sequential audit needs items; the default variant has none", file=_file(claim))])
+    last = looks[-1]
+    top = min(n0, seq.n_max) if seq.n_max is not None else n0
+    reason = last.reason if last.settled else f"no stop before {top} items ({last.reason})"
+    run = SequentialRun(
+        mode=mode,
+        batch=seq.batch,
+        seed=seed,
+        items_total=n0,
+        n_max=top,
+        stopped_at=last.items,
+        stopped_early=last.items < n0,
+        reason=reason,
+        decisions=last.decisions,
+        looks=[stopping.look_record(lk) for lk in looks],
+        generations=cost,
+    )
+    return rec, run
 
 
 def _finite(x: float) -> float | None:

@@ -71,6 +71,9 @@ class Context:
     claimed_budget: int | None
     claimed_scoring: str | None
     probe_sets: ProbeSets | None = None  # the claim's probe files, read by audit.importers.probes
+    # A sequential audit: the seed of the items' draw order. Every cell's and every perturbation's decision is then the
+    # anytime-valid inference on the items in that order (`audit.measure.measure`, `audit.breaks`).
+    draw_seed: int | None = None
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -86,7 +89,7 @@ class Context:
         """The audit's measured cells (`audit.measure.Cells`), each measured once."""
         if "cells" not in self._memo:
             self._memo["cells"] = Cells(
-                self.records, self.seed, self.resamples, self.level, self.claim.options.score_bounds
+                self.records, self.seed, self.resamples, self.level, self.claim.options.score_bounds, self.draw_seed
             )
         return self._memo["cells"]
 
