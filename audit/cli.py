@@ -137,6 +137,15 @@ def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
     help="Live mode: the generation cache file (default: $AUDIT_CACHE_DIR/generations.sqlite or "
     "~/.cache/audit/generations.sqlite).",
 )
+@click.option(
+    "--sequential",
+    is_flag=True,
+    help="Live mode: generate in batches (seeded draw order) and stop once the verdict is settled by anytime-valid "
+    "tests (options.sequential). Replay: say after how many items a live re-run would have stopped.",
+)
+@click.option(
+    "--n-max", "n_max", type=click.IntRange(1), default=None, help="With --sequential: the most items to generate."
+)
 def verify(
     claim_file: Path,
     out_dir: Path | None,
@@ -148,6 +157,8 @@ def verify(
     junit: Path | None,
     no_cache: bool,
     cache_path: Path | None,
+    sequential: bool,
+    n_max: int | None,
 ) -> None:
     """Audit a claim: replay its logs (samples:) or generate both arms live (arms:/task:), run every check,
     print the verdict.
@@ -174,7 +185,15 @@ def verify(
     cache, progress = _live_run_aids(claim, no_cache, cache_path, as_json)
     try:
         outcome = run_verify(
-            claim, command=command, seed=seed, resamples=resamples, cache=cache, progress=progress, gate=fail_on
+            claim,
+            command=command,
+            seed=seed,
+            resamples=resamples,
+            cache=cache,
+            progress=progress,
+            gate=fail_on,
+            sequential=sequential or n_max is not None,
+            n_max=n_max,
         )
     finally:
         if hasattr(progress, "close"):

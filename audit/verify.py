@@ -225,6 +225,7 @@ def verify(
     gate: Gate | None = None,
     sequential: bool = False,
     stream: bool = False,
+    n_max: int | None = None,
 ) -> AuditResult:
     """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given). ``gate``
     (default: fail on every verdict but supported) decides ``exit_code``; it is recorded in the report.
@@ -232,13 +233,13 @@ def verify(
     ``sequential`` (or ``options.sequential`` in the claim): a live claim is generated batch by batch and stops once
     its verdict is settled (`audit.stopping`); replayed records get the "would have stopped after k of n items" line.
     ``stream``: given ``records`` are treated as a live run would meet them (batch by batch, the verdict at the stop),
-    which is how the calibration simulates sequential audits."""
+    which is how the calibration simulates sequential audits. ``n_max`` overrides ``options.sequential.n_max``."""
     opts = claim.options
     seed = opts.seed if seed is None else seed
     resamples = opts.resamples if resamples is None else resamples
     gate = gate if gate is not None else Gate.parse(None)
     _check_run_options(claim, seed, resamples)
-    seq = _sequential_options(claim, sequential or stream)
+    seq = _sequential_options(claim, sequential or stream, n_max)
     seq_run: SequentialRun | None = None
     if seq is not None and records is None and claim.live:
         records, seq_run = _stream_live(claim, seq, seed, resamples, cache, progress)
@@ -310,12 +311,14 @@ def _context(claim: Claim, records: Records | None, seed: int, resamples: int, p
     )
 
 
-def _sequential_options(claim: Claim, asked: bool) -> Sequential | None:
-    """The claim's ``options.sequential``, or its defaults when asked for on the command line; refused with
-    clustered items (the betting tests take items as independent draws)."""
+def _sequential_options(claim: Claim, asked: bool, n_max: int | None = None) -> Sequential | None:
+    """The claim's ``options.sequential``, or its defaults when asked for on the command line (``n_max`` replacing
+    the claim's); refused with clustered items (the betting tests take items as independent draws)."""
     seq = claim.options.sequential
     if seq is None and asked:
         seq = Sequential()
+    if seq is not None and n_max is not None:
+        seq = seq.model_copy(update={"n_max": n_max})
     if seq is not None and claim.options.cluster_field is not None:
         raise InputError(
             [
