@@ -2,8 +2,9 @@
 
 Holds the progress display of a live run (a bar per arm × variant × budget on a terminal, count/rate/ETA lines in
 a CI log, see :mod:`audit.progress`) and the summary printed after the verdict: the table of cells, the rates of
-outputs cut off by the budget or with no answer, the flagged findings and the files written. Open bars are
-registered in :data:`audit.cli_output._OPEN_BARS` so that an error can close them (they hide the cursor).
+outputs cut off by the budget or with no answer, the flagged findings and the files written (after a sequential
+run, one line under the verdict says where it stopped and why). Open bars are registered in
+:data:`audit.cli_output._OPEN_BARS` so that an error can close them (they hide the cursor).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def _print_summary(report, paths) -> None:
     click.secho(f"{report.verdict.replace('_', ' ').upper()}", fg=colours[report.verdict], bold=True, nl=False)
     click.echo(f"  {_safe(report.title)}")
     click.echo(f"  {_safe(report.verdict_reason)}")
+    _print_sequential(report)
     if report.cells:
         click.echo("")
         from audit.plan import DEFAULT_VARIANT
@@ -102,6 +104,16 @@ def _print_summary(report, paths) -> None:
         click.echo("")
         for kind, p in paths.items():
             click.echo(f"  {kind}: {_safe(p)}")
+
+
+def _print_sequential(report) -> None:
+    """One line under the verdict for a sequential run: where it stopped (or where a live re-run would have) and
+    why; nothing for an ordinary audit."""
+    from audit.reports import sequential_view
+
+    seq = sequential_view(report)
+    if seq is not None:
+        click.echo(f"  {_safe(seq.line)}")
 
 
 def _print_gate(report) -> None:

@@ -454,7 +454,8 @@ class SequentialRun(_Clean):
     items_total: int
     n_max: int
     stopped_at: int
-    stopped_early: bool
+    stopped_early: bool  # fewer items than the task has: settled early, or cut at n_max
+    settled: bool  # every decision the verdict needs was settled at the last look (else n_max or the items ran out)
     reason: str
     decisions: list[SequentialDecision] = Field(default_factory=list)
     looks: list[SequentialLook] = Field(default_factory=list)

@@ -436,14 +436,16 @@ def run_live(
     plan: Plan | None = None,
     upto: int | None = None,
     draw_seed: int | None = None,
+    planned: tuple[list[Variant], dict, dict] | None = None,
 ) -> tuple[Records, dict[str, RunStats]]:
     """Generate every arm × variant × budget (cache first) and return Records plus what it cost. ``upto`` and
     ``draw_seed`` (a sequential audit's look): only the first ``upto`` drawn items of the default variant and the
     same share of each other variant's (`audit.stopping.share`); the smaller budgets' spot checks are then the first
-    drawn items, so every look checks the same ones."""
+    drawn items, so every look checks the same ones. ``planned``: `plan_variants`'s result, when the caller has it
+    (a sequential audit reads the dataset once, not at every look)."""
     from audit.generation.types import public_url
 
-    variants, task_scorers, task_settings = plan_variants(claim, plan)
+    variants, task_scorers, task_settings = planned if planned is not None else plan_variants(claim, plan)
     if upto is not None and draw_seed is not None:
         from audit.stopping import share
 

@@ -355,14 +355,15 @@ def _stream_live(claim: Claim, seq: Sequential, seed: int, resamples: int, cache
     from audit.plan import build_plan
 
     plan = build_plan(claim)
-    n0 = len(plan_variants(claim, plan)[0][0].items)
+    planned = plan_variants(claim, plan)
+    n0 = len(planned[0][0].items)
     cache = cache if cache is not None else GenerationCache(None)
-    cost: dict = {"requests": 0, "cached": 0}
+    cost: dict = {"requests": 0}
 
     def records_at(k: int) -> Records:
-        rec, st = run_live(claim, cache=cache, progress=progress, plan=plan, upto=k, draw_seed=seed)
+        rec, st = run_live(claim, cache=cache, progress=progress, plan=plan, upto=k, draw_seed=seed, planned=planned)
         cost["requests"] += sum(s.requests for s in st.values())
-        cost["last_look_generations"] = sum(s.requests + s.cached + s.derived for s in st.values())
+        cost["generations_used"] = sum(s.requests + s.cached + s.derived for s in st.values())
         return rec
 
     return _looks(claim, seq, seed, resamples, n0, records_at, "live", cost)
@@ -391,6 +392,7 @@ def _looks(claim, seq, seed, resamples, n0, records_at, mode, cost) -> tuple[Rec
         n_max=top,
         stopped_at=last.items,
         stopped_early=last.items < n0,
+        settled=last.settled,
         reason=reason,
         decisions=last.decisions,
         looks=[stopping.look_record(lk) for lk in looks],

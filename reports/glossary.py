@@ -165,6 +165,25 @@ GLOSSARY: dict[str, tuple[str, str]] = {
 }
 
 
+# interval method (a cell's ``ci_method``) → (name, meaning), for a method a reader meets only in some reports.
+METHODS: dict[str, tuple[str, str]] = {
+    "betting-cs": (
+        "anytime-valid betting confidence sequence",
+        "the betting confidence sequence of Waudby-Smith & Ramdas (2024) for the mean of the bounded per-item "
+        "differences, taken in the seeded draw order, with its one-sided e-processes for the p-values: valid at any "
+        "stopping time, however often the audit looked, so a sequential audit may stop as soon as it excludes a "
+        "value; the price is width — it is wider than a fixed-n interval on the same items, which is valid only "
+        "when the number of items was fixed in advance",
+    ),
+}
+
+
+def method_meaning(method: Any) -> str | None:
+    """What an interval method of :data:`METHODS` is (its name and meaning), or None for another method."""
+    known = METHODS.get(method) if isinstance(method, str) else None
+    return f"{known[0]}: {known[1]}" if known else None
+
+
 @dataclass(frozen=True)
 class StatRow:
     key: str  # the raw key in report.json (for a pair, "<x>_ci")
@@ -195,4 +214,4 @@ def statistic_rows(
     return rows
 
 
-__all__ = ["GLOSSARY", "StatRow", "statistic_rows"]
+__all__ = ["GLOSSARY", "METHODS", "StatRow", "method_meaning", "statistic_rows"]
