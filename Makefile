@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml tools/llama_wheel.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	bash tools/llama_wheel.sh $(PY)
-	$(PY) -m pip install -q -e ".[test,live,lmeval,inspect,lint]"
+	$(PY) -m pip install -q -e ".[test,live,lmeval,inspect,lint,ray]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)

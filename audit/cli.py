@@ -23,7 +23,8 @@ from audit import __version__
 from audit.bounds import RESAMPLES_MAX, RESAMPLES_MIN, SEED_MAX
 from audit.cli_output import _PENDING_EXIT, _AuditGroup, _check_outputs, _safe, _write_schema
 from audit.cli_cache import cache
-from audit.cli_progress import _line_progress, _progress, _report_verdict, _stderr_is_terminal
+from audit.cli_live import LiveOptions, end_live_run, live_options, live_run_aids
+from audit.cli_progress import _report_verdict
 from audit.errors import InputError
 
 
@@ -128,24 +129,7 @@ def _parse_gate(ctx: click.Context, param: click.Parameter, value: str | None):
     default=None,
     help="Write JUnit XML (one test case per check) to this file.",
 )
-@click.option("--no-cache", is_flag=True, help="Live mode: neither read nor write the generation cache.")
-@click.option(
-    "--cache",
-    "cache_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Live mode: the generation cache file (default: $AUDIT_CACHE_DIR/generations.sqlite or "
-    "~/.cache/audit/generations.sqlite).",
-)
-@click.option(
-    "--sequential",
-    is_flag=True,
-    help="Live mode: generate in batches (seeded draw order) and stop once the verdict is settled by anytime-valid "
-    "tests (options.sequential). Replay: say after how many items a live re-run would have stopped.",
-)
-@click.option(
-    "--n-max", "n_max", type=click.IntRange(1), default=None, help="With --sequential: the most items to generate."
-)
+@live_options
 def verify(
     claim_file: Path,
     out_dir: Path | None,
@@ -155,10 +139,7 @@ def verify(
     fail_on,
     summary_md: Path | None,
     junit: Path | None,
-    no_cache: bool,
-    cache_path: Path | None,
-    sequential: bool,
-    n_max: int | None,
+    live: LiveOptions,
 ) -> None:
     """Audit a claim: replay its logs (samples:) or generate both arms live (arms:/task:), run every check,
     print the verdict.
@@ -182,7 +163,7 @@ def verify(
 
     register_env_secrets(a.api_key_env for a in (claim.arms or {}).values())
     _check_outputs(out_dir, summary_md, junit)
-    cache, progress = _live_run_aids(claim, no_cache, cache_path, as_json)
+    cache, progress = live_run_aids(claim, live, as_json)
     try:
         outcome = run_verify(
             claim,
@@ -192,27 +173,15 @@ def verify(
             cache=cache,
             progress=progress,
             gate=fail_on,
-            sequential=sequential or n_max is not None,
-            n_max=n_max,
+            sequential=live.sequential or live.n_max is not None,
+            n_max=live.n_max,
+            executor=live.executor_object(),
         )
     finally:
+        end_live_run()
         if hasattr(progress, "close"):
             progress.close()
     _report_verdict(outcome, out_dir, summary_md, junit, as_json)
-
-
-def _live_run_aids(claim, no_cache: bool, cache_path: Path | None, as_json: bool):
-    """The generation cache and the progress display of a live run (None, None for a replay)."""
-    cache = None
-    if claim.live and not no_cache:
-        from audit.generation.cache import GenerationCache
-
-        cache = GenerationCache(cache_path)
-    progress = None
-    if claim.live and not as_json:
-        # A terminal gets a bar per stage; a CI log (stderr not a terminal) lines with counts, rate and ETA.
-        progress = _progress if _stderr_is_terminal() else _line_progress()
-    return cache, progress
 
 
 @main.command(short_help="What changed between two audits (report.json) of the same claim.")

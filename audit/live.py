@@ -335,6 +335,7 @@ def _frame(claim: Claim, arm: str, v: Variant, b: int, gens: list, label: str) -
             "target": v.targets,
             "finish_reason": [g.finish_reason for g in gens],
             "no_output": [g.no_output for g in gens],
+            "served_by": [g.served_by for g in gens],
             "completion_tokens": [g.completion_tokens for g in gens],
             "prompt_hash": [hashlib.sha256(p.encode()).hexdigest() for p in v.prompts[arm]],
             "doc_hash": [hashlib.sha256(json.dumps(it.row, sort_keys=True).encode()).hexdigest() for it in v.items],
@@ -374,10 +375,15 @@ def _budget_settings(
     }
 
 
-def _run_summary(stats: dict[str, RunStats], variants: list[Variant]) -> dict:
-    """What the run cost per arm, and how each variant was made."""
+def _run_summary(stats: dict[str, RunStats], variants: list[Variant], frames: list[pd.DataFrame]) -> dict:
+    """What the run cost per arm, how each variant was made, and how many outputs each endpoint produced."""
+    served: dict[str, dict[str, int]] = {arm: {} for arm in stats}
+    for f in frames:
+        for (arm, url), count in f.groupby(["arm", "served_by"]).size().items():
+            served[arm][url] = served[arm].get(url, 0) + int(count)
     return {
         arm: {
+            "served_by": served[arm],
             "requests": s.requests,
             "cached": s.cached,
             "completion_tokens_generated": s.completion_tokens,
@@ -437,12 +443,14 @@ def run_live(
     upto: int | None = None,
     draw_seed: int | None = None,
     planned: tuple[list[Variant], dict, dict] | None = None,
+    executor: Any = None,
 ) -> tuple[Records, dict[str, RunStats]]:
     """Generate every arm × variant × budget (cache first) and return Records plus what it cost. ``upto`` and
     ``draw_seed`` (a sequential audit's look): only the first ``upto`` drawn items of the default variant and the
     same share of each other variant's (`audit.stopping.share`); the smaller budgets' spot checks are then the first
     drawn items, so every look checks the same ones. ``planned``: `plan_variants`'s result, when the caller has it
-    (a sequential audit reads the dataset once, not at every look)."""
+    (a sequential audit reads the dataset once, not at every look). ``executor``: where the requests run
+    (`audit.generation.http.run_generations`; None, the in-process asyncio client)."""
     from audit.generation.types import public_url
 
     variants, task_scorers, task_settings = planned if planned is not None else plan_variants(claim, plan)
@@ -465,7 +473,7 @@ def run_live(
         settings[arm] = {}
         label = "embedded" if endpoint.is_embedded else public_url(endpoint.url)
         for v in variants:
-            by_budget, how = _generate(claim, endpoint, arm, v, st, cache, progress, draw_seed)
+            by_budget, how = _generate(claim, endpoint, arm, v, st, (cache, progress, executor), draw_seed)
             for b in v.budgets:
                 gens = by_budget[b]
                 frames.append(_frame(claim, arm, v, b, gens, label))
@@ -482,7 +490,7 @@ def run_live(
                 continue
             for b in v.budgets:
                 settings[arm][b] = _budget_settings(claim, arm, endpoint, label, v, b, how[b], task_settings)
-    run = _run_summary(stats, variants)
+    run = _run_summary(stats, variants, frames)
     table, scoring_notes = _score(claim, frames, task_scorers)
     where = {(arm, v.name, b): f"live run of {arm} ({v.name})" for arm in ARMS for v in variants for b in v.budgets}
     return build_records([table], sources, settings, where, run, scoring_notes=scoring_notes), stats
@@ -529,19 +537,23 @@ def _requests_at(claim: Claim, arm: str, v: Variant, budget: int, logprobs: int 
     ]
 
 
-def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, cache, progress, draw_seed=None):
-    """Generations of one arm × variant at each of its budgets, and how each budget was obtained."""
+def _generate(claim: Claim, endpoint, arm: str, v: Variant, st: RunStats, aids: tuple, draw_seed=None):
+    """Generations of one arm × variant at each of its budgets, and how each budget was obtained. ``aids``: the
+    cache, the progress factory and the executor."""
     from audit.generation.http import run_generations, tokenize, truncate_to_tokens
     from audit.generation.types import TruncationError
 
     task = _live_task(claim)
+    cache, progress, executor = aids
 
     def requests_at(budget: int, logprobs: int | None, subset=None) -> list:
         return _requests_at(claim, arm, v, budget, logprobs, subset)
 
     def generate(reqs: list, label: str) -> list:
         cb = progress(label, len(reqs)) if progress else None
-        gens = run_generations(endpoint, reqs, cache, progress=cb, label=label, seed=claim.options.seed)
+        gens = run_generations(
+            endpoint, reqs, cache, progress=cb, label=label, seed=claim.options.seed, executor=executor
+        )
         st.requests += sum(not g.cached for g in gens)
         st.cached += sum(g.cached for g in gens)
         st.completion_tokens += sum((g.completion_tokens or 0) for g in gens if not g.cached)

@@ -24,7 +24,7 @@ from audit.errors import InputError, Problem
 from audit.jsonlines import WHITESPACE
 from audit.plan import ARMS, DEFAULT_VARIANT
 
-COLUMNS = [
+LOG_COLUMNS = [
     "arm",
     "item_id",
     "variant",
@@ -44,6 +44,7 @@ COLUMNS = [
     "answered",
     "no_output",
 ]
+COLUMNS = LOG_COLUMNS + ["served_by"]
 # extracted: the answer an extracting scorer took from the output (lm-eval's filtered response, a regex scorer's
 # match, a logged extraction); answered: 1.0 when it found one, 0.0 when it found none ("[invalid]", no match,
 # null), NaN when the scoring does not extract (it compares the whole output) or the log does not say.
@@ -51,7 +52,8 @@ COLUMNS = [
 # output"): one rule for live runs and replayed logs (:func:`no_output_causes`). Such an output scores what the
 # scoring gives an empty text (0 for every extracting or comparing scorer); the extraction check counts it as
 # no answer with its cause, and the truncation rules read it as probable budget exhaustion when the server gave
-# no finish reason or said "length".
+# no finish reason or said "length". served_by: live runs, which of an arm's endpoints produced the output (its base
+# URL without credentials, or "embedded"); None for replayed logs.
 DERIVED_COLUMNS = ["truncated", "truncated_by"]
 # Facts derived from the rows, not read: truncated, 1.0 the output hit the generation cap, 0.0 it did not, NaN
 # unknown; truncated_by, the evidence that decided it (Records.with_truncation, by the rules of truncation_frame).

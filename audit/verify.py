@@ -138,7 +138,7 @@ def run_checks(ctx: Context) -> tuple[list[Finding], list[str]]:
     return findings, ran
 
 
-def collect(claim: Claim, cache=None, progress=None) -> Records | None:
+def collect(claim: Claim, cache=None, progress=None, executor=None) -> Records | None:
     """The claim's records: replayed logs, a live run on its arms' endpoints, or None (reported numbers only). The
     plan (`audit.plan.build_plan`) is built once here and handed to the reader or the runner."""
     if claim.samples is None and not claim.live:
@@ -152,7 +152,7 @@ def collect(claim: Claim, cache=None, progress=None) -> Records | None:
         return load_records(claim, plan=plan)
     from audit.live import run_live
 
-    records, _ = run_live(claim, cache=cache, progress=progress, plan=plan)
+    records, _ = run_live(claim, cache=cache, progress=progress, plan=plan, executor=executor)
     return records
 
 
@@ -226,6 +226,7 @@ def verify(
     sequential: bool = False,
     stream: bool = False,
     n_max: int | None = None,
+    executor=None,
 ) -> AuditResult:
     """Audit a claim. ``records`` come from replayed logs or a live run (collected here when not given). ``gate``
     (default: fail on every verdict but supported) decides ``exit_code``; it is recorded in the report.
@@ -233,7 +234,8 @@ def verify(
     ``sequential`` (or ``options.sequential`` in the claim): a live claim is generated batch by batch and stops once
     its verdict is settled (`audit.stopping`); replayed records get the "would have stopped after k of n items" line.
     ``stream``: given ``records`` are treated as a live run would meet them (batch by batch, the verdict at the stop),
-    which is how the calibration simulates sequential audits. ``n_max`` overrides ``options.sequential.n_max``."""
+    which is how the calibration simulates sequential audits. ``n_max`` overrides ``options.sequential.n_max``.
+    ``executor``: where a live run's requests go (`audit.generation.ray_executor.RayExecutor`; None: in-process)."""
     opts = claim.options
     seed = opts.seed if seed is None else seed
     resamples = opts.resamples if resamples is None else resamples
@@ -242,9 +244,9 @@ def verify(
     seq = _sequential_options(claim, sequential or stream, n_max)
     seq_run: SequentialRun | None = None
     if seq is not None and records is None and claim.live:
-        records, seq_run = _stream_live(claim, seq, seed, resamples, cache, progress)
+        records, seq_run = _stream_live(claim, seq, seed, resamples, (cache, progress, executor))
     elif records is None:
-        records = collect(claim, cache=cache, progress=progress)
+        records = collect(claim, cache=cache, progress=progress, executor=executor)
     _check_reported_scale(claim, records)
     _check_score_bounds(claim, records)
     if seq is not None and seq_run is None and records is not None:
@@ -347,13 +349,14 @@ def _stream(
     return _looks(claim, seq, seed, resamples, n0, lambda k: stopping.prefix(records, k, seed), mode, {})
 
 
-def _stream_live(claim: Claim, seq: Sequential, seed: int, resamples: int, cache, progress):
+def _stream_live(claim: Claim, seq: Sequential, seed: int, resamples: int, aids: tuple):
     """Generate a live claim batch by batch in draw order and stop once its verdict is settled (`audit.stopping`);
     cached generations are reused, so a stopped audit resumed with a larger ``n_max`` continues where it stopped."""
     from audit.generation.cache import GenerationCache
     from audit.live import plan_variants, run_live
     from audit.plan import build_plan
 
+    cache, progress, executor = aids
     plan = build_plan(claim)
     planned = plan_variants(claim, plan)
     n0 = len(planned[0][0].items)
@@ -361,7 +364,9 @@ def _stream_live(claim: Claim, seq: Sequential, seed: int, resamples: int, cache
     cost: dict = {"requests": 0}
 
     def records_at(k: int) -> Records:
-        rec, st = run_live(claim, cache=cache, progress=progress, plan=plan, upto=k, draw_seed=seed, planned=planned)
+        rec, st = run_live(
+            claim, cache=cache, progress=progress, plan=plan, upto=k, draw_seed=seed, planned=planned, executor=executor
+        )
         cost["requests"] += sum(s.requests for s in st.values())
         cost["generations_used"] = sum(s.requests + s.cached + s.derived for s in st.values())
         return rec

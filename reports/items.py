@@ -277,6 +277,9 @@ def _outputs(v: str, iid: str, bkeys: list[str], out_rows: dict, flag_at: dict, 
                 "truncated": None if fl is None or (isinstance(fl, float) and math.isnan(fl)) else int(fl),
                 "cuts": cuts,
             }
+            served = getattr(r, "served_by", None)
+            if isinstance(served, str):  # live runs: which of the arm's endpoints produced it
+                pair[arm]["served_by"] = served
         if pair:
             outputs[bk] = pair
     return outputs

@@ -102,6 +102,7 @@ class FakeServer:
         tokenizer: bool = False,
         echo_auth_in_errors: bool = False,
         echo_auth_in_completions: bool = False,
+        port: int = 0,
     ) -> None:
         self.script = list(script or [])
         self.default = default
@@ -119,7 +120,7 @@ class FakeServer:
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
-        self.port: int | None = None
+        self.port: int | None = port or None
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     @property
@@ -135,7 +136,7 @@ class FakeServer:
         return sum(1 for h in self.hits if h.path.endswith("completions"))
 
     def start(self) -> "FakeServer":
-        self._httpd = _Server(("127.0.0.1", 0), self._handler_class())
+        self._httpd = _Server(("127.0.0.1", self.port or 0), self._handler_class())  # a given port: a restart
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)

@@ -94,9 +94,21 @@ class _Pool:
         free = [b for b in self.bases if self.in_flight[b] < self.per_base]
         return min(free, key=lambda b: (self.penalty_until[b] > now, b == avoid and n > 1, self.in_flight[b], order[b]))
 
+    def _healthy_busy(self, base: str) -> bool:
+        """``base`` is penalised (it refused a connection lately) while another base is not: wait for that one."""
+        now = time.monotonic()
+        return self.penalty_until[base] > now and any(self.penalty_until[b] <= now for b in self.bases if b != base)
+
     async def acquire(self, avoid: str | None) -> str:
-        await self.total.acquire()
-        base = self._pick(avoid)  # no await between pick and increment: atomic on the event loop
+        while True:
+            await self.total.acquire()
+            base = self._pick(avoid)  # no await between pick and increment: atomic on the event loop
+            if not self._healthy_busy(base):
+                break
+            # The only free slot is on an endpoint that refuses connections while a healthy one is busy: a request
+            # sent there would burn a retry (and fail the run when its retries ran out), so wait for a healthy slot.
+            self.total.release()
+            await asyncio.sleep(0.02)
         self.in_flight[base] += 1
         await self.sems[base].acquire()  # never waits: the total bound leaves a free slot on `base`
         return base
@@ -290,7 +302,7 @@ class _Run:
                 self.any_answer = True
                 outcome = self._classify(resp, body, latency)
                 if isinstance(outcome, Generation):
-                    return outcome
+                    return replace(outcome, served_by=public_url(base))
                 failure = outcome
 
             # Fail fast when nothing has ever answered and the connection is refused: likely a wrong URL or a
@@ -350,7 +362,7 @@ class _Run:
         from audit.generation import embedded
 
         try:
-            return await asyncio.to_thread(embedded.generate, self.endpoint, request)
+            return replace(await asyncio.to_thread(embedded.generate, self.endpoint, request), served_by="embedded")
         except AuditError:
             raise
         except Exception as exc:  # llama.cpp raises ValueError/RuntimeError for e.g. a prompt beyond n_ctx
@@ -482,12 +494,17 @@ def run_generations(
     label: str = "",
     *,
     seed: int | None = None,
+    executor: Any = None,
 ) -> list[Generation]:
     """Generate every request (cache first), in request order. ``seed`` only seeds the retry jitter.
 
     Raises ``ServerError`` (exit 3) when a server keeps failing, ``InputError`` (exit 2) for a bad endpoint or a
     missing API-key variable. Safe to call from code that already runs an event loop (it then uses a thread).
+    ``executor``: another executor with a ``run`` of the same signature (`audit.generation.ray_executor`); None, the
+    in-process asyncio client.
     """
+    if executor is not None:
+        return executor.run(endpoint, requests, cache, progress, label, seed)
     coro_args = (endpoint, requests, cache, progress, label)
     return _run_sync(lambda: arun_generations(*coro_args, seed=seed))
 

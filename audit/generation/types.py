@@ -201,7 +201,8 @@ class Generation:
     message's separate ``reasoning_content`` when a server splits reasoning out. ``truncated_from`` is set by
     ``truncate_to_tokens``: the completion length of the generation this one was cut from. ``no_output`` says why
     there is no text when the server returned none (``"null content"``: a chat message's content was null,
-    ``"null text"``: a completion's text was null); ``text`` is then ``""``. The Records keep the cause, and the
+    ``"null text"``: a completion's text was null); ``text`` is then ``""``. ``served_by``: which of an arm's
+    endpoints (``url`` or a replica, credentials stripped) produced it. The Records keep the cause, and the
     checks count such an output as no answer (probable budget exhaustion when ``finish_reason`` is absent or
     ``"length"``), never as a silent 0.
     """
@@ -217,6 +218,8 @@ class Generation:
     reasoning_text: str | None = None
     truncated_from: int | None = None
     no_output: str | None = None
+    # The base URL (credentials stripped) of the replica that produced it; "embedded" for the in-process model.
+    served_by: str | None = None
 
 
 class TruncationError(ServerError):

@@ -40,7 +40,7 @@ import pandas as pd
 
 from audit.errors import InputError, Problem
 from audit.importers.jsonl import NULL_OUTPUT
-from audit.records import COLUMNS
+from audit.records import COLUMNS, LOG_COLUMNS
 
 STOP_REASONS_CUT = frozenset({"max_tokens", "model_length"})
 LETTERS = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0}
@@ -239,7 +239,7 @@ def read_inspect(
         got = _sample_rows(s, where, (arm, str(s.id), variant, budget), file, cluster_field, reports_answer, problems)
         rows += got
         sample_of += [int(s.epoch) - 1] * len(got)
-    df = pd.DataFrame.from_records(rows, columns=COLUMNS)
+    df = pd.DataFrame.from_records(rows, columns=LOG_COLUMNS)  # a log never says which replica served it
     if all_epochs and len(epochs) > 1:
         df["sample"] = sample_of
         st["epochs_reduced"] = len(epochs)
