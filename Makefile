@@ -52,6 +52,8 @@ bench-live: $(STAMP)
 	$(PY) benchmarks/live_sweep.py
 	$(PY) benchmarks/live_throughput.py
 	$(PY) benchmarks/cached_demo.py
+	$(PY) benchmarks/sequential_live.py
+	$(PY) benchmarks/ray_live.py
 
 fixtures: $(STAMP)
 	$(PY) -m pip install -q -e ".[live,lmeval,inspect]" openai

@@ -146,3 +146,23 @@ def test_cli_ray_address_needs_the_ray_executor(tmp_path):
         res = CliRunner().invoke(main, ["verify", str(claim.path), "--no-cache", "--ray-address", "auto"])
     assert res.exit_code == 2 and "--ray-address needs --executor ray" in res.output
     assert srv.n_generation_hits == 0
+
+
+def test_the_default_path_never_imports_ray(tmp_path):
+    """A live audit on the default executor, in a fresh process: Ray is not imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from servers import FakeServer\n"
+        "from audit.generation.http import run_generations\n"
+        "from audit.generation.types import Endpoint, GenerationRequest\n"
+        "from audit.cli import main\n"
+        "with FakeServer(max_requests=5) as s:\n"
+        "    run_generations(Endpoint(url=s.url, model='m'), [GenerationRequest(item_id='a', prompt='x')], None)\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr

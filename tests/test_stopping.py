@@ -301,3 +301,24 @@ def test_cli_sequential_flag_and_n_max(tmp_path):
         report = json.loads(res.output[res.output.index("{") :])
         assert report["sequential"]["n_max"] == 60 and report["sequential"]["stopped_at"] <= 60
         assert srv.n_generation_hits == 2 * report["sequential"]["stopped_at"]
+
+
+def test_a_variant_on_other_items_is_paired_by_draw_rank(tmp_path):
+    """A second dataset shares no item with the claimed cell: its change is tested on the i-th drawn item of each
+    paired with the other's, as many pairs as the smaller cell has."""
+    from audit.breaks import perturbations
+    from audit.verify import _context
+
+    rng = np.random.default_rng(9)
+    b, t = _pairs(rng, 300, 0.4, 0.6)
+    vb, vt = _pairs(rng, 200, 0.4, 0.6)
+    rec = _records(b, t)
+    ood = _records(vb, vt).table.assign(variant="ood", item_id=lambda f: "x" + f["item_id"])
+    rec = Records(pd.concat([rec.table, ood], ignore_index=True))
+    claim = _claim(tmp_path)
+    ctx = _context(claim, rec, 0, 1000, None, 0)
+    (pt,) = [p for p in perturbations(ctx) if p.kind == "variant"]
+    assert pt.change.method == stats.ANYTIME_METHOD and pt.change.estimate.n == 200 and pt.shared == 0
+    g0 = (t - b)[draw_order([f"q{i:04d}" for i in range(300)], 0)][:200]
+    g1 = (vt - vb)[draw_order([f"xq{i:04d}" for i in range(200)], 0)]
+    assert pt.change.value == pytest.approx(float(np.mean(g1 - g0)))
