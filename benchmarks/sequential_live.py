@@ -7,12 +7,12 @@ Two claims, each audited twice into a fresh empty generation cache (so every gen
               stops once the claimed gain and every perturbation are settled by anytime-valid tests
 
 The claims: the demo (fixtures/claims/demo.yaml, 80 single-digit additions, embedded Gemma 3 270M, budgets 24 and
-64) and a larger one with the same prompts on 160 additions (a + b, a in 1..20, b in 2..9; written to a temporary
-file). Prints, per claim, both verdicts, the items and the model calls (uncached generation requests) each made,
+64, reported delta 0.25) and a larger one with the same prompts on --large-n additions (a + b, a in 1..n/8, b in
+2..9; written to a temporary file; no reported numbers). Prints, per claim, both verdicts, the items and the model calls (uncached generation requests) each made,
 their ratio (goal: sequential ≤ 0.5 of fixed, same verdict), and wall times as a ratio (information only: the
 machine is shared). Writes the numbers as JSON with --json.
 
-    python benchmarks/sequential_live.py [--batch 10] [--claims demo large] [--json FILE]
+    python benchmarks/sequential_live.py [--batch 10] [--claims demo large] [--large-n 240] [--json FILE]
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))
 DEMO = REPO / "fixtures" / "claims" / "demo.yaml"
 
 
-def large_dataset(path: Path) -> Path:
-    """160 additions a + b (a in 1..20, b in 2..9), shuffled with a fixed seed."""
-    rows = [(a, b) for a in range(1, 21) for b in range(2, 10)]
+def large_dataset(path: Path, n: int = 240) -> Path:
+    """n additions a + b (a in 1..n/8, b in 2..9; n a multiple of 8), shuffled with a fixed seed."""
+    rows = [(a, b) for a in range(1, n // 8 + 1) for b in range(2, 10)]
     random.Random(0).shuffle(rows)
     with path.open("w", encoding="utf-8") as f:
         for i, (a, b) in enumerate(rows):
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=10, help="items per look of the sequential runs")
     ap.add_argument("--claims", nargs="+", choices=("demo", "large"), default=["demo", "large"])
+    ap.add_argument("--large-n", type=int, default=240, help="items of the larger claim (a multiple of 8)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     from audit.claim import load_claim
@@ -92,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory() as d:
         for name in args.claims:
-            dataset = large_dataset(Path(d) / "add_large.jsonl") if name == "large" else None
-            title = base.claim.title if name == "demo" else "Direct answering vs verification prompting, 160 additions"
+            dataset = large_dataset(Path(d) / "add_large.jsonl", args.large_n) if name == "large" else None
+            title = base.claim.title if name == "demo" else f"Direct answering vs verification, {args.large_n} additions"
             fixed = run(claim_variant(base, dataset, None, title))
             seq = run(claim_variant(base, dataset, args.batch, title))
             results[name] = {"fixed": fixed, "sequential": seq,

@@ -128,6 +128,8 @@ def test_two_endpoints_share_the_load_and_survive_one_killed(ray_session, tmp_pa
         counts = {arm: run["served_by"] for arm, run in out.report.run.items()}
         assert sum(sum(c.values()) for c in counts.values()) == 120
         assert a.n_generation_hits > b.n_generation_hits >= 10
+        # max_concurrency 3 per URL: the Ray actors share it (2 actors × ⌈3/2⌉ slots at most)
+        assert max(a.max_in_flight, b.max_in_flight) <= (4 if use_ray else 3)
 
 
 def test_ray_refuses_the_embedded_model(ray_session):
@@ -166,3 +168,18 @@ def test_the_default_path_never_imports_ray(tmp_path):
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+@pytest.mark.live
+def test_ray_on_a_real_llama_server_equals_the_default(ray_session, llama_server, tmp_path):
+    """The live fixture claim on a real llama.cpp server (started with --n_batch 1, so greedy outputs do not depend on
+    request order or batching): the Ray executor gives the default executor's outputs item by item, with the same
+    cache keys."""
+    from test_live import live_claim, texts
+
+    claim = live_claim(tmp_path, llama_server, limit=4)
+    c_default, c_ray = GenerationCache(tmp_path / "a.sqlite"), GenerationCache(tmp_path / "b.sqlite")
+    default, _ = run_live(claim, cache=c_default)
+    viaray, st = run_live(claim, cache=c_ray, executor=ray_session)
+    assert texts(default) == texts(viaray) and len(texts(viaray)) == 2 * 2 * 4
+    assert _keys(c_default) == _keys(c_ray) and st["baseline"].derived == 4

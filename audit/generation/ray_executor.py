@@ -116,6 +116,7 @@ class _Generate:
         register_env_secrets([self.endpoint.api_key_env])  # scrub the key from this process's outputs and errors
         self.label = d["label"]
         self.rng = random.Random(d["seed"])
+        self.per_base = int(d["per_base"])
         self.stage = stage
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -141,9 +142,9 @@ class _Generate:
 
         ep = self.endpoint
         bases = ep.base_urls()
-        pool = _Pool(bases, ep.max_concurrency)
+        pool = _Pool(bases, self.per_base)
         run = _Run(ep, None, self.label, self.rng)
-        n_conn = ep.max_concurrency * len(bases)
+        n_conn = self.per_base * len(bases)
         limits = httpx.Limits(max_connections=n_conn, max_keepalive_connections=n_conn)
         async with httpx.AsyncClient(limits=limits, timeout=ep.timeout_s) as client:
 
@@ -255,7 +256,9 @@ def _stream(
     ray.data.DataContext.get_current().enable_progress_bars = False  # the audit's progress display reports the rows
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": we know
-    stage = json.dumps({"endpoint": asdict(endpoint), "label": label, "seed": seed})
+    # The endpoint's max_concurrency per URL is shared by the actors (rounded up to a multiple of their number).
+    per_base = math.ceil(endpoint.max_concurrency / actors)
+    stage = json.dumps({"endpoint": asdict(endpoint), "label": label, "seed": seed, "per_base": per_base})
     rows = [{"idx": j, "request": _request_to_json(r), "stage": stage} for j, r in enumerate(requests)]
     ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / batch))
     ds = ds.map_batches(
