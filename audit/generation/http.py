@@ -412,6 +412,23 @@ def _validate(endpoint: Endpoint, requests: list[GenerationRequest], label: str)
     api_key_of(endpoint)  # a missing key variable is an input error before any request goes out
 
 
+def cached_and_todo(
+    endpoint: Endpoint, requests: list[GenerationRequest], cache: "GenerationCache | None"
+) -> tuple[list[Generation | None], dict[str, list[int]]]:
+    """Each request's cached generation (None where there is none), and the cache keys still to generate with the
+    requests' indices under each: identical requests (same key) are generated once."""
+    from audit.generation.cache import key_for
+
+    results: list[Generation | None] = []
+    todo: dict[str, list[int]] = {}
+    for i, r in enumerate(requests):
+        k = key_for(endpoint, r)
+        results.append(cache.get(k) if cache is not None else None)
+        if results[-1] is None:
+            todo.setdefault(k, []).append(i)
+    return results, todo
+
+
 async def arun_generations(
     endpoint: Endpoint,
     requests: list[GenerationRequest],
@@ -422,19 +439,9 @@ async def arun_generations(
     seed: int | None = None,
 ) -> list[Generation]:
     """Async implementation of ``run_generations`` (use it directly inside a running event loop)."""
-    from audit.generation.cache import key_for
-
     _validate(endpoint, requests, label)
     total = len(requests)
-    keys = [key_for(endpoint, r) for r in requests]
-    results: list[Generation | None] = [None] * total
-    todo: dict[str, list[int]] = {}  # identical requests (same key) are generated once
-    for i, k in enumerate(keys):
-        got = cache.get(k) if cache is not None else None
-        if got is not None:
-            results[i] = got
-        else:
-            todo.setdefault(k, []).append(i)
+    results, todo = cached_and_todo(endpoint, requests, cache)
     done = total - sum(len(v) for v in todo.values())
     if progress is not None:
         progress(done, total)

@@ -178,8 +178,8 @@ def run_generations_ray(
     seed: int | None,
 ) -> list[Generation]:
     """Every request's generation (cache first), in request order, generated on Ray Data (module docstring)."""
-    from audit.generation.cache import _decode, key_for
-    from audit.generation.http import _validate
+    from audit.generation.cache import _decode
+    from audit.generation.http import _validate, cached_and_todo
 
     if endpoint.is_embedded:
         raise InputError(
@@ -193,12 +193,7 @@ def run_generations_ray(
             ]
         )
     _validate(endpoint, requests, label)
-    keys = [key_for(endpoint, r) for r in requests]
-    results: list[Generation | None] = [cache.get(k) if cache is not None else None for k in keys]
-    todo: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        if results[i] is None:
-            todo.setdefault(k, []).append(i)
+    results, todo = cached_and_todo(endpoint, requests, cache)
     total = len(requests)
     done = total - sum(len(v) for v in todo.values())
     if progress is not None:
