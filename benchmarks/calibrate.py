@@ -9,6 +9,16 @@ with clustered items (equal or unequal clusters) or with skewed continuous score
 interval. Cells run at n in NS unless they name their own item counts (the continuous cells: 30 and 100) or have
 a fixed one (rounded_report: 50,000; understated_margin: 2,000).
 
+The sequential cells (names ``seq_*``; ``--cells seq`` selects them all; default n: SEQ_NS) stream simulated claims
+batch by batch: each replicate runs the fixed-n ``verify`` *and* ``verify(..., stream=True)`` (items in the seeded
+draw order, a look every 50 items, stop once the verdict is settled: `audit.stopping`) on the same simulated data,
+and records both verdicts, ``stopped_at`` and ``items_total``. A ``seq_X`` cell draws exactly the data (and the
+audit seed) of cell ``X`` at the same (seed, n, replicate), so its fixed-n column repeats X's row; ``seq_mde2x`` and
+``seq_mde3x`` set the true gain to 2× and 3× the fixed-n MDE of the design at that n (`design_mde`). Their goals:
+sequential ``supported`` ≤ 2.5% under the null; false ``fragile`` ≤ 5% for a gain the perturbations leave alone;
+for true gains of at least 2× the MDE, the sequential ``supported`` rate within 5 points of the fixed-n one and the
+median share of the items used (stopped_at / items_total) at most 50%.
+
     python benchmarks/calibrate.py [--reps 400] [--resamples 1000] [--jobs 2] [--seed 0] [--cells NAME ...]
                                    [--n N ...] [--quick] [--out benchmarks/calibration]
 
@@ -72,6 +82,14 @@ SKEW_NOISE = 0.1       # SD of the symmetric per-item noise on top (the treatmen
 SYMMETRIC_SD = 0.3     # symmetric continuous cell: N(0, SYMMETRIC_SD²) per-item differences
 ROUNDED_N, ROUNDED_GAIN, ROUNDED_REPORTED = 50_000, 0.096, 0.10
 UNDERSTATED_N, UNDERSTATED_GAINS, UNDERSTATED_REPORTED = 2_000, (0.10, 0.075), 0.03
+# Sequential cells
+SEQ_NS = (200, 1000)       # their item counts when --n is not given
+MDE_POWER = 0.8            # the fixed-n MDE: the smallest gain McNemar's test detects with this power at ALPHA
+MDE_MULTIPLES = (2, 3)     # seq_mde2x, seq_mde3x: true gain = multiple × MDE(n)
+MDE_MIN_N = 100            # below it 3 × MDE(n) leaves no room under an accuracy of 1
+SEQ_GAP_GOAL = 0.05        # |fixed-n supported rate − sequential supported rate| ≤ 5 points ...
+SEQ_STOP_GOAL = 0.5        # ... and median stopped_at / items_total ≤ 50% ...
+SEQ_GOAL_MIN_MDE = 2.0     # ... where the true gain is at least this many fixed-n MDEs
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -159,6 +177,29 @@ def phi_of(b: np.ndarray, t: np.ndarray) -> float:
     return float(np.corrcoef(b, t)[0, 1])
 
 
+def design_psi() -> float:
+    """The discordance ψ = P(01) + P(10) of the paired 0/1 design with no difference (both arms at BASE_RATE,
+    within-item correlation PHI): 2 · (0.25 − 0.5 · 0.25) = 0.25."""
+    cells, _ = joint_2x2(BASE_RATE, BASE_RATE, PHI)
+    return float(cells[1] + cells[2])
+
+
+_MDE: dict[int, float] = {}
+
+
+def design_mde(n: int) -> float:
+    """The fixed-n MDE of the design at n items: `audit.stats.mde_mcnemar(n, design_psi(), alpha=ALPHA,
+    power=MDE_POWER)` (McNemar with continuity correction; exact enumeration up to n = 400, Connor 1987 above) — the
+    test the audit's own MDE uses. ψ is the design's discordance under no difference (0.25), so the MDE depends on n
+    alone; at a true gain of 2 × MDE the discordance is a little higher (0.272 at n = 200, 0.254 at n = 1000), which
+    only adds power. NaN where even a gain of ψ has less power (n < 50)."""
+    if n not in _MDE:
+        from audit.stats import mde_mcnemar
+
+        _MDE[n] = float(mde_mcnemar(n, design_psi(), alpha=ALPHA, power=MDE_POWER))
+    return _MDE[n]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Claims and records, through the public API
 
@@ -229,11 +270,17 @@ class Metric:
     """One error rate of a cell: ``event`` verdicts among the replicates where ``among`` holds (default: all)."""
 
     name: str
-    event: Callable[[dict], bool]
+    event: Callable[[dict], bool] | None = None
     goal: float | None = None          # the rate must be ≤ goal (None: reported only)
     goal_count: int | None = None      # the count must be ≤ goal_count (used for "exactly 0")
     among: Callable[[dict], bool] | None = None
     among_label: str = ""
+    # "rate": event count / replicates. "gap": rate(event) − rate(other) on the same replicates (fixed-n minus
+    # sequential), goal |gap| ≤ goal. "median": the median of value(replicate), goal ≤ goal.
+    kind: str = "rate"
+    other: Callable[[dict], bool] | None = None
+    value: Callable[[dict], float] | None = None
+    min_gain_mde: float | None = None  # the goal holds only where the cell's true gain ≥ this many design MDEs
 
 
 def _is(*verdicts: str) -> Callable[[dict], bool]:
@@ -252,6 +299,10 @@ class Cell:
     wrong: tuple[str, ...] = ()        # verdicts that are wrong in this cell (their findings are tallied)
     ns: tuple[int, ...] | None = None  # the item counts it runs at when --n is not given (None: NS)
     fixed_n: int | None = None         # the one item count it always runs at (the situation defines n)
+    # Sequential cells: every replicate also runs verify(..., stream=True) on the same data.
+    sequential: bool = False
+    seed_key: str | None = None        # the cell whose replicate seeds (data and audit) it uses (None: its own name)
+    true_gain: Callable[[int], float] | None = None  # the true gain at the claimed setting, by n
 
 
 def _two_arm(rng, n, p_t):
@@ -393,8 +444,45 @@ def sim_understated_margin(rng, n, resamples):
     return claim, records_of(blocks), {"b": b, "t": t}
 
 
+def sim_mde(k: int):
+    """A true gain of k × the fixed-n MDE of the design at n (`design_mde`); one budget, one scoring, nothing
+    reported. Where the Fréchet bound clips the within-item correlation (n = 200, 3 × MDE: phi 0.49) the achieved
+    phi is in the row's mean phi."""
+    def sim(rng, n, resamples):
+        gain = k * design_mde(n)
+        if not 0.0 < gain < 1.0 - BASE_RATE:
+            raise ValueError(f"{k} × MDE({n}) = {gain:.3f} leaves no room above the baseline rate {BASE_RATE}")
+        _, b, t = _two_arm(rng, n, BASE_RATE + gain)
+        claim = claim_of(f"seq_mde{k}x", resamples)
+        return claim, records_of([frame("baseline", b), frame("treatment", t)]), {"b": b, "t": t}
+    return sim
+
+
 def _measured_at_least_reported(r: dict) -> bool:
     return r["delta"] >= GAIN - 1e-12
+
+
+def _measured_at_stop_at_least_reported(r: dict) -> bool:
+    return r["seq_delta"] is not None and r["seq_delta"] >= GAIN - 1e-12
+
+
+def _seq(*verdicts: str) -> Callable[[dict], bool]:
+    return lambda r: r["seq_verdict"] in verdicts
+
+
+def _items_used(r: dict) -> float:
+    return r["stopped_at"] / r["items_total"]
+
+
+def _gap(verdict: str, goal: float | None = SEQ_GAP_GOAL) -> Metric:
+    """The fixed-n rate of ``verdict`` minus the sequential one, on the same replicates."""
+    return Metric(f"{verdict}: fixed-n rate − sequential rate", _is(verdict), goal=goal, kind="gap",
+                  other=_seq(verdict), min_gain_mde=SEQ_GOAL_MIN_MDE if goal is not None else None)
+
+
+def _stop_share(goal: float | None = SEQ_STOP_GOAL) -> Metric:
+    return Metric("items used: median stopped_at / items_total", kind="median", value=_items_used, goal=goal,
+                  min_gain_mde=SEQ_GOAL_MIN_MDE if goal is not None else None)
 
 
 NOT_FRAGILE = Metric("fragile (false)", _is("fragile"), goal=0.05)
@@ -523,9 +611,80 @@ CELLS: dict[str, Cell] = {c.name: c for c in [
           "reported_delta": UNDERSTATED_REPORTED},
          wrong=("fragile", "not_reproduced"), fixed_n=UNDERSTATED_N),
 ]}
+
+
+def _streamed(base: str, description: str, metrics: tuple[Metric, ...], gain: Callable[[int], float]) -> Cell:
+    """Cell ``base`` streamed: the same simulated data and audit seed per (seed, n, replicate), both modes run."""
+    b = CELLS[base]
+    return Cell(f"seq_{base}", f"Cell `{base}` streamed (its data and audit seed, replicate by replicate; the "
+                f"fixed-n column repeats its row). {description}", b.simulate, metrics,
+                {**b.parameters, "streamed": True}, min_n=b.min_n, wrong=b.wrong, ns=SEQ_NS, sequential=True,
+                seed_key=base, true_gain=gain)
+
+
+def _gain_of(g: float) -> Callable[[int], float]:
+    return lambda n: g
+
+
+_SEQ_SAME_GAIN = (Metric("sequential: fragile (false)", _seq("fragile"), goal=0.05),
+                  Metric("fixed-n: fragile (false)", _is("fragile")),
+                  Metric("sequential: supported", _seq("supported")), Metric("fixed-n: supported", _is("supported")),
+                  _gap("supported"), _stop_share(),
+                  Metric("sequential: not_reproduced", _seq("not_reproduced")),
+                  Metric("sequential: inconclusive", _seq("inconclusive")))
+
+SEQ_CELLS: list[Cell] = [
+    _streamed("null", "`supported` is a type-I error at whatever look the audit stops.",
+              (Metric("sequential: supported (type-I)", _seq("supported"), goal=ALPHA / 2),
+               Metric("fixed-n: supported (type-I)", _is("supported")),
+               Metric("sequential: rejects the null either way (supported or not_reproduced)",
+                      _seq("supported", "not_reproduced")),
+               Metric("sequential: fragile", _seq("fragile"), goal=0.05),
+               _stop_share(goal=None)), _gain_of(0.0)),
+    _streamed("budgets", "`fragile` is wrong in either mode.", _SEQ_SAME_GAIN, _gain_of(GAIN)),
+    _streamed("ood", "`fragile` is wrong in either mode.", _SEQ_SAME_GAIN, _gain_of(GAIN)),
+    _streamed("scorings", "`fragile` is wrong in either mode.", _SEQ_SAME_GAIN, _gain_of(GAIN)),
+    _streamed("budget_break", "A real artifact: `fragile` is the power of the break rule in each mode, reported "
+              "side by side (no goal); `supported` misses the artifact.",
+              (Metric("sequential: fragile (power of the break rule)", _seq("fragile")),
+               Metric("fixed-n: fragile (power of the break rule)", _is("fragile")),
+               _gap("fragile", goal=None),
+               Metric("sequential: supported (artifact missed)", _seq("supported")),
+               Metric("fixed-n: supported (artifact missed)", _is("supported")),
+               Metric("sequential: inconclusive", _seq("inconclusive")), _stop_share(goal=None)), _gain_of(GAIN)),
+    _streamed("reported_true", "`not_reproduced` when the measured delta is at least the reported one must never "
+              "happen; for the sequential verdict the measured delta is the one on the items used up to the stop.",
+              (Metric("sequential: not_reproduced when measured delta (at the stop) ≥ reported",
+                      _seq("not_reproduced"), goal_count=0, among=_measured_at_stop_at_least_reported,
+                      among_label="replicates with measured delta at the stop ≥ 0.10"),
+               Metric("fixed-n: not_reproduced when measured delta ≥ reported", _is("not_reproduced"),
+                      among=_measured_at_least_reported, among_label="replicates with measured delta ≥ 0.10"),
+               Metric("sequential: not_reproduced", _seq("not_reproduced")),
+               Metric("fixed-n: not_reproduced", _is("not_reproduced")),
+               Metric("sequential: fragile (false)", _seq("fragile"), goal=0.05),
+               Metric("sequential: supported", _seq("supported")), Metric("fixed-n: supported", _is("supported")),
+               _gap("supported"), _stop_share()), _gain_of(GAIN)),
+    *[Cell(f"seq_mde{k}x", f"A true gain of {k} × the fixed-n MDE of the design at n (`design_mde`: McNemar, "
+           f"α = {ALPHA}, power {MDE_POWER}, at the design's discordance ψ = {design_psi():g}; 0.102 at n = 200, "
+           f"0.045 at n = 1000), paired 0/1, baseline {BASE_RATE}, phi {PHI}; one budget, one scoring, nothing "
+           "reported. `supported` is power in each mode; `fragile` and `not_reproduced` are wrong.", sim_mde(k),
+           (Metric("sequential: supported (power)", _seq("supported")),
+            Metric("fixed-n: supported (power)", _is("supported")),
+            _gap("supported"), _stop_share(),
+            Metric("sequential: fragile (false)", _seq("fragile"), goal=0.05),
+            Metric("sequential: not_reproduced", _seq("not_reproduced")),
+            Metric("sequential: inconclusive", _seq("inconclusive"))),
+           {**_PAIR, "gain": f"{k} × design_mde(n)", "mde_discordance": design_psi(), "mde_power": MDE_POWER,
+            "mde_test": "McNemar with continuity correction (audit.stats.mde_mcnemar)"},
+           min_n=MDE_MIN_N, wrong=("fragile", "not_reproduced"), ns=SEQ_NS, sequential=True,
+           true_gain=(lambda n, k=k: k * design_mde(n)))
+      for k in MDE_MULTIPLES],
+]
+CELLS.update({c.name: c for c in SEQ_CELLS})
 ALIASES = {"clustered": [f"clustered_c{c}" for c in CLUSTERS], "unequal": [f"unequal_c{c}" for c in CLUSTERS],
            "continuous": ["skewed", "skewed_mirror", "symmetric"],
-           "issue17": [*(f"unequal_c{c}" for c in CLUSTERS), "skewed", "skewed_mirror", "symmetric"]}
+           "issue17": [*(f"unequal_c{c}" for c in CLUSTERS), "skewed", "skewed_mirror", "symmetric"],
+           "seq": [c.name for c in SEQ_CELLS], "sequential": [c.name for c in SEQ_CELLS]}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -537,7 +696,7 @@ def replicate_seed(seed: int, cell: str, n: int, rep: int) -> np.random.SeedSequ
     return np.random.SeedSequence([seed, cell_key, n, rep])
 
 
-def warm_up() -> None:
+def warm_up(sequential: bool = False) -> None:
     """Import and exercise everything once, then freeze the heap, before any replicate is timed.
 
     The first audit in a process pays the lazy imports (scipy, statsmodels); timing it would skew the seconds per
@@ -547,6 +706,8 @@ def warm_up() -> None:
     """
     run_one(("null", 30, 0, 0, 1000))
     run_one(("ood", 30, 0, 0, 1000))
+    if sequential:  # the streamed path's own imports (audit.stopping, the betting tests)
+        run_one(("seq_ood", 30, 0, 0, 1000))
     gc.freeze()
 
 
@@ -555,27 +716,58 @@ def run_one(task: tuple[str, int, int, int, int]) -> dict:
     cell_name, n, rep, seed, resamples = task
     from audit.verify import verify
 
-    ss = replicate_seed(seed, cell_name, n, rep)
+    cell = CELLS[cell_name]
+    ss = replicate_seed(seed, cell.seed_key or cell_name, n, rep)
     data_ss, audit_ss = ss.spawn(2)
     rng = np.random.default_rng(data_ss)
     audit_seed = int(audit_ss.generate_state(1, np.uint64)[0] >> np.uint64(1))  # < 2**63
     t0, c0 = time.perf_counter(), time.process_time()
-    claim, records, extra = CELLS[cell_name].simulate(rng, n, resamples)
+    claim, records, extra = cell.simulate(rng, n, resamples)
     b, t = extra["b"], extra["t"]
     out = {"cell": cell_name, "n": n, "rep": rep, "delta": float(np.mean(t) - np.mean(b)), "phi": phi_of(b, t),
            "verdict": "error", "sources": [], "error": None, "largest_share": extra.get("largest_share")}
+    if cell.sequential:
+        out.update({"seq_verdict": "error", "seq_sources": [], "stopped_at": None, "items_total": None,
+                    "stopped_early": None, "settled": None, "seq_reason": None, "looks": None, "seq_delta": None,
+                    "seq_seconds": math.nan})
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             outcome = verify(claim, records=records, seed=audit_seed, resamples=resamples)
         out["verdict"] = outcome.report.verdict
-        if out["verdict"] in CELLS[cell_name].wrong:
+        if out["verdict"] in cell.wrong:
             out["sources"] = sorted({f"{f.check}.{f.code}" for f in outcome.findings if f.impact == out["verdict"]})
+        if cell.sequential:
+            # The same claim, records and audit seed, met batch by batch in the seeded draw order.
+            s0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                streamed = verify(claim, records=records, seed=audit_seed, resamples=resamples, stream=True)
+            run = streamed.report.sequential
+            out.update({"seq_verdict": streamed.report.verdict, "stopped_at": run.stopped_at,
+                        "items_total": run.items_total, "stopped_early": run.stopped_early,
+                        "settled": getattr(run, "settled", None),
+                        "seq_reason": run.reason[:300], "looks": len(run.looks),
+                        "seq_delta": claimed_delta(streamed.records), "seq_seconds": time.perf_counter() - s0})
+            if out["seq_verdict"] in cell.wrong:
+                out["seq_sources"] = sorted({f"{f.check}.{f.code}" for f in streamed.findings
+                                             if f.impact == out["seq_verdict"]})
     except Exception as exc:  # noqa: BLE001 — a measurement run records the failure and goes on
         out["error"] = f"{type(exc).__name__}: {exc}"[:500]
     out["seconds"] = time.perf_counter() - t0
     out["cpu_seconds"] = time.process_time() - c0
     return out
+
+
+def claimed_delta(records) -> float:
+    """Treatment minus baseline mean score at the claimed setting (default variant, first budget and scoring) of
+    ``records``: for a streamed audit, the delta on the items used up to the stop."""
+    from audit.records import DEFAULT_VARIANT
+
+    tab = records.table
+    sel = tab[(tab["variant"] == DEFAULT_VARIANT) & (tab["budget"] == BUDGETS[0]) & (tab["scoring"] == SCORINGS[0])]
+    means = sel.groupby("arm")["score"].mean()
+    return float(means["treatment"] - means["baseline"])
 
 
 def _interval(k: int, n: int) -> tuple[float, float]:
@@ -594,6 +786,13 @@ def summarize(cell: Cell, n: int, results: list[dict]) -> dict:
     metrics = []
     for m in cell.metrics:
         pool = [r for r in results if r["error"] is None and (m.among is None or m.among(r))]
+        goal_note = _goal_note(cell, n, m)
+        if m.kind == "gap":
+            metrics.append(_gap_metric(m, pool, goal_note))
+            continue
+        if m.kind == "median":
+            metrics.append(_median_metric(m, pool, goal_note))
+            continue
         k = sum(1 for r in pool if m.event(r))
         low, high = _interval(k, len(pool))
         rate = k / len(pool) if pool else math.nan
@@ -610,6 +809,9 @@ def summarize(cell: Cell, n: int, results: list[dict]) -> dict:
     sources = Counter(s for r in results for s in r["sources"])
     phis = [r["phi"] for r in results if math.isfinite(r["phi"])]
     errors = [r["error"] for r in results if r["error"]]
+    extra: dict[str, Any] = {}
+    if cell.sequential:
+        extra = {"design": _design(cell, n), "sequential": _sequential_summary(results)}
     return {
         "n": n, "reps": reps, "verdicts": {v: verdicts.get(v, 0) for v in (*VERDICTS, "error")},
         "metrics": metrics,
@@ -621,7 +823,133 @@ def summarize(cell: Cell, n: int, results: list[dict]) -> dict:
                                          else None),
         "median_seconds": float(np.median([r["seconds"] for r in results])) if results else math.nan,
         "median_cpu_seconds": float(np.median([r["cpu_seconds"] for r in results])) if results else math.nan,
-        "errors": len(errors), "first_error": errors[0] if errors else None,
+        "errors": len(errors), "first_error": errors[0] if errors else None, **extra,
+    }
+
+
+def _design(cell: Cell, n: int) -> dict:
+    """The row's design: the fixed-n MDE at n (`design_mde`) and the true gain in MDEs."""
+    mde = design_mde(n)
+    gain = cell.true_gain(n) if cell.true_gain else math.nan
+    return {"mde": mde, "mde_method": f"audit.stats.mde_mcnemar(n, psi={design_psi():g}, alpha={ALPHA}, "
+                                      f"power={MDE_POWER})", "true_gain": gain,
+            "gain_over_mde": gain / mde if mde > 0 else math.nan}
+
+
+def _goal_note(cell: Cell, n: int, m: Metric) -> str | None:
+    """None when the metric's goal (if any) holds at this row; else why it does not apply."""
+    if m.min_gain_mde is None:
+        return None
+    mde, gain = design_mde(n), cell.true_gain(n) if cell.true_gain else math.nan
+    if math.isfinite(mde) and gain >= m.min_gain_mde * mde - 1e-12:
+        return None
+    return f"none: true gain {gain:.3f} < {m.min_gain_mde:g} × MDE {mde:.3f}"
+
+
+def _goal_text(m: Metric, goal_note: str | None) -> tuple[str | None, bool]:
+    if goal_note is not None or m.goal is None:
+        return None, False
+    return (f"gap within ±{m.goal * 100:g} pts" if m.kind == "gap" else f"median ≤ {m.goal:.0%}"), True
+
+
+def newcombe_paired(a: int, b: int, c: int, d: int, level: float = LEVEL) -> tuple[float, float]:
+    """Newcombe (1998, Stat Med 17:2635) method 10 interval for p1 − p2 on paired 0/1 data, as given in Altman et
+    al. (2000, Statistics with Confidence, p. 52): a both events, b only the first, c only the second, d neither.
+    Wilson intervals for each rate, combined with the correlation phi of the pairs (ad − bc shrunk by n/2 towards 0
+    when positive)."""
+    from audit.stats import wilson
+
+    n = a + b + c + d
+    if n == 0:
+        return math.nan, math.nan
+    p1, p2 = (a + b) / n, (a + c) / n
+    i1, i2 = wilson(a + b, n, level), wilson(a + c, n, level)
+    l1, u1, l2, u2 = float(i1.low), float(i1.high), float(i2.low), float(i2.high)
+    den = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    cross = cross - n / 2 if cross > n / 2 else (cross if cross < 0 else 0.0)
+    phi = cross / math.sqrt(den) if den > 0 else 0.0
+    diff = p1 - p2
+    lo = diff - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    hi = diff + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return max(-1.0, lo), min(1.0, hi)
+
+
+def _gap_metric(m: Metric, pool: list[dict], goal_note: str | None) -> dict:
+    x = [bool(m.event(r)) for r in pool]
+    y = [bool(m.other(r)) for r in pool]
+    a = sum(1 for u, v in zip(x, y) if u and v)
+    b = sum(1 for u, v in zip(x, y) if u and not v)
+    c = sum(1 for u, v in zip(x, y) if v and not u)
+    d = len(pool) - a - b - c
+    n = len(pool)
+    gap = (b - c) / n if n else math.nan
+    low, high = newcombe_paired(a, b, c, d)
+    goal, has = _goal_text(m, goal_note)
+    return {"metric": m.name, "kind": "gap", "count": a + c, "count_fixed": a + b, "of": n,
+            "among": m.among_label or "all replicates", "rate": gap,
+            "rate_fixed": (a + b) / n if n else math.nan, "rate_sequential": (a + c) / n if n else math.nan,
+            "only_fixed": b, "only_sequential": c, "ci_low": low, "ci_high": high,
+            "ci_method": "newcombe paired (method 10)", "level": LEVEL, "goal": goal, "goal_note": goal_note,
+            "met": (bool(n) and abs(gap) <= m.goal + 1e-12) if has else None}
+
+
+def _quantiles(values: list[float]) -> dict:
+    if not values:
+        return {"q1": math.nan, "median": math.nan, "q3": math.nan, "min": math.nan, "max": math.nan,
+                "mean": math.nan}
+    q1, med, q3 = (float(x) for x in np.percentile(values, [25, 50, 75]))
+    return {"q1": q1, "median": med, "q3": q3, "min": float(min(values)), "max": float(max(values)),
+            "mean": float(np.mean(values))}
+
+
+def median_interval(values: list[float], level: float = LEVEL) -> tuple[float, float]:
+    """Distribution-free interval for a median: the order statistics x(l) and x(N − l + 1), l the binomial
+    (N, 1/2) quantile at (1 − level)/2 (coverage at least about ``level``)."""
+    from scipy.stats import binom
+
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    x = sorted(values)
+    lo = max(1, int(binom.ppf((1 - level) / 2, n, 0.5)))
+    return float(x[lo - 1]), float(x[n - lo])
+
+
+def _median_metric(m: Metric, pool: list[dict], goal_note: str | None) -> dict:
+    values = [float(m.value(r)) for r in pool]
+    q = _quantiles(values)
+    low, high = median_interval(values)
+    goal, has = _goal_text(m, goal_note)
+    return {"metric": m.name, "kind": "median", "count": None, "of": len(values),
+            "among": m.among_label or "all replicates", "rate": q["median"], "q1": q["q1"], "q3": q["q3"],
+            "ci_low": low, "ci_high": high, "ci_method": "order statistics (binomial)", "level": LEVEL,
+            "goal": goal, "goal_note": goal_note,
+            "met": (bool(values) and q["median"] <= m.goal + 1e-12) if has else None}
+
+
+def _sequential_summary(results: list[dict]) -> dict:
+    """The streamed mode of a row: its verdicts, where it stopped, how the verdicts moved from the fixed-n ones."""
+    ok = [r for r in results if r["error"] is None]
+    seq = Counter(r["seq_verdict"] for r in results)
+    moved = Counter(f"{r['verdict']} → {r['seq_verdict']}" for r in ok)
+    reasons = Counter(r["seq_reason"] for r in ok)
+    srcs = Counter(s for r in results for s in r["seq_sources"])
+    deltas = [r["seq_delta"] for r in ok if r["seq_delta"] is not None]
+    return {
+        "verdicts": {v: seq.get(v, 0) for v in (*VERDICTS, "error")},
+        "fixed_to_sequential": dict(sorted(moved.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "items_used": _quantiles([_items_used(r) for r in ok]),
+        "stopped_at": _quantiles([float(r["stopped_at"]) for r in ok]),
+        "items_total": _quantiles([float(r["items_total"]) for r in ok]),
+        "stopped_early": sum(1 for r in ok if r["stopped_early"]),
+        # every decision settled at the last look (else the audit ran to n_max with one still open)
+        "settled": sum(1 for r in ok if r["settled"]),
+        "looks": _quantiles([float(r["looks"]) for r in ok]),
+        "stop_reasons": dict(reasons.most_common(6)),
+        "wrong_verdict_findings": dict(sorted(srcs.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "mean_delta_at_stop": float(np.mean(deltas)) if deltas else math.nan,
+        "median_seconds": float(np.median([r["seq_seconds"] for r in ok])) if ok else math.nan,
     }
 
 
@@ -668,8 +996,9 @@ def calibrate(cells: list[str] | None = None, ns: list[int] | None = None, reps:
             if progress:
                 progress(key[0], rows[key])
 
+    streamed = any(CELLS[c].sequential for c, _ in plan)
     if jobs <= 1:
-        warm_up()
+        warm_up(streamed)
         try:
             for task in tasks:
                 take(run_one(task))
@@ -678,7 +1007,7 @@ def calibrate(cells: list[str] | None = None, ns: list[int] | None = None, reps:
     else:
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ctx.Pool(jobs, initializer=warm_up) as pool:
+        with ctx.Pool(jobs, initializer=warm_up, initargs=(streamed,)) as pool:
             for r in pool.imap(run_one, tasks, chunksize=4):
                 take(r)
     from audit import __version__
@@ -690,7 +1019,7 @@ def calibrate(cells: list[str] | None = None, ns: list[int] | None = None, reps:
                         "wrong_verdicts": list(cell.wrong),
                         "rows": [rows[(c, n)] for n in ns if (c, n) in rows],
                         "skipped_n": per_cell[c][1]}
-    missed = [f"{c} n={row['n']}: {m['metric']} {_fmt_rate(m)} (goal {m['goal']})"
+    missed = [f"{c} n={row['n']}: {m['metric']} {_fmt_metric(m)} (goal {m['goal']})"
               for c, cell in out_cells.items() for row in cell["rows"] for m in row["metrics"] if m["met"] is False]
     return {
         "audit_version": __version__, "seed": seed, "reps": reps, "resamples": resamples, "jobs": jobs,
@@ -706,11 +1035,30 @@ def calibrate(cells: list[str] | None = None, ns: list[int] | None = None, reps:
                   "unequal_cluster_size_sigma": UNEQUAL_SIGMA, "skew_share": SKEW_SHARE, "skew_noise_sd": SKEW_NOISE,
                   "symmetric_sd": SYMMETRIC_SD,
                   "rng": "numpy SeedSequence([seed, sha256(cell)[:8], n, replicate]), spawned into the data's "
-                         "and the audit's seeds"},
+                         "and the audit's seeds (a seq_X cell uses cell X's)"},
+        **({"sequential": _sequential_model(sorted({n for c, n in plan if CELLS[c].sequential}))}
+           if streamed else {}),
         "cells": out_cells, "missed": missed,
         "errors": sum(row["errors"] for cell in out_cells.values() for row in cell["rows"]),
         "elapsed_seconds": time.perf_counter() - t0,
     }
+
+
+def _sequential_model(ns: list[int]) -> dict:
+    from audit.claim import Sequential
+
+    opts = Sequential()
+    return {"mode": "verify(claim, records=records, seed=audit_seed, resamples=resamples, stream=True) beside the "
+                    "fixed-n verify on the same records", "batch": opts.batch, "n_max": opts.n_max,
+            "design_discordance": design_psi(), "mde_power": MDE_POWER,
+            "mde_method": "audit.stats.mde_mcnemar(n, psi, alpha, power): McNemar with continuity correction",
+            "mde_by_n": {str(n): design_mde(n) for n in ns},
+            "goals": {"type_i": f"sequential supported ≤ {ALPHA / 2:.1%} under the null",
+                      "false_fragile": "sequential fragile ≤ 5% when every perturbation leaves the gain alone",
+                      "power_gap": f"|fixed-n − sequential supported rate| ≤ {SEQ_GAP_GOAL * 100:g} points where the "
+                                   f"true gain ≥ {SEQ_GOAL_MIN_MDE:g} × MDE(n)",
+                      "items_used": f"median stopped_at / items_total ≤ {SEQ_STOP_GOAL:.0%} where the true gain ≥ "
+                                    f"{SEQ_GOAL_MIN_MDE:g} × MDE(n)"}}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -725,6 +1073,34 @@ def _fmt_rate(m: dict) -> str:
     return f"{m['count']}/{m['of']} = {_pct(m['rate'])}"
 
 
+def _pts(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x * 100:+.1f} pts"
+
+
+def _fmt_metric(m: dict) -> str:
+    """A metric's value in words: a rate, a gap between the modes' rates, or a median with its quartiles."""
+    kind = m.get("kind", "rate")
+    if kind == "gap":
+        return (f"fixed-n {m['count_fixed']}/{m['of']} = {_pct(m['rate_fixed'])} vs sequential {m['count']}/{m['of']}"
+                f" = {_pct(m['rate_sequential'])}, gap {_pts(m['rate'])}")
+    if kind == "median":
+        return f"median {_pct(m['rate'])} (quartiles {_pct(m['q1'])}, {_pct(m['q3'])}) of {m['of']}"
+    return _fmt_rate(m)
+
+
+def _md_metric_cells(m: dict) -> tuple[str, str, str]:
+    """(count, rate, interval) columns of a metric's Markdown row."""
+    kind = m.get("kind", "rate")
+    if kind == "gap":
+        ci = "n/a" if not math.isfinite(m["ci_low"]) else f"[{_pts(m['ci_low'])}, {_pts(m['ci_high'])}] (Newcombe)"
+        return (f"{m['count_fixed']} vs {m['count']}",
+                f"{_pct(m['rate_fixed'])} vs {_pct(m['rate_sequential'])}: {_pts(m['rate'])}", ci)
+    ci = "n/a" if not math.isfinite(m["ci_low"]) else f"[{m['ci_low']:.1%}, {m['ci_high']:.1%}]"
+    if kind == "median":
+        return "—", f"{_pct(m['rate'])} (q1 {_pct(m['q1'])}, q3 {_pct(m['q3'])})", ci + " (order stat.)"
+    return str(m["count"]), _pct(m["rate"]), ci
+
+
 def markdown(result: dict, command: str) -> str:
     lines = [f"command: `{command}`", "",
              "# Calibration: the auditor's own error rates", "",
@@ -735,6 +1111,18 @@ def markdown(result: dict, command: str) -> str:
              "“met?” compares the point estimate with the goal; “s/rep” is the median seconds per replicate "
              "(simulation and `verify`; wall clock, then CPU of the one process, which other load on the machine "
              "does not inflate).", ""]
+    if "sequential" in result:
+        sq = result["sequential"]
+        mdes = ", ".join(f"{float(v):.3f} at n = {k}" for k, v in sq["mde_by_n"].items())
+        lines += ["Sequential cells (`seq_*`): every replicate runs the fixed-n `verify` and the streamed "
+                  "`verify(..., stream=True)` on the same simulated data and audit seed (items in the seeded draw "
+                  f"order, a look every {sq['batch']} items, stop once the verdict is settled: `audit.stopping`). "
+                  "“fixed-n” metrics are the verdict on all n items, “sequential” ones the verdict at the stop; "
+                  "a gap is the fixed-n rate minus the sequential rate on the same replicates (Newcombe's paired "
+                  "interval); “items used” is stopped_at / items_total (order-statistic interval for the median). "
+                  f"The fixed-n MDE of the design: {mdes} ({sq['mde_method']}, ψ = {sq['design_discordance']:g}, "
+                  f"α = {result['alpha']}, power {sq['mde_power']}). The power-gap and items-used goals hold where "
+                  f"the true gain is at least {SEQ_GOAL_MIN_MDE:g} × MDE. Their s/rep counts both audits.", ""]
     for name, cell in result["cells"].items():
         lines += [f"## {name}", "", cell["description"], ""]
         if cell["skipped_n"]:
@@ -743,13 +1131,16 @@ def markdown(result: dict, command: str) -> str:
                   "|---:|---|---:|---:|---:|---|---|---|---:|"]
         for row in cell["rows"]:
             for m in row["metrics"]:
-                ci = "n/a" if not math.isfinite(m["ci_low"]) else f"[{m['ci_low']:.1%}, {m['ci_high']:.1%}]"
+                count, rate, ci = _md_metric_cells(m)
                 met = "—" if m["met"] is None else ("yes" if m["met"] else "**no**")
                 reps = str(m["of"]) if m["among"] == "all replicates" else f"{m['of']} ({m['among']})"
-                lines.append(f"| {row['n']} | {m['metric']} | {reps} | {m['count']} | {_pct(m['rate'])} | {ci} | "
-                             f"{m['goal'] or '—'} | {met} | {row['median_seconds']:.2f}, "
+                goal = m["goal"] or (f"— ({m['goal_note']})" if m.get("goal_note") else "—")
+                lines.append(f"| {row['n']} | {m['metric']} | {reps} | {count} | {rate} | {ci} | "
+                             f"{goal} | {met} | {row['median_seconds']:.2f}, "
                              f"{row['median_cpu_seconds']:.2f} |")
         lines.append("")
+        if any("sequential" in row for row in cell["rows"]):
+            lines += _md_modes(cell["rows"])
         notes = []
         for row in cell["rows"]:
             v = ", ".join(f"{k} {c}" for k, c in row["verdicts"].items() if c)
@@ -760,10 +1151,40 @@ def markdown(result: dict, command: str) -> str:
                          + (f", median share of the largest cluster {share:.0%}" if share is not None else "")
                          + (f"; wrong verdicts came from {src}" if src else "")
                          + (f"; {row['errors']} error(s), first: {row['first_error']}" if row["errors"] else ""))
+            if "sequential" in row:
+                sq, dz = row["sequential"], row["design"]
+                moved = ", ".join(f"{k} {c}" for k, c in sq["fixed_to_sequential"].items())
+                why = "; ".join(f"“{k}” {c}" for k, c in sq["stop_reasons"].items())
+                ssrc = ", ".join(f"{k} {c}" for k, c in sq["wrong_verdict_findings"].items())
+                notes.append(f"  - streamed: fixed-n MDE {dz['mde']:.3f}, true gain {dz['true_gain']:.3f} "
+                             f"({dz['gain_over_mde']:.2f} × MDE); fixed-n → sequential verdicts: {moved}; mean "
+                             f"measured delta at the stop {sq['mean_delta_at_stop']:+.3f}; median looks "
+                             f"{sq['looks']['median']:g}; streamed verify {sq['median_seconds']:.2f} s median"
+                             + (f"; wrong sequential verdicts came from {ssrc}" if ssrc else "")
+                             + f"; stop reasons (most common): {why}")
         lines += notes + [""]
     missed = result["missed"]
     lines += ["## Goals missed", ""] + ([f"- {m}" for m in missed] if missed else ["None."]) + [""]
     return "\n".join(lines)
+
+
+def _md_modes(rows: list[dict]) -> list[str]:
+    """Both modes of a sequential cell side by side: verdict rates, and the share of the items used."""
+    lines = ["| n | mode | supported | fragile | not_reproduced | inconclusive | error | items used: q1 / median / q3 "
+             "| stopped early | settled |", "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for row in rows:
+        sq = row["sequential"]
+        reps = row["reps"]
+        for mode, counts in (("fixed-n", row["verdicts"]), ("sequential", sq["verdicts"])):
+            rates = " | ".join(_pct(counts[v] / reps) for v in (*VERDICTS, "error"))
+            if mode == "fixed-n":
+                used, early, done = "100% / 100% / 100%", "—", "—"
+            else:
+                q = sq["items_used"]
+                used = f"{_pct(q['q1'])} / {_pct(q['median'])} / {_pct(q['q3'])}"
+                early, done = f"{sq['stopped_early']}/{reps}", f"{sq['settled']}/{reps}"
+            lines.append(f"| {row['n']} | {mode} | {rates} | {used} | {early} | {done} |")
+    return lines + [""]
 
 
 def write(result: dict, out_dir: Path, command: str) -> dict[str, Path]:
@@ -828,9 +1249,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(cell: str, row: dict) -> None:
         head = row["metrics"][0]
-        print(f"{cell:>15}  n={row['n']:<5} {head['metric']}: {_fmt_rate(head)} "
+        seq = row.get("sequential")
+        print(f"{cell:>15}  n={row['n']:<5} {head['metric']}: {_fmt_metric(head)} "
               f"[{_pct(head['ci_low'])}, {_pct(head['ci_high'])}]  verdicts "
               + " ".join(f"{k}={v}" for k, v in row["verdicts"].items() if v)
+              + ("  sequential " + " ".join(f"{k}={v}" for k, v in seq["verdicts"].items() if v)
+                 + f" items used median {_pct(seq['items_used']['median'])}" if seq else "")
               + f"  {row['median_seconds']:.2f} s/rep ({row['median_cpu_seconds']:.2f} CPU)", flush=True)
 
     result = calibrate(cells, ns, reps, args.seed, args.resamples, args.jobs, progress)

@@ -1,6 +1,7 @@
 """The calibration benchmark (benchmarks/calibrate.py): its data model, its output and its reproducibility.
 
-The full table takes minutes (`make calibrate`); these tests run a few replicates at n = 30.
+The full table takes minutes (`make calibrate`); these tests run a few replicates at n = 30 (the sequential cells:
+n = 100).
 """
 from __future__ import annotations
 
@@ -145,3 +146,67 @@ def test_new_cells_run_through_verify(cal):
     skewed = result["cells"]["skewed"]["rows"][0]
     assert {m["metric"] for m in skewed["metrics"]} >= {"not_reproduced (type-I, short-tail side)",
                                                           "supported (type-I, long-tail side)"}
+
+
+def test_sequential_rows_run_both_modes_on_the_same_data(cal):
+    cells = ["seq_null", "seq_budgets", "seq_mde3x"]
+    result = cal.calibrate(cells, [100], reps=4, seed=5, jobs=1)
+    assert result["errors"] == 0
+    assert result["sequential"]["batch"] == 50
+    assert result["sequential"]["mde_by_n"]["100"] == pytest.approx(cal.design_mde(100))
+    for name in cells:
+        [row] = result["cells"][name]["rows"]
+        seq = row["sequential"]
+        # both modes give a verdict on every replicate, and the cross table accounts for each of them
+        assert sum(row["verdicts"].values()) == 4 and sum(seq["verdicts"].values()) == 4
+        assert sum(seq["fixed_to_sequential"].values()) == 4
+        assert seq["items_total"]["min"] == seq["items_total"]["max"] == 100
+        q = seq["items_used"]
+        assert 0.5 <= q["min"] <= q["q1"] <= q["median"] <= q["q3"] <= q["max"] <= 1.0  # the first look is at 50
+        kinds = [m.get("kind", "rate") for m in row["metrics"]]
+        assert "median" in kinds
+        for m in row["metrics"]:
+            if m.get("kind") == "gap":
+                assert m["count_fixed"] == row["verdicts"][m["metric"].split(":")[0]]
+                assert m["count"] == seq["verdicts"][m["metric"].split(":")[0]]
+                assert m["rate"] == pytest.approx(m["rate_fixed"] - m["rate_sequential"])
+                assert -1.0 <= m["ci_low"] <= m["rate"] <= m["ci_high"] <= 1.0
+    null = result["cells"]["seq_null"]["rows"][0]
+    assert null["sequential"]["verdicts"]["supported"] == 0  # deterministic: seeded data, audit and draw order
+    assert null["metrics"][0]["metric"] == "sequential: supported (type-I)" and null["metrics"][0]["met"] is True
+    # The power-gap and items-used goals hold only where the true gain is at least 2 × the fixed-n MDE:
+    # 3 × MDE(100) = 0.43 (goal), while the +0.10 of the budgets cell is 0.69 × MDE(100) (no goal).
+    strong = {m["metric"]: m for m in result["cells"]["seq_mde3x"]["rows"][0]["metrics"]}
+    weak = {m["metric"]: m for m in result["cells"]["seq_budgets"]["rows"][0]["metrics"]}
+    gap, used = "supported: fixed-n rate − sequential rate", "items used: median stopped_at / items_total"
+    assert strong[gap]["goal"] == "gap within ±5 pts" and strong[used]["goal"] == "median ≤ 50%"
+    assert weak[gap]["goal"] is None and weak[gap]["goal_note"].startswith("none: true gain 0.100 < 2 × MDE")
+    assert strong[used]["met"] is (strong[used]["rate"] <= 0.5)
+    assert result["cells"]["seq_mde3x"]["rows"][0]["sequential"]["stopped_early"] >= 1  # a 0.43 gain stops early
+
+
+def test_a_sequential_replicate_streams_the_data_of_its_fixed_n_cell(cal):
+    for rep in range(2):
+        fixed = cal.run_one(("null", 100, rep, 5, 1000))
+        both = cal.run_one(("seq_null", 100, rep, 5, 1000))
+        again = cal.run_one(("seq_null", 100, rep, 5, 1000))
+        # the same data and audit seed as cell null: the fixed-n verdict repeats it; the streamed run is reproducible
+        assert (both["delta"], both["verdict"]) == (fixed["delta"], fixed["verdict"])
+        assert {k: v for k, v in both.items() if "seconds" not in k} == {k: v for k, v in again.items()
+                                                                         if "seconds" not in k}
+        assert both["error"] is None and both["seq_verdict"] in cal.VERDICTS
+        assert 50 <= both["stopped_at"] <= both["items_total"] == 100 and both["stopped_at"] % 50 == 0
+        assert both["stopped_early"] == (both["stopped_at"] < 100)
+    assert cal.resolve_cells(["seq"])[0] == "seq_null" and "seq_mde2x" in cal.resolve_cells(["sequential"])
+    assert cal.cell_ns(cal.CELLS["seq_mde2x"], None) == ([200, 1000], [])
+    assert cal.cell_ns(cal.CELLS["seq_mde2x"], [30, 200]) == ([200], [30])  # 3 × MDE(30) leaves no room
+
+
+def test_newcombe_paired_interval_and_median_interval(cal):
+    lo, hi = cal.newcombe_paired(12, 9, 2, 21)
+    assert lo < (9 - 2) / 44 < hi
+    assert cal.newcombe_paired(12, 2, 9, 21) == pytest.approx((-hi, -lo))  # swapping the two modes mirrors it
+    lo, hi = cal.newcombe_paired(400, 0, 0, 0)
+    assert lo < 0 < hi and hi - lo < 0.02  # identical verdicts on 400 replicates: a narrow interval around 0
+    assert cal.median_interval(list(range(400))) == (179.0, 220.0)
+    assert cal.median_interval([1.0] * 5) == (1.0, 1.0)
