@@ -622,6 +622,27 @@ def _streamed(base: str, description: str, metrics: tuple[Metric, ...], gain: Ca
                 seed_key=base, true_gain=gain)
 
 
+def _reported(simulate: Callable) -> Callable:
+    """``simulate`` with the true gain reported in the claim (`claim.reported.delta: 0.1`): the margin a sequential
+    audit rules perturbations out within is then fixed before looking (half the reported delta)."""
+
+    def sim(rng, n, resamples):
+        claim, records, extra = simulate(rng, n, resamples)
+        info = claim.claim.model_copy(update={"reported": claim.claim.reported.model_copy(update={"delta": GAIN})})
+        return claim.model_copy(update={"claim": info}), records, extra
+
+    return sim
+
+
+def _streamed_reported(base: str, description: str, metrics: tuple[Metric, ...]) -> Cell:
+    """Cell ``base`` streamed, its claim reporting the true gain (same data and audit seed as ``base``)."""
+    c = _streamed(base, description, metrics, _gain_of(GAIN))
+    return Cell(f"seq_{base}_reported", f"Cell `{base}` streamed with `claim.reported.delta: {GAIN}` (the true gain) "
+                f"in its claim, its data and audit seed. {description}", _reported(c.simulate), c.metrics,
+                {**c.parameters, "reported_delta": GAIN}, min_n=c.min_n, wrong=c.wrong, ns=SEQ_NS,
+                sequential=True, seed_key=base, true_gain=c.true_gain)
+
+
 def _gain_of(g: float) -> Callable[[int], float]:
     return lambda n: g
 
@@ -680,6 +701,10 @@ SEQ_CELLS: list[Cell] = [
            true_gain=(lambda n, k=k: k * design_mde(n)))
       for k in MDE_MULTIPLES],
 ]
+SEQ_CELLS += [_streamed_reported(b, "`fragile` is wrong in either mode.", _SEQ_SAME_GAIN)
+              for b in ("budgets", "ood", "scorings")]
+SEQ_CELLS.append(_streamed_reported("budget_break", "A real artifact: `fragile` is the power of the break rule.",
+                                    next(c for c in SEQ_CELLS if c.name == "seq_budget_break").metrics))
 CELLS.update({c.name: c for c in SEQ_CELLS})
 ALIASES = {"clustered": [f"clustered_c{c}" for c in CLUSTERS], "unequal": [f"unequal_c{c}" for c in CLUSTERS],
            "continuous": ["skewed", "skewed_mirror", "symmetric"],
