@@ -126,7 +126,7 @@ def test_cursor_is_shown_again_after_a_server_failure(serve, tmp_path, monkeypat
     from audit.cli import main
 
     monkeypatch.setattr(termui, "isatty", lambda f: True)
-    monkeypatch.setattr("audit.cli._stderr_is_terminal", lambda: True)  # the bars, not the lines of a CI log
+    monkeypatch.setattr("audit.cli_live._stderr_is_terminal", lambda: True)  # the bars, not the lines of a CI log
     srv = serve(default=status(500))
     res = CliRunner().invoke(main, ["verify", str(live_claim(tmp_path, srv.url)), "--no-cache"], color=True)
     assert res.exit_code == 3, res.output
