@@ -1605,7 +1605,7 @@ class PairedInference:
         if self.method == "mn-score":
             return _mn_score_p(s["k1"], s["n1"], s["k2"], s["n2"], float(null), alternative)
         if self.method == ANYTIME_METHOD:
-            return _anytime_p(self, float(null), alternative)
+            return _anytime_p(self.null_distribution, self.stats, float(null), alternative)
         if self.method == SKEW_T_METHOD:
             if self.null_distribution is None:
                 return NAN  # no variance: the statistic is undefined
@@ -2695,24 +2695,21 @@ def anytime_inference(
         "sd_diff": sd,
         "se": sd / math.sqrt(n) if n else NAN,
     }
-    iv = confidence_interval(np.clip(d, lo, hi), alpha, lo, hi)
+    path = np.clip(d, lo, hi)
+    iv = confidence_interval(path, alpha, lo, hi)
     interval = Interval(iv.low, iv.high, level, ANYTIME_METHOD, iv.reason)
     est = Estimate(value, interval, st["se"], n, ANYTIME_METHOD, reason=iv.reason)
-    inf = PairedInference(
-        est, _nan_test(ANYTIME_METHOD, "two-sided", n, "pending"), ANYTIME_METHOD, st, np.clip(d, lo, hi)
-    )
-    p0 = _anytime_p(inf, 0.0, "two-sided")
+    p0 = _anytime_p(path, st, 0.0, "two-sided")
     test = TestResult(NAN, p0, ANYTIME_METHOD, "two-sided", n, None if math.isfinite(p0) else "no items")
-    return PairedInference(est, test, ANYTIME_METHOD, st, inf.null_distribution)
+    return PairedInference(est, test, ANYTIME_METHOD, st, path)
 
 
-def _anytime_p(inf: PairedInference, null: float, alternative: str) -> float:
-    """The anytime-valid p of `anytime_inference` at ``null``: one-sided from the matching half of the hedged capital
-    (bets tuned to α/2, the level its interval's ends are dual to), two-sided twice the smaller."""
+def _anytime_p(d: Any, s: dict, null: float, alternative: str) -> float:
+    """The anytime-valid p of `anytime_inference` at ``null`` on its path ``d`` (draw order) and stats ``s``: one-sided
+    from the matching half of the hedged capital (bets tuned to α/2, the level its interval's ends are dual to),
+    two-sided twice the smaller."""
     from audit.sequential import e_value
 
-    d = inf.null_distribution
-    s = inf.stats
     lo, hi, alpha = float(s["lo"]), float(s["hi"]), float(s["alpha"])
     if d is None or not len(d):
         return NAN
