@@ -103,28 +103,19 @@ def shutdown() -> None:
 class _Generate:
     """One Ray actor: generates the rows of a batch with the audit's async client, each row's failure its own."""
 
-    # The endpoint, label and seed travel in each row ("stage"), not as constructor arguments: Ray keeps those in its
-    # object store and warns that an actor restart could lose them.
-    def __init__(self) -> None:
-        self.stage = ""
-
-    def _set_stage(self, stage: str) -> None:
+    def __init__(self, endpoint: Endpoint, label: str, seed: int | None, per_base: int) -> None:
         from audit.textsafe import register_env_secrets
 
-        d = json.loads(stage)
-        self.endpoint = Endpoint(**d["endpoint"])
-        register_env_secrets([self.endpoint.api_key_env])  # scrub the key from this process's outputs and errors
-        self.label = d["label"]
-        self.rng = random.Random(d["seed"])
-        self.per_base = int(d["per_base"])
-        self.stage = stage
+        register_env_secrets([endpoint.api_key_env])  # scrub the key from this process's outputs and errors too
+        self.endpoint = endpoint
+        self.label = label
+        self.rng = random.Random(seed)
+        self.per_base = per_base
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
         idx = [int(i) for i in batch["idx"]]
-        if str(batch["stage"][0]) != self.stage:
-            self._set_stage(str(batch["stage"][0]))
         requests = [_request_from_json(str(r)) for r in batch["request"]]
         rows = asyncio.run(self._rows(requests))
         # Strings only, "" for none: Ray hands an all-None column back as NaN.
@@ -253,11 +244,11 @@ def _stream(
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled": we know
     # The endpoint's max_concurrency per URL is shared by the actors (rounded up to a multiple of their number).
     per_base = math.ceil(endpoint.max_concurrency / actors)
-    stage = json.dumps({"endpoint": asdict(endpoint), "label": label, "seed": seed, "per_base": per_base})
-    rows = [{"idx": j, "request": _request_to_json(r), "stage": stage} for j, r in enumerate(requests)]
+    rows = [{"idx": j, "request": _request_to_json(r)} for j, r in enumerate(requests)]
     ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / batch))
     ds = ds.map_batches(
         _Generate,
+        fn_constructor_kwargs={"endpoint": endpoint, "label": label, "seed": seed, "per_base": per_base},
         compute=ray.data.ActorPoolStrategy(size=actors),
         batch_size=batch,
         num_cpus=ACTOR_CPUS,
