@@ -27,7 +27,7 @@ import numpy as np
 from audit import stats
 from audit.claim import Claim
 from audit.findings import Impact, Outcome, Severity
-from audit.intervals import fmt_ci, fmt_delta
+from audit.intervals import excludes_zero, fmt_ci, fmt_delta
 from audit.measure import MeasuredCell
 from audit.records import DEFAULT_VARIANT, Records
 
@@ -72,6 +72,8 @@ class Audit(Protocol):
 
     def reported_delta(self) -> float | None: ...
 
+    def reported_tolerance(self) -> float: ...
+
     def written_places(self) -> tuple[int | None, int | None]: ...
 
 
@@ -99,6 +101,42 @@ class Perturbation:
     # The perturbed gain is shown to stay at or above the claimed one (H0 "gain < reported − tolerance" rejected at
     # α/2): whatever the change, the claim still holds there, so it cannot break it.
     above_claim: bool = False
+
+
+@dataclass(frozen=True)
+class GainReading:
+    """The verdict's decisions on the claimed gain, read from one delta (`read_gain`)."""
+
+    shown: bool  # the gain is shown in the claimed direction
+    reversed: bool  # the delta is shown to go the other way
+    below_reported: bool  # shown smaller than the reported gain less its tolerance (one-sided, α/2)
+    null: float  # reported − sign·tolerance; NaN without a reported gain in the claimed direction
+    tolerance: float
+    p_below: float  # the p of H0 "the true delta is at least ``null``"; NaN without one
+    disagree: bool  # the test's p and the interval disagree at α (the interval decides)
+
+
+def read_gain(audit: Audit, effect: float, ci: Any, p: float, p_vs: Any, reported: float | None) -> GainReading:
+    """The claimed gain's decisions, one rule for the significance check and a sequential audit's stop rule:
+    *shown* / *reversed* when the interval excludes 0 on that side (it inverts the test; without an interval, the
+    test's ``p`` at α); *below reported* when H0 "the true delta is at least the reported one less its tolerance" is
+    rejected one-sided at α/2 (``p_vs(null, alternative)``: the p at another null). ``effect``: the delta in the
+    claimed direction (sign × delta)."""
+    if ci.ok:
+        excl = excludes_zero(ci)
+        shown, rev = excl and effect > 0, excl and effect < 0
+    else:
+        shown, rev = p < audit.alpha and effect > 0, p < audit.alpha and effect < 0
+    disagree = ci.ok and (p < audit.alpha) != excludes_zero(ci)
+    null = p_below = math.nan
+    tol = audit.reported_tolerance()
+    if reported is not None and audit.sign * reported > 0:
+        # A rounded "+0.10" is not refuted by a precisely measured +0.096: the tolerance is half a unit of the last
+        # reported digit (plus options.margin when set).
+        null = reported - audit.sign * tol
+        p_below = p_vs(null, "less" if audit.sign > 0 else "greater")
+    below = math.isfinite(p_below) and p_below < audit.alpha / 2.0
+    return GainReading(shown, rev, below, null, tol, p_below, disagree)
 
 
 class Judgement(NamedTuple):

@@ -39,6 +39,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from audit.breaks import read_gain
 from audit.findings import SequentialDecision, SequentialLook
 from audit.measure import draw_keys
 from audit.records import DEFAULT_VARIANT, Records
@@ -151,30 +152,19 @@ def _claimed(ctx: Any) -> SequentialDecision:
         return SequentialDecision(name=name, state=OPEN, why="fewer than 2 paired items")
     if ctx.claimed_scoring in ctx.degenerate():
         return SequentialDecision(name=name, state=OPEN, why="the claimed scoring gives every item one score")
-    inf, sign, half = cell.inference, ctx.sign, ctx.alpha / 2.0
+    inf, sign = cell.inference, ctx.sign
     nums = {"estimate": inf.value, "low": inf.interval.low, "high": inf.interval.high, **_fixed(cell)}
-    if inf.p_value(0.0, "less" if sign > 0 else "greater") < half:
-        return SequentialDecision(
-            name=name, state=SHOWN, why="not reproduced: the delta is shown reversed", settles_verdict=True, **nums
-        )
-    rep = ctx.reported_delta()
-    null = math.nan
-    if rep is not None and sign * rep > 0:
-        null = rep - sign * ctx.reported_tolerance()
-        if inf.p_value(null, "less" if sign > 0 else "greater") < half:
-            return SequentialDecision(
-                name=name,
-                state=SHOWN,
-                why="not reproduced: the delta is shown smaller than reported",
-                settles_verdict=True,
-                **nums,
-            )
-    if not inf.p_value(0.0, "greater" if sign > 0 else "less") < half:
+    # The significance check's own reading (`audit.breaks.read_gain`), so a stop never disagrees with the verdict.
+    r = read_gain(ctx, sign * inf.value, inf.interval, inf.test.p_value, inf.p_value, ctx.reported_delta())
+    if r.reversed or r.below_reported:
+        why = "the delta is shown reversed" if r.reversed else "the delta is shown smaller than reported"
+        return SequentialDecision(name=name, state=SHOWN, why=f"not reproduced: {why}", settles_verdict=True, **nums)
+    if not r.shown:
         return SequentialDecision(name=name, state=OPEN, why="the gain is not shown yet", **nums)
-    if math.isfinite(null):
+    if math.isfinite(r.null):
         m = stop_margin(ctx)
         end = inf.interval.low if sign > 0 else -inf.interval.high
-        if not end >= sign * null - m:
+        if not end >= sign * r.null - m:
             return SequentialDecision(
                 name=name,
                 state=OPEN,

@@ -25,9 +25,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from audit.checks._common import CheckSpec, Context, excludes_zero, fmt_ci, fmt_delta
+from audit.checks._common import CheckSpec, Context, fmt_ci, fmt_delta
 
 from audit import stats
+from audit.breaks import read_gain
 from audit.check_params import SignificanceParams
 from audit.findings import ForestEstimate, EstimateKind, Finding, Impact, Outcome, Severity
 
@@ -396,15 +397,16 @@ def _decide(ctx, delta, ci, p, test, p_vs, power, reported, n, stat, rows, prov,
         return [_no_interval(where, ci, stat, rows, prov)]
     # The interval decides (it inverts the test); the counts-only case can have a Fisher p and a Newcombe
     # interval that disagree near α: then the interval decides and the detail says so.
-    sig_gain = excludes_zero(ci) and effect > 0 if ci.ok else (p < ctx.alpha and effect > 0)
-    sig_rev = excludes_zero(ci) and effect < 0 if ci.ok else (p < ctx.alpha and effect < 0)
-    disagree = ci.ok and (p < ctx.alpha) != excludes_zero(ci)
+    r = read_gain(ctx, effect, ci, p, p_vs, reported)
+    sig_gain, sig_rev = r.shown, r.reversed
     note = (
         f" The {test} p and the {ci.method} interval disagree at α = {ctx.alpha}; the interval decides."
-        if disagree
+        if r.disagree
         else ""
     )
-    below_reported, null, tol = _below_reported(ctx, reported, p_vs, stat)
+    below_reported, null, tol = r.below_reported, r.null, r.tolerance
+    if math.isfinite(null):
+        stat.update(p_below_reported=r.p_below, reported_tolerance=tol, reported_null=null)
     said = _Said(where, summary, power_txt, note, stat, rows, prov)
     if sig_rev:
         findings.append(
@@ -484,24 +486,6 @@ def _power_text(ctx: Context, power: dict, reported: float | None, n: int) -> st
     if reported is not None and math.isfinite(pw):
         power_txt += f" Power at the reported delta {fmt_delta(reported)}: {pw:.0%}."
     return power_txt
-
-
-def _below_reported(ctx: Context, reported: float | None, p_vs, stat: dict) -> tuple[bool, float, float]:
-    """(below, null, tolerance): whether the true delta is shown below the reported gain less its tolerance
-    (one-sided at α/2); the null and its p are added to ``stat``. ``null`` is NaN without a reported gain."""
-    sign = ctx.sign
-    below_reported = False
-    null = math.nan
-    tol = ctx.reported_tolerance()
-    if reported is not None and sign * reported > 0:
-        # H0: the true delta is at least the reported one less its tolerance (half a unit of its last digit, plus
-        # options.margin when set), in the claimed direction; one-sided at α/2. A rounded "+0.10" is not refuted by
-        # a precisely measured +0.096.
-        null = reported - sign * tol
-        p_below = p_vs(null, "less" if sign > 0 else "greater")
-        stat.update(p_below_reported=p_below, reported_tolerance=tol, reported_null=null)
-        below_reported = math.isfinite(p_below) and p_below < ctx.alpha / 2.0
-    return below_reported, null, tol
 
 
 def _smaller_than_reported(

@@ -189,6 +189,35 @@ def test_reversal_settles_the_verdict_at_once(tmp_path):
     assert seq.decisions[0].settles_verdict and len(seq.decisions) == 1
 
 
+def _claimed_state(d) -> str:
+    if d.settles_verdict:
+        return "reversed" if "reversed" in d.why else "smaller_than_reported"
+    return "reproduced" if d.why.startswith("the gain is shown") else "not shown"
+
+
+@pytest.mark.parametrize(
+    ("p_b", "p_t", "reported", "flip", "states"),
+    [(0.4, 0.7, None, False, {"reproduced"}), (0.4, 0.7, None, True, {"reversed"}),
+     (0.45, 0.55, 0.3, False, {"not shown", "reproduced", "smaller_than_reported"}),
+     (0.5, 0.5, 0.1, False, {"not shown"}), (0.4, 0.55, 0.15, False, {"not shown", "reproduced"})],
+)
+def test_the_stop_rule_reads_the_claimed_gain_as_the_verdict_does(tmp_path, p_b, p_t, reported, flip, states):
+    """At every stopping point the stop rule's claimed-gain decision is the significance check's finding on the same
+    anytime-valid cell (one rule, `audit.breaks.read_gain`): a stop never disagrees with the verdict it settles."""
+    rng = np.random.default_rng(12)
+    b, t = _pairs(rng, 600, p_b, p_t)
+    rec = _records(t, b) if flip else _records(b, t)
+    seen = set()
+    for n_max in (40, 80, 160, 320, 600):
+        claim = _claim(tmp_path, reported=reported, extra_options={"sequential": {"batch": 40, "n_max": n_max}})
+        out = verify(claim, records=rec, seed=0, stream=True)
+        code = next(f.code for f in out.findings if f.check == "significance" and f.code != "larger_than_reported")
+        state = _claimed_state(out.report.sequential.decisions[0])
+        assert state == (code if code in ("reversed", "smaller_than_reported", "reproduced") else "not shown")
+        seen.add(state)
+    assert seen == states  # the cases between them pass through every state
+
+
 def test_replay_keeps_the_fixed_verdict_and_says_where_it_would_stop(tmp_path):
     rng = np.random.default_rng(1)
     b, t = _pairs(rng, 1000, 0.4, 0.7)
