@@ -313,6 +313,15 @@ def _context(claim: Claim, records: Records | None, seed: int, resamples: int, p
     )
 
 
+def fixed_n_look(claim: Claim, records: Records, k: int, seed: int, resamples: int):
+    """The stop rule's decisions on the first ``k`` drawn items read from *fixed-n* intervals at one look: not
+    anytime-valid, so never a stop; the calibration's yardstick for how early any rule that stops on these decisions
+    could stop (a streamed audit's intervals at ``k`` are wider). Returns an `audit.stopping.Look`."""
+    from audit import stopping
+
+    return stopping.look(lambda r: _context(claim, r, seed, resamples), stopping.prefix(records, k, seed), k)
+
+
 def _sequential_options(claim: Claim, asked: bool, n_max: int | None = None) -> Sequential | None:
     """The claim's ``options.sequential``, or its defaults when asked for on the command line (``n_max`` replacing
     the claim's); refused with clustered items (the betting tests take items as independent draws)."""
@@ -345,7 +354,7 @@ def _stream(
     run's record (``mode`` "replay": the verdict stays on every item; "live": on the items of the last look)."""
     from audit import stopping
 
-    n0 = int(records.table.loc[records.table["variant"] == DEFAULT_VARIANT, "item_id"].nunique())
+    n0 = stopping.default_items(records)
     return _looks(claim, seq, seed, resamples, n0, lambda k: stopping.prefix(records, k, seed), mode, {})
 
 

@@ -20,7 +20,7 @@ from audit.errors import InputError
 from audit.generation.cache import GenerationCache
 from audit.measure import draw_keys, draw_order
 from audit.records import Records
-from audit.verify import verify
+from audit.verify import fixed_n_look, verify
 from servers import FakeServer, raw
 
 
@@ -216,6 +216,20 @@ def test_the_stop_rule_reads_the_claimed_gain_as_the_verdict_does(tmp_path, p_b,
         assert state == (code if code in ("reversed", "smaller_than_reported", "reproduced") else "not shown")
         seen.add(state)
     assert seen == states  # the cases between them pass through every state
+
+
+def test_the_fixed_n_yardstick_reads_the_same_rule_from_narrower_intervals(tmp_path):
+    """`fixed_n_look` (the calibration's yardstick, never a stop) settles at 100 items where the streamed audit cannot
+    yet: the same decisions, read from the fixed-n interval the report shows beside the anytime one."""
+    rng = np.random.default_rng(1)
+    rec = _records(*_pairs(rng, 1000, 0.5, 0.58))
+    fixed = fixed_n_look(_claim(tmp_path), rec, 100, 0, 1000)
+    claim = _claim(tmp_path, extra_options={"sequential": {"batch": 50, "n_max": 100}})
+    seq = verify(claim, records=rec, seed=0, stream=True).report.sequential
+    assert fixed.items == seq.stopped_at == 100 and fixed.settled and not seq.settled
+    f, s = fixed.decisions[0], seq.decisions[0]
+    assert f.low > 0 > s.low and f.high - f.low < s.high - s.low
+    assert (f.low, f.high) == pytest.approx((s.fixed_low, s.fixed_high))
 
 
 def test_replay_keeps_the_fixed_verdict_and_says_where_it_would_stop(tmp_path):
