@@ -17,7 +17,9 @@ audit seed) of cell ``X`` at the same (seed, n, replicate), so its fixed-n colum
 ``seq_mde3x`` set the true gain to 2× and 3× the fixed-n MDE of the design at that n (`design_mde`). Their goals:
 sequential ``supported`` ≤ 2.5% under the null; false ``fragile`` ≤ 5% for a gain the perturbations leave alone;
 for true gains of at least 2× the MDE, the sequential ``supported`` rate within 5 points of the fixed-n one and the
-median share of the items used (stopped_at / items_total) at most 50%.
+median share of the items used (stopped_at / items_total) at most 50%. Beside them, a yardstick: whether the same
+stop rule, read from fixed-n intervals at one look at n/2 (`audit.verify.fixed_n_look`), would settle — how early
+any rule that stops on these decisions could stop, before the price of looking at any time.
 
     python benchmarks/calibrate.py [--reps 400] [--resamples 1000] [--jobs 2] [--seed 0] [--cells NAME ...]
                                    [--n N ...] [--quick] [--out benchmarks/calibration]
@@ -474,6 +476,15 @@ def _items_used(r: dict) -> float:
     return r["stopped_at"] / r["items_total"]
 
 
+def _half_look() -> Metric:
+    """How often the stop rule, read from fixed-n intervals at one look at n/2, would settle: a median stop at or
+    below 50% of the items needs at least half the audits settled by then with the (wider) anytime intervals, so
+    a rate well below 50% here means the items goal is out of reach of any rule that stops on these decisions."""
+    return Metric("yardstick: the stop rule on fixed-n intervals settles at one look at n/2", lambda r: bool(
+        r.get("half_settled")), among=lambda r: r.get("half_settled") is not None,
+        among_label="replicates with the yardstick recorded")
+
+
 def _gap(verdict: str, goal: float | None = SEQ_GAP_GOAL) -> Metric:
     """The fixed-n rate of ``verdict`` minus the sequential one, on the same replicates."""
     return Metric(f"{verdict}: fixed-n rate − sequential rate", _is(verdict), goal=goal, kind="gap",
@@ -650,7 +661,7 @@ def _gain_of(g: float) -> Callable[[int], float]:
 _SEQ_SAME_GAIN = (Metric("sequential: fragile (false)", _seq("fragile"), goal=0.05),
                   Metric("fixed-n: fragile (false)", _is("fragile")),
                   Metric("sequential: supported", _seq("supported")), Metric("fixed-n: supported", _is("supported")),
-                  _gap("supported"), _stop_share(),
+                  _gap("supported"), _stop_share(), _half_look(),
                   Metric("sequential: not_reproduced", _seq("not_reproduced")),
                   Metric("sequential: inconclusive", _seq("inconclusive")))
 
@@ -691,7 +702,7 @@ SEQ_CELLS: list[Cell] = [
            "reported. `supported` is power in each mode; `fragile` and `not_reproduced` are wrong.", sim_mde(k),
            (Metric("sequential: supported (power)", _seq("supported")),
             Metric("fixed-n: supported (power)", _is("supported")),
-            _gap("supported"), _stop_share(),
+            _gap("supported"), _stop_share(), _half_look(),
             Metric("sequential: fragile (false)", _seq("fragile"), goal=0.05),
             Metric("sequential: not_reproduced", _seq("not_reproduced")),
             Metric("sequential: inconclusive", _seq("inconclusive"))),
@@ -739,7 +750,7 @@ def warm_up(sequential: bool = False) -> None:
 def run_one(task: tuple[str, int, int, int, int]) -> dict:
     """One replicate: simulate, verify, return what the tables need (module-level so a process pool can call it)."""
     cell_name, n, rep, seed, resamples = task
-    from audit.verify import verify
+    from audit.verify import fixed_n_look, verify
 
     cell = CELLS[cell_name]
     ss = replicate_seed(seed, cell.seed_key or cell_name, n, rep)
@@ -754,7 +765,7 @@ def run_one(task: tuple[str, int, int, int, int]) -> dict:
     if cell.sequential:
         out.update({"seq_verdict": "error", "seq_sources": [], "stopped_at": None, "items_total": None,
                     "stopped_early": None, "settled": None, "seq_reason": None, "looks": None, "seq_delta": None,
-                    "seq_seconds": math.nan})
+                    "seq_seconds": math.nan, "half_settled": None})
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -774,6 +785,10 @@ def run_one(task: tuple[str, int, int, int, int]) -> dict:
                         "settled": getattr(run, "settled", None),
                         "seq_reason": run.reason[:300], "looks": len(run.looks),
                         "seq_delta": claimed_delta(streamed.records), "seq_seconds": time.perf_counter() - s0})
+            # The yardstick: would the same stop rule, read from fixed-n intervals, settle at one look at n/2?
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out["half_settled"] = fixed_n_look(claim, records, n // 2, audit_seed, resamples).settled
             if out["seq_verdict"] in cell.wrong:
                 out["seq_sources"] = sorted({f"{f.check}.{f.code}" for f in streamed.findings
                                              if f.impact == out["seq_verdict"]})
@@ -1147,7 +1162,13 @@ def markdown(result: dict, command: str) -> str:
                   "interval); “items used” is stopped_at / items_total (order-statistic interval for the median). "
                   f"The fixed-n MDE of the design: {mdes} ({sq['mde_method']}, ψ = {sq['design_discordance']:g}, "
                   f"α = {result['alpha']}, power {sq['mde_power']}). The power-gap and items-used goals hold where "
-                  f"the true gain is at least {SEQ_GOAL_MIN_MDE:g} × MDE. Their s/rep counts both audits.", ""]
+                  f"the true gain is at least {SEQ_GOAL_MIN_MDE:g} × MDE. Their s/rep counts both audits. The "
+                  "“yardstick” row reads the same stop rule from fixed-n intervals at one look at n/2 (not "
+                  "anytime-valid, never a stop): a median stop at or below half the items needs at least half the "
+                  "audits settled by then with the wider anytime intervals, so where the yardstick settles well "
+                  "under half, the items goal is out of reach of any rule that stops on these decisions — a "
+                  "perturbation's own decision can sit near its fixed-n MDE while the claimed gain is far above "
+                  "its own.", ""]
     for name, cell in result["cells"].items():
         lines += [f"## {name}", "", cell["description"], ""]
         if cell["skipped_n"]:

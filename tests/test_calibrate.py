@@ -183,6 +183,8 @@ def test_sequential_rows_run_both_modes_on_the_same_data(cal):
     assert weak[gap]["goal"] is None and weak[gap]["goal_note"].startswith("none: true gain 0.100 < 2 × MDE")
     assert strong[used]["met"] is (strong[used]["rate"] <= 0.5)
     assert result["cells"]["seq_mde3x"]["rows"][0]["sequential"]["stopped_early"] >= 1  # a 0.43 gain stops early
+    yard = strong["yardstick: the stop rule on fixed-n intervals settles at one look at n/2"]
+    assert yard["of"] == 4 and yard["count"] == 4  # a fixed-n look at 50 items settles a 0.43 gain
 
 
 def test_a_sequential_replicate_streams_the_data_of_its_fixed_n_cell(cal):
