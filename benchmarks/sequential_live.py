@@ -12,7 +12,7 @@ The claims: the demo (fixtures/claims/demo.yaml, 80 single-digit additions, embe
 their ratio (goal: sequential ≤ 0.5 of fixed, same verdict), and wall times as a ratio (information only: the
 machine is shared). Writes the numbers as JSON with --json.
 
-    python benchmarks/sequential_live.py [--batch 10] [--claims demo large] [--large-n 240] [--json FILE]
+    python benchmarks/sequential_live.py [--batch 10] [--claims demo large] [--large-n 320] [--json FILE]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 DEMO = REPO / "fixtures" / "claims" / "demo.yaml"
 
 
-def large_dataset(path: Path, n: int = 240) -> Path:
+def large_dataset(path: Path, n: int = 320) -> Path:
     """n additions a + b (a in 1..n/8, b in 2..9; n a multiple of 8), shuffled with a fixed seed."""
     rows = [(a, b) for a in range(1, n // 8 + 1) for b in range(2, 10)]
     random.Random(0).shuffle(rows)
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=10, help="items per look of the sequential runs")
     ap.add_argument("--claims", nargs="+", choices=("demo", "large"), default=["demo", "large"])
-    ap.add_argument("--large-n", type=int, default=240, help="items of the larger claim (a multiple of 8)")
+    ap.add_argument("--large-n", type=int, default=320, help="items of the larger claim (a multiple of 8)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     from audit.claim import load_claim
