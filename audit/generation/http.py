@@ -146,16 +146,8 @@ def _describe(label: str) -> str:
 
 
 class _Run:
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        cache: "GenerationCache | None",
-        label: str,
-        rng: random.Random,
-        field: str | None = None,
-    ):
+    def __init__(self, endpoint: Endpoint, label: str, rng: random.Random, field: str | None = None):
         self.endpoint = endpoint
-        self.cache = cache
         self.label = label
         self.field = field if field is not None else claim_field(label)
         self.rng = rng
@@ -224,11 +216,6 @@ class _Run:
         ep = self.endpoint
         d = min(ep.backoff_max_s, ep.backoff_base_s * (2**attempt))
         return d * (1.0 + 0.25 * self.rng.random())
-
-    def store(self, key: str, gen: Generation) -> None:
-        if self.cache is not None:
-            ident = self.endpoint.identity()
-            self.cache.put(key, gen, model=self.endpoint.model, url=ident["url"])
 
     def retry_wait(self, failure: "_Failure", attempt: int) -> float:
         """Seconds to wait before retrying after ``failure``: the server's Retry-After, a quick retry, or backoff."""
@@ -412,21 +399,62 @@ def _validate(endpoint: Endpoint, requests: list[GenerationRequest], label: str)
     api_key_of(endpoint)  # a missing key variable is an input error before any request goes out
 
 
-def cached_and_todo(
-    endpoint: Endpoint, requests: list[GenerationRequest], cache: "GenerationCache | None"
-) -> tuple[list[Generation | None], dict[str, list[int]]]:
-    """Each request's cached generation (None where there is none), and the cache keys still to generate with the
-    requests' indices under each: identical requests (same key) are generated once."""
-    from audit.generation.cache import key_for
+class Slots:
+    """The generations of ``requests`` in request order, filled from the cache first, then as each missing one
+    arrives (`fill`). ``todo``: the cache keys still to generate, with the requests' indices under each (identical
+    requests, same key, are generated once); ``progress(done, total)`` is told at the start and after each fill."""
 
-    results: list[Generation | None] = []
-    todo: dict[str, list[int]] = {}
-    for i, r in enumerate(requests):
-        k = key_for(endpoint, r)
-        results.append(cache.get(k) if cache is not None else None)
-        if results[-1] is None:
-            todo.setdefault(k, []).append(i)
-    return results, todo
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        requests: list[GenerationRequest],
+        cache: "GenerationCache | None",
+        progress: Callable[[int, int], None] | None,
+        label: str,
+    ) -> None:
+        from audit.generation.cache import key_for
+
+        _validate(endpoint, requests, label)
+        self.endpoint, self.cache, self.progress = endpoint, cache, progress
+        self.results: list[Generation | None] = []
+        self.todo: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            k = key_for(endpoint, r)
+            self.results.append(cache.get(k) if cache is not None else None)
+            if self.results[-1] is None:
+                self.todo.setdefault(k, []).append(i)
+        self.total = len(requests)
+        self.done = self.total - sum(len(v) for v in self.todo.values())
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def fill(self, key: str, gen: Generation) -> None:
+        """``gen`` for every request under ``key``: scrubbed of secrets, then committed to the cache before anything
+        else is awaited or returned, so a killed run loses only what was in flight."""
+        gen = scrub_generation(gen)
+        if self.cache is not None:
+            self.cache.put(key, gen, model=self.endpoint.model, url=self.endpoint.identity()["url"])
+        for i in self.todo[key]:
+            self.results[i] = gen
+        self.done += len(self.todo[key])
+        self._tell()
+
+    def generations(self) -> list[Generation]:
+        """Every slot's generation, once every key in ``todo`` is filled."""
+        return self.results  # type: ignore[return-value]  # every slot filled (cache or fill)
+
+
+def client_for(endpoint: Endpoint, per_base: int) -> tuple[_Pool, "httpx.AsyncClient"]:
+    """The concurrency slots (``per_base`` per base URL) and an HTTP client with as many connections."""
+    import httpx
+
+    bases = endpoint.base_urls()
+    n_conn = per_base * len(bases)
+    limits = httpx.Limits(max_connections=n_conn, max_keepalive_connections=n_conn)
+    return _Pool(bases, per_base), httpx.AsyncClient(limits=limits, timeout=endpoint.timeout_s)
 
 
 async def arun_generations(
@@ -439,44 +467,22 @@ async def arun_generations(
     seed: int | None = None,
 ) -> list[Generation]:
     """Async implementation of ``run_generations`` (use it directly inside a running event loop)."""
-    _validate(endpoint, requests, label)
-    total = len(requests)
-    results, todo = cached_and_todo(endpoint, requests, cache)
-    done = total - sum(len(v) for v in todo.values())
-    if progress is not None:
-        progress(done, total)
-    if not todo:
-        return results  # type: ignore[return-value]  # every slot filled (cache or finish)
-
-    run = _Run(endpoint, cache, label, random.Random(seed))
-
-    def finish(key: str, gen: Generation) -> None:
-        nonlocal done
-        gen = scrub_generation(gen)  # before it is cached, returned or reported
-        run.store(key, gen)  # committed before anything else is awaited
-        for i in todo[key]:
-            results[i] = gen
-        done += len(todo[key])
-        if progress is not None:
-            progress(done, total)
-
+    slots = Slots(endpoint, requests, cache, progress, label)
+    if not slots.todo:
+        return slots.generations()
+    run = _Run(endpoint, label, random.Random(seed))
     if endpoint.is_embedded:
-        for key, idx in todo.items():  # one model, few cores: strictly serial
-            finish(key, await run.embedded_one(requests[idx[0]]))
-        return results  # type: ignore[return-value]  # every slot filled (cache or finish)
+        for key, idx in slots.todo.items():  # one model, few cores: strictly serial
+            slots.fill(key, await run.embedded_one(requests[idx[0]]))
+        return slots.generations()
 
-    import httpx
-
-    bases = endpoint.base_urls()
-    pool = _Pool(bases, endpoint.max_concurrency)
-    n_conn = endpoint.max_concurrency * len(bases)
-    limits = httpx.Limits(max_connections=n_conn, max_keepalive_connections=n_conn)
-    async with httpx.AsyncClient(limits=limits, timeout=endpoint.timeout_s) as client:
+    pool, client = client_for(endpoint, endpoint.max_concurrency)
+    async with client:
 
         async def one(key: str, idx: list[int]) -> None:
-            finish(key, await run.http_one(client, pool, requests[idx[0]]))
+            slots.fill(key, await run.http_one(client, pool, requests[idx[0]]))
 
-        tasks = [asyncio.create_task(one(k, idx)) for k, idx in todo.items()]
+        tasks = [asyncio.create_task(one(k, idx)) for k, idx in slots.todo.items()]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
@@ -490,7 +496,7 @@ async def arun_generations(
         for exc in errors:
             if exc is not None:
                 raise exc
-    return results  # type: ignore[return-value]  # every slot filled (cache or finish)
+    return slots.generations()
 
 
 def run_generations(

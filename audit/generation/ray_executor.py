@@ -126,18 +126,12 @@ class _Generate:
         }
 
     async def _rows(self, requests: list[GenerationRequest]) -> list[tuple[str | None, str | None]]:
-        import httpx
-
         from audit.generation.cache import _encode
-        from audit.generation.http import _Pool, _Run
+        from audit.generation.http import _Run, client_for
 
-        ep = self.endpoint
-        bases = ep.base_urls()
-        pool = _Pool(bases, self.per_base)
-        run = _Run(ep, None, self.label, self.rng)
-        n_conn = self.per_base * len(bases)
-        limits = httpx.Limits(max_connections=n_conn, max_keepalive_connections=n_conn)
-        async with httpx.AsyncClient(limits=limits, timeout=ep.timeout_s) as client:
+        run = _Run(self.endpoint, self.label, self.rng)
+        pool, client = client_for(self.endpoint, self.per_base)
+        async with client:
 
             async def one(request: GenerationRequest) -> tuple[str | None, str | None]:
                 try:
@@ -170,7 +164,7 @@ def run_generations_ray(
 ) -> list[Generation]:
     """Every request's generation (cache first), in request order, generated on Ray Data (module docstring)."""
     from audit.generation.cache import _decode
-    from audit.generation.http import _validate, cached_and_todo
+    from audit.generation.http import Slots
 
     if endpoint.is_embedded:
         raise InputError(
@@ -183,29 +177,17 @@ def run_generations_ray(
                 )
             ]
         )
-    _validate(endpoint, requests, label)
-    results, todo = cached_and_todo(endpoint, requests, cache)
-    total = len(requests)
-    done = total - sum(len(v) for v in todo.values())
-    if progress is not None:
-        progress(done, total)
-    if not todo:
-        return results  # type: ignore[return-value]  # every slot filled from the cache
-    order = list(todo)
-    firsts = [requests[todo[k][0]] for k in order]
+    slots = Slots(endpoint, requests, cache, progress, label)
+    if not slots.todo:
+        return slots.generations()
+    order = list(slots.todo)
+    firsts = [requests[slots.todo[k][0]] for k in order]
     errors: dict[int, str] = {}
     for j, payload, error in _stream(executor, endpoint, firsts, label, seed):
         if error is not None:
             errors[j] = error
             continue
-        gen = replace(scrub_generation(_decode(payload)), cached=False)
-        if cache is not None:
-            cache.put(order[j], gen, model=endpoint.model, url=endpoint.identity()["url"])
-        for i in todo[order[j]]:
-            results[i] = gen
-        done += len(todo[order[j]])
-        if progress is not None:
-            progress(done, total)
+        slots.fill(order[j], replace(_decode(payload), cached=False))  # scrubbed again here, in this process
     if errors:
         j, first = min(errors.items())
         raise ServerError(
@@ -213,7 +195,7 @@ def run_generations_ray(
             f"(the other {len(order) - len(errors)} are cached: re-running resumes with the failed ones); the first, "
             f"item {firsts[j].item_id!r}: {first}"
         )
-    return results  # type: ignore[return-value]  # every slot filled (cache or a finished row)
+    return slots.generations()
 
 
 def _stream(
