@@ -398,11 +398,9 @@ def _seq_outcome(run: Any, ok: bool) -> str:
     done ("would have stopped after k of n items", replay)."""
     k, n = f"{run.stopped_at:,}", f"{run.items_total:,}"
     if run.mode == "replay":
-        if ok:
-            return f"would have stopped after {k} of {n} items"
-        return "would have run " + (
-            f"all {n} items" if run.stopped_at >= run.items_total else f"{k} of {n} items (n_max)"
-        )
+        if run.stopped_at >= run.items_total:  # settled at the last look, or not at all: every item was needed
+            return f"would have run all {n} items"
+        return f"would have stopped after {k} of {n} items" if ok else f"would have run {k} of {n} items (n_max)"
     if run.stopped_at >= run.items_total:
         return f"ran all {n} items"
     return f"stopped early after {k} of {n} items" if ok else f"stopped at n_max after {k} of {n} items"

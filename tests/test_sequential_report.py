@@ -222,6 +222,18 @@ def test_generations_and_missing_numbers(live):
     assert "1,234 new model call(s)" in render_summary(report)
 
 
+def test_a_replay_settled_only_at_its_last_item_says_it_needed_them_all(live):
+    """Settled at the last look of a replay: a live re-run would have needed every item, not "stopped after 425 of
+    425"; the reason still says the verdict was settled there."""
+    report = _with_run(live.report, mode="replay", items_total=425, n_max=425, stopped_at=425, stopped_early=False,
+                       generations={})
+    assert sequential_view(report).line == (
+        "sequential (replay): a live re-run would have run all 425 items (the gain is shown)")
+    early = sequential_view(_with_run(live.report, mode="replay", generations={}))
+    assert early.line == (
+        "sequential (replay): a live re-run would have stopped after 150 of 2,000 items (the gain is shown)")
+
+
 def test_untrusted_names_are_escaped(live):
     report = _with_run(live.report, reason=f"open: {XSS_SCRIPT}",
                        decisions=[SequentialDecision(name=XSS_SCRIPT, state="open", why=f"why {XSS_SCRIPT}")])

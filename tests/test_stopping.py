@@ -115,6 +115,22 @@ def test_prefix_keeps_the_first_drawn_items_of_every_variant():
     assert len(tab) == 2 * (30 + 18)
 
 
+def test_items_only_one_arm_holds_are_neither_counted_nor_drawn(tmp_path):
+    """Replayed logs on different item sets (the treatment's run stopped after 180 of 300 items): the looks count and
+    draw only the items both arms hold, so "would have stopped after k of n" counts the paired items a live re-run
+    generates, not items no paired decision can read."""
+    rng = np.random.default_rng(3)
+    tab = _records(*_pairs(rng, 300, 0.4, 0.7)).table
+    short = Records(tab[(tab["arm"] == "baseline") | (tab["item_id"] < "q0180")].reset_index(drop=True))
+    assert stopping.default_items(short) == 180
+    shared = [f"q{i:04d}" for i in range(180)]
+    first = {i for i, m in zip(shared, stopping.drawn_first(shared, 60, 5)) if m}
+    sub = stopping.prefix(short, 60, 5).table
+    assert {a: set(g) for a, g in sub.groupby("arm")["item_id"]} == {"baseline": first, "treatment": first}
+    seq = verify(_claim(tmp_path), records=short, seed=0, sequential=True).report.sequential
+    assert seq.items_total == 180 and seq.settled and seq.stopped_at < 180
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The anytime-valid inference
 
