@@ -458,9 +458,9 @@ def sequential_view(report: Report) -> SequentialView | None:
         line = f"sequential: {outcome} ({run.reason})"
     else:
         note = (
-            f"The verdict rests on every logged item ({run.items_total:,}), as in any replayed audit; this says what a "
-            "live re-run would cost, and the decisions below are the state at that point (anytime-valid intervals, "
-            f"{ANYTIME_METHOD})."
+            f"The verdict rests on every logged item ({run.items_total:,}) that both arms hold, as in any replayed "
+            "audit; this says what a live re-run would cost, and the decisions below are the state at that point "
+            f"(anytime-valid intervals, {ANYTIME_METHOD})."
         )
         line = f"sequential (replay): a live re-run {outcome} ({run.reason})"
     return SequentialView(
